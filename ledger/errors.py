@@ -1,0 +1,69 @@
+"""The ledger's error hierarchy. Each class's docstring is its default message."""
+
+from __future__ import annotations
+
+
+class LedgerError(Exception):
+    """The ledger could not do what was asked."""
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or (self.__class__.__doc__ or "").strip())
+
+    @property
+    def message(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class NotFound(LedgerError):
+    """No such resource."""
+
+
+class Conflict(LedgerError):
+    """The request conflicts with the current state of the resource."""
+
+
+class InvalidInput(LedgerError):
+    """The input is not valid."""
+
+
+class LeaseLost(LedgerError):
+    """The lease on this document is no longer held by this worker."""
+
+
+class ProcessingError(LedgerError):
+    """Raised by a processor to say how one document failed.
+
+    ``code`` is a short stable identifier (``source_missing``, ``corrupt``, ``http_503``...)
+    that users group failures by; ``message`` names the cause in words.
+    """
+
+    retryable: bool = False
+
+    def __init__(self, code: str, message: str | None = None, *, systemic: bool = False) -> None:
+        super().__init__(message or code)
+        self.code = code
+        # A systemic error says "the world is broken", not "this document is broken":
+        # it counts towards the batch's circuit breaker even when it is permanent.
+        self.systemic = systemic
+
+
+class RetryableError(ProcessingError):
+    """A transient failure: try this document again later (with backoff)."""
+
+    retryable = True
+
+    def __init__(
+        self,
+        code: str,
+        message: str | None = None,
+        *,
+        retry_after: float | None = None,
+        systemic: bool = True,
+    ) -> None:
+        super().__init__(code, message, systemic=systemic)
+        # Seconds the remote side asked us to wait (HTTP Retry-After); a floor for the backoff.
+        self.retry_after = retry_after
+
+
+class PermanentError(ProcessingError):
+    """This document cannot be processed; retrying will not help."""

@@ -1,0 +1,81 @@
+"""States of batches and documents, and the transitions between them.
+
+This module is the domain vocabulary of the ledger. It imports nothing of the project and
+no I/O library: the database migrations enforce exactly these sets (CHECK constraints and a
+transition trigger), and a test proves the two agree.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class BatchState(StrEnum):
+    """What a batch allows. Completion is not a state: it is derived from the counts."""
+
+    ACTIVE = "active"  # documents are claimed
+    PAUSED = "paused"  # nothing is claimed; running documents finish
+    CANCELLED = "cancelled"  # pending documents were cancelled; final
+
+
+class DocumentStatus(StrEnum):
+    """Where one document is in its life."""
+
+    PENDING = "pending"  # waiting to be claimed (possibly not before next_attempt_at)
+    RUNNING = "running"  # leased to a worker until lease_expires_at
+    DONE = "done"  # processed; its result (and chunks) are stored
+    FAILED = "failed"  # permanent error or attempts exhausted; error_code says why
+    SKIPPED = "skipped"  # nothing to do (for example an unchanged duplicate)
+    CANCELLED = "cancelled"  # its batch was cancelled before it ran
+
+
+TERMINAL_STATUSES: frozenset[DocumentStatus] = frozenset(
+    {DocumentStatus.DONE, DocumentStatus.FAILED, DocumentStatus.SKIPPED, DocumentStatus.CANCELLED}
+)
+
+# Every allowed change of a document's status. Staying in the same status is always allowed
+# (a running document whose lease expired is taken over by another worker: running -> running).
+DOCUMENT_TRANSITIONS: frozenset[tuple[DocumentStatus, DocumentStatus]] = frozenset(
+    {
+        (DocumentStatus.PENDING, DocumentStatus.RUNNING),  # claim
+        (DocumentStatus.PENDING, DocumentStatus.CANCELLED),  # batch cancelled
+        (DocumentStatus.PENDING, DocumentStatus.SKIPPED),  # dedup decided before running
+        (DocumentStatus.RUNNING, DocumentStatus.DONE),  # finish
+        (DocumentStatus.RUNNING, DocumentStatus.FAILED),  # permanent error, attempts exhausted
+        (DocumentStatus.RUNNING, DocumentStatus.PENDING),  # retry later, release, lease rescue
+        (DocumentStatus.RUNNING, DocumentStatus.SKIPPED),  # processor found nothing to do
+        (DocumentStatus.RUNNING, DocumentStatus.CANCELLED),  # batch cancelled, released
+        (DocumentStatus.FAILED, DocumentStatus.PENDING),  # retry_failed
+        (DocumentStatus.DONE, DocumentStatus.PENDING),  # source changed: process again
+        (DocumentStatus.SKIPPED, DocumentStatus.PENDING),  # source changed: process again
+    }
+)
+
+
+def transition_allowed(old: DocumentStatus, new: DocumentStatus) -> bool:
+    """True when a document may go from ``old`` to ``new``."""
+    return old == new or (old, new) in DOCUMENT_TRANSITIONS
+
+
+class AttemptOutcome(StrEnum):
+    """How one attempt at a document ended (the ``attempts`` audit trail)."""
+
+    DONE = "done"
+    SKIPPED = "skipped"
+    RETRY = "retry"  # retryable error; the document went back to pending with backoff
+    FAILED = "failed"  # permanent error or the last allowed attempt
+    LEASE_EXPIRED = "lease_expired"  # the worker vanished (crash, kill -9, hang)
+    RELEASED = "released"  # graceful shutdown gave the document back unfinished
+    CANCELLED = "cancelled"  # the batch was cancelled while it ran
+
+
+class ErrorCode(StrEnum):
+    """Stable error codes the ledger itself records. Processors add their own codes."""
+
+    LEASE_EXPIRED = "lease_expired"  # last attempt's worker died; attempts exhausted
+    EXCEPTION = "exception"  # an unexpected exception in a processor (type in the message)
+    TIMEOUT = "timeout"
+    TOO_LARGE = "too_large"
+    WORKER_CRASHED = "worker_crashed"  # the process running the document died
+    SOURCE_MISSING = "source_missing"
+    SOURCE_CHANGED = "source_changed"

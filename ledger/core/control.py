@@ -1,0 +1,167 @@
+"""Steering batches: pause, resume, cancel, retry failed documents, register workers."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+from datetime import datetime
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ledger.core.claims import mark_completed
+from ledger.core.events import record_events
+from ledger.core.submit import load_batch
+from ledger.db.models import attempts, batches, documents, workers
+from ledger.errors import Conflict, NotFound
+from ledger.records import Batch
+from ledger.states import BatchState, DocumentStatus
+
+
+async def _batch_in_scope(
+    conn: AsyncConnection, batch_id: str, owner: str | None, *, for_update: bool = True
+) -> Batch:
+    batch = await load_batch(conn, batch_id, for_update=for_update)
+    if batch is None or (owner is not None and batch.owner != owner):
+        raise NotFound(f"no batch {batch_id!r}")
+    return batch
+
+
+async def pause(
+    conn: AsyncConnection, batch_id: str, *, owner: str | None, reason: str | None, now: datetime
+) -> Batch:
+    """Stop claiming the batch's documents; running ones finish. Idempotent."""
+    batch = await _batch_in_scope(conn, batch_id, owner)
+    if batch.state == BatchState.CANCELLED:
+        raise Conflict(f"batch {batch_id!r} is cancelled")
+    if batch.state == BatchState.ACTIVE:
+        text = reason or "paused by request"
+        await conn.execute(
+            update(batches)
+            .where(batches.c.id == batch_id)
+            .values(state=BatchState.PAUSED.value, pause_reason=text, updated_at=now)
+        )
+        await record_events(conn, now, [(batch_id, None, "batch_paused", {"reason": text})])
+    return await _batch_in_scope(conn, batch_id, owner, for_update=False)
+
+
+async def resume(
+    conn: AsyncConnection, batch_id: str, *, owner: str | None, now: datetime
+) -> Batch:
+    """Claim the batch's documents again, with a fresh circuit-breaker window. Idempotent."""
+    batch = await _batch_in_scope(conn, batch_id, owner)
+    if batch.state == BatchState.CANCELLED:
+        raise Conflict(f"batch {batch_id!r} is cancelled and cannot be resumed")
+    if batch.state == BatchState.PAUSED:
+        last_attempt = (
+            await conn.execute(select(func.coalesce(func.max(attempts.c.id), 0)))
+        ).scalar_one()
+        await conn.execute(
+            update(batches)
+            .where(batches.c.id == batch_id)
+            .values(
+                state=BatchState.ACTIVE.value,
+                pause_reason=None,
+                breaker_after_attempt=last_attempt,
+                updated_at=now,
+            )
+        )
+        await record_events(conn, now, [(batch_id, None, "batch_resumed", None)])
+    return await _batch_in_scope(conn, batch_id, owner, for_update=False)
+
+
+async def cancel(
+    conn: AsyncConnection, batch_id: str, *, owner: str | None, now: datetime
+) -> Batch:
+    """Cancel every pending document; running ones finish (a retry becomes cancelled)."""
+    batch = await _batch_in_scope(conn, batch_id, owner)
+    if batch.state != BatchState.CANCELLED:
+        await conn.execute(
+            update(batches)
+            .where(batches.c.id == batch_id)
+            .values(state=BatchState.CANCELLED.value, pause_reason=None, updated_at=now)
+        )
+        result = await conn.execute(
+            update(documents)
+            .where(
+                documents.c.batch_id == batch_id,
+                documents.c.status == DocumentStatus.PENDING.value,
+            )
+            .values(status=DocumentStatus.CANCELLED.value, finished_at=now, updated_at=now)
+        )
+        await record_events(
+            conn, now, [(batch_id, None, "batch_cancelled", {"documents": result.rowcount})]
+        )
+        await mark_completed(conn, [batch_id], now)
+    return await _batch_in_scope(conn, batch_id, owner, for_update=False)
+
+
+async def retry_failed(
+    conn: AsyncConnection,
+    batch_id: str,
+    *,
+    owner: str | None,
+    code: str | None,
+    now: datetime,
+) -> int:
+    """Put the batch's failed documents (only those with ``code``, if given) back to pending.
+
+    Each gets a fresh budget of attempts; its earlier attempts stay in the audit trail.
+    Returns how many documents were put back.
+    """
+    batch = await _batch_in_scope(conn, batch_id, owner)
+    if batch.state == BatchState.CANCELLED:
+        raise Conflict(f"batch {batch_id!r} is cancelled")
+    condition = [
+        documents.c.batch_id == batch_id,
+        documents.c.status == DocumentStatus.FAILED.value,
+    ]
+    if code is not None:
+        condition.append(documents.c.error_code == code)
+    result = await conn.execute(
+        update(documents)
+        .where(*condition)
+        .values(
+            status=DocumentStatus.PENDING.value,
+            attempts=0,
+            next_attempt_at=now,
+            finished_at=None,
+            updated_at=now,
+        )
+    )
+    count = result.rowcount
+    if count:
+        await conn.execute(
+            update(batches)
+            .where(batches.c.id == batch_id)
+            .values(completed_at=None, updated_at=now)
+        )
+        await record_events(
+            conn, now, [(batch_id, None, "batch_retry", {"documents": count, "code": code})]
+        )
+    return count
+
+
+async def register_worker(conn: AsyncConnection, *, concurrency: int, now: datetime) -> str:
+    """Record a new worker and return its id (host, pid and a random part)."""
+    hostname = socket.gethostname()
+    worker_id = f"{hostname[:60]}:{os.getpid()}:{secrets.token_hex(4)}"
+    await conn.execute(
+        insert(workers).values(
+            id=worker_id,
+            hostname=hostname,
+            pid=os.getpid(),
+            concurrency=concurrency,
+            started_at=now,
+            heartbeat_at=now,
+        )
+    )
+    return worker_id
+
+
+async def worker_stopped(conn: AsyncConnection, worker_id: str, *, now: datetime) -> None:
+    """Mark the worker stopped. Leases it still holds simply run out and are rescued."""
+    await conn.execute(
+        update(workers).where(workers.c.id == worker_id).values(stopped_at=now, heartbeat_at=now)
+    )

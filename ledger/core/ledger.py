@@ -1,0 +1,430 @@
+"""The one object every face of the project uses to talk to the ledger database."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from sqlalchemy import func, select, text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from ledger.backoff import RetryPolicy
+from ledger.core import claims, control, progress, submit
+from ledger.core.claims import BreakerPolicy
+from ledger.db.engine import WRITE, create_engine
+from ledger.db.models import batches, documents
+from ledger.errors import LedgerError
+from ledger.records import (
+    AttemptInfo,
+    Batch,
+    BatchSpec,
+    ClaimedDocument,
+    CompleteResult,
+    DocumentInfo,
+    Event,
+    FailureGroup,
+    Outcome,
+    Page,
+    Progress,
+    SourceSpec,
+    SubmitResult,
+)
+from ledger.settings import Settings
+from ledger.states import BatchState, DocumentStatus
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Clock = Callable[[], datetime]
+Work = Callable[[AsyncConnection, datetime], Awaitable[T]]
+
+RESCUE_PER_CLAIM = 1_000  # expired leases ended per claim transaction: keeps claims short
+TRANSIENT_RETRIES = 5
+
+
+class SchemaOutOfDate(LedgerError):
+    """The database schema is not at the version this code needs: run `ledger db upgrade`."""
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _is_transient(exc: DBAPIError) -> bool:
+    """Errors after which running the same transaction again is the right thing to do."""
+    orig = exc.orig
+    state = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    if state in ("40001", "40P01"):  # serialization failure, deadlock detected
+        return True
+    message = str(orig).lower()
+    return "database is locked" in message or "database table is locked" in message
+
+
+class Ledger:
+    """Batches and documents in the database, and every transition between their states.
+
+    Each public coroutine is one committed transaction (or one read). Nothing that matters
+    is kept in this object: any number of them, in any number of processes, can share a
+    database, and any of them can die at any moment.
+    """
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        settings: Settings,
+        *,
+        clock: Clock | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.engine = engine
+        self.settings = settings
+        self._clock = clock
+        self._rng = rng or random.Random()
+        self.retry_policy = RetryPolicy(
+            base=settings.backoff_base_seconds,
+            factor=settings.backoff_factor,
+            cap=settings.backoff_cap_seconds,
+            jitter=settings.backoff_jitter,
+        )
+        self.breaker_policy = BreakerPolicy(
+            window=settings.breaker_window, threshold=settings.breaker_threshold
+        )
+
+    # ------------------------------------------------------------------ lifecycle
+
+    @classmethod
+    async def open(
+        cls,
+        settings: Settings | None = None,
+        *,
+        migrate: bool = False,
+        clock: Clock | None = None,
+        **engine_kwargs: Any,
+    ) -> Ledger:
+        """Connect to the configured database, migrating it first if ``migrate``.
+
+        Without ``migrate`` the schema must already be at the current version.
+        """
+        from ledger.db import migrate as migrations
+
+        settings = settings or Settings()
+        if migrate:
+            await migrations.upgrade_async(settings.url)
+        engine = create_engine(settings, **engine_kwargs)
+        ledger = cls(engine, settings, clock=clock)
+        try:
+            await ledger.check_schema()
+        except BaseException:
+            await engine.dispose()
+            raise
+        return ledger
+
+    async def check_schema(self) -> None:
+        """Raise :class:`SchemaOutOfDate` unless the database is at the head revision."""
+        from ledger.db.migrate import head_revision
+
+        head = head_revision()
+        try:
+            async with self.engine.connect() as conn:
+                current = (
+                    await conn.execute(text("SELECT version_num FROM alembic_version"))
+                ).scalar()
+        except DBAPIError:
+            current = None
+        if current != head:
+            raise SchemaOutOfDate(
+                f"database schema is at {current or 'nothing'}, this version needs {head}: "
+                "run `ledger db upgrade`"
+            )
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+    async def __aenter__(self) -> Ledger:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # ------------------------------------------------------------------ transactions
+
+    async def now(self, conn: AsyncConnection | None = None) -> datetime:
+        """The ledger's clock. Lease expiry is judged by this one clock: the database server's
+        on PostgreSQL (workers on many machines agree on it), the local clock on SQLite (only
+        processes on the machine that holds the file can write it), or a test's clock."""
+        if self._clock is not None:
+            return self._clock()
+        if conn is not None and conn.dialect.name == "postgresql":
+            value = (await conn.execute(text("SELECT now()"))).scalar_one()
+            assert isinstance(value, datetime)
+            return value.astimezone(UTC)
+        return utcnow()
+
+    @asynccontextmanager
+    async def transaction(self, *, write: bool = True) -> AsyncIterator[AsyncConnection]:
+        """A transaction for composing several core calls; commits when the block ends.
+
+        Prefer the methods below; this is for callers that must add their own core writes to
+        the same transaction (a tus upload completing into a batch, for example).
+        """
+        async with self.engine.connect() as conn:
+            if write:
+                conn = await conn.execution_options(**{WRITE: True})
+            async with conn.begin():
+                yield conn
+
+    async def run(self, work: Work[T], *, write: bool = True) -> T:
+        """Run ``work(conn, now)`` in one transaction, again if the database says to retry."""
+        for attempt in range(TRANSIENT_RETRIES):
+            try:
+                async with self.transaction(write=write) as conn:
+                    return await work(conn, await self.now(conn))
+            except DBAPIError as exc:
+                if not _is_transient(exc) or attempt == TRANSIENT_RETRIES - 1:
+                    raise
+                log.warning("transient database error, retrying: %s", exc.orig)
+                await asyncio.sleep(0.05 * 2**attempt * (1 + self._rng.random()))
+        raise AssertionError("unreachable")
+
+    # ------------------------------------------------------------------ submit
+
+    async def submit(self, spec: BatchSpec, sources: Iterable[SourceSpec]) -> SubmitResult:
+        """Create or extend a batch with its documents, all in one transaction."""
+
+        async def work(conn: AsyncConnection, now: datetime) -> SubmitResult:
+            return await submit.submit(
+                conn, spec, sources, now=now, default_max_attempts=self.settings.max_attempts
+            )
+
+        return await self.run(work)
+
+    # ------------------------------------------------------------------ workers
+
+    async def register_worker(self, *, concurrency: int) -> str:
+        async def work(conn: AsyncConnection, now: datetime) -> str:
+            return await control.register_worker(conn, concurrency=concurrency, now=now)
+
+        return await self.run(work)
+
+    async def worker_stopped(self, worker_id: str) -> None:
+        async def work(conn: AsyncConnection, now: datetime) -> None:
+            await control.worker_stopped(conn, worker_id, now=now)
+
+        await self.run(work)
+
+    async def claim(
+        self,
+        worker_id: str,
+        limit: int,
+        *,
+        batch_ids: Sequence[str] | None = None,
+        lease_seconds: float | None = None,
+    ) -> list[ClaimedDocument]:
+        """Rescue expired leases, then lease up to ``limit`` due documents to the worker."""
+
+        async def work(conn: AsyncConnection, now: datetime) -> list[ClaimedDocument]:
+            await claims.rescue_expired(conn, now=now, limit=RESCUE_PER_CLAIM, rng=self._rng)
+            return await claims.claim(
+                conn,
+                worker_id=worker_id,
+                limit=limit,
+                now=now,
+                lease_seconds=lease_seconds or self.settings.lease_seconds,
+                batch_ids=batch_ids,
+                rng=self._rng,
+            )
+
+        return await self.run(work)
+
+    async def heartbeat(
+        self,
+        worker_id: str,
+        held: Sequence[tuple[int, str]],
+        *,
+        lease_seconds: float | None = None,
+    ) -> list[int]:
+        """Extend the worker's leases; returns the ids of documents whose lease it lost."""
+
+        async def work(conn: AsyncConnection, now: datetime) -> list[int]:
+            return await claims.heartbeat(
+                conn,
+                worker_id=worker_id,
+                held=held,
+                now=now,
+                lease_seconds=lease_seconds or self.settings.lease_seconds,
+            )
+
+        return await self.run(work)
+
+    async def complete(self, worker_id: str, outcomes: Sequence[Outcome]) -> CompleteResult:
+        """Record a group of outcomes in one transaction, each fenced by its lease."""
+
+        async def work(conn: AsyncConnection, now: datetime) -> CompleteResult:
+            return await claims.complete(
+                conn,
+                worker_id=worker_id,
+                outcomes=outcomes,
+                now=now,
+                retry=self.retry_policy,
+                breaker=self.breaker_policy,
+                rng=self._rng,
+            )
+
+        return await self.run(work)
+
+    async def rescue_expired(self) -> int:
+        """End every expired lease now (claims also do this, a bounded number at a time)."""
+        total = 0
+        while True:
+
+            async def work(conn: AsyncConnection, now: datetime) -> int:
+                return await claims.rescue_expired(
+                    conn, now=now, limit=RESCUE_PER_CLAIM, rng=self._rng
+                )
+
+            count = await self.run(work)
+            total += count
+            if count < RESCUE_PER_CLAIM:
+                return total
+
+    async def next_due_at(self, batch_ids: Sequence[str] | None = None) -> datetime | None:
+        """When the earliest pending document of an active batch becomes due (None: none)."""
+
+        async def work(conn: AsyncConnection, now: datetime) -> datetime | None:
+            query = (
+                select(func.min(documents.c.next_attempt_at))
+                .join(batches, batches.c.id == documents.c.batch_id)
+                .where(
+                    documents.c.status == DocumentStatus.PENDING.value,
+                    batches.c.state == BatchState.ACTIVE.value,
+                    batches.c.n_pending > 0,
+                )
+            )
+            if batch_ids is not None:
+                query = query.where(documents.c.batch_id.in_(batch_ids))
+            return progress._aware((await conn.execute(query)).scalar())
+
+        return await self.run(work, write=False)
+
+    async def earliest_lease_expiry(
+        self, batch_ids: Sequence[str] | None = None
+    ) -> datetime | None:
+        """When the first running lease runs out (None: nothing is running)."""
+
+        async def work(conn: AsyncConnection, now: datetime) -> datetime | None:
+            query = select(func.min(documents.c.lease_expires_at)).where(
+                documents.c.status == DocumentStatus.RUNNING.value
+            )
+            if batch_ids is not None:
+                query = query.where(documents.c.batch_id.in_(batch_ids))
+            return progress._aware((await conn.execute(query)).scalar())
+
+        return await self.run(work, write=False)
+
+    # ------------------------------------------------------------------ control
+
+    async def pause(
+        self, batch_id: str, *, owner: str | None = None, reason: str | None = None
+    ) -> Batch:
+        async def work(conn: AsyncConnection, now: datetime) -> Batch:
+            return await control.pause(conn, batch_id, owner=owner, reason=reason, now=now)
+
+        return await self.run(work)
+
+    async def resume(self, batch_id: str, *, owner: str | None = None) -> Batch:
+        async def work(conn: AsyncConnection, now: datetime) -> Batch:
+            return await control.resume(conn, batch_id, owner=owner, now=now)
+
+        return await self.run(work)
+
+    async def cancel(self, batch_id: str, *, owner: str | None = None) -> Batch:
+        async def work(conn: AsyncConnection, now: datetime) -> Batch:
+            return await control.cancel(conn, batch_id, owner=owner, now=now)
+
+        return await self.run(work)
+
+    async def retry_failed(
+        self, batch_id: str, *, owner: str | None = None, code: str | None = None
+    ) -> int:
+        async def work(conn: AsyncConnection, now: datetime) -> int:
+            return await control.retry_failed(conn, batch_id, owner=owner, code=code, now=now)
+
+        return await self.run(work)
+
+    # ------------------------------------------------------------------ reads
+
+    async def batch(self, batch_id: str, *, owner: str | None = None) -> Batch:
+        async def work(conn: AsyncConnection, now: datetime) -> Batch:
+            return await progress.get_batch(conn, batch_id, owner=owner)
+
+        return await self.run(work, write=False)
+
+    async def progress(self, batch_id: str, *, owner: str | None = None) -> Progress:
+        async def work(conn: AsyncConnection, now: datetime) -> Progress:
+            return await progress.progress(conn, batch_id, owner=owner, now=now)
+
+        return await self.run(work, write=False)
+
+    async def batches(
+        self,
+        *,
+        owner: str | None = None,
+        state: BatchState | None = None,
+        cursor: str | None = None,
+        limit: int = 50,
+    ) -> Page[Batch]:
+        async def work(conn: AsyncConnection, now: datetime) -> Page[Batch]:
+            return await progress.list_batches(
+                conn, owner=owner, state=state, cursor=cursor, limit=limit
+            )
+
+        return await self.run(work, write=False)
+
+    async def documents(
+        self,
+        batch_id: str,
+        *,
+        owner: str | None = None,
+        status: DocumentStatus | None = None,
+        code: str | None = None,
+        cursor: str | None = None,
+        limit: int = 100,
+    ) -> Page[DocumentInfo]:
+        async def work(conn: AsyncConnection, now: datetime) -> Page[DocumentInfo]:
+            return await progress.list_documents(
+                conn, batch_id, owner=owner, status=status, code=code, cursor=cursor, limit=limit
+            )
+
+        return await self.run(work, write=False)
+
+    async def document(
+        self, document_id: int, *, owner: str | None = None
+    ) -> tuple[DocumentInfo, list[AttemptInfo]]:
+        async def work(
+            conn: AsyncConnection, now: datetime
+        ) -> tuple[DocumentInfo, list[AttemptInfo]]:
+            return await progress.get_document(conn, document_id, owner=owner)
+
+        return await self.run(work, write=False)
+
+    async def failures(self, batch_id: str, *, owner: str | None = None) -> list[FailureGroup]:
+        async def work(conn: AsyncConnection, now: datetime) -> list[FailureGroup]:
+            return await progress.failures(conn, batch_id, owner=owner)
+
+        return await self.run(work, write=False)
+
+    async def events(
+        self, batch_id: str, *, owner: str | None = None, after_id: int = 0, limit: int = 500
+    ) -> list[Event]:
+        async def work(conn: AsyncConnection, now: datetime) -> list[Event]:
+            return await progress.list_events(
+                conn, batch_id, owner=owner, after_id=after_id, limit=limit
+            )
+
+        return await self.run(work, write=False)

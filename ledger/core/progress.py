@@ -1,0 +1,249 @@
+"""The read side: counts, rate, ETA, listings and the event log. Never writes."""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ledger.core.rows import attempt_from_row, batch_from_row, document_from_row, event_from_row
+from ledger.db.models import attempts, batches, documents, events
+from ledger.errors import InvalidInput, NotFound
+from ledger.records import (
+    AttemptInfo,
+    Batch,
+    DocumentInfo,
+    Event,
+    FailureGroup,
+    Page,
+    Progress,
+)
+from ledger.states import BatchState, DocumentStatus
+
+RATE_WINDOW = timedelta(seconds=60)
+RATE_SAMPLE = 1_000  # at most this many recent finishes are looked at, however big the batch
+
+
+def _encode_cursor(*values: Any) -> str:
+    raw = json.dumps([v.isoformat() if isinstance(v, datetime) else v for v in values])
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str, size: int) -> list[Any]:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        values = json.loads(base64.urlsafe_b64decode(padded.encode()))
+    except (ValueError, TypeError) as exc:
+        raise InvalidInput("malformed cursor") from exc
+    if not isinstance(values, list) or len(values) != size:
+        raise InvalidInput("malformed cursor")
+    return values
+
+
+def _scoped(query: Any, owner: str | None) -> Any:
+    return query if owner is None else query.where(batches.c.owner == owner)
+
+
+async def get_batch(conn: AsyncConnection, batch_id: str, *, owner: str | None) -> Batch:
+    row = (
+        await conn.execute(_scoped(select(batches).where(batches.c.id == batch_id), owner))
+    ).first()
+    if row is None:
+        raise NotFound(f"no batch {batch_id!r}")
+    return batch_from_row(row)
+
+
+async def recent_rate(
+    conn: AsyncConnection, batch: Batch, now: datetime
+) -> tuple[float | None, datetime | None]:
+    """Documents finished per second recently, and the time of the last finish.
+
+    Looks at the last minute, or at the last RATE_SAMPLE finishes if that is shorter, so
+    the cost stays bounded however fast the batch runs or however large it is.
+    """
+    since = now - RATE_WINDOW
+    recent = (
+        select(documents.c.finished_at)
+        .where(
+            documents.c.batch_id == batch.id,
+            documents.c.finished_at >= since,
+            documents.c.status != DocumentStatus.CANCELLED.value,
+        )
+        .order_by(documents.c.finished_at.desc())
+        .limit(RATE_SAMPLE)
+        .subquery()
+    )
+    count, oldest, newest = (
+        await conn.execute(
+            select(
+                func.count(),
+                func.min(recent.c.finished_at),
+                func.max(recent.c.finished_at),
+            )
+        )
+    ).one()
+    last = newest
+    if last is None:
+        last = (
+            await conn.execute(
+                select(func.max(documents.c.finished_at)).where(documents.c.batch_id == batch.id)
+            )
+        ).scalar_one()
+    if not count:
+        return (0.0 if batch.started_at else None), _aware(last)
+    oldest = _aware(oldest)
+    if count >= RATE_SAMPLE and oldest is not None:
+        span = (now - oldest).total_seconds()
+    else:
+        start = max(since, batch.started_at or since)
+        span = (now - start).total_seconds()
+    return (count / span if span > 0 else None), _aware(last)
+
+
+def _aware(value: Any) -> datetime | None:
+    # Aggregates over a subquery may come back as text on SQLite.
+    if value is None:
+        return None
+    if not isinstance(value, datetime):
+        value = datetime.fromisoformat(str(value))
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+async def progress(
+    conn: AsyncConnection, batch_id: str, *, owner: str | None, now: datetime
+) -> Progress:
+    """Counts per status (exact, from the counters), recent rate and ETA for one batch."""
+    batch = await get_batch(conn, batch_id, owner=owner)
+    rate, last = await recent_rate(conn, batch, now)
+    left = batch.counts[DocumentStatus.PENDING] + batch.counts[DocumentStatus.RUNNING]
+    eta = None
+    if left == 0:
+        eta = 0.0
+    elif rate and batch.state == BatchState.ACTIVE:
+        eta = left / rate
+    return Progress(batch=batch, rate=rate, eta_seconds=eta, last_finished_at=last)
+
+
+async def list_batches(
+    conn: AsyncConnection,
+    *,
+    owner: str | None,
+    state: BatchState | None,
+    cursor: str | None,
+    limit: int,
+) -> Page[Batch]:
+    """Batches newest first, ``limit`` at a time (keyset pagination: stable under inserts)."""
+    query = _scoped(select(batches), owner)
+    if state is not None:
+        query = query.where(batches.c.state == state.value)
+    if cursor:
+        created, batch_id = _decode_cursor(cursor, 2)
+        created_at = datetime.fromisoformat(created)
+        query = query.where(
+            or_(
+                batches.c.created_at < created_at,
+                and_(batches.c.created_at == created_at, batches.c.id < batch_id),
+            )
+        )
+    rows = (
+        await conn.execute(
+            query.order_by(batches.c.created_at.desc(), batches.c.id.desc()).limit(limit + 1)
+        )
+    ).all()
+    items = [batch_from_row(r) for r in rows[:limit]]
+    next_cursor = _encode_cursor(items[-1].created_at, items[-1].id) if len(rows) > limit else None
+    return Page(items=items, next_cursor=next_cursor)
+
+
+async def list_documents(
+    conn: AsyncConnection,
+    batch_id: str,
+    *,
+    owner: str | None,
+    status: DocumentStatus | None,
+    code: str | None,
+    cursor: str | None,
+    limit: int,
+) -> Page[DocumentInfo]:
+    """A batch's documents in id order, filtered by status and error code."""
+    await get_batch(conn, batch_id, owner=owner)
+    query = select(documents).where(documents.c.batch_id == batch_id)
+    if status is not None:
+        query = query.where(documents.c.status == status.value)
+    if code is not None:
+        query = query.where(documents.c.error_code == code)
+    if cursor:
+        (after,) = _decode_cursor(cursor, 1)
+        query = query.where(documents.c.id > int(after))
+    rows = (await conn.execute(query.order_by(documents.c.id).limit(limit + 1))).all()
+    items = [document_from_row(r) for r in rows[:limit]]
+    next_cursor = _encode_cursor(items[-1].id) if len(rows) > limit else None
+    return Page(items=items, next_cursor=next_cursor)
+
+
+async def get_document(
+    conn: AsyncConnection, document_id: int, *, owner: str | None
+) -> tuple[DocumentInfo, list[AttemptInfo]]:
+    """One document and its attempts, oldest first."""
+    query = (
+        select(documents)
+        .join(batches, batches.c.id == documents.c.batch_id)
+        .where(documents.c.id == document_id)
+    )
+    row = (await conn.execute(_scoped(query, owner))).first()
+    if row is None:
+        raise NotFound(f"no document {document_id}")
+    attempt_rows = (
+        await conn.execute(
+            select(attempts).where(attempts.c.document_id == document_id).order_by(attempts.c.id)
+        )
+    ).all()
+    return document_from_row(row), [attempt_from_row(r) for r in attempt_rows]
+
+
+async def failures(
+    conn: AsyncConnection, batch_id: str, *, owner: str | None
+) -> list[FailureGroup]:
+    """The batch's failed documents grouped by error code, largest group first."""
+    await get_batch(conn, batch_id, owner=owner)
+    rows = (
+        await conn.execute(
+            select(
+                documents.c.error_code,
+                func.count().label("n"),
+                func.max(documents.c.error_message).label("example"),
+            )
+            .where(
+                documents.c.batch_id == batch_id,
+                documents.c.status == DocumentStatus.FAILED.value,
+            )
+            .group_by(documents.c.error_code)
+            .order_by(func.count().desc(), documents.c.error_code)
+        )
+    ).all()
+    return [FailureGroup(code=r.error_code, count=r.n, example_message=r.example) for r in rows]
+
+
+async def list_events(
+    conn: AsyncConnection,
+    batch_id: str,
+    *,
+    owner: str | None,
+    after_id: int,
+    limit: int,
+) -> list[Event]:
+    """Events of one batch with id greater than ``after_id``, in order."""
+    await get_batch(conn, batch_id, owner=owner)
+    rows = (
+        await conn.execute(
+            select(events)
+            .where(events.c.batch_id == batch_id, events.c.id > after_id)
+            .order_by(events.c.id)
+            .limit(limit)
+        )
+    ).all()
+    return [event_from_row(r) for r in rows]

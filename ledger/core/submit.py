@@ -1,0 +1,153 @@
+"""Batches and documents in: one transaction, bulk, idempotent."""
+
+from __future__ import annotations
+
+import itertools
+import secrets
+import time
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ledger.core.events import record_events
+from ledger.core.rows import batch_from_row
+from ledger.db.dialect import insert_ignoring_duplicates, lock_rows
+from ledger.db.models import batches, documents
+from ledger.errors import Conflict, InvalidInput
+from ledger.records import Batch, BatchSpec, SourceSpec, SubmitResult
+from ledger.states import BatchState
+
+INSERT_CHUNK = 5_000  # rows per INSERT: bounded memory however many sources come in
+MAX_BATCH_ID = 200
+
+
+def new_batch_id() -> str:
+    """A unique id that sorts by creation time: 12 hex digits of milliseconds, 12 random."""
+    return f"b{int(time.time() * 1000):012x}{secrets.token_hex(6)}"
+
+
+def _check_batch_id(batch_id: str) -> None:
+    if not batch_id or len(batch_id) > MAX_BATCH_ID:
+        raise InvalidInput(f"batch id must be 1 to {MAX_BATCH_ID} characters")
+    if any(ch.isspace() or ord(ch) < 32 or ch in "/\\?#%" for ch in batch_id):
+        raise InvalidInput("batch id must not contain spaces, control characters or / \\ ? # %")
+
+
+def _same_settings(row: Batch, spec: BatchSpec, max_attempts: int) -> list[str]:
+    differences = []
+    if row.processor != spec.processor:
+        differences.append(f"processor {row.processor!r} (asked: {spec.processor!r})")
+    if row.options != spec.options:
+        differences.append("options")
+    if row.priority != spec.priority:
+        differences.append(f"priority {row.priority} (asked: {spec.priority})")
+    if row.max_attempts != max_attempts:
+        differences.append(f"max_attempts {row.max_attempts} (asked: {max_attempts})")
+    return differences
+
+
+async def load_batch(
+    conn: AsyncConnection, batch_id: str, *, for_update: bool = False
+) -> Batch | None:
+    query = select(batches).where(batches.c.id == batch_id)
+    if for_update:
+        query = lock_rows(conn, query, of=batches)
+    row = (await conn.execute(query)).first()
+    return batch_from_row(row) if row else None
+
+
+async def submit(
+    conn: AsyncConnection,
+    spec: BatchSpec,
+    sources: Iterable[SourceSpec],
+    *,
+    now: datetime,
+    default_max_attempts: int,
+) -> SubmitResult:
+    """Create the batch (or find it) and add every source it does not have yet.
+
+    Runs in the caller's transaction, so the batch and all its documents appear together or
+    not at all. Resubmitting the same batch id with the same settings is idempotent: known
+    sources are left alone, new ones are added. Different settings are a :class:`Conflict`.
+    """
+    batch_id = spec.id or new_batch_id()
+    _check_batch_id(batch_id)
+    max_attempts = spec.max_attempts or default_max_attempts
+    existing = await load_batch(conn, batch_id, for_update=True)
+    if existing is not None:
+        if existing.owner != spec.owner:
+            raise Conflict(f"batch id {batch_id!r} is not available")
+        differences = _same_settings(existing, spec, max_attempts)
+        if differences:
+            raise Conflict(
+                f"batch {batch_id!r} already exists with different settings: "
+                + ", ".join(differences)
+            )
+        if existing.state == BatchState.CANCELLED:
+            raise Conflict(f"batch {batch_id!r} is cancelled; submit a new batch")
+        before = existing.total
+    else:
+        await conn.execute(
+            insert(batches).values(
+                id=batch_id,
+                name=spec.name,
+                owner=spec.owner,
+                state=BatchState.ACTIVE.value,
+                priority=spec.priority,
+                processor=spec.processor,
+                options=spec.options,
+                max_attempts=max_attempts,
+                created_at=now,
+                updated_at=now,
+            )
+        )
+        before = 0
+
+    submitted = await _insert_documents(conn, batch_id, sources, now)
+    batch = await load_batch(conn, batch_id)
+    assert batch is not None
+    added = batch.total - before
+    if added and batch.completed_at is not None:
+        await conn.execute(
+            update(batches)
+            .where(batches.c.id == batch_id)
+            .values(completed_at=None, updated_at=now)
+        )
+        batch = await load_batch(conn, batch_id)
+        assert batch is not None
+    if existing is None:
+        await record_events(conn, now, [(batch_id, None, "batch_created", {"documents": added})])
+    elif added:
+        await record_events(conn, now, [(batch_id, None, "documents_added", {"documents": added})])
+    return SubmitResult(batch=batch, created=existing is None, added=added, known=submitted - added)
+
+
+async def _insert_documents(
+    conn: AsyncConnection, batch_id: str, sources: Iterable[SourceSpec], now: datetime
+) -> int:
+    statement = insert_ignoring_duplicates(conn, documents)
+    submitted = 0
+    iterator = iter(sources)
+    while chunk := list(itertools.islice(iterator, INSERT_CHUNK)):
+        rows: list[dict[str, Any]] = [
+            {
+                "batch_id": batch_id,
+                "source": s.source,
+                "source_size": s.size,
+                "source_mtime_ns": s.mtime_ns,
+                "source_sha256": s.sha256,
+                "meta": s.meta,
+                "status": "pending",
+                "attempts": 0,
+                "next_attempt_at": now,
+                "created_at": now,
+                "updated_at": now,
+            }
+            for s in chunk
+        ]
+        await conn.execute(statement, rows)
+        submitted += len(rows)
+    return submitted

@@ -1,0 +1,59 @@
+"""Engine creation: one place that knows how each backend's connections are set up."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from ledger.settings import Settings
+
+# Execution option that makes a transaction on SQLite take the write lock when it begins
+# (BEGIN IMMEDIATE). Writers then queue on busy_timeout instead of failing half-way through
+# with SQLITE_BUSY when they try to upgrade a read lock.
+WRITE = "ledger_write"
+
+
+def create_engine(settings: Settings, *, migrating: bool = False, **kwargs: Any) -> AsyncEngine:
+    """Create the engine for ``settings.url`` with the ledger's per-connection setup.
+
+    ``migrating`` turns SQLite's foreign keys off for the connection: Alembic's batch mode
+    rebuilds tables, and with foreign keys on, dropping the old copy would cascade-delete
+    rows. The migration runner checks the keys itself afterwards.
+    """
+    url = make_url(settings.url)
+    if url.get_backend_name() == "sqlite":
+        return _sqlite_engine(settings, foreign_keys=not migrating, **kwargs)
+    return create_async_engine(url, pool_pre_ping=True, **kwargs)
+
+
+def _sqlite_engine(settings: Settings, *, foreign_keys: bool, **kwargs: Any) -> AsyncEngine:
+    url = make_url(settings.url)
+    if url.database and url.database != ":memory:":
+        Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    engine = create_async_engine(url, **kwargs)
+    synchronous = settings.sqlite_synchronous
+    busy_timeout = settings.busy_timeout_ms
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy, not the driver, decide when transactions begin (see _on_begin).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout)}")
+            cursor.execute("PRAGMA journal_mode = WAL")
+            cursor.execute(f"PRAGMA synchronous = {synchronous}")
+            cursor.execute(f"PRAGMA foreign_keys = {'ON' if foreign_keys else 'OFF'}")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        write = conn.get_execution_options().get(WRITE, False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+    return engine

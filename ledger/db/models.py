@@ -1,0 +1,209 @@
+"""The ledger's tables. Migrations create them; this module describes them for queries.
+
+The database enforces the state machine: CHECK constraints hold the status values and the
+facts that must be true in each status, a trigger (in the migrations) rejects forbidden
+status changes, and triggers keep each batch's per-status counters exact.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    text,
+)
+
+from ledger.db.types import BigIntId, JSONDoc, UTCDateTime
+from ledger.states import AttemptOutcome, BatchState, DocumentStatus
+
+# Every constraint and index gets a stable name: Alembic's SQLite batch mode silently drops
+# unnamed CHECK constraints, and stable names make migrations reviewable.
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def _in(column: str, values: Iterable[str]) -> str:
+    return f"{column} IN ({', '.join(repr(str(v)) for v in values)})"
+
+
+COUNTED_STATUSES = tuple(DocumentStatus)
+_TERMINAL_SQL = _in("status", ("done", "failed", "skipped", "cancelled"))
+
+workers = Table(
+    "workers",
+    metadata,
+    Column("id", String(100), primary_key=True),
+    Column("hostname", String(255), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("concurrency", Integer, nullable=False),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("heartbeat_at", UTCDateTime, nullable=False),
+    Column("stopped_at", UTCDateTime, nullable=True),
+)
+
+batches = Table(
+    "batches",
+    metadata,
+    Column("id", String(200), primary_key=True),
+    Column("name", String(500), nullable=True),
+    Column("owner", String(200), nullable=True, doc="tenant; NULL for local use"),
+    Column("state", String(16), nullable=False, server_default=BatchState.ACTIVE.value),
+    Column("pause_reason", Text, nullable=True),
+    Column("priority", Integer, nullable=False, server_default=text("0")),
+    Column("processor", String(500), nullable=False),
+    Column("options", JSONDoc, nullable=False),
+    Column("max_attempts", Integer, nullable=False),
+    # Maintained by triggers on documents in the same transaction as every status change,
+    # so progress at millions of documents is one row read, and exact.
+    *(
+        Column(f"n_{status.value}", BigIntId, nullable=False, server_default=text("0"))
+        for status in COUNTED_STATUSES
+    ),
+    Column(
+        "breaker_after_attempt",
+        BigIntId,
+        nullable=False,
+        server_default=text("0"),
+        doc="the circuit breaker only looks at attempts with a larger id (reset on resume)",
+    ),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("started_at", UTCDateTime, nullable=True, doc="first claim"),
+    Column("completed_at", UTCDateTime, nullable=True, doc="when nothing was left to do"),
+    CheckConstraint(_in("state", [s.value for s in BatchState]), name="state_valid"),
+    CheckConstraint("max_attempts >= 1", name="max_attempts_positive"),
+    CheckConstraint("state = 'paused' OR pause_reason IS NULL", name="pause_reason_only_paused"),
+    *(
+        CheckConstraint(f"n_{status.value} >= 0", name=f"n_{status.value}_nonnegative")
+        for status in COUNTED_STATUSES
+    ),
+    Index(None, "owner", "created_at", "id"),
+    Index(None, "created_at", "id"),
+)
+
+documents = Table(
+    "documents",
+    metadata,
+    Column("id", BigIntId, primary_key=True, autoincrement=True),
+    Column(
+        "batch_id",
+        String(200),
+        ForeignKey("batches.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("source", Text, nullable=False, doc="server path or stored-upload reference"),
+    Column("source_size", BigIntId, nullable=True),
+    Column("source_mtime_ns", BigIntId, nullable=True),
+    Column("source_sha256", String(64), nullable=True),
+    Column("meta", JSONDoc, nullable=True, doc="for example the uploaded file's name"),
+    Column("status", String(16), nullable=False, server_default=DocumentStatus.PENDING.value),
+    Column("attempts", Integer, nullable=False, server_default=text("0")),
+    Column("next_attempt_at", UTCDateTime, nullable=False),
+    Column("lease_owner", String(100), ForeignKey("workers.id"), nullable=True),
+    Column("lease_token", String(32), nullable=True),
+    Column("lease_expires_at", UTCDateTime, nullable=True),
+    Column("error_code", String(100), nullable=True),
+    Column("error_message", Text, nullable=True),
+    Column("started_at", UTCDateTime, nullable=True),
+    Column("finished_at", UTCDateTime, nullable=True),
+    Column("result", JSONDoc, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    UniqueConstraint("batch_id", "source"),
+    CheckConstraint(_in("status", [s.value for s in DocumentStatus]), name="status_valid"),
+    CheckConstraint("attempts >= 0", name="attempts_nonnegative"),
+    CheckConstraint(
+        "(status = 'running') = (lease_owner IS NOT NULL AND lease_token IS NOT NULL"
+        " AND lease_expires_at IS NOT NULL AND started_at IS NOT NULL)",
+        name="lease_iff_running",
+    ),
+    CheckConstraint(
+        "status = 'running' OR (lease_owner IS NULL AND lease_token IS NULL"
+        " AND lease_expires_at IS NULL)",
+        name="no_lease_unless_running",
+    ),
+    CheckConstraint(f"({_TERMINAL_SQL}) = (finished_at IS NOT NULL)", name="finished_iff_final"),
+    CheckConstraint("status <> 'failed' OR error_code IS NOT NULL", name="failed_has_error"),
+    CheckConstraint("status <> 'done' OR result IS NOT NULL", name="done_has_result"),
+    CheckConstraint("status <> 'running' OR attempts >= 1", name="running_counts_attempt"),
+    # The claim: due pending documents of one batch, oldest due first.
+    Index(None, "batch_id", "status", "next_attempt_at"),
+    # Rescue: expired leases. Partial, so it holds only the few running documents.
+    Index(
+        "ix_documents_running_lease",
+        "lease_expires_at",
+        sqlite_where=text("status = 'running'"),
+        postgresql_where=text("status = 'running'"),
+    ),
+    # Rate over the recent window and "last finish" per batch.
+    Index(None, "batch_id", "finished_at"),
+    # Dedup ledger: has this content been processed before?
+    Index(None, "source_sha256"),
+    Index(None, "lease_owner"),
+)
+
+attempts = Table(
+    "attempts",
+    metadata,
+    Column("id", BigIntId, primary_key=True, autoincrement=True),
+    Column(
+        "document_id",
+        BigIntId,
+        ForeignKey("documents.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("batch_id", String(200), ForeignKey("batches.id", ondelete="CASCADE"), nullable=False),
+    Column("attempt", Integer, nullable=False, doc="1 for the first attempt since the last reset"),
+    # One attempt is one lease: the unique token makes every attempt recorded exactly once.
+    Column("lease_token", String(32), nullable=False),
+    Column("worker_id", String(100), ForeignKey("workers.id"), nullable=True),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("finished_at", UTCDateTime, nullable=False),
+    Column("duration_seconds", Float, nullable=False),
+    Column("outcome", String(16), nullable=False),
+    Column("error_code", String(100), nullable=True),
+    Column("error_message", Text, nullable=True),
+    Column("systemic", Boolean, nullable=False, server_default=text("false")),
+    UniqueConstraint("lease_token"),
+    CheckConstraint(_in("outcome", [o.value for o in AttemptOutcome]), name="outcome_valid"),
+    CheckConstraint("attempt >= 1", name="attempt_positive"),
+    CheckConstraint("finished_at >= started_at", name="finished_after_start"),
+    CheckConstraint(
+        "outcome IN ('done', 'skipped', 'released') OR error_code IS NOT NULL",
+        name="error_has_code",
+    ),
+    Index(None, "document_id"),
+    Index(None, "batch_id", "id"),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("id", BigIntId, primary_key=True, autoincrement=True),
+    Column("batch_id", String(200), ForeignKey("batches.id", ondelete="CASCADE"), nullable=False),
+    Column("document_id", BigIntId, nullable=True),
+    Column("kind", String(32), nullable=False),
+    Column("data", JSONDoc, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index(None, "batch_id", "id"),
+    Index(None, "created_at"),
+)

@@ -1,0 +1,230 @@
+"""Values that cross the ledger's boundary: what callers hand in and what they get back.
+
+Frozen dataclasses with no I/O. The ledger core turns rows into these; the CLI, the API and
+the workers only ever see these.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ledger.states import AttemptOutcome, BatchState, DocumentStatus
+
+JSON = dict[str, Any]
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class BatchSpec:
+    """What a batch is asked to be. ``id`` None means the ledger generates one."""
+
+    id: str | None = None
+    name: str | None = None
+    processor: str = "ingest"
+    options: JSON = field(default_factory=dict)
+    priority: int = 0
+    max_attempts: int | None = None  # None: the ledger's default
+    owner: str | None = None
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    """One document to submit: a source and what is known of it at submit time."""
+
+    source: str
+    size: int | None = None
+    mtime_ns: int | None = None
+    sha256: str | None = None
+    meta: JSON | None = None
+
+
+@dataclass(frozen=True)
+class Batch:
+    id: str
+    name: str | None
+    owner: str | None
+    state: BatchState
+    pause_reason: str | None
+    priority: int
+    processor: str
+    options: JSON
+    max_attempts: int
+    counts: Mapping[DocumentStatus, int]
+    created_at: datetime
+    updated_at: datetime
+    started_at: datetime | None
+    completed_at: datetime | None
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    @property
+    def finished(self) -> int:
+        return (
+            self.total - self.counts[DocumentStatus.PENDING] - self.counts[DocumentStatus.RUNNING]
+        )
+
+    @property
+    def is_complete(self) -> bool:
+        """Nothing left to do: every document is done, failed, skipped or cancelled."""
+        return self.finished == self.total
+
+
+@dataclass(frozen=True)
+class SubmitResult:
+    batch: Batch
+    created: bool  # False: the batch existed and this was a resubmission
+    added: int  # documents new to the batch
+    known: int  # sources the batch already had
+
+
+@dataclass(frozen=True)
+class Progress:
+    """A batch's counts with its recent rate and the time it will still take."""
+
+    batch: Batch
+    rate: float | None  # documents finished per second over the recent window
+    eta_seconds: float | None
+    last_finished_at: datetime | None
+
+    @property
+    def percent(self) -> float:
+        total = self.batch.total
+        return 100.0 if total == 0 else 100.0 * self.batch.finished / total
+
+
+@dataclass(frozen=True)
+class ClaimedDocument:
+    """A document leased to a worker. ``lease_token`` fences everything the worker writes."""
+
+    id: int
+    batch_id: str
+    source: str
+    attempt: int
+    max_attempts: int
+    lease_token: str
+    lease_expires_at: datetime
+    started_at: datetime
+    processor: str
+    options: JSON
+    size: int | None
+    mtime_ns: int | None
+    sha256: str | None
+    meta: JSON | None
+
+
+@dataclass(frozen=True)
+class ErrorInfo:
+    code: str
+    message: str
+    retryable: bool
+    systemic: bool = False
+    retry_after: float | None = None
+
+
+# Extra writes that must commit with a document's outcome (for example its chunks), run by
+# the ledger inside the completing transaction, only when the lease is still held.
+TransactionalWrite = Callable[[AsyncConnection], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a worker's attempt at one document ended."""
+
+    document_id: int
+    lease_token: str
+    outcome: AttemptOutcome  # DONE, SKIPPED, RETRY/FAILED (from error), RELEASED
+    result: JSON | None = None
+    error: ErrorInfo | None = None
+    write: TransactionalWrite | None = None
+
+    @classmethod
+    def done(
+        cls, doc: ClaimedDocument, result: JSON, write: TransactionalWrite | None = None
+    ) -> Outcome:
+        return cls(doc.id, doc.lease_token, AttemptOutcome.DONE, result=result, write=write)
+
+    @classmethod
+    def skipped(
+        cls, doc: ClaimedDocument, result: JSON, write: TransactionalWrite | None = None
+    ) -> Outcome:
+        return cls(doc.id, doc.lease_token, AttemptOutcome.SKIPPED, result=result, write=write)
+
+    @classmethod
+    def failed(cls, doc: ClaimedDocument, error: ErrorInfo) -> Outcome:
+        kind = AttemptOutcome.RETRY if error.retryable else AttemptOutcome.FAILED
+        return cls(doc.id, doc.lease_token, kind, error=error)
+
+    @classmethod
+    def released(cls, doc: ClaimedDocument) -> Outcome:
+        return cls(doc.id, doc.lease_token, AttemptOutcome.RELEASED)
+
+
+@dataclass(frozen=True)
+class CompleteResult:
+    recorded: list[int]  # document ids whose outcome was committed
+    lost: list[int]  # document ids whose lease this worker no longer held
+
+
+@dataclass(frozen=True)
+class DocumentInfo:
+    id: int
+    batch_id: str
+    source: str
+    status: DocumentStatus
+    attempts: int
+    next_attempt_at: datetime
+    lease_owner: str | None
+    lease_expires_at: datetime | None
+    error_code: str | None
+    error_message: str | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    result: JSON | None
+    meta: JSON | None
+    size: int | None
+    sha256: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class AttemptInfo:
+    id: int
+    document_id: int
+    attempt: int
+    worker_id: str | None
+    started_at: datetime
+    finished_at: datetime
+    duration_seconds: float
+    outcome: AttemptOutcome
+    error_code: str | None
+    error_message: str | None
+
+
+@dataclass(frozen=True)
+class FailureGroup:
+    code: str
+    count: int
+    example_message: str | None
+
+
+@dataclass(frozen=True)
+class Event:
+    id: int
+    batch_id: str
+    document_id: int | None
+    kind: str
+    data: JSON | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    items: list[T]
+    next_cursor: str | None

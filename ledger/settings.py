@@ -1,0 +1,89 @@
+"""Settings from ``LEDGER_*`` environment variables, validated once at start."""
+
+from __future__ import annotations
+
+import os
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def default_home() -> Path:
+    """Where the ledger keeps its SQLite file and uploaded files unless told otherwise."""
+    xdg = os.environ.get("XDG_DATA_HOME")
+    base = Path(xdg) if xdg else Path.home() / ".local" / "share"
+    return base / "ledger"
+
+
+class Settings(BaseSettings):
+    """Every knob of the ledger. Each field is read from ``LEDGER_<NAME>``."""
+
+    model_config = SettingsConfigDict(env_prefix="LEDGER_", extra="ignore", frozen=True)
+
+    home: Path = Field(default_factory=default_home, description="data folder")
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL; default: SQLite file ledger.db in LEDGER_HOME"
+    )
+    storage_dir: Path | None = Field(
+        default=None, description="uploaded files; default: LEDGER_HOME/storage"
+    )
+
+    # SQLite durability: NORMAL survives any process crash (WAL); FULL also survives power loss.
+    sqlite_synchronous: Literal["NORMAL", "FULL"] = "NORMAL"
+    busy_timeout_ms: int = Field(default=30_000, ge=0)
+
+    lease_seconds: float = Field(default=60.0, gt=0)
+    heartbeat_seconds: float | None = Field(default=None, gt=0)
+    max_attempts: int = Field(default=3, ge=1, le=1000)
+    backoff_base_seconds: float = Field(default=2.0, ge=0)
+    backoff_factor: float = Field(default=2.0, ge=1)
+    backoff_cap_seconds: float = Field(default=600.0, ge=0)
+    backoff_jitter: float = Field(default=0.25, ge=0, le=1)
+
+    breaker_window: int = Field(default=20, ge=1)
+    breaker_threshold: float = Field(default=0.8, gt=0, le=1)
+
+    concurrency: int = Field(default=16, ge=1, le=10_000)
+    claim_batch: int = Field(default=64, ge=1, le=10_000)
+    commit_batch: int = Field(default=256, ge=1, le=100_000)
+    commit_interval_seconds: float = Field(default=0.02, ge=0)
+    poll_seconds: float = Field(default=1.0, gt=0)
+    shutdown_grace_seconds: float = Field(default=30.0, ge=0)
+    process_workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
+    task_timeout_seconds: float = Field(default=300.0, gt=0)
+    task_memory_limit_mb: int = Field(default=2048, ge=64)
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ValueError(
+                "LEDGER_DATABASE_URL must start with sqlite+aiosqlite:// or postgresql+asyncpg://"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _check_heartbeat(self) -> Settings:
+        if self.heartbeat_seconds is not None and self.heartbeat_seconds >= self.lease_seconds:
+            raise ValueError("LEDGER_HEARTBEAT_SECONDS must be shorter than LEDGER_LEASE_SECONDS")
+        return self
+
+    @cached_property
+    def url(self) -> str:
+        """The database URL in force."""
+        return self.database_url or f"sqlite+aiosqlite:///{self.home / 'ledger.db'}"
+
+    @cached_property
+    def storage(self) -> Path:
+        """The folder for uploaded files."""
+        return self.storage_dir or self.home / "storage"
+
+    @cached_property
+    def heartbeat_interval(self) -> float:
+        """Seconds between lease renewals: a third of the lease unless set."""
+        return self.heartbeat_seconds or self.lease_seconds / 3

@@ -240,14 +240,12 @@ async def mark_completed(conn: AsyncConnection, batch_ids: Iterable[str], now: d
 # --------------------------------------------------------------------------- rescue
 
 
-async def rescue_expired(
-    conn: AsyncConnection, *, now: datetime, limit: int, rng: random.Random | None = None
-) -> int:
+async def rescue_expired(conn: AsyncConnection, *, now: datetime, limit: int) -> int:
     """End the attempts whose worker stopped renewing its lease (crash, kill -9, hang).
 
-    Each such attempt is recorded as ``lease_expired``. The document goes back to pending
-    (right away, with a little jitter so a mass rescue does not stampede), or to failed when
-    that was its last allowed attempt, or to cancelled when its batch was cancelled.
+    Each such attempt is recorded as ``lease_expired``. The document goes back to pending,
+    due at once, or to failed when that was its last allowed attempt, or to cancelled when
+    its batch was cancelled. At most ``limit`` leases per call keep the transaction short.
     """
     query = lock_rows(
         conn,
@@ -272,7 +270,6 @@ async def rescue_expired(
     rows = (await conn.execute(query)).all()
     if not rows:
         return 0
-    rng = rng or random.Random()
     endings = []
     for r in rows:
         base = (
@@ -291,8 +288,7 @@ async def rescue_expired(
                 batch_id=r.batch_id,
                 status=status,
                 outcome=AttemptOutcome.LEASE_EXPIRED,
-                # Spread a mass rescue over a second so the workers do not stampede.
-                next_attempt_at=now + timedelta(seconds=round(rng.random(), 1)),
+                next_attempt_at=now,  # due at once: the claim that rescued it may take it
                 error_code=ErrorCode.LEASE_EXPIRED.value,
                 error_message=message,
             )
@@ -384,11 +380,14 @@ async def _lease_from_batch(
         of=documents,
         skip_locked=True,
     )
+    due_cte = due.cte("due")
     rows = (
         await conn.execute(
             update(documents)
             .where(
-                documents.c.id.in_(due.scalar_subquery()),
+                # A CTE runs once: as a plain IN (subquery) PostgreSQL may run the locking
+                # subquery again per row and lease more than `take` documents.
+                documents.c.id.in_(select(due_cte.c.id)),
                 documents.c.status == DocumentStatus.PENDING.value,
             )
             .values(

@@ -229,7 +229,7 @@ class Ledger:
         """Rescue expired leases, then lease up to ``limit`` due documents to the worker."""
 
         async def work(conn: AsyncConnection, now: datetime) -> list[ClaimedDocument]:
-            await claims.rescue_expired(conn, now=now, limit=RESCUE_PER_CLAIM, rng=self._rng)
+            await claims.rescue_expired(conn, now=now, limit=RESCUE_PER_CLAIM)
             return await claims.claim(
                 conn,
                 worker_id=worker_id,
@@ -284,9 +284,7 @@ class Ledger:
         while True:
 
             async def work(conn: AsyncConnection, now: datetime) -> int:
-                return await claims.rescue_expired(
-                    conn, now=now, limit=RESCUE_PER_CLAIM, rng=self._rng
-                )
+                return await claims.rescue_expired(conn, now=now, limit=RESCUE_PER_CLAIM)
 
             count = await self.run(work)
             total += count

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ledger.core.events import record_events
 from ledger.core.rows import batch_from_row
-from ledger.db.dialect import insert_ignoring_duplicates, lock_rows
+from ledger.db.dialect import insert_documents, insert_ignoring_duplicates, lock_rows
 from ledger.db.models import batches, documents
 from ledger.errors import Conflict, InvalidInput
 from ledger.records import Batch, BatchSpec, SourceSpec, SubmitResult
@@ -148,6 +148,6 @@ async def _insert_documents(
             }
             for s in chunk
         ]
-        await conn.execute(statement, rows)
+        await insert_documents(conn, statement, batch_id, now, rows)
         submitted += len(rows)
     return submitted

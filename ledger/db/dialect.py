@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, Float, Select, String, Table, cast, func
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Float,
+    Select,
+    String,
+    Table,
+    bindparam,
+    cast,
+    func,
+    text,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -48,3 +59,54 @@ def seconds_between(
     if is_postgres(conn):
         return cast(func.extract("epoch", later - earlier), Float)
     return (func.julianday(later) - func.julianday(earlier)) * 86400.0
+
+
+_PG_DOCUMENT_INSERT = text(
+    """
+    INSERT INTO documents (batch_id, source, source_size, source_mtime_ns, source_sha256, meta,
+        status, attempts, next_attempt_at, created_at, updated_at)
+    SELECT :batch_id, t.source, t.size, t.mtime_ns, t.sha256, t.meta,
+        'pending', 0, :now, :now, :now
+    FROM unnest(:sources, :sizes, :mtimes, :sha256s, :metas)
+        AS t(source, size, mtime_ns, sha256, meta)
+    ON CONFLICT (batch_id, source) DO NOTHING
+    """
+).bindparams(
+    bindparam("sources", type_=postgresql.ARRAY(String())),
+    bindparam("sizes", type_=postgresql.ARRAY(BigInteger())),
+    bindparam("mtimes", type_=postgresql.ARRAY(BigInteger())),
+    bindparam("sha256s", type_=postgresql.ARRAY(String())),
+    bindparam("metas", type_=postgresql.ARRAY(postgresql.JSONB(none_as_null=True))),
+)
+
+
+async def insert_documents(
+    conn: AsyncConnection,
+    insert_statement: Any,
+    batch_id: str,
+    now: Any,
+    rows: list[dict[str, Any]],
+) -> None:
+    """Insert new pending documents, skipping sources the batch already has.
+
+    SQLite runs ``insert_statement`` with executemany (a loop in C). PostgreSQL drivers would
+    send one statement per row (each firing the statement-level counter trigger), so there
+    one INSERT ... SELECT FROM unnest(arrays) takes the whole chunk.
+    """
+    if not rows:
+        return
+    if not is_postgres(conn):
+        await conn.execute(insert_statement, rows)
+        return
+    await conn.execute(
+        _PG_DOCUMENT_INSERT,
+        {
+            "batch_id": batch_id,
+            "now": now,
+            "sources": [r["source"] for r in rows],
+            "sizes": [r["source_size"] for r in rows],
+            "mtimes": [r["source_mtime_ns"] for r in rows],
+            "sha256s": [r["source_sha256"] for r in rows],
+            "metas": [r["meta"] for r in rows],
+        },
+    )

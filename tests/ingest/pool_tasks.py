@@ -91,3 +91,24 @@ def ignore_term_and_sleep(seconds: float) -> str:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     time.sleep(seconds)
     return "done"
+
+
+def process_and_peak_rss(path: str, spool_dir: str) -> tuple[object, int]:
+    """``process_file`` with default options, and this child's peak resident memory (bytes).
+
+    VmHWM, not ru_maxrss: the latter keeps the parent's size from before the exec of a
+    spawned child.
+    """
+    from ledger.processors.ingest import IngestOptions, process_file
+
+    outcome = process_file(
+        path,
+        expected_size=None,
+        expected_mtime_ns=None,
+        expected_sha256=None,
+        options=IngestOptions(),
+        spool_dir=spool_dir,
+    )
+    with open("/proc/self/status") as status:
+        line = next(line for line in status if line.startswith("VmHWM:"))
+    return outcome, int(line.split()[1]) * 1024

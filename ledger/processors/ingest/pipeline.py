@@ -209,10 +209,13 @@ class _Run:
                 overlap=options.chunk_overlap,
             )
         )
-        writer = self._open_spool(spool_dir)
+        # Opened at the first chunk: a child killed while parsing leaves no partial spool.
+        writer: SpoolWriter | None = None
         try:
             for chunk in chunks:
                 started = time.perf_counter()
+                if writer is None:
+                    writer = self._open_spool(spool_dir)
                 try:
                     writer.write(chunk)
                 except OSError as exc:
@@ -224,7 +227,7 @@ class _Run:
                     f"{self.bytes_read} bytes were read, the file had {self.before.st_size}",
                 )
             self._check_hash(expected_sha256)
-            if writer.count == 0:
+            if writer is None:
                 raise PermanentError(
                     IngestErrorCode.NO_TEXT,
                     f"the {doc_type.value} document has no text to index",
@@ -236,7 +239,8 @@ class _Run:
                 raise _spool_error(exc) from exc
             self.clock["spool"] += time.perf_counter() - started
         except BaseException:
-            writer.abort()
+            if writer is not None:
+                writer.abort()
             raise
         read_during_extract = self.clock["read"] - read_before_extract
         self.clock["extract"] += extract_and_read.seconds - read_during_extract

@@ -23,9 +23,13 @@ Guarantees:
 Children are started with the ``spawn`` method, never ``fork``: the parent runs an event loop
 and threads, which ``fork`` would copy in an undefined state. ``spawn`` rather than
 ``forkserver`` because the children are direct children of this process, so the parent-death
-signal and the exit status refer to the process that matters; a child costs one interpreter
-start (about 50 ms, measured in docs/ingest.md) and then serves up to ``max_tasks_per_child``
-tasks. The pool must be used from one event loop, in the thread that runs it: on Linux the
+signal and the exit status refer to the process that matters. A child costs one interpreter
+start (about 50 ms; 0.3 s once it has imported the ingest libraries, see docs/ingest.md) and
+then serves up to ``max_tasks_per_child`` tasks.
+
+``run`` passes positional arguments only: bind keyword arguments with ``functools.partial``.
+As with any ``spawn`` child, a script that creates a pool needs an
+``if __name__ == "__main__":`` guard. The pool must be used from one event loop, in the thread that runs it: on Linux the
 parent-death signal fires when the thread that started a child ends.
 """
 

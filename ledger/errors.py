@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class LedgerError(Exception):
     """The ledger could not do what was asked."""
@@ -12,6 +14,22 @@ class LedgerError(Exception):
     @property
     def message(self) -> str:
         return str(self.args[0]) if self.args else ""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # The default pickling calls ``cls(*self.args)``, which breaks for subclasses whose
+        # constructor takes other arguments than the message (``ProcessingError(code, ...)``).
+        # Rebuild without calling ``__init__``: the args and the attributes are restored as
+        # they were, so an error raised in a worker process arrives intact in its parent.
+        return (_restore_error, (self.__class__, self.args, dict(self.__dict__)))
+
+
+def _restore_error(
+    cls: type[LedgerError], args: tuple[Any, ...], state: dict[str, Any]
+) -> LedgerError:
+    error = cls.__new__(cls, *args)
+    error.args = args
+    error.__dict__.update(state)
+    return error
 
 
 class NotFound(LedgerError):

@@ -29,8 +29,9 @@ then serves up to ``max_tasks_per_child`` tasks.
 
 ``run`` passes positional arguments only: bind keyword arguments with ``functools.partial``.
 As with any ``spawn`` child, a script that creates a pool needs an
-``if __name__ == "__main__":`` guard. The pool must be used from one event loop, in the thread that runs it: on Linux the
-parent-death signal fires when the thread that started a child ends.
+``if __name__ == "__main__":`` guard. The pool must be used from one event loop, in the thread
+that runs it: on Linux the parent-death signal fires when the thread that started a child
+ends.
 """
 
 from __future__ import annotations

@@ -170,6 +170,8 @@ class Outcome:
 class CompleteResult:
     recorded: list[int]  # document ids whose outcome was committed
     lost: list[int]  # document ids whose lease this worker no longer held
+    # Where each recorded document ended up: a retryable error on the last attempt is FAILED.
+    statuses: dict[int, DocumentStatus] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -538,8 +538,11 @@ async def complete(
     for batch_id in sorted({e.batch_id for e in endings if e.systemic}):
         await check_breaker(conn, batch_id, breaker, now)
     await mark_completed(conn, {e.batch_id for e in endings}, now)
-    recorded = [e.doc_id for e in endings]
-    return CompleteResult(recorded=recorded, lost=[i for i in by_id if i not in held])
+    return CompleteResult(
+        recorded=[e.doc_id for e in endings],
+        lost=[i for i in by_id if i not in held],
+        statuses={e.doc_id: e.status for e in endings},
+    )
 
 
 def _ending_for(

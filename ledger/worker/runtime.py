@@ -29,8 +29,8 @@ from ledger.processors.base import (
     ProcessorRegistry,
     Skip,
 )
-from ledger.records import ClaimedDocument, ErrorInfo, Outcome
-from ledger.states import AttemptOutcome, ErrorCode
+from ledger.records import ClaimedDocument, CompleteResult, ErrorInfo, Outcome
+from ledger.states import AttemptOutcome, DocumentStatus, ErrorCode
 
 if TYPE_CHECKING:
     from ledger.worker.pool import ProcessPool
@@ -57,14 +57,15 @@ class WorkerStats:
     def elapsed(self) -> float:
         return time.monotonic() - self.started
 
-    def count(self, outcome: Outcome) -> None:
-        if outcome.outcome is AttemptOutcome.DONE:
-            self.done += 1
-        elif outcome.outcome is AttemptOutcome.SKIPPED:
-            self.skipped += 1
-        elif outcome.outcome is AttemptOutcome.RELEASED:
+    def count(self, outcome: Outcome, status: DocumentStatus) -> None:
+        """Count a recorded outcome by where the ledger put the document."""
+        if outcome.outcome is AttemptOutcome.RELEASED:
             self.released += 1
-        elif outcome.outcome is AttemptOutcome.RETRY:
+        elif status is DocumentStatus.DONE:
+            self.done += 1
+        elif status is DocumentStatus.SKIPPED:
+            self.skipped += 1
+        elif status is DocumentStatus.PENDING:
             self.retried += 1
         else:
             self.failed += 1
@@ -318,7 +319,7 @@ class Worker:
             for item in group:
                 await self._record_single(item)
             return
-        self._tally(group, set(result.recorded), result.lost)
+        self._tally(group, result)
 
     async def _record_single(self, item: tuple[ClaimedDocument, Outcome]) -> None:
         assert self.worker_id is not None
@@ -336,20 +337,16 @@ class Worker:
             )
             result = await self.ledger.complete(self.worker_id, [Outcome.failed(doc, info)])
             outcome = Outcome.failed(doc, info)
-        self._tally([(doc, outcome)], set(result.recorded), result.lost)
+        self._tally([(doc, outcome)], result)
 
-    def _tally(
-        self,
-        group: list[tuple[ClaimedDocument, Outcome]],
-        recorded: set[int],
-        lost: Sequence[int],
-    ) -> None:
+    def _tally(self, group: list[tuple[ClaimedDocument, Outcome]], result: CompleteResult) -> None:
         for doc, outcome in group:
-            if doc.id in recorded:
-                self.stats.count(outcome)
-        if lost:
-            self.stats.lost += len(lost)
-            log.warning("lost the lease on %d documents before recording them", len(lost))
+            status = result.statuses.get(doc.id)
+            if status is not None:
+                self.stats.count(outcome, status)
+        if result.lost:
+            self.stats.lost += len(result.lost)
+            log.warning("lost the lease on %d documents before recording them", len(result.lost))
 
     # ------------------------------------------------------------------ heartbeat
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -53,8 +54,16 @@ CONFIG_HELP = (
     "error; 130 interrupted."
 )
 
-out = Console(highlight=False)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+def _console(stderr: bool) -> Console:
+    stream = sys.stderr if stderr else sys.stdout
+    # Without a terminal rich would assume 80 columns and fold tables; logs have room.
+    width = None if stream.isatty() or os.environ.get("COLUMNS") else 160
+    return Console(stderr=stderr, highlight=False, width=width, soft_wrap=stderr)
+
+
+out = _console(stderr=False)
+err = _console(stderr=True)
 
 
 class CliError(Exception):

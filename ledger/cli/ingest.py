@@ -9,6 +9,7 @@ that matters.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import json
 import os
@@ -56,6 +57,7 @@ from ledger.records import BatchSpec, ClaimedDocument, DocumentInfo, SourceSpec,
 from ledger.records import Progress as BatchProgress
 from ledger.settings import Settings
 from ledger.states import BatchState, DocumentStatus
+from ledger.worker.runtime import Worker
 
 FIRST_FAILURES = 5
 PLAN_CHUNK = 1_000
@@ -214,7 +216,6 @@ def ingest_command(
     except FileNotFoundError as exc:
         raise CliError(f"no such file or folder: {exc.args[0]}", EXIT_USAGE) from exc
     opts = parse_options(option or [])
-    check_processor(processor)
     request = Request(
         roots=roots,
         batch_id=batch
@@ -237,6 +238,7 @@ def ingest_command(
 async def _main(settings: Settings, request: Request) -> int:
     ledger = await open_ledger(settings)
     try:
+        check_processor(ledger, request.processor, request.options)
         if request.dry_run:
             return await _plan(ledger, request)
         return await Session(ledger, request).run()
@@ -470,11 +472,12 @@ class Session:
 
     ledger: Ledger
     request: Request
-    worker: Any = None
+    worker: Worker | None = None
     signals: StopSignals | None = None
     stop_reason: str | None = None
     view: View | None = None
     stats: WalkStats = field(default_factory=WalkStats)
+    _run_start: tuple[float, int] | None = None
 
     def _make_view(self) -> View:
         console = err if self.request.json_output else out
@@ -578,7 +581,7 @@ class Session:
                 waiting = None
                 if not current and progress.batch.counts[DocumentStatus.PENDING]:
                     waiting = await self._waiting(batch_id)
-                view.update(progress, current, waiting)
+                view.update(self._this_run(progress), current, waiting)
                 state = progress.batch.state
                 if state != BatchState.ACTIVE and self.stop_reason is None:
                     reason = progress.batch.pause_reason
@@ -592,6 +595,25 @@ class Session:
                 self.worker.stop(graceful=False)
                 await asyncio.wait({task})
         task.result()
+
+    def _this_run(self, progress: BatchProgress) -> BatchProgress:
+        """The progress with rate and ETA measured over this run.
+
+        The ledger's rate looks at the batch's recent finishes, which after a resume include
+        the idle time between runs; the person watching wants the speed they are seeing.
+        """
+        if self._run_start is None:
+            self._run_start = (time.monotonic(), progress.batch.finished)
+            return progress
+        started, before = self._run_start
+        elapsed = time.monotonic() - started
+        processed = progress.batch.finished - before
+        if processed <= 0 or elapsed < 1.0:
+            return progress
+        speed = processed / elapsed
+        left = progress.batch.total - progress.batch.finished
+        eta = left / speed if progress.batch.state == BatchState.ACTIVE else None
+        return dataclasses.replace(progress, rate=speed, eta_seconds=eta)
 
     def _in_flight(self) -> list[str]:
         current: dict[int, ClaimedDocument] = getattr(self.worker, "current", {}) or {}

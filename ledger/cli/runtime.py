@@ -2,36 +2,42 @@
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Sequence
-from typing import Any
 
 from ledger.cli.app import EXIT_USAGE, CliError
 from ledger.core.ledger import Ledger
+from ledger.errors import InvalidInput
+from ledger.processors.base import ProcessorContext, ProcessorRegistry
+from ledger.records import JSON
+from ledger.worker.runtime import Worker
 
 
-def _module(name: str) -> Any:
+def check_processor(ledger: Ledger, name: str, options: JSON) -> None:
+    """Fail now, with a usage error, unless ``name`` with ``options`` can be built.
+
+    Building the processor once checks its options too (``sleep -o seconds=x``), so a
+    mistake is one line at the start instead of every document failing.
+    """
+    registry = ProcessorRegistry()
+    context = ProcessorContext(
+        ledger=ledger, pool=None, task_timeout=ledger.settings.task_timeout_seconds
+    )
     try:
-        return importlib.import_module(name)
-    except ModuleNotFoundError as exc:
-        if exc.name != name:
-            raise
-        raise CliError(f"this installation has no worker runtime ({name})") from exc
-
-
-def check_processor(name: str) -> None:
-    """Fail with a usage error unless the registry can resolve ``name``."""
-    base = _module("ledger.processors.base")
-    registry = base.ProcessorRegistry()
-    try:
-        registry.resolve(name)
-    except Exception as exc:  # whatever the registry raises, the user gets one line
-        raise CliError(f"unknown processor {name!r}: {exc}", EXIT_USAGE) from exc
+        registry.validate(name)
+        registry.get(context, name, options)
+    except InvalidInput as exc:
+        raise CliError(exc.message, EXIT_USAGE) from exc
+    except ImportError as exc:
+        others = ", ".join(n for n in registry.names() if n != name)
+        raise CliError(
+            f"processor {name!r} cannot be loaded ({exc}); choose one with --processor: "
+            f"{others}, or module:function",
+            EXIT_USAGE,
+        ) from exc
 
 
 def make_worker(
     ledger: Ledger, *, concurrency: int | None, batch_ids: Sequence[str] | None = None
-) -> Any:
+) -> Worker:
     """A worker of the runtime, bound to ``ledger``."""
-    runtime = _module("ledger.worker.runtime")
-    return runtime.Worker(ledger, concurrency=concurrency, batch_ids=batch_ids)
+    return Worker(ledger, concurrency=concurrency, batch_ids=batch_ids)

@@ -327,7 +327,7 @@ def _current(settings: Settings) -> str | None:
 
 @db_app.command("current")
 def db_current(ctx: typer.Context, json_output: bool = JSON_OPTION) -> None:
-    """Show the database's schema revision and whether it is up to date."""
+    """Show the database's schema revision; exit code 1 when it is not up to date."""
     from ledger.db import migrate
 
     settings = options(ctx).settings()
@@ -342,7 +342,7 @@ def db_current(ctx: typer.Context, json_output: bool = JSON_OPTION) -> None:
                 "up_to_date": current == head,
             }
         )
-        return
+        raise typer.Exit(EXIT_OK if current == head else EXIT_FAILED)
     where = shown_url(settings.url)
     if current == head:
         out.print(f"{where}: {current} (up to date)", markup=False)

@@ -669,7 +669,8 @@ class Session:
             ft.add_column(overflow="fold", style="dim")
             for doc in failures:
                 ft.add_row(
-                    doc.error_code or "", self.request.display(doc.source),
+                    doc.error_code or "",
+                    self.request.display(doc.source),
                     render.first_line(doc.error_message, 120),
                 )
             out.print(ft)

@@ -40,9 +40,12 @@ def test_sigint_stops_gracefully_and_the_same_command_resumes(cli: Cli, tmp_path
     assert cli.sql("SELECT status, count(*) FROM documents GROUP BY 1") == [("done", 120)]
     # No document was processed twice: exactly one successful attempt each, nothing else.
     assert cli.sql("SELECT outcome, count(*) FROM attempts GROUP BY 1") == [("done", 120)]
-    assert cli.scalar(
-        "SELECT count(*) FROM (SELECT document_id FROM attempts GROUP BY 1 HAVING count(*) > 1)"
-    ) == 0
+    assert (
+        cli.scalar(
+            "SELECT count(*) FROM (SELECT document_id FROM attempts GROUP BY 1 HAVING count(*) > 1)"
+        )
+        == 0
+    )
     assert cli.scalar("SELECT count(*) FROM batches") == 1
 
 

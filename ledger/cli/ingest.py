@@ -380,6 +380,8 @@ class LiveView:
 
 class _Bar(Progress):
     def __init__(self, console: Console) -> None:
+        # Set first: rich renders once while constructing.
+        self.current: RenderableType = Text("")
         super().__init__(
             SpinnerColumn(),
             TextColumn("[bold]{task.description}"),
@@ -392,7 +394,6 @@ class _Bar(Progress):
             console=console,
             refresh_per_second=8,
         )
-        self.current: RenderableType = Text("")
 
     def get_renderables(self) -> Iterator[RenderableType]:
         yield self.make_tasks_table(self.tasks)
@@ -625,7 +626,9 @@ class Session:
         if due is None:
             return None
         seconds = (due - await self.ledger.now()).total_seconds()
-        return f"waiting to retry: next attempt in {render.duration(max(0.0, seconds))}"
+        if seconds < 1:  # due now: the worker is about to claim it, nothing to wait for
+            return None
+        return f"waiting to retry: next attempt in {render.duration(seconds)}"
 
     def _exit_code(self, final: BatchProgress) -> int:
         b = final.batch
@@ -657,9 +660,12 @@ class Session:
             if n or status in (DocumentStatus.DONE, DocumentStatus.FAILED, DocumentStatus.SKIPPED):
                 table.add_row(status.value, Text(f"{n:,}", style=render.STATUS_STYLE[status]))
         table.add_row("total", f"{b.total:,}")
-        speed = render.rate(processed / elapsed) if elapsed > 0 and processed else "-"
-        table.add_row("this run", f"{processed:,} in {render.duration(elapsed)} ({speed})")
         out.print(table)
+        speed = render.rate(processed / elapsed) if elapsed > 0 and processed else "-"
+        out.print(
+            f"This run processed {processed:,} documents in {render.duration(elapsed)} ({speed}).",
+            markup=False,
+        )
         n_failed = b.counts[DocumentStatus.FAILED]
         if failures:
             out.print(f"First failures ({n_failed:,} in all):", style="bold red")

@@ -15,7 +15,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ledger.backoff import RetryPolicy
-from ledger.core import claims, control, progress, submit
+from ledger.core import claims, control, lookup, progress, submit
 from ledger.core.claims import BreakerPolicy
 from ledger.db.engine import WRITE, create_engine
 from ledger.db.models import batches, documents
@@ -424,5 +424,18 @@ class Ledger:
             return await progress.list_events(
                 conn, batch_id, owner=owner, after_id=after_id, limit=limit
             )
+
+        return await self.run(work, write=False)
+
+    # ------------------------------------------------------------------ reads for the CLI
+    # Added for the command line (`ledger ingest --dry-run`); small reads, no writes.
+
+    async def known_sources(
+        self, batch_id: str, sources: Sequence[str], *, owner: str | None = None
+    ) -> set[str]:
+        """Which of ``sources`` the batch already has (NotFound if there is no batch)."""
+
+        async def work(conn: AsyncConnection, now: datetime) -> set[str]:
+            return await lookup.known_sources(conn, batch_id, sources, owner=owner)
 
         return await self.run(work, write=False)

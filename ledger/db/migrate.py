@@ -51,3 +51,37 @@ def head_revision() -> str | None:
     from alembic.script import ScriptDirectory
 
     return ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
+
+
+async def current_revision(url: str) -> str | None:
+    """The revision the database at ``url`` is at (None: not migrated at all)."""
+    from alembic.runtime.migration import MigrationContext
+    from sqlalchemy import Connection
+
+    from ledger.db.engine import create_engine
+    from ledger.settings import Settings
+
+    def read(connection: Connection) -> str | None:
+        return MigrationContext.configure(connection).get_current_revision()
+
+    engine = create_engine(Settings(database_url=url))
+    try:
+        async with engine.connect() as conn:
+            return await conn.run_sync(read)
+    finally:
+        await engine.dispose()
+
+
+def history() -> list[tuple[str, str | None, str]]:
+    """Every known revision, newest first, as (revision, down_revision, message)."""
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory.from_config(alembic_config("sqlite://"))
+    out: list[tuple[str, str | None, str]] = []
+    for rev in script.walk_revisions():
+        down = rev.down_revision
+        out.append(
+            (rev.revision, down if isinstance(down, str) or down is None else ",".join(down),
+             (rev.doc or "").strip())
+        )
+    return out

@@ -1,0 +1,295 @@
+"""The ``ledger`` command: global options, settings, opening the ledger, and error handling.
+
+Every command is a thin face over :class:`ledger.core.ledger.Ledger`: it validates what the
+user typed, calls the ledger, and shows the answer. User mistakes end as one line on stderr
+with a non-zero exit code, never a traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+
+try:  # typer 0.2x carries its own copy of click
+    from typer._click import exceptions as click_errors
+except ImportError:  # pragma: no cover - older typer on top of click
+    from click import exceptions as click_errors  # type: ignore[no-redef]
+
+from ledger import __version__
+from ledger.core.ledger import Ledger, SchemaOutOfDate
+from ledger.errors import InvalidInput, LedgerError
+from ledger.settings import Settings, default_home
+
+T = TypeVar("T")
+
+EXIT_OK = 0
+EXIT_FAILED = 1  # something went wrong, or some documents failed
+EXIT_USAGE = 2  # the command line or the configuration is wrong
+EXIT_INTERRUPTED = 130  # stopped by Ctrl-C (128 + SIGINT), as shells do
+
+DEFAULT_HOME = default_home()
+
+# What --help says about configuration. Kept short; docs/cli.md has the full list.
+CONFIG_HELP = (
+    "Configuration comes from LEDGER_* environment variables; --home and --database-url "
+    f"override them. LEDGER_HOME is the data folder (default {DEFAULT_HOME}). "
+    "LEDGER_DATABASE_URL is the database: by default the SQLite file ledger.db in LEDGER_HOME, "
+    "created and migrated on first use; PostgreSQL (postgresql+asyncpg://...) needs "
+    "`ledger db upgrade`. Others: LEDGER_CONCURRENCY, LEDGER_MAX_ATTEMPTS, "
+    "LEDGER_LEASE_SECONDS, LEDGER_BACKOFF_BASE_SECONDS, LEDGER_POLL_SECONDS, "
+    "LEDGER_SHUTDOWN_GRACE_SECONDS and more (docs/cli.md).\n\n"
+    "Exit codes: 0 success; 1 error, or some documents failed; 2 usage or configuration "
+    "error; 130 interrupted."
+)
+
+
+def _console(stderr: bool) -> Console:
+    stream = sys.stderr if stderr else sys.stdout
+    # Without a terminal rich would assume 80 columns and fold tables; logs have room.
+    width = None if stream.isatty() or os.environ.get("COLUMNS") else 160
+    return Console(stderr=stderr, highlight=False, width=width, soft_wrap=stderr)
+
+
+out = _console(stderr=False)
+err = _console(stderr=True)
+
+
+class CliError(Exception):
+    """A failure to report to the user as one line, with an exit code."""
+
+    def __init__(self, message: str, code: int = EXIT_FAILED) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+
+
+@dataclass
+class GlobalOptions:
+    database_url: str | None = None
+    home: Path | None = None
+    verbose: int = 0
+
+    def settings(self) -> Settings:
+        """The settings in force: environment, then the global flags on top."""
+        overrides: dict[str, Any] = {}
+        if self.database_url is not None:
+            overrides["database_url"] = self.database_url
+        if self.home is not None:
+            overrides["home"] = self.home
+        try:
+            return Settings(**overrides)
+        except ValidationError as exc:
+            raise CliError(describe_validation_error(exc, overrides), EXIT_USAGE) from exc
+
+
+def describe_validation_error(exc: ValidationError, flags: dict[str, Any]) -> str:
+    """One line naming the setting that is wrong and why."""
+    error = exc.errors()[0]
+    message = str(error.get("msg", "invalid value")).removeprefix("Value error, ")
+    loc = error.get("loc") or ()
+    if not loc:
+        return f"invalid configuration: {message}"
+    field = str(loc[0])
+    where = f"--{field.replace('_', '-')}" if field in flags else f"LEDGER_{field.upper()}"
+    value = error.get("input")
+    shown = f" (got {value!r})" if isinstance(value, str | int | float) and value != "" else ""
+    return f"invalid {where}{shown}: {message}"
+
+
+app = typer.Typer(
+    name="ledger",
+    help="A job ledger for batch document processing: ingest folders, watch progress, "
+    "retry failures, resume after any interruption.",
+    epilog=CONFIG_HELP,
+    no_args_is_help=True,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"ledger {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _global(
+    ctx: typer.Context,
+    database_url: str | None = typer.Option(
+        None,
+        "--database-url",
+        metavar="URL",
+        help="Database URL (LEDGER_DATABASE_URL). Default: SQLite file in LEDGER_HOME.",
+        show_default=False,
+    ),
+    home: Annotated[
+        Path | None,
+        typer.Option(
+            "--home",
+            metavar="DIR",
+            help=f"Data folder (LEDGER_HOME). Default: {DEFAULT_HOME}.",
+            show_default=False,
+        ),
+    ] = None,
+    verbose: int = typer.Option(
+        0, "--verbose", "-v", count=True, help="Log more (-v info, -vv debug) on stderr."
+    ),
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Show the version and exit."
+    ),
+) -> None:
+    ctx.obj = GlobalOptions(database_url=database_url, home=home, verbose=verbose)
+    level = {0: logging.WARNING, 1: logging.INFO}.get(verbose, logging.DEBUG)
+    logging.basicConfig(
+        level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+
+def options(ctx: typer.Context) -> GlobalOptions:
+    obj = ctx.find_root().obj
+    return obj if isinstance(obj, GlobalOptions) else GlobalOptions()
+
+
+def shown_url(url: str) -> str:
+    """The database URL without its password, for messages."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # an unparsable URL is shown as given: it has no password to hide
+        return url
+
+
+def is_sqlite(settings: Settings) -> bool:
+    return settings.url.startswith("sqlite")
+
+
+async def open_ledger(settings: Settings, *, migrate: bool = True) -> Ledger:
+    """Connect to the database and check its schema.
+
+    On SQLite the schema is created or upgraded on the spot (``migrate``), so the first
+    command on a fresh machine just works. PostgreSQL is shared and upgrading it is a
+    deliberate act: there the user is told to run ``ledger db upgrade``.
+    """
+    from alembic.util import CommandError
+
+    from ledger.db import migrate as migrations
+    from ledger.db.engine import create_engine
+
+    where = shown_url(settings.url)
+    try:
+        engine = create_engine(settings)
+        async with engine.connect():
+            pass
+    except (DBAPIError, OSError) as exc:
+        raise CliError(f"cannot open the database {where}: {_reason(exc)}") from exc
+    except SQLAlchemyError as exc:  # a malformed URL, an unknown driver
+        raise CliError(f"cannot use the database {where}: {_reason(exc)}", EXIT_USAGE) from exc
+    ledger = Ledger(engine, settings)
+    try:
+        try:
+            await ledger.check_schema()
+        except SchemaOutOfDate:
+            if not (migrate and is_sqlite(settings)):
+                raise
+            try:
+                await migrations.upgrade_async(settings.url)
+            except CommandError as exc:
+                raise CliError(
+                    f"cannot migrate {where}: {exc} (is it from a newer version of ledger?)"
+                ) from exc
+            await ledger.check_schema()
+    except BaseException:
+        await ledger.close()
+        raise
+    return ledger
+
+
+def _reason(exc: BaseException) -> str:
+    orig = getattr(exc, "orig", None) or exc
+    if isinstance(orig, OSError) and orig.strerror:
+        return f"{orig.strerror}: {orig.filename}" if orig.filename else orig.strerror
+    text = str(orig).strip().splitlines()
+    return text[0] if text else type(orig).__name__
+
+
+def run_with_ledger(
+    ctx: typer.Context, work: Callable[[Ledger], Awaitable[T]], *, migrate: bool = True
+) -> T:
+    """Open the ledger, run ``work`` with it, close it; all in one event loop."""
+    settings = options(ctx).settings()
+
+    async def main() -> T:
+        ledger = await open_ledger(settings, migrate=migrate)
+        try:
+            return await work(ledger)
+        finally:
+            await ledger.close()
+
+    return asyncio.run(main())
+
+
+def _error(message: str) -> None:
+    prefix = "[bold red]error:[/] " if err.is_terminal else "error: "
+    err.print(prefix, end="")
+    err.print(message, markup=False)
+
+
+def run(argv: Sequence[str] | None = None) -> int:
+    """Run the command line and return its exit code (what ``main`` exits with)."""
+    # Importing the command modules registers their commands on ``app``.
+    from ledger.cli import batches, ingest, ops  # noqa: F401
+
+    command = typer.main.get_command(app)
+    try:
+        result = command.main(
+            args=list(argv) if argv is not None else None,
+            prog_name="ledger",
+            standalone_mode=False,
+        )
+    except click_errors.NoArgsIsHelpError as exc:
+        sys.stdout.write(exc.format_message() + "\n")
+        return EXIT_USAGE
+    except click_errors.UsageError as exc:
+        hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx else ""
+        _error(exc.format_message().replace("\n", " ") + hint)
+        return EXIT_USAGE
+    except click_errors.ClickException as exc:
+        _error(exc.format_message())
+        return exc.exit_code
+    except typer.Abort:
+        return EXIT_INTERRUPTED
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    except CliError as exc:
+        _error(exc.message)
+        return exc.code
+    except SchemaOutOfDate as exc:
+        _error(exc.message)
+        return EXIT_FAILED
+    except InvalidInput as exc:
+        _error(exc.message)
+        return EXIT_USAGE
+    except LedgerError as exc:
+        _error(exc.message)
+        return EXIT_FAILED
+    except DBAPIError as exc:
+        _error(f"database error: {_reason(exc)}")
+        return EXIT_FAILED
+    except BrokenPipeError:
+        # The reader went away (`ledger batches | head`): not an error worth a message.
+        sys.stderr.close()
+        return EXIT_FAILED
+    return result if isinstance(result, int) else EXIT_OK

@@ -1,0 +1,703 @@
+"""``ledger ingest``: submit a folder as a batch and process it here, with a live view.
+
+Running the same command twice names the same batch (its id is a hash of what was asked
+for), so a second run resumes the first: documents already finished stay finished, and only
+the rest are processed. The ledger's rows are the checkpoint; this process keeps nothing
+that matters.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import itertools
+import json
+import os
+import re
+import shlex
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console, RenderableType
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TaskProgressColumn,
+    TextColumn,
+)
+from rich.table import Table
+from rich.text import Text
+
+from ledger.cli import render
+from ledger.cli.app import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+    CliError,
+    app,
+    err,
+    open_ledger,
+    options,
+    out,
+)
+from ledger.cli.runtime import check_processor, make_worker
+from ledger.cli.signals import StopSignals
+from ledger.cli.walk import WalkStats, batch_id_for, resolve_roots, walk
+from ledger.core.ledger import Ledger
+from ledger.errors import NotFound
+from ledger.records import BatchSpec, ClaimedDocument, DocumentInfo, SourceSpec, SubmitResult
+from ledger.records import Progress as BatchProgress
+from ledger.settings import Settings
+from ledger.states import BatchState, DocumentStatus
+from ledger.worker.runtime import Worker
+
+FIRST_FAILURES = 5
+PLAN_CHUNK = 1_000
+OPTION_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
+
+
+@dataclass(frozen=True)
+class Request:
+    """What the user asked ``ledger ingest`` to do, validated."""
+
+    roots: list[Path]
+    batch_id: str
+    pattern: str | None
+    hidden: bool
+    processor: str
+    options: dict[str, Any]
+    priority: int
+    max_attempts: int | None
+    concurrency: int
+    dry_run: bool
+    json_output: bool
+    progress_interval: float
+
+    def spec(self) -> BatchSpec:
+        more = len(self.roots) - 1
+        name = str(self.roots[0]) + (f" (+{more} more)" if more else "")
+        return BatchSpec(
+            id=self.batch_id,
+            name=name[:500],
+            processor=self.processor,
+            options=self.options,
+            priority=self.priority,
+            max_attempts=self.max_attempts,
+        )
+
+    def display(self, source: str) -> str:
+        """A source as people want to read it: relative to the folder it was found in."""
+        for root in self.roots:
+            try:
+                relative = Path(source).relative_to(root)
+            except ValueError:
+                continue
+            return str(Path(root.name) / relative) if str(relative) != "." else root.name
+        return source
+
+
+def parse_options(pairs: Sequence[str]) -> dict[str, Any]:
+    """``KEY=VALUE`` pairs into processor options; a VALUE that parses as JSON is JSON."""
+    parsed: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        key = key.strip()
+        if not sep or not OPTION_KEY.match(key):
+            raise CliError(f"--option expects KEY=VALUE, got {pair!r}", EXIT_USAGE)
+        try:
+            parsed[key] = json.loads(value)
+        except ValueError:
+            parsed[key] = value
+    return parsed
+
+
+@app.command("ingest")
+def ingest_command(
+    ctx: typer.Context,
+    paths: Annotated[
+        list[Path],
+        typer.Argument(
+            metavar="PATH",
+            exists=True,
+            help="Files and folders to ingest (folders are walked recursively).",
+            show_default=False,
+        ),
+    ],
+    batch: str | None = typer.Option(
+        None,
+        "--batch",
+        "-b",
+        metavar="ID",
+        help="Batch id. Default: derived from the paths and options, so running the same "
+        "command again resumes the same batch.",
+        show_default=False,
+    ),
+    glob: str | None = typer.Option(
+        None,
+        "--glob",
+        "-g",
+        metavar="PATTERN",
+        help="Only files whose path below PATH matches, e.g. '*.pdf' (* crosses folders).",
+        show_default=False,
+    ),
+    hidden: bool = typer.Option(False, "--hidden", help="Include files and folders named .*"),
+    concurrency: int | None = typer.Option(
+        None,
+        "--concurrency",
+        "-c",
+        min=1,
+        max=10_000,
+        metavar="N",
+        help="Documents processed at once. Default: LEDGER_CONCURRENCY (16).",
+        show_default=False,
+    ),
+    processor: str = typer.Option(
+        "ingest",
+        "--processor",
+        "-p",
+        metavar="NAME|module:function",
+        help="What to do with each document: a registered name (ingest, noop, sleep) or "
+        "module:function.",
+    ),
+    option: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--option",
+            "-o",
+            metavar="KEY=VALUE",
+            help="Processor option, repeatable; VALUE is read as JSON when it parses "
+            "(-o seconds=0.1).",
+            show_default=False,
+        ),
+    ] = None,
+    priority: int = typer.Option(
+        0, "--priority", metavar="N", help="Higher runs first across batches."
+    ),
+    max_attempts: int | None = typer.Option(
+        None,
+        "--max-attempts",
+        min=1,
+        max=1000,
+        metavar="N",
+        help="Attempts per document. Default: LEDGER_MAX_ATTEMPTS (3).",
+        show_default=False,
+    ),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", "-n", help="Show what would be submitted; change nothing."
+    ),
+    json_output: bool = typer.Option(
+        False, "--json", help="Print a JSON summary on stdout (progress goes to stderr)."
+    ),
+    progress_interval: float = typer.Option(
+        5.0,
+        "--progress-interval",
+        min=0.1,
+        metavar="SECONDS",
+        help="Without a terminal: seconds between progress lines.",
+    ),
+) -> None:
+    """Ingest files: submit them as a batch and process it here, with live progress.
+
+    Exit code 0 when every document is done or skipped, 1 when some failed (or the batch
+    was paused or cancelled), 130 when interrupted. Ctrl-C once stops after the documents
+    in flight; twice stops at once. Run the same command again to continue.
+    """
+    settings = options(ctx).settings()
+    try:
+        roots = resolve_roots([str(p) for p in paths])
+    except FileNotFoundError as exc:
+        raise CliError(f"no such file or folder: {exc.args[0]}", EXIT_USAGE) from exc
+    opts = parse_options(option or [])
+    request = Request(
+        roots=roots,
+        batch_id=batch
+        or batch_id_for(roots, pattern=glob, hidden=hidden, processor=processor, options=opts),
+        pattern=glob,
+        hidden=hidden,
+        processor=processor,
+        options=opts,
+        priority=priority,
+        max_attempts=max_attempts,
+        concurrency=concurrency or settings.concurrency,
+        dry_run=dry_run,
+        json_output=json_output,
+        progress_interval=progress_interval,
+    )
+    code = asyncio.run(_main(settings, request))
+    raise typer.Exit(code)
+
+
+async def _main(settings: Settings, request: Request) -> int:
+    ledger = await open_ledger(settings)
+    try:
+        check_processor(ledger, request.processor, request.options)
+        if request.dry_run:
+            return await _plan(ledger, request)
+        return await Session(ledger, request).run()
+    finally:
+        await ledger.close()
+
+
+# ---------------------------------------------------------------------------- dry run
+
+
+async def _plan(ledger: Ledger, request: Request) -> int:
+    try:
+        await ledger.batch(request.batch_id)
+        exists = True
+    except NotFound:
+        exists = False
+    stats = WalkStats()
+    new = known = new_bytes = 0
+    examples: list[str] = []
+    sources = walk(request.roots, pattern=request.pattern, hidden=request.hidden, stats=stats)
+    while chunk := list(itertools.islice(sources, PLAN_CHUNK)):
+        names = [s.source for s in chunk]
+        have = await ledger.known_sources(request.batch_id, names) if exists else set()
+        known += len(have)
+        for spec in chunk:
+            if spec.source not in have:
+                new += 1
+                new_bytes += spec.size or 0
+                if len(examples) < 10:
+                    examples.append(spec.source)
+    note = "telling changed from unchanged documents needs the ingest pipeline's plan"
+    if request.json_output:
+        render.emit_json(
+            {
+                "batch_id": request.batch_id,
+                "batch_exists": exists,
+                "processor": request.processor,
+                "options": request.options,
+                "files": new + known,
+                "new": new,
+                "new_bytes": new_bytes,
+                "known": known,
+                "changed": None,
+                "unchanged": None,
+                "unreadable": stats.unreadable,
+                "note": note,
+            }
+        )
+        return EXIT_OK
+    state = "existing batch" if exists else "new batch"
+    out.print(Text.assemble("Plan for ", (state, "bold"), " ", (request.batch_id, "bold")))
+    table = Table(box=None, show_header=False, pad_edge=False, padding=(0, 1, 0, 2))
+    table.add_column(style="bold")
+    table.add_column(justify="right")
+    table.add_column(style="dim")
+    table.add_row("new", f"{new:,}", f"to add ({_size(new_bytes)})")
+    table.add_row("known", f"{known:,}", "already in the batch; " + note)
+    out.print(table)
+    for source in examples:
+        out.print(f"  + {request.display(source)}", style="green", markup=False)
+    if new > len(examples):
+        out.print(f"  … and {new - len(examples):,} more", style="dim")
+    _report_unreadable(stats)
+    out.print("Dry run: nothing was submitted.", style="dim")
+    return EXIT_OK
+
+
+def _size(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if size < 1000 or unit == "TB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000
+    return f"{n} B"
+
+
+def _report_unreadable(stats: WalkStats) -> None:
+    if stats.unreadable:
+        err.print(
+            f"warning: {len(stats.unreadable)} entries could not be read and were left out, "
+            f"for example {stats.unreadable[0]}",
+            style="yellow",
+            markup=False,
+        )
+
+
+# ---------------------------------------------------------------------------- views
+
+
+class LiveView:
+    """A rich progress bar with counts, rate, ETA and the documents in flight."""
+
+    def __init__(self, console: Console) -> None:
+        self._bar = _Bar(console)
+        self._task = self._bar.add_task("Scanning", total=None, counts="", rate="", eta="")
+        self._bar.start()
+
+    def scanned(self, files: int) -> None:
+        self._bar.update(self._task, counts=f"{files:,} files found")
+
+    def started(self, result: SubmitResult, request: Request) -> None:
+        b = result.batch
+        self._bar.update(self._task, description="Ingesting", total=b.total, completed=b.finished)
+        self._bar.console.print(_started_line(result, request), markup=False, highlight=False)
+
+    def update(self, progress: BatchProgress, current: Sequence[str], waiting: str | None) -> None:
+        b = progress.batch
+        counts = (
+            f"[green]{b.counts[DocumentStatus.DONE]:,} done[/] "
+            f"[red]{b.counts[DocumentStatus.FAILED]:,} failed[/] "
+            f"[yellow]{b.counts[DocumentStatus.SKIPPED]:,} skipped[/]"
+        )
+        self._bar.update(
+            self._task,
+            total=b.total,
+            completed=b.finished,
+            counts=counts,
+            rate=render.rate(progress.rate),
+            eta=f"ETA {render.duration(progress.eta_seconds)}",
+        )
+        if current:
+            more = f"  (+{len(current) - 1} more in flight)" if len(current) > 1 else ""
+            line = Text.assemble(("  → ", "cyan"), current[0], (more, "dim"))
+        elif waiting:
+            line = Text(f"  {waiting}", style="dim")
+        else:
+            line = Text("")
+        line.no_wrap = True
+        line.overflow = "ellipsis"
+        self._bar.current = line
+
+    def note(self, message: str) -> None:
+        self._bar.console.print(message, style="yellow", markup=False, highlight=False)
+
+    def close(self) -> None:
+        self._bar.current = Text("")
+        self._bar.stop()
+
+
+class _Bar(Progress):
+    def __init__(self, console: Console) -> None:
+        # Set first: rich renders once while constructing.
+        self.current: RenderableType = Text("")
+        super().__init__(
+            SpinnerColumn(),
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TaskProgressColumn(),
+            TextColumn("{task.fields[counts]}"),
+            TextColumn("{task.fields[rate]}"),
+            TextColumn("{task.fields[eta]}"),
+            console=console,
+            refresh_per_second=8,
+        )
+
+    def get_renderables(self) -> Iterator[RenderableType]:
+        yield self.make_tasks_table(self.tasks)
+        yield self.current
+
+
+class PlainView:
+    """Progress as plain lines every few seconds, for logs and pipes."""
+
+    def __init__(self, console: Console, interval: float) -> None:
+        self._console = console
+        self._interval = interval
+        self._last = 0.0
+        self._start = time.monotonic()
+        self._progress: BatchProgress | None = None
+
+    def _print(self, message: str) -> None:
+        self._console.print(message, markup=False, highlight=False, soft_wrap=True)
+
+    def scanned(self, files: int) -> None:
+        pass
+
+    def started(self, result: SubmitResult, request: Request) -> None:
+        self._start = self._last = time.monotonic()
+        self._print(_started_line(result, request))
+
+    def update(self, progress: BatchProgress, current: Sequence[str], waiting: str | None) -> None:
+        self._progress = progress
+        now = time.monotonic()
+        if now - self._last >= self._interval:
+            self._last = now
+            self._print(self._line(progress, waiting))
+
+    def _line(self, progress: BatchProgress, waiting: str | None) -> str:
+        b = progress.batch
+        elapsed = render.duration(time.monotonic() - self._start)
+        line = (
+            f"progress {b.finished:,}/{b.total:,} ({progress.percent:.0f}%): "
+            f"{b.counts[DocumentStatus.DONE]:,} done, {b.counts[DocumentStatus.FAILED]:,} failed, "
+            f"{b.counts[DocumentStatus.SKIPPED]:,} skipped; {render.rate(progress.rate)}, "
+            f"ETA {render.duration(progress.eta_seconds)}, elapsed {elapsed}"
+        )
+        return line + (f"; {waiting}" if waiting and not b.counts[DocumentStatus.RUNNING] else "")
+
+    def note(self, message: str) -> None:
+        self._print(message)
+
+    def close(self) -> None:
+        if self._progress is not None:
+            self._print(self._line(self._progress, None))
+
+
+View = LiveView | PlainView
+
+
+def _started_line(result: SubmitResult, request: Request) -> str:
+    b = result.batch
+    how = "new batch" if result.created else "resuming batch"
+    added = f"{result.added:,} new, {result.known:,} already known"
+    left = b.total - b.finished
+    return (
+        f"{how} {b.id}: {b.total:,} documents ({added}), {left:,} to process "
+        f"with {b.processor!r}, concurrency {request.concurrency}"
+    )
+
+
+# ---------------------------------------------------------------------------- the run
+
+
+class _Interrupted(Exception):
+    """Ctrl-C while looking for files: the submit transaction rolls back."""
+
+
+@dataclass
+class Session:
+    """One ``ledger ingest`` run: submit, process with a worker, watch, summarise."""
+
+    ledger: Ledger
+    request: Request
+    worker: Worker | None = None
+    signals: StopSignals | None = None
+    stop_reason: str | None = None
+    view: View | None = None
+    stats: WalkStats = field(default_factory=WalkStats)
+    _run_start: tuple[float, int] | None = None
+
+    def _make_view(self) -> View:
+        console = err if self.request.json_output else out
+        if console.is_terminal and not console.is_dumb_terminal:
+            return LiveView(console)
+        return PlainView(console, self.request.progress_interval)
+
+    def _sources(self, view: View) -> Iterator[SourceSpec]:
+        req = self.request
+        for spec in walk(req.roots, pattern=req.pattern, hidden=req.hidden, stats=self.stats):
+            if self.signals is not None and self.signals.requested:
+                raise _Interrupted
+            if self.stats.files % 1000 == 0:
+                view.scanned(self.stats.files)
+            yield spec
+
+    def _on_first(self, signum: int) -> None:
+        if self.worker is None:
+            return  # still scanning: the walk sees the flag and stops
+        running = len(self.worker.current)
+        self.stop_reason = "interrupted"
+        if self.view is not None:
+            self.view.note(
+                f"Stopping after the {running} document(s) in flight finish "
+                "(press Ctrl-C again to stop at once)…"
+            )
+        self.worker.stop(graceful=True)
+
+    def _on_second(self, signum: int) -> None:
+        if self.worker is not None:
+            if self.view is not None:
+                self.view.note("Stopping now.")
+            self.worker.stop(graceful=False)
+
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        req = self.request
+        with StopSignals(loop, first=self._on_first, second=self._on_second) as signals:
+            self.signals = signals
+            view = self.view = self._make_view()
+            try:
+                try:
+                    result = await self.ledger.submit(req.spec(), self._sources(view))
+                except _Interrupted:
+                    view.close()
+                    err.print(
+                        "Interrupted while looking for files; nothing was submitted.",
+                        markup=False,
+                    )
+                    return EXIT_INTERRUPTED
+                view.started(result, req)
+                batch = result.batch
+                before = batch.finished
+                started = time.monotonic()
+                if batch.state == BatchState.PAUSED:
+                    self.stop_reason = f"batch is paused ({batch.pause_reason})"
+                elif not batch.is_complete and not signals.requested:
+                    await self._process(view, batch.id)
+                if signals.requested:
+                    self.stop_reason = "interrupted"
+                final = await self.ledger.progress(batch.id)
+                view.update(final, [], None)
+            finally:
+                view.close()
+            elapsed = time.monotonic() - started
+            failures = await self.ledger.documents(
+                batch.id, status=DocumentStatus.FAILED, limit=FIRST_FAILURES
+            )
+        _report_unreadable(self.stats)
+        code = self._exit_code(final)
+        processed = max(0, final.batch.finished - before)
+        if req.json_output:
+            render.emit_json(
+                {
+                    "batch": render.progress_json(final),
+                    "created": result.created,
+                    "added": result.added,
+                    "known": result.known,
+                    "processed": processed,
+                    "elapsed_seconds": round(elapsed, 3),
+                    "rate_per_second": processed / elapsed if elapsed > 0 else None,
+                    "interrupted": code == EXIT_INTERRUPTED,
+                    "stop_reason": self.stop_reason,
+                    "first_failures": [render.document_json(d) for d in failures.items],
+                    "exit_code": code,
+                }
+            )
+        else:
+            self._summary(final, failures.items, processed, elapsed, code)
+        return code
+
+    async def _process(self, view: View, batch_id: str) -> None:
+        req = self.request
+        self.worker = make_worker(self.ledger, concurrency=req.concurrency, batch_ids=[batch_id])
+        task = asyncio.create_task(self.worker.run(until_complete=True))
+        poll = 0.25 if isinstance(view, LiveView) else min(1.0, req.progress_interval)
+        try:
+            while not task.done():
+                progress = await self.ledger.progress(batch_id)
+                current = self._in_flight()
+                waiting = None
+                if not current and progress.batch.counts[DocumentStatus.PENDING]:
+                    waiting = await self._waiting(batch_id)
+                view.update(self._this_run(progress), current, waiting)
+                state = progress.batch.state
+                if state != BatchState.ACTIVE and self.stop_reason is None:
+                    reason = progress.batch.pause_reason
+                    why = f" ({reason})" if reason else ""
+                    self.stop_reason = f"batch was {state.value}{why}"
+                    view.note(f"The {self.stop_reason}; stopping.")
+                    self.worker.stop(graceful=True)
+                await asyncio.wait({task}, timeout=poll)
+        finally:
+            if not task.done():  # an error in the loop above: do not leave the worker running
+                self.worker.stop(graceful=False)
+                await asyncio.wait({task})
+        task.result()
+
+    def _this_run(self, progress: BatchProgress) -> BatchProgress:
+        """The progress with rate and ETA measured over this run.
+
+        The ledger's rate looks at the batch's recent finishes, which after a resume include
+        the idle time between runs; the person watching wants the speed they are seeing.
+        """
+        if self._run_start is None:
+            self._run_start = (time.monotonic(), progress.batch.finished)
+            return progress
+        started, before = self._run_start
+        elapsed = time.monotonic() - started
+        processed = progress.batch.finished - before
+        if processed <= 0 or elapsed < 1.0:
+            return progress
+        speed = processed / elapsed
+        left = progress.batch.total - progress.batch.finished
+        eta = left / speed if progress.batch.state == BatchState.ACTIVE else None
+        return dataclasses.replace(progress, rate=speed, eta_seconds=eta)
+
+    def _in_flight(self) -> list[str]:
+        current: dict[int, ClaimedDocument] = getattr(self.worker, "current", {}) or {}
+        docs = sorted(current.values(), key=lambda d: d.started_at)
+        return [self.request.display(d.source) for d in docs]
+
+    async def _waiting(self, batch_id: str) -> str | None:
+        due = await self.ledger.next_due_at([batch_id])
+        if due is None:
+            return None
+        seconds = (due - await self.ledger.now()).total_seconds()
+        if seconds < 1:  # due now: the worker is about to claim it, nothing to wait for
+            return None
+        return f"waiting to retry: next attempt in {render.duration(seconds)}"
+
+    def _exit_code(self, final: BatchProgress) -> int:
+        b = final.batch
+        if self.signals is not None and self.signals.requested:
+            return EXIT_INTERRUPTED
+        ok = b.counts[DocumentStatus.DONE] + b.counts[DocumentStatus.SKIPPED]
+        return EXIT_OK if ok == b.total else EXIT_FAILED
+
+    def _summary(
+        self,
+        final: BatchProgress,
+        failures: list[DocumentInfo],
+        processed: int,
+        elapsed: float,
+        code: int,
+    ) -> None:
+        b = final.batch
+        word = render.status_word(b)
+        headline = {EXIT_OK: ("Done", "bold green"), EXIT_INTERRUPTED: ("Stopped", "bold yellow")}
+        title, style = headline.get(code, ("Finished with problems", "bold red"))
+        if code == EXIT_FAILED and self.stop_reason:
+            title = "Stopped"
+        out.print(Text.assemble((title, style), f": batch {b.id} is {word}"))
+        table = Table(box=None, show_header=False, pad_edge=False, padding=(0, 1, 0, 2))
+        table.add_column(style="bold")
+        table.add_column(justify="right")
+        for status in DocumentStatus:
+            n = b.counts[status]
+            if n or status in (DocumentStatus.DONE, DocumentStatus.FAILED, DocumentStatus.SKIPPED):
+                table.add_row(status.value, Text(f"{n:,}", style=render.STATUS_STYLE[status]))
+        table.add_row("total", f"{b.total:,}")
+        out.print(table)
+        speed = render.rate(processed / elapsed) if elapsed > 0 and processed else "-"
+        out.print(
+            f"This run processed {processed:,} documents in {render.duration(elapsed)} ({speed}).",
+            markup=False,
+        )
+        n_failed = b.counts[DocumentStatus.FAILED]
+        if failures:
+            out.print(f"First failures ({n_failed:,} in all):", style="bold red")
+            ft = Table(box=None, show_header=False, pad_edge=False, padding=(0, 1, 0, 2))
+            ft.add_column(style="red", no_wrap=True)
+            ft.add_column(overflow="fold")
+            ft.add_column(overflow="fold", style="dim")
+            for doc in failures:
+                ft.add_row(
+                    doc.error_code or "",
+                    self.request.display(doc.source),
+                    render.first_line(doc.error_message, 120),
+                )
+            out.print(ft)
+            out.print(
+                f"List them all: ledger failures {b.id}    Retry them: ledger retry {b.id}",
+                style="dim",
+                markup=False,
+            )
+        if code == EXIT_INTERRUPTED or (self.stop_reason and not b.is_complete):
+            if b.state == BatchState.PAUSED:
+                out.print(f"Resume with: ledger resume {b.id}, then run again:", markup=False)
+            elif b.state == BatchState.ACTIVE:
+                out.print("Continue where it stopped by running the same command:", markup=False)
+            if b.state != BatchState.CANCELLED:
+                out.print("  " + _same_command(), style="bold", markup=False)
+
+
+def _same_command() -> str:
+    """The command line that was run, ready to paste (minus Python's own arguments)."""
+    args = sys.argv[1:]
+    program = os.path.basename(sys.argv[0]) if sys.argv else "ledger"
+    if program in ("__main__.py", "-m", "-c") or program.startswith("python"):
+        program = "ledger"
+    return shlex.join([program, *args])

@@ -1,0 +1,374 @@
+"""Running the ledger: ``worker``, ``serve``, ``keys`` and ``db`` (migrations)."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+import os
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from ledger.cli import render
+from ledger.cli.app import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    CliError,
+    app,
+    err,
+    is_sqlite,
+    open_ledger,
+    options,
+    out,
+    run_with_ledger,
+    shown_url,
+)
+from ledger.cli.runtime import make_worker
+from ledger.cli.signals import StopSignals
+from ledger.core.ledger import Ledger
+from ledger.settings import Settings
+
+JSON_OPTION = typer.Option(False, "--json", help="Print JSON for scripts (stable keys).")
+
+log = logging.getLogger("ledger.cli")
+
+# ---------------------------------------------------------------------------- worker
+
+
+@app.command("worker")
+def worker_command(
+    ctx: typer.Context,
+    concurrency: int | None = typer.Option(
+        None,
+        "--concurrency",
+        "-c",
+        min=1,
+        max=10_000,
+        metavar="N",
+        help="Documents processed at once. Default: LEDGER_CONCURRENCY (16).",
+        show_default=False,
+    ),
+    batch: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--batch", "-b", metavar="ID", help="Only these batches (repeatable). Default: all."
+        ),
+    ] = None,
+    burst: bool = typer.Option(
+        False, "--burst", help="Exit when nothing is due instead of waiting for more work."
+    ),
+) -> None:
+    """Process documents of any batch in the database until stopped.
+
+    Run as many as you like, on as many machines as share the database. SIGTERM or Ctrl-C
+    stops gracefully (documents in flight finish); a second signal stops at once.
+    """
+    settings = options(ctx).settings()
+    if options(ctx).verbose == 0:
+        logging.getLogger("ledger").setLevel(logging.INFO)
+    asyncio.run(_work(settings, concurrency, batch or None, burst))
+
+
+async def _work(
+    settings: Settings, concurrency: int | None, batch_ids: list[str] | None, burst: bool
+) -> None:
+    ledger = await open_ledger(settings)
+    try:
+        worker = make_worker(ledger, concurrency=concurrency, batch_ids=batch_ids)
+
+        def first(signum: int) -> None:
+            err.print(
+                "Stopping after the documents in flight finish (signal again to stop at once)…",
+                markup=False,
+            )
+            worker.stop(graceful=True)
+
+        def second(signum: int) -> None:
+            err.print("Stopping now.", markup=False)
+            worker.stop(graceful=False)
+
+        with StopSignals(asyncio.get_running_loop(), first=first, second=second):
+            err.print(
+                f"Worker started on {shown_url(settings.url)} "
+                f"(concurrency {concurrency or settings.concurrency}"
+                + (f", batches {', '.join(batch_ids)}" if batch_ids else ", all batches")
+                + ("; burst" if burst else "; Ctrl-C to stop")
+                + ")",
+                markup=False,
+            )
+            stats = await worker.run(burst=burst)
+        err.print(f"Worker stopped. {_describe_stats(stats)}".strip(), markup=False)
+    finally:
+        await ledger.close()
+
+
+def _describe_stats(stats: Any) -> str:
+    fields = ("done", "failed", "skipped", "retried", "released", "lost")
+    parts = [f"{getattr(stats, f)} {f}" for f in fields if isinstance(getattr(stats, f, None), int)]
+    return ", ".join(parts)
+
+
+# ---------------------------------------------------------------------------- serve
+
+
+@app.command("serve")
+def serve_command(
+    ctx: typer.Context,
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
+    port: int = typer.Option(8000, "--port", min=1, max=65535, help="Port to listen on."),
+    no_workers: bool = typer.Option(
+        False, "--no-workers", help="Serve the API only; run `ledger worker` separately."
+    ),
+) -> None:
+    """Run the HTTP API (and, unless --no-workers, workers in the same process)."""
+    settings = options(ctx).settings()
+    try:
+        import uvicorn
+
+        create_app = importlib.import_module("ledger.api.app").create_app
+    except ImportError as exc:
+        raise CliError(f"the HTTP API is not part of this installation ({exc.name})") from exc
+
+    async def prepare(ledger: Ledger) -> None:
+        return None
+
+    run_with_ledger(ctx, prepare)  # connects, checks and (SQLite) migrates the schema
+    # The app reads its settings like every other face: export the global flags for it.
+    os.environ["LEDGER_DATABASE_URL"] = settings.url
+    os.environ["LEDGER_HOME"] = str(settings.home)
+    application = _build_app(create_app, settings, workers=not no_workers)
+    uvicorn.run(application, host=host, port=port, log_level="info")
+
+
+def _build_app(factory: Any, settings: Settings, *, workers: bool) -> Any:
+    import inspect
+
+    accepted = inspect.signature(factory).parameters
+    kwargs: dict[str, Any] = {}
+    if "settings" in accepted:
+        kwargs["settings"] = settings
+    for name in ("workers", "run_workers", "embedded_workers", "with_workers"):
+        if name in accepted:
+            kwargs[name] = workers
+            break
+    else:
+        if not workers:
+            raise CliError("this version of the API cannot run without workers", EXIT_USAGE)
+    return factory(**kwargs)
+
+
+# ---------------------------------------------------------------------------- keys
+
+keys_app = typer.Typer(
+    help="API keys: each key belongs to one tenant and sees only its batches.",
+    no_args_is_help=True,
+)
+app.add_typer(keys_app, name="keys")
+
+
+def _key_method(ledger: Ledger, name: str) -> Any:
+    method = getattr(ledger, name, None)
+    if method is None:
+        raise CliError("API keys need the HTTP API part of ledger, which this version lacks")
+    return method
+
+
+def _key_json(key: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name in ("id", "tenant", "name", "prefix", "created_at", "last_used_at", "revoked_at"):
+        if hasattr(key, name):
+            value = getattr(key, name)
+            out[name] = render.iso(value) if hasattr(value, "isoformat") else value
+    return out
+
+
+@keys_app.command("create")
+def keys_create(
+    ctx: typer.Context,
+    tenant: str = typer.Option(..., "--tenant", metavar="NAME", help="Tenant the key acts for."),
+    json_output: bool = JSON_OPTION,
+) -> None:
+    """Create an API key for a tenant. The secret is shown once: store it now."""
+
+    async def work(ledger: Ledger) -> Any:
+        return await _key_method(ledger, "create_key")(tenant=tenant)
+
+    created = run_with_ledger(ctx, work)
+    # create_key returns (record, secret) or a record carrying the secret.
+    record, secret = created if isinstance(created, tuple) else (created, created.secret)
+    if json_output:
+        render.emit_json({**_key_json(record), "secret": secret})
+        return
+    out.print(f"Created key {record.id} for tenant {tenant}.", markup=False)
+    out.print("Secret (shown only now; send it as the X-API-Key header):", markup=False)
+    out.print(secret, markup=False)
+
+
+@keys_app.command("list")
+def keys_list(ctx: typer.Context, json_output: bool = JSON_OPTION) -> None:
+    """List API keys (never their secrets)."""
+
+    async def work(ledger: Ledger) -> list[Any]:
+        return list(await _key_method(ledger, "list_keys")())
+
+    keys = run_with_ledger(ctx, work)
+    if json_output:
+        render.emit_json([_key_json(k) for k in keys])
+        return
+    if not keys:
+        out.print("No API keys. Create one with: ledger keys create --tenant NAME")
+        return
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    rows = [_key_json(k) for k in keys]
+    columns = list(rows[0])
+    for column in columns:
+        table.add_column(column.upper().replace("_", " "))
+    for row in rows:
+        table.add_row(*(str(row[c]) if row[c] is not None else "-" for c in columns))
+    out.print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    ctx: typer.Context,
+    key_id: str = typer.Argument(..., metavar="ID", help="Key id (see `ledger keys list`)."),
+) -> None:
+    """Revoke an API key: requests made with it are refused from now on."""
+
+    async def work(ledger: Ledger) -> None:
+        await _key_method(ledger, "revoke_key")(key_id)
+
+    run_with_ledger(ctx, work)
+    out.print(f"Revoked key {key_id}.", markup=False)
+
+
+# ---------------------------------------------------------------------------- db
+
+db_app = typer.Typer(
+    help="The database schema: upgrade, downgrade, current, history.", no_args_is_help=True
+)
+app.add_typer(db_app, name="db")
+
+
+def _alembic_error(exc: Exception) -> CliError:
+    return CliError(f"migration failed: {str(exc).strip().splitlines()[0] if str(exc) else exc}")
+
+
+@db_app.command("upgrade")
+def db_upgrade(
+    ctx: typer.Context,
+    revision: str = typer.Argument("head", help="Revision to upgrade to."),
+) -> None:
+    """Migrate the database up to the newest schema (or REVISION)."""
+    from alembic.util import CommandError
+
+    from ledger.db import migrate
+
+    settings = options(ctx).settings()
+    before = _current(settings)
+    try:
+        migrate.upgrade(settings.url, revision)
+    except CommandError as exc:
+        raise _alembic_error(exc) from exc
+    after = _current(settings)
+    if before == after:
+        out.print(f"{shown_url(settings.url)} is already at {after or 'base'}.", markup=False)
+    else:
+        out.print(
+            f"Upgraded {shown_url(settings.url)} from {before or 'base'} to {after}.",
+            markup=False,
+        )
+
+
+@db_app.command("downgrade")
+def db_downgrade(
+    ctx: typer.Context,
+    revision: str = typer.Argument(
+        ..., metavar="REV", help="Revision to go down to: an id, -1, or base (drops everything)."
+    ),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
+) -> None:
+    """Migrate the database down to REV. Data in the removed tables and columns is lost."""
+    from alembic.util import CommandError
+
+    from ledger.db import migrate
+
+    settings = options(ctx).settings()
+    if not yes and out.is_terminal:
+        typer.confirm(
+            f"Downgrade {shown_url(settings.url)} to {revision}? Data may be lost", abort=True
+        )
+    before = _current(settings)
+    try:
+        migrate.downgrade(settings.url, revision)
+    except CommandError as exc:
+        raise _alembic_error(exc) from exc
+    after = _current(settings)
+    out.print(
+        f"Downgraded {shown_url(settings.url)} from {before or 'base'} to {after or 'base'}.",
+        markup=False,
+    )
+
+
+def _current(settings: Settings) -> str | None:
+    from sqlalchemy.exc import DBAPIError
+
+    from ledger.db import migrate
+
+    try:
+        return asyncio.run(migrate.current_revision(settings.url))
+    except (DBAPIError, OSError) as exc:
+        reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+        raise CliError(f"cannot open the database {shown_url(settings.url)}: {reason}") from exc
+
+
+@db_app.command("current")
+def db_current(ctx: typer.Context, json_output: bool = JSON_OPTION) -> None:
+    """Show the database's schema revision; exit code 1 when it is not up to date."""
+    from ledger.db import migrate
+
+    settings = options(ctx).settings()
+    current = _current(settings)
+    head = migrate.head_revision()
+    if json_output:
+        render.emit_json(
+            {
+                "database": shown_url(settings.url),
+                "current": current,
+                "head": head,
+                "up_to_date": current == head,
+            }
+        )
+        raise typer.Exit(EXIT_OK if current == head else EXIT_FAILED)
+    where = shown_url(settings.url)
+    if current == head:
+        out.print(f"{where}: {current} (up to date)", markup=False)
+    else:
+        hint = (
+            "any ledger command migrates it" if is_sqlite(settings) else "run `ledger db upgrade`"
+        )
+        out.print(f"{where}: {current or 'empty'}, newest is {head} ({hint})", markup=False)
+    raise typer.Exit(EXIT_OK if current == head else EXIT_FAILED)
+
+
+@db_app.command("history")
+def db_history(ctx: typer.Context, json_output: bool = JSON_OPTION) -> None:
+    """List the schema revisions this version of ledger knows, newest first."""
+    from ledger.db import migrate
+
+    revisions = migrate.history()
+    if json_output:
+        render.emit_json(
+            [{"revision": r, "down_revision": d, "message": m} for r, d, m in revisions]
+        )
+        return
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    table.add_column("REVISION")
+    table.add_column("PARENT")
+    table.add_column("DESCRIPTION")
+    for rev, down, message in revisions:
+        table.add_row(rev, down or "-", message)
+    out.print(table)

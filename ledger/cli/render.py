@@ -1,0 +1,174 @@
+"""How the command line shows things: JSON for scripts, short human text for people.
+
+JSON keys are a contract for scripts: add keys, never rename or remove them. Timestamps are
+ISO 8601 in UTC; durations are seconds; absent values are ``null``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from ledger.records import AttemptInfo, Batch, DocumentInfo, FailureGroup, Progress
+from ledger.states import BatchState, DocumentStatus
+
+STATUS_STYLE: Mapping[DocumentStatus, str] = {
+    DocumentStatus.PENDING: "dim",
+    DocumentStatus.RUNNING: "cyan",
+    DocumentStatus.DONE: "green",
+    DocumentStatus.FAILED: "red",
+    DocumentStatus.SKIPPED: "yellow",
+    DocumentStatus.CANCELLED: "magenta",
+}
+
+STATE_STYLE: Mapping[BatchState, str] = {
+    BatchState.ACTIVE: "green",
+    BatchState.PAUSED: "yellow",
+    BatchState.CANCELLED: "magenta",
+}
+
+
+def iso(value: datetime | None) -> str | None:
+    """ISO 8601 in UTC, or None."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).isoformat()
+
+
+def emit_json(value: Any) -> None:
+    """Write one JSON document to stdout."""
+    sys.stdout.write(json.dumps(value, indent=2, ensure_ascii=False) + "\n")
+    sys.stdout.flush()
+
+
+def duration(seconds: float | None) -> str:
+    """``1h 02m``, ``3m 04s``, ``12.3s``; ``-`` when unknown."""
+    if seconds is None:
+        return "-"
+    if seconds < 10:
+        return f"{seconds:.1f}s"
+    whole = round(seconds)
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h {minutes:02d}m"
+    if minutes:
+        return f"{minutes}m {secs:02d}s"
+    return f"{secs}s"
+
+
+def rate(per_second: float | None) -> str:
+    if per_second is None:
+        return "-"
+    if per_second >= 10:
+        return f"{per_second:,.0f}/s"
+    return f"{per_second:.2f}/s" if per_second >= 0.1 else f"{per_second * 60:.1f}/min"
+
+
+def when(value: datetime | None) -> str:
+    """A timestamp in local time, to the second, for people."""
+    if value is None:
+        return "-"
+    return value.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+
+
+def status_word(batch: Batch) -> str:
+    """One word for where a batch stands: complete, running, paused, cancelled, waiting."""
+    if batch.state == BatchState.CANCELLED:
+        return "cancelled"
+    if batch.is_complete and batch.total:
+        return "complete"
+    if batch.state == BatchState.PAUSED:
+        return "paused"
+    if batch.counts[DocumentStatus.RUNNING]:
+        return "running"
+    return "pending"
+
+
+def counts_json(batch: Batch) -> dict[str, int]:
+    return {s.value: int(batch.counts.get(s, 0)) for s in DocumentStatus}
+
+
+def batch_json(batch: Batch) -> dict[str, Any]:
+    return {
+        "id": batch.id,
+        "name": batch.name,
+        "state": batch.state.value,
+        "status": status_word(batch),
+        "pause_reason": batch.pause_reason,
+        "processor": batch.processor,
+        "options": batch.options,
+        "priority": batch.priority,
+        "max_attempts": batch.max_attempts,
+        "counts": counts_json(batch),
+        "total": batch.total,
+        "finished": batch.finished,
+        "complete": batch.is_complete,
+        "created_at": iso(batch.created_at),
+        "updated_at": iso(batch.updated_at),
+        "started_at": iso(batch.started_at),
+        "completed_at": iso(batch.completed_at),
+    }
+
+
+def progress_json(progress: Progress) -> dict[str, Any]:
+    out = batch_json(progress.batch)
+    out.update(
+        {
+            "percent": round(progress.percent, 2),
+            "rate_per_second": progress.rate,
+            "eta_seconds": progress.eta_seconds,
+            "last_finished_at": iso(progress.last_finished_at),
+        }
+    )
+    return out
+
+
+def document_json(doc: DocumentInfo) -> dict[str, Any]:
+    return {
+        "id": doc.id,
+        "batch_id": doc.batch_id,
+        "source": doc.source,
+        "status": doc.status.value,
+        "attempts": doc.attempts,
+        "error_code": doc.error_code,
+        "error_message": doc.error_message,
+        "size": doc.size,
+        "started_at": iso(doc.started_at),
+        "finished_at": iso(doc.finished_at),
+        "created_at": iso(doc.created_at),
+    }
+
+
+def attempt_json(attempt: AttemptInfo) -> dict[str, Any]:
+    return {
+        "attempt": attempt.attempt,
+        "worker_id": attempt.worker_id,
+        "outcome": attempt.outcome.value,
+        "error_code": attempt.error_code,
+        "error_message": attempt.error_message,
+        "started_at": iso(attempt.started_at),
+        "finished_at": iso(attempt.finished_at),
+        "duration_seconds": attempt.duration_seconds,
+    }
+
+
+def failure_group_json(group: FailureGroup, documents: list[DocumentInfo]) -> dict[str, Any]:
+    return {
+        "code": group.code,
+        "count": group.count,
+        "documents": [document_json(d) for d in documents],
+    }
+
+
+def first_line(text: str | None, limit: int = 200) -> str:
+    """The first line of an error message, shortened for a table cell."""
+    if not text:
+        return ""
+    line = text.strip().splitlines()[0] if text.strip() else ""
+    return line if len(line) <= limit else line[: limit - 1] + "…"

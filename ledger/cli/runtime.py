@@ -1,0 +1,43 @@
+"""The worker runtime and processor registry, as the command line uses them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from ledger.cli.app import EXIT_USAGE, CliError
+from ledger.core.ledger import Ledger
+from ledger.errors import InvalidInput
+from ledger.processors.base import ProcessorContext, ProcessorRegistry
+from ledger.records import JSON
+from ledger.worker.runtime import Worker
+
+
+def check_processor(ledger: Ledger, name: str, options: JSON) -> None:
+    """Fail now, with a usage error, unless ``name`` with ``options`` can be built.
+
+    Building the processor once checks its options too (``sleep -o seconds=x``), so a
+    mistake is one line at the start instead of every document failing.
+    """
+    registry = ProcessorRegistry()
+    context = ProcessorContext(
+        ledger=ledger, pool=None, task_timeout=ledger.settings.task_timeout_seconds
+    )
+    try:
+        registry.validate(name)
+        registry.get(context, name, options)
+    except InvalidInput as exc:
+        raise CliError(exc.message, EXIT_USAGE) from exc
+    except ImportError as exc:
+        others = ", ".join(n for n in registry.names() if n != name)
+        raise CliError(
+            f"processor {name!r} cannot be loaded ({exc}); choose one with --processor: "
+            f"{others}, or module:function",
+            EXIT_USAGE,
+        ) from exc
+
+
+def make_worker(
+    ledger: Ledger, *, concurrency: int | None, batch_ids: Sequence[str] | None = None
+) -> Worker:
+    """A worker of the runtime, bound to ``ledger``."""
+    return Worker(ledger, concurrency=concurrency, batch_ids=batch_ids)

@@ -1,0 +1,145 @@
+"""Finding the files to ingest, lazily, and naming the batch they make.
+
+The walk never holds a list of files: it yields one :class:`SourceSpec` at a time while it
+reads directories, so a tree of millions of files costs memory in proportion to its depth
+and the directories still to visit, not to its files.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import json
+import os
+import re
+import stat
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ledger.records import SourceSpec
+
+
+@dataclass
+class WalkStats:
+    """What the walk saw, updated as it goes (the progress display reads it)."""
+
+    files: int = 0  # files yielded
+    unreadable: list[str] = field(default_factory=list)  # broken links, folders we may not read
+
+    def note_unreadable(self, path: str, exc: OSError) -> None:
+        if len(self.unreadable) < 1000:  # bounded: a few examples are enough to report
+            self.unreadable.append(f"{path}: {exc.strerror or exc}")
+
+
+def resolve_roots(paths: Sequence[str]) -> list[Path]:
+    """The absolute, resolved form of each path, duplicates dropped, order kept.
+
+    Raises FileNotFoundError naming the first path that does not exist.
+    """
+    roots: list[Path] = []
+    for raw in paths:
+        path = Path(raw).expanduser()
+        if not path.exists():
+            raise FileNotFoundError(raw)
+        resolved = path.resolve()
+        if resolved not in roots:
+            roots.append(resolved)
+    return roots
+
+
+def _matches(relative: str, pattern: str | None) -> bool:
+    # fnmatch's `*` also matches `/`, so `*.pdf` selects PDFs at any depth.
+    return pattern is None or fnmatch.fnmatchcase(relative, pattern)
+
+
+def walk(
+    roots: Sequence[Path],
+    *,
+    pattern: str | None = None,
+    hidden: bool = False,
+    stats: WalkStats | None = None,
+) -> Iterator[SourceSpec]:
+    """Yield every regular file under ``roots`` (a root may itself be a file).
+
+    Symbolic links to files are followed; links to folders are not (no cycles). Names
+    starting with a dot are left out unless ``hidden``. ``pattern`` is matched against the
+    path relative to its root (a root given as a file is always taken).
+    """
+    stats = stats if stats is not None else WalkStats()
+    for root in roots:
+        if not root.is_dir():
+            spec = _spec(str(root), None, stats)
+            if spec is not None:
+                yield spec
+            continue
+        pending = [root]
+        while pending:
+            folder = pending.pop()
+            try:
+                with os.scandir(folder) as entries:
+                    subfolders = []
+                    for entry in entries:
+                        if not hidden and entry.name.startswith("."):
+                            continue
+                        try:
+                            is_dir = entry.is_dir(follow_symlinks=False)
+                        except OSError as exc:
+                            stats.note_unreadable(entry.path, exc)
+                            continue
+                        if is_dir:
+                            subfolders.append(Path(entry.path))
+                            continue
+                        relative = os.path.relpath(entry.path, root).replace(os.sep, "/")
+                        if not _matches(relative, pattern):
+                            continue
+                        spec = _spec(entry.path, entry, stats)
+                        if spec is not None:
+                            yield spec
+            except OSError as exc:
+                stats.note_unreadable(str(folder), exc)
+                continue
+            # Reversed so that folders are visited in the order the directory listed them.
+            pending.extend(reversed(subfolders))
+
+
+def _spec(path: str, entry: os.DirEntry[str] | None, stats: WalkStats) -> SourceSpec | None:
+    try:
+        st = entry.stat() if entry is not None else os.stat(path)
+    except OSError as exc:  # a broken symbolic link, or a file removed while we walk
+        stats.note_unreadable(path, exc)
+        return None
+    if not stat.S_ISREG(st.st_mode):
+        return None
+    stats.files += 1
+    return SourceSpec(source=path, size=st.st_size, mtime_ns=st.st_mtime_ns)
+
+
+def batch_id_for(
+    roots: Sequence[Path],
+    *,
+    pattern: str | None,
+    hidden: bool,
+    processor: str,
+    options: dict[str, Any],
+) -> str:
+    """A batch id that is the same whenever the same files are asked for the same way.
+
+    Running the same ``ledger ingest`` command again therefore finds its batch and resumes
+    it. The id starts with the first folder's name so people can tell batches apart.
+    """
+    key = json.dumps(
+        {
+            "paths": [str(r) for r in roots],
+            "glob": pattern,
+            "hidden": hidden,
+            "processor": processor,
+            "options": options,
+        },
+        sort_keys=True,
+        separators=(",", ":"),
+    )
+    digest = hashlib.sha256(key.encode()).hexdigest()[:12]
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "-", roots[0].name if roots else "").strip("-.")
+    return f"{stem[:40]}-{digest}" if stem else f"ingest-{digest}"

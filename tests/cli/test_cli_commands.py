@@ -1,0 +1,139 @@
+"""Read and steering commands, and the schema commands, checked against SQL."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from conftest import Cli
+
+
+def ingest(cli: Cli, corpus: Path, *extra: str) -> str:
+    result = cli("ingest", str(corpus), "-p", "noop", "--json", *extra)
+    assert result.code in (0, 1), result.stderr
+    return str(result.json()["batch"]["id"])
+
+
+def test_fresh_home_is_created_and_migrated(cli: Cli) -> None:
+    assert not cli.db.exists()
+    result = cli("batches")
+    assert result.code == 0, result.stderr
+    assert "No batches yet" in result.stdout
+    assert cli.db.exists()
+    assert cli.scalar("SELECT count(*) FROM alembic_version") == 1
+    assert cli("batches", "--json").json() == []
+
+
+def test_batches_and_status_json_match_sql(cli: Cli, corpus: Path, tmp_path: Path) -> None:
+    first = ingest(cli, corpus)
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "one.txt").write_text("1")
+    second = ingest(cli, other)
+
+    listing = cli("batches", "--json")
+    assert listing.code == 0, listing.stderr
+    rows = listing.json()
+    assert [b["id"] for b in rows] == [second, first]  # newest first
+    for b in rows:
+        sql = dict(
+            cli.sql("SELECT status, count(*) FROM documents WHERE batch_id = ? GROUP BY 1", b["id"])
+        )
+        assert {k: v for k, v in b["counts"].items() if v} == sql
+        assert b["total"] == sum(sql.values())
+        assert b["created_at"].endswith("+00:00")
+    assert len(cli("batches", "--json", "--limit", "1").json()) == 1
+
+    status = cli("status", first, "--json")
+    assert status.code == 0, status.stderr
+    data = status.json()
+    assert data["id"] == first
+    assert data["counts"]["done"] == 30
+    assert data["complete"] is True
+    assert data["percent"] == 100.0
+    assert data["completed_at"] is not None
+    assert set(data) >= {"rate_per_second", "eta_seconds", "started_at", "last_finished_at"}
+
+    human = cli("status", first)
+    assert human.code == 0
+    assert first in human.stdout
+    assert "complete" in human.stdout
+    table = cli("batches")
+    assert first in table.stdout
+    assert second in table.stdout
+
+
+def test_pause_resume_cancel(cli: Cli, corpus: Path) -> None:
+    batch_id = ingest(cli, corpus)
+    assert cli("retry", batch_id, "--json").json()["retried"] == 0
+
+    paused = cli("pause", batch_id, "--json")
+    assert paused.code == 0, paused.stderr
+    assert paused.json()["state"] == "paused"
+    assert cli.scalar("SELECT state FROM batches WHERE id = ?", batch_id) == "paused"
+
+    resumed = cli("resume", batch_id)
+    assert resumed.code == 0
+    assert "is active" in resumed.stdout
+    assert cli.scalar("SELECT state FROM batches WHERE id = ?", batch_id) == "active"
+
+    cancelled = cli("cancel", batch_id, "--json")
+    assert cancelled.code == 0, cancelled.stderr
+    assert cancelled.json()["state"] == "cancelled"
+    assert cli.scalar("SELECT state FROM batches WHERE id = ?", batch_id) == "cancelled"
+
+    # A cancelled batch cannot be resumed, and the same ingest says so in one line.
+    again = cli("resume", batch_id)
+    assert again.code == 1
+    assert len(again.stderr.strip().splitlines()) == 1
+    rerun = cli("ingest", str(corpus), "-p", "noop")
+    assert rerun.code == 1
+    assert "cancelled" in rerun.stderr
+    assert "Traceback" not in rerun.stderr
+
+
+def test_cancel_cancels_pending_documents(cli: Cli, corpus: Path) -> None:
+    # One slow document at a time: the rest are still pending when the batch is cancelled.
+    batch_id = "held"
+    args = ["ingest", str(corpus), "-b", batch_id, "-p", "sleep", "-o", "seconds=5", "-c", "1"]
+    proc = cli.start(*args)
+    cli.wait_for("SELECT count(*) FROM documents WHERE status = 'running'", lambda n: n == 1)
+    assert cli("cancel", batch_id, "-y").code == 0
+    proc.communicate(timeout=30)
+    assert proc.returncode == 1
+    rows = dict(cli.sql("SELECT status, count(*) FROM documents GROUP BY 1"))
+    assert rows.get("pending", 0) == 0
+    assert rows["cancelled"] >= 29
+
+
+def test_db_commands(cli: Cli) -> None:
+    current = cli("db", "current", "--json")
+    assert current.code == 1  # not migrated yet
+    data = current.json()
+    assert data["current"] is None
+    assert data["up_to_date"] is False
+
+    upgraded = cli("db", "upgrade")
+    assert upgraded.code == 0, upgraded.stderr
+    head = cli("db", "current", "--json").json()
+    assert head["up_to_date"] is True
+    assert head["current"] == cli.scalar("SELECT version_num FROM alembic_version")
+    assert "already at" in cli("db", "upgrade").stdout
+
+    history = cli("db", "history", "--json").json()
+    assert history[0]["revision"] == head["head"]
+
+    down = cli("db", "downgrade", "base", "--yes")
+    assert down.code == 0, down.stderr
+    assert cli.sql("SELECT name FROM sqlite_master WHERE name = 'batches'") == []
+    # Any command on the SQLite default migrates it again.
+    assert cli("batches").code == 0
+    assert cli("db", "current", "--json").json()["up_to_date"] is True
+
+
+def test_search_and_keys_without_their_parts_say_so(cli: Cli) -> None:
+    for args in (["search", "anything"], ["keys", "list"]):
+        result = cli(*args)
+        assert result.code == 1
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1, result.stderr
+        assert "Traceback" not in result.stderr

@@ -1,0 +1,109 @@
+"""Real worker processes on one database: sharing work, and surviving kill -9."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ledger.core.ledger import Ledger
+from ledger.records import BatchSpec, SourceSpec
+from tests.conftest import settings_for, sql
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def start_worker(url: str, batch: str, **settings: Any) -> subprocess.Popen[str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    env.update({f"LEDGER_{k.upper()}": str(v) for k, v in settings.items()})
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.helpers.worker_proc", url, batch],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def finish(proc: subprocess.Popen[str], timeout: float = 120) -> dict[str, Any]:
+    out, err = proc.communicate(timeout=timeout)
+    assert proc.returncode == 0, err
+    return json.loads(out.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+async def submit(url: str, n: int, **options: Any) -> None:
+    async with await Ledger.open(settings_for(url)) as ledger:
+        spec = BatchSpec(id="b", processor="sleep", options=options, max_attempts=5)
+        await ledger.submit(spec, [SourceSpec(f"/doc/{i:05d}") for i in range(n)])
+
+
+def assert_exactly_once(sync_url: str, n: int) -> None:
+    """Every document done, by exactly one attempt, and no two attempts overlapped."""
+    assert sql(sync_url, "SELECT status, count(*) FROM documents GROUP BY status") == [("done", n)]
+    done_attempts = sql(
+        sync_url,
+        "SELECT document_id, count(*) FROM attempts WHERE outcome = 'done'"
+        " GROUP BY document_id HAVING count(*) <> 1",
+    )
+    assert done_attempts == []
+    assert (
+        sql(sync_url, "SELECT count(DISTINCT document_id) FROM attempts WHERE outcome = 'done'")[0][
+            0
+        ]
+        == n
+    )
+    # Leases never overlap: each attempt of a document starts after the previous one ended.
+    overlaps = sql(
+        sync_url,
+        "SELECT a.id, b.id FROM attempts a JOIN attempts b ON a.document_id = b.document_id"
+        " AND a.id < b.id AND b.started_at < a.finished_at",
+    )
+    assert overlaps == []
+    counters = sql(sync_url, "SELECT n_done, n_pending, n_running FROM batches")
+    assert counters == [(n, 0, 0)]
+
+
+@pytest.mark.slow
+async def test_three_worker_processes_share_one_batch(db_url: str, sync_url: str) -> None:
+    await submit(db_url, 1500, seconds=0.005)
+    procs = [start_worker(db_url, "b", concurrency=25, claim_batch=16) for _ in range(3)]
+    stats = [finish(p) for p in procs]
+    assert sum(s["done"] for s in stats) == 1500
+    assert all(s["done"] > 0 for s in stats)  # the work really was shared
+    assert_exactly_once(sync_url, 1500)
+
+
+@pytest.mark.slow
+async def test_sigkill_mid_batch_then_restart_loses_nothing(db_url: str, sync_url: str) -> None:
+    n = 1000
+    await submit(db_url, n, seconds=0.02)
+    settings = {"concurrency": 40, "lease_seconds": 2, "commit_interval_seconds": 0.01}
+    victim = start_worker(db_url, "b", **settings)
+    deadline = time.monotonic() + 60
+    while sql(sync_url, "SELECT n_done FROM batches")[0][0] < n // 3:
+        assert time.monotonic() < deadline, "the worker made no progress"
+        assert victim.poll() is None, victim.stderr.read() if victim.stderr else ""
+        await asyncio.sleep(0.05)
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+    orphaned = sql(sync_url, "SELECT count(*) FROM documents WHERE status = 'running'")[0][0]
+    assert orphaned > 0, "the kill should have left leased documents behind"
+    done_at_kill = sql(sync_url, "SELECT n_done FROM batches")[0][0]
+
+    started = time.monotonic()
+    stats = finish(start_worker(db_url, "b", **settings))
+    assert stats["done"] == n - done_at_kill  # only what was not done is done again
+    assert_exactly_once(sync_url, n)
+    rescued = sql(sync_url, "SELECT count(*) FROM attempts WHERE outcome = 'lease_expired'")
+    assert rescued[0][0] == orphaned
+    assert time.monotonic() - started < 60

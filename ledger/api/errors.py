@@ -13,6 +13,7 @@ from typing import Any
 import msgspec
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
+from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.types import ExceptionHandlersMap
 
@@ -82,7 +83,7 @@ def http_error_handler(request: Request[Any, Any, Any], exc: HTTPException) -> R
         malformed = "malformed" in text or ("json" in text and "decode" in text)
         status = 400 if malformed else 422
         detail = _describe_validation(request, errors) or detail
-    elif status == 413:
+    elif isinstance(exc, RequestEntityTooLarge):
         limit = request.route_handler.resolve_request_max_body_size()
         detail = (
             f"request body is larger than this endpoint accepts ({limit} bytes)"

@@ -178,7 +178,7 @@ async def test_uploaded_names_are_metadata_only(server: Server) -> None:
         storage = (server.home / "storage").resolve()
         for f in files:
             source = Path(f["source"])
-            assert source.resolve().is_relative_to(storage)
+            assert os.path.realpath(source).startswith(f"{storage}{os.sep}")  # noqa: ASYNC240
             assert "same" not in source.name
             assert "evil" not in source.name
         docs = (await client.get(f"/api/v1/batches/{batch_id}/documents")).json()["items"]

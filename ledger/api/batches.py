@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 import msgspec
@@ -62,6 +63,7 @@ class _Deferred:
         raise _SourcesNeeded
 
 
+@dataclass
 class _UploadOperation(Operation):
     """Documents the multipart body that the upload handler reads as a stream."""
 

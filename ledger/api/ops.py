@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 from litestar import Response, get
+from litestar.openapi.spec import Operation
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
@@ -22,6 +24,14 @@ log = logging.getLogger(__name__)
 QUEUE_DEPTH_BATCHES = 1000  # at most this many batches get a queue-depth series
 
 
+@dataclass
+class _PublicOperation(Operation):
+    """An operation that needs no API key: load balancers and orchestrators probe it."""
+
+    def __post_init__(self) -> None:
+        self.security = [{}]
+
+
 def _version() -> str:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -34,6 +44,7 @@ def _version() -> str:
 @get(
     "/health",
     operation_id="health",
+    operation_class=_PublicOperation,
     responses=ERROR_RESPONSES,
     tags=["operations"],
     summary="Process and database",

@@ -31,7 +31,14 @@ BatchId = Annotated[
         description="1 to 200 characters; no spaces, control characters, / \\ ? # %",
     ),
 ]
-Cursor = Annotated[str, Meta(max_length=2000, description="next_cursor of the previous page")]
+Cursor = Annotated[
+    str,
+    Meta(
+        max_length=2000,
+        pattern=r"^[A-Za-z0-9_-]*$",
+        description="opaque: the next_cursor of the previous page",
+    ),
+]
 
 
 class Problem(Struct, kw_only=True, omit_defaults=True):

@@ -8,22 +8,40 @@ from __future__ import annotations
 
 import math
 import random
-import secrets
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, bindparam, insert, select, tuple_, update
+from sqlalchemy import (
+    Boolean,
+    String,
+    Text,
+    and_,
+    bindparam,
+    case,
+    insert,
+    literal,
+    select,
+    tuple_,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ledger.backoff import RetryPolicy
-from ledger.core.events import EventRow, record_events
-from ledger.db.dialect import lock_rows
-from ledger.db.models import attempts, batches, documents, workers
+from ledger.core.events import record_events
+from ledger.db.dialect import lock_rows, random_token, seconds_between
+from ledger.db.models import attempts, batches, documents, events, workers
+from ledger.db.types import UTCDateTime
 from ledger.records import ClaimedDocument, CompleteResult, Outcome
-from ledger.states import AttemptOutcome, BatchState, DocumentStatus, ErrorCode
+from ledger.states import (
+    TERMINAL_STATUSES,
+    AttemptOutcome,
+    BatchState,
+    DocumentStatus,
+    ErrorCode,
+)
 
 PARAMS_CHUNK = 2_000  # ids per IN (...) list: well under every backend's parameter limit
 
@@ -41,118 +59,157 @@ def _chunks(items: Sequence[Any], size: int = PARAMS_CHUNK) -> Iterable[Sequence
         yield items[start : start + size]
 
 
-def _new_token() -> str:
-    return secrets.token_hex(16)
-
-
-# One UPDATE shape for every way an attempt ends; executemany runs it for a whole group.
-# The WHERE clause is the fence: only the holder of the current lease can end the attempt.
-_END_ATTEMPT = (
-    update(documents)
-    .where(
-        documents.c.id == bindparam("b_id"),
-        documents.c.lease_token == bindparam("b_token"),
-        documents.c.status == DocumentStatus.RUNNING.value,
-    )
-    .values(
-        status=bindparam("b_status"),
-        attempts=bindparam("b_attempts"),
-        next_attempt_at=bindparam("b_next"),
-        lease_owner=None,
-        lease_token=None,
-        lease_expires_at=None,
-        error_code=bindparam("b_code"),
-        error_message=bindparam("b_message"),
-        finished_at=bindparam("b_finished"),
-        result=bindparam("b_result"),
-        updated_at=bindparam("b_now"),
-    )
-)
-
-
-@dataclass
+@dataclass(frozen=True)
 class _Ending:
-    """What one ended attempt writes: the document update, the attempt row, the event."""
+    """How one attempt ends: the document's new state and what the attempt row says."""
 
     doc_id: int
     batch_id: str
-    token: str
     status: DocumentStatus
-    attempts: int
-    next_attempt_at: datetime
-    finished_at: datetime | None
-    error_code: str | None
-    error_message: str | None
-    result: dict[str, Any] | None
-    attempt_no: int
-    worker_id: str | None
-    started_at: datetime
     outcome: AttemptOutcome
+    next_attempt_at: datetime
+    error_code: str | None = None
+    error_message: str | None = None
     systemic: bool = False
+    uncount: bool = False  # the attempt does not count against max_attempts (released)
+    result: dict[str, Any] | None = None
 
-
-async def _write_endings(conn: AsyncConnection, endings: Sequence[_Ending], now: datetime) -> None:
-    if not endings:
-        return
-    await conn.execute(
-        _END_ATTEMPT,
-        [
-            {
-                "b_id": e.doc_id,
-                "b_token": e.token,
-                "b_status": e.status.value,
-                "b_attempts": e.attempts,
-                "b_next": e.next_attempt_at,
-                "b_code": e.error_code,
-                "b_message": e.error_message,
-                "b_finished": e.finished_at,
-                "b_result": e.result,
-                "b_now": now,
-            }
-            for e in endings
-        ],
-    )
-    await conn.execute(
-        insert(attempts),
-        [
-            {
-                "document_id": e.doc_id,
-                "batch_id": e.batch_id,
-                "attempt": e.attempt_no,
-                "lease_token": e.token,
-                "worker_id": e.worker_id,
-                "started_at": e.started_at,
-                "finished_at": max(now, e.started_at),
-                "duration_seconds": max((now - e.started_at).total_seconds(), 0.0),
-                "outcome": e.outcome.value,
-                "error_code": e.error_code if e.outcome not in _CLEAN_OUTCOMES else None,
-                "error_message": e.error_message if e.outcome not in _CLEAN_OUTCOMES else None,
-                "systemic": e.systemic,
-            }
-            for e in endings
-        ],
-    )
-    await record_events(
-        conn,
-        now,
-        [
-            _event_for(e)
-            for e in endings
-            if e.outcome is not AttemptOutcome.RELEASED or e.status is not DocumentStatus.PENDING
-        ],
-    )
+    def group_key(self) -> tuple[Any, ...]:
+        return (
+            self.status,
+            self.outcome,
+            self.next_attempt_at,
+            self.error_code,
+            self.error_message,
+            self.systemic,
+            self.uncount,
+        )
 
 
 _CLEAN_OUTCOMES = frozenset({AttemptOutcome.DONE, AttemptOutcome.SKIPPED, AttemptOutcome.RELEASED})
 
 
-def _event_for(e: _Ending) -> EventRow:
-    kind = "document_retry" if e.status is DocumentStatus.PENDING else f"document_{e.status.value}"
-    data: dict[str, Any] = {"attempt": e.attempt_no}
-    if e.error_code is not None and e.status is not DocumentStatus.DONE:
-        data["error_code"] = e.error_code
-        data["error_message"] = (e.error_message or "")[:500]
-    return (e.batch_id, e.doc_id, kind, data)
+async def _write_endings(
+    conn: AsyncConnection, endings: Sequence[_Ending], now: datetime, *, worker_id: str | None
+) -> None:
+    """End a group of attempts whose leases were verified under lock by the caller.
+
+    Set-based: the attempt rows and events are copied from the document rows with
+    INSERT ... SELECT, and the documents change with one UPDATE per group of identical
+    endings, so a group of a thousand documents costs a handful of statements. Per-document
+    results are written first, while the document is still running.
+    """
+    if not endings:
+        return
+    with_result = [e for e in endings if e.result is not None]
+    if with_result:
+        await conn.execute(
+            update(documents)
+            .where(documents.c.id == bindparam("b_id"))
+            .values(result=bindparam("b_result", type_=documents.c.result.type)),
+            [{"b_id": e.doc_id, "b_result": e.result} for e in with_result],
+        )
+    groups: dict[tuple[Any, ...], list[_Ending]] = defaultdict(list)
+    for e in endings:
+        groups[e.group_key()].append(e)
+    for members in groups.values():
+        first = members[0]
+        for ids in _chunks([e.doc_id for e in members]):
+            await _end_group(conn, first, list(ids), now, worker_id)
+
+
+async def _end_group(
+    conn: AsyncConnection,
+    ending: _Ending,
+    ids: list[int],
+    now: datetime,
+    worker_id: str | None,
+) -> None:
+    clean = ending.outcome in _CLEAN_OUTCOMES
+    code = None if clean else ending.error_code
+    message = None if clean else ending.error_message
+    now_param = literal(now, UTCDateTime())
+    # A clock that stepped back must not make an attempt end before it started.
+    finished_at = case(
+        (documents.c.started_at > now_param, documents.c.started_at), else_=now_param
+    )
+    selected = select(
+        documents.c.id,
+        documents.c.batch_id,
+        documents.c.attempts,
+        documents.c.lease_token,
+        documents.c.lease_owner if worker_id is None else literal(worker_id, String()),
+        documents.c.started_at,
+        finished_at,
+        seconds_between(conn, finished_at, documents.c.started_at),
+        literal(ending.outcome.value, String()),
+        literal(code, String()),
+        literal(message, Text()),
+        literal(ending.systemic, Boolean()),
+    ).where(documents.c.id.in_(ids))
+    await conn.execute(
+        insert(attempts).from_select(
+            [
+                "document_id",
+                "batch_id",
+                "attempt",
+                "lease_token",
+                "worker_id",
+                "started_at",
+                "finished_at",
+                "duration_seconds",
+                "outcome",
+                "error_code",
+                "error_message",
+                "systemic",
+            ],
+            selected,
+        )
+    )
+    if not (ending.outcome is AttemptOutcome.RELEASED and ending.status is DocumentStatus.PENDING):
+        kind = (
+            "document_retry"
+            if ending.status is DocumentStatus.PENDING
+            else f"document_{ending.status.value}"
+        )
+        data = (
+            None if code is None else {"error_code": code, "error_message": (message or "")[:500]}
+        )
+        await conn.execute(
+            insert(events).from_select(
+                ["batch_id", "document_id", "kind", "data", "created_at"],
+                select(
+                    documents.c.batch_id,
+                    documents.c.id,
+                    literal(kind),
+                    literal(data, events.c.data.type),
+                    now_param,
+                ).where(documents.c.id.in_(ids)),
+            )
+        )
+    finished = ending.status in TERMINAL_STATUSES
+    values: dict[str, Any] = {
+        "status": ending.status.value,
+        "next_attempt_at": ending.next_attempt_at,
+        "lease_owner": None,
+        "lease_token": None,
+        "lease_expires_at": None,
+        "finished_at": now if finished else None,
+        "updated_at": now,
+    }
+    if ending.status is DocumentStatus.DONE or ending.status is DocumentStatus.SKIPPED:
+        values["error_code"] = None
+        values["error_message"] = None
+    elif code is not None:
+        values["error_code"] = code
+        values["error_message"] = message
+    if ending.uncount:
+        values["attempts"] = case((documents.c.attempts > 0, documents.c.attempts - 1), else_=0)
+    await conn.execute(
+        update(documents)
+        .where(documents.c.id.in_(ids), documents.c.status == DocumentStatus.RUNNING.value)
+        .values(**values)
+    )
 
 
 async def mark_completed(conn: AsyncConnection, batch_ids: Iterable[str], now: datetime) -> None:
@@ -198,9 +255,7 @@ async def rescue_expired(
             documents.c.id,
             documents.c.batch_id,
             documents.c.attempts,
-            documents.c.lease_token,
             documents.c.lease_owner,
-            documents.c.started_at,
             batches.c.max_attempts,
             batches.c.state,
         )
@@ -225,30 +280,24 @@ async def rescue_expired(
             f"{r.attempts} of {r.max_attempts} (crashed, killed or hung)"
         )
         if r.state == BatchState.CANCELLED.value:
-            status, finished, message = DocumentStatus.CANCELLED, now, base
+            status, message = DocumentStatus.CANCELLED, base
         elif r.attempts >= r.max_attempts:
-            status, finished, message = DocumentStatus.FAILED, now, base + "; no attempts left"
+            status, message = DocumentStatus.FAILED, base + "; no attempts left"
         else:
-            status, finished, message = DocumentStatus.PENDING, None, base + "; will retry"
+            status, message = DocumentStatus.PENDING, base + "; will retry"
         endings.append(
             _Ending(
                 doc_id=r.id,
                 batch_id=r.batch_id,
-                token=r.lease_token,
                 status=status,
-                attempts=r.attempts,
-                next_attempt_at=now + timedelta(seconds=rng.random()),
-                finished_at=finished,
+                outcome=AttemptOutcome.LEASE_EXPIRED,
+                # Spread a mass rescue over a second so the workers do not stampede.
+                next_attempt_at=now + timedelta(seconds=round(rng.random(), 1)),
                 error_code=ErrorCode.LEASE_EXPIRED.value,
                 error_message=message,
-                result=None,
-                attempt_no=r.attempts,
-                worker_id=r.lease_owner,
-                started_at=r.started_at,
-                outcome=AttemptOutcome.LEASE_EXPIRED,
             )
         )
-    await _write_endings(conn, endings, now)
+    await _write_endings(conn, endings, now, worker_id=None)
     await mark_completed(conn, (e.batch_id for e in endings), now)
     return len(endings)
 
@@ -276,17 +325,21 @@ async def claim(
     if limit <= 0:
         return []
     rng = rng or random.Random()
-    candidates = select(batches.c.id, batches.c.priority).where(
-        batches.c.state == BatchState.ACTIVE.value, batches.c.n_pending > 0
-    )
+    candidates = select(
+        batches.c.id,
+        batches.c.priority,
+        batches.c.processor,
+        batches.c.options,
+        batches.c.max_attempts,
+    ).where(batches.c.state == BatchState.ACTIVE.value, batches.c.n_pending > 0)
     if batch_ids is not None:
         candidates = candidates.where(batches.c.id.in_(batch_ids))
-    tiers: dict[int, list[str]] = defaultdict(list)
-    for batch_id, priority in (await conn.execute(candidates)).all():
-        tiers[priority].append(batch_id)
+    tiers: dict[int, list[Any]] = defaultdict(list)
+    for row in (await conn.execute(candidates)).all():
+        tiers[row.priority].append(row)
 
     expires = now + timedelta(seconds=lease_seconds)
-    claimed: list[tuple[int, str]] = []
+    claimed: list[ClaimedDocument] = []
     remaining = limit
     for priority in sorted(tiers, reverse=True):
         open_batches = tiers[priority]
@@ -294,37 +347,35 @@ async def claim(
         while remaining > 0 and open_batches:
             quota = math.ceil(remaining / len(open_batches))
             still_open = []
-            for batch_id in open_batches:
-                if remaining <= 0:
-                    still_open.append(batch_id)
-                    continue
+            for batch in open_batches:
                 take = min(quota, remaining)
-                got = await _lease_from_batch(conn, batch_id, take, worker_id, now, expires)
+                if take <= 0:
+                    break
+                got = await _lease_from_batch(conn, batch, take, worker_id, now, expires)
                 claimed.extend(got)
                 remaining -= len(got)
                 if len(got) == take:
-                    still_open.append(batch_id)
+                    still_open.append(batch)
             open_batches = still_open
         if remaining <= 0:
             break
-    if not claimed:
-        return []
-    return await _load_claimed(conn, claimed, now)
+    return claimed
 
 
 async def _lease_from_batch(
     conn: AsyncConnection,
-    batch_id: str,
+    batch: Any,
     take: int,
     worker_id: str,
     now: datetime,
     expires: datetime,
-) -> list[tuple[int, str]]:
+) -> list[ClaimedDocument]:
+    """Lease the ``take`` oldest due documents of one batch in a single statement."""
     due = lock_rows(
         conn,
         select(documents.c.id)
         .where(
-            documents.c.batch_id == batch_id,
+            documents.c.batch_id == batch.id,
             documents.c.status == DocumentStatus.PENDING.value,
             documents.c.next_attempt_at <= now,
         )
@@ -333,86 +384,63 @@ async def _lease_from_batch(
         of=documents,
         skip_locked=True,
     )
-    ids = (await conn.execute(due)).scalars().all()
-    if not ids:
-        return []
-    leases = [(doc_id, _new_token()) for doc_id in ids]
-    await conn.execute(
-        update(documents)
-        .where(
-            documents.c.id == bindparam("b_id"),
-            documents.c.status == DocumentStatus.PENDING.value,
+    rows = (
+        await conn.execute(
+            update(documents)
+            .where(
+                documents.c.id.in_(due.scalar_subquery()),
+                documents.c.status == DocumentStatus.PENDING.value,
+            )
+            .values(
+                status=DocumentStatus.RUNNING.value,
+                attempts=documents.c.attempts + 1,
+                lease_owner=worker_id,
+                lease_token=random_token(conn),
+                lease_expires_at=expires,
+                started_at=now,
+                updated_at=now,
+            )
+            .returning(
+                documents.c.id,
+                documents.c.source,
+                documents.c.attempts,
+                documents.c.lease_token,
+                documents.c.source_size,
+                documents.c.source_mtime_ns,
+                documents.c.source_sha256,
+                documents.c.meta,
+            )
         )
-        .values(
-            status=DocumentStatus.RUNNING.value,
-            attempts=documents.c.attempts + 1,
-            lease_owner=worker_id,
-            lease_token=bindparam("b_token"),
-            lease_expires_at=expires,
-            started_at=now,
-            updated_at=now,
-        ),
-        [{"b_id": doc_id, "b_token": token} for doc_id, token in leases],
-    )
+    ).all()
+    if not rows:
+        return []
     await conn.execute(
         update(batches)
-        .where(batches.c.id == batch_id, batches.c.started_at.is_(None))
+        .where(batches.c.id == batch.id, batches.c.started_at.is_(None))
         .values(started_at=now, updated_at=now)
     )
-    return leases
-
-
-async def _load_claimed(
-    conn: AsyncConnection, claimed: Sequence[tuple[int, str]], now: datetime
-) -> list[ClaimedDocument]:
-    tokens = dict(claimed)
-    out: list[ClaimedDocument] = []
-    for ids in _chunks([doc_id for doc_id, _ in claimed]):
-        rows = (
-            await conn.execute(
-                select(
-                    documents.c.id,
-                    documents.c.batch_id,
-                    documents.c.source,
-                    documents.c.attempts,
-                    documents.c.lease_token,
-                    documents.c.lease_expires_at,
-                    documents.c.source_size,
-                    documents.c.source_mtime_ns,
-                    documents.c.source_sha256,
-                    documents.c.meta,
-                    batches.c.processor,
-                    batches.c.options,
-                    batches.c.max_attempts,
-                )
-                .join(batches, batches.c.id == documents.c.batch_id)
-                .where(documents.c.id.in_(ids))
-            )
-        ).all()
-        for r in rows:
-            if r.lease_token != tokens[r.id]:  # cannot happen under the write lock
-                raise RuntimeError(f"document {r.id} changed hands inside its own claim")
-            out.append(
-                ClaimedDocument(
-                    id=r.id,
-                    batch_id=r.batch_id,
-                    source=r.source,
-                    attempt=r.attempts,
-                    max_attempts=r.max_attempts,
-                    lease_token=r.lease_token,
-                    lease_expires_at=r.lease_expires_at,
-                    started_at=now,
-                    processor=r.processor,
-                    options=dict(r.options or {}),
-                    size=r.source_size,
-                    mtime_ns=r.source_mtime_ns,
-                    sha256=r.source_sha256,
-                    meta=r.meta,
-                )
-            )
-    order = {doc_id: i for i, (doc_id, _) in enumerate(claimed)}
-    out.sort(key=lambda d: order[d.id])
-    return out
+    options = dict(batch.options or {})
+    leased = [
+        ClaimedDocument(
+            id=r.id,
+            batch_id=batch.id,
+            source=r.source,
+            attempt=r.attempts,
+            max_attempts=batch.max_attempts,
+            lease_token=r.lease_token,
+            lease_expires_at=expires,
+            started_at=now,
+            processor=batch.processor,
+            options=options,
+            size=r.source_size,
+            mtime_ns=r.source_mtime_ns,
+            sha256=r.source_sha256,
+            meta=r.meta,
+        )
+        for r in rows
+    ]
+    leased.sort(key=lambda d: d.id)
+    return leased
 
 
 # --------------------------------------------------------------------------- heartbeat
@@ -486,8 +514,6 @@ async def complete(
                 documents.c.batch_id,
                 documents.c.lease_token,
                 documents.c.attempts,
-                documents.c.started_at,
-                documents.c.lease_owner,
                 batches.c.max_attempts,
                 batches.c.state,
             )
@@ -508,12 +534,11 @@ async def complete(
             AttemptOutcome.SKIPPED,
         ):
             await outcome.write(conn)
-        endings.append(_ending_for(outcome, row, worker_id, now, retry, rng))
-    await _write_endings(conn, endings, now)
-    touched = {e.batch_id for e in endings}
+        endings.append(_ending_for(outcome, row, now, retry, rng))
+    await _write_endings(conn, endings, now, worker_id=worker_id)
     for batch_id in sorted({e.batch_id for e in endings if e.systemic}):
         await check_breaker(conn, batch_id, breaker, now)
-    await mark_completed(conn, touched, now)
+    await mark_completed(conn, {e.batch_id for e in endings}, now)
     recorded = [e.doc_id for e in endings]
     return CompleteResult(recorded=recorded, lost=[i for i in by_id if i not in held])
 
@@ -521,69 +546,54 @@ async def complete(
 def _ending_for(
     outcome: Outcome,
     row: Any,
-    worker_id: str,
     now: datetime,
     retry: RetryPolicy,
     rng: random.Random,
 ) -> _Ending:
     cancelled = row.state == BatchState.CANCELLED.value
-    common: dict[str, Any] = {
-        "doc_id": row.id,
-        "batch_id": row.batch_id,
-        "token": row.lease_token,
-        "attempt_no": row.attempts,
-        "worker_id": worker_id,
-        "started_at": row.started_at,
-        "next_attempt_at": now,
-    }
     kind = outcome.outcome
     if kind in (AttemptOutcome.DONE, AttemptOutcome.SKIPPED):
-        status = DocumentStatus.DONE if kind is AttemptOutcome.DONE else DocumentStatus.SKIPPED
         return _Ending(
-            **common,
-            status=status,
-            attempts=row.attempts,
-            finished_at=now,
-            error_code=None,
-            error_message=None,
-            result=outcome.result if outcome.result is not None else {},
+            doc_id=row.id,
+            batch_id=row.batch_id,
+            status=DocumentStatus.DONE if kind is AttemptOutcome.DONE else DocumentStatus.SKIPPED,
             outcome=kind,
+            next_attempt_at=now,
+            result=outcome.result if outcome.result is not None else {},
         )
     if kind is AttemptOutcome.RELEASED:
         # Giving a document back on shutdown is not a failure: the attempt is not counted.
         return _Ending(
-            **common,
+            doc_id=row.id,
+            batch_id=row.batch_id,
             status=DocumentStatus.CANCELLED if cancelled else DocumentStatus.PENDING,
-            attempts=max(row.attempts - 1, 0),
-            finished_at=now if cancelled else None,
-            error_code=None,
-            error_message=None,
-            result=None,
             outcome=kind,
+            next_attempt_at=now,
+            uncount=True,
         )
     error = outcome.error
     if error is None:
         raise ValueError(f"outcome {kind} for document {row.id} needs an error")
-    code, message = error.code, error.message
+    message = error.message
+    next_attempt_at = now
     if cancelled:
-        status, finished, attempt_outcome = DocumentStatus.CANCELLED, now, AttemptOutcome.CANCELLED
+        status, attempt_outcome = DocumentStatus.CANCELLED, AttemptOutcome.CANCELLED
     elif kind is AttemptOutcome.RETRY and row.attempts < row.max_attempts:
-        status, finished, attempt_outcome = DocumentStatus.PENDING, None, AttemptOutcome.RETRY
+        status, attempt_outcome = DocumentStatus.PENDING, AttemptOutcome.RETRY
         delay = retry.delay(row.attempts, retry_after=error.retry_after, rng=rng)
-        common["next_attempt_at"] = now + timedelta(seconds=delay)
+        next_attempt_at = now + timedelta(seconds=delay)
     else:
-        status, finished, attempt_outcome = DocumentStatus.FAILED, now, AttemptOutcome.FAILED
+        status, attempt_outcome = DocumentStatus.FAILED, AttemptOutcome.FAILED
         if kind is AttemptOutcome.RETRY:
             message = f"{message} (gave up after {row.attempts} attempts)"
     return _Ending(
-        **common,
+        doc_id=row.id,
+        batch_id=row.batch_id,
         status=status,
-        attempts=row.attempts,
-        finished_at=finished,
-        error_code=code,
-        error_message=message,
-        result=None,
         outcome=attempt_outcome,
+        next_attempt_at=next_attempt_at,
+        error_code=error.code,
+        error_message=message,
         systemic=error.systemic,
     )
 

@@ -108,9 +108,8 @@ def _aware(value: Any) -> datetime | None:
     # Aggregates over a subquery may come back as text on SQLite.
     if value is None:
         return None
-    if not isinstance(value, datetime):
-        value = datetime.fromisoformat(str(value))
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+    moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 async def progress(

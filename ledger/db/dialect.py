@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Select, Table
+from sqlalchemy import ColumnElement, Float, Select, String, Table, cast, func
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -32,3 +32,19 @@ def lock_rows(
     if is_postgres(conn):
         return query.with_for_update(of=of, skip_locked=skip_locked)
     return query
+
+
+def random_token(conn: AsyncConnection) -> ColumnElement[str]:
+    """A fresh 32-hex-digit random token, computed by the database for each row."""
+    if is_postgres(conn):
+        return func.replace(cast(func.gen_random_uuid(), String), "-", "")
+    return func.lower(func.hex(func.randomblob(16)))
+
+
+def seconds_between(
+    conn: AsyncConnection, later: ColumnElement[Any], earlier: ColumnElement[Any]
+) -> ColumnElement[float]:
+    """``later - earlier`` in seconds, as a float, for two timestamp expressions."""
+    if is_postgres(conn):
+        return cast(func.extract("epoch", later - earlier), Float)
+    return (func.julianday(later) - func.julianday(earlier)) * 86400.0

@@ -158,7 +158,6 @@ documents = Table(
     Index(None, "batch_id", "finished_at"),
     # Dedup ledger: has this content been processed before?
     Index(None, "source_sha256"),
-    Index(None, "lease_owner"),
 )
 
 attempts = Table(

@@ -207,7 +207,6 @@ def upgrade() -> None:
             ["batch_id", "status", "next_attempt_at"],
             unique=False,
         )
-        batch_op.create_index(batch_op.f("ix_documents_lease_owner"), ["lease_owner"], unique=False)
         batch_op.create_index(
             "ix_documents_running_lease",
             ["lease_expires_at"],
@@ -330,7 +329,6 @@ def downgrade() -> None:
             sqlite_where=sa.text("status = 'running'"),
             postgresql_where=sa.text("status = 'running'"),
         )
-        batch_op.drop_index(batch_op.f("ix_documents_lease_owner"))
         batch_op.drop_index(batch_op.f("ix_documents_batch_id_status_next_attempt_at"))
         batch_op.drop_index(batch_op.f("ix_documents_batch_id_finished_at"))
 

@@ -1,0 +1,188 @@
+"""The processor contract, and the registry that turns a batch's processor name into one.
+
+A processor is what the ledger runs on each document. Users write plain functions::
+
+    def my_processor(doc: Document) -> dict: ...          # sync: runs in the process pool
+    async def my_processor(doc: Document) -> dict: ...    # async: runs on the event loop
+
+and name them ``module:function`` (or register an entry point in the ``ledger.processors``
+group). The returned dict is stored as the document's result. Raise
+:class:`ledger.errors.RetryableError` for a transient failure, or
+:class:`ledger.errors.PermanentError` when the document itself is the problem; any other
+exception is recorded as that document's failure with its type and message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import importlib
+import inspect
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from typing import TYPE_CHECKING, Any, Protocol
+
+from ledger.errors import InvalidInput
+from ledger.records import JSON, ClaimedDocument, TransactionalWrite
+
+if TYPE_CHECKING:
+    from ledger.core.ledger import Ledger
+    from ledger.worker.pool import ProcessPool
+
+# What a processor is given: the leased document with its batch's processor options.
+Document = ClaimedDocument
+
+ENTRY_POINT_GROUP = "ledger.processors"
+
+
+@dataclass(frozen=True)
+class Done:
+    """The document was processed. ``write`` runs in the transaction that marks it done."""
+
+    result: JSON
+    write: TransactionalWrite | None = None
+
+
+@dataclass(frozen=True)
+class Skip:
+    """Nothing to do for this document (for example: the same content was already indexed)."""
+
+    reason: str
+    result: JSON = field(default_factory=dict)
+    write: TransactionalWrite | None = None
+
+
+ProcessorOutput = Done | Skip
+
+
+class Processor(Protocol):
+    """What the worker runtime calls for each document."""
+
+    def __call__(self, doc: Document) -> Awaitable[ProcessorOutput]: ...
+
+
+@dataclass
+class ProcessorContext:
+    """What a processor factory may use: the ledger (for reads and transactional writes),
+    the process pool for CPU-bound work, and per-task limits."""
+
+    ledger: Ledger
+    pool: ProcessPool | None
+    task_timeout: float
+
+
+Factory = Callable[[ProcessorContext, JSON], Processor]
+
+
+def _as_output(value: Any) -> ProcessorOutput:
+    if isinstance(value, Done | Skip):
+        return value
+    if value is None:
+        return Done({})
+    if isinstance(value, dict):
+        return Done(value)
+    raise TypeError(
+        f"a processor must return a dict, None, Done or Skip, not {type(value).__name__}"
+    )
+
+
+def wrap_callable(context: ProcessorContext, fn: Callable[..., Any]) -> Processor:
+    """Adapt a user function to the runtime's contract.
+
+    Async functions run on the event loop. Sync functions are CPU work: they run in the
+    process pool (so both cores work and a hang or a memory blow-up is contained), or in a
+    thread when there is no pool or the function cannot be sent to another process.
+    """
+    if inspect.iscoroutinefunction(fn):
+
+        async def run_async(doc: Document) -> ProcessorOutput:
+            return _as_output(await fn(doc))
+
+        return run_async
+
+    pool = context.pool
+    picklable = getattr(fn, "__module__", None) not in (None, "__main__") and (
+        "<locals>" not in getattr(fn, "__qualname__", "<locals>")
+    )
+
+    async def run_sync(doc: Document) -> ProcessorOutput:
+        if pool is not None and picklable:
+            value = await pool.run(fn, doc, timeout=context.task_timeout)
+        else:
+            value = await asyncio.to_thread(fn, doc)
+        return _as_output(value)
+
+    return run_sync
+
+
+def load_object(spec: str) -> Any:
+    """Import ``module:attribute`` (attribute may be dotted)."""
+    module_name, _, attr = spec.partition(":")
+    if not module_name or not attr:
+        raise InvalidInput(f"processor {spec!r} is not of the form module:function")
+    try:
+        obj: Any = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise InvalidInput(f"processor {spec!r}: cannot import {module_name}: {exc}") from exc
+    for part in attr.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError as exc:
+            raise InvalidInput(f"processor {spec!r}: {module_name} has no {attr}") from exc
+    if not callable(obj):
+        raise InvalidInput(f"processor {spec!r} is not callable")
+    return obj
+
+
+class ProcessorRegistry:
+    """Resolves processor names: built-ins, ``module:function`` and entry points."""
+
+    def __init__(self, builtins: dict[str, Factory] | None = None) -> None:
+        if builtins is None:
+            from ledger.processors.builtin import BUILTINS
+
+            builtins = dict(BUILTINS)
+        self._factories = builtins
+        self._cache: dict[tuple[str, str], Processor] = {}
+
+    def names(self) -> list[str]:
+        """Every name this registry can resolve without an import path."""
+        found = {ep.name for ep in entry_points(group=ENTRY_POINT_GROUP)}
+        return sorted(set(self._factories) | found)
+
+    def validate(self, name: str) -> None:
+        """Raise :class:`InvalidInput` now if ``name`` can never be resolved."""
+        if name in self._factories or (":" in name and load_object(name)):
+            return
+        if not any(ep.name == name for ep in entry_points(group=ENTRY_POINT_GROUP)):
+            raise InvalidInput(
+                f"unknown processor {name!r}; known: {', '.join(self.names())}, or module:function"
+            )
+
+    def get(self, context: ProcessorContext, name: str, options: JSON) -> Processor:
+        """The processor for a batch (built once per name and options, then reused)."""
+        key = (name, json.dumps(options, sort_keys=True, default=str))
+        cached = self._cache.get(key)
+        if cached is not None:
+            return cached
+        processor = self._build(context, name, options)
+        self._cache[key] = processor
+        return processor
+
+    def _build(self, context: ProcessorContext, name: str, options: JSON) -> Processor:
+        factory = self._factories.get(name)
+        if factory is not None:
+            return factory(context, options)
+        if ":" in name:
+            return wrap_callable(context, load_object(name))
+        for ep in entry_points(group=ENTRY_POINT_GROUP):
+            if ep.name == name:
+                return wrap_callable(context, ep.load())
+        raise InvalidInput(f"unknown processor {name!r}")
+
+
+def partial_processor(fn: Callable[..., Any], **options: Any) -> Callable[..., Any]:
+    """A picklable processor with options bound (for user factories)."""
+    return functools.partial(fn, **options)

@@ -1,0 +1,60 @@
+"""Built-in processors: ``noop`` and ``sleep`` (for tests and benchmarks), ``ingest`` (real)."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+
+from ledger.errors import InvalidInput, PermanentError, RetryableError
+from ledger.processors.base import Document, Done, Factory, Processor, ProcessorContext
+from ledger.records import JSON
+
+_EMPTY: JSON = {}
+
+
+def make_noop(context: ProcessorContext, options: JSON) -> Processor:
+    """Does nothing and succeeds: measures the ledger's own overhead."""
+
+    async def noop(doc: Document) -> Done:
+        return Done(_EMPTY)
+
+    return noop
+
+
+def _number(options: JSON, key: str, default: float, low: float, high: float) -> float:
+    value = options.get(key, default)
+    if not isinstance(value, int | float) or not low <= value <= high:
+        raise InvalidInput(f"option {key} must be a number from {low} to {high}")
+    return float(value)
+
+
+def make_sleep(context: ProcessorContext, options: JSON) -> Processor:
+    """Waits ``seconds`` per document; fails with probability ``failure_rate``
+    (retryable) or ``permanent_rate`` (permanent). Models I/O-bound work such as a remote API."""
+    seconds = _number(options, "seconds", 0.05, 0.0, 3600.0)
+    failure_rate = _number(options, "failure_rate", 0.0, 0.0, 1.0)
+    permanent_rate = _number(options, "permanent_rate", 0.0, 0.0, 1.0)
+    rng = random.Random(options.get("seed"))
+
+    async def sleep(doc: Document) -> Done:
+        await asyncio.sleep(seconds)
+        draw = rng.random()
+        if draw < permanent_rate:
+            raise PermanentError("sleep_permanent", f"simulated permanent failure of {doc.source}")
+        if draw < permanent_rate + failure_rate:
+            raise RetryableError(
+                "sleep_transient", f"simulated transient failure of {doc.source}", systemic=False
+            )
+        return Done({"slept": seconds})
+
+    return sleep
+
+
+def make_ingest(context: ProcessorContext, options: JSON) -> Processor:
+    """The document pipeline: read, detect, extract, chunk and index (loaded on first use)."""
+    from ledger.processors.ingest.processor import make_ingest_processor
+
+    return make_ingest_processor(context, options)
+
+
+BUILTINS: dict[str, Factory] = {"noop": make_noop, "sleep": make_sleep, "ingest": make_ingest}

@@ -1,0 +1,385 @@
+"""The worker: claim due documents, process many at once, record outcomes in groups.
+
+Three cooperating loops share one small in-memory working set that is never the source of
+truth: the claimer leases documents and starts one task per document (up to the
+concurrency), the committer records finished outcomes in grouped transactions, and the
+heartbeat renews the leases of everything not yet recorded. Kill the process at any moment
+and the database still says exactly what was done; leases that stop being renewed expire
+and the documents are claimed again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+import traceback
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from ledger.core.ledger import Ledger
+from ledger.errors import InvalidInput, LedgerError, ProcessingError
+from ledger.processors.base import (
+    Done,
+    ProcessorContext,
+    ProcessorOutput,
+    ProcessorRegistry,
+    Skip,
+)
+from ledger.records import ClaimedDocument, ErrorInfo, Outcome
+from ledger.states import AttemptOutcome, ErrorCode
+
+if TYPE_CHECKING:
+    from ledger.worker.pool import ProcessPool
+
+log = logging.getLogger(__name__)
+
+MAX_TRACEBACK = 2_000
+
+
+@dataclass
+class WorkerStats:
+    """What one run of a worker did (for summaries; the ledger holds the real record)."""
+
+    claimed: int = 0
+    done: int = 0
+    skipped: int = 0
+    retried: int = 0
+    failed: int = 0
+    released: int = 0
+    lost: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+    def count(self, outcome: Outcome) -> None:
+        if outcome.outcome is AttemptOutcome.DONE:
+            self.done += 1
+        elif outcome.outcome is AttemptOutcome.SKIPPED:
+            self.skipped += 1
+        elif outcome.outcome is AttemptOutcome.RELEASED:
+            self.released += 1
+        elif outcome.outcome is AttemptOutcome.RETRY:
+            self.retried += 1
+        else:
+            self.failed += 1
+
+
+def error_info(exc: BaseException) -> ErrorInfo:
+    """How a processor's exception is recorded. Unknown exceptions are retried (they may be
+    transient) and count towards the circuit breaker (they are often a bug or an outage)."""
+    if isinstance(exc, ProcessingError):
+        return ErrorInfo(
+            code=exc.code,
+            message=exc.message,
+            retryable=exc.retryable,
+            systemic=exc.systemic,
+            retry_after=getattr(exc, "retry_after", None),
+        )
+    if isinstance(exc, LedgerError):
+        return ErrorInfo(code="invalid", message=exc.message, retryable=False, systemic=True)
+    summary = "".join(traceback.format_exception(exc, limit=-3))[-MAX_TRACEBACK:]
+    return ErrorInfo(
+        code=ErrorCode.EXCEPTION.value,
+        message=f"{type(exc).__name__}: {exc}\n{summary}",
+        retryable=True,
+        systemic=True,
+    )
+
+
+class Worker:
+    """Processes due documents of every active batch (or of ``batch_ids``) until stopped."""
+
+    def __init__(
+        self,
+        ledger: Ledger,
+        *,
+        concurrency: int | None = None,
+        batch_ids: Sequence[str] | None = None,
+        registry: ProcessorRegistry | None = None,
+        pool: ProcessPool | None = None,
+    ) -> None:
+        settings = ledger.settings
+        self.ledger = ledger
+        self.concurrency = concurrency or settings.concurrency
+        self.batch_ids = list(batch_ids) if batch_ids is not None else None
+        self.registry = registry or ProcessorRegistry()
+        self.context = ProcessorContext(
+            ledger=ledger, pool=pool, task_timeout=settings.task_timeout_seconds
+        )
+        self.claim_batch = settings.claim_batch
+        self.commit_batch = settings.commit_batch
+        self.commit_interval = settings.commit_interval_seconds
+        self.poll_seconds = settings.poll_seconds
+        self.heartbeat_interval = settings.heartbeat_interval
+        self.grace = settings.shutdown_grace_seconds
+        self.worker_id: str | None = None
+        self.stats = WorkerStats()
+        # Documents being processed now, by id (read by progress displays).
+        self.current: dict[int, ClaimedDocument] = {}
+        self._tasks: dict[int, asyncio.Task[None]] = {}
+        self._lost: set[int] = set()
+        self._force_release: set[int] = set()
+        self._outbox: list[tuple[ClaimedDocument, Outcome]] = []
+        self._outbox_changed = asyncio.Event()
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._stopped_hard = False
+        self._flush_lock = asyncio.Lock()
+
+    # ------------------------------------------------------------------ control
+
+    def stop(self, *, graceful: bool = True) -> None:
+        """First call: stop claiming and let in-flight documents finish (within the grace
+        period). A second call, or ``graceful=False``: give in-flight documents back now."""
+        if self._stopping or not graceful:
+            self._stopped_hard = True
+            for doc_id, task in list(self._tasks.items()):
+                self._force_release.add(doc_id)
+                task.cancel()
+        self._stopping = True
+        self._wake.set()
+
+    def install_signal_handlers(self) -> None:
+        """SIGINT/SIGTERM: first graceful, second immediate."""
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self.stop)
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping
+
+    # ------------------------------------------------------------------ main loop
+
+    async def run(self, *, burst: bool = False, until_complete: bool = False) -> WorkerStats:
+        """Work until :meth:`stop`; with ``burst``, return once nothing is due and nothing is
+        in flight; with ``until_complete``, once every batch in ``batch_ids`` is complete
+        (waiting out retry backoff and other workers' leases)."""
+        if until_complete and not self.batch_ids:
+            raise InvalidInput("until_complete needs batch_ids")
+        self.stats = WorkerStats()
+        self.worker_id = await self.ledger.register_worker(concurrency=self.concurrency)
+        log.info("worker %s started (concurrency %d)", self.worker_id, self.concurrency)
+        committer = asyncio.create_task(self._commit_loop(), name="ledger-committer")
+        heartbeat = asyncio.create_task(self._heartbeat_loop(), name="ledger-heartbeat")
+        try:
+            await self._claim_loop(burst=burst, until_complete=until_complete)
+            await self._drain()
+        finally:
+            heartbeat.cancel()
+            await self._flush_outbox(final=True)
+            committer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await committer
+            with contextlib.suppress(asyncio.CancelledError):
+                await heartbeat
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self.ledger.worker_stopped(self.worker_id))
+            log.info("worker %s stopped: %s", self.worker_id, self.stats)
+        return self.stats
+
+    async def _claim_loop(self, *, burst: bool, until_complete: bool) -> None:
+        assert self.worker_id is not None
+        while not self._stopping:
+            # Cleared before looking at the state, so any change after this wakes the wait.
+            self._wake.clear()
+            free = self.concurrency - len(self._tasks)
+            claimed: list[ClaimedDocument] = []
+            if free > 0:
+                claimed = await self.ledger.claim(
+                    self.worker_id, min(free, self.claim_batch), batch_ids=self.batch_ids
+                )
+                self.stats.claimed += len(claimed)
+                for doc in claimed:
+                    self._start(doc)
+                if len(claimed) == min(free, self.claim_batch) and len(claimed) < free:
+                    continue  # more slots and more work: claim again at once
+            if claimed or self._tasks or self._outbox:
+                await self._sleep(self.poll_seconds)
+                continue
+            # Idle: nothing in flight, nothing to record, nothing was due just now.
+            if burst:
+                return
+            if until_complete and await self._batches_complete():
+                return
+            await self._sleep(await self._idle_wait())
+
+    async def _batches_complete(self) -> bool:
+        assert self.batch_ids is not None
+        for batch_id in self.batch_ids:
+            batch = await self.ledger.batch(batch_id)
+            if not batch.is_complete:
+                return False
+        return True
+
+    async def _idle_wait(self) -> float:
+        """How long to sleep when idle: until the next retry is due, at most a poll."""
+        wait = self.poll_seconds
+        due = await self.ledger.next_due_at(self.batch_ids)
+        if due is not None:
+            now = await self.ledger.now()
+            wait = min(wait, max((due - now).total_seconds(), 0.01))
+        return wait
+
+    async def _sleep(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), timeout=seconds)
+
+    async def _drain(self) -> None:
+        """After stop: wait for in-flight documents (grace period), then give back the rest."""
+        if self._tasks and not self._stopped_hard:
+            log.info("waiting up to %.0f s for %d documents", self.grace, len(self._tasks))
+            _done, pending = await asyncio.wait(list(self._tasks.values()), timeout=self.grace)
+            if pending:
+                self.stop(graceful=False)
+        if self._tasks:
+            await asyncio.wait(list(self._tasks.values()))
+
+    # ------------------------------------------------------------------ per document
+
+    def _start(self, doc: ClaimedDocument) -> None:
+        self.current[doc.id] = doc
+        task = asyncio.create_task(self._process(doc), name=f"ledger-doc-{doc.id}")
+        self._tasks[doc.id] = task
+
+    async def _process(self, doc: ClaimedDocument) -> None:
+        outcome: Outcome | None = None
+        try:
+            processor = self.registry.get(self.context, doc.processor, doc.options)
+            output: ProcessorOutput = await processor(doc)
+            outcome = _outcome_of(doc, output)
+        except asyncio.CancelledError:
+            if doc.id in self._force_release:
+                outcome = Outcome.released(doc)
+            # A lost lease: the new owner records the outcome, not us.
+        except Exception as exc:  # the per-document boundary: becomes that document's error
+            info = error_info(exc)
+            if info.code == ErrorCode.EXCEPTION.value:
+                log.warning("document %s (%s) raised %s", doc.id, doc.source, info.message)
+            outcome = Outcome.failed(doc, info)
+        finally:
+            self._tasks.pop(doc.id, None)
+            self.current.pop(doc.id, None)
+            self._force_release.discard(doc.id)
+            if outcome is not None and doc.id not in self._lost:
+                self._outbox.append((doc, outcome))
+                self._outbox_changed.set()
+            self._lost.discard(doc.id)
+            self._wake.set()
+
+    # ------------------------------------------------------------------ committing
+
+    async def _commit_loop(self) -> None:
+        while True:
+            await self._outbox_changed.wait()
+            self._outbox_changed.clear()
+            if len(self._outbox) < self.commit_batch and self.commit_interval > 0:
+                # Group commit: wait a moment for more outcomes to share the transaction.
+                await asyncio.sleep(self.commit_interval)
+            await self._flush_outbox()
+
+    async def _flush_outbox(self, *, final: bool = False) -> None:
+        async with self._flush_lock:  # one flusher at a time: never record an outcome twice
+            await self._flush_locked(final=final)
+
+    async def _flush_locked(self, *, final: bool) -> None:
+        failures = 0
+        while self._outbox:
+            group = self._outbox[: self.commit_batch]
+            try:
+                await self._record(group)
+            except Exception as exc:  # database trouble: keep the outcomes, try again
+                failures += 1
+                log.error("recording %d outcomes failed (%s); will retry", len(group), exc)
+                if final and failures >= 5:
+                    log.error("giving up on %d outcomes; their leases will expire", len(group))
+                    del self._outbox[: len(group)]
+                    continue
+                await asyncio.sleep(min(0.1 * 2**failures, 5.0))
+                continue
+            del self._outbox[: len(group)]
+            failures = 0
+            self._wake.set()
+
+    async def _record(self, group: list[tuple[ClaimedDocument, Outcome]]) -> None:
+        assert self.worker_id is not None
+        try:
+            result = await self.ledger.complete(self.worker_id, [o for _, o in group])
+        except Exception:
+            if len(group) == 1:
+                raise
+            # One document's writes may be what fails: record one at a time to find it.
+            for item in group:
+                await self._record_single(item)
+            return
+        self._tally(group, set(result.recorded), result.lost)
+
+    async def _record_single(self, item: tuple[ClaimedDocument, Outcome]) -> None:
+        assert self.worker_id is not None
+        doc, outcome = item
+        try:
+            result = await self.ledger.complete(self.worker_id, [outcome])
+        except Exception as exc:
+            if outcome.write is None:
+                raise
+            # Storing what the processor produced failed: that is this document's error.
+            info = ErrorInfo(
+                code="store_failed",
+                message=f"storing the result failed: {type(exc).__name__}: {exc}",
+                retryable=True,
+            )
+            result = await self.ledger.complete(self.worker_id, [Outcome.failed(doc, info)])
+            outcome = Outcome.failed(doc, info)
+        self._tally([(doc, outcome)], set(result.recorded), result.lost)
+
+    def _tally(
+        self,
+        group: list[tuple[ClaimedDocument, Outcome]],
+        recorded: set[int],
+        lost: Sequence[int],
+    ) -> None:
+        for doc, outcome in group:
+            if doc.id in recorded:
+                self.stats.count(outcome)
+        if lost:
+            self.stats.lost += len(lost)
+            log.warning("lost the lease on %d documents before recording them", len(lost))
+
+    # ------------------------------------------------------------------ heartbeat
+
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.heartbeat_interval)
+            try:
+                await self._heartbeat()
+            except Exception as exc:  # the database is unreachable: leases may run out
+                log.error("heartbeat failed: %s", exc)
+
+    async def _heartbeat(self) -> None:
+        assert self.worker_id is not None
+        held = [(d.id, d.lease_token) for d in self.current.values()]
+        held += [(d.id, d.lease_token) for d, _ in self._outbox]
+        lost = await self.ledger.heartbeat(self.worker_id, held)
+        for doc_id in lost:
+            task = self._tasks.get(doc_id)
+            if task is not None:
+                # Someone else owns this document now: stop wasting work on it.
+                self._lost.add(doc_id)
+                task.cancel()
+        if lost:
+            self.stats.lost += len(lost)
+            log.warning("lost %d leases (expired and taken over)", len(lost))
+
+
+def _outcome_of(doc: ClaimedDocument, output: ProcessorOutput) -> Outcome:
+    if isinstance(output, Done):
+        return Outcome.done(doc, output.result, output.write)
+    if isinstance(output, Skip):
+        return Outcome.skipped(doc, {"reason": output.reason, **output.result}, output.write)
+    raise TypeError(f"processor returned {type(output).__name__}, not Done or Skip")

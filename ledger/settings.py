@@ -80,6 +80,9 @@ class Settings(BaseSettings):
         default=600, ge=0, description="requests per client address; 0: no limit"
     )
     sse_poll_seconds: float = Field(default=0.5, gt=0, le=60)
+    serve_workers: bool = Field(
+        default=False, description="the API server also runs in-process workers"
+    )
 
     @field_validator("allowed_roots", mode="before")
     @classmethod

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
@@ -29,6 +28,7 @@ from ledger.api.ops import health, prometheus_metrics
 from ledger.api.search import search
 from ledger.core.ledger import Ledger
 from ledger.settings import Settings
+from ledger.worker.runtime import Worker
 
 log = logging.getLogger("ledger.api")
 
@@ -81,12 +81,6 @@ def create_app(
     also runs in-process workers for as long as it serves.
     """
     settings = settings or Settings()
-    worker_class: Any = None
-    if run_workers:
-        try:
-            worker_class = importlib.import_module("ledger.worker.runtime").Worker
-        except (ImportError, AttributeError) as exc:
-            raise RuntimeError("run_workers needs the worker runtime (ledger.worker)") from exc
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -94,16 +88,16 @@ def create_app(
         app.state.ledger = await Ledger.open(settings) if ledger is None else ledger
         level = logging.INFO if settings.auth_required else logging.WARNING
         log.log(level, "ledger API: %s", describe_mode(settings))
-        worker: Any = None
+        worker: Worker | None = None
         task: asyncio.Task[Any] | None = None
-        if worker_class is not None:
-            worker = worker_class(app.state.ledger, concurrency=settings.concurrency)
+        if run_workers:
+            worker = Worker(app.state.ledger, concurrency=settings.concurrency)
             task = asyncio.create_task(worker.run(), name="ledger-worker")
             task.add_done_callback(_report_worker_end)
         try:
             yield
         finally:
-            if task is not None:
+            if worker is not None and task is not None:
                 worker.stop(graceful=True)
                 with contextlib.suppress(asyncio.CancelledError):
                     try:
@@ -155,14 +149,18 @@ def _report_worker_end(task: asyncio.Task[Any]) -> None:
 
 def from_env() -> Litestar:
     """App factory for ``uvicorn --factory``: settings from LEDGER_* variables."""
-    return create_app(Settings())
+    settings = Settings()
+    return create_app(settings, run_workers=settings.serve_workers)
 
 
-def serve(settings: Settings | None = None, *, run_workers: bool = False) -> None:
-    """Run the API with uvicorn on ``settings.host``:``settings.port``."""
+def serve(settings: Settings | None = None, *, run_workers: bool | None = None) -> None:
+    """Run the API with uvicorn on ``settings.host``:``settings.port`` (with in-process
+    workers if ``run_workers``, by default ``settings.serve_workers``)."""
     import uvicorn
 
     settings = settings or Settings()
+    if run_workers is None:
+        run_workers = settings.serve_workers
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     uvicorn.run(
         create_app(settings, run_workers=run_workers),

@@ -230,3 +230,27 @@ class Event:
 class Page(Generic[T]):
     items: list[T]
     next_cursor: str | None
+
+
+# --------------------------------------------------------------------------- API
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    """An API key as listed: never the key itself, only its public id and first characters."""
+
+    id: str
+    tenant: str
+    prefix: str
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+@dataclass(frozen=True)
+class QueueDepth:
+    """How much of one unfinished batch is left, read from its maintained counters."""
+
+    batch_id: str
+    owner: str | None
+    pending: int
+    running: int

@@ -5,10 +5,12 @@ from __future__ import annotations
 import os
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
 
 
 def default_home() -> Path:
@@ -55,6 +57,67 @@ class Settings(BaseSettings):
     process_workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
     task_timeout_seconds: float = Field(default=300.0, gt=0)
     task_memory_limit_mb: int = Field(default=2048, ge=64)
+
+    # ---------------------------------------------------------------- HTTP API
+    host: str = Field(default="127.0.0.1", description="address the API server binds")
+    port: int = Field(default=8000, ge=0, le=65535)
+    auth: Literal["auto", "on", "off"] = Field(
+        default="auto",
+        description="API keys: 'auto' is on unless the server binds loopback only; "
+        "'off' (single-user, no keys) is refused on any other address",
+    )
+    allowed_roots: Annotated[list[Path], NoDecode] = Field(
+        default_factory=list,
+        description="server folders batches may be submitted from (os.pathsep- or "
+        "comma-separated); none by default: only uploads are accepted",
+    )
+    max_body_bytes: int = Field(default=1_048_576, ge=1024, description="JSON request bodies")
+    max_upload_bytes: int = Field(
+        default=10 * 1024**3, ge=1024, description="one multipart upload request, all files"
+    )
+    max_upload_files: int = Field(default=1000, ge=1, description="parts in one upload")
+    rate_limit_per_minute: int = Field(
+        default=600, ge=0, description="requests per client address; 0: no limit"
+    )
+    sse_poll_seconds: float = Field(default=0.5, gt=0, le=60)
+    serve_workers: bool = Field(
+        default=False, description="the API server also runs in-process workers"
+    )
+
+    @field_validator("allowed_roots", mode="before")
+    @classmethod
+    def _split_roots(cls, value: object) -> object:
+        if isinstance(value, str):
+            parts = value.replace(",", os.pathsep).split(os.pathsep)
+            return [Path(p.strip()) for p in parts if p.strip()]
+        return value
+
+    @field_validator("allowed_roots")
+    @classmethod
+    def _absolute_roots(cls, value: list[Path]) -> list[Path]:
+        for root in value:
+            if not root.expanduser().is_absolute():
+                raise ValueError(f"LEDGER_ALLOWED_ROOTS entries must be absolute paths: {root}")
+        return [Path(os.path.realpath(root.expanduser())) for root in value]
+
+    @model_validator(mode="after")
+    def _check_auth(self) -> Settings:
+        if self.auth == "off" and not self.loopback:
+            raise ValueError(
+                f"LEDGER_AUTH=off is only allowed when LEDGER_HOST is loopback (127.0.0.1), "
+                f"not {self.host!r}: create API keys with `ledger keys create --tenant NAME`"
+            )
+        return self
+
+    @property
+    def loopback(self) -> bool:
+        """True when the API server binds a loopback address only."""
+        return self.host in LOOPBACK_HOSTS or self.host.startswith("127.")
+
+    @property
+    def auth_required(self) -> bool:
+        """Whether API requests must carry a key ('auto': unless bound to loopback)."""
+        return self.auth == "on" or (self.auth == "auto" and not self.loopback)
 
     @field_validator("database_url")
     @classmethod

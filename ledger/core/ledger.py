@@ -11,16 +11,17 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import func, select, text
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ledger.backoff import RetryPolicy
-from ledger.core import claims, control, lookup, progress, submit
+from ledger.core import claims, control, creates, keys, lookup, progress, stats, submit
 from ledger.core.claims import BreakerPolicy
 from ledger.db.engine import WRITE, create_engine
 from ledger.db.models import batches, documents
 from ledger.errors import LedgerError
 from ledger.records import (
+    ApiKey,
     AttemptInfo,
     Batch,
     BatchSpec,
@@ -32,6 +33,7 @@ from ledger.records import (
     Outcome,
     Page,
     Progress,
+    QueueDepth,
     SourceSpec,
     SubmitResult,
 )
@@ -179,14 +181,17 @@ class Ledger:
             async with conn.begin():
                 yield conn
 
-    async def run(self, work: Work[T], *, write: bool = True) -> T:
-        """Run ``work(conn, now)`` in one transaction, again if the database says to retry."""
-        for attempt in range(TRANSIENT_RETRIES):
+    async def run(
+        self, work: Work[T], *, write: bool = True, retries: int = TRANSIENT_RETRIES
+    ) -> T:
+        """Run ``work(conn, now)`` in one transaction, again if the database says to retry
+        (at most ``retries`` runs in all: 1 for work that cannot be repeated)."""
+        for attempt in range(retries):
             try:
                 async with self.transaction(write=write) as conn:
                     return await work(conn, await self.now(conn))
             except DBAPIError as exc:
-                if not _is_transient(exc) or attempt == TRANSIENT_RETRIES - 1:
+                if not _is_transient(exc) or attempt == retries - 1:
                     raise
                 log.warning("transient database error, retrying: %s", exc.orig)
                 await asyncio.sleep(0.05 * 2**attempt * (1 + self._rng.random()))
@@ -202,7 +207,10 @@ class Ledger:
                 conn, spec, sources, now=now, default_max_attempts=self.settings.max_attempts
             )
 
-        return await self.run(work)
+        # A one-shot iterator cannot be replayed: running the transaction again would
+        # silently submit nothing, so only a list or tuple of sources is retried.
+        replayable = isinstance(sources, list | tuple)
+        return await self.run(work, retries=TRANSIENT_RETRIES if replayable else 1)
 
     # ------------------------------------------------------------------ workers
 
@@ -439,3 +447,88 @@ class Ledger:
             return await lookup.known_sources(conn, batch_id, sources, owner=owner)
 
         return await self.run(work, write=False)
+
+    # ================================================================== API support
+    # Operations the HTTP API needs: API keys (tenants), idempotent creation, monitoring.
+
+    async def create_key(self, tenant: str) -> tuple[str, str]:
+        """Make an API key acting as ``tenant``: returns (key id, key), the key shown once."""
+
+        async def work(conn: AsyncConnection, now: datetime) -> tuple[str, str]:
+            return await keys.create_key(conn, tenant, now=now)
+
+        return await self.run(work)
+
+    async def list_keys(self) -> list[ApiKey]:
+        """Every API key (revoked ones too), without the keys themselves."""
+
+        async def work(conn: AsyncConnection, now: datetime) -> list[ApiKey]:
+            return await keys.list_keys(conn)
+
+        return await self.run(work, write=False)
+
+    async def revoke_key(self, key_id: str) -> None:
+        """Revoke an API key at once; :class:`NotFound` for an unknown id."""
+
+        async def work(conn: AsyncConnection, now: datetime) -> None:
+            await keys.revoke_key(conn, key_id, now=now)
+
+        await self.run(work)
+
+    async def authenticate(self, plaintext: str) -> str | None:
+        """The tenant an API key acts as, or None when it is unknown, revoked or malformed."""
+
+        async def work(conn: AsyncConnection, now: datetime) -> str | None:
+            return await keys.authenticate(conn, plaintext)
+
+        return await self.run(work, write=False)
+
+    async def create_batch(
+        self, spec: BatchSpec, sources: Iterable[SourceSpec], *, fingerprint: str
+    ) -> SubmitResult:
+        """Create a batch for a request that may be resent (see :mod:`ledger.core.creates`).
+
+        Concurrent identical requests converge on one batch: on PostgreSQL the losers of the
+        insert race run again and find the winner's batch. ``sources`` is iterated again in
+        that case, so pass a re-iterable (a list, or an object whose ``__iter__`` restarts).
+        """
+
+        async def work(conn: AsyncConnection, now: datetime) -> SubmitResult:
+            return await creates.create_batch(
+                conn,
+                spec,
+                sources,
+                fingerprint=fingerprint,
+                now=now,
+                default_max_attempts=self.settings.max_attempts,
+            )
+
+        try:
+            return await self.run(work)
+        except IntegrityError:
+            if spec.id is None:
+                raise
+            return await self.run(work)
+
+    async def queue_depths(
+        self, *, owner: str | None = None, limit: int = 1000
+    ) -> list[QueueDepth]:
+        """Pending and running counts of up to ``limit`` unfinished batches."""
+
+        async def work(conn: AsyncConnection, now: datetime) -> list[QueueDepth]:
+            return await stats.queue_depths(conn, owner=owner, limit=limit)
+
+        return await self.run(work, write=False)
+
+    async def document_totals(self, *, owner: str | None = None) -> dict[DocumentStatus, int]:
+        """Documents per status over all batches of ``owner`` (all owners: None)."""
+
+        async def work(conn: AsyncConnection, now: datetime) -> dict[DocumentStatus, int]:
+            return await stats.document_totals(conn, owner=owner)
+
+        return await self.run(work, write=False)
+
+    async def ping(self) -> None:
+        """One round trip to the database; raises when it cannot be reached."""
+        async with self.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))

@@ -81,7 +81,10 @@ def history() -> list[tuple[str, str | None, str]]:
     for rev in script.walk_revisions():
         down = rev.down_revision
         out.append(
-            (rev.revision, down if isinstance(down, str) or down is None else ",".join(down),
-             (rev.doc or "").strip())
+            (
+                rev.revision,
+                down if isinstance(down, str) or down is None else ",".join(down),
+                (rev.doc or "").strip(),
+            )
         )
     return out

@@ -1,0 +1,1 @@
+"""The HTTP API (Litestar): a thin face over the ledger core."""

@@ -1,0 +1,171 @@
+"""The HTTP API application: lifespan, dependencies, limits, errors and OpenAPI.
+
+Run it with ``serve(settings)``, or ``uvicorn --factory ledger.api.app:from_env``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from litestar import Litestar, Router
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.middleware.rate_limit import RateLimitConfig
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import JsonRenderPlugin, SwaggerRenderPlugin, YamlRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme
+
+from ledger.api.auth import describe_mode, provide_owner
+from ledger.api.batches import BatchController, UploadController
+from ledger.api.documents import DocumentController
+from ledger.api.errors import EXCEPTION_HANDLERS
+from ledger.api.events import batch_events
+from ledger.api.ops import health, prometheus_metrics
+from ledger.api.search import search
+from ledger.core.ledger import Ledger
+from ledger.settings import Settings
+from ledger.worker.runtime import Worker
+
+log = logging.getLogger("ledger.api")
+
+API_PREFIX = "/api/v1"
+
+
+def _provide_ledger(state: State) -> Ledger:
+    ledger: Ledger = state.ledger
+    return ledger
+
+
+def _provide_settings(state: State) -> Settings:
+    settings: Settings = state.settings
+    return settings
+
+
+def _openapi(settings: Settings) -> OpenAPIConfig:
+    secured = settings.auth_required
+    return OpenAPIConfig(
+        title="ledger",
+        version="1",
+        description="Batch document processing ledger: batches, documents, progress, events."
+        + ("" if secured else " This server runs in local single-user mode (no API keys)."),
+        path="/schema",
+        render_plugins=[SwaggerRenderPlugin(), JsonRenderPlugin(), YamlRenderPlugin()],
+        components=Components(
+            security_schemes={
+                "apiKey": SecurityScheme(
+                    type="http", scheme="bearer", description="an API key from `ledger keys`"
+                )
+            }
+        )
+        if secured
+        else Components(),
+        security=[{"apiKey": []}] if secured else None,
+        use_handler_docstrings=True,
+    )
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    ledger: Ledger | None = None,
+    run_workers: bool = False,
+) -> Litestar:
+    """The API application.
+
+    Without ``ledger`` the app opens one on ``settings`` when it starts and closes it when
+    it stops (the schema must be current: ``ledger db upgrade``). With ``run_workers`` it
+    also runs in-process workers for as long as it serves.
+    """
+    settings = settings or Settings()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        owned = ledger is None
+        app.state.ledger = await Ledger.open(settings) if ledger is None else ledger
+        level = logging.INFO if settings.auth_required else logging.WARNING
+        log.log(level, "ledger API: %s", describe_mode(settings))
+        worker: Worker | None = None
+        task: asyncio.Task[Any] | None = None
+        if run_workers:
+            worker = Worker(app.state.ledger, concurrency=settings.concurrency)
+            task = asyncio.create_task(worker.run(), name="ledger-worker")
+            task.add_done_callback(_report_worker_end)
+        try:
+            yield
+        finally:
+            if worker is not None and task is not None:
+                worker.stop(graceful=True)
+                with contextlib.suppress(asyncio.CancelledError):
+                    try:
+                        await asyncio.wait_for(task, settings.shutdown_grace_seconds + 5)
+                    except TimeoutError:
+                        log.error("workers did not stop within the grace period")
+            if owned:
+                await app.state.ledger.close()
+
+    middleware = []
+    if settings.rate_limit_per_minute:
+        middleware.append(
+            RateLimitConfig(
+                rate_limit=("minute", settings.rate_limit_per_minute),
+                exclude=["/health", "/metrics", "/schema"],
+            ).middleware
+        )
+    api = Router(
+        path=API_PREFIX,
+        route_handlers=[BatchController, DocumentController, batch_events, search],
+        request_max_body_size=settings.max_body_bytes,
+    )
+    uploads = Router(
+        path=API_PREFIX,
+        route_handlers=[UploadController],
+        request_max_body_size=settings.max_upload_bytes,
+    )
+    return Litestar(
+        route_handlers=[api, uploads, health, prometheus_metrics],
+        dependencies={
+            "ledger": Provide(_provide_ledger, sync_to_thread=False),
+            "settings": Provide(_provide_settings, sync_to_thread=False),
+            "owner": Provide(provide_owner),
+        },
+        state=State({"settings": settings}),
+        lifespan=[lifespan],
+        exception_handlers=EXCEPTION_HANDLERS,
+        middleware=middleware,
+        openapi_config=_openapi(settings),
+        request_max_body_size=settings.max_body_bytes,
+        debug=False,
+    )
+
+
+def _report_worker_end(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("in-process workers stopped on an error", exc_info=task.exception())
+
+
+def from_env() -> Litestar:
+    """App factory for ``uvicorn --factory``: settings from LEDGER_* variables."""
+    settings = Settings()
+    return create_app(settings, run_workers=settings.serve_workers)
+
+
+def serve(settings: Settings | None = None, *, run_workers: bool | None = None) -> None:
+    """Run the API with uvicorn on ``settings.host``:``settings.port`` (with in-process
+    workers if ``run_workers``, by default ``settings.serve_workers``)."""
+    import uvicorn
+
+    settings = settings or Settings()
+    if run_workers is None:
+        run_workers = settings.serve_workers
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    uvicorn.run(
+        create_app(settings, run_workers=run_workers),
+        host=settings.host,
+        port=settings.port,
+        timeout_graceful_shutdown=int(settings.shutdown_grace_seconds) or None,
+        log_level="info",
+    )

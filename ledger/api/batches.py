@@ -1,0 +1,299 @@
+"""Batches: create (from server paths), list, progress, control, and file uploads."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Controller, Request, Response, get, post
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.openapi.spec import OpenAPIMediaType, Operation, RequestBody, Schema
+from litestar.openapi.spec.enums import OpenAPIType
+from litestar.params import Parameter
+
+from ledger.api import multipart, paths
+from ledger.api.errors import ERROR_RESPONSES
+from ledger.api.schemas import (
+    BatchCreate,
+    BatchId,
+    BatchOut,
+    BatchPage,
+    Cursor,
+    PauseRequest,
+    ProgressOut,
+    RetryRequest,
+    RetryResult,
+    UploadedFile,
+    UploadResult,
+)
+from ledger.core.ledger import Ledger
+from ledger.errors import Conflict, InvalidInput
+from ledger.records import BatchSpec, SourceSpec
+from ledger.settings import Settings
+from ledger.states import BatchState
+
+MAX_OPTIONS_DEPTH = 32
+Limit = Annotated[int, Parameter(ge=1, le=500, description="items per page")]
+
+
+def _depth(value: Any) -> int:
+    """Nesting depth of a JSON value, without recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if isinstance(item, dict):
+            stack.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, list):
+            stack.extend((v, depth + 1) for v in item)
+    return deepest
+
+
+class _SourcesNeeded(Exception):
+    """The ledger wanted the request's sources: the batch exists but no request made it."""
+
+
+class _Deferred:
+    """Sources not yet expanded: iterating them asks the caller to expand first."""
+
+    def __iter__(self) -> Any:
+        raise _SourcesNeeded
+
+
+@dataclass
+class _UploadOperation(Operation):
+    """Documents the multipart body that the upload handler reads as a stream."""
+
+    def __post_init__(self) -> None:
+        self.request_body = RequestBody(
+            required=True,
+            description="one or many file parts; each becomes one document",
+            content={
+                "multipart/form-data": OpenAPIMediaType(
+                    schema=Schema(
+                        type=OpenAPIType.OBJECT,
+                        properties={
+                            "files": Schema(
+                                type=OpenAPIType.ARRAY,
+                                items=Schema(type=OpenAPIType.STRING, format="binary"),  # type: ignore[arg-type]
+                            )
+                        },
+                    )
+                )
+            },
+        )
+
+
+class BatchController(Controller):
+    path = "/batches"
+    tags = ("batches",)
+
+    @post(
+        "/",
+        operation_id="createBatch",
+        responses={
+            **ERROR_RESPONSES,
+            200: ResponseSpec(BatchOut, description="The batch an identical request created"),
+        },
+        status_code=201,
+        summary="Create a batch",
+        description="Idempotent: resending the same body with the same id answers 200 with "
+        "the batch; a different body with that id is a 409.",
+    )
+    async def create(
+        self, data: BatchCreate, ledger: Ledger, settings: Settings, owner: str | None
+    ) -> Response[BatchOut]:
+        if _depth(data.options) > MAX_OPTIONS_DEPTH:
+            raise InvalidInput(f"options are nested deeper than {MAX_OPTIONS_DEPTH} levels")
+        if data.glob is not None and not data.paths:
+            raise InvalidInput("glob filters paths: give paths too")
+        spec = BatchSpec(
+            id=data.id,
+            name=data.name,
+            processor=data.processor,
+            options=data.options,
+            priority=data.priority,
+            max_attempts=data.max_attempts,
+            owner=owner,
+        )
+        fingerprint = hashlib.sha256(msgspec.json.encode(data, order="sorted")).hexdigest()
+        if data.id is not None:
+            # A resent request must not walk the folders again: ask the ledger first.
+            try:
+                result = await ledger.create_batch(spec, _Deferred(), fingerprint=fingerprint)
+                return _created(result.batch, result.created)
+            except _SourcesNeeded:
+                pass
+        sources = await asyncio.to_thread(
+            paths.expand, data.paths, settings.allowed_roots, data.glob
+        )
+        try:
+            result = await ledger.create_batch(spec, sources, fingerprint=fingerprint)
+        finally:
+            sources.close()
+        return _created(result.batch, result.created)
+
+    @get(
+        "/",
+        operation_id="listBatches",
+        responses=ERROR_RESPONSES,
+        summary="List batches, newest first",
+    )
+    async def list_batches(
+        self,
+        ledger: Ledger,
+        owner: str | None,
+        state_filter: Annotated[
+            BatchState | None, Parameter(query="state", description="only batches in this state")
+        ] = None,
+        cursor: Cursor | None = None,
+        limit: Limit = 50,
+    ) -> BatchPage:
+        page = await ledger.batches(owner=owner, state=state_filter, cursor=cursor, limit=limit)
+        return BatchPage.of(page)
+
+    @get(
+        "/{batch_id:str}",
+        operation_id="getBatch",
+        responses=ERROR_RESPONSES,
+        summary="A batch with its progress",
+    )
+    async def get_batch(self, batch_id: BatchId, ledger: Ledger, owner: str | None) -> ProgressOut:
+        return ProgressOut.of(await ledger.progress(batch_id, owner=owner))
+
+    @post(
+        "/{batch_id:str}/pause",
+        operation_id="pauseBatch",
+        responses=ERROR_RESPONSES,
+        status_code=200,
+    )
+    async def pause(
+        self,
+        batch_id: BatchId,
+        ledger: Ledger,
+        owner: str | None,
+        data: PauseRequest | None = None,
+    ) -> BatchOut:
+        reason = data.reason if data is not None else None
+        return BatchOut.of(await ledger.pause(batch_id, owner=owner, reason=reason))
+
+    @post(
+        "/{batch_id:str}/resume",
+        operation_id="resumeBatch",
+        responses=ERROR_RESPONSES,
+        status_code=200,
+    )
+    async def resume(self, batch_id: BatchId, ledger: Ledger, owner: str | None) -> BatchOut:
+        return BatchOut.of(await ledger.resume(batch_id, owner=owner))
+
+    @post(
+        "/{batch_id:str}/cancel",
+        operation_id="cancelBatch",
+        responses=ERROR_RESPONSES,
+        status_code=200,
+    )
+    async def cancel(self, batch_id: BatchId, ledger: Ledger, owner: str | None) -> BatchOut:
+        return BatchOut.of(await ledger.cancel(batch_id, owner=owner))
+
+    @post(
+        "/{batch_id:str}/retry",
+        operation_id="retryFailed",
+        responses=ERROR_RESPONSES,
+        status_code=200,
+        summary="Put failed documents (optionally only those with one error code) back",
+    )
+    async def retry(
+        self,
+        batch_id: BatchId,
+        ledger: Ledger,
+        owner: str | None,
+        data: RetryRequest | None = None,
+    ) -> RetryResult:
+        code = data.code if data is not None else None
+        count = await ledger.retry_failed(batch_id, owner=owner, code=code)
+        batch = await ledger.batch(batch_id, owner=owner)
+        return RetryResult(retried=count, batch=BatchOut.of(batch))
+
+
+class UploadController(Controller):
+    """Mounted on its own router so that it gets the upload size limit, not the JSON one."""
+
+    path = "/batches"
+    tags = ("batches",)
+
+    @post(
+        "/{batch_id:str}/files",
+        operation_id="uploadFiles",
+        responses=ERROR_RESPONSES,
+        status_code=201,
+        summary="Upload files into a batch (multipart/form-data, streamed to storage)",
+        description="Each file part becomes one document whose source is the stored file; "
+        "the client's file name is kept as meta.filename. Two parts with the same name are "
+        "two documents.",
+        operation_class=_UploadOperation,
+    )
+    async def upload(
+        self,
+        request: Request[Any, Any, Any],
+        batch_id: BatchId,
+        ledger: Ledger,
+        settings: Settings,
+        owner: str | None,
+    ) -> UploadResult:
+        batch = await ledger.batch(batch_id, owner=owner)
+        if batch.state == BatchState.CANCELLED:
+            raise Conflict(f"batch {batch_id!r} is cancelled; create a new batch")
+        folder = (
+            settings.storage / multipart.safe_component(owner) / multipart.safe_component(batch_id)
+        )
+        stored = await multipart.store_files(
+            request.stream(),
+            request.headers.get("content-type"),
+            folder,
+            max_files=settings.max_upload_files,
+        )
+        spec = BatchSpec(
+            id=batch.id,
+            name=batch.name,
+            processor=batch.processor,
+            options=dict(batch.options),
+            priority=batch.priority,
+            max_attempts=batch.max_attempts,
+            owner=batch.owner,
+        )
+        sources = [
+            SourceSpec(
+                source=str(f.path),
+                size=f.size,
+                mtime_ns=f.mtime_ns,
+                sha256=f.sha256,
+                meta={"filename": f.filename, "content_type": f.content_type},
+            )
+            for f in stored
+        ]
+        try:
+            result = await ledger.submit(spec, sources)
+        except BaseException:
+            await multipart.discard_paths([f.path for f in stored])
+            raise
+        return UploadResult(
+            batch=BatchOut.of(result.batch),
+            files=[
+                UploadedFile(
+                    source=str(f.path),
+                    filename=f.filename,
+                    size=f.size,
+                    sha256=f.sha256,
+                    content_type=f.content_type,
+                )
+                for f in stored
+            ],
+            added=result.added,
+        )
+
+
+def _created(batch: Any, created: bool) -> Response[BatchOut]:
+    return Response(BatchOut.of(batch), status_code=201 if created else 200)

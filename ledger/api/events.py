@@ -1,0 +1,119 @@
+"""Live progress of a batch as Server-Sent Events, read from the ledger's event log.
+
+Two kinds of SSE events are sent:
+
+* one per row of the ``events`` table (``document_done``, ``document_failed``,
+  ``batch_paused``...), with ``id:`` set to the row's id. Rows are read in id order after
+  the client's ``Last-Event-ID`` (or ``?after=``), so a client that reconnects gets every
+  event it missed, none twice;
+* ``progress`` snapshots (counts, rate, ETA), without an ``id:``, so they never move the
+  client's last event id: they are a view of the moment, not part of the log.
+
+The stream ends with an ``end`` event once the batch is complete and every event before its
+completion was sent. A batch that is reopened later (retry, more documents) can be watched
+again by reconnecting with the last id. While idle, a comment line keeps proxies from
+closing the connection.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+import anyio
+import msgspec
+from litestar import get
+from litestar.exceptions import ClientException
+from litestar.params import Parameter
+from litestar.response import ServerSentEvent, ServerSentEventMessage
+
+from ledger.api.errors import ERROR_RESPONSES
+from ledger.api.schemas import BatchId, EventOut, ProgressOut
+from ledger.core.ledger import Ledger
+from ledger.settings import Settings
+
+PAGE = 500  # events read per query: bounded memory however far behind the client is
+PROGRESS_EVERY = 5.0  # seconds between progress snapshots when nothing happens
+KEEPALIVE_EVERY = 15.0
+RETRY_MS = 2000  # what the client's EventSource waits before reconnecting
+
+
+def _start_after(last_event_id: str | None, after: int | None) -> int:
+    if last_event_id is not None and last_event_id.strip():
+        try:
+            value = int(last_event_id.strip())
+        except ValueError:
+            raise ClientException("Last-Event-ID must be an event id (an integer)") from None
+        if value < 0:
+            raise ClientException("Last-Event-ID must not be negative")
+        return value
+    return after or 0
+
+
+async def event_stream(
+    ledger: Ledger, batch_id: str, owner: str | None, after: int, poll_seconds: float
+) -> AsyncIterator[ServerSentEventMessage]:
+    """The SSE messages for one batch, from the event after ``after`` on."""
+    yield ServerSentEventMessage(data=None, comment="ledger events", retry=RETRY_MS)
+    last_progress = 0.0
+    last_sent = time.monotonic()
+    while True:
+        # Completion is read before the log is drained: every event committed before the
+        # batch completed is then certainly sent before the stream ends.
+        before = await ledger.progress(batch_id, owner=owner)
+        complete = before.batch.completed_at is not None and before.batch.is_complete
+        sent = 0
+        while True:
+            page = await ledger.events(batch_id, owner=owner, after_id=after, limit=PAGE)
+            for event in page:
+                yield ServerSentEventMessage(
+                    id=event.id,
+                    event=event.kind,
+                    data=msgspec.json.encode(EventOut.of(event)).decode(),
+                )
+                after = event.id
+            sent += len(page)
+            if len(page) < PAGE:
+                break
+        now = time.monotonic()
+        if sent or complete or now - last_progress >= PROGRESS_EVERY:
+            current = await ledger.progress(batch_id, owner=owner) if sent else before
+            yield ServerSentEventMessage(
+                event="progress", data=msgspec.json.encode(ProgressOut.of(current)).decode()
+            )
+            last_progress = last_sent = now
+        if complete:
+            yield ServerSentEventMessage(event="end", data='{"reason": "complete"}')
+            return
+        if now - last_sent >= KEEPALIVE_EVERY:
+            yield ServerSentEventMessage(data=None, comment="keep-alive")
+            last_sent = now
+        await anyio.sleep(poll_seconds)
+
+
+@get(
+    "/batches/{batch_id:str}/events",
+    operation_id="streamBatchEvents",
+    responses=ERROR_RESPONSES,
+    tags=["batches"],
+    summary="Live events of a batch (Server-Sent Events)",
+    description=__doc__,
+)
+async def batch_events(
+    batch_id: BatchId,
+    ledger: Ledger,
+    settings: Settings,
+    owner: str | None,
+    last_event_id: Annotated[
+        str | None,
+        Parameter(header="Last-Event-ID", max_length=30, description="resume after this id"),
+    ] = None,
+    after: Annotated[
+        int | None,
+        Parameter(ge=0, le=2**63 - 1, description="resume after this id (when no header)"),
+    ] = None,
+) -> ServerSentEvent:
+    start = _start_after(last_event_id, after)
+    await ledger.batch(batch_id, owner=owner)  # a 404 now, not an empty stream
+    return ServerSentEvent(event_stream(ledger, batch_id, owner, start, settings.sse_poll_seconds))

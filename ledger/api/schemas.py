@@ -1,0 +1,313 @@
+"""Request and response bodies of the HTTP API: msgspec Structs, so the OpenAPI schema is exact.
+
+Converters from ledger records live beside the types they fill.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+import msgspec
+from msgspec import Meta, Struct
+
+from ledger.records import (
+    AttemptInfo,
+    Batch,
+    DocumentInfo,
+    Event,
+    FailureGroup,
+    Page,
+    Progress,
+)
+from ledger.states import AttemptOutcome, BatchState, DocumentStatus
+
+BatchId = Annotated[
+    str,
+    Meta(
+        min_length=1,
+        max_length=200,
+        pattern=r"^[^\s/\\?#%\x00-\x1f\x7f]+$",
+        description="1 to 200 characters; no spaces, control characters, / \\ ? # %",
+    ),
+]
+Cursor = Annotated[
+    str,
+    Meta(
+        max_length=2000,
+        pattern=r"^[A-Za-z0-9_-]*$",
+        description="opaque: the next_cursor of the previous page",
+    ),
+]
+
+
+class Problem(Struct, kw_only=True, omit_defaults=True):
+    """An error, as RFC 9457 problem details (``application/problem+json``)."""
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str
+    instance: str | None = None
+    errors: list[dict[str, Any]] | None = None
+
+
+# ---------------------------------------------------------------------------- batches
+
+
+class BatchCreate(Struct, kw_only=True, forbid_unknown_fields=True):
+    """A new batch, optionally with server files (under the configured allowed roots)."""
+
+    id: BatchId | None = None
+    name: Annotated[str, Meta(max_length=500)] | None = None
+    processor: Annotated[str, Meta(min_length=1, max_length=500)] = "ingest"
+    options: dict[str, Any] = msgspec.field(default_factory=dict)
+    priority: Annotated[int, Meta(ge=-1_000_000, le=1_000_000)] = 0
+    max_attempts: Annotated[int, Meta(ge=1, le=1000)] | None = None
+    paths: Annotated[
+        list[Annotated[str, Meta(min_length=1, max_length=4096)]], Meta(max_length=10_000)
+    ] = msgspec.field(default_factory=list)
+    glob: Annotated[str, Meta(min_length=1, max_length=500)] | None = None
+
+
+class BatchOut(Struct, kw_only=True):
+    id: str
+    name: str | None
+    owner: str | None
+    state: BatchState
+    pause_reason: str | None
+    priority: int
+    processor: str
+    options: dict[str, Any]
+    max_attempts: int
+    counts: dict[DocumentStatus, int]
+    total: int
+    finished: int
+    complete: bool
+    created_at: datetime
+    updated_at: datetime
+    started_at: datetime | None
+    completed_at: datetime | None
+
+    @classmethod
+    def of(cls, b: Batch) -> BatchOut:
+        return cls(
+            id=b.id,
+            name=b.name,
+            owner=b.owner,
+            state=b.state,
+            pause_reason=b.pause_reason,
+            priority=b.priority,
+            processor=b.processor,
+            options=dict(b.options),
+            max_attempts=b.max_attempts,
+            counts={s: b.counts.get(s, 0) for s in DocumentStatus},
+            total=b.total,
+            finished=b.finished,
+            complete=b.is_complete,
+            created_at=b.created_at,
+            updated_at=b.updated_at,
+            started_at=b.started_at,
+            completed_at=b.completed_at,
+        )
+
+
+class ProgressOut(Struct, kw_only=True):
+    """A batch with its progress: exact counts, recent rate and estimated time left."""
+
+    batch: BatchOut
+    percent: float
+    rate: float | None  # documents finished per second, recently
+    eta_seconds: float | None
+    last_finished_at: datetime | None
+
+    @classmethod
+    def of(cls, p: Progress) -> ProgressOut:
+        return cls(
+            batch=BatchOut.of(p.batch),
+            percent=round(p.percent, 3),
+            rate=p.rate,
+            eta_seconds=p.eta_seconds,
+            last_finished_at=p.last_finished_at,
+        )
+
+
+class BatchPage(Struct, kw_only=True):
+    items: list[BatchOut]
+    next_cursor: str | None
+
+    @classmethod
+    def of(cls, page: Page[Batch]) -> BatchPage:
+        return cls(items=[BatchOut.of(b) for b in page.items], next_cursor=page.next_cursor)
+
+
+class PauseRequest(Struct, kw_only=True, forbid_unknown_fields=True):
+    reason: Annotated[str, Meta(max_length=1000)] | None = None
+
+
+class RetryRequest(Struct, kw_only=True, forbid_unknown_fields=True):
+    code: Annotated[str, Meta(min_length=1, max_length=100)] | None = None
+
+
+class RetryResult(Struct, kw_only=True):
+    retried: int  # documents put back to pending
+    batch: BatchOut
+
+
+# ---------------------------------------------------------------------------- documents
+
+
+class DocumentOut(Struct, kw_only=True):
+    id: int
+    batch_id: str
+    source: str
+    status: DocumentStatus
+    attempts: int
+    next_attempt_at: datetime
+    lease_owner: str | None
+    lease_expires_at: datetime | None
+    error_code: str | None
+    error_message: str | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    result: dict[str, Any] | None
+    meta: dict[str, Any] | None
+    size: int | None
+    sha256: str | None
+    created_at: datetime
+
+    @classmethod
+    def of(cls, d: DocumentInfo) -> DocumentOut:
+        return cls(
+            id=d.id,
+            batch_id=d.batch_id,
+            source=d.source,
+            status=d.status,
+            attempts=d.attempts,
+            next_attempt_at=d.next_attempt_at,
+            lease_owner=d.lease_owner,
+            lease_expires_at=d.lease_expires_at,
+            error_code=d.error_code,
+            error_message=d.error_message,
+            started_at=d.started_at,
+            finished_at=d.finished_at,
+            result=d.result,
+            meta=d.meta,
+            size=d.size,
+            sha256=d.sha256,
+            created_at=d.created_at,
+        )
+
+
+class AttemptOut(Struct, kw_only=True):
+    id: int
+    attempt: int
+    worker_id: str | None
+    started_at: datetime
+    finished_at: datetime
+    duration_seconds: float
+    outcome: AttemptOutcome
+    error_code: str | None
+    error_message: str | None
+
+    @classmethod
+    def of(cls, a: AttemptInfo) -> AttemptOut:
+        return cls(
+            id=a.id,
+            attempt=a.attempt,
+            worker_id=a.worker_id,
+            started_at=a.started_at,
+            finished_at=a.finished_at,
+            duration_seconds=a.duration_seconds,
+            outcome=a.outcome,
+            error_code=a.error_code,
+            error_message=a.error_message,
+        )
+
+
+class DocumentDetail(Struct, kw_only=True):
+    document: DocumentOut
+    attempts: list[AttemptOut]
+
+
+class DocumentPage(Struct, kw_only=True):
+    items: list[DocumentOut]
+    next_cursor: str | None
+
+    @classmethod
+    def of(cls, page: Page[DocumentInfo]) -> DocumentPage:
+        return cls(items=[DocumentOut.of(d) for d in page.items], next_cursor=page.next_cursor)
+
+
+class FailureGroupOut(Struct, kw_only=True):
+    code: str
+    count: int
+    example_message: str | None
+
+    @classmethod
+    def of(cls, g: FailureGroup) -> FailureGroupOut:
+        return cls(code=g.code, count=g.count, example_message=g.example_message)
+
+
+class Failures(Struct, kw_only=True):
+    batch_id: str
+    total: int
+    groups: list[FailureGroupOut]
+
+
+class UploadedFile(Struct, kw_only=True):
+    """One stored file part of an upload; ``source`` is its document's source."""
+
+    source: str
+    filename: str | None
+    size: int
+    sha256: str
+    content_type: str | None
+
+
+class UploadResult(Struct, kw_only=True):
+    """What one multipart upload added to its batch (one document per file part)."""
+
+    batch: BatchOut
+    files: list[UploadedFile]
+    added: int  # documents new to the batch
+
+
+# ---------------------------------------------------------------------------- events
+
+
+class EventOut(Struct, kw_only=True):
+    """One row of the ledger's event log, as sent in an SSE ``data`` field."""
+
+    id: int
+    batch_id: str
+    document_id: int | None
+    kind: str
+    data: dict[str, Any] | None
+    created_at: datetime
+
+    @classmethod
+    def of(cls, e: Event) -> EventOut:
+        return cls(
+            id=e.id,
+            batch_id=e.batch_id,
+            document_id=e.document_id,
+            kind=e.kind,
+            data=e.data,
+            created_at=e.created_at,
+        )
+
+
+# ---------------------------------------------------------------------------- search, ops
+
+
+class SearchResults(Struct, kw_only=True):
+    query: str
+    k: int
+    hits: list[dict[str, Any]]
+
+
+class Health(Struct, kw_only=True):
+    status: str  # "ok" or "degraded"
+    database: str  # "ok" or why it is not
+    version: str

@@ -1,0 +1,51 @@
+"""Prometheus metrics of this process, in a registry of their own.
+
+The worker runtime observes these as it works (hooks below); the API's /metrics exposes them
+together with gauges read from the ledger at scrape time. Counters and histograms here are
+per process, as Prometheus expects: sum them over processes in queries.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+_LATENCY_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
+
+DOCUMENTS_PROCESSED = Counter(
+    "ledger_worker_documents",
+    "Documents whose attempt this process ended, by outcome (done, skipped, retry, failed...).",
+    ["outcome"],
+    registry=REGISTRY,
+)
+ATTEMPTS = Counter(
+    "ledger_worker_attempts",
+    "Attempts this process started.",
+    registry=REGISTRY,
+)
+CLAIM_SECONDS = Histogram(
+    "ledger_claim_seconds",
+    "Time one claim transaction took.",
+    buckets=_LATENCY_BUCKETS,
+    registry=REGISTRY,
+)
+PROCESSING_SECONDS = Histogram(
+    "ledger_processing_seconds",
+    "Time a processor took for one document, by processor.",
+    ["processor"],
+    buckets=_LATENCY_BUCKETS,
+    registry=REGISTRY,
+)
+
+
+def observe_claim(seconds: float, claimed: int) -> None:
+    """Hook: a claim transaction took ``seconds`` and leased ``claimed`` documents."""
+    CLAIM_SECONDS.observe(seconds)
+    ATTEMPTS.inc(claimed)
+
+
+def observe_processed(processor: str, outcome: str, seconds: float) -> None:
+    """Hook: one document's attempt ended with ``outcome`` after ``seconds`` of processing."""
+    PROCESSING_SECONDS.labels(processor=processor).observe(seconds)
+    DOCUMENTS_PROCESSED.labels(outcome=outcome).inc()

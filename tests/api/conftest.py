@@ -1,0 +1,200 @@
+"""A real uvicorn server in a subprocess on a free loopback port, over a migrated SQLite file.
+
+The tests talk to it over HTTP with httpx, and drive processing by calling the ledger core
+(claim, complete) on the same database file, as a worker process would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+
+from ledger.core.ledger import Ledger
+from ledger.db import migrate
+from ledger.errors import PermanentError
+from ledger.records import ErrorInfo, Outcome
+from ledger.settings import Settings
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Server:
+    base_url: str
+    home: Path
+    root: Path  # the allowed root for server paths
+    db_url: str
+    proc: subprocess.Popen[bytes]
+    log: Path
+    keys: dict[str, str] = field(default_factory=dict)  # tenant -> key
+    key_ids: dict[str, str] = field(default_factory=dict)
+
+    def settings(self) -> Settings:
+        return Settings(home=self.home, database_url=self.db_url)
+
+    def headers(self, tenant: str | None) -> dict[str, str]:
+        return {} if tenant is None else {"Authorization": f"Bearer {self.keys[tenant]}"}
+
+    def client(self, tenant: str | None = None, **kwargs: object) -> httpx.AsyncClient:
+        return httpx.AsyncClient(
+            base_url=self.base_url,
+            headers=self.headers(tenant),
+            timeout=httpx.Timeout(60.0),
+            **kwargs,  # type: ignore[arg-type]
+        )
+
+
+def start_server(tmp: Path, env: dict[str, str], tenants: tuple[str, ...] = ()) -> Server:
+    home = tmp / "home"
+    root = tmp / "root"
+    home.mkdir(parents=True)
+    root.mkdir()
+    db_url = f"sqlite+aiosqlite:///{home / 'ledger.db'}"
+    migrate.upgrade(db_url)
+    server_keys: dict[str, str] = {}
+    key_ids: dict[str, str] = {}
+
+    async def make_keys() -> None:
+        async with await Ledger.open(Settings(home=home, database_url=db_url)) as ledger:
+            for tenant in tenants:
+                key_ids[tenant], server_keys[tenant] = await ledger.create_key(tenant)
+
+    asyncio.run(make_keys())
+    port = free_port()
+    full_env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO),
+        "LEDGER_HOME": str(home),
+        "LEDGER_DATABASE_URL": db_url,
+        "LEDGER_ALLOWED_ROOTS": str(root),
+        "LEDGER_HOST": "127.0.0.1",
+        "LEDGER_SSE_POLL_SECONDS": "0.05",
+        **env,
+    }
+    log = tmp / "server.log"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--factory",
+            "ledger.api.app:from_env",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--timeout-graceful-shutdown",
+            "2",
+            "--log-level",
+            "warning",
+        ],
+        env=full_env,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+        cwd=tmp,
+    )
+    base_url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited: {log.read_text()}")
+        try:
+            if httpx.get(f"{base_url}/health", timeout=1).status_code == 200:
+                break
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            proc.kill()
+            raise RuntimeError(f"server did not start: {log.read_text()}")
+        time.sleep(0.05)
+    return Server(base_url, home, root, db_url, proc, log, server_keys, key_ids)
+
+
+def stop_server(server: Server) -> None:
+    server.proc.send_signal(signal.SIGTERM)
+    try:
+        server.proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        server.proc.kill()
+        server.proc.wait()
+    text = server.log.read_text(errors="replace")
+    # No request may have crashed the server: an unhandled error is logged as such.
+    assert "unhandled error" not in text, text[-5000:]
+    assert "Traceback" not in text, text[-5000:]
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """The main server: API keys required, tenants 'acme' and 'globex', no rate limit."""
+    srv = start_server(
+        tmp_path_factory.mktemp("api"),
+        {
+            "LEDGER_AUTH": "on",
+            "LEDGER_RATE_LIMIT_PER_MINUTE": "0",
+            "LEDGER_MAX_UPLOAD_BYTES": str(1024**3),
+        },
+        tenants=("acme", "globex", "revoked"),
+    )
+    yield srv
+    stop_server(srv)
+
+
+@pytest.fixture
+async def ledger(server: Server) -> AsyncIterator[Ledger]:
+    async with await Ledger.open(server.settings()) as led:
+        yield led
+
+
+async def drain(
+    ledger: Ledger,
+    batch_id: str,
+    *,
+    fail: Callable[[str], str | None] = lambda source: None,
+    limit: int | None = None,
+) -> int:
+    """Process the batch's due documents as a worker would: claim, then complete each one.
+
+    ``fail(source)`` returns an error code for documents that should fail permanently.
+    Stops after ``limit`` documents when given. Returns how many were completed.
+    """
+    worker = await ledger.register_worker(concurrency=8)
+    done = 0
+    while limit is None or done < limit:
+        take = 8 if limit is None else min(8, limit - done)
+        claimed = await ledger.claim(worker, take, batch_ids=[batch_id])
+        if not claimed:
+            break
+        outcomes = []
+        for doc in claimed:
+            code = fail(doc.source)
+            if code is None:
+                outcomes.append(Outcome.done(doc, {"chunks": 1}))
+            else:
+                error = PermanentError(code, f"{code}: {Path(doc.source).name}")
+                outcomes.append(
+                    Outcome.failed(
+                        doc, ErrorInfo(code=error.code, message=error.message, retryable=False)
+                    )
+                )
+        result = await ledger.complete(worker, outcomes)
+        assert not result.lost
+        done += len(result.recorded)
+    await ledger.worker_stopped(worker)
+    return done

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import importlib
 import logging
-import os
 from typing import Annotated, Any
 
 import typer
@@ -29,6 +27,7 @@ from ledger.cli.app import (
 from ledger.cli.runtime import make_worker
 from ledger.cli.signals import StopSignals
 from ledger.core.ledger import Ledger
+from ledger.records import ApiKey
 from ledger.settings import Settings
 
 JSON_OPTION = typer.Option(False, "--json", help="Print JSON for scripts (stable keys).")
@@ -124,40 +123,19 @@ def serve_command(
     ),
 ) -> None:
     """Run the HTTP API (and, unless --no-workers, workers in the same process)."""
-    settings = options(ctx).settings()
-    try:
-        import uvicorn
+    from ledger.api.app import serve
 
-        create_app = importlib.import_module("ledger.api.app").create_app
-    except ImportError as exc:
-        raise CliError(f"the HTTP API is not part of this installation ({exc.name})") from exc
+    settings = options(ctx).settings()
 
     async def prepare(ledger: Ledger) -> None:
         return None
 
     run_with_ledger(ctx, prepare)  # connects, checks and (SQLite) migrates the schema
-    # The app reads its settings like every other face: export the global flags for it.
-    os.environ["LEDGER_DATABASE_URL"] = settings.url
-    os.environ["LEDGER_HOME"] = str(settings.home)
-    application = _build_app(create_app, settings, workers=not no_workers)
-    uvicorn.run(application, host=host, port=port, log_level="info")
-
-
-def _build_app(factory: Any, settings: Settings, *, workers: bool) -> Any:
-    import inspect
-
-    accepted = inspect.signature(factory).parameters
-    kwargs: dict[str, Any] = {}
-    if "settings" in accepted:
-        kwargs["settings"] = settings
-    for name in ("workers", "run_workers", "embedded_workers", "with_workers"):
-        if name in accepted:
-            kwargs[name] = workers
-            break
-    else:
-        if not workers:
-            raise CliError("this version of the API cannot run without workers", EXIT_USAGE)
-    return factory(**kwargs)
+    try:
+        settings = settings.model_copy(update={"host": host, "port": port})
+        serve(settings, run_workers=not no_workers)
+    except ValueError as exc:  # for example: no auth on a public address
+        raise CliError(str(exc), EXIT_USAGE) from exc
 
 
 # ---------------------------------------------------------------------------- keys
@@ -169,20 +147,14 @@ keys_app = typer.Typer(
 app.add_typer(keys_app, name="keys")
 
 
-def _key_method(ledger: Ledger, name: str) -> Any:
-    method = getattr(ledger, name, None)
-    if method is None:
-        raise CliError("API keys need the HTTP API part of ledger, which this version lacks")
-    return method
-
-
-def _key_json(key: Any) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for name in ("id", "tenant", "name", "prefix", "created_at", "last_used_at", "revoked_at"):
-        if hasattr(key, name):
-            value = getattr(key, name)
-            out[name] = render.iso(value) if hasattr(value, "isoformat") else value
-    return out
+def _key_json(key: ApiKey) -> dict[str, Any]:
+    return {
+        "id": key.id,
+        "tenant": key.tenant,
+        "prefix": key.prefix,
+        "created_at": render.iso(key.created_at),
+        "revoked_at": render.iso(key.revoked_at) if key.revoked_at else None,
+    }
 
 
 @keys_app.command("create")
@@ -191,28 +163,26 @@ def keys_create(
     tenant: str = typer.Option(..., "--tenant", metavar="NAME", help="Tenant the key acts for."),
     json_output: bool = JSON_OPTION,
 ) -> None:
-    """Create an API key for a tenant. The secret is shown once: store it now."""
+    """Create an API key for a tenant. The key is shown once: store it now."""
 
-    async def work(ledger: Ledger) -> Any:
-        return await _key_method(ledger, "create_key")(tenant=tenant)
+    async def work(ledger: Ledger) -> tuple[str, str]:
+        return await ledger.create_key(tenant)
 
-    created = run_with_ledger(ctx, work)
-    # create_key returns (record, secret) or a record carrying the secret.
-    record, secret = created if isinstance(created, tuple) else (created, created.secret)
+    key_id, secret = run_with_ledger(ctx, work)
     if json_output:
-        render.emit_json({**_key_json(record), "secret": secret})
+        render.emit_json({"id": key_id, "tenant": tenant, "key": secret})
         return
-    out.print(f"Created key {record.id} for tenant {tenant}.", markup=False)
-    out.print("Secret (shown only now; send it as the X-API-Key header):", markup=False)
+    out.print(f"Created key {key_id} for tenant {tenant}.", markup=False)
+    out.print("Key (shown only now; send it as 'Authorization: Bearer KEY'):", markup=False)
     out.print(secret, markup=False)
 
 
 @keys_app.command("list")
 def keys_list(ctx: typer.Context, json_output: bool = JSON_OPTION) -> None:
-    """List API keys (never their secrets)."""
+    """List API keys (their ids and first characters, never the keys)."""
 
-    async def work(ledger: Ledger) -> list[Any]:
-        return list(await _key_method(ledger, "list_keys")())
+    async def work(ledger: Ledger) -> list[ApiKey]:
+        return await ledger.list_keys()
 
     keys = run_with_ledger(ctx, work)
     if json_output:
@@ -222,12 +192,12 @@ def keys_list(ctx: typer.Context, json_output: bool = JSON_OPTION) -> None:
         out.print("No API keys. Create one with: ledger keys create --tenant NAME")
         return
     table = Table(box=None, header_style="bold", pad_edge=False)
-    rows = [_key_json(k) for k in keys]
-    columns = list(rows[0])
-    for column in columns:
-        table.add_column(column.upper().replace("_", " "))
-    for row in rows:
-        table.add_row(*(str(row[c]) if row[c] is not None else "-" for c in columns))
+    for column in ("ID", "TENANT", "PREFIX", "CREATED", "REVOKED"):
+        table.add_column(column)
+    for row in (_key_json(k) for k in keys):
+        table.add_row(
+            row["id"], row["tenant"], row["prefix"], row["created_at"], row["revoked_at"] or "-"
+        )
     out.print(table)
 
 
@@ -239,7 +209,7 @@ def keys_revoke(
     """Revoke an API key: requests made with it are refused from now on."""
 
     async def work(ledger: Ledger) -> None:
-        await _key_method(ledger, "revoke_key")(key_id)
+        await ledger.revoke_key(key_id)
 
     run_with_ledger(ctx, work)
     out.print(f"Revoked key {key_id}.", markup=False)

@@ -254,3 +254,33 @@ class QueueDepth:
     owner: str | None
     pending: int
     running: int
+
+
+@dataclass(frozen=True)
+class ThroughputMinute:
+    """Attempts at a batch's documents that ended in one UTC minute, by how they ended."""
+
+    minute: datetime  # start of the minute, UTC
+    done: int = 0
+    failed: int = 0
+    skipped: int = 0
+    retried: int = 0  # retryable errors, expired leases, released or cancelled attempts
+
+    @property
+    def finished(self) -> int:
+        """Documents that reached an end (done, failed or skipped) in this minute."""
+        return self.done + self.failed + self.skipped
+
+
+@dataclass(frozen=True)
+class Throughput:
+    """A batch's attempts per minute over a window ending at ``until`` (oldest first).
+
+    ``truncated``: the window holds more attempts than were read, so its oldest minutes
+    undercount (the read is bounded however fast the batch ran).
+    """
+
+    batch_id: str
+    until: datetime
+    minutes: list[ThroughputMinute]
+    truncated: bool

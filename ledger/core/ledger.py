@@ -15,7 +15,17 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ledger.backoff import RetryPolicy
-from ledger.core import claims, control, creates, keys, lookup, progress, stats, submit
+from ledger.core import (
+    claims,
+    control,
+    creates,
+    keys,
+    lookup,
+    progress,
+    stats,
+    submit,
+    throughput,
+)
 from ledger.core.claims import BreakerPolicy
 from ledger.db.engine import WRITE, create_engine
 from ledger.db.models import batches, documents
@@ -36,6 +46,7 @@ from ledger.records import (
     QueueDepth,
     SourceSpec,
     SubmitResult,
+    Throughput,
 )
 from ledger.settings import Settings
 from ledger.states import BatchState, DocumentStatus
@@ -532,3 +543,18 @@ class Ledger:
         """One round trip to the database; raises when it cannot be reached."""
         async with self.engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
+
+    # ================================================================== dashboard support
+    # Reads the web dashboard needs beyond the ones above (bounded, tenant-scoped).
+
+    async def throughput(
+        self, batch_id: str, *, owner: str | None = None, minutes: int = 60
+    ) -> Throughput:
+        """The batch's attempts per minute over ``minutes`` minutes (see core.throughput)."""
+
+        async def work(conn: AsyncConnection, now: datetime) -> Throughput:
+            return await throughput.throughput(
+                conn, batch_id, owner=owner, now=now, minutes=minutes
+            )
+
+        return await self.run(work, write=False)

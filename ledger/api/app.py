@@ -26,7 +26,9 @@ from ledger.api.errors import EXCEPTION_HANDLERS
 from ledger.api.events import batch_events
 from ledger.api.ops import health, prometheus_metrics
 from ledger.api.search import search
+from ledger.api.throughput import batch_throughput
 from ledger.core.ledger import Ledger
+from ledger.dashboard.routes import STATIC_PATH, dashboard_router, template_config
 from ledger.settings import Settings
 from ledger.worker.runtime import Worker
 
@@ -112,12 +114,18 @@ def create_app(
         middleware.append(
             RateLimitConfig(
                 rate_limit=("minute", settings.rate_limit_per_minute),
-                exclude=["/health", "/metrics", "/schema"],
+                exclude=["/health", "/metrics", "/schema", STATIC_PATH],
             ).middleware
         )
     api = Router(
         path=API_PREFIX,
-        route_handlers=[BatchController, DocumentController, batch_events, search],
+        route_handlers=[
+            BatchController,
+            DocumentController,
+            batch_events,
+            batch_throughput,
+            search,
+        ],
         request_max_body_size=settings.max_body_bytes,
     )
     uploads = Router(
@@ -126,7 +134,7 @@ def create_app(
         request_max_body_size=settings.max_upload_bytes,
     )
     return Litestar(
-        route_handlers=[api, uploads, health, prometheus_metrics],
+        route_handlers=[api, uploads, health, prometheus_metrics, dashboard_router()],
         dependencies={
             "ledger": Provide(_provide_ledger, sync_to_thread=False),
             "settings": Provide(_provide_settings, sync_to_thread=False),
@@ -137,6 +145,7 @@ def create_app(
         exception_handlers=EXCEPTION_HANDLERS,
         middleware=middleware,
         openapi_config=_openapi(settings),
+        template_config=template_config(),
         request_max_body_size=settings.max_body_bytes,
         debug=False,
     )

@@ -284,11 +284,11 @@
         L.el(
           "tbody",
           {},
-          ...data.attempts.map((a) =>
+          ...data.attempts.map((a, i) =>
             L.el(
               "tr",
               {},
-              L.el("td", { text: String(a.attempt) }),
+              L.el("td", { text: String(i + 1) }),
               L.el("td", {}, L.el("span", { class: "status status-" + a.outcome, text: a.outcome })),
               L.el("td", { class: "small", text: a.worker_id || "–" }),
               L.el("td", { text: L.time(a.started_at) }),

@@ -105,7 +105,7 @@ def test_failures_grouped_with_reason_and_retry(local_server: Served, browser: B
     expect(group.locator(".count")).to_have_text(f"{after} documents")
 
     # A document that failed twice shows both attempts, each with its reason.
-    page.get_by_label("Status").select_option("failed")
+    page.get_by_label("Status", exact=True).select_option("failed")
     expect(page.locator("#documents tbody tr[data-document]")).to_have_count(after)
     with local_server.client() as client:
         failed = client.get("/api/v1/batches/flaky-1/documents?status=failed").json()["items"]
@@ -233,6 +233,6 @@ def test_documents_page_by_page_and_by_status(local_server: Served, browser: Bro
     expect(page.get_by_role("button", name="Next page")).to_be_hidden()
     page.get_by_role("button", name="First page").click()
     expect(rows).to_have_count(50)
-    page.get_by_label("Status").select_option("failed")
+    page.get_by_label("Status", exact=True).select_option("failed")
     expect(page.locator("#documents-empty")).to_be_visible()
     expect(rows).to_have_count(0)

@@ -56,6 +56,7 @@
     const box = $("alert");
     box.textContent = typeof error === "string" ? error : describe(error);
     box.hidden = false;
+    box.scrollIntoView({ block: "nearest" });
   }
 
   function clearError() {

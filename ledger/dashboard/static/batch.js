@@ -321,8 +321,13 @@
     return new Date(iso).toLocaleTimeString(undefined, { hour: "2-digit", minute: "2-digit" });
   }
 
+  let lastChart = null;
+
   function draw(data) {
-    const W = 720, H = 200, left = 44, bottom = 22, top = 10, right = 8;
+    lastChart = data;
+    // Drawn at the container's pixel width, so labels keep their size on any screen.
+    const W = Math.max(280, Math.round($("chart").clientWidth || 720));
+    const H = 200, left = 48, bottom = 22, top = 10, right = 8;
     const points = data.minutes;
     const peak = Math.max(...points.map((m) => m.per_second), 0);
     const scale = peak > 0 ? niceCeiling(peak) : 1;
@@ -336,12 +341,11 @@
       "aria-label":
         "Throughput per minute, " + minuteLabel(points[0].minute) + " to " + minuteLabel(latest.minute) +
         ": peak " + L.rate(peak) + ", latest minute " + L.rate(latest.per_second) + ".",
-      preserveAspectRatio: "none",
     });
     for (const f of [0, 0.5, 1]) {
       const y = top + plotH * (1 - f);
       chart.append(svg("line", { x1: left, x2: W - right, y1: y, y2: y, class: "grid" }));
-      chart.append(svg("text", { x: left - 4, y: y + 4, class: "axis", "text-anchor": "end" }, L.rate(scale * f)));
+      chart.append(svg("text", { x: left - 4, y: y + 4, class: "axis", "text-anchor": "end" }, axis(scale, f)));
     }
     points.forEach((m, i) => {
       const finished = m.done + m.failed + m.skipped;
@@ -368,6 +372,16 @@
     $("chart-caption").textContent =
       "Documents finished per second, per minute (green: done or skipped, red: failed)" +
       (data.truncated ? "; only the most recent attempts were read, the oldest minutes undercount." : ".");
+  }
+
+  // One unit along the whole axis: per minute below one document a second.
+  function axis(scale, fraction) {
+    const value = scale * fraction;
+    if (scale < 1) {
+      const perMinute = value * 60;
+      return (perMinute < 10 && perMinute % 1 ? perMinute.toFixed(1) : perMinute.toFixed(0)) + "/min";
+    }
+    return (value < 10 && value % 1 ? value.toFixed(1) : value.toFixed(0)) + "/s";
   }
 
   function niceCeiling(value) {
@@ -412,6 +426,11 @@
       documents();
     });
     $("chart-window").addEventListener("change", chart);
+    let resizeTimer = null;
+    window.addEventListener("resize", () => {
+      clearTimeout(resizeTimer);
+      resizeTimer = setTimeout(() => lastChart && draw(lastChart), 150);
+    });
     if (!(await load())) return;
     follow();
     refreshLists();

@@ -70,6 +70,7 @@
     r.pause.hidden = !(batch.state === "active" && unfinished);
     r.resume.hidden = batch.state !== "paused";
     r.cancel.hidden = batch.state === "cancelled" || batch.complete;
+    r.tr.classList.toggle("no-actions", r.pause.hidden && r.resume.hidden && r.cancel.hidden);
     if (!unfinished) {
       r.rate.textContent = "–";
       r.eta.textContent = batch.complete ? "done" : "–";

@@ -57,7 +57,8 @@ def chromium_path() -> str | None:
     return "/usr/bin/chromium" if os.access("/usr/bin/chromium", os.X_OK) else None
 
 
-def _skip(reason: str) -> None:
+def skip_loudly(reason: str) -> None:
+    """Skip, and repeat the reason in red at the end of the run."""
     if reason not in _skip_reason:
         _skip_reason.append(reason)
     pytest.skip(reason)
@@ -223,10 +224,10 @@ def playwright_driver() -> Iterator[Any]:
     try:
         from playwright.sync_api import sync_playwright
     except ImportError as exc:
-        _skip(f"the playwright package is not installed ({exc}); pip install -e '.[dev]'")
+        skip_loudly(f"the playwright package is not installed ({exc}); pip install -e '.[dev]'")
     executable = chromium_path()
     if executable is None:
-        _skip(
+        skip_loudly(
             "no Chromium found (install Debian's chromium package, or set "
             "LEDGER_TEST_CHROMIUM to a Chromium binary)"
         )

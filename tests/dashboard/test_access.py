@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 from playwright.sync_api import expect
 
-from tests.dashboard.conftest import Browser, Served
+from tests.dashboard.conftest import Browser, Served, skip_loudly
 
 PAGES = ["/", "/new", "/search"]
 VENDOR = Path(__file__).resolve().parents[2] / "ledger" / "dashboard" / "static" / "vendor"
@@ -191,3 +191,30 @@ def test_search_shows_the_api_answer(local_server: Served, browser: Browser) -> 
         assert answer.status_code == 200, answer.text
         expect(page.locator("#hits li")).to_have_count(len(answer.json()["hits"]))
     browser.shot("search")
+
+
+def test_search_finds_an_ingested_document(local_server: Served, browser: Browser) -> None:
+    probe = httpx.get(local_server.url + "/api/v1/search", params={"q": "probe"})
+    if probe.status_code == 501:
+        skip_loudly(f"search answers 501 on this server: {probe.json()['detail']}")
+    folder = local_server.root / "searchable"
+    folder.mkdir()
+    (folder / "fish.txt").write_text(
+        "Notes on the zebrafish.\n\nThe zebrafish is a small freshwater fish.\n"
+    )
+    (folder / "other.txt").write_text("Nothing about fish at all, only birds.\n")
+    with local_server.client() as client:
+        client.post(
+            "/api/v1/batches",
+            json={"id": "search-1", "processor": "ingest", "paths": [str(folder)]},
+        ).raise_for_status()
+    local_server.wait_complete("search-1")
+    browser.base = local_server.url
+    browser.go("/search?q=zebrafish&k=5")
+    page = browser.page
+    hits = page.locator("#hits li")
+    expect(hits).to_have_count(1)
+    expect(hits.first.locator(".source")).to_contain_text("fish.txt")
+    expect(hits.first.locator("mark").first).to_have_text(re.compile("zebrafish", re.I))
+    expect(page.locator("#search-summary")).to_have_text("1 result for “zebrafish”.")
+    browser.shot("search-hits")

@@ -219,8 +219,14 @@ class Browser:
         return path
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def playwright_driver() -> Iterator[Any]:
+    """Playwright's driver, for one test module at a time.
+
+    Its sync API runs an event loop in this thread for as long as it is open, which would
+    break every later test that starts one of its own (asyncio.run, pytest-asyncio): so it
+    is closed at the end of each module, never held for the session.
+    """
     try:
         from playwright.sync_api import sync_playwright
     except ImportError as exc:

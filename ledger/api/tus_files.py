@@ -43,6 +43,13 @@ def _try_lock(fd: int) -> bool:
     return True
 
 
+# Whether files can be locked here. Where they can, a writer keeps its upload file locked for
+# as long as it holds the upload's lease in the database, so holding the lock proves that no
+# live writer exists, and a dead writer's lease may be taken over at once (no wait for its
+# expiry after a crash).
+FILE_LOCKS = fcntl is not None
+
+
 class UploadFile:
     """One upload's data file, open and exclusively locked by this request."""
 
@@ -115,16 +122,16 @@ class UploadFile:
             os.close(fd)
 
 
-async def cut_back(
-    path: Path, offset: int, idle_offset: Callable[[], Awaitable[int | None]]
-) -> bool:
-    """Cut a file longer than the durable ``offset`` back to it (bytes left by a crash)
-    when nobody is writing it; True if it was cut. For status requests (HEAD).
+async def cut_back(path: Path, offset: int, durable: Callable[[], Awaitable[int]]) -> bool:
+    """Cut a file longer than the counted ``offset`` back (bytes a crash left after the last
+    count) when nobody is writing it; True if it was cut. For status requests (HEAD).
 
-    Under the file's lock the offset is read again with ``idle_offset`` (None: a writer holds
-    the upload): a writer may have counted more bytes since ``offset`` was read, and writers
-    only count bytes while they hold the lock.
+    Under the file's lock the count is read again with ``durable``: a writer may have
+    counted more bytes since ``offset`` was read, and writers count only while they hold
+    the lock. Where files cannot be locked this is left to the next writer.
     """
+    if not FILE_LOCKS:
+        return False
     try:
         size = (await asyncio.to_thread(os.stat, path)).st_size
     except FileNotFoundError:
@@ -135,10 +142,10 @@ async def cut_back(
     if file is None:
         return False
     try:
-        durable = await idle_offset()
-        if durable is None or size <= durable:
+        counted = await durable()
+        if size <= counted:
             return False
-        await file.truncate(durable)
+        await file.truncate(counted)
     finally:
         file.close()
     return True

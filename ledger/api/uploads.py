@@ -36,7 +36,7 @@ from litestar.exceptions import ClientException, HTTPException, MethodNotAllowed
 from ledger.api.errors import problem
 from ledger.api.multipart import clean_filename
 from ledger.api.schemas import Problem
-from ledger.api.tus_files import UploadFile, cut_back, remove_ended, sha256_of
+from ledger.api.tus_files import FILE_LOCKS, UploadFile, cut_back, remove_ended, sha256_of
 from ledger.api.tus_protocol import (
     CHECKSUMS,
     EXTENSIONS,
@@ -138,17 +138,15 @@ async def _receive(
     settings: Settings,
     upload: Upload,
     token: str,
+    file: UploadFile,
     *,
     client_offset: int | None,
     read_body: bool = True,
 ) -> Upload:
-    """Append the request body to the upload held by ``token`` and count it; complete the
-    upload when its last byte is in. Always gives the lease up. Returns the upload as it is
-    now; raises for the protocol's errors (409, 413, 423, 460...)."""
-    file = await UploadFile.open(Path(upload.path), wait=FILE_LOCK_WAIT)
-    if file is None:
-        await ledger.release_upload(upload.id, token)
-        raise Locked(f"upload {upload.id!r} is being written by another process")
+    """Append the request body to the upload held by ``token`` (whose ``file`` the caller
+    has open and locked, and closes after this returns) and count it; complete the upload
+    when its last byte is in. Always gives the lease up. Returns the upload as it is now;
+    raises for the protocol's errors (409, 413, 460...)."""
     released = False
     try:
         durable = upload.offset
@@ -254,7 +252,6 @@ async def _receive(
             released = True
         return upload
     finally:
-        file.close()
         if not released:
             await asyncio.shield(ledger.release_upload(upload.id, token))
 
@@ -280,21 +277,38 @@ async def _append(
         raise Locked(f"upload {upload_id!r} is being written by another request; retry shortly")
     _writing.add(upload_id)
     try:
-        token = secrets.token_hex(16)
-        upload = await ledger.acquire_upload(upload_id, token, owner=owner, length=length)
+        upload = await ledger.upload(upload_id, owner=owner)  # 404, 410 before any file
         if upload.state == UploadState.COMPLETE:
-            # A retried last request: the upload is complete and its document exists.
-            if client_offset == upload.offset and not request.content_length:
-                return _empty(204, _offset_headers(upload))
-            raise Conflict(
-                f"upload {upload_id!r} is complete ({upload.offset} bytes); nothing to append"
+            return _already_complete(request, upload, client_offset)
+        # The file's lock first, then the lease: a live writer holds both, so whoever gets
+        # the lock may take over a lease left by a writer that died.
+        file = await UploadFile.open(Path(upload.path), wait=FILE_LOCK_WAIT)
+        if file is None:
+            raise Locked(f"upload {upload_id!r} is being written by another process")
+        try:
+            token = secrets.token_hex(16)
+            upload = await ledger.acquire_upload(
+                upload_id, token, owner=owner, length=length, take_over=FILE_LOCKS
             )
-        upload = await _receive(
-            request, ledger, settings, upload, token, client_offset=client_offset
-        )
+            if upload.state == UploadState.COMPLETE:
+                return _already_complete(request, upload, client_offset)
+            upload = await _receive(
+                request, ledger, settings, upload, token, file, client_offset=client_offset
+            )
+        finally:
+            file.close()
     finally:
         _writing.discard(upload_id)
     return _empty(204, _offset_headers(upload))
+
+
+def _already_complete(
+    request: Request[Any, Any, Any], upload: Upload, client_offset: int
+) -> Response[Any]:
+    """A retried last request: the upload is complete and its document exists."""
+    if client_offset == upload.offset and not request.content_length:
+        return _empty(204, _offset_headers(upload))
+    raise Conflict(f"upload {upload.id!r} is complete ({upload.offset} bytes); nothing to append")
 
 
 async def _terminate(upload_id: str, ledger: Ledger, owner: str | None) -> Response[Any]:
@@ -394,15 +408,28 @@ class TusController(Controller):
         location = f"{request.url.path.rstrip('/')}/{upload.id}"
         if token is not None:
             _writing.add(upload.id)
+            file = await UploadFile.open(Path(upload.path), wait=FILE_LOCK_WAIT)
             try:
+                if file is None:  # nobody else knows the new upload's id yet: not expected
+                    await ledger.release_upload(upload.id, token)
+                    raise Locked(f"upload {upload.id!r} is locked by another process")
                 upload = await _receive(
-                    request, ledger, settings, upload, token, client_offset=0, read_body=with_body
+                    request,
+                    ledger,
+                    settings,
+                    upload,
+                    token,
+                    file,
+                    client_offset=0,
+                    read_body=with_body,
                 )
             except ChecksumMismatch as exc:
                 response = _checksum_mismatch(request, exc)
                 response.headers["Location"] = location
                 return response
             finally:
+                if file is not None:
+                    file.close()
                 _writing.discard(upload.id)
         return _empty(201, {"Location": location, **_offset_headers(upload)})
 
@@ -412,9 +439,11 @@ class TusController(Controller):
         _check_id(upload_id)
         upload = await ledger.upload(upload_id, owner=owner)
         if upload.state == UploadState.RECEIVING and upload_id not in _writing:
-            await cut_back(
-                Path(upload.path), upload.offset, lambda: ledger.upload_idle_offset(upload_id)
-            )
+
+            async def durable() -> int:
+                return (await ledger.upload(upload_id, owner=owner)).offset
+
+            await cut_back(Path(upload.path), upload.offset, durable)
         headers = _offset_headers(upload)
         if upload.metadata_header:
             headers["Upload-Metadata"] = upload.metadata_header

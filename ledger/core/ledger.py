@@ -572,14 +572,6 @@ class Ledger:
 
         return await self.run(work, write=False)
 
-    async def upload_idle_offset(self, upload_id: str) -> int | None:
-        """The durable offset of an unfinished upload that no request is writing, else None."""
-
-        async def work(conn: AsyncConnection, now: datetime) -> int | None:
-            return await uploads.idle_offset(conn, upload_id, now=now)
-
-        return await self.run(work, write=False)
-
     async def acquire_upload(
         self,
         upload_id: str,
@@ -587,6 +579,7 @@ class Ledger:
         *,
         owner: str | None = None,
         length: int | None = None,
+        take_over: bool = False,
     ) -> Upload:
         """Take the upload's writer lease (see :func:`ledger.core.uploads.acquire`)."""
 
@@ -599,6 +592,7 @@ class Ledger:
                 now=now,
                 lease_seconds=self.settings.tus_lease_seconds,
                 length=length,
+                take_over=take_over,
             )
 
         return await self.run(work)

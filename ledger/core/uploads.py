@@ -13,6 +13,7 @@ upload complete and creates nothing.
 
 from __future__ import annotations
 
+import logging
 import secrets
 from collections.abc import Sequence
 from datetime import datetime, timedelta
@@ -28,6 +29,8 @@ from ledger.db.models import documents, uploads
 from ledger.errors import Conflict, Gone, InvalidInput, LeaseLost, Locked, NotFound
 from ledger.records import BatchSpec, SourceSpec, Upload, UploadSpec
 from ledger.states import BatchState, UploadState
+
+log = logging.getLogger(__name__)
 
 MAX_METADATA_HEADER = 8192
 
@@ -158,20 +161,6 @@ async def get(conn: AsyncConnection, upload_id: str, *, owner: str | None, now: 
     return upload
 
 
-async def idle_offset(conn: AsyncConnection, upload_id: str, *, now: datetime) -> int | None:
-    """The durable offset of an unfinished upload nobody is writing; None otherwise."""
-    row = (
-        await conn.execute(
-            select(uploads.c.upload_offset).where(
-                uploads.c.id == upload_id,
-                uploads.c.state == UploadState.RECEIVING.value,
-                or_(uploads.c.locked_until.is_(None), uploads.c.locked_until <= now),
-            )
-        )
-    ).first()
-    return None if row is None else int(row.upload_offset)
-
-
 async def acquire(
     conn: AsyncConnection,
     upload_id: str,
@@ -181,19 +170,24 @@ async def acquire(
     now: datetime,
     lease_seconds: float,
     length: int | None = None,
+    take_over: bool = False,
 ) -> Upload:
     """Take the upload's writer lease for ``token`` and, when given, set its deferred length.
 
     A complete upload is returned as it is, without a lease (a retried final request finds
-    it so). :class:`Locked` while another writer's lease runs; NotFound, Gone as for
-    :func:`get`; InvalidInput for a length that contradicts the known one.
+    it so). :class:`Locked` while another writer's lease runs, unless ``take_over``: the
+    caller holds the upload file's lock, which every live writer keeps for as long as its
+    lease, so the lease belongs to a writer that died. NotFound, Gone as for :func:`get`;
+    InvalidInput for a length that contradicts the known one.
     """
     upload = await _load(conn, upload_id, owner=owner, for_update=True)
     _check_available(upload, now)
     if upload.state == UploadState.COMPLETE:
         return upload
     if upload.writer_active(now):
-        raise Locked(f"upload {upload_id!r} is being written by another request; retry shortly")
+        if not take_over:
+            raise Locked(f"upload {upload_id!r} is being written by another request; retry shortly")
+        log.warning("upload %s: taking over the lease of a writer that is gone", upload_id)
     values: dict[str, Any] = {
         "writer_token": token,
         "locked_until": now + timedelta(seconds=lease_seconds),
@@ -208,17 +202,11 @@ async def acquire(
             values["upload_length"] = length
         elif upload.length != length:
             raise InvalidInput(f"Upload-Length is {upload.length} already; it cannot change")
+    guard = [uploads.c.id == upload_id, uploads.c.state == UploadState.RECEIVING.value]
+    if not take_over:
+        guard.append(or_(uploads.c.writer_token.is_(None), uploads.c.locked_until <= now))
     row = (
-        await conn.execute(
-            update(uploads)
-            .where(
-                uploads.c.id == upload_id,
-                uploads.c.state == UploadState.RECEIVING.value,
-                or_(uploads.c.writer_token.is_(None), uploads.c.locked_until <= now),
-            )
-            .values(**values)
-            .returning(*uploads.c)
-        )
+        await conn.execute(update(uploads).where(*guard).values(**values).returning(*uploads.c))
     ).first()
     if row is None:
         raise Locked(f"upload {upload_id!r} is being written by another request; retry shortly")

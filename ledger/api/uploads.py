@@ -225,7 +225,7 @@ async def _receive(
             )
         await file.sync()
         if upload.length is not None and position == upload.length:
-            digest = await sha256_of(Path(upload.path))
+            digest = await _hash_holding(ledger, settings, upload, token)
             try:
                 upload = await ledger.complete_upload(
                     upload.id,
@@ -254,6 +254,21 @@ async def _receive(
     finally:
         if not released:
             await asyncio.shield(ledger.release_upload(upload.id, token))
+
+
+async def _hash_holding(ledger: Ledger, settings: Settings, upload: Upload, token: str) -> str:
+    """The whole file's SHA-256 (read in a thread), renewing the lease while it is read:
+    a large file on a slow disk may take longer than one lease."""
+    hashing = asyncio.ensure_future(sha256_of(Path(upload.path)))
+    try:
+        while True:
+            done, _ = await asyncio.wait({hashing}, timeout=settings.tus_lease_seconds / 3)
+            if done:
+                return hashing.result()
+            await ledger.renew_upload(upload.id, token)
+    finally:
+        if not hashing.done():
+            hashing.cancel()
 
 
 async def _append(

@@ -362,3 +362,27 @@ def test_tuspy_reports_a_missing_upload(tus_server: TusServer, tmp_path: Path) -
     client = tus_client.TusClient(tus_server.endpoint, headers=tus_server.headers("acme"))
     with pytest.raises((TusCommunicationError, TusUploadFailed)):
         client.uploader(str(source), url=f"{tus_server.endpoint}/{'a' * 32}").upload()
+
+
+def test_method_override_for_clients_behind_strict_proxies(tus_server: TusServer) -> None:
+    url = tus_server.create(4, batch="tus-override")
+    append = httpx.post(
+        url,
+        headers=tus_server.headers(
+            "acme",
+            **{
+                "X-HTTP-Method-Override": "PATCH",
+                "Upload-Offset": "0",
+                "Content-Type": "application/offset+octet-stream",
+            },
+        ),
+        content=b"ab",
+    )
+    assert append.status_code == 204
+    assert append.headers["Upload-Offset"] == "2"
+    assert httpx.post(url, headers=tus_server.headers("acme")).status_code == 405
+    ended = httpx.post(
+        url, headers=tus_server.headers("acme", **{"X-HTTP-Method-Override": "DELETE"})
+    )
+    assert ended.status_code == 204
+    assert _head(tus_server, url).status_code == 404

@@ -264,7 +264,7 @@ async def _concurrent(writer: TusServer, rival: TusServer, batch: str) -> None:
             client.patch(
                 url,
                 headers={**headers(writer), "Content-Length": str(len(first))},
-                content=_slow_body(first, 20, 0.05),
+                content=_slow_body(first, 40, 0.05),
             )
         )
         while writer.upload_row(upload_id).writer_token is None:  # noqa: ASYNC110

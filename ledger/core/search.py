@@ -87,7 +87,8 @@ async def search(
     try:
         rows = (await conn.execute(text(sql), params)).all()
     except DBAPIError as exc:
-        if "fts5" in str(exc.orig).lower() or "tsquery" in str(exc.orig).lower():
+        message = str(exc.orig).lower()
+        if any(m in message for m in ("fts5", "tsquery", "unterminated string", "syntax error")):
             raise InvalidInput(f"the query cannot be searched: {exc.orig}") from exc
         raise
     return [

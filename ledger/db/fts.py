@@ -4,8 +4,9 @@ SQLite: ``chunks_fts``, an FTS5 external-content table over ``chunks.text`` (tok
 ``unicode61 remove_diacritics 2``: case and accents folded, no stemming), kept in sync by
 triggers on ``chunks``; ranked with ``bm25()``.
 
-PostgreSQL: ``chunks.tsv``, a stored generated ``tsvector`` (configuration ``simple``: case
-folded, no stemming, no stop words, like the SQLite side) with a GIN index; ranked with
+PostgreSQL: ``chunks.tsv``, a stored generated ``tsvector`` (configuration ``ledger_fts``:
+a copy of ``simple`` with ``unaccent`` where that extension exists: case and accents folded,
+no stemming, no stop words, like the SQLite side) with a GIN index; ranked with
 ``ts_rank_cd``.
 
 Both are created by the migrations only and are not in ``ledger.db.models.metadata``;
@@ -27,7 +28,7 @@ from ledger.errors import InvalidInput
 FTS_TABLE = "chunks_fts"
 TSV_COLUMN = "tsv"
 TSV_INDEX = "ix_chunks_tsv"
-TS_CONFIG = "simple"
+TS_CONFIG = "ledger_fts"
 MAX_QUERY_CHARS = 1_000
 MAX_QUERY_TERMS = 64
 
@@ -36,6 +37,7 @@ MAX_QUERY_TERMS = 64
 _FTS_TABLES = re.compile(rf"^{FTS_TABLE}(_(data|idx|content|docsize|config))?$")
 _WORD = re.compile(r"\w", re.UNICODE)
 _TOKEN = re.compile(r'-?"[^"]*"?|\S+')
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def include_name(name: str | None, type_: str, parent_names: Any) -> bool:
@@ -71,7 +73,8 @@ def parse_query(query: str) -> ParsedQuery:
         raise InvalidInput(f"the query is longer than {MAX_QUERY_CHARS} characters")
     groups: list[list[Term]] = [[]]
     count = 0
-    for token in _TOKEN.findall(query):
+    # Control characters separate words; a NUL would end the string early in SQLite.
+    for token in _TOKEN.findall(_CONTROL.sub(" ", query)):
         if token == "OR":
             if groups[-1]:
                 groups.append([])

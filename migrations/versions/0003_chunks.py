@@ -35,11 +35,30 @@ _SQLITE_FTS = [
         INSERT INTO chunks_fts(rowid, text) VALUES (new.id, new.text);
     END""",
 ]
+# PostgreSQL: a text search configuration like SQLite's tokenizer: words lower-cased and,
+# where the unaccent extension exists (it ships with PostgreSQL), accents removed; no
+# stemming, no stop words. A configuration name is a constant, so the generated column's
+# expression is immutable, as it must be.
+_POSTGRES_CONFIG = [
+    "CREATE TEXT SEARCH CONFIGURATION ledger_fts (COPY = pg_catalog.simple)",
+]
+_POSTGRES_UNACCENT = [
+    "CREATE EXTENSION IF NOT EXISTS unaccent",
+    """ALTER TEXT SEARCH CONFIGURATION ledger_fts
+        ALTER MAPPING FOR hword, hword_part, word WITH unaccent, simple""",
+]
 _POSTGRES_FTS = [
     """ALTER TABLE chunks ADD COLUMN tsv tsvector
-        GENERATED ALWAYS AS (to_tsvector('simple'::regconfig, text)) STORED""",
+        GENERATED ALWAYS AS (to_tsvector('ledger_fts'::regconfig, text)) STORED""",
     "CREATE INDEX ix_chunks_tsv ON chunks USING gin (tsv)",
 ]
+
+
+def _postgres_statements() -> list[str]:
+    available = op.get_bind().exec_driver_sql(
+        "SELECT 1 FROM pg_available_extensions WHERE name = 'unaccent'"
+    ).first()
+    return _POSTGRES_CONFIG + (_POSTGRES_UNACCENT if available else []) + _POSTGRES_FTS
 
 
 def _postgres() -> bool:
@@ -75,7 +94,7 @@ def upgrade() -> None:
         sa.UniqueConstraint("document_id", "ordinal", name=op.f("uq_chunks_document_id_ordinal")),
     )
     op.create_index(op.f("ix_chunks_batch_id"), "chunks", ["batch_id"], unique=False)
-    for statement in _POSTGRES_FTS if _postgres() else _SQLITE_FTS:
+    for statement in _postgres_statements() if _postgres() else _SQLITE_FTS:
         op.execute(statement)
 
     # Plain ALTER TABLE, not batch mode: rebuilding `documents` on SQLite would drop its
@@ -91,6 +110,9 @@ def downgrade() -> None:
     op.execute("ALTER TABLE documents DROP COLUMN superseded_by")
     if _postgres():
         op.execute("DROP INDEX IF EXISTS ix_chunks_tsv")
+        op.execute("ALTER TABLE chunks DROP COLUMN IF EXISTS tsv")
+        op.execute("DROP TEXT SEARCH CONFIGURATION IF EXISTS ledger_fts")
+        # The unaccent extension stays: other schemas may use it.
     else:
         for name in ("insert", "delete", "update"):
             op.execute(f"DROP TRIGGER IF EXISTS trg_chunks_fts_{name}")

@@ -98,8 +98,7 @@ def check_index_invariants(url: str) -> dict[str, int]:
             assert have is None, (doc_id, status, superseded_by, have)
     duplicates = sql(
         url,
-        "SELECT document_id, ordinal FROM chunks GROUP BY document_id, ordinal"
-        " HAVING count(*) > 1",
+        "SELECT document_id, ordinal FROM chunks GROUP BY document_id, ordinal HAVING count(*) > 1",
     )
     assert duplicates == []
     total = sql(url, "SELECT count(*) FROM chunks")[0][0]

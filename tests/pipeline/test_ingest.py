@@ -32,7 +32,7 @@ async def test_good_documents_are_done_with_their_chunks(
     led: Ledger, db_url: str, tmp_path: Path
 ) -> None:
     corpus = fx.make_good_corpus(tmp_path / "good", 15)
-    submitted, stats = await run_batch(led, BatchSpec(id="good", processor="ingest"), corpus)
+    _, stats = await run_batch(led, BatchSpec(id="good", processor="ingest"), corpus)
     assert stats.done == 15 and stats.failed == 0
     docs = await all_documents(led, "good")
     for path, kind in corpus.items():
@@ -58,7 +58,7 @@ async def test_every_bad_document_ends_with_its_code(
     led: Ledger, db_url: str, tmp_path: Path
 ) -> None:
     cases = fx.make_bad_corpus(tmp_path / "bad", include_huge=db_url.startswith("sqlite"))
-    _, stats = await run_batch(led, BatchSpec(id="bad", processor="ingest"), cases)
+    await run_batch(led, BatchSpec(id="bad", processor="ingest"), cases)
     batch = await led.batch("bad")
     assert batch.is_complete
     assert batch.counts[DocumentStatus.RUNNING] == 0 and batch.counts[DocumentStatus.PENDING] == 0

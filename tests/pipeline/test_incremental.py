@@ -11,6 +11,7 @@ from ledger.records import BatchSpec, SourceSpec
 from ledger.states import DocumentStatus
 from ledger.worker.pool import ProcessPool
 from ledger.worker.runtime import Worker
+from tests.conftest import sql
 from tests.ingest import fixtures as fx
 from tests.pipeline.support import (
     MEMORY_LIMIT_MB,
@@ -18,7 +19,6 @@ from tests.pipeline.support import (
     source_specs,
     sync_url_of,
 )
-from tests.conftest import sql
 
 
 def make_folder(folder: Path) -> dict[str, Path]:
@@ -211,9 +211,12 @@ async def test_plan_classifies_sources_and_writes_nothing(
     c_sha = (await led.indexed_source("first", str(paths["c.md"]))).sha256
     plan = await led.plan(
         BatchSpec(id="first", processor="ingest"),
-        [SourceSpec(str(paths["c.md"]), sha256=c_sha), SourceSpec(str(paths["d.pdf"]), sha256="0" * 64)],
+        [
+            SourceSpec(str(paths["c.md"]), sha256=c_sha),
+            SourceSpec(str(paths["d.pdf"]), sha256="0" * 64),
+        ],
         listed=1,
-    )  # fmt: skip
+    )
     assert (plan.unchanged.count, plan.changed.count, plan.gone.count) == (1, 1, 2)
     assert len(plan.gone.sources) == 1  # listed=1 caps the lists, not the counts
     # Another owner has nothing indexed.

@@ -34,7 +34,7 @@ async def test_changed_sources_go_back_to_pending_by_status(ledger: Ledger) -> N
     )  # fmt: skip
     assert (result.added, result.known, result.requeued) == (1, 6, 3)
     counts = result.batch.counts
-    assert counts[S.PENDING] == 5 and counts[S.RUNNING] == 1 and counts[S.DONE] == 0
+    assert counts[S.PENDING] == 6 and counts[S.RUNNING] == 1 and counts[S.DONE] == 0
     assert result.batch.completed_at is None
     page = await ledger.documents("b")
     by_name = {d.source.rsplit("/", 1)[1]: d for d in page.items}

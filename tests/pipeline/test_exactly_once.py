@@ -4,6 +4,7 @@ leaves every done document with exactly its chunks and nothing else in the index
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -53,7 +54,7 @@ async def test_sigkill_during_a_batch_leaves_exact_chunks(
     # A copy: skipped as a duplicate if the original is done when it starts, else indexed
     # too (dedup is decided when a document starts; it is a source of its own).
     copy = tmp_path / "docs" / "copy_of_0002.html"
-    copy.write_bytes(Path(corpus[2]).read_bytes())
+    shutil.copyfile(corpus[2], copy)
     await led.submit(BatchSpec(id="crash", processor="ingest"), source_specs([*corpus, copy]))
     url = sync_url_of(db_url)
     home = tmp_path / "worker-home"

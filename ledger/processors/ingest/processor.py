@@ -180,7 +180,6 @@ def make_ingest_processor(context: ProcessorContext, options: JSON) -> Processor
                 return Skip(
                     f"unchanged: same content as document {holder.id}",
                     {"duplicate_of": holder.id, "sha256": holder.sha256},
-                    write=ledger.content_write(doc, sha256=holder.sha256),
                 )
             if sha256 is None:
                 hashed = time.perf_counter()

@@ -30,14 +30,14 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ledger.core.ledger import Ledger  # noqa: E402
-from ledger.errors import ProcessingError  # noqa: E402
-from ledger.processors.ingest import IngestOptions, process_file  # noqa: E402
-from ledger.records import BatchSpec, SourceSpec  # noqa: E402
-from ledger.settings import Settings  # noqa: E402
-from ledger.states import DocumentStatus  # noqa: E402
-from ledger.worker.pool import ProcessPool  # noqa: E402
-from ledger.worker.runtime import Worker  # noqa: E402
+from ledger.core.ledger import Ledger
+from ledger.errors import ProcessingError
+from ledger.processors.ingest import IngestOptions, process_file
+from ledger.records import BatchSpec, SourceSpec
+from ledger.settings import Settings
+from ledger.states import DocumentStatus
+from ledger.worker.pool import ProcessPool
+from ledger.worker.runtime import Worker
 
 MEMORY_LIMIT_MB = 2048
 
@@ -47,7 +47,7 @@ def corpus_files(folder: Path) -> list[Path]:
 
 
 async def floor(files: list[Path], workers: int, spool: Path) -> dict[str, Any]:
-    spool.mkdir(parents=True, exist_ok=True)
+    os.makedirs(spool, exist_ok=True)
     failed = 0
     chunks = 0
     started = time.perf_counter()

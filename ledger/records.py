@@ -82,6 +82,7 @@ class SubmitResult:
     created: bool  # False: the batch existed and this was a resubmission
     added: int  # documents new to the batch
     known: int  # sources the batch already had
+    requeued: int = 0  # known sources whose size, mtime or sha256 changed: to be done again
 
 
 @dataclass(frozen=True)
@@ -131,6 +132,9 @@ class ErrorInfo:
 # Extra writes that must commit with a document's outcome (for example its chunks), run by
 # the ledger inside the completing transaction, only when the lease is still held.
 TransactionalWrite = Callable[[AsyncConnection], Awaitable[None]]
+# Run by the worker once an outcome is recorded, or dropped (its lease was lost): removes
+# what only the write needed (a chunk spool file, say). Must not raise.
+Cleanup = Callable[[], None]
 
 
 @dataclass(frozen=True)
@@ -143,18 +147,33 @@ class Outcome:
     result: JSON | None = None
     error: ErrorInfo | None = None
     write: TransactionalWrite | None = None
+    cleanup: Cleanup | None = None
 
     @classmethod
     def done(
-        cls, doc: ClaimedDocument, result: JSON, write: TransactionalWrite | None = None
+        cls,
+        doc: ClaimedDocument,
+        result: JSON,
+        write: TransactionalWrite | None = None,
+        cleanup: Cleanup | None = None,
     ) -> Outcome:
-        return cls(doc.id, doc.lease_token, AttemptOutcome.DONE, result=result, write=write)
+        return cls(
+            doc.id, doc.lease_token, AttemptOutcome.DONE, result=result, write=write,
+            cleanup=cleanup,
+        )  # fmt: skip
 
     @classmethod
     def skipped(
-        cls, doc: ClaimedDocument, result: JSON, write: TransactionalWrite | None = None
+        cls,
+        doc: ClaimedDocument,
+        result: JSON,
+        write: TransactionalWrite | None = None,
+        cleanup: Cleanup | None = None,
     ) -> Outcome:
-        return cls(doc.id, doc.lease_token, AttemptOutcome.SKIPPED, result=result, write=write)
+        return cls(
+            doc.id, doc.lease_token, AttemptOutcome.SKIPPED, result=result, write=write,
+            cleanup=cleanup,
+        )  # fmt: skip
 
     @classmethod
     def failed(cls, doc: ClaimedDocument, error: ErrorInfo) -> Outcome:
@@ -330,3 +349,61 @@ class Upload:
     def writer_active(self, now: datetime) -> bool:
         """Whether some request holds this upload's lease at ``now``."""
         return self.locked_until is not None and self.locked_until > now
+
+
+# --------------------------------------------------------------------------- chunk index
+
+
+@dataclass(frozen=True)
+class IndexedDocument:
+    """A document whose chunks are the indexed text of its source (done, not superseded)."""
+
+    id: int
+    batch_id: str
+    source: str
+    size: int | None
+    mtime_ns: int | None
+    sha256: str | None
+    chunks: int | None  # from its result
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    """One chunk that matched a search. ``score``: higher is better (BM25 on SQLite,
+    ``ts_rank_cd`` on PostgreSQL; comparable within one backend only)."""
+
+    chunk_id: int
+    document_id: int
+    batch_id: str
+    source: str
+    ordinal: int
+    page: int | None
+    char_start: int
+    char_end: int
+    text: str
+    snippet: str  # a short excerpt with the matches between « and »
+    score: float
+
+
+@dataclass(frozen=True)
+class PlanGroup:
+    """How many sources fall in one group, and the first ``listed`` of them."""
+
+    count: int = 0
+    sources: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What submitting these sources would do, against what is indexed for the owner.
+
+    new: no document of the owner holds this source's text; changed: it is indexed but the
+    size, modification time or SHA-256 differ (or nothing is known to compare); unchanged:
+    indexed with the same size and modification time (or the same SHA-256); gone: indexed
+    under the planned roots (or in the planned batch) but not among the sources.
+    """
+
+    new: PlanGroup
+    changed: PlanGroup
+    unchanged: PlanGroup
+    gone: PlanGroup

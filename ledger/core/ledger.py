@@ -20,6 +20,7 @@ from ledger.core import (
     claims,
     control,
     creates,
+    index,
     keys,
     lookup,
     progress,
@@ -28,6 +29,7 @@ from ledger.core import (
     throughput,
     uploads,
 )
+from ledger.core import search as search_core
 from ledger.core.claims import BreakerPolicy
 from ledger.db.engine import WRITE, create_engine
 from ledger.db.models import batches, documents
@@ -42,13 +44,17 @@ from ledger.records import (
     DocumentInfo,
     Event,
     FailureGroup,
+    IndexedDocument,
     Outcome,
     Page,
+    Plan,
     Progress,
     QueueDepth,
+    SearchHit,
     SourceSpec,
     SubmitResult,
     Throughput,
+    TransactionalWrite,
     Upload,
     UploadSpec,
 )
@@ -719,3 +725,128 @@ class Ledger:
             await uploads.files_removed(conn, ids, now=now)
 
         await self.run(work)
+
+    # ================================================================== chunk index
+    # Chunks, the dedup ledger, search and the dry-run plan (ledger.core.index and
+    # ledger.core.search; rules in docs/ingest.md).
+
+    async def indexed_source(
+        self, batch_id: str, source: str, *, exclude_id: int | None = None
+    ) -> IndexedDocument | None:
+        """The document holding the chunks of ``source`` for the owner of ``batch_id``."""
+
+        async def work(conn: AsyncConnection, now: datetime) -> IndexedDocument | None:
+            return await index.indexed_source(
+                conn, batch_id=batch_id, source=source, exclude_id=exclude_id
+            )
+
+        return await self.run(work, write=False)
+
+    async def indexed_content(
+        self, batch_id: str, sha256: str, *, exclude_id: int | None = None
+    ) -> IndexedDocument | None:
+        """A document of the owner of ``batch_id`` holding chunks of content ``sha256``."""
+
+        async def work(conn: AsyncConnection, now: datetime) -> IndexedDocument | None:
+            return await index.indexed_content(
+                conn, batch_id=batch_id, sha256=sha256, exclude_id=exclude_id
+            )
+
+        return await self.run(work, write=False)
+
+    def chunks_write(
+        self,
+        doc: ClaimedDocument,
+        *,
+        sha256: str,
+        size: int | None,
+        mtime_ns: int | None,
+        expected: int,
+        chunks: Callable[[], AsyncIterator[Sequence[index.ChunkData]]],
+        on_stored: Callable[[float], None] | None = None,
+    ) -> TransactionalWrite:
+        """The write that stores a document's chunks with its outcome (``Done.write``).
+
+        ``chunks()`` is called afresh each time the write runs (a transaction may be run
+        again), and must yield the chunks ``0..expected-1`` in order. ``on_stored`` gets the
+        seconds the store took.
+        """
+
+        async def write(conn: AsyncConnection) -> None:
+            started = asyncio.get_running_loop().time()
+            await index.store_chunks(
+                conn,
+                document_id=doc.id,
+                batch_id=doc.batch_id,
+                source=doc.source,
+                sha256=sha256,
+                size=size,
+                mtime_ns=mtime_ns,
+                expected=expected,
+                batches_of_chunks=chunks(),
+                now=await self.now(conn),
+            )
+            if on_stored is not None:
+                on_stored(asyncio.get_running_loop().time() - started)
+
+        return write
+
+    def content_write(
+        self,
+        doc: ClaimedDocument,
+        *,
+        sha256: str,
+        size: int | None = None,
+        mtime_ns: int | None = None,
+        supersede: bool = False,
+    ) -> TransactionalWrite:
+        """The write that records a skipped document's content hash; with ``supersede``,
+        the older documents of its source lose their chunks (its content is indexed
+        elsewhere now)."""
+
+        async def write(conn: AsyncConnection) -> None:
+            await index.record_content(
+                conn,
+                document_id=doc.id,
+                batch_id=doc.batch_id,
+                source=doc.source,
+                sha256=sha256,
+                size=size,
+                mtime_ns=mtime_ns,
+                supersede=supersede,
+            )
+
+        return write
+
+    async def search(
+        self,
+        query: str,
+        k: int = 10,
+        *,
+        owner: str | None = None,
+        batch_id: str | None = None,
+    ) -> list[SearchHit]:
+        """The ``k`` best chunks for ``query`` (BM25 on SQLite, ``ts_rank_cd`` on
+        PostgreSQL), within ``owner``'s batches or one batch. Raises ``InvalidInput`` for a
+        query with nothing to search for."""
+
+        async def work(conn: AsyncConnection, now: datetime) -> list[SearchHit]:
+            return await search_core.search(conn, query, k=k, owner=owner, batch_id=batch_id)
+
+        return await self.run(work, write=False)
+
+    async def plan(
+        self,
+        spec: BatchSpec,
+        sources: Iterable[SourceSpec],
+        *,
+        roots: Sequence[str] | None = None,
+        listed: int = 1_000,
+    ) -> Plan:
+        """Dry run of a submission: which sources are new, changed or unchanged for
+        ``spec.owner``, and which indexed ones are gone (under ``roots``, or from the
+        batch ``spec.id``). Writes nothing; lists at most ``listed`` sources per group."""
+
+        # One attempt only (no transparent retry): ``sources`` may be a one-shot iterator.
+        async with self.transaction(write=False) as conn:
+            return await search_core.plan(conn, spec, sources, roots=roots, listed=listed)

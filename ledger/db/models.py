@@ -128,6 +128,13 @@ documents = Table(
     Column("result", JSONDoc, nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
+    Column(
+        "superseded_by",
+        BigIntId,
+        nullable=True,
+        doc="the later document of the same owner and source whose run removed this one's "
+        "chunks; NULL while this document's chunks (if any) are the indexed ones",
+    ),
     UniqueConstraint("batch_id", "source"),
     CheckConstraint(_in("status", [s.value for s in DocumentStatus]), name="status_valid"),
     CheckConstraint("attempts >= 0", name="attempts_nonnegative"),
@@ -158,6 +165,9 @@ documents = Table(
     Index(None, "batch_id", "finished_at"),
     # Dedup ledger: has this content been processed before?
     Index(None, "source_sha256"),
+    # Has this source been indexed before (by any batch)? A hash index on PostgreSQL: paths
+    # can be longer than a B-tree entry may be, and only equality is asked.
+    Index("ix_documents_source", "source", postgresql_using="hash"),
 )
 
 attempts = Table(
@@ -292,4 +302,35 @@ uploads = Table(
     # The cleanup: unfinished uploads past their expiry, ended uploads whose file is left.
     Index(None, "state", "expires_at"),
     Index(None, "owner"),
+)
+
+# The chunk index: the text of every done document, in order. Written only in the
+# transaction that marks the document done (see ledger.core.index), so a document is done
+# exactly when all its chunks are here. The full-text index over ``text`` is
+# dialect-specific and lives in the migrations only (ledger.db.fts): an FTS5
+# external-content table on SQLite, a generated tsvector column with a GIN index on
+# PostgreSQL.
+chunks = Table(
+    "chunks",
+    metadata,
+    Column("id", BigIntId, primary_key=True, autoincrement=True),
+    Column(
+        "document_id",
+        BigIntId,
+        ForeignKey("documents.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("batch_id", String(200), ForeignKey("batches.id", ondelete="CASCADE"), nullable=False),
+    Column("ordinal", Integer, nullable=False),
+    Column("text", Text, nullable=False),
+    Column("char_start", BigIntId, nullable=False),
+    Column("char_end", BigIntId, nullable=False),
+    Column("page", Integer, nullable=True, doc="1-based page of the first character (PDF)"),
+    Column("created_at", UTCDateTime, nullable=False),
+    UniqueConstraint("document_id", "ordinal"),
+    CheckConstraint("ordinal >= 0", name="ordinal_nonnegative"),
+    CheckConstraint("char_start >= 0", name="char_start_nonnegative"),
+    CheckConstraint("char_end >= char_start", name="char_end_after_start"),
+    CheckConstraint("page IS NULL OR page >= 1", name="page_positive"),
+    Index(None, "batch_id"),
 )

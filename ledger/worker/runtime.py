@@ -114,6 +114,7 @@ class Worker:
         self.context = ProcessorContext(
             ledger=ledger, pool=pool, task_timeout=settings.task_timeout_seconds
         )
+        self._owns_pool = pool is None
         self.claim_batch = settings.claim_batch
         self.commit_batch = settings.commit_batch
         self.commit_interval = settings.commit_interval_seconds
@@ -166,6 +167,34 @@ class Worker:
         if until_complete and not self.batch_ids:
             raise InvalidInput("until_complete needs batch_ids")
         self.stats = WorkerStats()
+        self._open_pool()
+        try:
+            return await self._run(burst=burst, until_complete=until_complete)
+        finally:
+            await self._close_pool()
+
+    # ------------------------------------------------------------------ process pool
+    # Without a pool given, the worker owns one per run. Children start on first use, so a
+    # worker whose processors never need one (noop, sleep, async ones) starts none.
+
+    def _open_pool(self) -> None:
+        if self._owns_pool:
+            from ledger.worker.pool import ProcessPool
+
+            settings = self.ledger.settings
+            self.context.pool = ProcessPool(
+                settings.process_workers,
+                memory_limit_bytes=settings.task_memory_limit_mb * 2**20,
+            )
+
+    async def _close_pool(self) -> None:
+        if self._owns_pool and self.context.pool is not None:
+            pool, self.context.pool = self.context.pool, None
+            await pool.close()
+
+    # ------------------------------------------------------------------ main loop (cont.)
+
+    async def _run(self, *, burst: bool, until_complete: bool) -> WorkerStats:
         self.worker_id = await self.ledger.register_worker(concurrency=self.concurrency)
         log.info("worker %s started (concurrency %d)", self.worker_id, self.concurrency)
         committer = asyncio.create_task(self._commit_loop(), name="ledger-committer")
@@ -279,6 +308,8 @@ class Worker:
             if outcome is not None and doc.id not in self._lost:
                 self._outbox.append((doc, outcome))
                 self._outbox_changed.set()
+            elif outcome is not None:
+                _cleanup([outcome])
             self._lost.discard(doc.id)
             self._wake.set()
 
@@ -309,10 +340,12 @@ class Worker:
                 if final and failures >= 5:
                     log.error("giving up on %d outcomes; their leases will expire", len(group))
                     del self._outbox[: len(group)]
+                    _cleanup([o for _, o in group])
                     continue
                 await asyncio.sleep(min(0.1 * 2**failures, 5.0))
                 continue
             del self._outbox[: len(group)]
+            _cleanup([o for _, o in group])
             failures = 0
             self._wake.set()
 
@@ -382,9 +415,20 @@ class Worker:
             log.warning("lost %d leases (expired and taken over)", len(lost))
 
 
+def _cleanup(outcomes: Sequence[Outcome]) -> None:
+    for outcome in outcomes:
+        if outcome.cleanup is not None:
+            try:
+                outcome.cleanup()
+            except Exception as exc:  # a leftover file must not stop the worker
+                log.warning("cleanup after document %s failed: %s", outcome.document_id, exc)
+
+
 def _outcome_of(doc: ClaimedDocument, output: ProcessorOutput) -> Outcome:
     if isinstance(output, Done):
-        return Outcome.done(doc, output.result, output.write)
+        return Outcome.done(doc, output.result, output.write, output.cleanup)
     if isinstance(output, Skip):
-        return Outcome.skipped(doc, {"reason": output.reason, **output.result}, output.write)
+        return Outcome.skipped(
+            doc, {"reason": output.reason, **output.result}, output.write, output.cleanup
+        )
     raise TypeError(f"processor returned {type(output).__name__}, not Done or Skip")

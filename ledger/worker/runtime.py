@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from ledger import storage
 from ledger.core.ledger import Ledger
 from ledger.errors import InvalidInput, LedgerError, ProcessingError
 from ledger.processors.base import (
@@ -275,6 +276,7 @@ class Worker:
         outcome: Outcome | None = None
         try:
             processor = self.registry.get(self.context, doc.processor, doc.options)
+            await storage.check_readable_async(doc.source, self.ledger.settings.storage)
             output: ProcessorOutput = await processor(doc)
             outcome = _outcome_of(doc, output)
         except asyncio.CancelledError:

@@ -24,9 +24,8 @@ from ledger.settings import Settings
 POSTGRES_URL = os.environ.get(
     "LEDGER_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 )
-# One template per test process: test runs from other checkouts (with other migrations) may
-# share the server, and must neither drop nor use each other's template.
-_TEMPLATE = f"ledger_test_template_{os.getpid()}"
+# One template per test session: several sessions may share the server at once.
+_TEMPLATE = f"ledger_test_template_{os.getpid()}_{secrets.token_hex(3)}"
 _pg_state: dict[str, Any] = {}
 
 

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from ledger import storage
+from ledger import metrics, storage
 from ledger.core.ledger import Ledger
 from ledger.errors import InvalidInput, LedgerError, ProcessingError
 from ledger.processors.base import (
@@ -201,9 +201,11 @@ class Worker:
             free = self.concurrency - len(self._tasks)
             claimed: list[ClaimedDocument] = []
             if free > 0:
+                began = time.perf_counter()
                 claimed = await self.ledger.claim(
                     self.worker_id, min(free, self.claim_batch), batch_ids=self.batch_ids
                 )
+                metrics.observe_claim(time.perf_counter() - began, len(claimed))
                 self.stats.claimed += len(claimed)
                 for doc in claimed:
                     self._start(doc)
@@ -274,6 +276,7 @@ class Worker:
 
     async def _process(self, doc: ClaimedDocument) -> None:
         outcome: Outcome | None = None
+        began = time.perf_counter()
         try:
             processor = self.registry.get(self.context, doc.processor, doc.options)
             await storage.check_readable_async(doc.source, self.ledger.settings.storage)
@@ -292,6 +295,10 @@ class Worker:
             self._tasks.pop(doc.id, None)
             self.current.pop(doc.id, None)
             self._force_release.discard(doc.id)
+            if outcome is not None:
+                metrics.observe_processed(
+                    doc.processor, outcome.outcome.value, time.perf_counter() - began
+                )
             if outcome is not None and doc.id not in self._lost:
                 self._outbox.append((doc, outcome))
                 self._outbox_changed.set()

@@ -13,7 +13,7 @@ from typing import Any, Generic, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ledger.states import AttemptOutcome, BatchState, DocumentStatus
+from ledger.states import AttemptOutcome, BatchState, DocumentStatus, UploadState
 
 JSON = dict[str, Any]
 T = TypeVar("T")
@@ -254,3 +254,79 @@ class QueueDepth:
     owner: str | None
     pending: int
     running: int
+
+
+@dataclass(frozen=True)
+class ThroughputMinute:
+    """Attempts at a batch's documents that ended in one UTC minute, by how they ended."""
+
+    minute: datetime  # start of the minute, UTC
+    done: int = 0
+    failed: int = 0
+    skipped: int = 0
+    retried: int = 0  # retryable errors, expired leases, released or cancelled attempts
+
+    @property
+    def finished(self) -> int:
+        """Documents that reached an end (done, failed or skipped) in this minute."""
+        return self.done + self.failed + self.skipped
+
+
+@dataclass(frozen=True)
+class Throughput:
+    """A batch's attempts per minute over a window ending at ``until`` (oldest first).
+
+    ``truncated``: the window holds more attempts than were read, so its oldest minutes
+    undercount (the read is bounded however fast the batch ran).
+    """
+
+    batch_id: str
+    until: datetime
+    minutes: list[ThroughputMinute]
+    truncated: bool
+
+
+# --------------------------------------------------------------------------- tus uploads
+
+
+@dataclass(frozen=True)
+class UploadSpec:
+    """What a new resumable upload is to become: its size and where its document goes."""
+
+    batch_id: str
+    length: int | None  # None: the client tells the length later (deferred)
+    owner: str | None = None
+    filename: str | None = None
+    processor: str | None = None  # for a batch that does not exist yet
+    metadata_header: str | None = None
+    meta: JSON = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Upload:
+    """One resumable upload as the ledger holds it. ``offset`` bytes are durably stored."""
+
+    id: str
+    owner: str | None
+    state: UploadState
+    length: int | None
+    offset: int
+    metadata_header: str | None
+    meta: JSON
+    batch_id: str
+    filename: str | None
+    processor: str | None
+    path: str
+    sha256: str | None
+    document_id: int | None
+    writer_token: str | None
+    locked_until: datetime | None
+    expires_at: datetime
+    created_at: datetime
+    updated_at: datetime
+    completed_at: datetime | None
+    ended_at: datetime | None
+
+    def writer_active(self, now: datetime) -> bool:
+        """Whether some request holds this upload's lease at ``now``."""
+        return self.locked_until is not None and self.locked_until > now

@@ -81,3 +81,12 @@ class ErrorCode(StrEnum):
     # A stored upload cannot be read on this worker: the shared storage is not mounted here.
     STORAGE_UNREACHABLE = "storage_unreachable"
     SOURCE_CHANGED = "source_changed"
+
+
+class UploadState(StrEnum):
+    """Where one resumable (tus) upload is in its life."""
+
+    RECEIVING = "receiving"  # bytes are appended; the offset is what is durably on disk
+    COMPLETE = "complete"  # every byte arrived; its document exists; final
+    TERMINATED = "terminated"  # the client deleted it; its file is removed; final
+    EXPIRED = "expired"  # unfinished past its expiry; its file is removed; final

@@ -7,8 +7,8 @@ rows of the whole statement (transition tables) and updates each batch row once,
 the rows in id order so that statements touching several batches cannot deadlock. SQLite is
 unchanged (one writer at a time; its row-level trigger costs no lock).
 
-Revision ID: 0004
-Revises: 0002
+Revision ID: 0005
+Revises: 0004
 Create Date: 2026-12-03 10:00:00.000000
 """
 
@@ -16,8 +16,8 @@ from collections.abc import Sequence
 
 from alembic import op
 
-revision: str = "0004"
-down_revision: str | None = "0002"
+revision: str = "0005"
+down_revision: str | None = "0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

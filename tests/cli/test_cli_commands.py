@@ -183,3 +183,32 @@ def test_serve_answers_on_loopback_and_stops_on_sigterm(cli: Cli) -> None:
     assert server.returncode in (0, -signal.SIGTERM)
     assert "Application shutdown complete" in log
     assert "Traceback" not in log
+
+
+def test_ingest_with_the_real_pipeline_then_search(cli: Cli, tmp_path: Path) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "leases.md").write_text(
+        "# Leases\n\nA lease expires when the worker stops renewing it.\n", encoding="utf-8"
+    )
+    (docs / "backoff.txt").write_text("Retries wait longer each time: backoff.\n", "utf-8")
+    (docs / "page.html").write_text(
+        "<html><body><nav>menu</nav><p>Chunks carry page numbers.</p></body></html>", "utf-8"
+    )
+    first = cli("ingest", str(docs), "--json")
+    assert first.code == 0, first.stderr
+    assert first.json()["batch"]["counts"]["done"] == 3
+    assert cli.scalar("SELECT count(*) FROM chunks") >= 3
+
+    found = cli("search", "lease expires", "-k", "2", "--json")
+    assert found.code == 0, found.stderr
+    hits = found.json()
+    assert hits[0]["source"].endswith("leases.md")
+    assert "«" in hits[0]["snippet"]
+    human = cli("search", "backoff")
+    assert "backoff.txt" in human.stdout
+
+    # The same command again: nothing is processed twice.
+    again = cli("ingest", str(docs), "--json")
+    assert again.code == 0, again.stderr
+    assert cli.sql("SELECT outcome, count(*) FROM attempts GROUP BY 1") == [("done", 3)]

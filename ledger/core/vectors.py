@@ -119,7 +119,7 @@ async def attach_vectors(
     if not ordinals:
         return
     lo, hi = min(o for o, _ in ordinals), max(o for o, _ in ordinals)
-    ids = dict(
+    ids: dict[int, int] = dict(
         (
             await conn.execute(
                 select(chunks.c.ordinal, chunks.c.id).where(
@@ -127,7 +127,6 @@ async def attach_vectors(
                 )
             )
         )
-        .tuples()
         .all()
     )
     keys = sorted({key for _, key in ordinals})
@@ -141,7 +140,7 @@ async def attach_vectors(
                 embedding_cache.c.vector,
             ).where(embedding_cache.c.model == model, embedding_cache.c.text_sha256.in_(part))
         )
-        for key, dimension, data in rows.tuples():
+        for key, dimension, data in rows:
             vectors[key] = (dimension, bytes(data))
     rows_out: list[dict[str, Any]] = []
     for ordinal, key in ordinals:
@@ -239,7 +238,7 @@ async def nearest(
             .order_by(chunk_vectors.c.chunk_id)
             .limit(block)
         )
-        rows = (await conn.execute(_scope(page, owner, batch_id))).tuples().all()
+        rows = (await conn.execute(_scope(page, owner, batch_id))).all()
         if not rows:
             break
         ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))

@@ -43,6 +43,14 @@ from ledger.processors.ingest.pipeline import IngestOutcome, StageTimings
 
 STAGE_MAX_AGE = 86_400.0
 
+# Groups of texts between "sent to the embedder" and "committed to the cache", per model in
+# this process: at most the embedder's ``concurrency``. This bounds what a kill can cost
+# (answers received but not yet cached are asked for again) to ``concurrency *
+# batch_size`` texts, even when cache commits queue behind other writes.
+_WINDOWS: weakref.WeakKeyDictionary[
+    asyncio.AbstractEventLoop, dict[str, asyncio.Semaphore]
+] = weakref.WeakKeyDictionary()
+
 # Texts being embedded in this process: (model, key) -> future resolved once cached.
 _INFLIGHT: weakref.WeakKeyDictionary[
     asyncio.AbstractEventLoop, dict[tuple[str, str], asyncio.Future[None]]
@@ -75,6 +83,10 @@ async def embed_chunks(
     stats = EmbedStats()
     model = embedder.model
     inflight = _INFLIGHT.setdefault(asyncio.get_running_loop(), {})
+    windows = _WINDOWS.setdefault(asyncio.get_running_loop(), {})
+    window = windows.get(model)
+    if window is None:
+        window = windows[model] = asyncio.Semaphore(embedder.spec.concurrency)
     async for batch in batches:
         stats.chunks += len(batch)
         texts: dict[str, str] = {}
@@ -97,7 +109,7 @@ async def embed_chunks(
             size = embedder.spec.batch_size
             groups = [keys[i : i + size] for i in range(0, len(keys), size)]
             results = await asyncio.gather(
-                *(_embed_group(ledger, embedder, g, texts, mine) for g in groups),
+                *(_embed_group(ledger, embedder, g, texts, mine, window) for g in groups),
                 return_exceptions=True,
             )
             stats.embedded += sum(r for r in results if isinstance(r, int))
@@ -129,11 +141,14 @@ async def _embed_group(
     keys: list[str],
     texts: dict[str, str],
     futures: dict[str, asyncio.Future[None]],
+    window: asyncio.Semaphore,
 ) -> int:
-    matrix = await embedder.embed([texts[k] for k in keys])
-    await ledger.cache_vectors(
-        embedder.model, [(key, to_bytes(row)) for key, row in zip(keys, matrix, strict=True)]
-    )
+    async with window:
+        matrix = await embedder.embed([texts[k] for k in keys])
+        await ledger.cache_vectors(
+            embedder.model,
+            [(key, to_bytes(row)) for key, row in zip(keys, matrix, strict=True)],
+        )
     for key in keys:
         if not futures[key].done():
             futures[key].set_result(None)

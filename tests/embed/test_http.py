@@ -241,3 +241,42 @@ def test_retry_after_takes_seconds_or_an_http_date() -> None:
     assert parse_retry_after("soon", now=now) is None
     assert parse_retry_after(None) is None
     assert parse_retry_after("99999", now=now) == 3600.0
+
+
+async def test_search_modes_on_the_api(tmp_path: Path, server: EmbeddingServer) -> None:
+    from tests.api.conftest import start_server, stop_server
+    from tests.pipeline.support import pipeline_settings
+
+    api = await asyncio.to_thread(start_server, tmp_path / "api", {})
+    try:
+        led = await Ledger.open(pipeline_settings(api.db_url, api.home))
+        try:
+            corpus = make_corpus(tmp_path / "docs", per_topic=1)
+            options = embedder_options(server.base_url)
+            await run_batch(led, BatchSpec(id="api", options=options), corpus)
+        finally:
+            await led.close()
+        async with api.client() as client:
+            for mode in ("text", "vector", "hybrid"):
+                query = "bishop gambit rook pawn checkmate knight castling endgame"
+                if mode == "text":  # full text needs every word in one chunk
+                    query = " OR ".join(query.split())
+                response = await client.get(
+                    "/api/v1/search", params={"q": query, "mode": mode, "k": 2}
+                )
+                assert response.status_code == 200, response.text
+                hits = response.json()["hits"]
+                assert Path(hits[0]["source"]).name.startswith("chess"), (mode, hits)
+            wrong = await client.get(
+                "/api/v1/search", params={"q": "rook", "mode": "vector", "model": "other"}
+            )
+            assert wrong.status_code == 400
+            assert "no chunk vectors of model other" in wrong.json()["detail"]
+            bad = await client.get("/api/v1/search", params={"q": "rook", "mode": "fuzzy"})
+            assert bad.status_code == 422  # a validation error, as for every bad parameter
+            server.down()
+            down = await client.get("/api/v1/search", params={"q": "rook", "mode": "vector"})
+            assert down.status_code == 503
+            assert "cannot be reached" in down.json()["detail"]
+    finally:
+        await asyncio.to_thread(stop_server, api)

@@ -336,7 +336,7 @@ chunks = Table(
     Index(None, "batch_id"),
 )
 
-# Embeddings (migration 0005). ``chunk_vectors``: the vector of each stored chunk, written in
+# Embeddings (migration 0006). ``chunk_vectors``: the vector of each stored chunk, written in
 # the same transaction as the chunk (so a document is done exactly when its chunks and their
 # vectors are stored) and removed with it. ``embedding_cache``: every vector ever computed,
 # keyed by the SHA-256 of the text and the model, written as soon as the embedder answers

@@ -18,7 +18,17 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.types import ExceptionHandlersMap
 
 from ledger.api.schemas import Problem
-from ledger.errors import Conflict, Gone, InvalidInput, LeaseLost, LedgerError, Locked, NotFound
+from ledger.errors import (
+    Conflict,
+    Gone,
+    InvalidInput,
+    LeaseLost,
+    LedgerError,
+    Locked,
+    NotFound,
+    PermanentError,
+    RetryableError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +41,9 @@ _LEDGER_STATUS: tuple[tuple[type[LedgerError], int], ...] = (
     (Conflict, 409),
     (LeaseLost, 409),
     (InvalidInput, 400),
+    # A service the ledger calls (an embedding endpoint for a vector search) failed.
+    (RetryableError, 503),
+    (PermanentError, 502),
 )
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Annotated
+from typing import Annotated, Literal
 
 from litestar import get
 from litestar.params import Parameter
@@ -11,6 +11,7 @@ from litestar.params import Parameter
 from ledger.api.errors import ERROR_RESPONSES
 from ledger.api.schemas import SearchHitOut, SearchResults
 from ledger.core.ledger import Ledger
+from ledger.embedders.search import search as search_modes
 
 
 @get(
@@ -18,7 +19,7 @@ from ledger.core.ledger import Ledger
     operation_id="search",
     responses=ERROR_RESPONSES,
     tags=["search"],
-    summary="Full-text search (BM25)",
+    summary="Search: full text (BM25), vector (cosine) or hybrid (reciprocal rank fusion)",
 )
 async def search(
     ledger: Ledger,
@@ -28,9 +29,23 @@ async def search(
     batch: Annotated[
         str | None, Parameter(required=False, description="only this batch's chunks")
     ] = None,
+    mode: Annotated[
+        Literal["text", "vector", "hybrid"],
+        Parameter(description="text: BM25; vector: cosine over stored vectors; hybrid: both"),
+    ] = "text",
+    model: Annotated[
+        str | None,
+        Parameter(
+            required=False,
+            max_length=200,
+            description="vector and hybrid: the embedding model (default: the most recent)",
+        ),
+    ] = None,
 ) -> SearchResults:
     """The best matching chunks of the caller's documents, best first."""
-    hits = await ledger.search(q, k=k, owner=owner, batch_id=batch)
+    hits = await search_modes(
+        ledger, q, mode=mode, k=k, owner=owner, batch_id=batch, model=model
+    )
     return SearchResults(
         query=q, k=k, hits=[SearchHitOut(**dataclasses.asdict(h)) for h in hits]
     )

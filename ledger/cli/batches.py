@@ -12,6 +12,8 @@ from rich.text import Text
 from ledger.cli import render
 from ledger.cli.app import EXIT_USAGE, CliError, app, err, out, run_with_ledger
 from ledger.core.ledger import Ledger
+from ledger.embedders.search import MODES
+from ledger.embedders.search import search as search_modes
 from ledger.records import Batch, DocumentInfo, SearchHit
 from ledger.states import BatchState, DocumentStatus
 
@@ -288,14 +290,24 @@ def search_command(
     ctx: typer.Context,
     query: str = typer.Argument(..., help="What to look for (words; ranked with BM25)."),
     k: int = typer.Option(5, "-k", "--top", min=1, max=1000, help="How many chunks to show."),
+    mode: str = typer.Option(
+        "text",
+        "--mode",
+        help="text (BM25), vector (cosine over stored vectors) or hybrid (both, fused).",
+    ),
+    model: str | None = typer.Option(
+        None, "--model", help="Embedding model for vector/hybrid (default: the most recent)."
+    ),
     json_output: bool = JSON_OPTION,
 ) -> None:
     """Search the ingested documents: the best matching chunks with source and page."""
     if not query.strip():
         raise CliError("the search query is empty", EXIT_USAGE)
+    if mode not in MODES:
+        raise CliError(f"--mode must be one of {', '.join(MODES)}", EXIT_USAGE)
 
     async def work(ledger: Ledger) -> list[SearchHit]:
-        return await ledger.search(query, k=k)
+        return await search_modes(ledger, query, mode=mode, k=k, model=model)
 
     hits = run_with_ledger(ctx, work)
     if json_output:

@@ -24,6 +24,7 @@ from typing import Any, Protocol
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from ledger.core import vectors
 from ledger.db.models import batches, chunks, documents
 from ledger.errors import LedgerError
 from ledger.records import IndexedDocument
@@ -55,9 +56,10 @@ def _owner_of(batch_id: str) -> Any:
     return select(batches.c.owner).where(batches.c.id == batch_id).scalar_subquery()
 
 
-def _holders(batch_id: str) -> Any:
-    """Documents of the same owner as ``batch_id`` that hold their source's chunks."""
-    return (
+def _holders(batch_id: str, model: str | None = None) -> Any:
+    """Documents of the same owner as ``batch_id`` that hold their source's chunks (with
+    their ``model`` vectors, when a model is given)."""
+    query = (
         select(
             documents.c.id,
             documents.c.batch_id,
@@ -74,6 +76,7 @@ def _holders(batch_id: str) -> Any:
             documents.c.superseded_by.is_(None),
         )
     )
+    return query if model is None else query.where(vectors.has_vectors(model))
 
 
 def _indexed(row: Any) -> IndexedDocument:
@@ -91,10 +94,16 @@ def _indexed(row: Any) -> IndexedDocument:
 
 
 async def indexed_source(
-    conn: AsyncConnection, *, batch_id: str, source: str, exclude_id: int | None = None
+    conn: AsyncConnection,
+    *,
+    batch_id: str,
+    source: str,
+    exclude_id: int | None = None,
+    model: str | None = None,
 ) -> IndexedDocument | None:
-    """The document holding the chunks of ``source`` for the owner of ``batch_id``."""
-    query = _holders(batch_id).where(documents.c.source == source)
+    """The document holding the chunks of ``source`` for the owner of ``batch_id`` (and
+    their ``model`` vectors, when a model is given)."""
+    query = _holders(batch_id, model).where(documents.c.source == source)
     if exclude_id is not None:
         query = query.where(documents.c.id != exclude_id)
     row = (await conn.execute(query.order_by(documents.c.id.desc()).limit(1))).first()
@@ -102,10 +111,16 @@ async def indexed_source(
 
 
 async def indexed_content(
-    conn: AsyncConnection, *, batch_id: str, sha256: str, exclude_id: int | None = None
+    conn: AsyncConnection,
+    *,
+    batch_id: str,
+    sha256: str,
+    exclude_id: int | None = None,
+    model: str | None = None,
 ) -> IndexedDocument | None:
-    """A document of the owner of ``batch_id`` that holds chunks of content ``sha256``."""
-    query = _holders(batch_id).where(documents.c.source_sha256 == sha256.lower())
+    """A document of the owner of ``batch_id`` that holds chunks of content ``sha256``
+    (and their ``model`` vectors, when a model is given)."""
+    query = _holders(batch_id, model).where(documents.c.source_sha256 == sha256.lower())
     if exclude_id is not None:
         query = query.where(documents.c.id != exclude_id)
     row = (await conn.execute(query.order_by(documents.c.id).limit(1))).first()
@@ -180,12 +195,15 @@ async def store_chunks(
     expected: int,
     batches_of_chunks: AsyncIterator[Sequence[ChunkData]],
     now: datetime,
+    model: str | None = None,
 ) -> int:
     """Store a document's chunks (replacing any of its own from an earlier run) and make
-    them the indexed text of its source. Runs in the completing transaction.
+    them the indexed text of its source. Runs in the completing transaction. With a
+    ``model``, each chunk's vector is stored too, from the embedding cache.
 
     Raises :class:`ChunksIncomplete` unless exactly ordinals ``0..expected-1`` came in, in
-    order: then the transaction must not commit.
+    order, and :class:`ledger.core.vectors.VectorsIncomplete` when a vector is missing:
+    then the transaction must not commit.
     """
     await conn.execute(delete(chunks).where(chunks.c.document_id == document_id))
     stored = 0
@@ -212,6 +230,14 @@ async def store_chunks(
             stored += 1
         if rows:
             await conn.execute(insert(chunks), rows)
+            if model is not None:
+                await vectors.attach_vectors(
+                    conn,
+                    document_id=document_id,
+                    model=model,
+                    ordinals=[(c.ordinal, vectors.text_sha256(c.text)) for c in batch],
+                    now=now,
+                )
     if stored != expected:
         raise ChunksIncomplete(f"document {document_id}: {stored} chunks, {expected} expected")
     await record_content(

@@ -28,13 +28,14 @@ from ledger.core import (
     submit,
     throughput,
     uploads,
+    vectors,
 )
 from ledger.core import search as search_core
 from ledger.core.claims import BreakerPolicy
 from ledger.db.engine import WRITE, create_engine
 from ledger.db.models import batches, documents
 from ledger.db.notify import DueListener
-from ledger.errors import LedgerError
+from ledger.errors import InvalidInput, LedgerError
 from ledger.records import (
     ApiKey,
     AttemptInfo,
@@ -740,25 +741,35 @@ class Ledger:
     # ledger.core.search; rules in docs/ingest.md).
 
     async def indexed_source(
-        self, batch_id: str, source: str, *, exclude_id: int | None = None
+        self,
+        batch_id: str,
+        source: str,
+        *,
+        exclude_id: int | None = None,
+        model: str | None = None,
     ) -> IndexedDocument | None:
         """The document holding the chunks of ``source`` for the owner of ``batch_id``."""
 
         async def work(conn: AsyncConnection, now: datetime) -> IndexedDocument | None:
             return await index.indexed_source(
-                conn, batch_id=batch_id, source=source, exclude_id=exclude_id
+                conn, batch_id=batch_id, source=source, exclude_id=exclude_id, model=model
             )
 
         return await self.run(work, write=False)
 
     async def indexed_content(
-        self, batch_id: str, sha256: str, *, exclude_id: int | None = None
+        self,
+        batch_id: str,
+        sha256: str,
+        *,
+        exclude_id: int | None = None,
+        model: str | None = None,
     ) -> IndexedDocument | None:
         """A document of the owner of ``batch_id`` holding chunks of content ``sha256``."""
 
         async def work(conn: AsyncConnection, now: datetime) -> IndexedDocument | None:
             return await index.indexed_content(
-                conn, batch_id=batch_id, sha256=sha256, exclude_id=exclude_id
+                conn, batch_id=batch_id, sha256=sha256, exclude_id=exclude_id, model=model
             )
 
         return await self.run(work, write=False)
@@ -773,12 +784,14 @@ class Ledger:
         expected: int,
         chunks: Callable[[], AsyncIterator[Sequence[index.ChunkData]]],
         on_stored: Callable[[float], None] | None = None,
+        model: str | None = None,
     ) -> TransactionalWrite:
         """The write that stores a document's chunks with its outcome (``Done.write``).
 
         ``chunks()`` is called afresh each time the write runs (a transaction may be run
         again), and must yield the chunks ``0..expected-1`` in order. ``on_stored`` gets the
-        seconds the store took.
+        seconds the store took. With ``model``, every chunk's vector is stored too, from the
+        embedding cache (see :meth:`cache_vectors`); one missing fails the transaction.
         """
 
         async def write(conn: AsyncConnection) -> None:
@@ -794,6 +807,7 @@ class Ledger:
                 expected=expected,
                 batches_of_chunks=chunks(),
                 now=await self.now(conn),
+                model=model,
             )
             if on_stored is not None:
                 on_stored(asyncio.get_running_loop().time() - started)
@@ -859,3 +873,64 @@ class Ledger:
         # One attempt only (no transparent retry): ``sources`` may be a one-shot iterator.
         async with self.transaction(write=False) as conn:
             return await search_core.plan(conn, spec, sources, roots=roots, listed=listed)
+
+    # ================================================================== embeddings
+    # The embedding cache, vector search and its model (ledger.core.vectors; rules in
+    # docs/ingest.md, "Embeddings"). Vectors of chunks are stored by ``chunks_write``.
+
+    async def cached_keys(self, model: str, keys: Sequence[str]) -> set[str]:
+        """Which text hashes of ``keys`` already have a ``model`` vector in the cache."""
+
+        async def work(conn: AsyncConnection, now: datetime) -> set[str]:
+            return await vectors.cached_keys(conn, model, keys)
+
+        return await self.run(work, write=False)
+
+    async def cache_vectors(self, model: str, items: Sequence[tuple[str, bytes]]) -> None:
+        """Commit (text hash, vector bytes) pairs to the embedding cache now, in a
+        transaction of their own, so they are never computed again whatever happens next.
+        Vector bytes come from :func:`ledger.core.vectors.to_bytes`."""
+
+        async def work(conn: AsyncConnection, now: datetime) -> None:
+            await vectors.cache_vectors(conn, model=model, items=items, now=now)
+
+        await self.run(work)
+
+    async def vector_model(
+        self,
+        *,
+        owner: str | None = None,
+        batch_id: str | None = None,
+        model: str | None = None,
+    ) -> tuple[str, dict[str, Any]] | None:
+        """The model to search with, and the embedder options of a batch that used it: the
+        model of the most recently stored vector in scope (or ``model``, if it has vectors
+        in scope). None when there are none."""
+
+        async def work(conn: AsyncConnection, now: datetime) -> tuple[str, dict[str, Any]] | None:
+            return await vectors.latest_model(
+                conn, owner=owner, batch_id=batch_id, model=model
+            )
+
+        return await self.run(work, write=False)
+
+    async def search_vectors(
+        self,
+        vector: Sequence[float] | Any,
+        *,
+        model: str,
+        k: int = 10,
+        owner: str | None = None,
+        batch_id: str | None = None,
+    ) -> list[SearchHit]:
+        """The ``k`` chunks whose ``model`` vectors are nearest to ``vector`` (cosine, brute
+        force in blocks of 10,000), best first; ``score`` is the cosine similarity."""
+        if not 1 <= k <= search_core.MAX_K:
+            raise InvalidInput(f"k must be from 1 to {search_core.MAX_K}")
+
+        async def work(conn: AsyncConnection, now: datetime) -> list[SearchHit]:
+            return await vectors.nearest(
+                conn, vector, model=model, k=k, owner=owner, batch_id=batch_id
+            )
+
+        return await self.run(work, write=False)

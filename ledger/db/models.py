@@ -17,6 +17,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -333,4 +334,41 @@ chunks = Table(
     CheckConstraint("char_end >= char_start", name="char_end_after_start"),
     CheckConstraint("page IS NULL OR page >= 1", name="page_positive"),
     Index(None, "batch_id"),
+)
+
+# Embeddings (migration 0006). ``chunk_vectors``: the vector of each stored chunk, written in
+# the same transaction as the chunk (so a document is done exactly when its chunks and their
+# vectors are stored) and removed with it. ``embedding_cache``: every vector ever computed,
+# keyed by the SHA-256 of the text and the model, written as soon as the embedder answers
+# (so no text is sent to the same model twice, across documents, batches and crashes).
+# Vectors are unit-length float32, little-endian: 4 * dimension bytes.
+chunk_vectors = Table(
+    "chunk_vectors",
+    metadata,
+    Column(
+        "chunk_id",
+        BigIntId,
+        ForeignKey("chunks.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("model", String(200), primary_key=True),
+    Column("dimension", Integer, nullable=False),
+    Column("vector", LargeBinary, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    CheckConstraint("dimension > 0", name="dimension_positive"),
+    CheckConstraint("length(vector) = 4 * dimension", name="vector_length"),
+    # The vector search scans one model's vectors in chunk id order.
+    Index(None, "model", "chunk_id"),
+)
+
+embedding_cache = Table(
+    "embedding_cache",
+    metadata,
+    Column("text_sha256", String(64), primary_key=True),
+    Column("model", String(200), primary_key=True),
+    Column("dimension", Integer, nullable=False),
+    Column("vector", LargeBinary, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    CheckConstraint("dimension > 0", name="dimension_positive"),
+    CheckConstraint("length(vector) = 4 * dimension", name="vector_length"),
 )

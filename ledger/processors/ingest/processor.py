@@ -35,18 +35,27 @@ from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from ledger.embedders import EmbedderSpec, build_embedder
 from ledger.errors import InvalidInput, PermanentError
 from ledger.processors.base import Document, Done, Processor, ProcessorContext, Skip
+from ledger.processors.ingest import embedding
 from ledger.processors.ingest.chunking import ChunkRecord
 from ledger.processors.ingest.options import IngestOptions
-from ledger.processors.ingest.pipeline import IngestOutcome, process_file, sha256_file
+from ledger.processors.ingest.pipeline import (
+    IngestOutcome,
+    StageTimings,
+    process_file,
+    sha256_file,
+)
 from ledger.processors.ingest.spool import iter_spool, remove_stale_partials
 from ledger.records import JSON
 
 STORE_BATCH = 1_000  # chunks per INSERT: bounds the memory of storing a huge document
 OUTSIDE_ROOTS = "outside_roots"
+_NO_TIMINGS = StageTimings(read=0.0, extract=0.0, chunk=0.0, spool=0.0)
 _INGEST_FIELDS = {f.name for f in dataclasses.fields(IngestOptions)}
-_OWN_OPTIONS = {"reprocess", "roots"}
+_OWN_OPTIONS = {"reprocess", "roots", "embedder"}
+DEFAULT_OVERLAP_RATIO = 0.15  # chunk_overlap / chunk_size when the size is derived
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,6 +65,7 @@ class IngestConfig:
     ingest: IngestOptions
     reprocess: bool
     roots: tuple[str, ...]  # real paths; empty: no containment check
+    embedder: EmbedderSpec | None = None
 
     @classmethod
     def from_options(cls, options: JSON, *, allowed_roots: Sequence[str] = ()) -> IngestConfig:
@@ -76,11 +86,37 @@ class IngestConfig:
             if not isinstance(value, int) or isinstance(value, bool):
                 raise InvalidInput(f"option {key} must be an integer")
         chosen = [*allowed_roots, *roots] if (allowed_roots or roots) else []
+        embedder = EmbedderSpec.from_options(options.get("embedder"))
+        if embedder is not None:
+            values = _sized_for(embedder, values)
         return cls(
             ingest=IngestOptions(**values),
             reprocess=reprocess,
             roots=tuple(os.path.realpath(r) for r in chosen),
+            embedder=embedder,
         )
+
+
+def _sized_for(embedder: EmbedderSpec, values: dict[str, Any]) -> dict[str, Any]:
+    """Chunking options that keep every chunk within the embedder's input limit: the chunk
+    size defaults to ``embedder.chunk_chars`` (when that is below the usual size); a larger
+    size asked for explicitly is refused rather than silently truncated by the embedder."""
+    limit = embedder.chunk_chars
+    size = values.get("chunk_size")
+    if size is not None and size > limit:
+        raise InvalidInput(
+            f"chunk_size {size} is more than the embedder takes: {embedder.max_tokens} tokens "
+            f"at {embedder.chars_per_token:g} characters per token is {limit} characters; "
+            "lower chunk_size or set the embedder's chars_per_token"
+        )
+    default = IngestOptions()
+    if size is None and limit < default.chunk_size:
+        values = {**values, "chunk_size": limit}
+        if "chunk_overlap" not in values:
+            values["chunk_overlap"] = min(
+                default.chunk_overlap, int(limit * DEFAULT_OVERLAP_RATIO)
+            )
+    return values
 
 
 def _inside(path: str, roots: Sequence[str]) -> bool:
@@ -161,6 +197,11 @@ def make_ingest_processor(context: ProcessorContext, options: JSON) -> Processor
     stale_after = max(3600.0, context.task_timeout + 2 * settings.lease_seconds)
     remove_stale_partials(spool_dir, stale_after, complete=True)
     ledger = context.ledger
+    spec = config.embedder
+    model = spec.model if spec is not None else None
+    stage_dir = embedding.stage_dir_for(Path(settings.home)) if spec is not None else ""
+    if spec is not None:
+        embedding.sweep_stage(stage_dir)
 
     async def ingest(doc: Document) -> Done | Skip:
         started = time.perf_counter()
@@ -169,7 +210,9 @@ def make_ingest_processor(context: ProcessorContext, options: JSON) -> Processor
         sha256 = doc.sha256.lower() if doc.sha256 else None
         hash_seconds = 0.0
         if not config.reprocess and before is not None:
-            holder = await ledger.indexed_source(doc.batch_id, doc.source, exclude_id=doc.id)
+            holder = await ledger.indexed_source(
+                doc.batch_id, doc.source, exclude_id=doc.id, model=model
+            )
             if (
                 holder is not None
                 and holder.sha256 is not None
@@ -187,7 +230,9 @@ def make_ingest_processor(context: ProcessorContext, options: JSON) -> Processor
                 hash_seconds = time.perf_counter() - hashed
             twin = None
             if sha256 is not None:
-                twin = await ledger.indexed_content(doc.batch_id, sha256, exclude_id=doc.id)
+                twin = await ledger.indexed_content(
+                    doc.batch_id, sha256, exclude_id=doc.id, model=model
+                )
             if twin is not None:
                 same_source = twin.source == doc.source
                 kind = "unchanged" if same_source else "duplicate"
@@ -203,6 +248,10 @@ def make_ingest_processor(context: ProcessorContext, options: JSON) -> Processor
                         supersede=not same_source,
                     ),
                 )
+        if spec is not None:
+            kept = await _staged(doc, path, sha256)
+            if kept is not None:
+                return await _embedded(doc, kept, before, started, started, hash_seconds)
         job = functools.partial(
             process_file,
             path,
@@ -218,12 +267,69 @@ def make_ingest_processor(context: ProcessorContext, options: JSON) -> Processor
             outcome: IngestOutcome = await pool.run(job, timeout=context.task_timeout)
         else:
             outcome = await asyncio.to_thread(job)
+        if spec is not None:
+            return await _embedded(doc, outcome, before, started, extract_started, hash_seconds)
         remove = _remover(outcome.spool_path)
         try:
             return _done(doc, outcome, before, started, extract_started, hash_seconds, remove)
         except BaseException:
             remove()
             raise
+
+    async def _staged(doc: Document, path: str, sha256: str | None) -> IngestOutcome | None:
+        """The kept outcome of an earlier attempt whose embedding failed, if the file
+        still has the content it was made from."""
+        if not await asyncio.to_thread(embedding.has_staged, stage_dir, doc.id):
+            return None
+        if sha256 is None:
+            sha256 = await asyncio.to_thread(_hash, path)
+        if sha256 is None:
+            return None
+        return await asyncio.to_thread(embedding.staged, stage_dir, doc.id, sha256)
+
+    async def _embedded(
+        doc: Document,
+        outcome: IngestOutcome,
+        before: os.stat_result | None,
+        started: float,
+        extract_started: float,
+        hash_seconds: float,
+    ) -> Done:
+        """Embed the outcome's chunks into the cache, then ``Done`` with a write that
+        stores chunks and vectors. On failure the spool is staged for the next attempt."""
+        assert spec is not None
+        try:
+            embedder = build_embedder(spec)
+            stats = await embedding.embed_chunks(
+                ledger, embedder, _spool_batches(outcome.spool_path)
+            )
+        except BaseException as exc:
+            if isinstance(exc, Exception) and getattr(exc, "retryable", False):
+                await asyncio.to_thread(embedding.stage, stage_dir, doc.id, outcome)
+            else:
+                _remover(outcome.spool_path)()
+            raise
+        spool_remove = _remover(outcome.spool_path)
+        unstage = embedding.unstager(stage_dir, doc.id)
+
+        def remove() -> None:
+            spool_remove()
+            unstage()
+
+        try:
+            done = _done(doc, outcome, before, started, extract_started, hash_seconds, remove)
+        except BaseException:
+            remove()
+            raise
+        assert isinstance(done.result.get("timings"), dict)
+        done.result["timings"]["embed"] = round(stats.seconds, 6)
+        done.result.update(
+            embedding_model=spec.model,
+            embedded=stats.embedded,
+            cache_hits=stats.cache_hits,
+            reused_chunks=outcome.timings == _NO_TIMINGS,
+        )
+        return done
 
     def _done(
         doc: Document,
@@ -268,6 +374,7 @@ def make_ingest_processor(context: ProcessorContext, options: JSON) -> Processor
             expected=outcome.chunks,
             chunks=functools.partial(_spool_batches, outcome.spool_path),
             on_stored=stored,
+            model=model,
         )
         return Done(result, write=write, cleanup=remove)
 

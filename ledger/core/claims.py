@@ -101,21 +101,24 @@ async def _write_endings(
     """
     if not endings:
         return
-    with_result = [e for e in endings if e.result is not None]
-    if with_result:
-        await conn.execute(
-            update(documents)
-            .where(documents.c.id == bindparam("b_id"))
-            .values(result=bindparam("b_result", type_=documents.c.result.type)),
-            [{"b_id": e.doc_id, "b_result": e.result} for e in with_result],
-        )
     groups: dict[tuple[Any, ...], list[_Ending]] = defaultdict(list)
     for e in endings:
         groups[e.group_key()].append(e)
     for members in groups.values():
         first = members[0]
+        # Documents that all produced the same result (noop's {}, a skip's reason) get it in
+        # the group's UPDATE: one JSON encoding instead of one statement row per document.
+        shared = first.result
+        if shared is not None and any(e.result != shared for e in members):
+            shared = None
+            await conn.execute(
+                update(documents)
+                .where(documents.c.id == bindparam("b_id"))
+                .values(result=bindparam("b_result", type_=documents.c.result.type)),
+                [{"b_id": e.doc_id, "b_result": e.result} for e in members],
+            )
         for ids in _chunks([e.doc_id for e in members]):
-            await _end_group(conn, first, list(ids), now, worker_id)
+            await _end_group(conn, first, list(ids), now, worker_id, result=shared)
 
 
 async def _end_group(
@@ -124,6 +127,8 @@ async def _end_group(
     ids: list[int],
     now: datetime,
     worker_id: str | None,
+    *,
+    result: dict[str, Any] | None = None,
 ) -> None:
     clean = ending.outcome in _CLEAN_OUTCOMES
     code = None if clean else ending.error_code
@@ -203,6 +208,8 @@ async def _end_group(
     elif code is not None:
         values["error_code"] = code
         values["error_message"] = message
+    if result is not None:
+        values["result"] = literal(result, documents.c.result.type)
     if ending.uncount:
         values["attempts"] = case((documents.c.attempts > 0, documents.c.attempts - 1), else_=0)
     await conn.execute(
@@ -327,6 +334,7 @@ async def claim(
         batches.c.processor,
         batches.c.options,
         batches.c.max_attempts,
+        batches.c.started_at,
     ).where(batches.c.state == BatchState.ACTIVE.value, batches.c.n_pending > 0)
     if batch_ids is not None:
         candidates = candidates.where(batches.c.id.in_(batch_ids))
@@ -413,11 +421,12 @@ async def _lease_from_batch(
     ).all()
     if not rows:
         return []
-    await conn.execute(
-        update(batches)
-        .where(batches.c.id == batch.id, batches.c.started_at.is_(None))
-        .values(started_at=now, updated_at=now)
-    )
+    if batch.started_at is None:  # the batch's first claim (guarded again in SQL)
+        await conn.execute(
+            update(batches)
+            .where(batches.c.id == batch.id, batches.c.started_at.is_(None))
+            .values(started_at=now, updated_at=now)
+        )
     options = dict(batch.options or {})
     leased = [
         ClaimedDocument(

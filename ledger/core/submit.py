@@ -7,15 +7,14 @@ import secrets
 import time
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ledger.core.events import record_events
 from ledger.core.rows import batch_from_row
-from ledger.db.dialect import insert_documents, insert_ignoring_duplicates, lock_rows
-from ledger.db.models import batches, documents
+from ledger.db.dialect import DocumentRow, insert_documents, lock_rows
+from ledger.db.models import batches
 from ledger.errors import Conflict, InvalidInput
 from ledger.records import Batch, BatchSpec, SourceSpec, SubmitResult
 from ledger.states import BatchState
@@ -128,26 +127,10 @@ async def submit(
 async def _insert_documents(
     conn: AsyncConnection, batch_id: str, sources: Iterable[SourceSpec], now: datetime
 ) -> int:
-    statement = insert_ignoring_duplicates(conn, documents)
     submitted = 0
     iterator = iter(sources)
     while chunk := list(itertools.islice(iterator, INSERT_CHUNK)):
-        rows: list[dict[str, Any]] = [
-            {
-                "batch_id": batch_id,
-                "source": s.source,
-                "source_size": s.size,
-                "source_mtime_ns": s.mtime_ns,
-                "source_sha256": s.sha256,
-                "meta": s.meta,
-                "status": "pending",
-                "attempts": 0,
-                "next_attempt_at": now,
-                "created_at": now,
-                "updated_at": now,
-            }
-            for s in chunk
-        ]
-        await insert_documents(conn, statement, batch_id, now, rows)
+        rows: list[DocumentRow] = [(s.source, s.size, s.mtime_ns, s.sha256, s.meta) for s in chunk]
+        await insert_documents(conn, batch_id, now, rows)
         submitted += len(rows)
     return submitted

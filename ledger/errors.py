@@ -44,6 +44,14 @@ class InvalidInput(LedgerError):
     """The input is not valid."""
 
 
+class Gone(LedgerError):
+    """The resource existed but is no longer available (an expired upload, for example)."""
+
+
+class Locked(Conflict):
+    """Someone else is changing this resource right now; retry shortly."""
+
+
 class LeaseLost(LedgerError):
     """The lease on this document is no longer held by this worker."""
 

@@ -13,7 +13,7 @@ from typing import Any, Generic, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ledger.states import AttemptOutcome, BatchState, DocumentStatus
+from ledger.states import AttemptOutcome, BatchState, DocumentStatus, UploadState
 
 JSON = dict[str, Any]
 T = TypeVar("T")
@@ -82,6 +82,7 @@ class SubmitResult:
     created: bool  # False: the batch existed and this was a resubmission
     added: int  # documents new to the batch
     known: int  # sources the batch already had
+    requeued: int = 0  # known sources whose size, mtime or sha256 changed: to be done again
 
 
 @dataclass(frozen=True)
@@ -131,6 +132,9 @@ class ErrorInfo:
 # Extra writes that must commit with a document's outcome (for example its chunks), run by
 # the ledger inside the completing transaction, only when the lease is still held.
 TransactionalWrite = Callable[[AsyncConnection], Awaitable[None]]
+# Run by the worker once an outcome is recorded, or dropped (its lease was lost): removes
+# what only the write needed (a chunk spool file, say). Must not raise.
+Cleanup = Callable[[], None]
 
 
 @dataclass(frozen=True)
@@ -143,18 +147,33 @@ class Outcome:
     result: JSON | None = None
     error: ErrorInfo | None = None
     write: TransactionalWrite | None = None
+    cleanup: Cleanup | None = None
 
     @classmethod
     def done(
-        cls, doc: ClaimedDocument, result: JSON, write: TransactionalWrite | None = None
+        cls,
+        doc: ClaimedDocument,
+        result: JSON,
+        write: TransactionalWrite | None = None,
+        cleanup: Cleanup | None = None,
     ) -> Outcome:
-        return cls(doc.id, doc.lease_token, AttemptOutcome.DONE, result=result, write=write)
+        return cls(
+            doc.id, doc.lease_token, AttemptOutcome.DONE, result=result, write=write,
+            cleanup=cleanup,
+        )  # fmt: skip
 
     @classmethod
     def skipped(
-        cls, doc: ClaimedDocument, result: JSON, write: TransactionalWrite | None = None
+        cls,
+        doc: ClaimedDocument,
+        result: JSON,
+        write: TransactionalWrite | None = None,
+        cleanup: Cleanup | None = None,
     ) -> Outcome:
-        return cls(doc.id, doc.lease_token, AttemptOutcome.SKIPPED, result=result, write=write)
+        return cls(
+            doc.id, doc.lease_token, AttemptOutcome.SKIPPED, result=result, write=write,
+            cleanup=cleanup,
+        )  # fmt: skip
 
     @classmethod
     def failed(cls, doc: ClaimedDocument, error: ErrorInfo) -> Outcome:
@@ -254,3 +273,137 @@ class QueueDepth:
     owner: str | None
     pending: int
     running: int
+
+
+@dataclass(frozen=True)
+class ThroughputMinute:
+    """Attempts at a batch's documents that ended in one UTC minute, by how they ended."""
+
+    minute: datetime  # start of the minute, UTC
+    done: int = 0
+    failed: int = 0
+    skipped: int = 0
+    retried: int = 0  # retryable errors, expired leases, released or cancelled attempts
+
+    @property
+    def finished(self) -> int:
+        """Documents that reached an end (done, failed or skipped) in this minute."""
+        return self.done + self.failed + self.skipped
+
+
+@dataclass(frozen=True)
+class Throughput:
+    """A batch's attempts per minute over a window ending at ``until`` (oldest first).
+
+    ``truncated``: the window holds more attempts than were read, so its oldest minutes
+    undercount (the read is bounded however fast the batch ran).
+    """
+
+    batch_id: str
+    until: datetime
+    minutes: list[ThroughputMinute]
+    truncated: bool
+
+
+# --------------------------------------------------------------------------- tus uploads
+
+
+@dataclass(frozen=True)
+class UploadSpec:
+    """What a new resumable upload is to become: its size and where its document goes."""
+
+    batch_id: str
+    length: int | None  # None: the client tells the length later (deferred)
+    owner: str | None = None
+    filename: str | None = None
+    processor: str | None = None  # for a batch that does not exist yet
+    metadata_header: str | None = None
+    meta: JSON = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Upload:
+    """One resumable upload as the ledger holds it. ``offset`` bytes are durably stored."""
+
+    id: str
+    owner: str | None
+    state: UploadState
+    length: int | None
+    offset: int
+    metadata_header: str | None
+    meta: JSON
+    batch_id: str
+    filename: str | None
+    processor: str | None
+    path: str
+    sha256: str | None
+    document_id: int | None
+    writer_token: str | None
+    locked_until: datetime | None
+    expires_at: datetime
+    created_at: datetime
+    updated_at: datetime
+    completed_at: datetime | None
+    ended_at: datetime | None
+
+    def writer_active(self, now: datetime) -> bool:
+        """Whether some request holds this upload's lease at ``now``."""
+        return self.locked_until is not None and self.locked_until > now
+
+
+# --------------------------------------------------------------------------- chunk index
+
+
+@dataclass(frozen=True)
+class IndexedDocument:
+    """A document whose chunks are the indexed text of its source (done, not superseded)."""
+
+    id: int
+    batch_id: str
+    source: str
+    size: int | None
+    mtime_ns: int | None
+    sha256: str | None
+    chunks: int | None  # from its result
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    """One chunk that matched a search. ``score``: higher is better (BM25 on SQLite,
+    ``ts_rank_cd`` on PostgreSQL; comparable within one backend only)."""
+
+    chunk_id: int
+    document_id: int
+    batch_id: str
+    source: str
+    ordinal: int
+    page: int | None
+    char_start: int
+    char_end: int
+    text: str
+    snippet: str  # a short excerpt with the matches between « and »
+    score: float
+
+
+@dataclass(frozen=True)
+class PlanGroup:
+    """How many sources fall in one group, and the first ``listed`` of them."""
+
+    count: int = 0
+    sources: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What submitting these sources would do, against what is indexed for the owner.
+
+    new: no document of the owner holds this source's text; changed: it is indexed but the
+    size, modification time or SHA-256 differ (or nothing is known to compare); unchanged:
+    indexed with the same size and modification time (or the same SHA-256); gone: indexed
+    under the planned roots (or in the planned batch) but not among the sources.
+    """
+
+    new: PlanGroup
+    changed: PlanGroup
+    unchanged: PlanGroup
+    gone: PlanGroup

@@ -83,6 +83,44 @@ class Settings(BaseSettings):
     serve_workers: bool = Field(
         default=False, description="the API server also runs in-process workers"
     )
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="origins (scheme://host[:port], comma-separated) whose browser pages may "
+        "call the API; none by default: no CORS headers (same-origin pages need none)",
+    )
+
+    # ---------------------------------------------------------------- resumable uploads (tus)
+    tus_max_bytes: int = Field(
+        default=10 * 1024**3, ge=1, description="largest resumable upload (Tus-Max-Size)"
+    )
+    tus_expiry_seconds: float = Field(
+        default=86_400.0,
+        gt=0,
+        description="an unfinished upload expires this long after its "
+        "creation or last write; then its file is removed",
+    )
+    tus_cleanup_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        description="how often the server removes expired and terminated uploads",
+    )
+    tus_lease_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="how long one request's hold on an upload lasts "
+        "unless renewed (renewed while its bytes arrive)",
+    )
+    tus_commit_bytes: int = Field(
+        default=16 * 1024**2,
+        ge=65_536,
+        description="during one long PATCH the received "
+        "bytes are made durable and counted every this many bytes",
+    )
+    tus_idle_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="a PATCH whose body stalls this long is ended; what arrived is kept",
+    )
 
     @field_validator("allowed_roots", mode="before")
     @classmethod
@@ -90,6 +128,13 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             parts = value.replace(",", os.pathsep).split(os.pathsep)
             return [Path(p.strip()) for p in parts if p.strip()]
+        return value
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [o.strip().rstrip("/") for o in value.split(",") if o.strip()]
         return value
 
     @field_validator("allowed_roots")

@@ -79,3 +79,12 @@ class ErrorCode(StrEnum):
     WORKER_CRASHED = "worker_crashed"  # the process running the document died
     SOURCE_MISSING = "source_missing"
     SOURCE_CHANGED = "source_changed"
+
+
+class UploadState(StrEnum):
+    """Where one resumable (tus) upload is in its life."""
+
+    RECEIVING = "receiving"  # bytes are appended; the offset is what is durably on disk
+    COMPLETE = "complete"  # every byte arrived; its document exists; final
+    TERMINATED = "terminated"  # the client deleted it; its file is removed; final
+    EXPIRED = "expired"  # unfinished past its expiry; its file is removed; final

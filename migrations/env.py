@@ -8,6 +8,7 @@ from alembic import context
 from sqlalchemy import Connection
 
 from ledger.db.engine import WRITE, create_engine
+from ledger.db.fts import include_name
 from ledger.db.models import metadata
 from ledger.settings import Settings
 
@@ -25,6 +26,7 @@ def _configure(connection: Connection) -> None:
         target_metadata=metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        include_name=include_name,
     )
 
 
@@ -56,6 +58,7 @@ def run_migrations_offline() -> None:
         target_metadata=metadata,
         literal_binds=True,
         render_as_batch=_url().startswith("sqlite"),
+        include_name=include_name,
     )
     with context.begin_transaction():
         context.run_migrations()

@@ -24,7 +24,8 @@ from ledger.settings import Settings
 POSTGRES_URL = os.environ.get(
     "LEDGER_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 )
-_TEMPLATE = "ledger_test_template"
+# One template per test session: several sessions may share the server at once.
+_TEMPLATE = f"ledger_test_template_{os.getpid()}_{secrets.token_hex(3)}"
 _pg_state: dict[str, Any] = {}
 
 
@@ -81,7 +82,10 @@ def _postgres_database() -> str:
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    for name in _pg_state.get("created", []):
+    names = list(_pg_state.get("created", []))
+    if _pg_state.get("template"):
+        names.append(_TEMPLATE)
+    for name in names:
         with contextlib.suppress(Exception):
             asyncio.run(_admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
 

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from litestar import Litestar, Router
+from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.middleware.rate_limit import RateLimitConfig
@@ -26,7 +27,12 @@ from ledger.api.errors import EXCEPTION_HANDLERS
 from ledger.api.events import batch_events
 from ledger.api.ops import health, prometheus_metrics
 from ledger.api.search import search
+from ledger.api.throughput import batch_throughput
+from ledger.api.tus_files import run_cleanup
+from ledger.api.tus_protocol import EXPOSED_HEADERS, REQUEST_HEADERS
+from ledger.api.uploads import TusController, tus_options
 from ledger.core.ledger import Ledger
+from ledger.dashboard.routes import STATIC_PATH, dashboard_router, template_config
 from ledger.settings import Settings
 from ledger.worker.runtime import Worker
 
@@ -94,9 +100,16 @@ def create_app(
             worker = Worker(app.state.ledger, concurrency=settings.concurrency)
             task = asyncio.create_task(worker.run(), name="ledger-worker")
             task.add_done_callback(_report_worker_end)
+        # Expired and terminated uploads' files: removed by this server, one round at start.
+        cleanup = asyncio.create_task(
+            run_cleanup(app.state.ledger, settings.tus_cleanup_seconds), name="ledger-uploads"
+        )
         try:
             yield
         finally:
+            cleanup.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await cleanup
             if worker is not None and task is not None:
                 worker.stop(graceful=True)
                 with contextlib.suppress(asyncio.CancelledError):
@@ -112,21 +125,27 @@ def create_app(
         middleware.append(
             RateLimitConfig(
                 rate_limit=("minute", settings.rate_limit_per_minute),
-                exclude=["/health", "/metrics", "/schema"],
+                exclude=["/health", "/metrics", "/schema", STATIC_PATH],
             ).middleware
         )
     api = Router(
         path=API_PREFIX,
-        route_handlers=[BatchController, DocumentController, batch_events, search],
+        route_handlers=[
+            BatchController,
+            DocumentController,
+            batch_events,
+            batch_throughput,
+            search,
+        ],
         request_max_body_size=settings.max_body_bytes,
     )
     uploads = Router(
         path=API_PREFIX,
-        route_handlers=[UploadController],
+        route_handlers=[tus_options, UploadController, TusController],
         request_max_body_size=settings.max_upload_bytes,
     )
     return Litestar(
-        route_handlers=[api, uploads, health, prometheus_metrics],
+        route_handlers=[api, uploads, health, prometheus_metrics, dashboard_router()],
         dependencies={
             "ledger": Provide(_provide_ledger, sync_to_thread=False),
             "settings": Provide(_provide_settings, sync_to_thread=False),
@@ -137,8 +156,24 @@ def create_app(
         exception_handlers=EXCEPTION_HANDLERS,
         middleware=middleware,
         openapi_config=_openapi(settings),
+        template_config=template_config(),
+        cors_config=_cors(settings),
         request_max_body_size=settings.max_body_bytes,
         debug=False,
+    )
+
+
+def _cors(settings: Settings) -> CORSConfig | None:
+    """Browser pages from ``settings.cors_origins`` may call the API, resumable uploads
+    included (tus needs its headers allowed and exposed). None: same-origin only."""
+    if not settings.cors_origins:
+        return None
+    return CORSConfig(
+        allow_origins=list(settings.cors_origins),
+        allow_methods=["GET", "POST", "PATCH", "HEAD", "DELETE", "OPTIONS"],
+        allow_headers=list(REQUEST_HEADERS),
+        expose_headers=list(EXPOSED_HEADERS),
+        max_age=600,
     )
 
 

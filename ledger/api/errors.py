@@ -18,7 +18,7 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.types import ExceptionHandlersMap
 
 from ledger.api.schemas import Problem
-from ledger.errors import Conflict, InvalidInput, LeaseLost, LedgerError, NotFound
+from ledger.errors import Conflict, Gone, InvalidInput, LeaseLost, LedgerError, Locked, NotFound
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +26,8 @@ PROBLEM_JSON = "application/problem+json"
 
 _LEDGER_STATUS: tuple[tuple[type[LedgerError], int], ...] = (
     (NotFound, 404),
+    (Gone, 410),
+    (Locked, 423),
     (Conflict, 409),
     (LeaseLost, 409),
     (InvalidInput, 400),

@@ -19,6 +19,8 @@ from ledger.records import (
     FailureGroup,
     Page,
     Progress,
+    Throughput,
+    ThroughputMinute,
 )
 from ledger.states import AttemptOutcome, BatchState, DocumentStatus
 
@@ -311,3 +313,46 @@ class Health(Struct, kw_only=True):
     status: str  # "ok" or "degraded"
     database: str  # "ok" or why it is not
     version: str
+
+
+# ---------------------------------------------------------------------------- throughput
+
+
+class ThroughputMinuteOut(Struct, kw_only=True):
+    """Attempts that ended in one UTC minute, by how they ended."""
+
+    minute: datetime  # start of the minute
+    done: int
+    failed: int
+    skipped: int
+    retried: int  # retryable errors, expired leases, released or cancelled attempts
+    per_second: float  # documents finished (done + failed + skipped) per second
+
+    @classmethod
+    def of(cls, m: ThroughputMinute) -> ThroughputMinuteOut:
+        return cls(
+            minute=m.minute,
+            done=m.done,
+            failed=m.failed,
+            skipped=m.skipped,
+            retried=m.retried,
+            per_second=round(m.finished / 60, 4),
+        )
+
+
+class ThroughputOut(Struct, kw_only=True):
+    """A batch's throughput per minute, oldest minute first, every minute present."""
+
+    batch_id: str
+    until: datetime
+    truncated: bool  # more attempts than were read: the oldest minutes undercount
+    minutes: list[ThroughputMinuteOut]
+
+    @classmethod
+    def of(cls, t: Throughput) -> ThroughputOut:
+        return cls(
+            batch_id=t.batch_id,
+            until=t.until,
+            truncated=t.truncated,
+            minutes=[ThroughputMinuteOut.of(m) for m in t.minutes],
+        )

@@ -9,6 +9,7 @@ import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, TypeVar
 
 from sqlalchemy import func, select, text
@@ -16,7 +17,20 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ledger.backoff import RetryPolicy
-from ledger.core import claims, control, creates, keys, lookup, progress, stats, submit
+from ledger.core import (
+    claims,
+    control,
+    creates,
+    index,
+    keys,
+    lookup,
+    progress,
+    stats,
+    submit,
+    throughput,
+    uploads,
+)
+from ledger.core import search as search_core
 from ledger.core.claims import BreakerPolicy
 from ledger.db.engine import WRITE, create_engine
 from ledger.db.models import batches, documents
@@ -31,12 +45,19 @@ from ledger.records import (
     DocumentInfo,
     Event,
     FailureGroup,
+    IndexedDocument,
     Outcome,
     Page,
+    Plan,
     Progress,
     QueueDepth,
+    SearchHit,
     SourceSpec,
     SubmitResult,
+    Throughput,
+    TransactionalWrite,
+    Upload,
+    UploadSpec,
 )
 from ledger.settings import Settings
 from ledger.states import BatchState, DocumentStatus
@@ -544,3 +565,300 @@ class Ledger:
         """One round trip to the database; raises when it cannot be reached."""
         async with self.engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
+
+    # ================================================================== dashboard support
+    # Reads the web dashboard needs beyond the ones above (bounded, tenant-scoped).
+
+    async def throughput(
+        self, batch_id: str, *, owner: str | None = None, minutes: int = 60
+    ) -> Throughput:
+        """The batch's attempts per minute over ``minutes`` minutes (see core.throughput)."""
+
+        async def work(conn: AsyncConnection, now: datetime) -> Throughput:
+            return await throughput.throughput(
+                conn, batch_id, owner=owner, now=now, minutes=minutes
+            )
+
+        return await self.run(work, write=False)
+
+    # ================================================================== tus uploads
+    # Resumable uploads (the tus protocol face): one row per upload, see core/uploads.py.
+    # Every method is one transaction; the writer's token fences the ones that move bytes.
+
+    async def create_upload(
+        self,
+        spec: UploadSpec,
+        *,
+        folder: Path,
+        writer_token: str | None = None,
+    ) -> Upload:
+        """A new upload whose bytes will go to a file in ``folder``; held by
+        ``writer_token`` when given (creation with the first bytes)."""
+
+        async def work(conn: AsyncConnection, now: datetime) -> Upload:
+            return await uploads.create(
+                conn,
+                spec,
+                folder=folder,
+                now=now,
+                expiry_seconds=self.settings.tus_expiry_seconds,
+                writer_token=writer_token,
+                lease_seconds=self.settings.tus_lease_seconds,
+            )
+
+        return await self.run(work)
+
+    async def upload(self, upload_id: str, *, owner: str | None = None) -> Upload:
+        """The upload (NotFound when missing, another tenant's or terminated; Gone when
+        expired)."""
+
+        async def work(conn: AsyncConnection, now: datetime) -> Upload:
+            return await uploads.get(conn, upload_id, owner=owner, now=now)
+
+        return await self.run(work, write=False)
+
+    async def acquire_upload(
+        self,
+        upload_id: str,
+        token: str,
+        *,
+        owner: str | None = None,
+        length: int | None = None,
+        take_over: bool = False,
+    ) -> Upload:
+        """Take the upload's writer lease (see :func:`ledger.core.uploads.acquire`)."""
+
+        async def work(conn: AsyncConnection, now: datetime) -> Upload:
+            return await uploads.acquire(
+                conn,
+                upload_id,
+                owner=owner,
+                token=token,
+                now=now,
+                lease_seconds=self.settings.tus_lease_seconds,
+                length=length,
+                take_over=take_over,
+            )
+
+        return await self.run(work)
+
+    async def renew_upload(
+        self, upload_id: str, token: str, *, offset: int | None = None
+    ) -> Upload:
+        """Extend the writer's lease, recording ``offset`` durable bytes when given;
+        LeaseLost when the token no longer holds the upload."""
+
+        async def work(conn: AsyncConnection, now: datetime) -> Upload:
+            return await uploads.renew(
+                conn,
+                upload_id,
+                token=token,
+                now=now,
+                lease_seconds=self.settings.tus_lease_seconds,
+                offset=offset,
+                expiry_seconds=self.settings.tus_expiry_seconds if offset is not None else None,
+            )
+
+        return await self.run(work)
+
+    async def commit_upload(self, upload_id: str, token: str, *, offset: int) -> Upload:
+        """Record ``offset`` durable bytes and give the lease up (fenced by ``token``)."""
+
+        async def work(conn: AsyncConnection, now: datetime) -> Upload:
+            return await uploads.commit(
+                conn,
+                upload_id,
+                token=token,
+                offset=offset,
+                now=now,
+                expiry_seconds=self.settings.tus_expiry_seconds,
+            )
+
+        return await self.run(work)
+
+    async def release_upload(self, upload_id: str, token: str) -> None:
+        """Give the writer lease up, changing nothing else."""
+
+        async def work(conn: AsyncConnection, now: datetime) -> None:
+            await uploads.release(conn, upload_id, token=token, now=now)
+
+        await self.run(work)
+
+    async def complete_upload(
+        self, upload_id: str, token: str, *, sha256: str, size: int, mtime_ns: int | None
+    ) -> Upload:
+        """Count the last bytes, mark the upload complete and create its document (and its
+        batch if needed) in one transaction; exactly once, fenced by ``token``."""
+
+        async def work(conn: AsyncConnection, now: datetime) -> Upload:
+            return await uploads.complete(
+                conn,
+                upload_id,
+                token=token,
+                sha256=sha256,
+                size=size,
+                mtime_ns=mtime_ns,
+                now=now,
+                default_max_attempts=self.settings.max_attempts,
+            )
+
+        return await self.run(work)
+
+    async def terminate_upload(self, upload_id: str, *, owner: str | None = None) -> Upload:
+        """End an unfinished upload (Conflict for a complete one)."""
+
+        async def work(conn: AsyncConnection, now: datetime) -> Upload:
+            return await uploads.terminate(conn, upload_id, owner=owner, now=now)
+
+        return await self.run(work)
+
+    async def expire_uploads(self, *, limit: int = 1000) -> int:
+        """Mark unfinished uploads past their expiry expired (those nobody is writing)."""
+
+        async def work(conn: AsyncConnection, now: datetime) -> int:
+            return await uploads.expire(conn, now=now, limit=limit)
+
+        return await self.run(work)
+
+    async def upload_files_to_remove(
+        self, *, limit: int = 500, upload_id: str | None = None
+    ) -> list[tuple[str, str]]:
+        """(id, path) of terminated or expired uploads whose file may now be removed."""
+
+        async def work(conn: AsyncConnection, now: datetime) -> list[tuple[str, str]]:
+            return await uploads.files_to_remove(conn, now=now, limit=limit, upload_id=upload_id)
+
+        return await self.run(work, write=False)
+
+    async def upload_files_removed(self, ids: Sequence[str]) -> None:
+        """Record that these ended uploads' files are gone."""
+
+        async def work(conn: AsyncConnection, now: datetime) -> None:
+            await uploads.files_removed(conn, ids, now=now)
+
+        await self.run(work)
+
+    # ================================================================== chunk index
+    # Chunks, the dedup ledger, search and the dry-run plan (ledger.core.index and
+    # ledger.core.search; rules in docs/ingest.md).
+
+    async def indexed_source(
+        self, batch_id: str, source: str, *, exclude_id: int | None = None
+    ) -> IndexedDocument | None:
+        """The document holding the chunks of ``source`` for the owner of ``batch_id``."""
+
+        async def work(conn: AsyncConnection, now: datetime) -> IndexedDocument | None:
+            return await index.indexed_source(
+                conn, batch_id=batch_id, source=source, exclude_id=exclude_id
+            )
+
+        return await self.run(work, write=False)
+
+    async def indexed_content(
+        self, batch_id: str, sha256: str, *, exclude_id: int | None = None
+    ) -> IndexedDocument | None:
+        """A document of the owner of ``batch_id`` holding chunks of content ``sha256``."""
+
+        async def work(conn: AsyncConnection, now: datetime) -> IndexedDocument | None:
+            return await index.indexed_content(
+                conn, batch_id=batch_id, sha256=sha256, exclude_id=exclude_id
+            )
+
+        return await self.run(work, write=False)
+
+    def chunks_write(
+        self,
+        doc: ClaimedDocument,
+        *,
+        sha256: str,
+        size: int | None,
+        mtime_ns: int | None,
+        expected: int,
+        chunks: Callable[[], AsyncIterator[Sequence[index.ChunkData]]],
+        on_stored: Callable[[float], None] | None = None,
+    ) -> TransactionalWrite:
+        """The write that stores a document's chunks with its outcome (``Done.write``).
+
+        ``chunks()`` is called afresh each time the write runs (a transaction may be run
+        again), and must yield the chunks ``0..expected-1`` in order. ``on_stored`` gets the
+        seconds the store took.
+        """
+
+        async def write(conn: AsyncConnection) -> None:
+            started = asyncio.get_running_loop().time()
+            await index.store_chunks(
+                conn,
+                document_id=doc.id,
+                batch_id=doc.batch_id,
+                source=doc.source,
+                sha256=sha256,
+                size=size,
+                mtime_ns=mtime_ns,
+                expected=expected,
+                batches_of_chunks=chunks(),
+                now=await self.now(conn),
+            )
+            if on_stored is not None:
+                on_stored(asyncio.get_running_loop().time() - started)
+
+        return write
+
+    def content_write(
+        self,
+        doc: ClaimedDocument,
+        *,
+        sha256: str,
+        size: int | None = None,
+        mtime_ns: int | None = None,
+        supersede: bool = False,
+    ) -> TransactionalWrite:
+        """The write that records a skipped document's content hash; with ``supersede``,
+        the older documents of its source lose their chunks (its content is indexed
+        elsewhere now)."""
+
+        async def write(conn: AsyncConnection) -> None:
+            await index.record_content(
+                conn,
+                document_id=doc.id,
+                batch_id=doc.batch_id,
+                source=doc.source,
+                sha256=sha256,
+                size=size,
+                mtime_ns=mtime_ns,
+                supersede=supersede,
+            )
+
+        return write
+
+    async def search(
+        self,
+        query: str,
+        k: int = 10,
+        *,
+        owner: str | None = None,
+        batch_id: str | None = None,
+    ) -> list[SearchHit]:
+        """The ``k`` best chunks for ``query`` (BM25 on SQLite, ``ts_rank_cd`` on
+        PostgreSQL), within ``owner``'s batches or one batch. Raises ``InvalidInput`` for a
+        query with nothing to search for."""
+
+        async def work(conn: AsyncConnection, now: datetime) -> list[SearchHit]:
+            return await search_core.search(conn, query, k=k, owner=owner, batch_id=batch_id)
+
+        return await self.run(work, write=False)
+
+    async def plan(
+        self,
+        spec: BatchSpec,
+        sources: Iterable[SourceSpec],
+        *,
+        roots: Sequence[str] | None = None,
+        listed: int = 1_000,
+    ) -> Plan:
+        """Dry run of a submission: which sources are new, changed or unchanged for
+        ``spec.owner``, and which indexed ones are gone (under ``roots``, or from the
+        batch ``spec.id``). Writes nothing; lists at most ``listed`` sources per group."""
+
+        # One attempt only (no transparent retry): ``sources`` may be a one-shot iterator.
+        async with self.transaction(write=False) as conn:
+            return await search_core.plan(conn, spec, sources, roots=roots, listed=listed)

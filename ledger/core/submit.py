@@ -7,17 +7,18 @@ import secrets
 import time
 from collections.abc import Iterable
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ledger.core.events import record_events
 from ledger.core.rows import batch_from_row
 from ledger.db.dialect import DocumentRow, insert_documents, lock_rows
-from ledger.db.models import batches
+from ledger.db.models import batches, documents
 from ledger.errors import Conflict, InvalidInput
 from ledger.records import Batch, BatchSpec, SourceSpec, SubmitResult
-from ledger.states import BatchState
+from ledger.states import BatchState, DocumentStatus
 
 INSERT_CHUNK = 5_000  # rows per INSERT: bounded memory however many sources come in
 MAX_BATCH_ID = 200
@@ -105,11 +106,13 @@ async def submit(
         )
         before = 0
 
-    submitted = await _insert_documents(conn, batch_id, sources, now)
+    submitted, requeued = await _insert_documents(
+        conn, batch_id, sources, now, known_batch=existing is not None
+    )
     batch = await load_batch(conn, batch_id)
     assert batch is not None
     added = batch.total - before
-    if added and batch.completed_at is not None:
+    if (added or requeued) and batch.completed_at is not None:
         await conn.execute(
             update(batches)
             .where(batches.c.id == batch_id)
@@ -121,16 +124,127 @@ async def submit(
         await record_events(conn, now, [(batch_id, None, "batch_created", {"documents": added})])
     elif added:
         await record_events(conn, now, [(batch_id, None, "documents_added", {"documents": added})])
-    return SubmitResult(batch=batch, created=existing is None, added=added, known=submitted - added)
+    if requeued:
+        await record_events(
+            conn, now, [(batch_id, None, "documents_requeued", {"documents": requeued})]
+        )
+    return SubmitResult(
+        batch=batch,
+        created=existing is None,
+        added=added,
+        known=submitted - added,
+        requeued=requeued,
+    )
 
 
 async def _insert_documents(
-    conn: AsyncConnection, batch_id: str, sources: Iterable[SourceSpec], now: datetime
-) -> int:
+    conn: AsyncConnection,
+    batch_id: str,
+    sources: Iterable[SourceSpec],
+    now: datetime,
+    *,
+    known_batch: bool,
+) -> tuple[int, int]:
+    """Insert the new sources; in a known batch, bring changed known sources up to date.
+    Returns (sources submitted, documents requeued)."""
     submitted = 0
+    requeued = 0
     iterator = iter(sources)
     while chunk := list(itertools.islice(iterator, INSERT_CHUNK)):
         rows: list[DocumentRow] = [(s.source, s.size, s.mtime_ns, s.sha256, s.meta) for s in chunk]
         await insert_documents(conn, batch_id, now, rows)
         submitted += len(rows)
-    return submitted
+        if known_batch:
+            requeued += await _update_changed(conn, batch_id, chunk, now)
+    return submitted, requeued
+
+
+def _changed(spec: SourceSpec, row: Any) -> bool:
+    """A known source changed when a fact given now differs from the recorded one."""
+    return any(
+        new is not None and old is not None and new != old
+        for new, old in (
+            (spec.size, row.source_size),
+            (spec.mtime_ns, row.source_mtime_ns),
+            (spec.sha256.lower() if spec.sha256 else None, row.source_sha256),
+        )
+    )
+
+
+# Finished documents whose source changed are processed again; pending ones only take the
+# new facts (process_file checks them); running ones are left to finish (resubmit later).
+_REQUEUE_FROM = (
+    DocumentStatus.DONE.value,
+    DocumentStatus.SKIPPED.value,
+    DocumentStatus.FAILED.value,
+)
+
+
+async def _update_changed(
+    conn: AsyncConnection, batch_id: str, chunk: list[SourceSpec], now: datetime
+) -> int:
+    """Resubmission of sources the batch already has: where the size, modification time or
+    SHA-256 given now differ from those recorded, record the new ones, and put done,
+    skipped and failed documents back to pending with a fresh count of attempts. Their
+    chunks stay searchable until the new run replaces them (or until a newer document of
+    the same source does). Returns how many documents went back to pending."""
+    by_source = {s.source: s for s in chunk}
+    rows = (
+        await conn.execute(
+            lock_rows(
+                conn,
+                select(
+                    documents.c.id,
+                    documents.c.source,
+                    documents.c.status,
+                    documents.c.source_size,
+                    documents.c.source_mtime_ns,
+                    documents.c.source_sha256,
+                ).where(
+                    documents.c.batch_id == batch_id,
+                    documents.c.source.in_(list(by_source)),
+                    documents.c.status.in_([*_REQUEUE_FROM, DocumentStatus.PENDING.value]),
+                ),
+                of=documents,
+            )
+        )
+    ).all()
+    changed = [(r, by_source[r.source]) for r in rows if _changed(by_source[r.source], r)]
+    if not changed:
+        return 0
+    facts = [
+        {
+            "b_id": r.id,
+            "b_size": spec.size,
+            "b_mtime": spec.mtime_ns,
+            "b_sha": spec.sha256.lower() if spec.sha256 else None,
+        }
+        for r, spec in changed
+    ]
+    await conn.execute(
+        update(documents)
+        .where(documents.c.id == bindparam("b_id"))
+        .values(
+            source_size=bindparam("b_size"),
+            source_mtime_ns=bindparam("b_mtime"),
+            source_sha256=bindparam("b_sha"),
+            updated_at=now,
+        ),
+        facts,
+    )
+    again = [r.id for r, _ in changed if r.status in _REQUEUE_FROM]
+    if again:
+        await conn.execute(
+            update(documents)
+            .where(documents.c.id.in_(again), documents.c.status.in_(_REQUEUE_FROM))
+            .values(
+                status=DocumentStatus.PENDING.value,
+                attempts=0,
+                next_attempt_at=now,
+                error_code=None,
+                error_message=None,
+                finished_at=None,
+                updated_at=now,
+            )
+        )
+    return len(again)

@@ -142,3 +142,18 @@ async def insert_documents(
             "metas": [r[4] for r in rows],
         },
     )
+
+
+def minute_of(conn: AsyncConnection, moment: ColumnElement[Any]) -> ColumnElement[str]:
+    """The UTC minute of a timestamp column as text, ``YYYY-MM-DD HH:MM``, for grouping.
+
+    SQLite stores timestamps as fixed-width UTC text (see ``db.types``), so the minute is
+    its first 16 characters; PostgreSQL truncates the instant in UTC.
+    """
+    if is_postgres(conn):
+        return func.to_char(
+            func.date_trunc("minute", func.timezone("UTC", moment)),
+            "YYYY-MM-DD HH24:MI",
+            type_=String(),
+        )
+    return func.substr(moment, 1, 16, type_=String())

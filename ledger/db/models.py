@@ -26,7 +26,7 @@ from sqlalchemy import (
 )
 
 from ledger.db.types import BigIntId, JSONDoc, UTCDateTime
-from ledger.states import AttemptOutcome, BatchState, DocumentStatus
+from ledger.states import AttemptOutcome, BatchState, DocumentStatus, UploadState
 
 # Every constraint and index gets a stable name: Alembic's SQLite batch mode silently drops
 # unnamed CHECK constraints, and stable names make migrations reviewable.
@@ -128,6 +128,13 @@ documents = Table(
     Column("result", JSONDoc, nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
+    Column(
+        "superseded_by",
+        BigIntId,
+        nullable=True,
+        doc="the later document of the same owner and source whose run removed this one's "
+        "chunks; NULL while this document's chunks (if any) are the indexed ones",
+    ),
     UniqueConstraint("batch_id", "source"),
     CheckConstraint(_in("status", [s.value for s in DocumentStatus]), name="status_valid"),
     CheckConstraint("attempts >= 0", name="attempts_nonnegative"),
@@ -158,6 +165,9 @@ documents = Table(
     Index(None, "batch_id", "finished_at"),
     # Dedup ledger: has this content been processed before?
     Index(None, "source_sha256"),
+    # Has this source been indexed before (by any batch)? A hash index on PostgreSQL: paths
+    # can be longer than a B-tree entry may be, and only equality is asked.
+    Index("ix_documents_source", "source", postgresql_using="hash"),
 )
 
 attempts = Table(
@@ -235,4 +245,92 @@ batch_requests = Table(
     ),
     Column("fingerprint", String(64), nullable=False, doc="SHA-256 of the canonical request"),
     Column("created_at", UTCDateTime, nullable=False),
+)
+
+# --------------------------------------------------------------------------- tus uploads (0004)
+
+_UPLOAD_ENDED_SQL = _in("state", (UploadState.TERMINATED, UploadState.EXPIRED))
+
+# One resumable upload. The row is the truth about it: ``upload_offset`` counts the bytes that
+# are durably in the file at ``path`` (a longer file is cut back to it before the next write),
+# and one writer at a time holds it through ``writer_token`` until ``locked_until``.
+uploads = Table(
+    "uploads",
+    metadata,
+    Column("id", String(32), primary_key=True, doc="server-made, the last part of its URL"),
+    Column("owner", String(200), nullable=True, doc="tenant; NULL for local use"),
+    Column("state", String(16), nullable=False),
+    Column("upload_length", BigIntId, nullable=True, doc="total bytes; NULL while deferred"),
+    Column("upload_offset", BigIntId, nullable=False, server_default=text("0")),
+    Column("metadata_header", Text, nullable=True, doc="Upload-Metadata as the client sent it"),
+    Column("meta", JSONDoc, nullable=True, doc="the decoded metadata values"),
+    Column("batch_id", String(200), nullable=False, doc="the batch its document goes into"),
+    Column("filename", Text, nullable=True, doc="the client's file name, cleaned"),
+    Column("processor", String(500), nullable=True, doc="for a batch made on completion"),
+    Column("path", Text, nullable=False, doc="the file the bytes are appended to"),
+    Column("sha256", String(64), nullable=True, doc="of the whole file, once complete"),
+    Column(
+        "document_id",
+        BigIntId,
+        ForeignKey("documents.id", ondelete="SET NULL"),
+        nullable=True,
+    ),
+    Column("writer_token", String(32), nullable=True),
+    Column("locked_until", UTCDateTime, nullable=True),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("completed_at", UTCDateTime, nullable=True),
+    Column("ended_at", UTCDateTime, nullable=True, doc="when it was terminated or expired"),
+    Column("files_removed_at", UTCDateTime, nullable=True),
+    CheckConstraint(_in("state", [s.value for s in UploadState]), name="state_valid"),
+    CheckConstraint("upload_offset >= 0", name="offset_nonnegative"),
+    CheckConstraint("upload_length IS NULL OR upload_length >= 0", name="length_nonnegative"),
+    CheckConstraint(
+        "upload_length IS NULL OR upload_offset <= upload_length", name="offset_within_length"
+    ),
+    CheckConstraint("(writer_token IS NULL) = (locked_until IS NULL)", name="lease_complete"),
+    CheckConstraint(
+        "state <> 'complete' OR (completed_at IS NOT NULL AND sha256 IS NOT NULL"
+        " AND upload_length = upload_offset AND writer_token IS NULL)",
+        name="complete_has_file",
+    ),
+    CheckConstraint(f"({_UPLOAD_ENDED_SQL}) = (ended_at IS NOT NULL)", name="ended_iff_final"),
+    CheckConstraint(
+        f"files_removed_at IS NULL OR ({_UPLOAD_ENDED_SQL})", name="removed_only_ended"
+    ),
+    # The cleanup: unfinished uploads past their expiry, ended uploads whose file is left.
+    Index(None, "state", "expires_at"),
+    Index(None, "owner"),
+)
+
+# The chunk index: the text of every done document, in order. Written only in the
+# transaction that marks the document done (see ledger.core.index), so a document is done
+# exactly when all its chunks are here. The full-text index over ``text`` is
+# dialect-specific and lives in the migrations only (ledger.db.fts): an FTS5
+# external-content table on SQLite, a generated tsvector column with a GIN index on
+# PostgreSQL.
+chunks = Table(
+    "chunks",
+    metadata,
+    Column("id", BigIntId, primary_key=True, autoincrement=True),
+    Column(
+        "document_id",
+        BigIntId,
+        ForeignKey("documents.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("batch_id", String(200), ForeignKey("batches.id", ondelete="CASCADE"), nullable=False),
+    Column("ordinal", Integer, nullable=False),
+    Column("text", Text, nullable=False),
+    Column("char_start", BigIntId, nullable=False),
+    Column("char_end", BigIntId, nullable=False),
+    Column("page", Integer, nullable=True, doc="1-based page of the first character (PDF)"),
+    Column("created_at", UTCDateTime, nullable=False),
+    UniqueConstraint("document_id", "ordinal"),
+    CheckConstraint("ordinal >= 0", name="ordinal_nonnegative"),
+    CheckConstraint("char_start >= 0", name="char_start_nonnegative"),
+    CheckConstraint("char_end >= char_start", name="char_end_after_start"),
+    CheckConstraint("page IS NULL OR page >= 1", name="page_positive"),
+    Index(None, "batch_id"),
 )

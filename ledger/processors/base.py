@@ -25,7 +25,7 @@ from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ledger.errors import InvalidInput
-from ledger.records import JSON, ClaimedDocument, TransactionalWrite
+from ledger.records import JSON, ClaimedDocument, Cleanup, TransactionalWrite
 
 if TYPE_CHECKING:
     from ledger.core.ledger import Ledger
@@ -39,10 +39,12 @@ ENTRY_POINT_GROUP = "ledger.processors"
 
 @dataclass(frozen=True)
 class Done:
-    """The document was processed. ``write`` runs in the transaction that marks it done."""
+    """The document was processed. ``write`` runs in the transaction that marks it done;
+    ``cleanup`` runs once that transaction is over (or the outcome is dropped)."""
 
     result: JSON
     write: TransactionalWrite | None = None
+    cleanup: Cleanup | None = None
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,7 @@ class Skip:
     reason: str
     result: JSON = field(default_factory=dict)
     write: TransactionalWrite | None = None
+    cleanup: Cleanup | None = None
 
 
 ProcessorOutput = Done | Skip
@@ -74,6 +77,18 @@ class ProcessorContext:
 
 
 Factory = Callable[[ProcessorContext, JSON], Processor]
+
+# An object named by ``module:function`` (or an entry point) that has this attribute is a
+# factory, not a plain function: the registry calls ``obj.__ledger_factory__(context,
+# options)`` to build the processor (see ``ledger.processors.ingest.with_extracted_text``).
+FACTORY_ATTRIBUTE = "__ledger_factory__"
+
+
+def _from_object(context: ProcessorContext, obj: Any, options: JSON) -> Processor:
+    factory = getattr(obj, FACTORY_ATTRIBUTE, None)
+    if factory is not None:
+        return factory(context, options)  # type: ignore[no-any-return]
+    return wrap_callable(context, obj)
 
 
 def _as_output(value: Any) -> ProcessorOutput:
@@ -102,12 +117,12 @@ def wrap_callable(context: ProcessorContext, fn: Callable[..., Any]) -> Processo
 
         return run_async
 
-    pool = context.pool
     picklable = getattr(fn, "__module__", None) not in (None, "__main__") and (
         "<locals>" not in getattr(fn, "__qualname__", "<locals>")
     )
 
     async def run_sync(doc: Document) -> ProcessorOutput:
+        pool = context.pool  # read per call: the worker may replace its pool between runs
         if pool is not None and picklable:
             value = await pool.run(fn, doc, timeout=context.task_timeout)
         else:
@@ -176,10 +191,10 @@ class ProcessorRegistry:
         if factory is not None:
             return factory(context, options)
         if ":" in name:
-            return wrap_callable(context, load_object(name))
+            return _from_object(context, load_object(name), options)
         for ep in entry_points(group=ENTRY_POINT_GROUP):
             if ep.name == name:
-                return wrap_callable(context, ep.load())
+                return _from_object(context, ep.load(), options)
         raise InvalidInput(f"unknown processor {name!r}")
 
 

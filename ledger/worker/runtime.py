@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from ledger import metrics
 from ledger.core.ledger import Ledger
 from ledger.errors import InvalidInput, LedgerError, ProcessingError
 from ledger.processors.base import (
@@ -115,6 +116,7 @@ class Worker:
         self.context = ProcessorContext(
             ledger=ledger, pool=pool, task_timeout=settings.task_timeout_seconds
         )
+        self._owns_pool = pool is None
         self.claim_batch = settings.claim_batch
         self.commit_batch = settings.commit_batch
         self.commit_interval = settings.commit_interval_seconds
@@ -173,6 +175,34 @@ class Worker:
         if until_complete and not self.batch_ids:
             raise InvalidInput("until_complete needs batch_ids")
         self.stats = WorkerStats()
+        self._open_pool()
+        try:
+            return await self._run(burst=burst, until_complete=until_complete)
+        finally:
+            await self._close_pool()
+
+    # ------------------------------------------------------------------ process pool
+    # Without a pool given, the worker owns one per run. Children start on first use, so a
+    # worker whose processors never need one (noop, sleep, async ones) starts none.
+
+    def _open_pool(self) -> None:
+        if self._owns_pool:
+            from ledger.worker.pool import ProcessPool
+
+            settings = self.ledger.settings
+            self.context.pool = ProcessPool(
+                settings.process_workers,
+                memory_limit_bytes=settings.task_memory_limit_mb * 2**20,
+            )
+
+    async def _close_pool(self) -> None:
+        if self._owns_pool and self.context.pool is not None:
+            pool, self.context.pool = self.context.pool, None
+            await pool.close()
+
+    # ------------------------------------------------------------------ main loop (cont.)
+
+    async def _run(self, *, burst: bool, until_complete: bool) -> WorkerStats:
         self.worker_id = await self.ledger.register_worker(concurrency=self.concurrency)
         log.info("worker %s started (concurrency %d)", self.worker_id, self.concurrency)
         committer = asyncio.create_task(self._commit_loop(), name="ledger-committer")
@@ -207,9 +237,11 @@ class Worker:
             claimed: list[ClaimedDocument] = []
             if room >= max(1, self.prefetch // 2):
                 want = min(room, self.claim_batch)
+                began = time.perf_counter()
                 claimed = await self.ledger.claim(
                     self.worker_id, want, batch_ids=self.batch_ids
                 )
+                metrics.observe_claim(time.perf_counter() - began, len(claimed))
                 self.stats.claimed += len(claimed)
                 self._ready.extend(claimed)
                 self._fill_slots()
@@ -278,6 +310,7 @@ class Worker:
 
     async def _process(self, doc: ClaimedDocument) -> None:
         outcome: Outcome | None = None
+        began = time.perf_counter()
         try:
             processor = self.registry.get(self.context, doc.processor, doc.options)
             output: ProcessorOutput = await processor(doc)
@@ -295,9 +328,15 @@ class Worker:
             self._tasks.pop(doc.id, None)
             self.current.pop(doc.id, None)
             self._force_release.discard(doc.id)
+            if outcome is not None:
+                metrics.observe_processed(
+                    doc.processor, outcome.outcome.value, time.perf_counter() - began
+                )
             if outcome is not None and doc.id not in self._lost:
                 self._outbox.append((doc, outcome))
                 self._outbox_changed.set()
+            elif outcome is not None:
+                _cleanup([outcome])
             self._lost.discard(doc.id)
             self._fill_slots()
             self._wake.set()
@@ -329,10 +368,12 @@ class Worker:
                 if final and failures >= 5:
                     log.error("giving up on %d outcomes; their leases will expire", len(group))
                     del self._outbox[: len(group)]
+                    _cleanup([o for _, o in group])
                     continue
                 await asyncio.sleep(min(0.1 * 2**failures, 5.0))
                 continue
             del self._outbox[: len(group)]
+            _cleanup([o for _, o in group])
             failures = 0
             self._wake.set()
 
@@ -413,9 +454,20 @@ class Worker:
             log.warning("lost %d leases (expired and taken over)", len(lost))
 
 
+def _cleanup(outcomes: Sequence[Outcome]) -> None:
+    for outcome in outcomes:
+        if outcome.cleanup is not None:
+            try:
+                outcome.cleanup()
+            except Exception as exc:  # a leftover file must not stop the worker
+                log.warning("cleanup after document %s failed: %s", outcome.document_id, exc)
+
+
 def _outcome_of(doc: ClaimedDocument, output: ProcessorOutput) -> Outcome:
     if isinstance(output, Done):
-        return Outcome.done(doc, output.result, output.write)
+        return Outcome.done(doc, output.result, output.write, output.cleanup)
     if isinstance(output, Skip):
-        return Outcome.skipped(doc, {"reason": output.reason, **output.result}, output.write)
+        return Outcome.skipped(
+            doc, {"reason": output.reason, **output.result}, output.write, output.cleanup
+        )
     raise TypeError(f"processor returned {type(output).__name__}, not Done or Skip")

@@ -28,6 +28,7 @@ from ledger.processors.ingest.pipeline import (
     sha256_file,
 )
 from ledger.processors.ingest.spool import SpoolCorrupt, iter_spool, remove_stale_partials
+from ledger.processors.ingest.user import with_extracted_text
 
 __all__ = [
     "ChunkRecord",
@@ -43,4 +44,5 @@ __all__ = [
     "process_file",
     "remove_stale_partials",
     "sha256_file",
+    "with_extracted_text",
 ]

@@ -28,6 +28,7 @@ from ledger.processors.ingest.chunking import ChunkRecord
 
 MAGIC = b"LGSPOOL1"
 PARTIAL_SUFFIX = ".partial"
+SPOOL_SUFFIX = ".spool"
 _LENGTH = struct.Struct("<I")
 _COUNT = struct.Struct("<Q")
 _END = 0xFFFFFFFF
@@ -124,14 +125,16 @@ def iter_spool(path: str, batch_size: int = 1000) -> Iterator[list[ChunkRecord]]
             yield batch
 
 
-def remove_stale_partials(spool_dir: str, older_than: float) -> int:
+def remove_stale_partials(spool_dir: str, older_than: float, *, complete: bool = False) -> int:
     """Delete ``*.partial`` spools not modified for ``older_than`` seconds (left by killed
-    children); return how many were deleted."""
+    children); with ``complete``, also complete ``*.spool`` files that old (left by a
+    worker killed before it stored them). Return how many were deleted."""
     cutoff = time.time() - older_than
     removed = 0
+    suffixes = (PARTIAL_SUFFIX, SPOOL_SUFFIX) if complete else (PARTIAL_SUFFIX,)
     with os.scandir(spool_dir) as entries:
         for entry in entries:
-            if entry.name.endswith(PARTIAL_SUFFIX) and entry.stat().st_mtime < cutoff:
+            if entry.name.endswith(suffixes) and entry.stat().st_mtime < cutoff:
                 try:
                     os.unlink(entry.path)
                     removed += 1

@@ -1,0 +1,254 @@
+"""The chunk index and the dedup ledger: chunks in, "is this already indexed?" out.
+
+Rules (docs/ingest.md):
+
+- Chunks are written only by :func:`store_chunks`, inside the transaction that marks their
+  document done (the ``write`` of its outcome), so a document is done exactly when all its
+  chunks are stored, and a worker that lost its lease stores nothing.
+- Per owner and source path only one document holds chunks: the one whose run was
+  recorded last. Storing a document's chunks deletes those of every other document of the
+  same owner and source and marks them ``superseded_by`` it, in the same transaction, so a
+  search never returns the text of an older version of a file.
+- The dedup key is the SHA-256 of the content, scoped by owner. A source is *unchanged*
+  when a document of the same owner and source holds chunks and its recorded size and
+  modification time (or SHA-256) match; content is a *duplicate* when any document of the
+  owner that holds chunks has the same SHA-256.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from datetime import datetime
+from typing import Any, Protocol
+
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ledger.db.models import batches, chunks, documents
+from ledger.errors import LedgerError
+from ledger.records import IndexedDocument
+from ledger.states import DocumentStatus
+
+PARAMS_CHUNK = 1_000
+
+
+class ChunkData(Protocol):
+    """What a chunk to store must have (``ChunkRecord`` of the ingest engine has it)."""
+
+    @property
+    def ordinal(self) -> int: ...
+    @property
+    def text(self) -> str: ...
+    @property
+    def char_start(self) -> int: ...
+    @property
+    def char_end(self) -> int: ...
+    @property
+    def page(self) -> int | None: ...
+
+
+class ChunksIncomplete(LedgerError):
+    """The chunks handed in are not the numbered sequence 0..n-1 that was announced."""
+
+
+def _owner_of(batch_id: str) -> Any:
+    return select(batches.c.owner).where(batches.c.id == batch_id).scalar_subquery()
+
+
+def _holders(batch_id: str) -> Any:
+    """Documents of the same owner as ``batch_id`` that hold their source's chunks."""
+    return (
+        select(
+            documents.c.id,
+            documents.c.batch_id,
+            documents.c.source,
+            documents.c.source_size,
+            documents.c.source_mtime_ns,
+            documents.c.source_sha256,
+            documents.c.result,
+        )
+        .join(batches, batches.c.id == documents.c.batch_id)
+        .where(
+            batches.c.owner.is_not_distinct_from(_owner_of(batch_id)),
+            documents.c.status == DocumentStatus.DONE.value,
+            documents.c.superseded_by.is_(None),
+        )
+    )
+
+
+def _indexed(row: Any) -> IndexedDocument:
+    result = row.result or {}
+    count = result.get("chunks") if isinstance(result, dict) else None
+    return IndexedDocument(
+        id=row.id,
+        batch_id=row.batch_id,
+        source=row.source,
+        size=row.source_size,
+        mtime_ns=row.source_mtime_ns,
+        sha256=row.source_sha256,
+        chunks=count if isinstance(count, int) else None,
+    )
+
+
+async def indexed_source(
+    conn: AsyncConnection, *, batch_id: str, source: str, exclude_id: int | None = None
+) -> IndexedDocument | None:
+    """The document holding the chunks of ``source`` for the owner of ``batch_id``."""
+    query = _holders(batch_id).where(documents.c.source == source)
+    if exclude_id is not None:
+        query = query.where(documents.c.id != exclude_id)
+    row = (await conn.execute(query.order_by(documents.c.id.desc()).limit(1))).first()
+    return _indexed(row) if row else None
+
+
+async def indexed_content(
+    conn: AsyncConnection, *, batch_id: str, sha256: str, exclude_id: int | None = None
+) -> IndexedDocument | None:
+    """A document of the owner of ``batch_id`` that holds chunks of content ``sha256``."""
+    query = _holders(batch_id).where(documents.c.source_sha256 == sha256.lower())
+    if exclude_id is not None:
+        query = query.where(documents.c.id != exclude_id)
+    row = (await conn.execute(query.order_by(documents.c.id).limit(1))).first()
+    return _indexed(row) if row else None
+
+
+async def _supersede_others(
+    conn: AsyncConnection, *, document_id: int, batch_id: str, source: str
+) -> int:
+    """Delete the chunks of the other documents of this owner and source; mark them."""
+    others = (
+        (
+            await conn.execute(
+                select(documents.c.id)
+                .join(batches, batches.c.id == documents.c.batch_id)
+                .where(
+                    documents.c.source == source,
+                    documents.c.id != document_id,
+                    documents.c.superseded_by.is_(None),
+                    batches.c.owner.is_not_distinct_from(_owner_of(batch_id)),
+                )
+            )
+        )
+        .scalars()
+        .all()
+    )
+    for start in range(0, len(others), PARAMS_CHUNK):
+        ids = others[start : start + PARAMS_CHUNK]
+        await conn.execute(delete(chunks).where(chunks.c.document_id.in_(ids)))
+        await conn.execute(
+            update(documents).where(documents.c.id.in_(ids)).values(superseded_by=document_id)
+        )
+    return len(others)
+
+
+async def record_content(
+    conn: AsyncConnection,
+    *,
+    document_id: int,
+    batch_id: str,
+    source: str,
+    sha256: str,
+    size: int | None,
+    mtime_ns: int | None,
+    supersede: bool,
+) -> None:
+    """Record what a document's source turned out to contain (size and mtime only where
+    submit left them unknown); with ``supersede``, it replaces older documents of its source."""
+    await conn.execute(
+        update(documents)
+        .where(documents.c.id == document_id)
+        .values(
+            source_sha256=sha256.lower(),
+            source_size=func.coalesce(documents.c.source_size, size),
+            source_mtime_ns=func.coalesce(documents.c.source_mtime_ns, mtime_ns),
+            superseded_by=None,
+        )
+    )
+    if supersede:
+        await _supersede_others(conn, document_id=document_id, batch_id=batch_id, source=source)
+
+
+async def store_chunks(
+    conn: AsyncConnection,
+    *,
+    document_id: int,
+    batch_id: str,
+    source: str,
+    sha256: str,
+    size: int | None,
+    mtime_ns: int | None,
+    expected: int,
+    batches_of_chunks: AsyncIterator[Sequence[ChunkData]],
+    now: datetime,
+) -> int:
+    """Store a document's chunks (replacing any of its own from an earlier run) and make
+    them the indexed text of its source. Runs in the completing transaction.
+
+    Raises :class:`ChunksIncomplete` unless exactly ordinals ``0..expected-1`` came in, in
+    order: then the transaction must not commit.
+    """
+    await conn.execute(delete(chunks).where(chunks.c.document_id == document_id))
+    stored = 0
+    async for batch in batches_of_chunks:
+        rows = []
+        for chunk in batch:
+            if chunk.ordinal != stored:
+                raise ChunksIncomplete(
+                    f"document {document_id}: chunk {chunk.ordinal} came where {stored} "
+                    "was expected"
+                )
+            rows.append(
+                {
+                    "document_id": document_id,
+                    "batch_id": batch_id,
+                    "ordinal": chunk.ordinal,
+                    "text": chunk.text,
+                    "char_start": chunk.char_start,
+                    "char_end": chunk.char_end,
+                    "page": chunk.page,
+                    "created_at": now,
+                }
+            )
+            stored += 1
+        if rows:
+            await conn.execute(insert(chunks), rows)
+    if stored != expected:
+        raise ChunksIncomplete(f"document {document_id}: {stored} chunks, {expected} expected")
+    await record_content(
+        conn,
+        document_id=document_id,
+        batch_id=batch_id,
+        source=source,
+        sha256=sha256,
+        size=size,
+        mtime_ns=mtime_ns,
+        supersede=True,
+    )
+    return stored
+
+
+async def chunk_count(conn: AsyncConnection, document_id: int) -> int:
+    return int(
+        (
+            await conn.execute(
+                select(func.count()).select_from(chunks).where(chunks.c.document_id == document_id)
+            )
+        ).scalar_one()
+    )
+
+
+def owner_matches(owner: str | None) -> Any:
+    """The WHERE clause scoping a query on ``batches`` to one owner (None: local use)."""
+    return batches.c.owner.is_not_distinct_from(owner)
+
+
+__all__ = [
+    "ChunkData",
+    "ChunksIncomplete",
+    "chunk_count",
+    "indexed_content",
+    "indexed_source",
+    "owner_matches",
+    "record_content",
+    "store_chunks",
+]

@@ -1,0 +1,274 @@
+"""The ``ingest`` processor: a file in, its chunks in the index, exactly once.
+
+Per document:
+
+1. **Roots.** If the settings have ``allowed_roots`` or the batch options have ``roots``,
+   the source's real path (symbolic links resolved) must lie under one of them (or under
+   the upload storage), else ``outside_roots``. The resolved path is what gets read.
+2. **Dedup** (unless the batch options say ``reprocess: true``). *Unchanged*: a document of
+   the same owner and source holds chunks, its recorded size and mtime equal the file's,
+   and its SHA-256 is known: skipped without reading the file. Otherwise the file is hashed
+   (in a thread; an upload's known hash is used as is) and if a document of the same owner
+   holds chunks of that content it is skipped as *unchanged* (same source) or a
+   *duplicate* (another source), with ``duplicate_of`` naming that document.
+3. **Extract** with ``process_file`` in the worker's process pool (time and memory limits)
+   into a chunk spool; the hash found in step 2 is passed as the expected one, so the text
+   stored is the text of the content that was checked.
+4. **Store**: ``Done(result, write)``; the write streams the spool into ``chunks`` inside
+   the transaction that marks the document done, and replaces the chunks of older
+   documents of the same source. The spool is deleted when that transaction is over.
+
+Batch options: ``reprocess`` (bool), ``roots`` (list of folders), and any field of
+``IngestOptions`` (``chunk_size``, ``chunk_overlap``, caps).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import functools
+import os
+import stat
+import time
+from collections.abc import AsyncIterator, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from ledger.errors import InvalidInput, PermanentError
+from ledger.processors.base import Document, Done, Processor, ProcessorContext, Skip
+from ledger.processors.ingest.chunking import ChunkRecord
+from ledger.processors.ingest.options import IngestOptions
+from ledger.processors.ingest.pipeline import IngestOutcome, process_file, sha256_file
+from ledger.processors.ingest.spool import iter_spool, remove_stale_partials
+from ledger.records import JSON
+
+STORE_BATCH = 1_000  # chunks per INSERT: bounds the memory of storing a huge document
+OUTSIDE_ROOTS = "outside_roots"
+_INGEST_FIELDS = {f.name for f in dataclasses.fields(IngestOptions)}
+_OWN_OPTIONS = {"reprocess", "roots"}
+
+
+@dataclasses.dataclass(frozen=True)
+class IngestConfig:
+    """A batch's ingest options, validated."""
+
+    ingest: IngestOptions
+    reprocess: bool
+    roots: tuple[str, ...]  # real paths; empty: no containment check
+
+    @classmethod
+    def from_options(cls, options: JSON, *, allowed_roots: Sequence[str] = ()) -> IngestConfig:
+        unknown = set(options) - _INGEST_FIELDS - _OWN_OPTIONS
+        if unknown:
+            raise InvalidInput(
+                f"unknown ingest options: {', '.join(sorted(unknown))}; known: "
+                + ", ".join(sorted(_INGEST_FIELDS | _OWN_OPTIONS))
+            )
+        reprocess = options.get("reprocess", False)
+        if not isinstance(reprocess, bool):
+            raise InvalidInput("option reprocess must be true or false")
+        roots = options.get("roots", [])
+        if not isinstance(roots, list) or not all(isinstance(r, str) and r for r in roots):
+            raise InvalidInput("option roots must be a list of folders")
+        values = {k: v for k, v in options.items() if k in _INGEST_FIELDS}
+        for key, value in values.items():
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise InvalidInput(f"option {key} must be an integer")
+        chosen = [*allowed_roots, *roots] if (allowed_roots or roots) else []
+        return cls(
+            ingest=IngestOptions(**values),
+            reprocess=reprocess,
+            roots=tuple(os.path.realpath(r) for r in chosen),
+        )
+
+
+def _inside(path: str, roots: Sequence[str]) -> bool:
+    return any(path == root or path.startswith(root.rstrip(os.sep) + os.sep) for root in roots)
+
+
+def resolve_source(source: str, roots: Sequence[str]) -> str:
+    """The path to read for ``source``: as given, or, when ``roots`` are in force, its real
+    path, which must lie under one of them (a symbolic link may not lead out)."""
+    if not roots:
+        return source
+    real = os.path.realpath(source)
+    if not _inside(real, roots):
+        raise PermanentError(
+            OUTSIDE_ROOTS, f"{source} resolves to {real}, outside the allowed folders"
+        )
+    return real
+
+
+def _stat(path: str) -> os.stat_result | None:
+    """The file's status, or None when it is not a readable regular file (then nothing is
+    looked up or hashed, and ``process_file`` reports why, with the right code)."""
+    try:
+        result = os.stat(path)
+    except OSError:
+        return None
+    return result if stat.S_ISREG(result.st_mode) else None
+
+
+def _hash(path: str) -> str | None:
+    try:
+        return sha256_file(path)[0]
+    except (OSError, PermanentError):
+        return None  # gone or unreadable since: process_file reports it
+
+
+async def _spool_batches(path: str) -> AsyncIterator[list[ChunkRecord]]:
+    """The spool's chunks in batches, each read in a thread (a 2 GB document's spool is
+    never in memory: one batch at a time)."""
+    batches: Iterator[list[ChunkRecord]] = iter_spool(path, batch_size=STORE_BATCH)
+    try:
+        while True:
+            batch = await asyncio.to_thread(next, batches, None)
+            if batch is None:
+                return
+            yield batch
+    finally:
+        batches.close()  # type: ignore[attr-defined]
+
+
+def _remover(path: str) -> Any:
+    def remove() -> None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+
+    return remove
+
+
+def spool_dir_for(context: ProcessorContext) -> str:
+    """Where this machine's workers put chunk spools (created if needed)."""
+    directory = Path(context.ledger.settings.home) / "spool"
+    directory.mkdir(parents=True, exist_ok=True)
+    return str(directory)
+
+
+def make_ingest_processor(context: ProcessorContext, options: JSON) -> Processor:
+    """The ``ingest`` processor for a batch with these options (see the module docstring)."""
+    settings = context.ledger.settings
+    allowed = list(getattr(settings, "allowed_roots", None) or [])
+    config = IngestConfig.from_options(options, allowed_roots=allowed)
+    if config.roots:
+        # Uploaded files live in the ledger's storage: always readable when roots apply.
+        config = dataclasses.replace(
+            config, roots=(*config.roots, os.path.realpath(settings.storage))
+        )
+    spool_dir = spool_dir_for(context)
+    # Spools older than any attempt can last were left by killed workers or children.
+    stale_after = max(3600.0, context.task_timeout + 2 * settings.lease_seconds)
+    remove_stale_partials(spool_dir, stale_after, complete=True)
+    ledger = context.ledger
+
+    async def ingest(doc: Document) -> Done | Skip:
+        started = time.perf_counter()
+        path = await asyncio.to_thread(resolve_source, doc.source, config.roots)
+        before = await asyncio.to_thread(_stat, path)
+        sha256 = doc.sha256.lower() if doc.sha256 else None
+        hash_seconds = 0.0
+        if not config.reprocess and before is not None:
+            holder = await ledger.indexed_source(doc.batch_id, doc.source, exclude_id=doc.id)
+            if (
+                holder is not None
+                and holder.sha256 is not None
+                and holder.size == before.st_size
+                and holder.mtime_ns == before.st_mtime_ns
+                and sha256 in (None, holder.sha256)
+            ):
+                return Skip(
+                    f"unchanged: same content as document {holder.id}",
+                    {"duplicate_of": holder.id, "sha256": holder.sha256},
+                )
+            if sha256 is None:
+                hashed = time.perf_counter()
+                sha256 = await asyncio.to_thread(_hash, path)
+                hash_seconds = time.perf_counter() - hashed
+            twin = None
+            if sha256 is not None:
+                twin = await ledger.indexed_content(doc.batch_id, sha256, exclude_id=doc.id)
+            if twin is not None:
+                same_source = twin.source == doc.source
+                kind = "unchanged" if same_source else "duplicate"
+                assert sha256 is not None
+                return Skip(
+                    f"{kind}: same content as document {twin.id}",
+                    {"duplicate_of": twin.id, "sha256": sha256},
+                    write=ledger.content_write(
+                        doc,
+                        sha256=sha256,
+                        size=before.st_size,
+                        mtime_ns=before.st_mtime_ns,
+                        supersede=not same_source,
+                    ),
+                )
+        job = functools.partial(
+            process_file,
+            path,
+            expected_size=doc.size,
+            expected_mtime_ns=doc.mtime_ns,
+            expected_sha256=sha256,
+            options=config.ingest,
+            spool_dir=spool_dir,
+        )
+        extract_started = time.perf_counter()
+        pool = context.pool
+        if pool is not None:
+            outcome: IngestOutcome = await pool.run(job, timeout=context.task_timeout)
+        else:
+            outcome = await asyncio.to_thread(job)
+        remove = _remover(outcome.spool_path)
+        try:
+            return _done(doc, outcome, before, started, extract_started, hash_seconds, remove)
+        except BaseException:
+            remove()
+            raise
+
+    def _done(
+        doc: Document,
+        outcome: IngestOutcome,
+        before: os.stat_result | None,
+        started: float,
+        extract_started: float,
+        hash_seconds: float,
+        remove: Any,
+    ) -> Done:
+        timings: dict[str, float] = {
+            "hash": round(hash_seconds, 6),
+            "read": round(outcome.timings.read, 6),
+            "extract": round(outcome.timings.extract, 6),
+            "chunk": round(outcome.timings.chunk, 6),
+            "spool": round(outcome.timings.spool, 6),
+            "pool": round(time.perf_counter() - extract_started, 6),
+            "store": 0.0,
+            "total": round(time.perf_counter() - started, 6),
+        }
+        result: JSON = {
+            "type": outcome.type,
+            "encoding": outcome.encoding,
+            "pages": outcome.pages,
+            "characters": outcome.characters,
+            "chunks": outcome.chunks,
+            "size": outcome.size,
+            "sha256": outcome.sha256,
+            "timings": timings,
+        }
+
+        def stored(seconds: float) -> None:
+            # The result is written after the chunks, in the same transaction.
+            timings["store"] = round(seconds, 6)
+
+        same_file = before is not None and before.st_size == outcome.size
+        write = ledger.chunks_write(
+            doc,
+            sha256=outcome.sha256,
+            size=outcome.size,
+            mtime_ns=before.st_mtime_ns if same_file and before is not None else None,
+            expected=outcome.chunks,
+            chunks=functools.partial(_spool_batches, outcome.spool_path),
+            on_stored=stored,
+        )
+        return Done(result, write=write, cleanup=remove)
+
+    return ingest

@@ -1,0 +1,225 @@
+"""Incremental re-ingest: unchanged files are skipped without extraction, changed files
+replace their chunks atomically, deleted files show up in the plan."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ledger.core.ledger import Ledger
+from ledger.records import BatchSpec, SourceSpec
+from ledger.states import DocumentStatus
+from ledger.worker.pool import ProcessPool
+from ledger.worker.runtime import Worker
+from tests.conftest import sql
+from tests.ingest import fixtures as fx
+from tests.pipeline.support import (
+    MEMORY_LIMIT_MB,
+    check_index_invariants,
+    source_specs,
+    sync_url_of,
+)
+
+
+def make_folder(folder: Path) -> dict[str, Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    files = {
+        "a.txt": "Alpha file about the aardvark. " + " ".join(fx.sentences(1, 30)),
+        "b.txt": "Bravo file about the bison. " + " ".join(fx.sentences(2, 30)),
+        "c.md": "# Charlie\n\nAbout the chinchilla. " + " ".join(fx.sentences(3, 30)),
+    }
+    paths = {}
+    for name, text in files.items():
+        paths[name] = folder / name
+        paths[name].write_text(text, encoding="utf-8")
+    paths["d.pdf"] = fx.make_pdf(folder / "d.pdf", ["Delta page about the dingo.", "Page two."])
+    return paths
+
+
+async def work(led: Ledger, batch_id: str, pool: ProcessPool | None = None) -> None:
+    await Worker(led, batch_ids=[batch_id], pool=pool).run(until_complete=True)
+
+
+async def ingest(
+    led: Ledger, batch_id: str, paths: list[Path], *, owner: str | None = None, **options: object
+) -> dict[str, object]:
+    await led.submit(
+        BatchSpec(id=batch_id, processor="ingest", owner=owner, options=dict(options)),
+        source_specs(paths),
+    )
+    await work(led, batch_id)
+    return {d.source: d for d in (await led.documents(batch_id, limit=1000)).items}
+
+
+async def sources_for(led: Ledger, word: str) -> set[str]:
+    return {h.source for h in await led.search(word, 50)}
+
+
+async def test_unchanged_files_are_skipped_without_extraction(
+    led: Ledger, db_url: str, tmp_path: Path
+) -> None:
+    paths = make_folder(tmp_path / "docs")
+    first = await ingest(led, "first", list(paths.values()))
+    assert {d.status for d in first.values()} == {DocumentStatus.DONE}
+
+    # Same folder, a new batch: a pool of our own shows whether anything was extracted.
+    await led.submit(BatchSpec(id="again", processor="ingest"), source_specs(paths.values()))
+    async with ProcessPool(2, memory_limit_bytes=MEMORY_LIMIT_MB * 2**20) as pool:
+        await work(led, "again", pool)
+        assert pool.child_pids() == []  # no child was ever needed
+    again = {d.source: d for d in (await led.documents("again")).items}
+    for source, doc in again.items():
+        assert doc.status is DocumentStatus.SKIPPED
+        holder = first[source]
+        assert doc.result == {
+            "reason": f"unchanged: same content as document {holder.id}",
+            "duplicate_of": holder.id,
+            "sha256": holder.sha256,
+        }
+    # Search still returns each text once, from the first batch.
+    hits = await led.search("aardvark", 10)
+    assert [h.document_id for h in hits] == [first[str(paths["a.txt"])].id]
+    check_index_invariants(db_url)
+
+
+async def test_touched_file_with_same_content_is_hashed_not_extracted(
+    led: Ledger, tmp_path: Path
+) -> None:
+    paths = make_folder(tmp_path / "docs")
+    first = await ingest(led, "first", list(paths.values()))
+    st = os.stat(paths["b.txt"])
+    os.utime(paths["b.txt"], ns=(st.st_atime_ns, st.st_mtime_ns + 5_000_000_000))
+    await led.submit(BatchSpec(id="touched", processor="ingest"), source_specs([paths["b.txt"]]))
+    async with ProcessPool(1) as pool:
+        await work(led, "touched", pool)
+        assert pool.child_pids() == []
+    (doc,) = (await led.documents("touched")).items
+    assert doc.status is DocumentStatus.SKIPPED
+    assert doc.result["duplicate_of"] == first[str(paths["b.txt"])].id
+    assert doc.result["reason"].startswith("unchanged: same content")
+
+
+async def test_changed_file_replaces_its_chunks(led: Ledger, db_url: str, tmp_path: Path) -> None:
+    paths = make_folder(tmp_path / "docs")
+    first = await ingest(led, "first", list(paths.values()))
+    paths["a.txt"].write_text("Alpha rewritten: now about the axolotl only.", encoding="utf-8")
+    second = await ingest(led, "second", list(paths.values()))
+    a = str(paths["a.txt"])
+    assert second[a].status is DocumentStatus.DONE
+    assert {second[str(p)].status for n, p in paths.items() if n != "a.txt"} == {
+        DocumentStatus.SKIPPED
+    }
+    assert await sources_for(led, "aardvark") == set()  # the old text is gone
+    hits = await led.search("axolotl", 5)
+    assert [(h.source, h.document_id) for h in hits] == [(a, second[a].id)]
+    url = sync_url_of(db_url)
+    assert sql(url, f"SELECT superseded_by FROM documents WHERE id = {first[a].id}") == [
+        (second[a].id,)
+    ]
+    check_index_invariants(db_url)
+
+    # And back to the first content: a new run again, not a skip to the superseded one.
+    paths["a.txt"].write_text(
+        "Alpha file about the aardvark. " + " ".join(fx.sentences(1, 30)), encoding="utf-8"
+    )
+    third = await ingest(led, "third", [paths["a.txt"]])
+    assert third[a].status is DocumentStatus.DONE
+    assert await sources_for(led, "aardvark") == {a}
+    assert await sources_for(led, "axolotl") == set()
+    check_index_invariants(db_url)
+
+
+async def test_resubmitting_the_same_batch_requeues_changed_sources(
+    led: Ledger, db_url: str, tmp_path: Path
+) -> None:
+    paths = make_folder(tmp_path / "docs")
+    first = await ingest(led, "same", list(paths.values()))
+    paths["c.md"].write_text("# Charlie\n\nNow about the capybara.", encoding="utf-8")
+    result = await led.submit(
+        BatchSpec(id="same", processor="ingest"), source_specs(paths.values())
+    )
+    assert result.requeued == 1 and result.added == 0 and result.known == 4
+    assert result.batch.counts[DocumentStatus.PENDING] == 1
+    assert result.batch.completed_at is None
+    c = str(paths["c.md"])
+    # Until the new run is stored, search serves the previous version.
+    assert await sources_for(led, "chinchilla") == {c}
+    await work(led, "same")
+    after = {d.source: d for d in (await led.documents("same")).items}
+    assert after[c].id == first[c].id and after[c].status is DocumentStatus.DONE
+    assert after[c].sha256 != first[c].sha256
+    assert await sources_for(led, "chinchilla") == set()
+    assert await sources_for(led, "capybara") == {c}
+    kinds = [e.kind for e in await led.events("same")]
+    assert "documents_requeued" in kinds and kinds.count("batch_completed") == 2
+    check_index_invariants(db_url)
+
+
+async def test_duplicate_content_elsewhere_and_reprocess_and_owners(
+    led: Ledger, db_url: str, tmp_path: Path
+) -> None:
+    paths = make_folder(tmp_path / "docs")
+    first = await ingest(led, "first", list(paths.values()))
+    copy = tmp_path / "copy-of-b.txt"
+    copy.write_bytes(paths["b.txt"].read_bytes())
+    dup = await ingest(led, "dup", [copy])
+    doc = dup[str(copy)]
+    assert doc.status is DocumentStatus.SKIPPED
+    assert doc.result["reason"] == (
+        f"duplicate: same content as document {first[str(paths['b.txt'])].id}"
+    )
+    # reprocess: extracted again, the new document holds the chunks.
+    forced = await ingest(led, "forced", [paths["b.txt"]], reprocess=True)
+    b = str(paths["b.txt"])
+    assert forced[b].status is DocumentStatus.DONE
+    assert [h.document_id for h in await led.search("bison", 5)] == [forced[b].id]
+    # Another owner's index is its own: nothing is skipped for bob.
+    bob = await ingest(led, "bob", list(paths.values()), owner="bob")
+    assert {d.status for d in bob.values()} == {DocumentStatus.DONE}
+    assert [h.document_id for h in await led.search("bison", 5, owner="bob")] == [bob[b].id]
+    check_index_invariants(db_url)
+
+
+async def test_plan_classifies_sources_and_writes_nothing(
+    led: Ledger, db_url: str, tmp_path: Path
+) -> None:
+    folder = tmp_path / "docs"
+    paths = make_folder(folder)
+    await ingest(led, "first", list(paths.values()))
+    paths["a.txt"].write_text("changed", encoding="utf-8")
+    os.unlink(paths["b.txt"])
+    new = folder / "e.txt"
+    new.write_text("a new file", encoding="utf-8")
+    outside = tmp_path / "elsewhere.txt"
+    outside.write_text("not under the root", encoding="utf-8")
+    url = sync_url_of(db_url)
+    tables = ["batches", "documents", "chunks", "events", "attempts"]
+    before = [sql(url, f"SELECT count(*) FROM {t}")[0][0] for t in tables]
+
+    listing = [p for p in folder.iterdir() if p.is_file()]
+    plan = await led.plan(
+        BatchSpec(processor="ingest"), iter(source_specs(listing)), roots=[str(folder)]
+    )
+    assert (plan.new.count, plan.changed.count, plan.unchanged.count, plan.gone.count) == (
+        1, 1, 2, 1,
+    )  # fmt: skip
+    assert plan.new.sources == [str(new)]
+    assert plan.changed.sources == [str(paths["a.txt"])]
+    assert sorted(plan.unchanged.sources) == sorted([str(paths["c.md"]), str(paths["d.pdf"])])
+    assert plan.gone.sources == [str(paths["b.txt"])]
+    # Known hashes decide over size and time; without roots, gone is judged in the batch.
+    c_sha = (await led.indexed_source("first", str(paths["c.md"]))).sha256
+    plan = await led.plan(
+        BatchSpec(id="first", processor="ingest"),
+        [
+            SourceSpec(str(paths["c.md"]), sha256=c_sha),
+            SourceSpec(str(paths["d.pdf"]), sha256="0" * 64),
+        ],
+        listed=1,
+    )
+    assert (plan.unchanged.count, plan.changed.count, plan.gone.count) == (1, 1, 2)
+    assert len(plan.gone.sources) == 1  # listed=1 caps the lists, not the counts
+    # Another owner has nothing indexed.
+    plan = await led.plan(BatchSpec(owner="bob"), source_specs(listing))
+    assert plan.new.count == 4 and plan.gone.count == 0
+    assert [sql(url, f"SELECT count(*) FROM {t}")[0][0] for t in tables] == before

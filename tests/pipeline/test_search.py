@@ -1,0 +1,113 @@
+"""Search over the chunk index: ranking, query syntax, hostile input, owner scoping."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ledger.core.ledger import Ledger
+from ledger.errors import InvalidInput
+from ledger.records import BatchSpec
+from tests.ingest import fixtures as fx
+from tests.pipeline.support import run_batch
+
+FILLER = " ".join(fx.sentences(5, 60))
+
+
+def write(folder: Path, name: str, text: str) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+async def corpus(led: Ledger, tmp_path: Path, owner: str | None = None) -> dict[str, str]:
+    folder = tmp_path / (owner or "local")
+    files = {
+        # Short and about zeppelins: the best match.
+        "about.txt": "Zeppelin history. The zeppelin was a rigid airship; zeppelin crews "
+        "trained for years. Every zeppelin had a gondola.",
+        # Long, mentions a zeppelin once in passing.
+        "passing.txt": FILLER + " Once a zeppelin flew over the town. " + FILLER,
+        # Accents are folded: café matches cafe.
+        "cafe.md": "# Le café\n\nUn café crème, s'il vous plaît. Crème brûlée au café.",
+        "other.txt": FILLER,
+    }
+    paths = {name: str(write(folder, name, text)) for name, text in files.items()}
+    await run_batch(
+        led, BatchSpec(id=f"search-{owner or 'local'}", processor="ingest", owner=owner),
+        paths.values(),
+    )  # fmt: skip
+    return paths
+
+
+async def test_ranking_puts_the_most_specific_document_first(led: Ledger, tmp_path: Path) -> None:
+    paths = await corpus(led, tmp_path)
+    hits = await led.search("zeppelin", 5)
+    assert [h.source for h in hits][:2] == [paths["about.txt"], paths["passing.txt"]]
+    assert hits[0].score > hits[1].score
+    best = hits[0]
+    assert "«" in best.snippet and "zeppelin" in best.snippet.lower()
+    assert best.ordinal == 0 and best.char_start == 0 and best.char_end == len(best.text)
+    assert best.page is None and best.batch_id == "search-local"
+    assert all(p not in {h.source for h in hits} for p in (paths["cafe.md"], paths["other.txt"]))
+
+
+async def test_query_syntax_is_the_same_on_both_backends(led: Ledger, tmp_path: Path) -> None:
+    paths = await corpus(led, tmp_path)
+
+    async def sources(query: str) -> set[str]:
+        return {h.source for h in await led.search(query, 20)}
+
+    assert await sources("cafe") == {paths["cafe.md"]}  # accents folded on SQLite...
+    assert paths["cafe.md"] in await sources("café")  # ...and matched as written anywhere
+    assert await sources('"rigid airship"') == {paths["about.txt"]}
+    assert await sources('"airship rigid"') == set()  # a phrase keeps its order
+    assert await sources("gondola OR brûlée") == {paths["about.txt"], paths["cafe.md"]}
+    assert await sources("zeppelin -gondola") == {paths["passing.txt"]}
+    assert await sources("zeppelin gondola") == {paths["about.txt"]}  # all words
+
+
+HOSTILE = [
+    '"unbalanced',
+    "zeppelin*",
+    "NEAR(zeppelin gondola)",
+    "text:zeppelin",
+    "zeppelin AND OR NOT",
+    "^zeppelin",
+    "zeppelin's (gondola) {x} [y] + - ~ & | ! :",
+    "'; DROP TABLE chunks; --",
+    "\x00zeppelin",
+    "zeppelin\x1f\x7fgondola",
+    "é" * 900,
+]
+
+
+async def test_hostile_queries_never_reach_the_database_as_syntax(
+    led: Ledger, tmp_path: Path
+) -> None:
+    await corpus(led, tmp_path)
+    for query in HOSTILE:
+        hits = await led.search(query, 5)  # no exception: every term is taken literally
+        assert all(isinstance(h.score, float) for h in hits), query
+    assert (await led.search("zeppelin", 1))[0].text  # the table is still there
+    assert len(await led.search("\x00zeppelin", 5)) == 2
+
+
+async def test_queries_with_nothing_to_search_are_invalid_input(led: Ledger) -> None:
+    for query in ["", "   ", "!!! ???", "-zeppelin", "OR", '""', "x" * 1001, "a " * 65]:
+        with pytest.raises(InvalidInput):
+            await led.search(query, 5)
+
+
+async def test_search_is_scoped_by_owner_and_batch(led: Ledger, tmp_path: Path) -> None:
+    alice = await corpus(led, tmp_path, owner="alice")
+    bob = await corpus(led, tmp_path, owner="bob")
+    hits = await led.search("zeppelin", 10, owner="alice")
+    assert hits and {h.source for h in hits} <= set(alice.values())
+    hits = await led.search("zeppelin", 10, batch_id="search-bob")
+    assert hits and {h.source for h in hits} <= set(bob.values())
+    assert await led.search("zeppelin", 10, owner="carol") == []
+    with pytest.raises(InvalidInput):
+        await led.search("zeppelin", 0)

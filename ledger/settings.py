@@ -53,6 +53,9 @@ class Settings(BaseSettings):
     commit_batch: int = Field(default=256, ge=1, le=100_000)
     commit_interval_seconds: float = Field(default=0.02, ge=0)
     poll_seconds: float = Field(default=1.0, gt=0)
+    # After a wake-up many workers share (new work announced, leases expiring), each waits a
+    # random delay up to this long before claiming, so they do not all hit the database at once.
+    wake_jitter_seconds: float = Field(default=0.2, ge=0, le=10)
     shutdown_grace_seconds: float = Field(default=30.0, ge=0)
     process_workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
     task_timeout_seconds: float = Field(default=300.0, gt=0)

@@ -78,6 +78,8 @@ class ErrorCode(StrEnum):
     TOO_LARGE = "too_large"
     WORKER_CRASHED = "worker_crashed"  # the process running the document died
     SOURCE_MISSING = "source_missing"
+    # A stored upload cannot be read on this worker: the shared storage is not mounted here.
+    STORAGE_UNREACHABLE = "storage_unreachable"
     SOURCE_CHANGED = "source_changed"
 
 

@@ -20,6 +20,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin, SwaggerRenderPlugin, YamlRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 
+from ledger import storage
 from ledger.api.auth import describe_mode, provide_owner
 from ledger.api.batches import BatchController, UploadController
 from ledger.api.documents import DocumentController
@@ -92,6 +93,7 @@ def create_app(
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         owned = ledger is None
         app.state.ledger = await Ledger.open(settings) if ledger is None else ledger
+        await asyncio.to_thread(storage.prepare, settings.storage)
         level = logging.INFO if settings.auth_required else logging.WARNING
         log.log(level, "ledger API: %s", describe_mode(settings))
         worker: Worker | None = None

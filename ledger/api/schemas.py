@@ -303,10 +303,26 @@ class EventOut(Struct, kw_only=True):
 # ---------------------------------------------------------------------------- search, ops
 
 
+class SearchHitOut(Struct, kw_only=True):
+    """One matching chunk: where it comes from (for citations) and how well it matched."""
+
+    chunk_id: int
+    document_id: int
+    batch_id: str
+    source: str
+    ordinal: int
+    page: int | None
+    char_start: int
+    char_end: int
+    text: str
+    snippet: str  # a short excerpt with the matches between « and »
+    score: float  # higher is better; comparable within one backend only
+
+
 class SearchResults(Struct, kw_only=True):
     query: str
     k: int
-    hits: list[dict[str, Any]]
+    hits: list[SearchHitOut]
 
 
 class Health(Struct, kw_only=True):

@@ -12,7 +12,7 @@ from rich.text import Text
 from ledger.cli import render
 from ledger.cli.app import EXIT_USAGE, CliError, app, err, out, run_with_ledger
 from ledger.core.ledger import Ledger
-from ledger.records import Batch, DocumentInfo
+from ledger.records import Batch, DocumentInfo, SearchHit
 from ledger.states import BatchState, DocumentStatus
 
 JSON_OPTION = typer.Option(False, "--json", help="Print JSON for scripts (stable keys).")
@@ -294,11 +294,8 @@ def search_command(
     if not query.strip():
         raise CliError("the search query is empty", EXIT_USAGE)
 
-    async def work(ledger: Ledger) -> list[Any]:
-        search = getattr(ledger, "search", None)
-        if search is None:
-            raise CliError("search needs the ingest pipeline, which this installation lacks")
-        return list(await search(query, k))
+    async def work(ledger: Ledger) -> list[SearchHit]:
+        return await ledger.search(query, k=k)
 
     hits = run_with_ledger(ctx, work)
     if json_output:
@@ -312,7 +309,9 @@ def search_command(
                     "document_id": h.document_id,
                     "char_start": h.char_start,
                     "char_end": h.char_end,
+                    "batch_id": h.batch_id,
                     "text": h.text,
+                    "snippet": h.snippet,
                 }
                 for i, h in enumerate(hits, 1)
             ]
@@ -328,6 +327,13 @@ def search_command(
                 (f"{i}. ", "bold"), (where, "bold cyan"), (f"  score {h.score:.3f}", "dim")
             )
         )
-        snippet = " ".join(str(h.text).split())
-        out.print(Text(snippet if len(snippet) <= 400 else snippet[:399] + "…"), style="")
+        out.print(_highlighted(h.snippet))
         out.print()
+
+
+def _highlighted(snippet: str) -> Text:
+    """The snippet with its matches (between « and ») in bold."""
+    text = Text()
+    for i, part in enumerate(" ".join(snippet.split()).replace("»", "«").split("«")):
+        text.append(part, style="bold yellow" if i % 2 else "")
+    return text

@@ -33,6 +33,7 @@ from ledger.backoff import RetryPolicy
 from ledger.core.events import record_events
 from ledger.db.dialect import lock_rows, random_token, seconds_between
 from ledger.db.models import attempts, batches, documents, events, workers
+from ledger.db.notify import announce_due
 from ledger.db.types import UTCDateTime
 from ledger.records import ClaimedDocument, CompleteResult, Outcome
 from ledger.states import (
@@ -119,6 +120,16 @@ async def _write_endings(
             )
         for ids in _chunks([e.doc_id for e in members]):
             await _end_group(conn, first, list(ids), now, worker_id, result=shared)
+    # Documents due again at once (rescued, released) may be waiting for an idle worker.
+    # Retries with a backoff are not announced: workers wake for them on their own timer.
+    await announce_due(
+        conn,
+        (
+            e.batch_id
+            for e in endings
+            if e.status is DocumentStatus.PENDING and e.next_attempt_at <= now
+        ),
+    )
 
 
 async def _end_group(
@@ -375,6 +386,14 @@ async def _lease_from_batch(
     expires: datetime,
 ) -> list[ClaimedDocument]:
     """Lease the ``take`` oldest due documents of one batch in a single statement."""
+    if batch.started_at is None:
+        # Stamped before the claim, not after it: the claim's counter trigger locks the batch
+        # row until commit, and every statement in between makes other claimers wait longer.
+        await conn.execute(
+            update(batches)
+            .where(batches.c.id == batch.id, batches.c.started_at.is_(None))
+            .values(started_at=now, updated_at=now)
+        )
     due = lock_rows(
         conn,
         select(documents.c.id)
@@ -421,12 +440,6 @@ async def _lease_from_batch(
     ).all()
     if not rows:
         return []
-    if batch.started_at is None:  # the batch's first claim (guarded again in SQL)
-        await conn.execute(
-            update(batches)
-            .where(batches.c.id == batch.id, batches.c.started_at.is_(None))
-            .values(started_at=now, updated_at=now)
-        )
     options = dict(batch.options or {})
     leased = [
         ClaimedDocument(

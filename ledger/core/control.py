@@ -14,6 +14,7 @@ from ledger.core.claims import mark_completed
 from ledger.core.events import record_events
 from ledger.core.submit import load_batch
 from ledger.db.models import attempts, batches, documents, workers
+from ledger.db.notify import announce_due
 from ledger.errors import Conflict, NotFound
 from ledger.records import Batch
 from ledger.states import BatchState, DocumentStatus
@@ -68,6 +69,7 @@ async def resume(
             )
         )
         await record_events(conn, now, [(batch_id, None, "batch_resumed", None)])
+        await announce_due(conn, [batch_id])
     return await _batch_in_scope(conn, batch_id, owner, for_update=False)
 
 
@@ -140,6 +142,8 @@ async def retry_failed(
         await record_events(
             conn, now, [(batch_id, None, "batch_retry", {"documents": count, "code": code})]
         )
+        if batch.state == BatchState.ACTIVE:
+            await announce_due(conn, [batch_id])
     return count
 
 

@@ -34,6 +34,7 @@ from ledger.core import search as search_core
 from ledger.core.claims import BreakerPolicy
 from ledger.db.engine import WRITE, create_engine
 from ledger.db.models import batches, documents
+from ledger.db.notify import DueListener
 from ledger.errors import LedgerError
 from ledger.records import (
     ApiKey,
@@ -365,6 +366,14 @@ class Ledger:
             return progress._aware((await conn.execute(query)).scalar())
 
         return await self.run(work, write=False)
+
+    def due_listener(self, on_due: Callable[[str | None], None]) -> DueListener | None:
+        """A listener that calls ``on_due(batch_id)`` when documents become due (after the
+        transaction that made them due commits). None on SQLite, which has no such channel:
+        there workers rely on their timed poll. Start it with ``await listener.start()``."""
+        if self.engine.dialect.name != "postgresql":
+            return None
+        return DueListener(self.engine, on_due)
 
     # ------------------------------------------------------------------ control
 

@@ -16,6 +16,7 @@ from ledger.core.events import record_events
 from ledger.core.rows import batch_from_row
 from ledger.db.dialect import DocumentRow, insert_documents, lock_rows
 from ledger.db.models import batches, documents
+from ledger.db.notify import announce_due
 from ledger.errors import Conflict, InvalidInput
 from ledger.records import Batch, BatchSpec, SourceSpec, SubmitResult
 from ledger.states import BatchState, DocumentStatus
@@ -120,6 +121,8 @@ async def submit(
         )
         batch = await load_batch(conn, batch_id)
         assert batch is not None
+    if added and batch.state == BatchState.ACTIVE:
+        await announce_due(conn, [batch_id])
     if existing is None:
         await record_events(conn, now, [(batch_id, None, "batch_created", {"documents": added})])
     elif added:

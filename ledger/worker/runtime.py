@@ -14,6 +14,7 @@ import asyncio
 import collections
 import contextlib
 import logging
+import random
 import signal
 import time
 import traceback
@@ -21,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from ledger import metrics
+from ledger import metrics, storage
 from ledger.core.ledger import Ledger
 from ledger.errors import InvalidInput, LedgerError, ProcessingError
 from ledger.processors.base import (
@@ -122,6 +123,7 @@ class Worker:
         self.commit_interval = settings.commit_interval_seconds
         self.poll_seconds = settings.poll_seconds
         self.heartbeat_interval = settings.heartbeat_interval
+        self.wake_jitter = settings.wake_jitter_seconds
         self.grace = settings.shutdown_grace_seconds
         self.worker_id: str | None = None
         self.stats = WorkerStats()
@@ -207,11 +209,16 @@ class Worker:
         log.info("worker %s started (concurrency %d)", self.worker_id, self.concurrency)
         committer = asyncio.create_task(self._commit_loop(), name="ledger-committer")
         heartbeat = asyncio.create_task(self._heartbeat_loop(), name="ledger-heartbeat")
+        listener = self.ledger.due_listener(self._due_announced)  # None on SQLite
         try:
+            if listener is not None:
+                await listener.start()
             await self._claim_loop(burst=burst, until_complete=until_complete)
             self._release_ready()
             await self._drain()
         finally:
+            if listener is not None:
+                await listener.stop()
             heartbeat.cancel()
             self._release_ready()
             await self._flush_outbox(final=True)
@@ -266,13 +273,28 @@ class Worker:
         return True
 
     async def _idle_wait(self) -> float:
-        """How long to sleep when idle: until the next retry is due, at most a poll."""
+        """How long to sleep when idle: until the next retry is due or the first lease runs
+        out (its document is then rescued and claimed), at most a poll."""
         wait = self.poll_seconds
         due = await self.ledger.next_due_at(self.batch_ids)
-        if due is not None:
+        expiry = await self.ledger.earliest_lease_expiry(self.batch_ids)
+        if due is not None or expiry is not None:
             now = await self.ledger.now()
-            wait = min(wait, max((due - now).total_seconds(), 0.01))
+            if due is not None:
+                wait = min(wait, max((due - now).total_seconds(), 0.01))
+            if expiry is not None:
+                # Jittered: after a mass expiry the idle fleet must not claim all at once.
+                late = random.uniform(0, self.wake_jitter)
+                wait = min(wait, max((expiry - now).total_seconds(), 0.0) + 0.01 + late)
         return wait
+
+    def _due_announced(self, batch_id: str | None) -> None:
+        """Documents became due (announced by the database): claim soon, after a small
+        random delay so that a fleet of idle workers does not claim at the same instant."""
+        if batch_id is not None and self.batch_ids is not None and batch_id not in self.batch_ids:
+            return
+        delay = random.uniform(0, self.wake_jitter)
+        asyncio.get_running_loop().call_later(delay, self._wake.set)
 
     async def _sleep(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
@@ -313,6 +335,7 @@ class Worker:
         began = time.perf_counter()
         try:
             processor = self.registry.get(self.context, doc.processor, doc.options)
+            await storage.check_readable_async(doc.source, self.ledger.settings.storage)
             output: ProcessorOutput = await processor(doc)
             outcome = _outcome_of(doc, output)
         except asyncio.CancelledError:

@@ -107,7 +107,12 @@ async def test_bad_json_bodies(server: Server) -> None:
         _assert_problem(await client.get("/api/v1/documents/abc"), 404)
         _assert_problem(await client.get("/api/v1/nothing-here"), 404)
         _assert_problem(await client.delete("/api/v1/batches"), 405)
-        _assert_problem(await client.get("/api/v1/search", params={"q": "x"}), 501)
+        empty = await client.get("/api/v1/search", params={"q": "x"})
+        assert empty.status_code == 200
+        assert empty.json()["hits"] == []
+        for hostile in ('"', "AND OR (", "NEAR(a b", "*", "a:b", "-"):
+            answer = await client.get("/api/v1/search", params={"q": hostile})
+            assert answer.status_code in (200, 400), (hostile, answer.text)
 
 
 def _storage_files(server: Server) -> set[str]:

@@ -9,7 +9,6 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
-from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from tests.api.conftest import Server
@@ -58,11 +57,10 @@ def test_schemathesis_no_server_errors_and_conformance(server: Server) -> None:
         )
         @given(case=operation.as_strategy(), data=st.data())
         def check(case: schemathesis.Case, data: st.DataObject) -> None:
-            excluded = list(EXCLUDED)
-            if case.operation.definition.raw.get("operationId") == "search":
-                excluded.append(not_a_server_error)  # 501 until the search index exists
-            response = case.call_and_validate(headers=auth, timeout=30, excluded_checks=excluded)
-            assert response.status_code < 500 or response.status_code == 501
+            response = case.call_and_validate(
+                headers=auth, timeout=30, excluded_checks=list(EXCLUDED)
+            )
+            assert response.status_code < 500
 
         try:
             check()

@@ -81,7 +81,8 @@ def test_sigterm_is_graceful_too(cli: Cli, tmp_path: Path) -> None:
 
 def test_pausing_the_batch_stops_ingest(cli: Cli, tmp_path: Path) -> None:
     corpus = make_corpus(tmp_path / "docs", 60)
-    args = ["ingest", str(corpus), "-p", "sleep", "-o", "seconds=0.05", "-c", "2"]
+    # Slow enough (60 x 0.3 s / 2) that the pause, a second process, lands mid-batch.
+    args = ["ingest", str(corpus), "-p", "sleep", "-o", "seconds=0.3", "-c", "2"]
     proc = cli.start(*args)
     cli.wait_for("SELECT count(*) FROM documents WHERE status = 'done'", lambda n: n >= 4)
     batch_id = cli.scalar("SELECT id FROM batches")

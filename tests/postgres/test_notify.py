@@ -1,0 +1,104 @@
+"""Idle workers wake on LISTEN/NOTIFY, not on their (here: 30 s) poll; and survive a
+dropped listening connection."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from ledger.core.ledger import Ledger
+from ledger.records import BatchSpec, SourceSpec
+from tests.conftest import settings_for, sql
+
+pytestmark = pytest.mark.postgres
+
+ROOT = Path(__file__).resolve().parents[2]
+LISTENING = "SELECT pid FROM pg_stat_activity WHERE query = 'LISTEN \"ledger_due\"'"
+
+
+def start_idle_worker(url: str) -> subprocess.Popen[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGER_")}
+    env.update(
+        {
+            "PYTHONPATH": str(ROOT) + os.pathsep + env.get("PYTHONPATH", ""),
+            "LEDGER_DATABASE_URL": url,
+            "LEDGER_POLL_SECONDS": "30",
+            "LEDGER_WAKE_JITTER_SECONDS": "0.1",
+        }
+    )
+    return subprocess.Popen(
+        [sys.executable, "-m", "ledger", "worker"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+async def wait_listening(sync_url: str, proc: subprocess.Popen[str]) -> int:
+    deadline = time.monotonic() + 30
+    while not (rows := sql(sync_url, LISTENING)):
+        assert proc.poll() is None, proc.communicate()[1]
+        assert time.monotonic() < deadline, "the worker never started listening"
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(0.5)  # let it claim nothing and settle into its 30 s idle wait
+    return int(rows[0][0])
+
+
+async def submit_and_time(url: str, sync_url: str, batch: str) -> float:
+    async with await Ledger.open(settings_for(url)) as ledger:
+        started = time.monotonic()
+        await ledger.submit(BatchSpec(id=batch, processor="noop"), [SourceSpec(f"/{batch}/1")])
+    query = f"SELECT count(*) FROM documents WHERE batch_id = '{batch}' AND status = 'done'"
+    while sql(sync_url, query) != [(1,)]:
+        assert time.monotonic() - started < 20, "the idle worker did not wake up"
+        await asyncio.sleep(0.02)
+    return time.monotonic() - started
+
+
+async def test_idle_worker_wakes_on_notify_and_after_losing_its_listener(
+    pg_url: str, pg_sync_url: str
+) -> None:
+    proc = start_idle_worker(pg_url)
+    try:
+        await wait_listening(pg_sync_url, proc)
+        assert await submit_and_time(pg_url, pg_sync_url, "first") < 3.0
+
+        # Cut the listening connection on the server side, as a restart or failover would.
+        pid = await wait_listening(pg_sync_url, proc)
+        assert sql(pg_sync_url, f"SELECT pg_terminate_backend({pid})") == [(True,)]
+        deadline = time.monotonic() + 30
+        while True:
+            rows = sql(pg_sync_url, LISTENING)
+            if rows and rows[0][0] != pid:
+                break
+            assert time.monotonic() < deadline, "the listener did not reconnect"
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.5)
+        assert await submit_and_time(pg_url, pg_sync_url, "second") < 3.0
+
+        # Resume and retry_failed announce too: a paused batch's work is picked up at once.
+        async with await Ledger.open(settings_for(pg_url)) as ledger:
+            await ledger.submit(BatchSpec(id="third", processor="noop"), [])
+            await ledger.pause("third")
+            await ledger.submit(BatchSpec(id="third", processor="noop"), [SourceSpec("/t/1")])
+            await asyncio.sleep(1.0)
+            assert sql(pg_sync_url, "SELECT n_pending FROM batches WHERE id = 'third'") == [(1,)]
+            started = time.monotonic()
+            await ledger.resume("third")
+        while sql(pg_sync_url, "SELECT n_done FROM batches WHERE id = 'third'") != [(1,)]:
+            assert time.monotonic() - started < 20, "resume did not wake the worker"
+            await asyncio.sleep(0.02)
+        assert time.monotonic() - started < 3.0
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err

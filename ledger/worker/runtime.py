@@ -131,10 +131,11 @@ class Worker:
         self.current: dict[int, ClaimedDocument] = {}
         self._tasks: dict[int, asyncio.Task[None]] = {}
         # Leased ahead, not started yet: a slot that frees starts the next one at once
-        # instead of waiting for a claim transaction. At most min(claim_batch, concurrency),
-        # so a worker never sits on more than one claim's worth of other workers' work.
+        # instead of waiting for a claim transaction. At most half the concurrency: if this
+        # process dies, every lease it held expires and is charged an attempt, so leasing
+        # ahead widens what a crash costs; with concurrency 1 a worker holds one lease.
         self._ready: collections.deque[ClaimedDocument] = collections.deque()
-        self.prefetch = min(self.claim_batch, self.concurrency)
+        self.prefetch = min(self.claim_batch, self.concurrency // 2)
         self._unstarted: set[int] = set()
         self._lost: set[int] = set()
         self._force_release: set[int] = set()
@@ -238,6 +239,11 @@ class Worker:
             # Cleared before looking at the state, so any change after this wakes the wait.
             self._wake.clear()
             self._fill_slots()
+            if self._outbox and not self._tasks:
+                # Nothing in flight: record what is done before taking new work, so a
+                # document that kills this process cannot take finished ones down with it
+                # (their leases would expire and be charged an attempt).
+                await self._flush_outbox()
             # Room for every slot plus one prefetch; claim once at least half a prefetch
             # (or a whole claim) is missing, so claims stay large and slots never wait.
             room = self.concurrency + self.prefetch - len(self._tasks) - len(self._ready)

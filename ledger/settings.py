@@ -49,7 +49,7 @@ class Settings(BaseSettings):
     breaker_threshold: float = Field(default=0.8, gt=0, le=1)
 
     concurrency: int = Field(default=16, ge=1, le=10_000)
-    claim_batch: int = Field(default=64, ge=1, le=10_000)
+    claim_batch: int = Field(default=256, ge=1, le=10_000)
     commit_batch: int = Field(default=256, ge=1, le=100_000)
     commit_interval_seconds: float = Field(default=0.02, ge=0)
     poll_seconds: float = Field(default=1.0, gt=0)

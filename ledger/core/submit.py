@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ledger.core.events import record_events
 from ledger.core.rows import batch_from_row
-from ledger.db.dialect import insert_documents, insert_ignoring_duplicates, lock_rows
+from ledger.db.dialect import DocumentRow, insert_documents, lock_rows
 from ledger.db.models import batches, documents
 from ledger.db.notify import announce_due
 from ledger.errors import Conflict, InvalidInput
@@ -150,28 +150,12 @@ async def _insert_documents(
 ) -> tuple[int, int]:
     """Insert the new sources; in a known batch, bring changed known sources up to date.
     Returns (sources submitted, documents requeued)."""
-    statement = insert_ignoring_duplicates(conn, documents)
     submitted = 0
     requeued = 0
     iterator = iter(sources)
     while chunk := list(itertools.islice(iterator, INSERT_CHUNK)):
-        rows: list[dict[str, Any]] = [
-            {
-                "batch_id": batch_id,
-                "source": s.source,
-                "source_size": s.size,
-                "source_mtime_ns": s.mtime_ns,
-                "source_sha256": s.sha256,
-                "meta": s.meta,
-                "status": "pending",
-                "attempts": 0,
-                "next_attempt_at": now,
-                "created_at": now,
-                "updated_at": now,
-            }
-            for s in chunk
-        ]
-        await insert_documents(conn, statement, batch_id, now, rows)
+        rows: list[DocumentRow] = [(s.source, s.size, s.mtime_ns, s.sha256, s.meta) for s in chunk]
+        await insert_documents(conn, batch_id, now, rows)
         submitted += len(rows)
         if known_batch:
             requeued += await _update_changed(conn, batch_id, chunk, now)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -18,6 +21,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ledger.db.types import sqlite_timestamp
 
 
 def is_postgres(conn: AsyncConnection) -> bool:
@@ -80,34 +85,61 @@ _PG_DOCUMENT_INSERT = text(
 )
 
 
+# SQLite: one executemany of plain tuples straight to the driver. Going through the Core
+# statement cost more than the insert itself: per row a parameter dict was built, then
+# SQLAlchemy compiled it into a parameter list and ran the bind processors.
+_SQLITE_DOCUMENT_INSERT = """
+    INSERT INTO documents (batch_id, source, source_size, source_mtime_ns, source_sha256, meta,
+        status, attempts, next_attempt_at, created_at, updated_at)
+    VALUES (?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?)
+    ON CONFLICT (batch_id, source) DO NOTHING
+    """
+
+DocumentRow = tuple[str, int | None, int | None, str | None, Any]
+"""What submit inserts per document: source, size, mtime_ns, sha256, meta."""
+
+
 async def insert_documents(
-    conn: AsyncConnection,
-    insert_statement: Any,
-    batch_id: str,
-    now: Any,
-    rows: list[dict[str, Any]],
+    conn: AsyncConnection, batch_id: str, now: datetime, rows: Sequence[DocumentRow]
 ) -> None:
     """Insert new pending documents, skipping sources the batch already has.
 
-    SQLite runs ``insert_statement`` with executemany (a loop in C). PostgreSQL drivers would
-    send one statement per row (each firing the statement-level counter trigger), so there
-    one INSERT ... SELECT FROM unnest(arrays) takes the whole chunk.
+    SQLite runs one executemany (a loop in C). PostgreSQL drivers would send one statement
+    per row (each firing the statement-level counter trigger), so there one
+    INSERT ... SELECT FROM unnest(arrays) takes the whole chunk.
     """
     if not rows:
         return
     if not is_postgres(conn):
-        await conn.execute(insert_statement, rows)
+        stamp = sqlite_timestamp(now)
+        await conn.exec_driver_sql(
+            _SQLITE_DOCUMENT_INSERT,
+            [
+                (
+                    batch_id,
+                    source,
+                    size,
+                    mtime_ns,
+                    sha256,
+                    None if meta is None else json.dumps(meta),
+                    stamp,
+                    stamp,
+                    stamp,
+                )
+                for source, size, mtime_ns, sha256, meta in rows
+            ],
+        )
         return
     await conn.execute(
         _PG_DOCUMENT_INSERT,
         {
             "batch_id": batch_id,
             "now": now,
-            "sources": [r["source"] for r in rows],
-            "sizes": [r["source_size"] for r in rows],
-            "mtimes": [r["source_mtime_ns"] for r in rows],
-            "sha256s": [r["source_sha256"] for r in rows],
-            "metas": [r["meta"] for r in rows],
+            "sources": [r[0] for r in rows],
+            "sizes": [r[1] for r in rows],
+            "mtimes": [r[2] for r in rows],
+            "sha256s": [r[3] for r in rows],
+            "metas": [r[4] for r in rows],
         },
     )
 

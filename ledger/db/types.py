@@ -18,9 +18,15 @@ BigIntId = BigInteger().with_variant(Integer(), "sqlite")
 JSONDoc = JSON(none_as_null=True).with_variant(postgresql.JSONB(none_as_null=True), "postgresql")
 
 
-def _sqlite_text(value: datetime) -> str:
-    # One fixed width format (always microseconds) so that text order is time order.
+def sqlite_timestamp(value: datetime) -> str:
+    """How a UTC timestamp is stored on SQLite: one fixed-width text format (always
+    microseconds), so that text order is time order. Naive datetimes are refused."""
+    if value.tzinfo is None:
+        raise ValueError("naive datetime given to a UTC column")
     return value.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
+
+
+_sqlite_text = sqlite_timestamp
 
 
 class UTCDateTime(TypeDecorator[datetime]):

@@ -161,6 +161,7 @@ class ProcessorRegistry:
             builtins = dict(BUILTINS)
         self._factories = builtins
         self._cache: dict[tuple[str, str], Processor] = {}
+        self._last: tuple[str, JSON, ProcessorContext, Processor] | None = None
 
     def names(self) -> list[str]:
         """Every name this registry can resolve without an import path."""
@@ -178,12 +179,16 @@ class ProcessorRegistry:
 
     def get(self, context: ProcessorContext, name: str, options: JSON) -> Processor:
         """The processor for a batch (built once per name and options, then reused)."""
+        # The documents of one claim share one options object: skip encoding it per document.
+        last = self._last
+        if last is not None and last[1] is options and last[0] == name and last[2] is context:
+            return last[3]
         key = (name, json.dumps(options, sort_keys=True, default=str))
-        cached = self._cache.get(key)
-        if cached is not None:
-            return cached
-        processor = self._build(context, name, options)
-        self._cache[key] = processor
+        processor = self._cache.get(key)
+        if processor is None:
+            processor = self._build(context, name, options)
+            self._cache[key] = processor
+        self._last = (name, options, context, processor)
         return processor
 
     def _build(self, context: ProcessorContext, name: str, options: JSON) -> Processor:

@@ -11,6 +11,7 @@ and the documents are claimed again.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import random
@@ -52,6 +53,7 @@ class WorkerStats:
     retried: int = 0
     failed: int = 0
     released: int = 0
+    returned: int = 0  # leased ahead but never started: given back on stop (not released)
     lost: int = 0
     started: float = field(default_factory=time.monotonic)
 
@@ -128,6 +130,13 @@ class Worker:
         # Documents being processed now, by id (read by progress displays).
         self.current: dict[int, ClaimedDocument] = {}
         self._tasks: dict[int, asyncio.Task[None]] = {}
+        # Leased ahead, not started yet: a slot that frees starts the next one at once
+        # instead of waiting for a claim transaction. At most half the concurrency: if this
+        # process dies, every lease it held expires and is charged an attempt, so leasing
+        # ahead widens what a crash costs; with concurrency 1 a worker holds one lease.
+        self._ready: collections.deque[ClaimedDocument] = collections.deque()
+        self.prefetch = min(self.claim_batch, self.concurrency // 2)
+        self._unstarted: set[int] = set()
         self._lost: set[int] = set()
         self._force_release: set[int] = set()
         self._outbox: list[tuple[ClaimedDocument, Outcome]] = []
@@ -206,11 +215,13 @@ class Worker:
             if listener is not None:
                 await listener.start()
             await self._claim_loop(burst=burst, until_complete=until_complete)
+            self._release_ready()
             await self._drain()
         finally:
             if listener is not None:
                 await listener.stop()
             heartbeat.cancel()
+            self._release_ready()
             await self._flush_outbox(final=True)
             committer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -227,20 +238,29 @@ class Worker:
         while not self._stopping:
             # Cleared before looking at the state, so any change after this wakes the wait.
             self._wake.clear()
-            free = self.concurrency - len(self._tasks)
+            self._fill_slots()
+            if self._outbox and not self._tasks:
+                # Nothing in flight: record what is done before taking new work, so a
+                # document that kills this process cannot take finished ones down with it
+                # (their leases would expire and be charged an attempt).
+                await self._flush_outbox()
+            # Room for every slot plus one prefetch; claim once at least half a prefetch
+            # (or a whole claim) is missing, so claims stay large and slots never wait.
+            room = self.concurrency + self.prefetch - len(self._tasks) - len(self._ready)
             claimed: list[ClaimedDocument] = []
-            if free > 0:
+            if room >= max(1, self.prefetch // 2):
+                want = min(room, self.claim_batch)
                 began = time.perf_counter()
                 claimed = await self.ledger.claim(
-                    self.worker_id, min(free, self.claim_batch), batch_ids=self.batch_ids
+                    self.worker_id, want, batch_ids=self.batch_ids
                 )
                 metrics.observe_claim(time.perf_counter() - began, len(claimed))
                 self.stats.claimed += len(claimed)
-                for doc in claimed:
-                    self._start(doc)
-                if len(claimed) == min(free, self.claim_batch) and len(claimed) < free:
-                    continue  # more slots and more work: claim again at once
-            if claimed or self._tasks or self._outbox:
+                self._ready.extend(claimed)
+                self._fill_slots()
+                if len(claimed) == want and room > want:
+                    continue  # more room and more work: claim again at once
+            if claimed or self._tasks or self._outbox or self._ready:
                 await self._sleep(self.poll_seconds)
                 continue
             # Idle: nothing in flight, nothing to record, nothing was due just now.
@@ -298,6 +318,19 @@ class Worker:
 
     # ------------------------------------------------------------------ per document
 
+    def _fill_slots(self) -> None:
+        """Start prefetched documents in the free slots (not once stopping)."""
+        while self._ready and len(self._tasks) < self.concurrency and not self._stopping:
+            self._start(self._ready.popleft())
+
+    def _release_ready(self) -> None:
+        """Give back the documents leased ahead but never started (on stop)."""
+        while self._ready:
+            doc = self._ready.popleft()
+            self._unstarted.add(doc.id)
+            self._outbox.append((doc, Outcome.released(doc)))
+        self._outbox_changed.set()
+
     def _start(self, doc: ClaimedDocument) -> None:
         self.current[doc.id] = doc
         task = asyncio.create_task(self._process(doc), name=f"ledger-doc-{doc.id}")
@@ -334,6 +367,7 @@ class Worker:
             elif outcome is not None:
                 _cleanup([outcome])
             self._lost.discard(doc.id)
+            self._fill_slots()
             self._wake.set()
 
     # ------------------------------------------------------------------ committing
@@ -406,7 +440,11 @@ class Worker:
     def _tally(self, group: list[tuple[ClaimedDocument, Outcome]], result: CompleteResult) -> None:
         for doc, outcome in group:
             status = result.statuses.get(doc.id)
-            if status is not None:
+            if doc.id in self._unstarted:
+                self._unstarted.discard(doc.id)
+                if status is not None:
+                    self.stats.returned += 1
+            elif status is not None:
                 self.stats.count(outcome, status)
         if result.lost:
             self.stats.lost += len(result.lost)
@@ -424,9 +462,16 @@ class Worker:
 
     async def _heartbeat(self) -> None:
         assert self.worker_id is not None
-        held = [(d.id, d.lease_token) for d in self.current.values()]
-        held += [(d.id, d.lease_token) for d, _ in self._outbox]
-        lost = await self.ledger.heartbeat(self.worker_id, held)
+        # Under the flush lock: an outcome recorded between taking this snapshot and the
+        # renewal would otherwise look like a lost lease (its document is no longer running).
+        async with self._flush_lock:
+            held = [(d.id, d.lease_token) for d in self.current.values()]
+            held += [(d.id, d.lease_token) for d in self._ready]
+            held += [(d.id, d.lease_token) for d, _ in self._outbox]
+            lost = await self.ledger.heartbeat(self.worker_id, held)
+        if lost:
+            gone = set(lost)
+            self._ready = collections.deque(d for d in self._ready if d.id not in gone)
         for doc_id in lost:
             task = self._tasks.get(doc_id)
             if task is not None:

@@ -50,6 +50,10 @@ class Settings(BaseSettings):
 
     concurrency: int = Field(default=16, ge=1, le=10_000)
     claim_batch: int = Field(default=256, ge=1, le=10_000)
+    # Documents a worker leases ahead of free slots (capped at half the concurrency). Off by
+    # default: a crashed worker's leases are all charged an attempt, so leasing ahead widens
+    # what a crash costs; turn it on for throughput at high concurrency.
+    prefetch: int = Field(default=0, ge=0, le=100_000)
     commit_batch: int = Field(default=256, ge=1, le=100_000)
     commit_interval_seconds: float = Field(default=0.02, ge=0)
     poll_seconds: float = Field(default=1.0, gt=0)

@@ -134,8 +134,9 @@ class Worker:
         # instead of waiting for a claim transaction. At most half the concurrency: if this
         # process dies, every lease it held expires and is charged an attempt, so leasing
         # ahead widens what a crash costs; with concurrency 1 a worker holds one lease.
+        # Off unless LEDGER_PREFETCH is set.
         self._ready: collections.deque[ClaimedDocument] = collections.deque()
-        self.prefetch = min(self.claim_batch, self.concurrency // 2)
+        self.prefetch = min(self.claim_batch, self.concurrency // 2, settings.prefetch)
         self._unstarted: set[int] = set()
         self._lost: set[int] = set()
         self._force_release: set[int] = set()

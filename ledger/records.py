@@ -148,6 +148,9 @@ class Outcome:
     error: ErrorInfo | None = None
     write: TransactionalWrite | None = None
     cleanup: Cleanup | None = None
+    # RELEASED before the processor ever ran (claimed as a stop arrived): the document goes
+    # back without an attempt row, since nothing was attempted.
+    unstarted: bool = False
 
     @classmethod
     def done(
@@ -183,6 +186,11 @@ class Outcome:
     @classmethod
     def released(cls, doc: ClaimedDocument) -> Outcome:
         return cls(doc.id, doc.lease_token, AttemptOutcome.RELEASED)
+
+    @classmethod
+    def returned(cls, doc: ClaimedDocument) -> Outcome:
+        """Give back a document that was claimed but never started."""
+        return cls(doc.id, doc.lease_token, AttemptOutcome.RELEASED, unstarted=True)
 
 
 @dataclass(frozen=True)

@@ -73,6 +73,7 @@ class _Ending:
     error_message: str | None = None
     systemic: bool = False
     uncount: bool = False  # the attempt does not count against max_attempts (released)
+    unstarted: bool = False  # never started: no attempt row (claimed as a stop arrived)
     result: dict[str, Any] | None = None
 
     def group_key(self) -> tuple[Any, ...]:
@@ -84,6 +85,7 @@ class _Ending:
             self.error_message,
             self.systemic,
             self.uncount,
+            self.unstarted,
         )
 
 
@@ -149,39 +151,40 @@ async def _end_group(
     finished_at = case(
         (documents.c.started_at > now_param, documents.c.started_at), else_=now_param
     )
-    selected = select(
-        documents.c.id,
-        documents.c.batch_id,
-        documents.c.attempts,
-        documents.c.lease_token,
-        documents.c.lease_owner if worker_id is None else literal(worker_id, String()),
-        documents.c.started_at,
-        finished_at,
-        seconds_between(conn, finished_at, documents.c.started_at),
-        literal(ending.outcome.value, String()),
-        literal(code, String()),
-        literal(message, Text()),
-        literal(ending.systemic, Boolean()),
-    ).where(documents.c.id.in_(ids))
-    await conn.execute(
-        insert(attempts).from_select(
-            [
-                "document_id",
-                "batch_id",
-                "attempt",
-                "lease_token",
-                "worker_id",
-                "started_at",
-                "finished_at",
-                "duration_seconds",
-                "outcome",
-                "error_code",
-                "error_message",
-                "systemic",
-            ],
-            selected,
+    if not ending.unstarted:
+        selected = select(
+            documents.c.id,
+            documents.c.batch_id,
+            documents.c.attempts,
+            documents.c.lease_token,
+            documents.c.lease_owner if worker_id is None else literal(worker_id, String()),
+            documents.c.started_at,
+            finished_at,
+            seconds_between(conn, finished_at, documents.c.started_at),
+            literal(ending.outcome.value, String()),
+            literal(code, String()),
+            literal(message, Text()),
+            literal(ending.systemic, Boolean()),
+        ).where(documents.c.id.in_(ids))
+        await conn.execute(
+            insert(attempts).from_select(
+                [
+                    "document_id",
+                    "batch_id",
+                    "attempt",
+                    "lease_token",
+                    "worker_id",
+                    "started_at",
+                    "finished_at",
+                    "duration_seconds",
+                    "outcome",
+                    "error_code",
+                    "error_message",
+                    "systemic",
+                ],
+                selected,
+            )
         )
-    )
     if not (ending.outcome is AttemptOutcome.RELEASED and ending.status is DocumentStatus.PENDING):
         kind = (
             "document_retry"
@@ -594,6 +597,7 @@ def _ending_for(
             outcome=kind,
             next_attempt_at=now,
             uncount=True,
+            unstarted=outcome.unstarted,
         )
     error = outcome.error
     if error is None:

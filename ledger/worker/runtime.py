@@ -329,7 +329,7 @@ class Worker:
         while self._ready:
             doc = self._ready.popleft()
             self._unstarted.add(doc.id)
-            self._outbox.append((doc, Outcome.released(doc)))
+            self._outbox.append((doc, Outcome.returned(doc)))
         self._outbox_changed.set()
 
     def _start(self, doc: ClaimedDocument) -> None:

@@ -126,6 +126,33 @@ async def test_graceful_stop_lets_in_flight_documents_finish(db_url: str) -> Non
     assert batch.counts[S.RUNNING] == 0
 
 
+async def test_documents_leased_ahead_go_back_unstarted_without_an_attempt(
+    db_url: str, sync_url: str
+) -> None:
+    started = asyncio.Event()
+
+    async def slow(doc: Document) -> Done:
+        started.set()
+        await asyncio.sleep(0.3)
+        return Done({})
+
+    async with await open_ledger(db_url, prefetch=2) as ledger:
+        await submit(ledger, 20, "slow")
+        worker = Worker(ledger, concurrency=4, registry=registry_with("slow", slow))
+        task = asyncio.create_task(worker.run())
+        await started.wait()
+        await asyncio.sleep(0.05)  # the lease-ahead claim lands while the first four run
+        worker.stop()
+        stats = await asyncio.wait_for(task, timeout=10)
+        batch = await ledger.batch("b")
+    assert stats.done == 4 and stats.released == 0
+    assert stats.returned == 2 and stats.claimed == 6
+    assert batch.counts[S.DONE] == 4 and batch.counts[S.PENDING] == 16
+    # Nothing was attempted on the documents leased ahead: no attempt row, no attempt used.
+    assert sql(sync_url, "SELECT outcome, count(*) FROM attempts GROUP BY 1") == [("done", 4)]
+    assert sql(sync_url, "SELECT max(attempts) FROM documents WHERE status = 'pending'") == [(0,)]
+
+
 async def test_second_stop_gives_documents_back_without_using_an_attempt(
     db_url: str, sync_url: str
 ) -> None:

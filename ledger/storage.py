@@ -12,6 +12,7 @@ instead of failing every document on a misconfigured worker).
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import socket
 from pathlib import Path
@@ -37,9 +38,16 @@ def prepare(storage: Path) -> None:
 
 def is_stored(source: str, storage: Path) -> bool:
     """Whether ``source`` names a file inside the storage folder (by path, without I/O)."""
-    root = os.path.normpath(os.path.abspath(storage))
+    root, prefix = _root(storage if storage.is_absolute() else storage.absolute())
     path = os.path.normpath(os.path.abspath(source))
-    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+    return path == root or path.startswith(prefix)
+
+
+@functools.lru_cache(maxsize=16)
+def _root(storage: Path) -> tuple[str, str]:
+    # Asked once per document: normalizing the same folder each time was measurable.
+    root = os.path.normpath(os.path.abspath(storage))
+    return root, root.rstrip(os.sep) + os.sep
 
 
 def check_readable(source: str, storage: Path) -> None:

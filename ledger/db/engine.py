@@ -34,6 +34,10 @@ def _sqlite_engine(settings: Settings, *, foreign_keys: bool, **kwargs: Any) -> 
     url = make_url(settings.url)
     if url.database and url.database != ":memory:":
         Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    # No rollback when a connection goes back to the pool: every transaction here ends in
+    # COMMIT or ROLLBACK before that (the driver is in autocommit mode, see _on_connect), so
+    # the reset was one more trip to the driver's thread per transaction, for nothing.
+    kwargs.setdefault("pool_reset_on_return", None)
     engine = create_async_engine(url, **kwargs)
     synchronous = settings.sqlite_synchronous
     busy_timeout = settings.busy_timeout_ms

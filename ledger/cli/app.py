@@ -183,9 +183,6 @@ async def open_ledger(settings: Settings, *, migrate: bool = True) -> Ledger:
     command on a fresh machine just works. PostgreSQL is shared and upgrading it is a
     deliberate act: there the user is told to run ``ledger db upgrade``.
     """
-    from alembic.util import CommandError
-
-    from ledger.db import migrate as migrations
     from ledger.db.engine import create_engine
 
     where = shown_url(settings.url)
@@ -204,6 +201,11 @@ async def open_ledger(settings: Settings, *, migrate: bool = True) -> Ledger:
         except SchemaOutOfDate:
             if not (migrate and is_sqlite(settings)):
                 raise
+            # Alembic only when there is something to migrate: loading it slows every start.
+            from alembic.util import CommandError
+
+            from ledger.db import migrate as migrations
+
             try:
                 await migrations.upgrade_async(settings.url)
             except CommandError as exc:

@@ -12,8 +12,6 @@ from rich.text import Text
 from ledger.cli import render
 from ledger.cli.app import EXIT_USAGE, CliError, app, err, out, run_with_ledger
 from ledger.core.ledger import Ledger
-from ledger.embedders.search import MODES
-from ledger.embedders.search import search as search_modes
 from ledger.records import Batch, DocumentInfo, SearchHit
 from ledger.states import BatchState, DocumentStatus
 
@@ -301,6 +299,11 @@ def search_command(
     json_output: bool = JSON_OPTION,
 ) -> None:
     """Search the ingested documents: the best matching chunks with source and page."""
+    # Here, not at the top: embedders load numpy, which every other command (a worker among
+    # them) would pay for at start.
+    from ledger.embedders.search import MODES
+    from ledger.embedders.search import search as search_modes
+
     if not query.strip():
         raise CliError("the search query is empty", EXIT_USAGE)
     if mode not in MODES:

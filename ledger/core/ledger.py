@@ -34,7 +34,7 @@ from ledger.core import (
 from ledger.core import search as search_core
 from ledger.core.claims import BreakerPolicy
 from ledger.db.engine import WRITE, create_engine
-from ledger.db.models import batches, documents
+from ledger.db.models import HEAD_REVISION, batches, documents
 from ledger.db.notify import DueListener
 from ledger.errors import InvalidInput, LedgerError
 from ledger.records import (
@@ -145,10 +145,10 @@ class Ledger:
 
         Without ``migrate`` the schema must already be at the current version.
         """
-        from ledger.db import migrate as migrations
-
         settings = settings or Settings()
         if migrate:
+            from ledger.db import migrate as migrations
+
             await migrations.upgrade_async(settings.url)
         engine = create_engine(settings, **engine_kwargs)
         ledger = cls(engine, settings, clock=clock)
@@ -161,9 +161,7 @@ class Ledger:
 
     async def check_schema(self) -> None:
         """Raise :class:`SchemaOutOfDate` unless the database is at the head revision."""
-        from ledger.db.migrate import head_revision
-
-        head = head_revision()
+        head = HEAD_REVISION
         try:
             async with self.engine.connect() as conn:
                 current = (

@@ -22,10 +22,8 @@ import heapq
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import numpy.typing as npt
 from sqlalchemy import and_, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -34,11 +32,17 @@ from ledger.db.models import batches, chunk_vectors, chunks, documents, embeddin
 from ledger.errors import InvalidInput, LedgerError
 from ledger.records import SearchHit
 
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+    Vector = npt.NDArray[np.float32]
+
 PARAMS_CHUNK = 1_000
 SCAN_BLOCK = 10_000  # vectors read per query during a search: bounds its memory
-DTYPE = np.dtype("<f4")
-
-Vector = npt.NDArray[np.float32]
+# float32 little-endian, by name: numpy is imported only by the functions that handle
+# vectors, so a process that never handles one (most workers) starts without loading it.
+DTYPE = "<f4"
 
 
 class VectorsIncomplete(LedgerError):
@@ -52,6 +56,8 @@ def text_sha256(text: str) -> str:
 
 def to_bytes(vector: npt.ArrayLike) -> bytes:
     """A vector as stored: unit length (a zero vector stays zero), float32 little-endian."""
+    import numpy as np
+
     array = np.asarray(vector, dtype=np.float64).ravel()
     norm = float(np.linalg.norm(array))
     if not np.isfinite(norm):
@@ -62,6 +68,8 @@ def to_bytes(vector: npt.ArrayLike) -> bytes:
 
 
 def from_bytes(data: bytes) -> Vector:
+    import numpy as np
+
     return np.frombuffer(data, dtype=DTYPE)
 
 
@@ -222,6 +230,8 @@ async def nearest(
     """The ``k`` chunks whose ``model`` vectors are closest to ``query`` by cosine, best
     first. Brute force: the vectors are read ``block`` at a time (keyset on chunk id) and
     only a top-``k`` heap is kept, so memory does not grow with the index."""
+    import numpy as np
+
     vector = from_bytes(to_bytes(query))
     dimension = vector.shape[0]
     heap: list[tuple[float, int]] = []  # (score, -chunk_id): a min-heap of the best k

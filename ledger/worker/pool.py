@@ -54,12 +54,13 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from types import TracebackType
-from typing import Any, Final, TypeVar, cast
-
-import psutil
+from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
 
 from ledger.errors import LedgerError, PermanentError, RetryableError
 from ledger.states import ErrorCode
+
+if TYPE_CHECKING:
+    import psutil
 
 T = TypeVar("T")
 
@@ -343,7 +344,10 @@ class ProcessPool:
 
     async def _sample_memory(self, child: _Child) -> None:
         # C libraries abort when malloc fails under RLIMIT_AS, so the child cannot tell us
-        # it ran out of memory; its size just before it died can.
+        # it ran out of memory; its size just before it died can. psutil is imported on first
+        # use: a worker whose processors never use a child process does not load it.
+        import psutil
+
         child.vms_start = child.vms_peak = 0
         try:
             if child.psutil_process is None:

@@ -10,6 +10,7 @@ from sqlalchemy import inspect
 from sqlalchemy.engine import make_url
 
 from ledger.db import migrate
+from ledger.db.models import HEAD_REVISION
 from tests.conftest import _postgres_database, postgres_available, sql
 
 
@@ -65,3 +66,11 @@ def test_every_revision_steps_down_and_up(empty_url: str) -> None:
         migrate.downgrade(empty_url, revision)
         migrate.upgrade(empty_url, "+1")
     assert migrate.head_revision() == revisions[-1]
+
+
+def test_the_revision_a_ledger_checks_for_is_alembics_head() -> None:
+    # Opening a ledger compares the database with HEAD_REVISION, not with the migration
+    # scripts (reading them loads Alembic): a new migration must move it.
+    script = ScriptDirectory.from_config(migrate.alembic_config("sqlite://"))
+    assert script.get_current_head() == HEAD_REVISION
+    assert migrate.head_revision() == HEAD_REVISION

@@ -24,7 +24,6 @@ import threading
 import time
 import traceback
 
-from ledger.db import migrate
 from tests.helpers import worker_proc
 from tests.helpers.worker_proc import main
 
@@ -75,7 +74,6 @@ def _child(request: dict[str, object]) -> None:
 
 def serve() -> None:
     assert worker_proc  # imported for its imports: they are what the children reuse
-    migrate.head_revision()  # and what opening a ledger imports on top (Alembic's scripts)
     logs: dict[int, str] = {}
     lock = threading.Lock()
     threading.Thread(target=_reaper, args=(logs, lock), daemon=True).start()

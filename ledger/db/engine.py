@@ -6,10 +6,14 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event
+from sqlalchemy.dialects import registry
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from ledger.db import sqlite_driver
 from ledger.settings import Settings
+
+registry.register(f"sqlite.{sqlite_driver.DRIVER}", "ledger.db.sqlite_driver", "dialect")
 
 # Execution option that makes a transaction on SQLite take the write lock when it begins
 # (BEGIN IMMEDIATE). Writers then queue on busy_timeout instead of failing half-way through
@@ -38,7 +42,8 @@ def _sqlite_engine(settings: Settings, *, foreign_keys: bool, **kwargs: Any) -> 
     # COMMIT or ROLLBACK before that (the driver is in autocommit mode, see _on_connect), so
     # the reset was one more trip to the driver's thread per transaction, for nothing.
     kwargs.setdefault("pool_reset_on_return", None)
-    engine = create_async_engine(url, **kwargs)
+    # aiosqlite, with one trip to its thread per statement (see sqlite_driver).
+    engine = create_async_engine(url.set(drivername=f"sqlite+{sqlite_driver.DRIVER}"), **kwargs)
     synchronous = settings.sqlite_synchronous
     busy_timeout = settings.busy_timeout_ms
 

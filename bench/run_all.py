@@ -1,9 +1,13 @@
 """Run every benchmark with its full size, one after another.
 
-Run: python bench/run_all.py [--quick] [--only NAME ...]
+Run: python bench/run_all.py [--quick] [--only NAME ...] [--corpus DIR] [--postgres]
 
 Each benchmark prints its tables and writes bench/results/<name>.json. ``--quick`` runs
 each with a small size (seconds, not minutes): a check that they work, not figures.
+``--corpus DIR`` adds the real-document ingest benchmark (building the corpus in DIR
+first when it is not there: see corpus.py, which needs Debian's documentation packages,
+``--install`` there); ``--postgres`` adds the PostgreSQL workers benchmark (a server at
+the one its --url names by default).
 """
 
 from __future__ import annotations
@@ -30,11 +34,24 @@ BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke test")
-    parser.add_argument("--only", nargs="+", choices=sorted(BENCHMARKS), default=None)
+    names = [*BENCHMARKS, "corpus", "ingest", "postgres_workers"]
+    parser.add_argument("--only", nargs="+", choices=names, default=None)
+    parser.add_argument("--corpus", type=Path, default=None, help="run ingest.py on it")
+    parser.add_argument("--postgres", action="store_true", help="run postgres_workers.py")
     args = parser.parse_args()
+    benchmarks = dict(BENCHMARKS)
+    if args.corpus is not None:
+        corpus = str(args.corpus)
+        benchmarks["corpus"] = ([corpus], [corpus])
+        benchmarks["ingest"] = ([corpus], [corpus])
+    if args.postgres:
+        benchmarks["postgres_workers"] = ([], ["--documents", "500"])
+    missing = [n for n in args.only or [] if n not in benchmarks]
+    if missing:
+        parser.error(f"{', '.join(missing)}: needs --corpus (corpus, ingest) or --postgres")
     failed = []
-    for name in args.only or BENCHMARKS:
-        full, quick = BENCHMARKS[name]
+    for name in args.only or benchmarks:
+        full, quick = benchmarks[name]
         print(f"\n## {name}\n", flush=True)
         started = time.perf_counter()
         code = subprocess.call(

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import random
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -28,14 +28,13 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
-from sqlalchemy.sql.elements import BindParameter
 
 from ledger.backoff import RetryPolicy
 from ledger.core.events import record_events
+from ledger.core.prepared import ids_param, prepared, time_param
 from ledger.db.dialect import lock_rows, random_token, seconds_between
 from ledger.db.models import attempts, batches, documents, events, workers
 from ledger.db.notify import announce_due
-from ledger.db.types import UTCDateTime
 from ledger.records import ClaimedDocument, CompleteResult, Outcome
 from ledger.states import (
     TERMINAL_STATUSES,
@@ -46,29 +45,6 @@ from ledger.states import (
 )
 
 PARAMS_CHUNK = 2_000  # ids per IN (...) list: well under every backend's parameter limit
-
-# The hot statements are built once per database dialect and statement shape, with every
-# value a bind parameter: SQLAlchemy then reuses their compiled form. Building an
-# expression tree and its cache key anew for each call cost more CPU than the database's
-# work for a whole claim of documents (profiled at about 60% of a worker's time on noop).
-_PREPARED: dict[tuple[Any, ...], Any] = {}
-
-
-def _prepared(conn: AsyncConnection, key: tuple[Any, ...], build: Callable[[], Any]) -> Any:
-    full_key = (conn.dialect.name, *key)
-    statement = _PREPARED.get(full_key)
-    if statement is None:
-        statement = _PREPARED[full_key] = build()
-    return statement
-
-
-def _ids_param(name: str = "p_ids") -> BindParameter[Any]:
-    return bindparam(name, expanding=True)
-
-
-def _time_param(name: str) -> BindParameter[datetime]:
-    return bindparam(name, type_=UTCDateTime())
-
 
 @dataclass(frozen=True)
 class BreakerPolicy:
@@ -138,7 +114,7 @@ async def _write_endings(
         if shared is not None and any(e.result != shared for e in members):
             shared = None
             await conn.execute(
-                _prepared(
+                prepared(
                     conn,
                     ("result",),
                     lambda: (
@@ -185,7 +161,7 @@ async def _end_group(
             p_systemic=ending.systemic,
         )
         await conn.execute(
-            _prepared(
+            prepared(
                 conn,
                 ("attempts", worker_id is None),
                 lambda: _attempts_insert(conn, worker_id is None),
@@ -202,7 +178,7 @@ async def _end_group(
             None if code is None else {"error_code": code, "error_message": (message or "")[:500]}
         )
         await conn.execute(
-            _prepared(conn, ("events",), _document_events_insert),
+            prepared(conn, ("events",), _document_events_insert),
             {"p_ids": ids, "p_now": now, "p_kind": kind, "p_data": data},
         )
     finished = ending.status in TERMINAL_STATUSES
@@ -221,13 +197,13 @@ async def _end_group(
     if result is not None:
         update_params["p_result"] = result
     await conn.execute(
-        _prepared(conn, ("end", *shape), lambda: _documents_end_update(*shape)), update_params
+        prepared(conn, ("end", *shape), lambda: _documents_end_update(*shape)), update_params
     )
 
 
 def _attempts_insert(conn: AsyncConnection, owner_from_row: bool) -> Any:
     """Copy the attempt rows of a group of documents ending alike from their document rows."""
-    now = _time_param("p_now")
+    now = time_param("p_now")
     # A clock that stepped back must not make an attempt end before it started.
     finished_at = case((documents.c.started_at > now, documents.c.started_at), else_=now)
     selected = select(
@@ -243,7 +219,7 @@ def _attempts_insert(conn: AsyncConnection, owner_from_row: bool) -> Any:
         bindparam("p_code", type_=String()),
         bindparam("p_message", type_=Text()),
         bindparam("p_systemic", type_=Boolean()),
-    ).where(documents.c.id.in_(_ids_param()))
+    ).where(documents.c.id.in_(ids_param()))
     return insert(attempts).from_select(
         [
             "document_id",
@@ -271,22 +247,22 @@ def _document_events_insert() -> Any:
             documents.c.id,
             bindparam("p_kind", type_=String()),
             bindparam("p_data", type_=events.c.data.type),
-            _time_param("p_now"),
-        ).where(documents.c.id.in_(_ids_param())),
+            time_param("p_now"),
+        ).where(documents.c.id.in_(ids_param())),
     )
 
 
 def _documents_end_update(
     clears_error: bool, sets_error: bool, has_result: bool, uncount: bool
 ) -> Any:
-    now = _time_param("p_now")
+    now = time_param("p_now")
     values: dict[str, Any] = {
         "status": bindparam("p_status", type_=String()),
-        "next_attempt_at": _time_param("p_next"),
+        "next_attempt_at": time_param("p_next"),
         "lease_owner": None,
         "lease_token": None,
         "lease_expires_at": None,
-        "finished_at": _time_param("p_finished"),
+        "finished_at": time_param("p_finished"),
         "updated_at": now,
     }
     if clears_error:
@@ -302,7 +278,7 @@ def _documents_end_update(
     return (
         update(documents)
         .where(
-            documents.c.id.in_(_ids_param()),
+            documents.c.id.in_(ids_param()),
             documents.c.status == DocumentStatus.RUNNING.value,
         )
         .values(**values)
@@ -314,18 +290,18 @@ async def mark_completed(conn: AsyncConnection, batch_ids: Iterable[str], now: d
     ids = sorted(set(batch_ids))
     if not ids:
         return
-    statement = _prepared(
+    statement = prepared(
         conn,
         ("completed",),
         lambda: (
             update(batches)
             .where(
-                batches.c.id.in_(_ids_param()),
+                batches.c.id.in_(ids_param()),
                 batches.c.completed_at.is_(None),
                 batches.c.n_pending == 0,
                 batches.c.n_running == 0,
             )
-            .values(completed_at=_time_param("p_now"), updated_at=_time_param("p_now"))
+            .values(completed_at=time_param("p_now"), updated_at=time_param("p_now"))
             .returning(batches.c.id)
         ),
     )
@@ -343,7 +319,7 @@ async def rescue_expired(conn: AsyncConnection, *, now: datetime, limit: int) ->
     due at once, or to failed when that was its last allowed attempt, or to cancelled when
     its batch was cancelled. At most ``limit`` leases per call keep the transaction short.
     """
-    query = _prepared(
+    query = prepared(
         conn,
         ("expired",),
         lambda: lock_rows(
@@ -359,7 +335,7 @@ async def rescue_expired(conn: AsyncConnection, *, now: datetime, limit: int) ->
             .join(batches, batches.c.id == documents.c.batch_id)
             .where(
                 documents.c.status == DocumentStatus.RUNNING.value,
-                documents.c.lease_expires_at < _time_param("p_now"),
+                documents.c.lease_expires_at < time_param("p_now"),
             )
             .order_by(documents.c.lease_expires_at)
             .limit(bindparam("p_limit", type_=Integer())),
@@ -422,7 +398,7 @@ async def claim(
         return []
     rng = rng or random.Random()
     filtered = batch_ids is not None
-    candidates = _prepared(conn, ("candidates", filtered), lambda: _claim_candidates(filtered))
+    candidates = prepared(conn, ("candidates", filtered), lambda: _claim_candidates(filtered))
     params = {"p_ids": list(batch_ids)} if batch_ids is not None else {}
     tiers: dict[int, list[Any]] = defaultdict(list)
     for row in (await conn.execute(candidates, params)).all():
@@ -462,12 +438,12 @@ def _claim_candidates(filtered: bool) -> Any:
         batches.c.started_at,
     ).where(batches.c.state == BatchState.ACTIVE.value, batches.c.n_pending > 0)
     if filtered:
-        query = query.where(batches.c.id.in_(_ids_param()))
+        query = query.where(batches.c.id.in_(ids_param()))
     return query
 
 
 def _lease_statement(conn: AsyncConnection) -> Any:
-    now = _time_param("p_now")
+    now = time_param("p_now")
     due = lock_rows(
         conn,
         select(documents.c.id)
@@ -495,7 +471,7 @@ def _lease_statement(conn: AsyncConnection) -> Any:
             attempts=documents.c.attempts + 1,
             lease_owner=bindparam("p_worker", type_=String()),
             lease_token=random_token(conn),
-            lease_expires_at=_time_param("p_expires"),
+            lease_expires_at=time_param("p_expires"),
             started_at=now,
             updated_at=now,
         )
@@ -531,7 +507,7 @@ async def _lease_from_batch(
         )
     rows = (
         await conn.execute(
-            _prepared(conn, ("lease",), lambda: _lease_statement(conn)),
+            prepared(conn, ("lease",), lambda: _lease_statement(conn)),
             {
                 "p_batch": batch.id,
                 "p_now": now,
@@ -590,7 +566,7 @@ async def heartbeat(
     kept: set[int] = set()
     for part in _chunks(list(held)):
         result = await conn.execute(
-            _prepared(
+            prepared(
                 conn,
                 ("renew",),
                 lambda: (
@@ -598,9 +574,9 @@ async def heartbeat(
                     .where(
                         documents.c.status == DocumentStatus.RUNNING.value,
                         documents.c.lease_owner == bindparam("p_worker", type_=String()),
-                        tuple_(documents.c.id, documents.c.lease_token).in_(_ids_param()),
+                        tuple_(documents.c.id, documents.c.lease_token).in_(ids_param()),
                     )
-                    .values(lease_expires_at=_time_param("p_expires"))
+                    .values(lease_expires_at=time_param("p_expires"))
                     .returning(documents.c.id)
                 ),
             ),
@@ -638,7 +614,7 @@ async def complete(
         raise ValueError("one outcome per document per call")
     held: dict[int, Any] = {}
     for ids in _chunks(list(by_id)):
-        query = _prepared(
+        query = prepared(
             conn,
             ("held",),
             lambda: lock_rows(
@@ -653,7 +629,7 @@ async def complete(
                 )
                 .join(batches, batches.c.id == documents.c.batch_id)
                 .where(
-                    documents.c.id.in_(_ids_param()),
+                    documents.c.id.in_(ids_param()),
                     documents.c.status == DocumentStatus.RUNNING.value,
                 ),
                 of=documents,

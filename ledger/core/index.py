@@ -21,10 +21,11 @@ from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import BigInteger, String, bindparam, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ledger.core import vectors
+from ledger.core.prepared import prepared
 from ledger.db.models import batches, chunks, documents
 from ledger.errors import LedgerError
 from ledger.records import IndexedDocument
@@ -52,11 +53,11 @@ class ChunksIncomplete(LedgerError):
     """The chunks handed in are not the numbered sequence 0..n-1 that was announced."""
 
 
-def _owner_of(batch_id: str) -> Any:
+def _owner_of(batch_id: Any) -> Any:
     return select(batches.c.owner).where(batches.c.id == batch_id).scalar_subquery()
 
 
-def _holders(batch_id: str, model: str | None = None) -> Any:
+def _holders(batch_id: Any, model: Any = None) -> Any:
     """Documents of the same owner as ``batch_id`` that hold their source's chunks (with
     their ``model`` vectors, when a model is given)."""
     query = (
@@ -93,6 +94,46 @@ def _indexed(row: Any) -> IndexedDocument:
     )
 
 
+def _lookup(column: Any, *, newest: bool, excluding: bool, with_model: bool) -> Any:
+    """One holder of a source or a content: every value bound, so it is built once (each
+    document's dedup check runs it; see ``prepared``)."""
+    model = bindparam("p_model", type_=String()) if with_model else None
+    query = _holders(bindparam("p_batch", type_=String()), model).where(
+        column == bindparam("p_key", type_=String())
+    )
+    if excluding:
+        query = query.where(documents.c.id != bindparam("p_exclude", type_=BigInteger()))
+    order = documents.c.id.desc() if newest else documents.c.id
+    return query.order_by(order).limit(1)
+
+
+async def _holder(
+    conn: AsyncConnection,
+    column: Any,
+    key: str,
+    *,
+    newest: bool,
+    batch_id: str,
+    exclude_id: int | None,
+    model: str | None,
+) -> IndexedDocument | None:
+    shape = (column.name, newest, exclude_id is not None, model is not None)
+    statement = prepared(
+        conn,
+        ("holder", *shape),
+        lambda: _lookup(
+            column, newest=newest, excluding=exclude_id is not None, with_model=model is not None
+        ),
+    )
+    params: dict[str, Any] = {"p_batch": batch_id, "p_key": key}
+    if exclude_id is not None:
+        params["p_exclude"] = exclude_id
+    if model is not None:
+        params["p_model"] = model
+    row = (await conn.execute(statement, params)).first()
+    return _indexed(row) if row else None
+
+
 async def indexed_source(
     conn: AsyncConnection,
     *,
@@ -103,11 +144,10 @@ async def indexed_source(
 ) -> IndexedDocument | None:
     """The document holding the chunks of ``source`` for the owner of ``batch_id`` (and
     their ``model`` vectors, when a model is given)."""
-    query = _holders(batch_id, model).where(documents.c.source == source)
-    if exclude_id is not None:
-        query = query.where(documents.c.id != exclude_id)
-    row = (await conn.execute(query.order_by(documents.c.id.desc()).limit(1))).first()
-    return _indexed(row) if row else None
+    return await _holder(
+        conn, documents.c.source, source, newest=True, batch_id=batch_id,
+        exclude_id=exclude_id, model=model,
+    )  # fmt: skip
 
 
 async def indexed_content(
@@ -120,11 +160,10 @@ async def indexed_content(
 ) -> IndexedDocument | None:
     """A document of the owner of ``batch_id`` that holds chunks of content ``sha256``
     (and their ``model`` vectors, when a model is given)."""
-    query = _holders(batch_id, model).where(documents.c.source_sha256 == sha256.lower())
-    if exclude_id is not None:
-        query = query.where(documents.c.id != exclude_id)
-    row = (await conn.execute(query.order_by(documents.c.id).limit(1))).first()
-    return _indexed(row) if row else None
+    return await _holder(
+        conn, documents.c.source_sha256, sha256.lower(), newest=False, batch_id=batch_id,
+        exclude_id=exclude_id, model=model,
+    )  # fmt: skip
 
 
 async def _supersede_others(

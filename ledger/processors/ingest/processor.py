@@ -146,6 +146,12 @@ def _stat(path: str) -> os.stat_result | None:
     return result if stat.S_ISREG(result.st_mode) else None
 
 
+def _locate(source: str, roots: Sequence[str]) -> tuple[str, os.stat_result | None]:
+    """Resolve and stat in one trip to a thread (an unchanged re-run does little else)."""
+    path = resolve_source(source, roots)
+    return path, _stat(path)
+
+
 def _hash(path: str) -> str | None:
     try:
         return sha256_file(path)[0]
@@ -205,8 +211,7 @@ def make_ingest_processor(context: ProcessorContext, options: JSON) -> Processor
 
     async def ingest(doc: Document) -> Done | Skip:
         started = time.perf_counter()
-        path = await asyncio.to_thread(resolve_source, doc.source, config.roots)
-        before = await asyncio.to_thread(_stat, path)
+        path, before = await asyncio.to_thread(_locate, doc.source, config.roots)
         sha256 = doc.sha256.lower() if doc.sha256 else None
         hash_seconds = 0.0
         if not config.reprocess and before is not None:

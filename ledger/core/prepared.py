@@ -1,0 +1,39 @@
+"""Statements built once, run many times.
+
+The hot statements are built once per database dialect and statement shape, with every
+value a bind parameter: SQLAlchemy then reuses their compiled form. Building an expression
+tree and its cache key anew for each call cost more CPU than the database's work for a
+whole claim of documents (profiled at about 60% of a worker's time on ``noop``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import bindparam
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.elements import BindParameter
+
+from ledger.db.types import UTCDateTime
+
+_STATEMENTS: dict[tuple[Any, ...], Any] = {}
+
+
+def prepared(conn: AsyncConnection, key: tuple[Any, ...], build: Callable[[], Any]) -> Any:
+    """The statement ``build()`` makes, built once for this dialect and ``key``."""
+    full_key = (conn.dialect.name, *key)
+    statement = _STATEMENTS.get(full_key)
+    if statement is None:
+        statement = _STATEMENTS[full_key] = build()
+    return statement
+
+
+def ids_param(name: str = "p_ids") -> BindParameter[Any]:
+    """A list of values bound as one parameter: ``column.in_(ids_param())``."""
+    return bindparam(name, expanding=True)
+
+
+def time_param(name: str) -> BindParameter[datetime]:
+    return bindparam(name, type_=UTCDateTime())

@@ -8,11 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
-import socket
 import subprocess
-import sys
-import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,14 +21,9 @@ from ledger.db import migrate
 from ledger.errors import PermanentError
 from ledger.records import ErrorInfo, Outcome
 from ledger.settings import Settings
+from tests.helpers.server import free_port, spawn, stop, uvicorn_args
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -89,55 +80,13 @@ def start_server(tmp: Path, env: dict[str, str], tenants: tuple[str, ...] = ()) 
         **env,
     }
     log = tmp / "server.log"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "--factory",
-            "ledger.api.app:from_env",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--timeout-graceful-shutdown",
-            "2",
-            "--log-level",
-            "warning",
-        ],
-        env=full_env,
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
-        cwd=tmp,
-    )
+    proc = spawn(uvicorn_args(port), env=full_env, log=log, cwd=tmp, port=port)
     base_url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited: {log.read_text()}")
-        try:
-            if httpx.get(f"{base_url}/health", timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        if time.monotonic() > deadline:
-            proc.kill()
-            raise RuntimeError(f"server did not start: {log.read_text()}")
-        time.sleep(0.05)
     return Server(base_url, home, root, db_url, proc, log, server_keys, key_ids)
 
 
 def stop_server(server: Server) -> None:
-    server.proc.send_signal(signal.SIGTERM)
-    try:
-        server.proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        server.proc.kill()
-        server.proc.wait()
-    text = server.log.read_text(errors="replace")
-    # No request may have crashed the server: an unhandled error is logged as such.
-    assert "unhandled error" not in text, text[-5000:]
-    assert "Traceback" not in text, text[-5000:]
+    stop(server.proc, server.log)
 
 
 @pytest.fixture(scope="session")

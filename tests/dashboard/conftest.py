@@ -12,10 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import signal
-import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -29,6 +26,8 @@ import pytest
 from ledger.core.ledger import Ledger
 from ledger.db import migrate
 from ledger.settings import Settings
+from tests.helpers.server import free_port, spawn
+from tests.helpers.server import stop as stop_server
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "test-artifacts" / "dashboard"
@@ -67,12 +66,6 @@ def skip_loudly(reason: str) -> None:
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     for reason in _skip_reason:
         terminalreporter.write_sep("!", f"DASHBOARD BROWSER TESTS SKIPPED: {reason}", red=True)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -141,40 +134,14 @@ def start(tmp: Path, *, env: dict[str, str], tenants: tuple[str, ...] = ()) -> S
         **env,
     }
     full_env.pop("LEDGER_DATABASE_URL", None)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "ledger", "serve", "--host", "127.0.0.1", "--port", str(port)],
-        env=full_env,
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
-        cwd=tmp,
-    )
+    args = ["-m", "ledger", "serve", "--host", "127.0.0.1", "--port", str(port)]
+    proc = spawn(args, env=full_env, log=log, cwd=tmp, port=port)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        if proc.poll() is not None:
-            raise RuntimeError(f"ledger serve exited: {log.read_text()}")
-        try:
-            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        if time.monotonic() > deadline:
-            proc.kill()
-            raise RuntimeError(f"ledger serve did not start: {log.read_text()}")
-        time.sleep(0.05)
     return Served(url, home, root, proc, log, keys)
 
 
 def stop(served: Served) -> None:
-    served.proc.send_signal(signal.SIGTERM)
-    try:
-        served.proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        served.proc.kill()
-        served.proc.wait()
-    text = served.log.read_text(errors="replace")
-    assert "Traceback" not in text, text[-5000:]
-    assert "unhandled error" not in text, text[-5000:]
+    stop_server(served.proc, served.log, timeout=15)
 
 
 @pytest.fixture(scope="module")

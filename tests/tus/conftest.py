@@ -11,8 +11,6 @@ import base64
 import os
 import signal
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,8 +22,8 @@ import pytest
 from ledger.core.ledger import Ledger
 from ledger.db import migrate
 from ledger.settings import Settings
-from tests.api.conftest import free_port
 from tests.conftest import sql
+from tests.helpers.server import free_port, spawn, stop, uvicorn_args
 
 REPO = Path(__file__).resolve().parents[2]
 TUS = {"Tus-Resumable": "1.0.0"}
@@ -96,40 +94,14 @@ class TusServer:
         self.starts += 1
         with self.log.open("ab") as out:
             out.write(f"--- start {self.starts}\n".encode())
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "--factory",
-                "ledger.api.app:from_env",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-                "--timeout-graceful-shutdown",
-                "2",
-                "--log-level",
-                "warning",
-            ],
+        self.proc = spawn(
+            uvicorn_args(self.port),
             env=env,
-            stdout=self.log.open("ab"),
-            stderr=subprocess.STDOUT,
+            log=self.log,
             cwd=self.tmp,
+            port=self.port,
+            append=True,
         )
-        deadline = time.monotonic() + 30
-        while True:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited: {self.log.read_text()}")
-            try:
-                if httpx.get(f"{self.base_url}/health", timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                self.proc.kill()
-                raise RuntimeError(f"server did not start: {self.log.read_text()}")
-            time.sleep(0.05)
 
     def kill(self) -> None:
         """SIGKILL: no shutdown code runs, as in a crash or an OOM kill."""
@@ -139,16 +111,7 @@ class TusServer:
 
     def stop(self) -> None:
         assert self.proc is not None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        text = self.log.read_text(errors="replace")
-        assert "unhandled error" not in text, text[-5000:]
-        assert "Traceback" not in text, text[-5000:]
+        stop(self.proc, self.log)
 
     def sql(self, statement: str, **params: Any) -> list[Any]:
         return sql(self.sync_url, statement, **params)

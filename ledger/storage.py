@@ -38,7 +38,7 @@ def prepare(storage: Path) -> None:
 
 def is_stored(source: str, storage: Path) -> bool:
     """Whether ``source`` names a file inside the storage folder (by path, without I/O)."""
-    root, prefix = _root(storage if storage.is_absolute() else storage.absolute())
+    root, prefix = _root(storage.absolute())
     path = os.path.normpath(os.path.abspath(source))
     return path == root or path.startswith(prefix)
 

@@ -137,7 +137,6 @@ class Worker:
         # Off unless LEDGER_PREFETCH is set.
         self._ready: collections.deque[ClaimedDocument] = collections.deque()
         self.prefetch = min(self.claim_batch, self.concurrency // 2, settings.prefetch)
-        self._unstarted: set[int] = set()
         self._lost: set[int] = set()
         self._force_release: set[int] = set()
         self._outbox: list[tuple[ClaimedDocument, Outcome]] = []
@@ -328,7 +327,6 @@ class Worker:
         """Give back the documents leased ahead but never started (on stop)."""
         while self._ready:
             doc = self._ready.popleft()
-            self._unstarted.add(doc.id)
             self._outbox.append((doc, Outcome.returned(doc)))
         self._outbox_changed.set()
 
@@ -441,11 +439,11 @@ class Worker:
     def _tally(self, group: list[tuple[ClaimedDocument, Outcome]], result: CompleteResult) -> None:
         for doc, outcome in group:
             status = result.statuses.get(doc.id)
-            if doc.id in self._unstarted:
-                self._unstarted.discard(doc.id)
-                if status is not None:
-                    self.stats.returned += 1
-            elif status is not None:
+            if status is None:
+                continue
+            if outcome.unstarted:
+                self.stats.returned += 1
+            else:
                 self.stats.count(outcome, status)
         if result.lost:
             self.stats.lost += len(result.lost)

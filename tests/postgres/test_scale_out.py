@@ -10,7 +10,13 @@ import time
 import pytest
 
 from tests.conftest import sql
-from tests.reliability.test_processes import assert_exactly_once, finish, start_worker, submit
+from tests.reliability.test_processes import (
+    assert_exactly_once,
+    finish,
+    start_worker,
+    start_workers_together,
+    submit,
+)
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
@@ -30,7 +36,9 @@ async def test_four_worker_processes_share_ten_thousand_documents(
 ) -> None:
     n = 10_000
     await submit(pg_url, n, seconds=0)
-    procs = [start_worker(pg_url, "b", concurrency=32, claim_batch=32) for _ in range(4)]
+    procs = await start_workers_together(
+        pg_url, pg_sync_url, 4, concurrency=32, claim_batch=32, poll_seconds=0.1
+    )
     stats = [finish(p, timeout=600) for p in procs]
     assert sum(s["done"] for s in stats) == n
     assert all(s["done"] > 0 for s in stats)  # every process took part

@@ -47,6 +47,28 @@ async def submit(url: str, n: int, **options: Any) -> None:
         await ledger.submit(spec, [SourceSpec(f"/doc/{i:05d}") for i in range(n)])
 
 
+async def start_workers_together(
+    url: str, sync_url: str, count: int, **settings: Any
+) -> list[subprocess.Popen[str]]:
+    """Start ``count`` workers on batch ``b`` and let them at it only once all of them run.
+
+    A worker that starts first could otherwise finish a small batch before the last one has
+    imported Python: the batch waits paused until every process has registered.
+    """
+    async with await Ledger.open(settings_for(url)) as ledger:
+        await ledger.pause("b", reason="waiting for every worker to start")
+        procs = [start_worker(url, "b", **settings) for _ in range(count)]
+        pids = ", ".join(str(p.pid) for p in procs)
+        deadline = time.monotonic() + 60
+        while sql(sync_url, f"SELECT count(*) FROM workers WHERE pid IN ({pids})")[0][0] < count:
+            assert time.monotonic() < deadline, "the workers did not start"
+            for p in procs:
+                assert p.poll() is None, p.stderr.read() if p.stderr else ""
+            await asyncio.sleep(0.05)
+        await ledger.resume("b")
+    return procs
+
+
 def assert_exactly_once(sync_url: str, n: int) -> None:
     """Every document done, by exactly one attempt, and no two attempts overlapped."""
     assert sql(sync_url, "SELECT status, count(*) FROM documents GROUP BY status") == [("done", n)]
@@ -75,8 +97,10 @@ def assert_exactly_once(sync_url: str, n: int) -> None:
 
 @pytest.mark.slow
 async def test_three_worker_processes_share_one_batch(db_url: str, sync_url: str) -> None:
-    await submit(db_url, 1500, seconds=0.005)
-    procs = [start_worker(db_url, "b", concurrency=25, claim_batch=16) for _ in range(3)]
+    await submit(db_url, 1500, seconds=0.01)
+    procs = await start_workers_together(
+        db_url, sync_url, 3, concurrency=25, claim_batch=16, poll_seconds=0.05
+    )
     stats = [finish(p) for p in procs]
     assert sum(s["done"] for s in stats) == 1500
     assert all(s["done"] > 0 for s in stats)  # the work really was shared

@@ -7,7 +7,8 @@ Three runs in one process, same files, same parsers, same pool size:
 - floor: ``process_file`` over every file in a ProcessPool, spools deleted, no database;
 - ingest: a fresh SQLite ledger, submit (one stat per file), a Worker until complete
   (dedup lookups, hashing, extraction in the pool, chunks + FTS stored with the outcome);
-- re-run: a second batch over the same unchanged files (skipped by size and mtime);
+- re-run: a second batch over the same unchanged files (skipped at submit by size and
+  mtime, as ``ledger ingest`` and the API submit);
 - kill: a fresh ledger, the same files processed by a ``ledger worker`` process that is
   killed with SIGKILL once half the documents are done, then a second worker finishes the
   batch. SQL then counts the work redone: documents done twice (must be 0), documents done
@@ -43,6 +44,7 @@ from harness import child_env
 
 from ledger.core.ledger import Ledger
 from ledger.errors import ProcessingError
+from ledger.processors.builtin import unchanged_skip
 from ledger.processors.ingest import IngestOptions, process_file
 from ledger.processors.ingest.spool import iter_spool
 from ledger.records import BatchSpec, SourceSpec
@@ -134,7 +136,9 @@ async def through_ledger(
     ledger: Ledger, files: list[Path], batch_id: str, concurrency: int
 ) -> dict[str, Any]:
     started = time.perf_counter()
-    await ledger.submit(BatchSpec(id=batch_id, processor="ingest"), scan(files))
+    spec = BatchSpec(id=batch_id, processor="ingest")
+    # As ``ledger ingest`` and the API submit: sources indexed unchanged are skipped at once.
+    await ledger.submit(spec, scan(files), skip_unchanged=unchanged_skip(spec))
     submitted = time.perf_counter()
     await Worker(ledger, batch_ids=[batch_id], concurrency=concurrency).run(until_complete=True)
     finished = time.perf_counter()

@@ -33,6 +33,15 @@ class BatchSpec:
 
 
 @dataclass(frozen=True)
+class UnchangedSkip:
+    """Ask ``submit`` to skip, at once, the new sources whose content is already indexed
+    for the batch's owner and has not changed (the ingest processor's dedup rule, decided
+    before any worker runs). ``model``: the holder must also carry this model's vectors."""
+
+    model: str | None = None
+
+
+@dataclass(frozen=True)
 class SourceSpec:
     """One document to submit: a source and what is known of it at submit time."""
 
@@ -83,6 +92,7 @@ class SubmitResult:
     added: int  # documents new to the batch
     known: int  # sources the batch already had
     requeued: int = 0  # known sources whose size, mtime or sha256 changed: to be done again
+    skipped: int = 0  # new sources found indexed and unchanged: skipped at submit
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,7 @@ from ledger.api.schemas import (
 )
 from ledger.core.ledger import Ledger
 from ledger.errors import Conflict, InvalidInput
+from ledger.processors.builtin import unchanged_skip
 from ledger.records import BatchSpec, SourceSpec
 from ledger.settings import Settings
 from ledger.states import BatchState
@@ -131,7 +132,9 @@ class BatchController(Controller):
             paths.expand, data.paths, settings.allowed_roots, data.glob
         )
         try:
-            result = await ledger.create_batch(spec, sources, fingerprint=fingerprint)
+            result = await ledger.create_batch(
+                spec, sources, fingerprint=fingerprint, skip_unchanged=unchanged_skip(spec)
+            )
         finally:
             sources.close()
         return _created(result.batch, result.created)

@@ -53,6 +53,7 @@ from ledger.cli.signals import StopSignals
 from ledger.cli.walk import WalkStats, batch_id_for, resolve_roots, walk
 from ledger.core.ledger import Ledger
 from ledger.errors import NotFound
+from ledger.processors.builtin import unchanged_skip
 from ledger.records import BatchSpec, ClaimedDocument, DocumentInfo, SourceSpec, SubmitResult
 from ledger.records import Progress as BatchProgress
 from ledger.settings import Settings
@@ -453,6 +454,8 @@ def _started_line(result: SubmitResult, request: Request) -> str:
     b = result.batch
     how = "new batch" if result.created else "resuming batch"
     added = f"{result.added:,} new, {result.known:,} already known"
+    if result.skipped:
+        added += f"; {result.skipped:,} of the new already indexed, unchanged: skipped"
     left = b.total - b.finished
     return (
         f"{how} {b.id}: {b.total:,} documents ({added}), {left:,} to process "
@@ -521,7 +524,10 @@ class Session:
             view = self.view = self._make_view()
             try:
                 try:
-                    result = await self.ledger.submit(req.spec(), self._sources(view))
+                    spec = req.spec()
+                    result = await self.ledger.submit(
+                        spec, self._sources(view), skip_unchanged=unchanged_skip(spec)
+                    )
                 except _Interrupted:
                     view.close()
                     err.print(
@@ -557,6 +563,7 @@ class Session:
                     "created": result.created,
                     "added": result.added,
                     "known": result.known,
+                    "skipped_unchanged": result.skipped,
                     "processed": processed,
                     "elapsed_seconds": round(elapsed, 3),
                     "rate_per_second": processed / elapsed if elapsed > 0 else None,

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from ledger.core import submit
 from ledger.db.models import batch_requests
 from ledger.errors import Conflict
-from ledger.records import BatchSpec, SourceSpec, SubmitResult
+from ledger.records import BatchSpec, SourceSpec, SubmitResult, UnchangedSkip
 
 
 async def create_batch(
@@ -28,6 +28,7 @@ async def create_batch(
     fingerprint: str,
     now: datetime,
     default_max_attempts: int,
+    skip_unchanged: UnchangedSkip | None = None,
 ) -> SubmitResult:
     """Create the batch with its documents, or return the one an identical request made."""
     if spec.id is not None:
@@ -49,7 +50,12 @@ async def create_batch(
                 )
             # Made by another face (the CLI): the ledger's own resubmission rules apply.
     result = await submit.submit(
-        conn, spec, sources, now=now, default_max_attempts=default_max_attempts
+        conn,
+        spec,
+        sources,
+        now=now,
+        default_max_attempts=default_max_attempts,
+        skip_unchanged=skip_unchanged,
     )
     if result.created:
         await conn.execute(

@@ -21,17 +21,18 @@ from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import BigInteger, String, bindparam, delete, func, insert, select, update
+from sqlalchemy import BigInteger, String, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ledger.core import vectors
-from ledger.core.prepared import prepared
+from ledger.core.prepared import prepared, time_param
 from ledger.db.models import batches, chunks, documents
 from ledger.errors import LedgerError
-from ledger.records import IndexedDocument
+from ledger.records import JSON, IndexedDocument
 from ledger.states import DocumentStatus
 
 PARAMS_CHUNK = 1_000
+SKIP_PAGE = 5_000  # new documents looked at per query when skipping unchanged ones
 
 
 class ChunkData(Protocol):
@@ -164,6 +165,112 @@ async def indexed_content(
         conn, documents.c.source_sha256, sha256.lower(), newest=False, batch_id=batch_id,
         exclude_id=exclude_id, model=model,
     )  # fmt: skip
+
+
+def _unchanged_new_documents(with_model: bool) -> Any:
+    """The documents a submission just added to a batch (pending, never attempted, created
+    at ``p_now``) whose source is held, for the batch's owner, by a document with a known
+    SHA-256 and the same size and modification time: the processor's first dedup check,
+    as one join. A page of them after ``p_after``, in id order."""
+    new = documents.alias("new")
+    holder = documents.alias("holder")
+    holder_batch = batches.alias("holder_batch")
+    batch_id = bindparam("p_batch", type_=String())
+    query = (
+        select(new.c.id, holder.c.id.label("holder_id"), holder.c.source_sha256)
+        .select_from(
+            new.join(holder, holder.c.source == new.c.source).join(
+                holder_batch, holder_batch.c.id == holder.c.batch_id
+            )
+        )
+        .where(
+            new.c.batch_id == batch_id,
+            new.c.status == DocumentStatus.PENDING.value,
+            new.c.attempts == 0,
+            new.c.created_at == time_param("p_now"),
+            new.c.id > bindparam("p_after", type_=BigInteger()),
+            holder.c.id != new.c.id,
+            holder.c.status == DocumentStatus.DONE.value,
+            holder.c.superseded_by.is_(None),
+            holder.c.source_sha256.is_not(None),
+            holder.c.source_size == new.c.source_size,
+            holder.c.source_mtime_ns == new.c.source_mtime_ns,
+            or_(new.c.source_sha256.is_(None), new.c.source_sha256 == holder.c.source_sha256),
+            holder_batch.c.owner.is_not_distinct_from(_owner_of(batch_id)),
+        )
+        .order_by(new.c.id)
+        .limit(SKIP_PAGE)
+    )
+    if with_model:
+        query = query.where(vectors.has_vectors(bindparam("p_model", type_=String()), holder.c.id))
+    return query
+
+
+def _skip_update() -> Any:
+    return (
+        update(documents)
+        .where(
+            documents.c.id == bindparam("b_id"),
+            documents.c.status == DocumentStatus.PENDING.value,
+        )
+        .values(
+            status=DocumentStatus.SKIPPED.value,
+            finished_at=time_param("b_now"),
+            updated_at=time_param("b_now"),
+            result=bindparam("b_result", type_=documents.c.result.type),
+        )
+    )
+
+
+def skip_result(holder_id: int, sha256: str) -> JSON:
+    """What a document skipped as unchanged records (the ingest processor's words)."""
+    return {
+        "reason": f"unchanged: same content as document {holder_id}",
+        "duplicate_of": holder_id,
+        "sha256": sha256,
+    }
+
+
+async def skip_unchanged_new(
+    conn: AsyncConnection, *, batch_id: str, now: datetime, model: str | None
+) -> int:
+    """Mark ``skipped`` the documents this submission (at ``now``) added to ``batch_id``
+    whose content is indexed and unchanged (see ``_unchanged_new_documents``), each with
+    its reason and ``duplicate_of``: nothing is read or claimed for them. They record no
+    attempt (none was made). Returns how many were skipped."""
+    query = prepared(
+        conn,
+        ("unchanged_new", model is not None),
+        lambda: _unchanged_new_documents(model is not None),
+    )
+    update_statement = prepared(conn, ("skip_new",), _skip_update)
+    params: dict[str, Any] = {"p_batch": batch_id, "p_now": now, "p_after": 0}
+    if model is not None:
+        params["p_model"] = model
+    skipped = 0
+    while True:
+        rows = (await conn.execute(query, params)).all()
+        if not rows:
+            return skipped
+        chosen: dict[int, Any] = {}
+        for row in rows:  # one holder per owner and source; the newest if ever two
+            if row.id not in chosen or row.holder_id > chosen[row.id].holder_id:
+                chosen[row.id] = row
+        await conn.execute(
+            update_statement,
+            [
+                {
+                    "b_id": r.id,
+                    "b_now": now,
+                    "b_result": skip_result(r.holder_id, r.source_sha256),
+                }
+                for r in chosen.values()
+            ],
+        )
+        skipped += len(chosen)
+        if len(rows) < SKIP_PAGE:
+            return skipped
+        params["p_after"] = rows[-1].id
 
 
 async def _supersede_others(

@@ -58,6 +58,7 @@ from ledger.records import (
     SubmitResult,
     Throughput,
     TransactionalWrite,
+    UnchangedSkip,
     Upload,
     UploadSpec,
 )
@@ -232,12 +233,24 @@ class Ledger:
 
     # ------------------------------------------------------------------ submit
 
-    async def submit(self, spec: BatchSpec, sources: Iterable[SourceSpec]) -> SubmitResult:
-        """Create or extend a batch with its documents, all in one transaction."""
+    async def submit(
+        self,
+        spec: BatchSpec,
+        sources: Iterable[SourceSpec],
+        *,
+        skip_unchanged: UnchangedSkip | None = None,
+    ) -> SubmitResult:
+        """Create or extend a batch with its documents, all in one transaction. With
+        ``skip_unchanged``, new sources already indexed unchanged are skipped at once."""
 
         async def work(conn: AsyncConnection, now: datetime) -> SubmitResult:
             return await submit.submit(
-                conn, spec, sources, now=now, default_max_attempts=self.settings.max_attempts
+                conn,
+                spec,
+                sources,
+                now=now,
+                default_max_attempts=self.settings.max_attempts,
+                skip_unchanged=skip_unchanged,
             )
 
         # A one-shot iterator cannot be replayed: running the transaction again would
@@ -525,7 +538,12 @@ class Ledger:
         return await self.run(work, write=False)
 
     async def create_batch(
-        self, spec: BatchSpec, sources: Iterable[SourceSpec], *, fingerprint: str
+        self,
+        spec: BatchSpec,
+        sources: Iterable[SourceSpec],
+        *,
+        fingerprint: str,
+        skip_unchanged: UnchangedSkip | None = None,
     ) -> SubmitResult:
         """Create a batch for a request that may be resent (see :mod:`ledger.core.creates`).
 
@@ -542,6 +560,7 @@ class Ledger:
                 fingerprint=fingerprint,
                 now=now,
                 default_max_attempts=self.settings.max_attempts,
+                skip_unchanged=skip_unchanged,
             )
 
         try:

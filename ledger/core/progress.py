@@ -72,6 +72,8 @@ async def recent_rate(
             documents.c.batch_id == batch.id,
             documents.c.finished_at >= since,
             documents.c.status != DocumentStatus.CANCELLED.value,
+            # Documents skipped at submit were not processed: they say nothing of the pace.
+            documents.c.attempts > 0,
         )
         .order_by(documents.c.finished_at.desc())
         .limit(RATE_SAMPLE)

@@ -12,13 +12,15 @@ from typing import Any
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from ledger.core.claims import mark_completed
 from ledger.core.events import record_events
+from ledger.core.index import skip_unchanged_new
 from ledger.core.rows import batch_from_row
 from ledger.db.dialect import DocumentRow, insert_documents, lock_rows
 from ledger.db.models import batches, documents
 from ledger.db.notify import announce_due
 from ledger.errors import Conflict, InvalidInput
-from ledger.records import Batch, BatchSpec, SourceSpec, SubmitResult
+from ledger.records import Batch, BatchSpec, SourceSpec, SubmitResult, UnchangedSkip
 from ledger.states import BatchState, DocumentStatus
 
 INSERT_CHUNK = 5_000  # rows per INSERT: bounded memory however many sources come in
@@ -67,12 +69,15 @@ async def submit(
     *,
     now: datetime,
     default_max_attempts: int,
+    skip_unchanged: UnchangedSkip | None = None,
 ) -> SubmitResult:
     """Create the batch (or find it) and add every source it does not have yet.
 
     Runs in the caller's transaction, so the batch and all its documents appear together or
     not at all. Resubmitting the same batch id with the same settings is idempotent: known
     sources are left alone, new ones are added. Different settings are a :class:`Conflict`.
+    With ``skip_unchanged``, new sources whose content is already indexed, unchanged, are
+    ``skipped`` in the same transaction (an unchanged re-run then claims nothing).
     """
     batch_id = spec.id or new_batch_id()
     _check_batch_id(batch_id)
@@ -110,6 +115,11 @@ async def submit(
     submitted, requeued = await _insert_documents(
         conn, batch_id, sources, now, known_batch=existing is not None
     )
+    skipped = 0
+    if skip_unchanged is not None and submitted:
+        skipped = await skip_unchanged_new(
+            conn, batch_id=batch_id, now=now, model=skip_unchanged.model
+        )
     batch = await load_batch(conn, batch_id)
     assert batch is not None
     added = batch.total - before
@@ -121,12 +131,19 @@ async def submit(
         )
         batch = await load_batch(conn, batch_id)
         assert batch is not None
-    if added and batch.state == BatchState.ACTIVE:
+    if added > skipped and batch.state == BatchState.ACTIVE:
         await announce_due(conn, [batch_id])
     if existing is None:
         await record_events(conn, now, [(batch_id, None, "batch_created", {"documents": added})])
     elif added:
         await record_events(conn, now, [(batch_id, None, "documents_added", {"documents": added})])
+    if skipped:
+        data = {"documents": skipped, "reason": "unchanged"}
+        await record_events(conn, now, [(batch_id, None, "documents_skipped", data)])
+        if batch.is_complete:
+            await mark_completed(conn, [batch_id], now)
+            batch = await load_batch(conn, batch_id)
+            assert batch is not None
     if requeued:
         await record_events(
             conn, now, [(batch_id, None, "documents_requeued", {"documents": requeued})]
@@ -137,6 +154,7 @@ async def submit(
         added=added,
         known=submitted - added,
         requeued=requeued,
+        skipped=skipped,
     )
 
 

@@ -169,14 +169,15 @@ async def attach_vectors(
     await conn.execute(insert(chunk_vectors), rows_out)
 
 
-def has_vectors(model: str) -> Any:
-    """WHERE clause on ``documents``: the document's chunks carry ``model`` vectors (they
-    are all-or-nothing per document, so looking at its first chunk is enough)."""
+def has_vectors(model: Any, document_id: Any = documents.c.id) -> Any:
+    """WHERE clause on ``documents`` (or on the alias whose id is ``document_id``): the
+    document's chunks carry ``model`` vectors (they are all-or-nothing per document, so
+    looking at its first chunk is enough)."""
     return (
         select(chunk_vectors.c.chunk_id)
         .join(chunks, chunks.c.id == chunk_vectors.c.chunk_id)
         .where(
-            chunks.c.document_id == documents.c.id,
+            chunks.c.document_id == document_id,
             chunks.c.ordinal == 0,
             chunk_vectors.c.model == model,
         )

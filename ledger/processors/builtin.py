@@ -7,7 +7,7 @@ import random
 
 from ledger.errors import InvalidInput, PermanentError, RetryableError
 from ledger.processors.base import Document, Done, Factory, Processor, ProcessorContext
-from ledger.records import JSON
+from ledger.records import JSON, BatchSpec, UnchangedSkip
 
 _EMPTY: JSON = {}
 
@@ -55,6 +55,24 @@ def make_ingest(context: ProcessorContext, options: JSON) -> Processor:
     from ledger.processors.ingest.processor import make_ingest_processor
 
     return make_ingest_processor(context, options)
+
+
+def unchanged_skip(spec: BatchSpec) -> UnchangedSkip | None:
+    """What a batch's processor lets ``submit`` skip at once: ``ingest`` skips sources it
+    has already indexed, unchanged (its first dedup check, made set-based before any worker
+    runs), unless its options say ``reprocess``; other processors skip nothing. Options
+    that do not validate skip nothing here: the worker reports them on each document."""
+    if spec.processor != "ingest":
+        return None
+    from ledger.processors.ingest.processor import IngestConfig
+
+    try:
+        config = IngestConfig.from_options(spec.options)
+    except InvalidInput:
+        return None
+    if config.reprocess:
+        return None
+    return UnchangedSkip(model=config.embedder.model if config.embedder is not None else None)
 
 
 BUILTINS: dict[str, Factory] = {"noop": make_noop, "sleep": make_sleep, "ingest": make_ingest}

@@ -163,3 +163,30 @@ def test_dry_run_plans_and_changes_nothing(cli: Cli, corpus: Path) -> None:
     assert human.code == 0
     assert "Plan for existing batch" in human.stdout
     assert "Dry run: nothing was submitted." in human.stdout
+
+
+def test_new_batch_over_indexed_files_skips_them_at_submit(cli: Cli, corpus: Path) -> None:
+    first = cli("ingest", str(corpus), "--batch", "first", "--json")
+    assert first.code == 0, first.stderr
+    assert first.json()["batch"]["counts"]["done"] == 30
+    (corpus / "part0" / "late.txt").write_text("A late file about the okapi.")
+
+    again = cli("ingest", str(corpus), "--batch", "again", "--json")
+    assert again.code == 0, again.stderr
+    data = again.json()
+    assert (data["added"], data["skipped_unchanged"], data["processed"]) == (31, 30, 1)
+    assert counts(cli, "again") == {"done": 1, "skipped": 30}
+    # Only the new file was attempted; the indexed ones point at the documents holding them.
+    attempted = cli.sql("SELECT d.source FROM attempts a JOIN documents d ON d.id = a.document_id"
+                        " WHERE a.batch_id = 'again'")  # fmt: skip
+    assert [Path(s).name for (s,) in attempted] == ["late.txt"]
+    orphans = cli.scalar(
+        "SELECT count(*) FROM documents d WHERE d.batch_id = 'again' AND d.status = 'skipped'"
+        " AND NOT EXISTS (SELECT 1 FROM documents h WHERE h.batch_id = 'first' AND h.status ="
+        " 'done' AND h.source = d.source AND json_extract(d.result, '$.duplicate_of') = h.id)"
+    )
+    assert orphans == 0
+
+    human = cli("ingest", str(corpus), "--batch", "third")
+    assert human.code == 0, human.stderr
+    assert "31 of the new already indexed, unchanged: skipped" in human.stdout

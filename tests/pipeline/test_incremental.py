@@ -7,7 +7,8 @@ import os
 from pathlib import Path
 
 from ledger.core.ledger import Ledger
-from ledger.records import BatchSpec, SourceSpec
+from ledger.processors.builtin import unchanged_skip
+from ledger.records import BatchSpec, SourceSpec, UnchangedSkip
 from ledger.states import DocumentStatus
 from ledger.worker.pool import ProcessPool
 from ledger.worker.runtime import Worker
@@ -80,6 +81,93 @@ async def test_unchanged_files_are_skipped_without_extraction(
     hits = await led.search("aardvark", 10)
     assert [h.document_id for h in hits] == [first[str(paths["a.txt"])].id]
     check_index_invariants(db_url)
+
+
+async def test_unchanged_files_are_skipped_at_submit(
+    led: Ledger, db_url: str, tmp_path: Path
+) -> None:
+    paths = make_folder(tmp_path / "docs")
+    first = await ingest(led, "first", list(paths.values()))
+    changed = str(paths["a.txt"])
+    paths["a.txt"].write_text("Alpha rewritten: now about the axolotl only.", encoding="utf-8")
+
+    spec = BatchSpec(id="again", processor="ingest")
+    result = await led.submit(
+        spec, source_specs(paths.values()), skip_unchanged=unchanged_skip(spec)
+    )
+    assert (result.added, result.skipped) == (4, 3)
+    again = {d.source: d for d in (await led.documents("again")).items}
+    assert again[changed].status is DocumentStatus.PENDING
+    for source, doc in again.items():
+        if source == changed:
+            continue
+        holder = first[source]
+        assert doc.status is DocumentStatus.SKIPPED
+        # The same record as when a worker decides it, but no attempt was made.
+        assert doc.result == {
+            "reason": f"unchanged: same content as document {holder.id}",
+            "duplicate_of": holder.id,
+            "sha256": holder.sha256,
+        }
+        assert doc.attempts == 0
+    sync = sync_url_of(db_url)
+    assert sql(sync, "SELECT count(*) FROM attempts WHERE batch_id = 'again'") == [(0,)]
+    # The counters saw it, and only the changed file is left to a worker.
+    assert sql(sync, "SELECT n_pending, n_skipped FROM batches WHERE id = 'again'") == [(1, 3)]
+    stats = await Worker(led, batch_ids=["again"]).run(until_complete=True)
+    assert stats.done == 1
+    assert (await led.document(again[changed].id))[0].status is DocumentStatus.DONE
+    assert [h.source for h in await led.search("axolotl", 5)] == [changed]
+    check_index_invariants(db_url)
+
+
+async def test_a_batch_of_unchanged_files_is_complete_at_submit(
+    led: Ledger, db_url: str, tmp_path: Path
+) -> None:
+    paths = make_folder(tmp_path / "docs")
+    await ingest(led, "first", list(paths.values()))
+    spec = BatchSpec(id="again", processor="ingest")
+    result = await led.submit(
+        spec, source_specs(paths.values()), skip_unchanged=unchanged_skip(spec)
+    )
+    assert result.skipped == 4
+    assert result.batch.is_complete and result.batch.completed_at is not None
+    sync = sync_url_of(db_url)
+    kinds = sql(sync, "SELECT kind FROM events WHERE batch_id = 'again' ORDER BY id")
+    assert [k for (k,) in kinds] == ["batch_created", "documents_skipped", "batch_completed"]
+    # Documents nobody processed say nothing about the pace.
+    assert (await led.progress("again")).rate in (0.0, None)
+    # Submitting them again (same batch) finds them known and changes nothing.
+    same = await led.submit(
+        spec, source_specs(paths.values()), skip_unchanged=unchanged_skip(spec)
+    )
+    assert (same.added, same.known, same.skipped) == (0, 4, 0)
+    assert (await Worker(led, batch_ids=["again"]).run(until_complete=True)).done == 0
+
+
+async def test_submit_skips_only_what_the_processor_would(
+    led: Ledger, db_url: str, tmp_path: Path
+) -> None:
+    paths = make_folder(tmp_path / "docs")
+    await ingest(led, "first", list(paths.values()), owner="tenant-a")
+    specs = source_specs(paths.values())
+    assert unchanged_skip(BatchSpec(processor="noop")) is None
+    assert unchanged_skip(BatchSpec(processor="ingest", options={"reprocess": True})) is None
+    assert unchanged_skip(BatchSpec(processor="ingest", options={"chunk_size": "x"})) is None
+    # Another tenant's index is not this one's.
+    other = BatchSpec(id="other", processor="ingest", owner="tenant-b")
+    assert (await led.submit(other, specs, skip_unchanged=unchanged_skip(other))).skipped == 0
+    # Holders without the asked model's vectors do not count.
+    mine = BatchSpec(id="mine", processor="ingest", owner="tenant-a")
+    with_model = await led.submit(mine, specs, skip_unchanged=UnchangedSkip(model="absent"))
+    assert with_model.skipped == 0
+    # A file whose recorded facts differ is not skipped at submit (the worker hashes it).
+    touched = [SourceSpec(s.source, size=s.size, mtime_ns=(s.mtime_ns or 0) + 1) for s in specs]
+    late = BatchSpec(id="late", processor="ingest", owner="tenant-a")
+    assert (await led.submit(late, touched, skip_unchanged=unchanged_skip(late))).skipped == 0
+    sync = sync_url_of(db_url)
+    pending = "SELECT count(*) FROM documents WHERE status = 'pending'"
+    assert sql(sync, pending) == [(12,)]
 
 
 async def test_touched_file_with_same_content_is_hashed_not_extracted(

@@ -187,6 +187,9 @@ def _unchanged_new_documents(with_model: bool) -> Any:
             new.c.batch_id == batch_id,
             new.c.status == DocumentStatus.PENDING.value,
             new.c.attempts == 0,
+            # New rows are due at once: with it, the (batch_id, status, next_attempt_at)
+            # index finds this submission's rows, not every pending row of the batch.
+            new.c.next_attempt_at == time_param("p_now"),
             new.c.created_at == time_param("p_now"),
             new.c.id > bindparam("p_after", type_=BigInteger()),
             holder.c.id != new.c.id,
@@ -222,10 +225,16 @@ def _skip_update() -> Any:
     )
 
 
+def skip_reason(kind: str, holder_id: int) -> str:
+    """Why a document was skipped: ``kind`` is ``unchanged`` or ``duplicate``."""
+    return f"{kind}: same content as document {holder_id}"
+
+
 def skip_result(holder_id: int, sha256: str) -> JSON:
-    """What a document skipped as unchanged records (the ingest processor's words)."""
+    """What a document skipped at submit as unchanged records: what the ingest processor
+    records when it decides the same."""
     return {
-        "reason": f"unchanged: same content as document {holder_id}",
+        "reason": skip_reason("unchanged", holder_id),
         "duplicate_of": holder_id,
         "sha256": sha256,
     }

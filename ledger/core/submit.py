@@ -115,15 +115,18 @@ async def submit(
     submitted, requeued = await _insert_documents(
         conn, batch_id, sources, now, known_batch=existing is not None
     )
-    skipped = 0
-    if skip_unchanged is not None and submitted:
-        skipped = await skip_unchanged_new(
-            conn, batch_id=batch_id, now=now, model=skip_unchanged.model
-        )
     batch = await load_batch(conn, batch_id)
     assert batch is not None
     added = batch.total - before
-    if (added or requeued) and batch.completed_at is not None:
+    skipped = 0
+    if skip_unchanged is not None and added:
+        skipped = await skip_unchanged_new(
+            conn, batch_id=batch_id, now=now, model=skip_unchanged.model
+        )
+        if skipped:
+            batch = await load_batch(conn, batch_id)
+            assert batch is not None
+    if (added > skipped or requeued) and batch.completed_at is not None:
         await conn.execute(
             update(batches)
             .where(batches.c.id == batch_id)
@@ -140,7 +143,7 @@ async def submit(
     if skipped:
         data = {"documents": skipped, "reason": "unchanged"}
         await record_events(conn, now, [(batch_id, None, "documents_skipped", data)])
-        if batch.is_complete:
+        if batch.is_complete and batch.completed_at is None:
             await mark_completed(conn, [batch_id], now)
             batch = await load_batch(conn, batch_id)
             assert batch is not None

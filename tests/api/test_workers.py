@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 
 from tests.api.conftest import Server, start_server, stop_server
@@ -22,16 +25,27 @@ def worker_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     stop_server(srv)
 
 
-async def test_in_process_workers_finish_a_batch(worker_server: Server) -> None:
-    folder = worker_server.root / "docs"
+def write_folder(server: Server, name: str, texts: dict[str, str]) -> Path:
+    folder = server.root / name
     folder.mkdir()
-    for i in range(20):
-        (folder / f"{i}.txt").write_text(f"document {i}")
+    for file_name, text in texts.items():
+        (folder / file_name).write_text(text)
+    return folder
+
+
+async def create_batch(
+    client: httpx.AsyncClient, batch_id: str, processor: str, folder: Path
+) -> Any:
+    body = {"id": batch_id, "processor": processor, "paths": [str(folder)]}
+    created = await client.post("/api/v1/batches", json=body)
+    assert created.status_code == 201, created.text
+    return created.json()
+
+
+async def test_in_process_workers_finish_a_batch(worker_server: Server) -> None:
+    folder = write_folder(worker_server, "docs", {f"{i}.txt": f"document {i}" for i in range(20)})
     async with worker_server.client("acme") as client:
-        created = await client.post(
-            "/api/v1/batches", json={"id": "w1", "processor": "noop", "paths": [str(folder)]}
-        )
-        assert created.status_code == 201, created.text
+        await create_batch(client, "w1", "noop", folder)
 
         async def watch() -> list[str]:
             kinds = []
@@ -49,29 +63,19 @@ async def test_in_process_workers_finish_a_batch(worker_server: Server) -> None:
 
 
 async def test_a_batch_of_indexed_files_is_skipped_when_created(worker_server: Server) -> None:
-    folder = worker_server.root / "indexed"
-    folder.mkdir()
-    for i in range(6):
-        (folder / f"{i}.md").write_text(f"# Note {i}\n\nAbout the pangolin, part {i}.")
+    notes = {f"{i}.md": f"# Note {i}\n\nAbout the pangolin, part {i}." for i in range(6)}
+    folder = write_folder(worker_server, "indexed", notes)
     async with worker_server.client("acme") as client:
-
-        async def run_to_end(batch_id: str) -> dict[str, int]:
-            body = {"id": batch_id, "processor": "ingest", "paths": [str(folder)]}
-            created = await client.post("/api/v1/batches", json=body)
-            assert created.status_code == 201, created.text
-            for _ in range(600):
-                progress = (await client.get(f"/api/v1/batches/{batch_id}")).json()
-                if progress["percent"] == 100.0:
-                    return {k: v for k, v in progress["batch"]["counts"].items() if v}
-                await asyncio.sleep(0.05)
-            raise AssertionError(f"batch {batch_id} did not finish")
-
-        assert await run_to_end("index-1") == {"done": 6}
+        await create_batch(client, "index-1", "ingest", folder)
+        for _ in range(600):
+            progress = (await client.get("/api/v1/batches/index-1")).json()
+            if progress["percent"] == 100.0:
+                break
+            await asyncio.sleep(0.05)
+        assert {k: v for k, v in progress["batch"]["counts"].items() if v} == {"done": 6}
         # The same files again, in a new batch: already indexed, so skipped at creation.
-        body = {"id": "index-2", "processor": "ingest", "paths": [str(folder)]}
-        created = await client.post("/api/v1/batches", json=body)
-        assert created.status_code == 201, created.text
-        assert created.json()["counts"]["skipped"] == 6
-        assert created.json()["completed_at"] is not None
+        created = await create_batch(client, "index-2", "ingest", folder)
+        assert created["counts"]["skipped"] == 6
+        assert created["completed_at"] is not None
         docs = (await client.get("/api/v1/batches/index-2/documents")).json()["items"]
         assert {d["result"]["reason"].split(":")[0] for d in docs} == {"unchanged"}

@@ -143,6 +143,18 @@ async def test_a_batch_of_unchanged_files_is_complete_at_submit(
     )
     assert (same.added, same.known, same.skipped) == (0, 4, 0)
     assert (await Worker(led, batch_ids=["again"]).run(until_complete=True)).done == 0
+    # A complete batch given one more indexed file stays complete: no reopening, no
+    # second completion.
+    paths["e.txt"] = tmp_path / "docs" / "e.txt"
+    paths["e.txt"].write_text("Echo file about the emu.", encoding="utf-8")
+    await ingest(led, "echo", [paths["e.txt"]])
+    more = await led.submit(
+        spec, source_specs(paths.values()), skip_unchanged=unchanged_skip(spec)
+    )
+    assert (more.added, more.known, more.skipped) == (1, 4, 1)
+    assert more.batch.completed_at == result.batch.completed_at
+    kinds = sql(sync, "SELECT kind FROM events WHERE batch_id = 'again' ORDER BY id")
+    assert [k for (k,) in kinds][3:] == ["documents_added", "documents_skipped"]
 
 
 async def test_submit_skips_only_what_the_processor_would(

@@ -35,6 +35,7 @@ from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from ledger.core.index import skip_reason
 from ledger.embedders import EmbedderSpec, build_embedder
 from ledger.errors import InvalidInput, PermanentError
 from ledger.processors.base import Document, Done, Processor, ProcessorContext, Skip
@@ -226,7 +227,7 @@ def make_ingest_processor(context: ProcessorContext, options: JSON) -> Processor
                 and sha256 in (None, holder.sha256)
             ):
                 return Skip(
-                    f"unchanged: same content as document {holder.id}",
+                    skip_reason("unchanged", holder.id),
                     {"duplicate_of": holder.id, "sha256": holder.sha256},
                 )
             if sha256 is None:
@@ -243,7 +244,7 @@ def make_ingest_processor(context: ProcessorContext, options: JSON) -> Processor
                 kind = "unchanged" if same_source else "duplicate"
                 assert sha256 is not None
                 return Skip(
-                    f"{kind}: same content as document {twin.id}",
+                    skip_reason(kind, twin.id),
                     {"duplicate_of": twin.id, "sha256": sha256},
                     write=ledger.content_write(
                         doc,

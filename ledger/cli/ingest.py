@@ -11,16 +11,14 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import itertools
-import json
 import os
-import re
 import shlex
 import sys
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.console import Console, RenderableType
@@ -48,76 +46,21 @@ from ledger.cli.app import (
     options,
     out,
 )
+from ledger.cli.ingest_plan import plan
+from ledger.cli.ingest_request import Request, parse_options
 from ledger.cli.runtime import check_processor, make_worker
 from ledger.cli.signals import StopSignals
 from ledger.cli.walk import WalkStats, batch_id_for, resolve_roots, walk
+from ledger.cli.walk_report import nothing_found, report_skipped, skipped_json
 from ledger.core.ledger import Ledger
-from ledger.errors import NotFound
 from ledger.processors.builtin import unchanged_skip
-from ledger.records import BatchSpec, ClaimedDocument, DocumentInfo, SourceSpec, SubmitResult
+from ledger.records import ClaimedDocument, DocumentInfo, SourceSpec, SubmitResult
 from ledger.records import Progress as BatchProgress
 from ledger.settings import Settings
 from ledger.states import BatchState, DocumentStatus
 from ledger.worker.runtime import Worker
 
 FIRST_FAILURES = 5
-PLAN_CHUNK = 1_000
-OPTION_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
-
-
-@dataclass(frozen=True)
-class Request:
-    """What the user asked ``ledger ingest`` to do, validated."""
-
-    roots: list[Path]
-    batch_id: str
-    pattern: str | None
-    hidden: bool
-    processor: str
-    options: dict[str, Any]
-    priority: int
-    max_attempts: int | None
-    concurrency: int
-    dry_run: bool
-    json_output: bool
-    progress_interval: float
-
-    def spec(self) -> BatchSpec:
-        more = len(self.roots) - 1
-        name = str(self.roots[0]) + (f" (+{more} more)" if more else "")
-        return BatchSpec(
-            id=self.batch_id,
-            name=name[:500],
-            processor=self.processor,
-            options=self.options,
-            priority=self.priority,
-            max_attempts=self.max_attempts,
-        )
-
-    def display(self, source: str) -> str:
-        """A source as people want to read it: relative to the folder it was found in."""
-        for root in self.roots:
-            try:
-                relative = Path(source).relative_to(root)
-            except ValueError:
-                continue
-            return str(Path(root.name) / relative) if str(relative) != "." else root.name
-        return source
-
-
-def parse_options(pairs: Sequence[str]) -> dict[str, Any]:
-    """``KEY=VALUE`` pairs into processor options; a VALUE that parses as JSON is JSON."""
-    parsed: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        key = key.strip()
-        if not sep or not OPTION_KEY.match(key):
-            raise CliError(f"--option expects KEY=VALUE, got {pair!r}", EXIT_USAGE)
-        try:
-            parsed[key] = json.loads(value)
-        except ValueError:
-            parsed[key] = value
-    return parsed
 
 
 @app.command("ingest")
@@ -150,6 +93,11 @@ def ingest_command(
         show_default=False,
     ),
     hidden: bool = typer.Option(False, "--hidden", help="Include files and folders named .*"),
+    follow_symlinks: bool = typer.Option(
+        False,
+        "--follow-symlinks",
+        help="Also take symbolic links to files outside the folder (default: skipped).",
+    ),
     concurrency: int | None = typer.Option(
         None,
         "--concurrency",
@@ -216,13 +164,23 @@ def ingest_command(
         roots = resolve_roots([str(p) for p in paths])
     except FileNotFoundError as exc:
         raise CliError(f"no such file or folder: {exc.args[0]}", EXIT_USAGE) from exc
+    except UnicodeError as exc:
+        raise CliError(f"path is not valid UTF-8: {exc.args[0]}", EXIT_USAGE) from exc
     opts = parse_options(option or [])
     request = Request(
         roots=roots,
         batch_id=batch
-        or batch_id_for(roots, pattern=glob, hidden=hidden, processor=processor, options=opts),
+        or batch_id_for(
+            roots,
+            pattern=glob,
+            hidden=hidden,
+            processor=processor,
+            options=opts,
+            follow_symlinks=follow_symlinks,
+        ),
         pattern=glob,
         hidden=hidden,
+        follow_symlinks=follow_symlinks,
         processor=processor,
         options=opts,
         priority=priority,
@@ -241,89 +199,10 @@ async def _main(settings: Settings, request: Request) -> int:
     try:
         check_processor(ledger, request.processor, request.options)
         if request.dry_run:
-            return await _plan(ledger, request)
+            return await plan(ledger, request)
         return await Session(ledger, request).run()
     finally:
         await ledger.close()
-
-
-# ---------------------------------------------------------------------------- dry run
-
-
-async def _plan(ledger: Ledger, request: Request) -> int:
-    try:
-        await ledger.batch(request.batch_id)
-        exists = True
-    except NotFound:
-        exists = False
-    stats = WalkStats()
-    new = known = new_bytes = 0
-    examples: list[str] = []
-    sources = walk(request.roots, pattern=request.pattern, hidden=request.hidden, stats=stats)
-    while chunk := list(itertools.islice(sources, PLAN_CHUNK)):
-        names = [s.source for s in chunk]
-        have = await ledger.known_sources(request.batch_id, names) if exists else set()
-        known += len(have)
-        for spec in chunk:
-            if spec.source not in have:
-                new += 1
-                new_bytes += spec.size or 0
-                if len(examples) < 10:
-                    examples.append(spec.source)
-    note = "telling changed from unchanged documents needs the ingest pipeline's plan"
-    if request.json_output:
-        render.emit_json(
-            {
-                "batch_id": request.batch_id,
-                "batch_exists": exists,
-                "processor": request.processor,
-                "options": request.options,
-                "files": new + known,
-                "new": new,
-                "new_bytes": new_bytes,
-                "known": known,
-                "changed": None,
-                "unchanged": None,
-                "unreadable": stats.unreadable,
-                "note": note,
-            }
-        )
-        return EXIT_OK
-    state = "existing batch" if exists else "new batch"
-    out.print(Text.assemble("Plan for ", (state, "bold"), " ", (request.batch_id, "bold")))
-    table = Table(box=None, show_header=False, pad_edge=False, padding=(0, 1, 0, 2))
-    table.add_column(style="bold")
-    table.add_column(justify="right")
-    table.add_column(style="dim")
-    table.add_row("new", f"{new:,}", f"to add ({_size(new_bytes)})")
-    table.add_row("known", f"{known:,}", "already in the batch; " + note)
-    out.print(table)
-    for source in examples:
-        out.print(f"  + {request.display(source)}", style="green", markup=False)
-    if new > len(examples):
-        out.print(f"  … and {new - len(examples):,} more", style="dim")
-    _report_unreadable(stats)
-    out.print("Dry run: nothing was submitted.", style="dim")
-    return EXIT_OK
-
-
-def _size(n: int) -> str:
-    size = float(n)
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if size < 1000 or unit == "TB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1000
-    return f"{n} B"
-
-
-def _report_unreadable(stats: WalkStats) -> None:
-    if stats.unreadable:
-        err.print(
-            f"warning: {len(stats.unreadable)} entries could not be read and were left out, "
-            f"for example {stats.unreadable[0]}",
-            style="yellow",
-            markup=False,
-        )
 
 
 # ---------------------------------------------------------------------------- views
@@ -491,7 +370,14 @@ class Session:
 
     def _sources(self, view: View) -> Iterator[SourceSpec]:
         req = self.request
-        for spec in walk(req.roots, pattern=req.pattern, hidden=req.hidden, stats=self.stats):
+        found = walk(
+            req.roots,
+            pattern=req.pattern,
+            hidden=req.hidden,
+            follow_symlinks=req.follow_symlinks,
+            stats=self.stats,
+        )
+        for spec in found:
             if self.signals is not None and self.signals.requested:
                 raise _Interrupted
             if self.stats.files % 1000 == 0:
@@ -525,8 +411,17 @@ class Session:
             try:
                 try:
                     spec = req.spec()
+                    sources = self._sources(view)
+                    first = next(sources, None)
+                    if first is None:  # no batch for nothing: the command was wrong
+                        view.close()
+                        report_skipped(self.stats)
+                        err.print(f"error: {nothing_found(req, self.stats)}", markup=False)
+                        return EXIT_USAGE
                     result = await self.ledger.submit(
-                        spec, self._sources(view), skip_unchanged=unchanged_skip(spec)
+                        spec,
+                        itertools.chain([first], sources),
+                        skip_unchanged=unchanged_skip(spec),
                     )
                 except _Interrupted:
                     view.close()
@@ -553,7 +448,7 @@ class Session:
             failures = await self.ledger.documents(
                 batch.id, status=DocumentStatus.FAILED, limit=FIRST_FAILURES
             )
-        _report_unreadable(self.stats)
+        report_skipped(self.stats)
         code = self._exit_code(final)
         processed = max(0, final.batch.finished - before)
         if req.json_output:
@@ -571,6 +466,7 @@ class Session:
                     "stop_reason": self.stop_reason,
                     "first_failures": [render.document_json(d) for d in failures.items],
                     "exit_code": code,
+                    **skipped_json(self.stats),
                 }
             )
         else:

@@ -20,6 +20,8 @@ from typing import Any
 
 from ledger.records import SourceSpec
 
+EXAMPLES = 5  # examples kept per kind of skipped entry: enough to find them, bounded
+
 
 @dataclass
 class WalkStats:
@@ -27,16 +29,53 @@ class WalkStats:
 
     files: int = 0  # files yielded
     unreadable: list[str] = field(default_factory=list)  # broken links, folders we may not read
+    # Names that are not UTF-8: no database column can hold them faithfully, and a row the
+    # driver cannot decode would stop every worker that claims it.
+    unreadable_names: int = 0
+    unreadable_name_examples: list[str] = field(default_factory=list)
+    # Symbolic links whose target lies outside the folder being ingested.
+    outside_links: int = 0
+    outside_link_examples: list[str] = field(default_factory=list)
 
     def note_unreadable(self, path: str, exc: OSError) -> None:
         if len(self.unreadable) < 1000:  # bounded: a few examples are enough to report
             self.unreadable.append(f"{path}: {exc.strerror or exc}")
 
+    def note_unreadable_name(self, path: str) -> None:
+        self.unreadable_names += 1
+        if len(self.unreadable_name_examples) < EXAMPLES:
+            self.unreadable_name_examples.append(escaped(path))
+
+    def note_outside_link(self, path: str, target: str) -> None:
+        self.outside_links += 1
+        if len(self.outside_link_examples) < EXAMPLES:
+            self.outside_link_examples.append(f"{escaped(path)} -> {escaped(target)}")
+
+
+def escaped(path: str) -> str:
+    """A path as printable text: bytes that are not UTF-8 shown as ``\\xff`` escapes."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+def decodable(path: str) -> bool:
+    """True when the path is valid UTF-8 (Python keeps invalid bytes as lone surrogates)."""
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _inside(target: str, root: Path) -> bool:
+    base = str(root)
+    return target == base or target.startswith(base.rstrip(os.sep) + os.sep)
+
 
 def resolve_roots(paths: Sequence[str]) -> list[Path]:
     """The absolute, resolved form of each path, duplicates dropped, order kept.
 
-    Raises FileNotFoundError naming the first path that does not exist.
+    Raises FileNotFoundError naming the first path that does not exist, and
+    UnicodeError naming the first whose name is not UTF-8.
     """
     roots: list[Path] = []
     for raw in paths:
@@ -44,6 +83,8 @@ def resolve_roots(paths: Sequence[str]) -> list[Path]:
         if not path.exists():
             raise FileNotFoundError(raw)
         resolved = path.resolve()
+        if not decodable(str(resolved)):
+            raise UnicodeError(escaped(str(resolved)))
         if resolved not in roots:
             roots.append(resolved)
     return roots
@@ -59,13 +100,17 @@ def walk(
     *,
     pattern: str | None = None,
     hidden: bool = False,
+    follow_symlinks: bool = False,
     stats: WalkStats | None = None,
 ) -> Iterator[SourceSpec]:
     """Yield every regular file under ``roots`` (a root may itself be a file).
 
-    Symbolic links to files are followed; links to folders are not (no cycles). Names
-    starting with a dot are left out unless ``hidden``. ``pattern`` is matched against the
-    path relative to its root (a root given as a file is always taken).
+    Symbolic links to files inside their root are followed; links whose target lies outside
+    it are skipped and counted unless ``follow_symlinks`` (a folder given to ingest must not
+    reach beyond itself). Links to folders are never followed (no cycles). Names that are
+    not UTF-8 are skipped and counted. Names starting with a dot are left out unless
+    ``hidden``. ``pattern`` is matched against the path relative to its root (a root given
+    as a file is always taken).
     """
     stats = stats if stats is not None else WalkStats()
     for root in roots:
@@ -83,6 +128,9 @@ def walk(
                     for entry in entries:
                         if not hidden and entry.name.startswith("."):
                             continue
+                        if not decodable(entry.path):
+                            stats.note_unreadable_name(entry.path)
+                            continue
                         try:
                             is_dir = entry.is_dir(follow_symlinks=False)
                         except OSError as exc:
@@ -94,6 +142,8 @@ def walk(
                         relative = os.path.relpath(entry.path, root).replace(os.sep, "/")
                         if not _matches(relative, pattern):
                             continue
+                        if not follow_symlinks and _leads_outside(entry, root, stats):
+                            continue
                         spec = _spec(entry.path, entry, stats)
                         if spec is not None:
                             yield spec
@@ -102,6 +152,20 @@ def walk(
                 continue
             # Reversed so that folders are visited in the order the directory listed them.
             pending.extend(reversed(subfolders))
+
+
+def _leads_outside(entry: os.DirEntry[str], root: Path, stats: WalkStats) -> bool:
+    """True (and counted) when ``entry`` is a symbolic link whose target is outside ``root``."""
+    try:
+        if not entry.is_symlink():
+            return False
+    except OSError:
+        return False  # _spec reports what cannot be looked at
+    target = os.path.realpath(entry.path)
+    if _inside(target, root):
+        return False
+    stats.note_outside_link(entry.path, target)
+    return True
 
 
 def _spec(path: str, entry: os.DirEntry[str] | None, stats: WalkStats) -> SourceSpec | None:
@@ -123,20 +187,24 @@ def batch_id_for(
     hidden: bool,
     processor: str,
     options: dict[str, Any],
+    follow_symlinks: bool = False,
 ) -> str:
     """A batch id that is the same whenever the same files are asked for the same way.
 
     Running the same ``ledger ingest`` command again therefore finds its batch and resumes
     it. The id starts with the first folder's name so people can tell batches apart.
     """
+    asked: dict[str, Any] = {
+        "paths": [str(r) for r in roots],
+        "glob": pattern,
+        "hidden": hidden,
+        "processor": processor,
+        "options": options,
+    }
+    if follow_symlinks:  # only when given, so ids of earlier commands stay the same
+        asked["follow_symlinks"] = True
     key = json.dumps(
-        {
-            "paths": [str(r) for r in roots],
-            "glob": pattern,
-            "hidden": hidden,
-            "processor": processor,
-            "options": options,
-        },
+        asked,
         sort_keys=True,
         separators=(",", ":"),
     )

@@ -1,0 +1,63 @@
+"""What the walk behind ``ledger ingest`` left out, told to the person who ran it.
+
+Entries are left out for a reason the user can act on: a name that is not UTF-8 (rename
+it), a symbolic link leading outside the folder (``--follow-symlinks`` if that was meant),
+an entry that could not be read. Each kind is one warning with a count and a few escaped
+examples, and the same facts go into the JSON summary. A walk that found nothing at all is
+a mistake in the command, not an empty batch.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ledger.cli.app import err
+from ledger.cli.ingest_request import Request
+from ledger.cli.walk import WalkStats
+
+
+def skipped_json(stats: WalkStats) -> dict[str, Any]:
+    """The skipped entries as fields of an ingest's JSON summary."""
+    return {
+        "unreadable": stats.unreadable,
+        "skipped_unreadable_names": stats.unreadable_names,
+        "unreadable_name_examples": stats.unreadable_name_examples,
+        "skipped_outside_links": stats.outside_links,
+        "outside_link_examples": stats.outside_link_examples,
+    }
+
+
+def report_skipped(stats: WalkStats) -> None:
+    """One warning on stderr per kind of entry the walk left out."""
+    if stats.unreadable:
+        _warn(
+            f"{len(stats.unreadable)} entries could not be read and were left out, "
+            f"for example {stats.unreadable[0]}"
+        )
+    if stats.unreadable_names:
+        _warn(
+            f"{stats.unreadable_names} files were left out because their names are not "
+            f"valid UTF-8 (rename them to ingest them), for example "
+            + ", ".join(stats.unreadable_name_examples)
+        )
+    if stats.outside_links:
+        _warn(
+            f"{stats.outside_links} symbolic links were left out because they lead outside "
+            "the folder being ingested (--follow-symlinks to take them), for example "
+            + ", ".join(stats.outside_link_examples)
+        )
+
+
+def nothing_found(request: Request, stats: WalkStats) -> str:
+    """Why a walk found no file to ingest, as one line."""
+    where = ", ".join(str(root) for root in request.roots)
+    what = "no regular files"
+    if request.pattern:
+        what += f" matching {request.pattern!r}"
+    left_out = stats.unreadable_names + stats.outside_links + len(stats.unreadable)
+    also = f" ({left_out} entries left out, see the warnings above)" if left_out else ""
+    return f"nothing to ingest: {what} in {where}{also}"
+
+
+def _warn(message: str) -> None:
+    err.print(f"warning: {message}", style="yellow", markup=False)

@@ -227,11 +227,45 @@ def _reason(exc: BaseException) -> str:
     return text[0] if text else type(orig).__name__
 
 
+def sqlite_file(settings: Settings) -> Path | None:
+    """The SQLite database file the settings name, or None (PostgreSQL, in memory)."""
+    url = make_url(settings.url)
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+        return None
+    if url.database.startswith("file:"):  # a URI: SQLite decides; nothing to check here
+        return None
+    return Path(url.database).expanduser()
+
+
+def require_database(settings: Settings) -> None:
+    """Refuse a SQLite database file that does not exist, creating nothing.
+
+    Commands that only look at or change existing batches have nothing to do on a fresh
+    database; a mistyped ``--database-url`` must not leave new folders and files behind.
+    """
+    path = sqlite_file(settings)
+    if path is not None and not path.exists():
+        raise CliError(
+            f"no ledger database at {path} (ledger ingest, ledger serve or "
+            "ledger db upgrade creates one)",
+            EXIT_USAGE,
+        )
+
+
 def run_with_ledger(
-    ctx: typer.Context, work: Callable[[Ledger], Awaitable[T]], *, migrate: bool = True
+    ctx: typer.Context,
+    work: Callable[[Ledger], Awaitable[T]],
+    *,
+    migrate: bool = True,
+    create: bool = False,
 ) -> T:
-    """Open the ledger, run ``work`` with it, close it; all in one event loop."""
+    """Open the ledger, run ``work`` with it, close it; all in one event loop.
+
+    Without ``create`` a SQLite database that does not exist is an error (exit code 2).
+    """
     settings = options(ctx).settings()
+    if not create:
+        require_database(settings)
 
     async def main() -> T:
         ledger = await open_ledger(settings, migrate=migrate)

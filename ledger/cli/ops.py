@@ -21,8 +21,10 @@ from ledger.cli.app import (
     open_ledger,
     options,
     out,
+    require_database,
     run_with_ledger,
     shown_url,
+    sqlite_file,
 )
 from ledger.cli.runtime import make_worker
 from ledger.cli.signals import StopSignals
@@ -130,7 +132,7 @@ def serve_command(
     async def prepare(ledger: Ledger) -> None:
         return None
 
-    run_with_ledger(ctx, prepare)  # connects, checks and (SQLite) migrates the schema
+    run_with_ledger(ctx, prepare, create=True)  # connects, checks and (SQLite) migrates the schema
     try:
         settings = settings.model_copy(update={"host": host, "port": port})
         serve(settings, run_workers=not no_workers)
@@ -168,7 +170,7 @@ def keys_create(
     async def work(ledger: Ledger) -> tuple[str, str]:
         return await ledger.create_key(tenant)
 
-    key_id, secret = run_with_ledger(ctx, work)
+    key_id, secret = run_with_ledger(ctx, work, create=True)
     if json_output:
         render.emit_json({"id": key_id, "tenant": tenant, "key": secret})
         return
@@ -267,6 +269,7 @@ def db_downgrade(
     from ledger.db import migrate
 
     settings = options(ctx).settings()
+    require_database(settings)
     if not yes and out.is_terminal:
         typer.confirm(
             f"Downgrade {shown_url(settings.url)} to {revision}? Data may be lost", abort=True
@@ -301,7 +304,9 @@ def db_current(ctx: typer.Context, json_output: bool = JSON_OPTION) -> None:
     from ledger.db import migrate
 
     settings = options(ctx).settings()
-    current = _current(settings)
+    path = sqlite_file(settings)
+    # A database file that does not exist is at no revision; opening it would create it.
+    current = None if path is not None and not path.exists() else _current(settings)
     head = migrate.head_revision()
     if json_output:
         render.emit_json(

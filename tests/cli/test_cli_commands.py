@@ -15,6 +15,12 @@ def ingest(cli: Cli, corpus: Path, *extra: str) -> str:
 
 def test_fresh_home_is_created_and_migrated(cli: Cli) -> None:
     assert not cli.db.exists()
+    # Read commands create nothing: there is nothing to read yet.
+    refused = cli("batches")
+    assert refused.code == 2, refused.stderr
+    assert f"no ledger database at {cli.db}" in refused.stderr
+    assert not cli.home.exists()
+    assert cli("db", "upgrade").code == 0
     result = cli("batches")
     assert result.code == 0, result.stderr
     assert "No batches yet" in result.stdout

@@ -102,3 +102,26 @@ def test_walk_counts_what_it_leaves_out(tmp_path: Path) -> None:
     assert found == [str(docs / "good.txt")]
     assert stats.unreadable_names == 2  # the file and the folder (its content unseen)
     assert all(example.isprintable() for example in stats.unreadable_name_examples)
+
+
+def test_read_commands_on_a_missing_database_create_nothing(cli: Cli, tmp_path: Path) -> None:
+    missing = tmp_path / "no" / "such" / "folder"
+    url = f"sqlite+aiosqlite:///{missing / 'ledger.db'}"
+    for args in (
+        ["batches"],
+        ["status", "some-batch"],
+        ["failures", "some-batch"],
+        ["retry", "some-batch"],
+        ["pause", "some-batch"],
+        ["search", "anything"],
+        ["keys", "list"],
+        ["db", "downgrade", "base", "--yes"],
+    ):
+        result = cli("--database-url", url, *args)
+        assert result.code == 2, (args, result.stderr)
+        assert f"no ledger database at {missing / 'ledger.db'}" in result.stderr
+        assert "Traceback" not in result.stderr
+    current = cli("--database-url", url, "db", "current", "--json")
+    assert current.code == 1 and current.json()["up_to_date"] is False
+    assert not (tmp_path / "no").exists()
+    assert not cli.home.exists()

@@ -52,6 +52,10 @@ class Locked(Conflict):
     """Someone else is changing this resource right now; retry shortly."""
 
 
+class DatabaseWriteFailed(LedgerError):
+    """The database cannot be written (is its disk full?)."""
+
+
 class LeaseLost(LedgerError):
     """The lease on this document is no longer held by this worker."""
 

@@ -61,6 +61,15 @@ class Settings(BaseSettings):
     # random delay up to this long before claiming, so they do not all hit the database at once.
     wake_jitter_seconds: float = Field(default=0.2, ge=0, le=10)
     shutdown_grace_seconds: float = Field(default=30.0, ge=0)
+    # A write the database refuses for want of space or a broken disk (SQLite "database or
+    # disk is full", "disk I/O error") is tried this many times within this many seconds in
+    # all; then the command stops with exit code 3 instead of retrying for ever.
+    write_failure_attempts: int = Field(default=5, ge=1, le=100)
+    write_failure_max_wait_seconds: float = Field(default=10.0, ge=0, le=3600)
+    # `ledger serve`: an in-process worker loop that stops on an unexpected error is
+    # restarted after a delay doubling from the base up to the cap.
+    worker_restart_base_seconds: float = Field(default=1.0, gt=0)
+    worker_restart_cap_seconds: float = Field(default=60.0, gt=0)
     process_workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
     task_timeout_seconds: float = Field(default=300.0, gt=0)
     task_memory_limit_mb: int = Field(default=2048, ge=64)

@@ -29,7 +29,8 @@ except ImportError:  # pragma: no cover - older typer on top of click
 
 from ledger import __version__
 from ledger.core.ledger import Ledger, SchemaOutOfDate
-from ledger.errors import InvalidInput, LedgerError
+from ledger.core.write_failures import is_write_failure, write_failed
+from ledger.errors import DatabaseWriteFailed, InvalidInput, LedgerError
 from ledger.settings import Settings, default_home
 
 T = TypeVar("T")
@@ -37,6 +38,7 @@ T = TypeVar("T")
 EXIT_OK = 0
 EXIT_FAILED = 1  # something went wrong, or some documents failed
 EXIT_USAGE = 2  # the command line or the configuration is wrong
+EXIT_DATABASE_WRITE = 3  # the database refused writes (disk full, read-only, I/O error)
 EXIT_INTERRUPTED = 130  # stopped by Ctrl-C (128 + SIGINT), as shells do
 
 DEFAULT_HOME = default_home()
@@ -51,7 +53,7 @@ CONFIG_HELP = (
     "LEDGER_LEASE_SECONDS, LEDGER_BACKOFF_BASE_SECONDS, LEDGER_POLL_SECONDS, "
     "LEDGER_SHUTDOWN_GRACE_SECONDS and more (docs/cli.md).\n\n"
     "Exit codes: 0 success; 1 error, or some documents failed; 2 usage or configuration "
-    "error; 130 interrupted."
+    "error; 3 the database cannot be written (disk full?); 130 interrupted."
 )
 
 
@@ -318,10 +320,16 @@ def run(argv: Sequence[str] | None = None) -> int:
     except InvalidInput as exc:
         _error(exc.message)
         return EXIT_USAGE
+    except DatabaseWriteFailed as exc:
+        _error(exc.message)
+        return EXIT_DATABASE_WRITE
     except LedgerError as exc:
         _error(exc.message)
         return EXIT_FAILED
     except DBAPIError as exc:
+        if is_write_failure(exc):
+            _error(write_failed(exc).message)
+            return EXIT_DATABASE_WRITE
         _error(f"database error: {_reason(exc)}")
         return EXIT_FAILED
     except BrokenPipeError:

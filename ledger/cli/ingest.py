@@ -53,6 +53,7 @@ from ledger.cli.signals import StopSignals
 from ledger.cli.walk import WalkStats, batch_id_for, resolve_roots, walk
 from ledger.cli.walk_report import nothing_found, report_skipped, skipped_json
 from ledger.core.ledger import Ledger
+from ledger.errors import DatabaseWriteFailed
 from ledger.processors.builtin import unchanged_skip
 from ledger.records import ClaimedDocument, DocumentInfo, SourceSpec, SubmitResult
 from ledger.records import Progress as BatchProgress
@@ -437,7 +438,11 @@ class Session:
                 if batch.state == BatchState.PAUSED:
                     self.stop_reason = f"batch is paused ({batch.pause_reason})"
                 elif not batch.is_complete and not signals.requested:
-                    await self._process(view, batch.id)
+                    try:
+                        await self._process(view, batch.id)
+                    except DatabaseWriteFailed:
+                        if not signals.requested:
+                            raise  # exit code 3; stopped by the user it is still 130
                 if signals.requested:
                     self.stop_reason = "interrupted"
                 final = await self.ledger.progress(batch.id)

@@ -41,8 +41,13 @@ def iso(value: datetime | None) -> str | None:
 
 
 def emit_json(value: Any) -> None:
-    """Write one JSON document to stdout."""
-    sys.stdout.write(json.dumps(value, indent=2, ensure_ascii=False) + "\n")
+    """Write one JSON document to stdout, always valid UTF-8."""
+    text = json.dumps(value, indent=2, ensure_ascii=False)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a row holding bytes that are not UTF-8: escape them
+        text = json.dumps(value, indent=2, ensure_ascii=True)
+    sys.stdout.write(text + "\n")
     sys.stdout.flush()
 
 

@@ -15,6 +15,7 @@ the whole test suite runs through it, so a change there shows at once.
 from __future__ import annotations
 
 import collections
+import functools
 import sqlite3
 from collections.abc import Sequence
 from typing import Any
@@ -100,9 +101,20 @@ class OneTripConnection(AsyncAdapt_aiosqlite_connection):
     _cursor_cls = OneTripCursor  # type: ignore[assignment]
 
 
+# Text that is not UTF-8 (a row written by another program, a file name from an old
+# version) is read with its bad bytes kept as lone surrogates instead of failing the whole
+# statement: one such row would otherwise fail every claim that returns it, for every
+# worker. Whoever reads the row can then tell it apart (it cannot be encoded) and fail that
+# document alone. A C-level callable, so the common case stays at C speed.
+_lenient_text = functools.partial(str, encoding="utf-8", errors="surrogateescape")
+
+
 class OneTripDBAPI(AsyncAdapt_aiosqlite_dbapi):
     def connect(self, *arg: Any, **kw: Any) -> OneTripConnection:
         adapted = super().connect(*arg, **kw)
+        raw = getattr(adapted._connection, "_conn", None)
+        if isinstance(raw, sqlite3.Connection):
+            raw.text_factory = _lenient_text
         return OneTripConnection(self, adapted._connection)
 
 

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 
 from ledger import metrics, storage
 from ledger.core.ledger import Ledger
+from ledger.core.write_failures import WriteRetry, is_write_failure, write_failed
 from ledger.errors import InvalidInput, LedgerError, ProcessingError
 from ledger.processors.base import (
     Done,
@@ -34,6 +35,7 @@ from ledger.processors.base import (
 )
 from ledger.records import ClaimedDocument, CompleteResult, ErrorInfo, Outcome
 from ledger.states import AttemptOutcome, DocumentStatus, ErrorCode
+from ledger.worker.unreadable import check_row
 
 if TYPE_CHECKING:
     from ledger.worker.pool import ProcessPool
@@ -145,6 +147,9 @@ class Worker:
         self._stopping = False
         self._stopped_hard = False
         self._flush_lock = asyncio.Lock()
+        self._write_retry = WriteRetry.from_settings(settings)
+        # Set when the database refused writes past the retry budget: the run ends with it.
+        self.fatal: LedgerError | None = None
 
     # ------------------------------------------------------------------ control
 
@@ -231,6 +236,8 @@ class Worker:
             with contextlib.suppress(Exception):
                 await asyncio.shield(self.ledger.worker_stopped(self.worker_id))
             log.info("worker %s stopped: %s", self.worker_id, self.stats)
+        if self.fatal is not None:
+            raise self.fatal
         return self.stats
 
     async def _claim_loop(self, *, burst: bool, until_complete: bool) -> None:
@@ -251,9 +258,7 @@ class Worker:
             if room >= max(1, self.prefetch // 2):
                 want = min(room, self.claim_batch)
                 began = time.perf_counter()
-                claimed = await self.ledger.claim(
-                    self.worker_id, want, batch_ids=self.batch_ids
-                )
+                claimed = await self._claim(want)
                 metrics.observe_claim(time.perf_counter() - began, len(claimed))
                 self.stats.claimed += len(claimed)
                 self._ready.extend(claimed)
@@ -269,6 +274,20 @@ class Worker:
             if until_complete and await self._batches_complete():
                 return
             await self._sleep(await self._idle_wait())
+
+    async def _claim(self, want: int) -> list[ClaimedDocument]:
+        assert self.worker_id is not None
+        while True:
+            try:
+                return await self.ledger.claim(self.worker_id, want, batch_ids=self.batch_ids)
+            except Exception as exc:
+                if not is_write_failure(exc):
+                    raise
+                delay = self._write_retry.next_delay()
+                if delay is None or self._stopping:
+                    raise write_failed(exc) from exc
+                log.error("claiming: %s; will retry in %.1f s", write_failed(exc).message, delay)
+                await asyncio.sleep(delay)
 
     async def _batches_complete(self) -> bool:
         assert self.batch_ids is not None
@@ -339,6 +358,7 @@ class Worker:
         outcome: Outcome | None = None
         began = time.perf_counter()
         try:
+            check_row(doc)
             processor = self.registry.get(self.context, doc.processor, doc.options)
             await storage.check_readable_async(doc.source, self.ledger.settings.storage)
             output: ProcessorOutput = await processor(doc)
@@ -388,22 +408,37 @@ class Worker:
         failures = 0
         while self._outbox:
             group = self._outbox[: self.commit_batch]
+            if self.fatal is not None:  # the database refuses writes: leases will expire
+                self._give_up(group)
+                continue
             try:
                 await self._record(group)
             except Exception as exc:  # database trouble: keep the outcomes, try again
                 failures += 1
                 log.error("recording %d outcomes failed (%s); will retry", len(group), exc)
-                if final and failures >= 5:
-                    log.error("giving up on %d outcomes; their leases will expire", len(group))
-                    del self._outbox[: len(group)]
-                    _cleanup([o for _, o in group])
+                if is_write_failure(exc):
+                    delay = self._write_retry.next_delay()
+                    if delay is None or self._stopped_hard:
+                        self.fatal = write_failed(exc)
+                        self.stop(graceful=False)
+                        continue
+                elif final and (failures >= 5 or self._stopped_hard):
+                    self._give_up(group)
                     continue
-                await asyncio.sleep(min(0.1 * 2**failures, 5.0))
+                else:
+                    delay = min(0.1 * 2**failures, 5.0)
+                await asyncio.sleep(delay)
                 continue
             del self._outbox[: len(group)]
             _cleanup([o for _, o in group])
             failures = 0
+            self._write_retry.reset()
             self._wake.set()
+
+    def _give_up(self, group: list[tuple[ClaimedDocument, Outcome]]) -> None:
+        log.error("giving up on %d outcomes; their leases will expire", len(group))
+        del self._outbox[: len(group)]
+        _cleanup([o for _, o in group])
 
     async def _record(self, group: list[tuple[ClaimedDocument, Outcome]]) -> None:
         assert self.worker_id is not None

@@ -35,7 +35,7 @@ from ledger.api.uploads import TusController, tus_options
 from ledger.core.ledger import Ledger
 from ledger.dashboard.routes import STATIC_PATH, dashboard_router, template_config
 from ledger.settings import Settings
-from ledger.worker.runtime import Worker
+from ledger.worker.supervisor import WorkerSupervisor
 
 log = logging.getLogger("ledger.api")
 
@@ -96,10 +96,12 @@ def create_app(
         await asyncio.to_thread(storage.prepare, settings.storage)
         level = logging.INFO if settings.auth_required else logging.WARNING
         log.log(level, "ledger API: %s", describe_mode(settings))
-        worker: Worker | None = None
+        worker: WorkerSupervisor | None = None
         task: asyncio.Task[Any] | None = None
+        app.state.workers = None
         if run_workers:
-            worker = Worker(app.state.ledger, concurrency=settings.concurrency)
+            worker = WorkerSupervisor(app.state.ledger, concurrency=settings.concurrency)
+            app.state.workers = worker
             task = asyncio.create_task(worker.run(), name="ledger-worker")
             task.add_done_callback(_report_worker_end)
         # Expired and terminated uploads' files: removed by this server, one round at start.
@@ -181,7 +183,7 @@ def _cors(settings: Settings) -> CORSConfig | None:
 
 def _report_worker_end(task: asyncio.Task[Any]) -> None:
     if not task.cancelled() and task.exception() is not None:
-        log.error("in-process workers stopped on an error", exc_info=task.exception())
+        log.error("in-process workers ended on an error", exc_info=task.exception())
 
 
 def from_env() -> Litestar:

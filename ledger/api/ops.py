@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from litestar import Response, get
+from litestar.datastructures import State
 from litestar.openapi.spec import Operation
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
@@ -18,6 +19,7 @@ from ledger.api.schemas import Health
 from ledger.core.ledger import Ledger
 from ledger.records import QueueDepth
 from ledger.states import DocumentStatus
+from ledger.worker.supervisor import WorkerSupervisor
 
 log = logging.getLogger(__name__)
 
@@ -49,16 +51,24 @@ def _version() -> str:
     tags=["operations"],
     summary="Process and database",
 )
-async def health(ledger: Ledger) -> Response[Health]:
-    """200 when the process runs and the database answers; 503 (same body) otherwise."""
+async def health(ledger: Ledger, state: State) -> Response[Health]:
+    """200 when the process runs, the database answers and the in-process workers (if
+    any) run; 503 (same body) otherwise."""
     try:
         await ledger.ping()
         database = "ok"
     except Exception as exc:  # health must answer whatever the database does
         log.warning("health check: database unreachable: %s", exc)
         database = f"unreachable: {type(exc).__name__}"
-    ok = database == "ok"
-    body = Health(status="ok" if ok else "degraded", database=database, version=_version())
+    supervisor: WorkerSupervisor | None = state.get("workers")
+    workers = "off" if supervisor is None else (supervisor.problem or "ok")
+    ok = database == "ok" and workers in ("ok", "off")
+    body = Health(
+        status="ok" if ok else "degraded",
+        database=database,
+        workers=workers,
+        version=_version(),
+    )
     return Response(body, status_code=200 if ok else 503)
 
 

@@ -329,6 +329,7 @@ class Health(Struct, kw_only=True):
     status: str  # "ok" or "degraded"
     database: str  # "ok" or why it is not
     version: str
+    workers: str = "off"  # in-process workers: "ok", "off", or why they are down
 
 
 # ---------------------------------------------------------------------------- throughput

@@ -21,9 +21,7 @@ def _insert_pending(cli: Cli, source_sql: str) -> int:
         return cursor.lastrowid
 
 
-def test_a_row_the_worker_cannot_decode_fails_only_that_document(
-    cli: Cli, tmp_path: Path
-) -> None:
+def test_a_row_the_worker_cannot_decode_fails_only_that_document(cli: Cli, tmp_path: Path) -> None:
     docs = tmp_path / "docs"
     docs.mkdir()
     (docs / "first.txt").write_text("one\n")

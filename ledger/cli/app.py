@@ -285,11 +285,21 @@ def _error(message: str) -> None:
     err.print(message, markup=False)
 
 
+def _tolerate_undecodable_output() -> None:
+    """Text that is not UTF-8 (a file name from a row written by another program) is
+    printed escaped instead of ending the command with a UnicodeEncodeError."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None and getattr(stream, "errors", None) == "strict":
+            reconfigure(errors="backslashreplace")
+
+
 def run(argv: Sequence[str] | None = None) -> int:
     """Run the command line and return its exit code (what ``main`` exits with)."""
     # Importing the command modules registers their commands on ``app``.
     from ledger.cli import batches, ingest, ops  # noqa: F401
 
+    _tolerate_undecodable_output()
     command = typer.main.get_command(app)
     try:
         result = command.main(

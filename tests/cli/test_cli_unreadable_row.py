@@ -42,6 +42,11 @@ def test_a_row_the_worker_cannot_decode_fails_only_that_document(cli: Cli, tmp_p
     assert "not valid UTF-8" in message
 
     # The commands that read rows still work with it in the ledger.
-    failures = cli("failures", "--json", cli.scalar("SELECT id FROM batches"))
+    batch = cli.scalar("SELECT id FROM batches")
+    failures = cli("failures", "--json", batch)
     assert failures.code == 0, failures.stderr
     assert "unreadable_row" in failures.stdout
+    # Printed for people on a strict UTF-8 terminal: escaped, not a UnicodeEncodeError.
+    human = cli("failures", batch, env={"PYTHONIOENCODING": "utf-8"})
+    assert human.code == 0, human.stderr
+    assert "bad\\udcff\\udcfe.txt" in human.stdout

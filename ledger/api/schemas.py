@@ -23,6 +23,7 @@ from ledger.records import (
     ThroughputMinute,
 )
 from ledger.states import AttemptOutcome, BatchState, DocumentStatus
+from ledger.text import escaped
 
 BatchId = Annotated[
     str,
@@ -183,7 +184,7 @@ class DocumentOut(Struct, kw_only=True):
         return cls(
             id=d.id,
             batch_id=d.batch_id,
-            source=d.source,
+            source=escaped(d.source),  # a row written by another program may hold non-UTF-8
             status=d.status,
             attempts=d.attempts,
             next_attempt_at=d.next_attempt_at,

@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from ledger.records import SourceSpec
+from ledger.text import escaped
+from ledger.text import is_utf8 as decodable
 
 EXAMPLES = 5  # examples kept per kind of skipped entry: enough to find them, bounded
 
@@ -50,20 +52,6 @@ class WalkStats:
         self.outside_links += 1
         if len(self.outside_link_examples) < EXAMPLES:
             self.outside_link_examples.append(f"{escaped(path)} -> {escaped(target)}")
-
-
-def escaped(path: str) -> str:
-    """A path as printable text: bytes that are not UTF-8 shown as ``\\xff`` escapes."""
-    return os.fsencode(path).decode("utf-8", "backslashreplace")
-
-
-def decodable(path: str) -> bool:
-    """True when the path is valid UTF-8 (Python keeps invalid bytes as lone surrogates)."""
-    try:
-        path.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def _inside(target: str, root: Path) -> bool:

@@ -13,16 +13,9 @@ import json
 
 from ledger.errors import PermanentError
 from ledger.records import ClaimedDocument
+from ledger.text import is_utf8
 
 UNREADABLE_ROW = "unreadable_row"
-
-
-def _is_text(value: str) -> bool:
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def check_row(doc: ClaimedDocument) -> None:
@@ -30,7 +23,7 @@ def check_row(doc: ClaimedDocument) -> None:
     parts = [doc.source]
     if doc.meta is not None:
         parts.append(json.dumps(doc.meta, ensure_ascii=False))
-    if not all(_is_text(part) for part in parts):
+    if not all(is_utf8(part) for part in parts):
         raise PermanentError(
             UNREADABLE_ROW,
             "the document's row holds text that is not valid UTF-8 (its source or metadata); "

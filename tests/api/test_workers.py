@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -79,3 +80,38 @@ async def test_a_batch_of_indexed_files_is_skipped_when_created(worker_server: S
         assert created["completed_at"] is not None
         docs = (await client.get("/api/v1/batches/index-2/documents")).json()["items"]
         assert {d["result"]["reason"].split(":")[0] for d in docs} == {"unchanged"}
+
+
+async def test_a_row_that_is_not_utf8_fails_alone_and_workers_stay_up(
+    worker_server: Server,
+) -> None:
+    folder = write_folder(worker_server, "fine", {"a.txt": "a", "b.txt": "b"})
+    async with worker_server.client("acme") as client:
+        await create_batch(client, "w-bad", "noop", folder)
+        bad_path = bytes(folder) + b"/bad\xff\xfe.txt"
+        with sqlite3.connect(worker_server.home / "ledger.db") as conn:
+            # Written by another program: a source whose bytes are not UTF-8.
+            conn.execute(
+                "INSERT INTO documents (batch_id, source, next_attempt_at, created_at, "
+                f"updated_at) SELECT batch_id, CAST(X'{bad_path.hex()}' AS TEXT), "
+                "next_attempt_at, created_at, updated_at FROM documents "
+                "WHERE batch_id = 'w-bad' ORDER BY id LIMIT 1"
+            )
+
+        async def settled() -> dict[str, Any]:
+            while True:
+                progress = (await client.get("/api/v1/batches/w-bad")).json()
+                counts = progress["batch"]["counts"]
+                if counts["done"] == 2 and counts["failed"] == 1:
+                    return dict(progress)
+                await asyncio.sleep(0.05)
+
+        await asyncio.wait_for(settled(), 30)
+        failed = await client.get("/api/v1/batches/w-bad/documents", params={"status": "failed"})
+        assert failed.status_code == 200, failed.text
+        [document] = failed.json()["items"]
+        assert document["error_code"] == "unreadable_row"
+        assert document["source"] == f"{folder}/bad\\xff\\xfe.txt"
+        health = await client.get("/health")
+        assert health.status_code == 200
+        assert health.json()["workers"] == "ok"

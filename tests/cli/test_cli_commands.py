@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from conftest import Cli
+from tests.cli.conftest import Cli
 
 
 def ingest(cli: Cli, corpus: Path, *extra: str) -> str:

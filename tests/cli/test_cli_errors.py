@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import Cli, Result
+
+from tests.cli.conftest import Cli, Result
 
 
 def assert_one_line_error(result: Result, code: int) -> str:

@@ -6,6 +6,7 @@ import base64
 import hashlib
 import os
 from pathlib import Path
+from typing import cast
 
 import httpx
 import pytest
@@ -107,8 +108,9 @@ def test_tuspy_upload_with_checksums_makes_one_document(
     )
     uploader.upload()
     assert uploader.offset == len(data)
+    url = cast(str, uploader.url)  # set by upload(); tusclient types the attribute as None
 
-    head = _head(tus_server, uploader.url)
+    head = _head(tus_server, url)
     assert head.status_code == 200
     assert head.headers["Upload-Offset"] == head.headers["Upload-Length"] == str(len(data))
     assert head.headers["Cache-Control"] == "no-store"
@@ -123,11 +125,11 @@ def test_tuspy_upload_with_checksums_makes_one_document(
     # Cleaned like multipart file names: no bidi or control characters.
     assert doc["meta"] == {
         "filename": "report.pdf",
-        "upload_id": upload_id_of(uploader.url),
+        "upload_id": upload_id_of(url),
         "content_type": "a/b",
     }
     assert Path(str(doc["source"])).read_bytes() == data
-    row = tus_server.upload_row(upload_id_of(uploader.url))
+    row = tus_server.upload_row(upload_id_of(url))
     assert (row.state, row.document_id, row.writer_token) == ("complete", doc["id"], None)
     # The batch was made on completion, owned by the caller's tenant.
     batch = httpx.get(

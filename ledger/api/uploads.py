@@ -36,7 +36,14 @@ from litestar.exceptions import ClientException, HTTPException, MethodNotAllowed
 from ledger.api.errors import problem
 from ledger.api.multipart import clean_filename
 from ledger.api.schemas import Problem
-from ledger.api.tus_files import FILE_LOCKS, UploadFile, cut_back, remove_ended, sha256_of
+from ledger.api.tus_files import (
+    FILE_LOCKS,
+    UploadFile,
+    abandon,
+    cut_back,
+    remove_ended,
+    sha256_of,
+)
 from ledger.api.tus_protocol import (
     CHECKSUMS,
     EXTENSIONS,
@@ -339,17 +346,6 @@ def _close(file: UploadFile | None) -> None:
         file.close()
 
 
-async def _abandon(ledger: Ledger, upload_id: str, owner: str | None) -> None:
-    """End an upload refused during its creation request and remove its file. The refusal
-    is what the client must hear: a failure here is logged (the cleanup ends the upload at
-    its expiry) and not raised in its place."""
-    try:
-        await ledger.terminate_upload(upload_id, owner=owner)
-        await remove_ended(ledger, upload_id=upload_id)
-    except Exception:
-        log.warning("upload %s: could not end it after its 413", upload_id, exc_info=True)
-
-
 def _checksum_mismatch(request: Request[Any, Any, Any], exc: ChecksumMismatch) -> Response[Problem]:
     return problem(request, 460, str(exc), title="Checksum Mismatch")
 
@@ -464,7 +460,7 @@ class TusController(Controller):
             except HTTPException as exc:
                 if exc.status_code == 413:  # its client was never told of it: nothing stays
                     _close(file)
-                    await asyncio.shield(_abandon(ledger, upload.id, owner))
+                    await asyncio.shield(abandon(ledger, upload.id, owner))
                 raise
             finally:
                 _close(file)

@@ -48,6 +48,10 @@ class Gone(LedgerError):
     """The resource existed but is no longer available (an expired upload, for example)."""
 
 
+class QuotaExceeded(LedgerError):
+    """This would take the tenant past one of its limits."""
+
+
 class Locked(Conflict):
     """Someone else is changing this resource right now; retry shortly."""
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import tomllib
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Literal
@@ -75,8 +77,25 @@ class Settings(BaseSettings):
     )
     allowed_roots: Annotated[list[Path], NoDecode] = Field(
         default_factory=list,
-        description="server folders batches may be submitted from (os.pathsep- or "
-        "comma-separated); none by default: only uploads are accepted",
+        description="server folders batches may be submitted from in keyless (single-user) "
+        "mode (os.pathsep- or comma-separated); none by default: only uploads are accepted",
+    )
+    tenant_roots: Annotated[dict[str, list[Path]], NoDecode] = Field(
+        default_factory=dict,
+        description="server folders each tenant may submit from: inline JSON, or a JSON or "
+        "TOML file, mapping tenant -> [folders]; a tenant not named may use no server paths",
+    )
+    tenant_upload_quota_bytes: int = Field(
+        default=50 * 1024**3,
+        ge=0,
+        description="bytes a tenant's unfinished resumable uploads may declare in all "
+        "(a deferred length counts as LEDGER_TUS_MAX_BYTES until it is known)",
+    )
+    header_timeout_seconds: float = Field(
+        default=20.0,
+        gt=0,
+        description="a connection whose request headers have not all arrived this long "
+        "after it opened (or after its previous response) is answered 408 and closed",
     )
     max_body_bytes: int = Field(default=1_048_576, ge=1024, description="JSON request bodies")
     max_upload_bytes: int = Field(
@@ -137,6 +156,36 @@ class Settings(BaseSettings):
             return [Path(p.strip()) for p in parts if p.strip()]
         return value
 
+    @field_validator("tenant_roots", mode="before")
+    @classmethod
+    def _read_tenant_roots(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        text = value.strip()
+        if not text:
+            return {}
+        if text.startswith("{"):
+            return json.loads(text)
+        source = Path(text).expanduser()
+        if not source.is_file():
+            raise ValueError("LEDGER_TENANT_ROOTS must be inline JSON or a JSON or TOML file")
+        if source.suffix.lower() == ".toml":
+            return tomllib.loads(source.read_text(encoding="utf-8"))
+        return json.loads(source.read_text(encoding="utf-8"))
+
+    @field_validator("tenant_roots")
+    @classmethod
+    def _absolute_tenant_roots(cls, value: dict[str, list[Path]]) -> dict[str, list[Path]]:
+        real: dict[str, list[Path]] = {}
+        for tenant, roots in value.items():
+            for root in roots:
+                if not root.expanduser().is_absolute():
+                    raise ValueError(
+                        f"LEDGER_TENANT_ROOTS of {tenant!r} must be absolute paths: {root}"
+                    )
+            real[tenant] = [Path(os.path.realpath(root.expanduser())) for root in roots]
+        return real
+
     @field_validator("cors_origins", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:
@@ -160,6 +209,21 @@ class Settings(BaseSettings):
                 f"not {self.host!r}: create API keys with `ledger keys create --tenant NAME`"
             )
         return self
+
+    def roots_for(self, owner: str | None) -> list[Path]:
+        """The server folders a caller may submit from: the tenant's own roots, or
+        LEDGER_ALLOWED_ROOTS for keyless (single-user) use."""
+        if owner is None:
+            return list(self.allowed_roots)
+        return list(self.tenant_roots.get(owner, []))
+
+    @cached_property
+    def all_roots(self) -> list[Path]:
+        """Every configured root, of every tenant and of keyless use (a worker's check)."""
+        seen = dict.fromkeys(self.allowed_roots)
+        for roots in self.tenant_roots.values():
+            seen.update(dict.fromkeys(roots))
+        return list(seen)
 
     @property
     def loopback(self) -> bool:

@@ -195,6 +195,8 @@ def serve(settings: Settings | None = None, *, run_workers: bool | None = None) 
     workers if ``run_workers``, by default ``settings.serve_workers``)."""
     import uvicorn
 
+    from ledger.api.server import protocol_with_header_timeout
+
     settings = settings or Settings()
     if run_workers is None:
         run_workers = settings.serve_workers
@@ -205,4 +207,5 @@ def serve(settings: Settings | None = None, *, run_workers: bool | None = None) 
         port=settings.port,
         timeout_graceful_shutdown=int(settings.shutdown_grace_seconds) or None,
         log_level="info",
+        http=protocol_with_header_timeout(settings.header_timeout_seconds),
     )

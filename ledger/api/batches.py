@@ -129,7 +129,7 @@ class BatchController(Controller):
             except _SourcesNeeded:
                 pass
         sources = await asyncio.to_thread(
-            paths.expand, data.paths, settings.allowed_roots, data.glob
+            paths.expand, data.paths, settings.roots_for(owner), data.glob
         )
         try:
             result = await ledger.create_batch(

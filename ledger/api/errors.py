@@ -27,6 +27,7 @@ from ledger.errors import (
     Locked,
     NotFound,
     PermanentError,
+    QuotaExceeded,
     RetryableError,
 )
 
@@ -41,6 +42,7 @@ _LEDGER_STATUS: tuple[tuple[type[LedgerError], int], ...] = (
     (Conflict, 409),
     (LeaseLost, 409),
     (InvalidInput, 400),
+    (QuotaExceeded, 413),
     # A service the ledger calls (an embedding endpoint for a vector search) failed.
     (RetryableError, 503),
     (PermanentError, 502),

@@ -36,7 +36,14 @@ from litestar.exceptions import ClientException, HTTPException, MethodNotAllowed
 from ledger.api.errors import problem
 from ledger.api.multipart import clean_filename
 from ledger.api.schemas import Problem
-from ledger.api.tus_files import FILE_LOCKS, UploadFile, cut_back, remove_ended, sha256_of
+from ledger.api.tus_files import (
+    FILE_LOCKS,
+    UploadFile,
+    abandon,
+    cut_back,
+    remove_ended,
+    sha256_of,
+)
 from ledger.api.tus_protocol import (
     CHECKSUMS,
     EXTENSIONS,
@@ -334,6 +341,11 @@ async def _terminate(upload_id: str, ledger: Ledger, owner: str | None) -> Respo
     return _empty(204)
 
 
+def _close(file: UploadFile | None) -> None:
+    if file is not None:
+        file.close()
+
+
 def _checksum_mismatch(request: Request[Any, Any, Any], exc: ChecksumMismatch) -> Response[Problem]:
     return problem(request, 460, str(exc), title="Checksum Mismatch")
 
@@ -387,6 +399,9 @@ class TusController(Controller):
             )
         if with_body:
             parse_checksum(headers.get("upload-checksum"))
+            announced = request.content_length
+            if length is not None and announced is not None and announced > length:
+                raise _too_large(length, length)  # before any row or file exists
         raw_metadata = headers.get("upload-metadata")
         pairs = parse_metadata(raw_metadata)
         batch_id = metadata_text(pairs, "batch")
@@ -442,9 +457,13 @@ class TusController(Controller):
                 response = _checksum_mismatch(request, exc)
                 response.headers["Location"] = location
                 return response
+            except HTTPException as exc:
+                if exc.status_code == 413:  # its client was never told of it: nothing stays
+                    _close(file)
+                    await asyncio.shield(abandon(ledger, upload.id, owner))
+                raise
             finally:
-                if file is not None:
-                    file.close()
+                _close(file)
                 _writing.discard(upload.id)
         return _empty(201, {"Location": location, **_offset_headers(upload)})
 

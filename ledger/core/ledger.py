@@ -631,9 +631,16 @@ class Ledger:
                 expiry_seconds=self.settings.tus_expiry_seconds,
                 writer_token=writer_token,
                 lease_seconds=self.settings.tus_lease_seconds,
+                quota_bytes=self.settings.tenant_upload_quota_bytes,
+                max_upload_bytes=self.settings.tus_max_bytes,
+                default_max_attempts=self.settings.max_attempts,
             )
 
-        return await self.run(work)
+        try:
+            return await self.run(work)
+        except IntegrityError:
+            # Another transaction created the batch meanwhile: run again to find whose it is.
+            return await self.run(work)
 
     async def upload(self, upload_id: str, *, owner: str | None = None) -> Upload:
         """The upload (NotFound when missing, another tenant's or terminated; Gone when

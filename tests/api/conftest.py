@@ -7,6 +7,7 @@ The tests talk to it over HTTP with httpx, and drive processing by calling the l
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -75,6 +76,8 @@ def start_server(tmp: Path, env: dict[str, str], tenants: tuple[str, ...] = ()) 
         "LEDGER_HOME": str(home),
         "LEDGER_DATABASE_URL": db_url,
         "LEDGER_ALLOWED_ROOTS": str(root),
+        # Every tenant may use the one root (isolation of roots has tests of its own).
+        "LEDGER_TENANT_ROOTS": json.dumps({tenant: [str(root)] for tenant in tenants}),
         "LEDGER_HOST": "127.0.0.1",
         "LEDGER_SSE_POLL_SECONDS": "0.05",
         **env,

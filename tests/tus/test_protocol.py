@@ -289,7 +289,9 @@ def test_deferred_length(tus_server: TusServer) -> None:
     assert head.headers["Upload-Defer-Length"] == "1"
     assert "Upload-Length" not in head.headers
     assert _patch(tus_server, url, 0, b"first ").status_code == 204
-    assert tus_server.sql("SELECT count(*) FROM batches WHERE id = 'tus-defer'") == [(0,)]
+    # The batch is reserved for its tenant at creation; no document until the last byte.
+    assert tus_server.sql("SELECT owner FROM batches WHERE id = 'tus-defer'") == [("acme",)]
+    assert tus_server.sql("SELECT count(*) FROM documents WHERE batch_id = 'tus-defer'") == [(0,)]
     assert _patch(tus_server, url, 6, b"x", **{"Upload-Length": "3"}).status_code == 400
     last = _patch(tus_server, url, 6, b"second", **{"Upload-Length": "12"})
     assert last.status_code == 204, last.text

@@ -2,7 +2,9 @@
 
 Per document:
 
-1. **Roots.** If the settings have ``allowed_roots`` or the batch options have ``roots``,
+1. **Roots.** If roots are configured (``allowed_roots`` or any tenant's ``tenant_roots``:
+   their union, as the API already confined each request to its tenant's own) or the batch
+   options have ``roots``,
    the source's real path (symbolic links resolved) must lie under one of them (or under
    the upload storage), else ``outside_roots``. The resolved path is what gets read.
 2. **Dedup** (unless the batch options say ``reprocess: true``). *Unchanged*: a document of
@@ -192,7 +194,8 @@ def spool_dir_for(context: ProcessorContext) -> str:
 def make_ingest_processor(context: ProcessorContext, options: JSON) -> Processor:
     """The ``ingest`` processor for a batch with these options (see the module docstring)."""
     settings = context.ledger.settings
-    allowed = list(getattr(settings, "allowed_roots", None) or [])
+    # Defence in depth behind the API's per-tenant check: any configured root will do here.
+    allowed = [str(root) for root in settings.all_roots]
     config = IngestConfig.from_options(options, allowed_roots=allowed)
     if config.roots:
         # Uploaded files live in the ledger's storage: always readable when roots apply.

@@ -48,6 +48,7 @@ from ledger.records import (
     Event,
     FailureGroup,
     IndexedDocument,
+    KeyHolder,
     Outcome,
     Page,
     Plan,
@@ -505,11 +506,12 @@ class Ledger:
     # ================================================================== API support
     # Operations the HTTP API needs: API keys (tenants), idempotent creation, monitoring.
 
-    async def create_key(self, tenant: str) -> tuple[str, str]:
-        """Make an API key acting as ``tenant``: returns (key id, key), the key shown once."""
+    async def create_key(self, tenant: str, *, role: str = "tenant") -> tuple[str, str]:
+        """Make an API key acting as ``tenant`` (role 'tenant' or 'operator'): returns
+        (key id, key), the key shown once."""
 
         async def work(conn: AsyncConnection, now: datetime) -> tuple[str, str]:
-            return await keys.create_key(conn, tenant, now=now)
+            return await keys.create_key(conn, tenant, now=now, role=role)
 
         return await self.run(work)
 
@@ -534,6 +536,22 @@ class Ledger:
 
         async def work(conn: AsyncConnection, now: datetime) -> str | None:
             return await keys.authenticate(conn, plaintext)
+
+        return await self.run(work, write=False)
+
+    async def identify_key(self, plaintext: str) -> KeyHolder | None:
+        """Who an API key is (id, tenant, role); None when unknown, revoked or malformed."""
+
+        async def work(conn: AsyncConnection, now: datetime) -> KeyHolder | None:
+            return await keys.identify(conn, plaintext)
+
+        return await self.run(work, write=False)
+
+    async def any_keys(self) -> bool:
+        """Whether any API key was ever created here (revoked ones included)."""
+
+        async def work(conn: AsyncConnection, now: datetime) -> bool:
+            return await keys.any_keys(conn)
 
         return await self.run(work, write=False)
 

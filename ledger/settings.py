@@ -109,6 +109,15 @@ class Settings(BaseSettings):
     serve_workers: bool = Field(
         default=False, description="the API server also runs in-process workers"
     )
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="more Host names the API answers to (comma-separated, '*.example.com' "
+        "for subdomains), besides the bind host, localhost, 127.0.0.1 and ::1; any other "
+        "Host header is refused (DNS rebinding)",
+    )
+    max_sse_streams_per_key: int = Field(
+        default=8, ge=1, le=10_000, description="event streams one API key may hold open"
+    )
     cors_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description="origins (scheme://host[:port], comma-separated) whose browser pages may "
@@ -191,6 +200,13 @@ class Settings(BaseSettings):
     def _split_origins(cls, value: object) -> object:
         if isinstance(value, str):
             return [o.strip().rstrip("/") for o in value.split(",") if o.strip()]
+        return value
+
+    @field_validator("allowed_hosts", mode="before")
+    @classmethod
+    def _split_hosts(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [h.strip().lower() for h in value.split(",") if h.strip()]
         return value
 
     @field_validator("allowed_roots")

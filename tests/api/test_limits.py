@@ -108,7 +108,9 @@ def small_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 
 async def test_upload_limits_and_local_mode(small_server: Server) -> None:
-    async with small_server.client(None) as client:  # no key: local mode
+    # No key (local mode): multipart uploads need a header another site's page cannot send.
+    headers = {"X-Requested-With": "test"}
+    async with small_server.client(None, headers=headers) as client:
         created = await client.post("/api/v1/batches", json={"id": "local"})
         assert created.status_code == 201, created.text
         assert created.json()["owner"] is None

@@ -126,9 +126,7 @@ async def test_upload_limits_and_local_mode(small_server: Server) -> None:
         assert "too many parts" in too_many.json()["detail"]
         storage = small_server.home / "storage"
         # Nothing but the marker the server leaves to show the storage is mounted.
-        assert not [
-            p for p in storage.rglob("*") if p.is_file() and p.name != ".ledger-storage"
-        ]
+        assert not [p for p in storage.rglob("*") if p.is_file() and p.name != ".ledger-storage"]
         ok = await client.post(url, files=[("f", ("a.txt", b"a", "text/plain"))])
         assert ok.status_code == 201
         big_json = await client.post("/api/v1/batches", json={"name": "n" * 5000})

@@ -9,7 +9,7 @@ before any route runs, keep such requests from reading or changing anything:
   127.0.0.1 carries its own name, so it is refused (400).
 * **State-changing requests** (POST, PUT, PATCH, DELETE) must be ones a cross-site page
   cannot send without a CORS preflight: a JSON body, a tus request (``Tus-Resumable``
-  header), or a multipart body with an ``Origin``, an ``X-Requested-With`` header or a
+  header or a tus chunk body), or a multipart body with an ``Origin``, an ``X-Requested-With`` header or a
   Bearer key. Form-urlencoded and ``text/plain`` bodies, which any page can post, are 403.
   An ``Origin``, when sent, must be this server's own origin (as the request addressed it)
   or one of ``LEDGER_CORS_ORIGINS``; otherwise 403.
@@ -27,6 +27,7 @@ from ledger.settings import Settings
 
 STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
+TUS_CHUNK = "application/offset+octet-stream"
 
 
 def host_name(host_header: str) -> str:
@@ -91,7 +92,8 @@ def csrf_refusal(
         has_body = headers.get("content-length", "0") != "0" or "transfer-encoding" in headers
         return "a request body needs a JSON content type" if has_body else None
     media_type = _media_type(content_type)
-    if _is_json(media_type):
+    # tus chunks: not a type a page may send cross-site without a preflight either.
+    if _is_json(media_type) or media_type == TUS_CHUNK:
         return None
     if media_type == "multipart/form-data":
         bearer = headers.get("authorization", "").lower().startswith("bearer ")

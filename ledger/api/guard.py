@@ -9,8 +9,9 @@ before any route runs, keep such requests from reading or changing anything:
   127.0.0.1 carries its own name, so it is refused (400).
 * **State-changing requests** (POST, PUT, PATCH, DELETE) must be ones a cross-site page
   cannot send without a CORS preflight: a JSON body, a tus request (``Tus-Resumable``
-  header or a tus chunk body), or a multipart body with an ``Origin``, an ``X-Requested-With`` header or a
-  Bearer key. Form-urlencoded and ``text/plain`` bodies, which any page can post, are 403.
+  header or a tus chunk body), no body at all, or a multipart body with an ``Origin``, an
+  ``X-Requested-With`` header or a Bearer key. Form-urlencoded and ``text/plain`` bodies,
+  which any page can post, are 403.
   An ``Origin``, when sent, must be this server's own origin (as the request addressed it)
   or one of ``LEDGER_CORS_ORIGINS``; otherwise 403.
 """

@@ -72,8 +72,9 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=0, le=65535)
     auth: Literal["auto", "on", "off"] = Field(
         default="auto",
-        description="API keys: 'auto' is on unless the server binds loopback only; "
-        "'off' (single-user, no keys) is refused on any other address",
+        description="API keys: 'auto' requires them once any key exists, or when the server "
+        "binds a non-loopback address; 'on' always; 'off' (single-user, keys ignored) is "
+        "refused on any other address than loopback",
     )
     allowed_roots: Annotated[list[Path], NoDecode] = Field(
         default_factory=list,
@@ -248,7 +249,8 @@ class Settings(BaseSettings):
 
     @property
     def auth_required(self) -> bool:
-        """Whether API requests must carry a key ('auto': unless bound to loopback)."""
+        """Whether API requests must carry a key whatever the database holds ('auto' on
+        loopback also requires one once any key exists: see ledger.api.auth)."""
         return self.auth == "on" or (self.auth == "auto" and not self.loopback)
 
     @field_validator("database_url")

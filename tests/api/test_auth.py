@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from tests.api.conftest import REPO, Server, start_server, stop_server
-from tests.api.sse import read_events
+from tests.api.sse import SseEvent, read_events
 
 BOGUS = "ldg_0123456789abcdef_" + "A" * 43
 
@@ -68,6 +68,15 @@ async def wait_for_status(client: httpx.AsyncClient, path: str, status: int) -> 
         await asyncio.sleep(0.1)
 
 
+async def last_event(client: httpx.AsyncClient, url: str) -> SseEvent:
+    """Reads a stream to its end; the last event."""
+    last = None
+    async for event in read_events(client, url):
+        last = event
+    assert last is not None
+    return last
+
+
 def bearer(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
 
@@ -86,6 +95,9 @@ async def test_keys_on_loopback_tenants_and_revocation(auto_server: Server) -> N
             await anonymous.get("/api/v1/batches", headers={"Authorization": "x"})
         ).status_code == 401
 
+        assert (await anonymous.post("/api/v1/batches", json={"id": "local"})).status_code == 201
+        local_stream = asyncio.create_task(last_event(anonymous, "/api/v1/batches/local/events"))
+
         acme = ledger_cli(srv, "keys", "create", "--tenant", "acme", "--json")
         globex = ledger_cli(srv, "keys", "create", "--tenant", "globex", "--json")
         ops = ledger_cli(srv, "keys", "create", "--tenant", "ops", "--role", "operator", "--json")
@@ -94,6 +106,9 @@ async def test_keys_on_loopback_tenants_and_revocation(auto_server: Server) -> N
         assert (await anonymous.post("/api/v1/batches", json={"id": "anon"})).status_code == 401
         assert (await anonymous.get("/metrics")).status_code == 401
         assert (await anonymous.get("/api/v1/batches", headers=bearer(BOGUS))).status_code == 401
+        # A keyless stream opened before the first key ends too.
+        ended = await asyncio.wait_for(local_stream, timeout=60)
+        assert (ended.event, ended.data) == ("end", {"reason": "revoked"})
 
     a, b = bearer(str(acme["key"])), bearer(str(globex["key"]))
     async with srv.client(headers=a) as client_a, srv.client(headers=b) as client_b:

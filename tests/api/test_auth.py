@@ -68,13 +68,24 @@ async def wait_for_status(client: httpx.AsyncClient, path: str, status: int) -> 
         await asyncio.sleep(0.1)
 
 
-async def last_event(client: httpx.AsyncClient, url: str) -> SseEvent:
-    """Reads a stream to its end; the last event."""
-    last = None
-    async for event in read_events(client, url):
-        last = event
-    assert last is not None
-    return last
+async def open_stream(
+    client: httpx.AsyncClient, url: str
+) -> tuple[asyncio.Task[None], list[SseEvent]]:
+    """A stream read in the background, returned once the server has answered on it."""
+    received: list[SseEvent] = []
+
+    async def read() -> None:
+        async for event in read_events(client, url):
+            received.append(event)
+
+    task = asyncio.create_task(read())
+    deadline = time.monotonic() + 30
+    while not any(e.event == "progress" for e in received):
+        assert time.monotonic() < deadline, "the stream did not open"
+        if task.done():
+            task.result()  # raises what went wrong
+        await asyncio.sleep(0.05)
+    return task, received
 
 
 def bearer(key: str) -> dict[str, str]:
@@ -96,7 +107,7 @@ async def test_keys_on_loopback_tenants_and_revocation(auto_server: Server) -> N
         ).status_code == 401
 
         assert (await anonymous.post("/api/v1/batches", json={"id": "local"})).status_code == 201
-        local_stream = asyncio.create_task(last_event(anonymous, "/api/v1/batches/local/events"))
+        local_stream, local_events = await open_stream(anonymous, "/api/v1/batches/local/events")
 
         acme = ledger_cli(srv, "keys", "create", "--tenant", "acme", "--json")
         globex = ledger_cli(srv, "keys", "create", "--tenant", "globex", "--json")
@@ -107,8 +118,8 @@ async def test_keys_on_loopback_tenants_and_revocation(auto_server: Server) -> N
         assert (await anonymous.get("/metrics")).status_code == 401
         assert (await anonymous.get("/api/v1/batches", headers=bearer(BOGUS))).status_code == 401
         # A keyless stream opened before the first key ends too.
-        ended = await asyncio.wait_for(local_stream, timeout=60)
-        assert (ended.event, ended.data) == ("end", {"reason": "revoked"})
+        await asyncio.wait_for(local_stream, timeout=60)
+        assert (local_events[-1].event, local_events[-1].data) == ("end", {"reason": "revoked"})
 
     a, b = bearer(str(acme["key"])), bearer(str(globex["key"]))
     async with srv.client(headers=a) as client_a, srv.client(headers=b) as client_b:
@@ -136,22 +147,10 @@ async def test_keys_on_loopback_tenants_and_revocation(auto_server: Server) -> N
         assert (await client_a.get("/metrics", headers=bearer(str(ops["key"])))).status_code == 200
 
         # Revoking A's key ends A's open stream, then A is refused.
-        received: list[str] = []
-
-        async def watch() -> None:
-            async for event in read_events(client_a, "/api/v1/batches/secret/events"):
-                received.append(event.event)
-                if event.event == "end":
-                    assert event.data == {"reason": "revoked"}
-
-        watcher = asyncio.create_task(watch())
-        deadline = time.monotonic() + 30
-        while "progress" not in received:  # the stream is open and answering
-            assert time.monotonic() < deadline and not watcher.done()
-            await asyncio.sleep(0.05)
+        watcher, received = await open_stream(client_a, "/api/v1/batches/secret/events")
         ledger_cli(srv, "keys", "revoke", str(acme["id"]))
         await asyncio.wait_for(watcher, timeout=60)
-        assert received[-1] == "end"
+        assert (received[-1].event, received[-1].data) == ("end", {"reason": "revoked"})
         assert (await client_a.get("/api/v1/batches")).status_code == 401
         assert (await client_b.get("/api/v1/batches")).status_code == 200
 

@@ -8,16 +8,19 @@ key holds a bounded number of streams; /metrics is for operator keys.
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
+from litestar.exceptions import TooManyRequestsException
 
+from ledger.api.streams import StreamQuota
 from tests.api.conftest import REPO, Server, start_server, stop_server
 from tests.api.sse import SseEvent, read_events
 
@@ -199,3 +202,29 @@ async def test_last_event_id_out_of_range_is_400(auto_server: Server) -> None:
             "GET", url, headers={"Last-Event-ID": "9223372036854775807"}
         ) as highest:
             assert highest.status_code == 200
+
+
+async def test_stream_slots_come_back_however_a_stream_ends() -> None:
+    quota = StreamQuota(1)
+
+    async def one() -> AsyncIterator[int]:
+        yield 1
+
+    never_started = quota.hold("k", one())
+    with pytest.raises(TooManyRequestsException):
+        quota.hold("k", one())
+    del never_started  # a client gone before the first byte
+    gc.collect()
+    assert quota.open_count("k") == 0
+    finished = quota.hold("k", one())
+    assert [item async for item in finished] == [1]
+    assert quota.open_count("k") == 0
+
+    async def broken() -> AsyncIterator[int]:
+        raise RuntimeError("the database went away")
+        yield 0
+
+    failing = quota.hold("k", broken())
+    with pytest.raises(RuntimeError):
+        await failing.__anext__()
+    assert quota.open_count("k") == 0

@@ -39,7 +39,7 @@ async def test_a_taken_file_name_is_drawn_again(
     taken = uuid.UUID(int=1)
     (tmp_path / taken.hex).write_bytes(b"someone else's")
     draws = iter([taken, taken])
-    monkeypatch.setattr(multipart.uuid, "uuid4", lambda: next(draws, None) or uuid.UUID(int=2))
+    monkeypatch.setattr(uuid, "uuid4", lambda: next(draws, None) or uuid.UUID(int=2))
     stored = await multipart.store_files(
         _stream(_body({"a.txt": b"mine"})),
         f"multipart/form-data; boundary={BOUNDARY}",

@@ -52,6 +52,7 @@ from ledger.cli.runtime import check_processor, make_worker
 from ledger.cli.signals import StopSignals
 from ledger.cli.walk import WalkStats, batch_id_for, resolve_roots, walk
 from ledger.core.ledger import Ledger
+from ledger.embedders.profiles import profiles_for
 from ledger.errors import NotFound
 from ledger.processors.builtin import unchanged_skip
 from ledger.records import BatchSpec, ClaimedDocument, DocumentInfo, SourceSpec, SubmitResult
@@ -526,7 +527,9 @@ class Session:
                 try:
                     spec = req.spec()
                     result = await self.ledger.submit(
-                        spec, self._sources(view), skip_unchanged=unchanged_skip(spec)
+                        spec,
+                        self._sources(view),
+                        skip_unchanged=unchanged_skip(spec, profiles_for(self.ledger.settings)),
                     )
                 except _Interrupted:
                     view.close()

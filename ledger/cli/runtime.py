@@ -6,8 +6,11 @@ from collections.abc import Sequence
 
 from ledger.cli.app import EXIT_USAGE, CliError
 from ledger.core.ledger import Ledger
+from ledger.embedders.profiles import profiles_for
 from ledger.errors import InvalidInput
-from ledger.processors.base import ProcessorContext, ProcessorRegistry
+from ledger.processors.base import ProcessorContext
+from ledger.processors.builtin import check_builtin_options
+from ledger.processors.registry import ProcessorRegistry
 from ledger.records import JSON
 from ledger.worker.runtime import Worker
 
@@ -18,12 +21,13 @@ def check_processor(ledger: Ledger, name: str, options: JSON) -> None:
     Building the processor once checks its options too (``sleep -o seconds=x``), so a
     mistake is one line at the start instead of every document failing.
     """
-    registry = ProcessorRegistry()
+    registry = ProcessorRegistry.from_settings(ledger.settings)
     context = ProcessorContext(
         ledger=ledger, pool=None, task_timeout=ledger.settings.task_timeout_seconds
     )
     try:
         registry.validate(name)
+        check_builtin_options(name, options, profiles_for(ledger.settings))
         registry.get(context, name, options)
     except InvalidInput as exc:
         raise CliError(exc.message, EXIT_USAGE) from exc

@@ -52,7 +52,6 @@ from ledger.cli.runtime import check_processor, make_worker
 from ledger.cli.signals import StopSignals
 from ledger.cli.walk import WalkStats, batch_id_for, resolve_roots, walk
 from ledger.core.ledger import Ledger
-from ledger.embedders.profiles import profiles_for
 from ledger.errors import NotFound
 from ledger.processors.builtin import unchanged_skip
 from ledger.records import BatchSpec, ClaimedDocument, DocumentInfo, SourceSpec, SubmitResult
@@ -62,6 +61,13 @@ from ledger.states import BatchState, DocumentStatus
 from ledger.worker.runtime import Worker
 
 FIRST_FAILURES = 5
+
+
+def profiles_of(ledger: Ledger) -> Any:
+    """The operator's embedder profiles (imported here: embedders load numpy)."""
+    from ledger.embedders.profiles import profiles_for
+
+    return profiles_for(ledger.settings)
 PLAN_CHUNK = 1_000
 OPTION_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 
@@ -529,7 +535,7 @@ class Session:
                     result = await self.ledger.submit(
                         spec,
                         self._sources(view),
-                        skip_unchanged=unchanged_skip(spec, profiles_for(self.ledger.settings)),
+                        skip_unchanged=unchanged_skip(spec, profiles_of(self.ledger)),
                     )
                 except _Interrupted:
                     view.close()

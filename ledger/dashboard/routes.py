@@ -21,6 +21,7 @@ from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 
 from ledger import __version__
+from ledger.api.policy import registry_for
 from ledger.settings import Settings
 
 HERE = Path(__file__).parent
@@ -76,7 +77,9 @@ async def batch_page(batch_id: str, settings: Settings) -> Template:
 
 @get("/new", name="dashboard-new", include_in_schema=False)
 async def new_page(settings: Settings) -> Template:
-    return _page("new", settings, chunk_bytes=UPLOAD_CHUNK_BYTES)
+    # The processors a batch may name: the server refuses any other (422).
+    processors = registry_for(settings).names()
+    return _page("new", settings, chunk_bytes=UPLOAD_CHUNK_BYTES, processors=processors)
 
 
 @get("/search", name="dashboard-search", include_in_schema=False)

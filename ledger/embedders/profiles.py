@@ -42,7 +42,7 @@ class ProfileError(ValueError):
 
 def _read(source: str) -> Any:
     text = source.strip()
-    if text.startswith("{"):
+    if text.startswith(("{", "[")):
         return json.loads(text)
     path = Path(text).expanduser()
     try:

@@ -168,3 +168,12 @@ async def test_an_allowed_processor_that_exits_fails_only_its_document(
     # Failed for good at once: one attempt, not retried until the attempts run out.
     assert len(sql(url, "SELECT id FROM attempts WHERE document_id IN "
                    "(SELECT id FROM documents WHERE batch_id = :b)", b=hostile)) == 1  # fmt: skip
+
+
+async def test_the_dashboard_offers_the_allowed_processors(policy_server: Server) -> None:
+    async with policy_server.client() as client:
+        page = await client.get("/new")
+    assert page.status_code == 200
+    for name in ("ingest", "noop", "sleep", "pool_exit", f"{HOSTILE}:fine"):
+        assert f'<option value="{name}">' in page.text, name
+    assert "sys:exit" not in page.text

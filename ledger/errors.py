@@ -44,6 +44,10 @@ class InvalidInput(LedgerError):
     """The input is not valid."""
 
 
+class NotAllowed(InvalidInput):
+    """The request asks for something the server does not allow its callers."""
+
+
 class Gone(LedgerError):
     """The resource existed but is no longer available (an expired upload, for example)."""
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tomllib
 from functools import cached_property
 from pathlib import Path
@@ -13,6 +14,8 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
+_IMPORT_PATH = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*:[A-Za-z_][A-Za-z0-9_.]*")
 
 
 def default_home() -> Path:
@@ -157,6 +160,45 @@ class Settings(BaseSettings):
         gt=0,
         description="a PATCH whose body stalls this long is ended; what arrived is kept",
     )
+
+    # ------------------------------------------------- operator-defined code and integrations
+    # API callers name processors and embedders; only the operator decides what those names
+    # run and where they send data (callers never choose code, URLs or secrets).
+    processors: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="processors API callers may name, besides the built-ins and installed "
+        "'ledger.processors' entry points: comma-separated NAME (an entry point), "
+        "module:function, or alias=module:function",
+    )
+    embedders: str | None = Field(
+        default=None,
+        description="named embedder profiles: a JSON or TOML file, or inline JSON, mapping "
+        "name -> {kind, base_url, model, api_key_env | api_key_file | auth: none, ...}",
+    )
+
+    @field_validator("processors", mode="before")
+    @classmethod
+    def _split_processors(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [p.strip() for p in value.split(",") if p.strip()]
+        return value
+
+    @field_validator("processors")
+    @classmethod
+    def _check_processors(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            alias, eq, target = entry.partition("=")
+            name = target if eq else alias
+            if eq and not _IDENTIFIER.fullmatch(alias.strip()):
+                raise ValueError(f"LEDGER_PROCESSORS: alias {alias!r} is not a plain name")
+            if not (_IDENTIFIER.fullmatch(name.strip()) or _IMPORT_PATH.fullmatch(name.strip())):
+                raise ValueError(
+                    f"LEDGER_PROCESSORS: {entry!r} is not NAME, module:function or "
+                    "alias=module:function"
+                )
+            if eq and ":" not in name:
+                raise ValueError(f"LEDGER_PROCESSORS: {entry!r}: an alias needs module:function")
+        return [e.replace(" ", "") for e in value]
 
     @field_validator("allowed_roots", mode="before")
     @classmethod

@@ -44,6 +44,7 @@ from ledger.api.tus_protocol import EXPOSED_HEADERS, REQUEST_HEADERS
 from ledger.api.uploads import TusController, tus_options
 from ledger.core.ledger import Ledger
 from ledger.dashboard.routes import STATIC_PATH, dashboard_router, template_config
+from ledger.embedders.profiles import profiles_for
 from ledger.settings import Settings
 from ledger.worker.runtime import Worker
 
@@ -103,6 +104,7 @@ def create_app(
     also runs in-process workers for as long as it serves.
     """
     settings = settings or Settings()
+    profiles_for(settings)  # a bad LEDGER_EMBEDDERS stops the start, with its message
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:

@@ -25,6 +25,7 @@ from ledger.errors import (
     LeaseLost,
     LedgerError,
     Locked,
+    NotAllowed,
     NotFound,
     PermanentError,
     QuotaExceeded,
@@ -41,6 +42,7 @@ _LEDGER_STATUS: tuple[tuple[type[LedgerError], int], ...] = (
     (Locked, 423),
     (Conflict, 409),
     (LeaseLost, 409),
+    (NotAllowed, 422),
     (InvalidInput, 400),
     (QuotaExceeded, 413),
     # A service the ledger calls (an embedding endpoint for a vector search) failed.

@@ -33,6 +33,7 @@ from litestar import Controller, Request, Response, delete, head, patch, post, r
 from litestar.enums import HttpMethod, MediaType
 from litestar.exceptions import ClientException, HTTPException, MethodNotAllowedException
 
+from ledger.api import policy
 from ledger.api.errors import problem
 from ledger.api.multipart import clean_filename
 from ledger.api.schemas import Problem
@@ -412,6 +413,7 @@ class TusController(Controller):
         processor = metadata_text(pairs, "processor")
         if processor is not None and len(processor) > MAX_PROCESSOR:
             raise ClientException(f"processor is longer than {MAX_PROCESSOR} characters")
+        policy.check_upload_metadata(settings, processor, pairs)
         content_type = metadata_text(pairs, "filetype") or metadata_text(pairs, "type")
         filename = metadata_text(pairs, "filename") or metadata_text(pairs, "name")
         meta = {

@@ -61,6 +61,13 @@ from ledger.states import BatchState, DocumentStatus
 from ledger.worker.runtime import Worker
 
 FIRST_FAILURES = 5
+
+
+def profiles_of(ledger: Ledger) -> Any:
+    """The operator's embedder profiles (imported here: embedders load numpy)."""
+    from ledger.embedders.profiles import profiles_for
+
+    return profiles_for(ledger.settings)
 PLAN_CHUNK = 1_000
 OPTION_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 
@@ -526,7 +533,9 @@ class Session:
                 try:
                     spec = req.spec()
                     result = await self.ledger.submit(
-                        spec, self._sources(view), skip_unchanged=unchanged_skip(spec)
+                        spec,
+                        self._sources(view),
+                        skip_unchanged=unchanged_skip(spec, profiles_of(self.ledger)),
                     )
                 except _Interrupted:
                     view.close()

@@ -956,12 +956,14 @@ class Ledger:
         owner: str | None = None,
         batch_id: str | None = None,
         model: str | None = None,
-    ) -> tuple[str, dict[str, Any]] | None:
-        """The model to search with, and the embedder options of a batch that used it: the
+    ) -> tuple[str, str | dict[str, Any]] | None:
+        """The model to search with, and the embedder option of a batch that used it: the
         model of the most recently stored vector in scope (or ``model``, if it has vectors
         in scope). None when there are none."""
 
-        async def work(conn: AsyncConnection, now: datetime) -> tuple[str, dict[str, Any]] | None:
+        async def work(
+            conn: AsyncConnection, now: datetime
+        ) -> tuple[str, str | dict[str, Any]] | None:
             return await vectors.latest_model(
                 conn, owner=owner, batch_id=batch_id, model=model
             )

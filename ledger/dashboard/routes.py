@@ -22,6 +22,8 @@ from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 
 from ledger import __version__
+from ledger.api.policy import registry_for
+from ledger.settings import Settings
 
 HERE = Path(__file__).parent
 TEMPLATES = HERE / "templates"
@@ -56,8 +58,10 @@ async def batch_page(batch_id: str, keys_required: bool) -> Template:
 
 
 @get("/new", name="dashboard-new", include_in_schema=False)
-async def new_page(keys_required: bool) -> Template:
-    return _page("new", keys_required, chunk_bytes=UPLOAD_CHUNK_BYTES)
+async def new_page(keys_required: bool, settings: Settings) -> Template:
+    # The processors a batch may name: the server refuses any other (422).
+    processors = registry_for(settings).names()
+    return _page("new", keys_required, chunk_bytes=UPLOAD_CHUNK_BYTES, processors=processors)
 
 
 @get("/search", name="dashboard-search", include_in_schema=False)

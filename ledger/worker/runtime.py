@@ -29,9 +29,10 @@ from ledger.processors.base import (
     Done,
     ProcessorContext,
     ProcessorOutput,
-    ProcessorRegistry,
     Skip,
+    processor_exit,
 )
+from ledger.processors.registry import ProcessorRegistry
 from ledger.records import ClaimedDocument, CompleteResult, ErrorInfo, Outcome
 from ledger.states import AttemptOutcome, DocumentStatus, ErrorCode
 
@@ -113,7 +114,7 @@ class Worker:
         self.ledger = ledger
         self.concurrency = concurrency or settings.concurrency
         self.batch_ids = list(batch_ids) if batch_ids is not None else None
-        self.registry = registry or ProcessorRegistry()
+        self.registry = registry or ProcessorRegistry.from_settings(settings)
         self.context = ProcessorContext(
             ledger=ledger, pool=pool, task_timeout=settings.task_timeout_seconds
         )
@@ -251,9 +252,7 @@ class Worker:
             if room >= max(1, self.prefetch // 2):
                 want = min(room, self.claim_batch)
                 began = time.perf_counter()
-                claimed = await self.ledger.claim(
-                    self.worker_id, want, batch_ids=self.batch_ids
-                )
+                claimed = await self.ledger.claim(self.worker_id, want, batch_ids=self.batch_ids)
                 metrics.observe_claim(time.perf_counter() - began, len(claimed))
                 self.stats.claimed += len(claimed)
                 self._ready.extend(claimed)
@@ -352,6 +351,11 @@ class Worker:
             if info.code == ErrorCode.EXCEPTION.value:
                 log.warning("document %s (%s) raised %s", doc.id, doc.source, info.message)
             outcome = Outcome.failed(doc, info)
+        except BaseException as exc:  # SystemExit, KeyboardInterrupt ... from a processor
+            # Raised on the event loop, it would stop this worker (and the server it runs in)
+            # on every restart, as the document is claimed again: it fails this document only.
+            log.warning("document %s (%s): processor raised %r", doc.id, doc.source, exc)
+            outcome = Outcome.failed(doc, error_info(processor_exit(exc)))
         finally:
             self._tasks.pop(doc.id, None)
             self.current.pop(doc.id, None)

@@ -44,8 +44,16 @@ class InvalidInput(LedgerError):
     """The input is not valid."""
 
 
+class NotAllowed(InvalidInput):
+    """The request asks for something the server does not allow its callers."""
+
+
 class Gone(LedgerError):
     """The resource existed but is no longer available (an expired upload, for example)."""
+
+
+class QuotaExceeded(LedgerError):
+    """This would take the tenant past one of its limits."""
 
 
 class Locked(Conflict):

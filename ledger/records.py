@@ -281,6 +281,16 @@ class ApiKey:
     prefix: str
     created_at: datetime
     revoked_at: datetime | None
+    role: str = "tenant"
+
+
+@dataclass(frozen=True)
+class KeyHolder:
+    """Who a valid, unrevoked API key is: its public id, its tenant and its role."""
+
+    key_id: str
+    tenant: str
+    role: str  # 'tenant' or 'operator' (see keys.ROLES)
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
+import tomllib
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Literal
@@ -11,6 +14,8 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
+_IMPORT_PATH = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*:[A-Za-z_][A-Za-z0-9_.]*")
 
 
 def default_home() -> Path:
@@ -79,13 +84,31 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=0, le=65535)
     auth: Literal["auto", "on", "off"] = Field(
         default="auto",
-        description="API keys: 'auto' is on unless the server binds loopback only; "
-        "'off' (single-user, no keys) is refused on any other address",
+        description="API keys: 'auto' requires them once any key exists, or when the server "
+        "binds a non-loopback address; 'on' always; 'off' (single-user, keys ignored) is "
+        "refused on any other address than loopback",
     )
     allowed_roots: Annotated[list[Path], NoDecode] = Field(
         default_factory=list,
-        description="server folders batches may be submitted from (os.pathsep- or "
-        "comma-separated); none by default: only uploads are accepted",
+        description="server folders batches may be submitted from in keyless (single-user) "
+        "mode (os.pathsep- or comma-separated); none by default: only uploads are accepted",
+    )
+    tenant_roots: Annotated[dict[str, list[Path]], NoDecode] = Field(
+        default_factory=dict,
+        description="server folders each tenant may submit from: inline JSON, or a JSON or "
+        "TOML file, mapping tenant -> [folders]; a tenant not named may use no server paths",
+    )
+    tenant_upload_quota_bytes: int = Field(
+        default=50 * 1024**3,
+        ge=0,
+        description="bytes a tenant's unfinished resumable uploads may declare in all "
+        "(a deferred length counts as LEDGER_TUS_MAX_BYTES until it is known)",
+    )
+    header_timeout_seconds: float = Field(
+        default=20.0,
+        gt=0,
+        description="a connection whose request headers have not all arrived this long "
+        "after it opened (or after its previous response) is answered 408 and closed",
     )
     max_body_bytes: int = Field(default=1_048_576, ge=1024, description="JSON request bodies")
     max_upload_bytes: int = Field(
@@ -98,6 +121,15 @@ class Settings(BaseSettings):
     sse_poll_seconds: float = Field(default=0.5, gt=0, le=60)
     serve_workers: bool = Field(
         default=False, description="the API server also runs in-process workers"
+    )
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="more Host names the API answers to (comma-separated, '*.example.com' "
+        "for subdomains), besides the bind host, localhost, 127.0.0.1 and ::1; any other "
+        "Host header is refused (DNS rebinding)",
+    )
+    max_sse_streams_per_key: int = Field(
+        default=8, ge=1, le=10_000, description="event streams one API key may hold open"
     )
     cors_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
@@ -138,6 +170,45 @@ class Settings(BaseSettings):
         description="a PATCH whose body stalls this long is ended; what arrived is kept",
     )
 
+    # ------------------------------------------------- operator-defined code and integrations
+    # API callers name processors and embedders; only the operator decides what those names
+    # run and where they send data (callers never choose code, URLs or secrets).
+    processors: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="processors API callers may name, besides the built-ins and installed "
+        "'ledger.processors' entry points: comma-separated NAME (an entry point), "
+        "module:function, or alias=module:function",
+    )
+    embedders: str | None = Field(
+        default=None,
+        description="named embedder profiles: a JSON or TOML file, or inline JSON, mapping "
+        "name -> {kind, base_url, model, api_key_env | api_key_file | auth: none, ...}",
+    )
+
+    @field_validator("processors", mode="before")
+    @classmethod
+    def _split_processors(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [p.strip() for p in value.split(",") if p.strip()]
+        return value
+
+    @field_validator("processors")
+    @classmethod
+    def _check_processors(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            alias, eq, target = entry.partition("=")
+            name = target if eq else alias
+            if eq and not _IDENTIFIER.fullmatch(alias.strip()):
+                raise ValueError(f"LEDGER_PROCESSORS: alias {alias!r} is not a plain name")
+            if not (_IDENTIFIER.fullmatch(name.strip()) or _IMPORT_PATH.fullmatch(name.strip())):
+                raise ValueError(
+                    f"LEDGER_PROCESSORS: {entry!r} is not NAME, module:function or "
+                    "alias=module:function"
+                )
+            if eq and ":" not in name:
+                raise ValueError(f"LEDGER_PROCESSORS: {entry!r}: an alias needs module:function")
+        return [e.replace(" ", "") for e in value]
+
     @field_validator("allowed_roots", mode="before")
     @classmethod
     def _split_roots(cls, value: object) -> object:
@@ -146,11 +217,48 @@ class Settings(BaseSettings):
             return [Path(p.strip()) for p in parts if p.strip()]
         return value
 
+    @field_validator("tenant_roots", mode="before")
+    @classmethod
+    def _read_tenant_roots(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        text = value.strip()
+        if not text:
+            return {}
+        if text.startswith("{"):
+            return json.loads(text)
+        source = Path(text).expanduser()
+        if not source.is_file():
+            raise ValueError("LEDGER_TENANT_ROOTS must be inline JSON or a JSON or TOML file")
+        if source.suffix.lower() == ".toml":
+            return tomllib.loads(source.read_text(encoding="utf-8"))
+        return json.loads(source.read_text(encoding="utf-8"))
+
+    @field_validator("tenant_roots")
+    @classmethod
+    def _absolute_tenant_roots(cls, value: dict[str, list[Path]]) -> dict[str, list[Path]]:
+        real: dict[str, list[Path]] = {}
+        for tenant, roots in value.items():
+            for root in roots:
+                if not root.expanduser().is_absolute():
+                    raise ValueError(
+                        f"LEDGER_TENANT_ROOTS of {tenant!r} must be absolute paths: {root}"
+                    )
+            real[tenant] = [Path(os.path.realpath(root.expanduser())) for root in roots]
+        return real
+
     @field_validator("cors_origins", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:
         if isinstance(value, str):
             return [o.strip().rstrip("/") for o in value.split(",") if o.strip()]
+        return value
+
+    @field_validator("allowed_hosts", mode="before")
+    @classmethod
+    def _split_hosts(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [h.strip().lower() for h in value.split(",") if h.strip()]
         return value
 
     @field_validator("allowed_roots")
@@ -170,6 +278,21 @@ class Settings(BaseSettings):
             )
         return self
 
+    def roots_for(self, owner: str | None) -> list[Path]:
+        """The server folders a caller may submit from: the tenant's own roots, or
+        LEDGER_ALLOWED_ROOTS for keyless (single-user) use."""
+        if owner is None:
+            return list(self.allowed_roots)
+        return list(self.tenant_roots.get(owner, []))
+
+    @cached_property
+    def all_roots(self) -> list[Path]:
+        """Every configured root, of every tenant and of keyless use (a worker's check)."""
+        seen = dict.fromkeys(self.allowed_roots)
+        for roots in self.tenant_roots.values():
+            seen.update(dict.fromkeys(roots))
+        return list(seen)
+
     @property
     def loopback(self) -> bool:
         """True when the API server binds a loopback address only."""
@@ -177,7 +300,8 @@ class Settings(BaseSettings):
 
     @property
     def auth_required(self) -> bool:
-        """Whether API requests must carry a key ('auto': unless bound to loopback)."""
+        """Whether API requests must carry a key whatever the database holds ('auto' on
+        loopback also requires one once any key exists: see ledger.api.auth)."""
         return self.auth == "on" or (self.auth == "auto" and not self.loopback)
 
     @field_validator("database_url")

@@ -77,6 +77,8 @@ class ErrorCode(StrEnum):
     TIMEOUT = "timeout"
     TOO_LARGE = "too_large"
     WORKER_CRASHED = "worker_crashed"  # the process running the document died
+    # A processor raised SystemExit, KeyboardInterrupt or another BaseException: permanent.
+    PROCESSOR_EXIT = "processor_exit"
     SOURCE_MISSING = "source_missing"
     # A stored upload cannot be read on this worker: the shared storage is not mounted here.
     STORAGE_UNREACHABLE = "storage_unreachable"

@@ -7,11 +7,22 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def readme_lines() -> list[str]:
+    return (ROOT / "README.md").read_text(encoding="utf-8").splitlines()
+
+
 def readme_commands() -> list[str]:
-    lines = (ROOT / "README.md").read_text(encoding="utf-8").splitlines()
-    assert lines[0] == "```sh", "the README must start with its two commands"
-    end = lines.index("```", 1)
-    return lines[1:end]
+    lines = readme_lines()
+    start = lines.index("```sh")
+    end = lines.index("```", start + 1)
+    return lines[start + 1 : end]
+
+
+def test_readme_opens_with_title_pitch_then_commands() -> None:
+    lines = readme_lines()
+    assert lines[0] == "# ledger"
+    prose = [line for line in lines[1 : lines.index("```sh")] if line.strip()]
+    assert len(prose) == 1, "one line of pitch between the title and the commands"
 
 
 def test_readme_starts_with_exactly_two_commands() -> None:

@@ -17,23 +17,34 @@ from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.middleware.rate_limit import RateLimitConfig
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import JsonRenderPlugin, SwaggerRenderPlugin, YamlRenderPlugin
+from litestar.openapi.plugins import JsonRenderPlugin, YamlRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 
 from ledger import storage
-from ledger.api.auth import describe_mode, provide_owner
+from ledger.api.auth import (
+    KeyPresence,
+    describe_mode,
+    keys_required,
+    provide_caller,
+    provide_owner,
+)
 from ledger.api.batches import BatchController, UploadController
 from ledger.api.documents import DocumentController
 from ledger.api.errors import EXCEPTION_HANDLERS
 from ledger.api.events import batch_events
+from ledger.api.guard import Guard
+from ledger.api.headers import SecurityHeaders
 from ledger.api.ops import health, prometheus_metrics
 from ledger.api.search import search
+from ledger.api.streams import StreamQuota
+from ledger.api.swagger import LocalSwaggerRenderPlugin
 from ledger.api.throughput import batch_throughput
 from ledger.api.tus_files import run_cleanup
 from ledger.api.tus_protocol import EXPOSED_HEADERS, REQUEST_HEADERS
 from ledger.api.uploads import TusController, tus_options
 from ledger.core.ledger import Ledger
 from ledger.dashboard.routes import STATIC_PATH, dashboard_router, template_config
+from ledger.embedders.profiles import profiles_for
 from ledger.settings import Settings
 from ledger.worker.supervisor import WorkerSupervisor
 
@@ -52,15 +63,20 @@ def _provide_settings(state: State) -> Settings:
     return settings
 
 
+async def _provide_keys_required(state: State) -> bool:
+    return await keys_required(state)
+
+
 def _openapi(settings: Settings) -> OpenAPIConfig:
-    secured = settings.auth_required
+    # 'auto' needs keys as soon as one exists: the docs say so unless keys are off.
+    secured = settings.auth != "off"
     return OpenAPIConfig(
         title="ledger",
         version="1",
         description="Batch document processing ledger: batches, documents, progress, events."
         + ("" if secured else " This server runs in local single-user mode (no API keys)."),
         path="/schema",
-        render_plugins=[SwaggerRenderPlugin(), JsonRenderPlugin(), YamlRenderPlugin()],
+        render_plugins=[LocalSwaggerRenderPlugin(), JsonRenderPlugin(), YamlRenderPlugin()],
         components=Components(
             security_schemes={
                 "apiKey": SecurityScheme(
@@ -88,6 +104,7 @@ def create_app(
     also runs in-process workers for as long as it serves.
     """
     settings = settings or Settings()
+    profiles_for(settings)  # a bad LEDGER_EMBEDDERS stops the start, with its message
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -148,14 +165,22 @@ def create_app(
         route_handlers=[tus_options, UploadController, TusController],
         request_max_body_size=settings.max_upload_bytes,
     )
-    return Litestar(
+    app = Litestar(
         route_handlers=[api, uploads, health, prometheus_metrics, dashboard_router()],
         dependencies={
             "ledger": Provide(_provide_ledger, sync_to_thread=False),
             "settings": Provide(_provide_settings, sync_to_thread=False),
+            "caller": Provide(provide_caller),
             "owner": Provide(provide_owner),
+            "keys_required": Provide(_provide_keys_required),
         },
-        state=State({"settings": settings}),
+        state=State(
+            {
+                "settings": settings,
+                "key_presence": KeyPresence(),
+                "stream_quota": StreamQuota(settings.max_sse_streams_per_key),
+            }
+        ),
         lifespan=[lifespan],
         exception_handlers=EXCEPTION_HANDLERS,
         middleware=middleware,
@@ -165,6 +190,10 @@ def create_app(
         request_max_body_size=settings.max_body_bytes,
         debug=False,
     )
+    # Around everything Litestar does (unmatched paths, CORS, error pages included): the
+    # host and cross-site checks first, then the security headers on whatever is answered.
+    app.asgi_handler = SecurityHeaders(Guard(app.asgi_handler, settings))
+    return app
 
 
 def _cors(settings: Settings) -> CORSConfig | None:
@@ -197,6 +226,8 @@ def serve(settings: Settings | None = None, *, run_workers: bool | None = None) 
     workers if ``run_workers``, by default ``settings.serve_workers``)."""
     import uvicorn
 
+    from ledger.api.server import protocol_with_header_timeout
+
     settings = settings or Settings()
     if run_workers is None:
         run_workers = settings.serve_workers
@@ -207,4 +238,5 @@ def serve(settings: Settings | None = None, *, run_workers: bool | None = None) 
         port=settings.port,
         timeout_graceful_shutdown=int(settings.shutdown_grace_seconds) or None,
         log_level="info",
+        http=protocol_with_header_timeout(settings.header_timeout_seconds),
     )

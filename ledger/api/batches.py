@@ -14,7 +14,7 @@ from litestar.openapi.spec import OpenAPIMediaType, Operation, RequestBody, Sche
 from litestar.openapi.spec.enums import OpenAPIType
 from litestar.params import Parameter
 
-from ledger.api import multipart, paths
+from ledger.api import multipart, paths, policy
 from ledger.api.errors import ERROR_RESPONSES
 from ledger.api.schemas import (
     BatchCreate,
@@ -30,6 +30,7 @@ from ledger.api.schemas import (
     UploadResult,
 )
 from ledger.core.ledger import Ledger
+from ledger.embedders.profiles import profiles_for
 from ledger.errors import Conflict, InvalidInput
 from ledger.processors.builtin import unchanged_skip
 from ledger.records import BatchSpec, SourceSpec
@@ -111,6 +112,7 @@ class BatchController(Controller):
             raise InvalidInput(f"options are nested deeper than {MAX_OPTIONS_DEPTH} levels")
         if data.glob is not None and not data.paths:
             raise InvalidInput("glob filters paths: give paths too")
+        policy.check_batch(settings, data.processor, data.options)
         spec = BatchSpec(
             id=data.id,
             name=data.name,
@@ -129,11 +131,14 @@ class BatchController(Controller):
             except _SourcesNeeded:
                 pass
         sources = await asyncio.to_thread(
-            paths.expand, data.paths, settings.allowed_roots, data.glob
+            paths.expand, data.paths, settings.roots_for(owner), data.glob
         )
         try:
             result = await ledger.create_batch(
-                spec, sources, fingerprint=fingerprint, skip_unchanged=unchanged_skip(spec)
+                spec,
+                sources,
+                fingerprint=fingerprint,
+                skip_unchanged=unchanged_skip(spec, profiles_for(settings)),
             )
         finally:
             sources.close()

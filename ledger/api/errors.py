@@ -25,8 +25,10 @@ from ledger.errors import (
     LeaseLost,
     LedgerError,
     Locked,
+    NotAllowed,
     NotFound,
     PermanentError,
+    QuotaExceeded,
     RetryableError,
 )
 
@@ -40,7 +42,9 @@ _LEDGER_STATUS: tuple[tuple[type[LedgerError], int], ...] = (
     (Locked, 423),
     (Conflict, 409),
     (LeaseLost, 409),
+    (NotAllowed, 422),
     (InvalidInput, 400),
+    (QuotaExceeded, 413),
     # A service the ledger calls (an embedding endpoint for a vector search) failed.
     (RetryableError, 503),
     (PermanentError, 502),

@@ -10,26 +10,31 @@ Two kinds of SSE events are sent:
   client's last event id: they are a view of the moment, not part of the log.
 
 The stream ends with an ``end`` event once the batch is complete and every event before its
-completion was sent. A batch that is reopened later (retry, more documents) can be watched
-again by reconnecting with the last id. While idle, a comment line keeps proxies from
-closing the connection.
+completion was sent, or with ``end`` ``{"reason": "revoked"}`` within a few seconds of the
+caller's API key being revoked. One API key has at most ``LEDGER_MAX_SSE_STREAMS_PER_KEY``
+streams open at once (429 beyond). A batch that is reopened later (retry, more documents)
+can be watched again by reconnecting with the last id. While idle, a comment line keeps
+proxies from closing the connection.
 """
 
 from __future__ import annotations
 
+import re
 import time
-from collections.abc import AsyncIterator
-from typing import Annotated
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Annotated, Any
 
 import anyio
 import msgspec
-from litestar import get
+from litestar import Request, get
 from litestar.exceptions import ClientException
 from litestar.params import Parameter
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
+from ledger.api.auth import Caller, still_allowed
 from ledger.api.errors import ERROR_RESPONSES
 from ledger.api.schemas import BatchId, EventOut, ProgressOut
+from ledger.api.streams import StreamQuota
 from ledger.core.ledger import Ledger
 from ledger.settings import Settings
 
@@ -37,28 +42,41 @@ PAGE = 500  # events read per query: bounded memory however far behind the clien
 PROGRESS_EVERY = 5.0  # seconds between progress snapshots when nothing happens
 KEEPALIVE_EVERY = 15.0
 RETRY_MS = 2000  # what the client's EventSource waits before reconnecting
+RECHECK_EVERY = 2.0  # seconds between checks that the caller's key is still valid
+MAX_EVENT_ID = 2**63 - 1  # event ids are signed 64-bit integers
+_EVENT_ID = re.compile(r"[0-9]{1,19}")
 
 
 def _start_after(last_event_id: str | None, after: int | None) -> int:
     if last_event_id is not None and last_event_id.strip():
-        try:
-            value = int(last_event_id.strip())
-        except ValueError:
-            raise ClientException("Last-Event-ID must be an event id (an integer)") from None
-        if value < 0:
-            raise ClientException("Last-Event-ID must not be negative")
-        return value
+        text = last_event_id.strip()
+        if not _EVENT_ID.fullmatch(text) or int(text) > MAX_EVENT_ID:
+            raise ClientException(
+                f"Last-Event-ID must be an event id: an integer from 0 to {MAX_EVENT_ID}"
+            )
+        return int(text)
     return after or 0
 
 
 async def event_stream(
-    ledger: Ledger, batch_id: str, owner: str | None, after: int, poll_seconds: float
+    ledger: Ledger,
+    batch_id: str,
+    owner: str | None,
+    after: int,
+    poll_seconds: float,
+    allowed: Callable[[], Awaitable[bool]] | None = None,
 ) -> AsyncIterator[ServerSentEventMessage]:
-    """The SSE messages for one batch, from the event after ``after`` on."""
+    """The SSE messages for one batch, from the event after ``after`` on. ``allowed`` is
+    asked every few seconds whether the caller may still read; when not, the stream ends."""
     yield ServerSentEventMessage(data=None, comment="ledger events", retry=RETRY_MS)
     last_progress = 0.0
-    last_sent = time.monotonic()
+    last_sent = last_check = time.monotonic()
     while True:
+        if allowed is not None and time.monotonic() - last_check >= RECHECK_EVERY:
+            last_check = time.monotonic()
+            if not await allowed():
+                yield ServerSentEventMessage(event="end", data='{"reason": "revoked"}')
+                return
         # Completion is read before the log is drained: every event committed before the
         # batch completed is then certainly sent before the stream ends.
         before = await ledger.progress(batch_id, owner=owner)
@@ -101,9 +119,11 @@ async def event_stream(
     description=__doc__,
 )
 async def batch_events(
+    request: Request[Any, Any, Any],
     batch_id: BatchId,
     ledger: Ledger,
     settings: Settings,
+    caller: Caller,
     owner: str | None,
     last_event_id: Annotated[
         str | None,
@@ -116,4 +136,13 @@ async def batch_events(
 ) -> ServerSentEvent:
     start = _start_after(last_event_id, after)
     await ledger.batch(batch_id, owner=owner)  # a 404 now, not an empty stream
-    return ServerSentEvent(event_stream(ledger, batch_id, owner, start, settings.sse_poll_seconds))
+    state = request.app.state
+
+    async def allowed() -> bool:
+        return await still_allowed(state, caller)
+
+    stream = event_stream(ledger, batch_id, owner, start, settings.sse_poll_seconds, allowed)
+    if caller.key_id is not None:
+        quota: StreamQuota = state.stream_quota
+        return ServerSentEvent(quota.hold(caller.key_id, stream))
+    return ServerSentEvent(stream)

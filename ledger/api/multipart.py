@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import logging
 import os
 import unicodedata
 import uuid
@@ -32,6 +33,8 @@ FLUSH_BYTES = 1024 * 1024  # bytes gathered before one write+hash in a thread
 MAX_FILENAME = 255
 _DROPPED_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
 
+log = logging.getLogger(__name__)
+
 
 def clean_filename(name: str | None) -> str | None:
     """A client's file name fit to keep as metadata: NFC, no control, format (bidi,
@@ -44,12 +47,19 @@ def clean_filename(name: str | None) -> str | None:
     return name[:MAX_FILENAME] or None
 
 
+RESERVED_NAMES = frozenset({"uploads"})
+NAME_ATTEMPTS = 8  # fresh random names tried when one is taken
+
+
 def safe_component(value: str | None) -> str:
     """A folder name for a tenant or batch id that cannot escape its parent folder."""
     if value is None:
         return "_local"
     ok = all(ch.isascii() and (ch.isalnum() or ch in "-_.") for ch in value)
-    if ok and 0 < len(value) <= 100 and not value.startswith("."):
+    # Names the storage layout uses itself (the tus folder, keyless use's "_local") are
+    # never a tenant's or batch's own: "uploads" as a tenant would share the tus files' folder.
+    own = value in RESERVED_NAMES or value.startswith(("_", "."))
+    if ok and 0 < len(value) <= 100 and not own:
         return value
     digest = hmac.new(b"ledger-storage", value.encode("utf-8", "surrogatepass"), hashlib.sha256)
     return "h-" + digest.hexdigest()[:32]
@@ -68,8 +78,9 @@ class StoredFile:
 class _Writer:
     """One file part on its way to disk."""
 
-    def __init__(self, path: Path, segment: MultipartSegment) -> None:
-        self.path = path
+    def __init__(self, folder: Path, segment: MultipartSegment) -> None:
+        self.folder = folder
+        self.path: Path | None = None  # set once this writer made the file: it may remove it
         self.filename = clean_filename(segment.filename)
         self.content_type = segment.content_type
         self._hash = hashlib.sha256()
@@ -79,7 +90,18 @@ class _Writer:
         self._file: IO[bytes] | None = None
 
     async def open(self) -> None:
-        self._file = await asyncio.to_thread(open, self.path, "xb")
+        """Create a new file under a random name; another name if that one is taken (the
+        file that holds it is someone else's and stays as it is)."""
+        for _ in range(NAME_ATTEMPTS):
+            path = self.folder / uuid.uuid4().hex
+            try:
+                self._file = await asyncio.to_thread(open, path, "xb")
+            except FileExistsError:
+                log.warning("stored file name %s is taken; trying another", path.name)
+                continue
+            self.path = path
+            return
+        raise OSError(f"no free file name in {self.folder} after {NAME_ATTEMPTS} attempts")
 
     def _write(self, data: bytes) -> None:
         assert self._file is not None
@@ -110,8 +132,9 @@ class _Writer:
             file.flush()
             os.fsync(file.fileno())
             file.close()
-            return os.stat(self.path).st_mtime_ns
+            return os.stat(file.name).st_mtime_ns
 
+        assert self.path is not None
         mtime_ns = await asyncio.to_thread(close)
         return StoredFile(
             path=self.path,
@@ -151,7 +174,7 @@ async def store_files(
     files in the order they came; on any error, removes them all and raises.
     """
     boundary = boundary_of(content_type)
-    await asyncio.to_thread(folder.mkdir, parents=True, exist_ok=True)
+    folder = await asyncio.to_thread(_make_folder, folder)
     stored: list[StoredFile] = []
     writer: _Writer | None = None
     try:
@@ -160,7 +183,7 @@ async def store_files(
                 for event in parser.parse(chunk):
                     if isinstance(event, MultipartSegment):
                         if event.filename is not None:
-                            writer = _Writer(folder / uuid.uuid4().hex, event)
+                            writer = _Writer(folder, event)
                             await writer.open()
                     elif event:
                         if writer is not None:
@@ -186,11 +209,27 @@ async def store_files(
     return stored
 
 
+def _make_folder(folder: Path) -> Path:
+    """``folder``, created if needed; when a file is in its way, a new sibling folder with a
+    random suffix (stored files are found by the path their document names, not by folder)."""
+    candidate = folder
+    for _ in range(NAME_ATTEMPTS):
+        try:
+            candidate.mkdir(parents=True, exist_ok=True)
+        except (FileExistsError, NotADirectoryError):
+            log.warning("storage folder %s is taken by a file; using another", candidate)
+            candidate = folder.with_name(f"{folder.name}-{uuid.uuid4().hex[:12]}")
+            continue
+        return candidate
+    raise OSError(f"no free storage folder beside {folder} after {NAME_ATTEMPTS} attempts")
+
+
 async def _discard(stored: list[StoredFile], writer: _Writer | None) -> None:
     paths = [s.path for s in stored]
     if writer is not None:
         writer.abort()
-        paths.append(writer.path)
+        if writer.path is not None:
+            paths.append(writer.path)
     await discard_paths(paths)
 
 

@@ -8,12 +8,14 @@ from dataclasses import dataclass
 
 from litestar import Response, get
 from litestar.datastructures import State
+from litestar.exceptions import PermissionDeniedException
 from litestar.openapi.spec import Operation
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from ledger import metrics
+from ledger.api.auth import OPERATOR, Caller
 from ledger.api.errors import ERROR_RESPONSES
 from ledger.api.schemas import Health
 from ledger.core.ledger import Ledger
@@ -107,10 +109,19 @@ class _ScrapeCollector(Collector):
     summary="Prometheus metrics (text format)",
     media_type=CONTENT_TYPE_LATEST,
 )
-async def prometheus_metrics(ledger: Ledger, owner: str | None) -> Response[bytes]:
-    """This process's worker metrics and the ledger's counts (of the caller's tenant)."""
-    totals = await ledger.document_totals(owner=owner)
-    depths = await ledger.queue_depths(owner=owner, limit=QUEUE_DEPTH_BATCHES)
+async def prometheus_metrics(ledger: Ledger, caller: Caller) -> Response[bytes]:
+    """This process's worker metrics and the ledger's counts of every tenant.
+
+    They mix every tenant's work, so they are for the operator: an API key with the
+    'operator' role (`ledger keys create --role operator`), or, while no key exists, a
+    loopback client without one. A tenant key gets 403."""
+    if not caller.local and caller.role != OPERATOR:
+        raise PermissionDeniedException(
+            detail="metrics cover every tenant: they need an operator key "
+            "(`ledger keys create --role operator`)"
+        )
+    totals = await ledger.document_totals(owner=None)
+    depths = await ledger.queue_depths(owner=None, limit=QUEUE_DEPTH_BATCHES)
     scrape = CollectorRegistry(auto_describe=False)
     scrape.register(_ScrapeCollector(totals, depths))
     body = generate_latest(metrics.REGISTRY) + generate_latest(scrape)

@@ -26,29 +26,25 @@ def _inside(real: Path, roots: Sequence[Path]) -> bool:
     return any(real == root or real.is_relative_to(root) for root in roots)
 
 
-def _roots_text(roots: Sequence[Path]) -> str:
-    return ", ".join(str(r) for r in roots)
-
-
 def confine(raw: str, roots: Sequence[Path]) -> Path:
-    """The real path of ``raw`` if it lies inside ``roots``; :class:`InvalidInput` saying why."""
+    """The real path of ``raw`` if it lies inside ``roots``; :class:`InvalidInput` saying why.
+
+    The messages never name a root: the roots are the operator's (and other tenants') business.
+    """
     if not roots:
         raise InvalidInput(
-            "this server accepts no server paths (no allowed roots are configured: "
-            "LEDGER_ALLOWED_ROOTS); upload the files to POST /api/v1/batches/{id}/files instead"
+            "this server accepts no server paths from you (no folders are allowed for your "
+            "key); upload the files to POST /api/v1/batches/{id}/files instead"
         )
     if "\x00" in raw:
         raise InvalidInput(f"path {raw!r} contains a NUL character")
     path = Path(raw)
     if not path.is_absolute():
-        raise InvalidInput(
-            f"path {raw!r} is not absolute; give full paths under {_roots_text(roots)}"
-        )
+        raise InvalidInput(f"path {raw!r} is not absolute; give full paths")
     real = Path(os.path.realpath(path))
     if not _inside(real, roots):
         raise InvalidInput(
-            f"path {raw!r} is outside the allowed roots once symlinks and '..' are resolved; "
-            f"allowed: {_roots_text(roots)}"
+            f"path {raw!r} is outside the allowed roots once symlinks and '..' are resolved"
         )
     if not real.exists():
         raise InvalidInput(f"path {raw!r} does not exist")

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from litestar import get
+from litestar import Request, get
 from litestar.params import Parameter
 
+from ledger.api import policy
 from ledger.api.errors import ERROR_RESPONSES
 from ledger.api.schemas import SearchHitOut, SearchResults
 from ledger.core.ledger import Ledger
+from ledger.embedders.profiles import profiles_for
 from ledger.embedders.search import search as search_modes
+from ledger.settings import Settings
 
 
 @get(
@@ -22,7 +25,9 @@ from ledger.embedders.search import search as search_modes
     summary="Search: full text (BM25), vector (cosine) or hybrid (reciprocal rank fusion)",
 )
 async def search(
+    request: Request[Any, Any, Any],
     ledger: Ledger,
+    settings: Settings,
     owner: str | None,
     q: Annotated[str, Parameter(min_length=1, max_length=1000, description="query text")],
     k: Annotated[int, Parameter(ge=1, le=100, description="hits to return")] = 10,
@@ -41,11 +46,28 @@ async def search(
             description="vector and hybrid: the embedding model (default: the most recent)",
         ),
     ] = None,
+    embedder: Annotated[
+        str | None,
+        Parameter(
+            required=False,
+            max_length=64,
+            description="vector and hybrid: the embedder profile to embed the query with "
+            "(default: the profile of the batch that stored the vectors)",
+        ),
+    ] = None,
 ) -> SearchResults:
     """The best matching chunks of the caller's documents, best first."""
+    policy.check_query(request.query_params.keys())
     hits = await search_modes(
-        ledger, q, mode=mode, k=k, owner=owner, batch_id=batch, model=model
+        ledger,
+        q,
+        mode=mode,
+        k=k,
+        owner=owner,
+        batch_id=batch,
+        model=model,
+        embedder=policy.search_embedder(settings, embedder),
+        profiles=profiles_for(settings),
+        allow_inline=False,
     )
-    return SearchResults(
-        query=q, k=k, hits=[SearchHitOut(**dataclasses.asdict(h)) for h in hits]
-    )
+    return SearchResults(query=q, k=k, hits=[SearchHitOut(**dataclasses.asdict(h)) for h in hits])

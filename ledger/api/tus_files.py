@@ -192,6 +192,17 @@ async def remove_ended(ledger: Ledger, *, upload_id: str | None = None) -> int:
             return removed
 
 
+async def abandon(ledger: Ledger, upload_id: str, owner: str | None) -> None:
+    """End an upload refused during its creation request and remove its file. The refusal
+    is what the client must hear: a failure here is logged (the cleanup ends the upload at
+    its expiry) and not raised in its place."""
+    try:
+        await ledger.terminate_upload(upload_id, owner=owner)
+        await remove_ended(ledger, upload_id=upload_id)
+    except Exception:
+        log.warning("upload %s: could not end it after its 413", upload_id, exc_info=True)
+
+
 async def clean_uploads(ledger: Ledger) -> tuple[int, int]:
     """Expire unfinished uploads past their expiry, then remove ended uploads' files.
     Returns (expired, files removed)."""

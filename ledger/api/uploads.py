@@ -33,10 +33,18 @@ from litestar import Controller, Request, Response, delete, head, patch, post, r
 from litestar.enums import HttpMethod, MediaType
 from litestar.exceptions import ClientException, HTTPException, MethodNotAllowedException
 
+from ledger.api import policy
 from ledger.api.errors import problem
 from ledger.api.multipart import clean_filename
 from ledger.api.schemas import Problem
-from ledger.api.tus_files import FILE_LOCKS, UploadFile, cut_back, remove_ended, sha256_of
+from ledger.api.tus_files import (
+    FILE_LOCKS,
+    UploadFile,
+    abandon,
+    cut_back,
+    remove_ended,
+    sha256_of,
+)
 from ledger.api.tus_protocol import (
     CHECKSUMS,
     EXTENSIONS,
@@ -334,6 +342,11 @@ async def _terminate(upload_id: str, ledger: Ledger, owner: str | None) -> Respo
     return _empty(204)
 
 
+def _close(file: UploadFile | None) -> None:
+    if file is not None:
+        file.close()
+
+
 def _checksum_mismatch(request: Request[Any, Any, Any], exc: ChecksumMismatch) -> Response[Problem]:
     return problem(request, 460, str(exc), title="Checksum Mismatch")
 
@@ -387,6 +400,9 @@ class TusController(Controller):
             )
         if with_body:
             parse_checksum(headers.get("upload-checksum"))
+            announced = request.content_length
+            if length is not None and announced is not None and announced > length:
+                raise _too_large(length, length)  # before any row or file exists
         raw_metadata = headers.get("upload-metadata")
         pairs = parse_metadata(raw_metadata)
         batch_id = metadata_text(pairs, "batch")
@@ -397,6 +413,7 @@ class TusController(Controller):
         processor = metadata_text(pairs, "processor")
         if processor is not None and len(processor) > MAX_PROCESSOR:
             raise ClientException(f"processor is longer than {MAX_PROCESSOR} characters")
+        policy.check_upload_metadata(settings, processor, pairs)
         content_type = metadata_text(pairs, "filetype") or metadata_text(pairs, "type")
         filename = metadata_text(pairs, "filename") or metadata_text(pairs, "name")
         meta = {
@@ -442,9 +459,13 @@ class TusController(Controller):
                 response = _checksum_mismatch(request, exc)
                 response.headers["Location"] = location
                 return response
+            except HTTPException as exc:
+                if exc.status_code == 413:  # its client was never told of it: nothing stays
+                    _close(file)
+                    await asyncio.shield(abandon(ledger, upload.id, owner))
+                raise
             finally:
-                if file is not None:
-                    file.close()
+                _close(file)
                 _writing.discard(upload.id)
         return _empty(201, {"Location": location, **_offset_headers(upload)})
 

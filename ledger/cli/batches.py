@@ -310,7 +310,10 @@ def search_command(
         raise CliError(f"--mode must be one of {', '.join(MODES)}", EXIT_USAGE)
 
     async def work(ledger: Ledger) -> list[SearchHit]:
-        return await search_modes(ledger, query, mode=mode, k=k, model=model)
+        from ledger.embedders.profiles import profiles_for
+
+        profiles = profiles_for(ledger.settings)
+        return await search_modes(ledger, query, mode=mode, k=k, model=model, profiles=profiles)
 
     hits = run_with_ledger(ctx, work)
     if json_output:

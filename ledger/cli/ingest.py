@@ -18,7 +18,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console, RenderableType
@@ -62,6 +62,13 @@ from ledger.states import BatchState, DocumentStatus
 from ledger.worker.runtime import Worker
 
 FIRST_FAILURES = 5
+
+
+def profiles_of(ledger: Ledger) -> Any:
+    """The operator's embedder profiles (imported here: embedders load numpy)."""
+    from ledger.embedders.profiles import profiles_for
+
+    return profiles_for(ledger.settings)
 
 
 @app.command("ingest")
@@ -422,7 +429,7 @@ class Session:
                     result = await self.ledger.submit(
                         spec,
                         itertools.chain([first], sources),
-                        skip_unchanged=unchanged_skip(spec),
+                        skip_unchanged=unchanged_skip(spec, profiles_of(self.ledger)),
                     )
                 except _Interrupted:
                     view.close()

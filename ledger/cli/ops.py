@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import enum
 import logging
 from typing import Annotated, Any
 
@@ -142,6 +143,19 @@ def serve_command(
 
 # ---------------------------------------------------------------------------- keys
 
+
+class KeyRole(enum.StrEnum):
+    tenant = "tenant"
+    operator = "operator"
+
+
+ROLE_OPTION = typer.Option(
+    KeyRole.tenant,
+    "--role",
+    help="tenant: its tenant's batches only; operator: also process-wide /metrics.",
+)
+
+
 keys_app = typer.Typer(
     help="API keys: each key belongs to one tenant and sees only its batches.",
     no_args_is_help=True,
@@ -153,6 +167,7 @@ def _key_json(key: ApiKey) -> dict[str, Any]:
     return {
         "id": key.id,
         "tenant": key.tenant,
+        "role": key.role,
         "prefix": key.prefix,
         "created_at": render.iso(key.created_at),
         "revoked_at": render.iso(key.revoked_at) if key.revoked_at else None,
@@ -163,18 +178,19 @@ def _key_json(key: ApiKey) -> dict[str, Any]:
 def keys_create(
     ctx: typer.Context,
     tenant: str = typer.Option(..., "--tenant", metavar="NAME", help="Tenant the key acts for."),
+    role: KeyRole = ROLE_OPTION,
     json_output: bool = JSON_OPTION,
 ) -> None:
     """Create an API key for a tenant. The key is shown once: store it now."""
 
     async def work(ledger: Ledger) -> tuple[str, str]:
-        return await ledger.create_key(tenant)
+        return await ledger.create_key(tenant, role=role.value)
 
     key_id, secret = run_with_ledger(ctx, work, create=True)
     if json_output:
-        render.emit_json({"id": key_id, "tenant": tenant, "key": secret})
+        render.emit_json({"id": key_id, "tenant": tenant, "role": role.value, "key": secret})
         return
-    out.print(f"Created key {key_id} for tenant {tenant}.", markup=False)
+    out.print(f"Created {role.value} key {key_id} for tenant {tenant}.", markup=False)
     out.print("Key (shown only now; send it as 'Authorization: Bearer KEY'):", markup=False)
     out.print(secret, markup=False)
 
@@ -194,11 +210,16 @@ def keys_list(ctx: typer.Context, json_output: bool = JSON_OPTION) -> None:
         out.print("No API keys. Create one with: ledger keys create --tenant NAME")
         return
     table = Table(box=None, header_style="bold", pad_edge=False)
-    for column in ("ID", "TENANT", "PREFIX", "CREATED", "REVOKED"):
+    for column in ("ID", "TENANT", "ROLE", "PREFIX", "CREATED", "REVOKED"):
         table.add_column(column)
     for row in (_key_json(k) for k in keys):
         table.add_row(
-            row["id"], row["tenant"], row["prefix"], row["created_at"], row["revoked_at"] or "-"
+            row["id"],
+            row["tenant"],
+            row["role"],
+            row["prefix"],
+            row["created_at"],
+            row["revoked_at"] or "-",
         )
     out.print(table)
 

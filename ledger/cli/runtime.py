@@ -7,7 +7,9 @@ from collections.abc import Sequence
 from ledger.cli.app import EXIT_USAGE, CliError
 from ledger.core.ledger import Ledger
 from ledger.errors import InvalidInput
-from ledger.processors.base import ProcessorContext, ProcessorRegistry
+from ledger.processors.base import ProcessorContext
+from ledger.processors.builtin import check_builtin_options
+from ledger.processors.registry import ProcessorRegistry
 from ledger.records import JSON
 from ledger.worker.runtime import Worker
 
@@ -18,15 +20,21 @@ def check_processor(ledger: Ledger, name: str, options: JSON) -> None:
     Building the processor once checks its options too (``sleep -o seconds=x``), so a
     mistake is one line at the start instead of every document failing.
     """
-    registry = ProcessorRegistry()
+    # Here, not at the top: embedders load numpy, which most commands have no use for.
+    from ledger.embedders.profiles import ProfileError, profiles_for
+
+    registry = ProcessorRegistry.from_settings(ledger.settings)
     context = ProcessorContext(
         ledger=ledger, pool=None, task_timeout=ledger.settings.task_timeout_seconds
     )
     try:
         registry.validate(name)
+        check_builtin_options(name, options, profiles_for(ledger.settings))
         registry.get(context, name, options)
     except InvalidInput as exc:
         raise CliError(exc.message, EXIT_USAGE) from exc
+    except ProfileError as exc:
+        raise CliError(str(exc), EXIT_USAGE) from exc
     except ImportError as exc:
         others = ", ".join(n for n in registry.names() if n != name)
         raise CliError(

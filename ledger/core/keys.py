@@ -18,11 +18,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ledger.db.models import api_keys
 from ledger.errors import InvalidInput, NotFound
-from ledger.records import ApiKey
+from ledger.records import ApiKey, KeyHolder
 
 KEY_PREFIX = "ldg_"
 _KEY_RE = re.compile(r"^ldg_([0-9a-f]{16})_([A-Za-z0-9_-]{43})$")
 MAX_TENANT = 200
+# 'tenant' keys see their tenant's batches only; 'operator' keys also see process-wide
+# figures (/metrics) that mix every tenant's work.
+ROLES = ("tenant", "operator")
 # Compared against when the id is unknown, so both paths do the same work.
 _DUMMY_HASH = hashlib.sha256(b"no such key").hexdigest()
 
@@ -38,9 +41,13 @@ def _check_tenant(tenant: str) -> None:
         raise InvalidInput("tenant must not contain control characters")
 
 
-async def create_key(conn: AsyncConnection, tenant: str, *, now: datetime) -> tuple[str, str]:
+async def create_key(
+    conn: AsyncConnection, tenant: str, *, now: datetime, role: str = "tenant"
+) -> tuple[str, str]:
     """Make a key for ``tenant``; returns (key id, key). The key is shown once, never stored."""
     _check_tenant(tenant)
+    if role not in ROLES:
+        raise InvalidInput(f"role must be one of {', '.join(ROLES)}")
     key_id = secrets.token_hex(8)
     plaintext = f"{KEY_PREFIX}{key_id}_{secrets.token_urlsafe(32)}"
     await conn.execute(
@@ -50,6 +57,7 @@ async def create_key(conn: AsyncConnection, tenant: str, *, now: datetime) -> tu
             prefix=plaintext[: len(KEY_PREFIX) + 8],
             key_sha256=hash_key(plaintext),
             created_at=now,
+            role=role,
         )
     )
     return key_id, plaintext
@@ -65,6 +73,7 @@ async def list_keys(conn: AsyncConnection) -> list[ApiKey]:
             prefix=r.prefix,
             created_at=r.created_at,
             revoked_at=r.revoked_at,
+            role=r.role,
         )
         for r in rows
     ]
@@ -84,20 +93,31 @@ async def revoke_key(conn: AsyncConnection, key_id: str, *, now: datetime) -> No
     )
 
 
-async def authenticate(conn: AsyncConnection, plaintext: str) -> str | None:
-    """The tenant a valid, unrevoked key acts as; None for anything else."""
+async def any_keys(conn: AsyncConnection) -> bool:
+    """Whether any key was ever made (revoked ones count: keys were wanted here)."""
+    return (await conn.execute(select(api_keys.c.id).limit(1))).first() is not None
+
+
+async def identify(conn: AsyncConnection, plaintext: str) -> KeyHolder | None:
+    """Who a valid, unrevoked key is; None for anything else."""
     match = _KEY_RE.match(plaintext)
     key_id = match.group(1) if match else ""
     row = None
     if match:
         row = (
             await conn.execute(
-                select(api_keys.c.tenant, api_keys.c.key_sha256).where(
+                select(api_keys.c.tenant, api_keys.c.role, api_keys.c.key_sha256).where(
                     api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None)
                 )
             )
         ).first()
     expected = row.key_sha256 if row is not None else _DUMMY_HASH
     if hmac.compare_digest(hash_key(plaintext), expected) and row is not None:
-        return str(row.tenant)
+        return KeyHolder(key_id=key_id, tenant=str(row.tenant), role=str(row.role))
     return None
+
+
+async def authenticate(conn: AsyncConnection, plaintext: str) -> str | None:
+    """The tenant a valid, unrevoked key acts as; None for anything else."""
+    holder = await identify(conn, plaintext)
+    return holder.tenant if holder is not None else None

@@ -48,6 +48,7 @@ from ledger.records import (
     Event,
     FailureGroup,
     IndexedDocument,
+    KeyHolder,
     Outcome,
     Page,
     Plan,
@@ -505,11 +506,12 @@ class Ledger:
     # ================================================================== API support
     # Operations the HTTP API needs: API keys (tenants), idempotent creation, monitoring.
 
-    async def create_key(self, tenant: str) -> tuple[str, str]:
-        """Make an API key acting as ``tenant``: returns (key id, key), the key shown once."""
+    async def create_key(self, tenant: str, *, role: str = "tenant") -> tuple[str, str]:
+        """Make an API key acting as ``tenant`` (role 'tenant' or 'operator'): returns
+        (key id, key), the key shown once."""
 
         async def work(conn: AsyncConnection, now: datetime) -> tuple[str, str]:
-            return await keys.create_key(conn, tenant, now=now)
+            return await keys.create_key(conn, tenant, now=now, role=role)
 
         return await self.run(work)
 
@@ -534,6 +536,22 @@ class Ledger:
 
         async def work(conn: AsyncConnection, now: datetime) -> str | None:
             return await keys.authenticate(conn, plaintext)
+
+        return await self.run(work, write=False)
+
+    async def identify_key(self, plaintext: str) -> KeyHolder | None:
+        """Who an API key is (id, tenant, role); None when unknown, revoked or malformed."""
+
+        async def work(conn: AsyncConnection, now: datetime) -> KeyHolder | None:
+            return await keys.identify(conn, plaintext)
+
+        return await self.run(work, write=False)
+
+    async def any_keys(self) -> bool:
+        """Whether any API key was ever created here (revoked ones included)."""
+
+        async def work(conn: AsyncConnection, now: datetime) -> bool:
+            return await keys.any_keys(conn)
 
         return await self.run(work, write=False)
 
@@ -631,9 +649,16 @@ class Ledger:
                 expiry_seconds=self.settings.tus_expiry_seconds,
                 writer_token=writer_token,
                 lease_seconds=self.settings.tus_lease_seconds,
+                quota_bytes=self.settings.tenant_upload_quota_bytes,
+                max_upload_bytes=self.settings.tus_max_bytes,
+                default_max_attempts=self.settings.max_attempts,
             )
 
-        return await self.run(work)
+        try:
+            return await self.run(work)
+        except IntegrityError:
+            # Another transaction created the batch meanwhile: run again to find whose it is.
+            return await self.run(work)
 
     async def upload(self, upload_id: str, *, owner: str | None = None) -> Upload:
         """The upload (NotFound when missing, another tenant's or terminated; Gone when
@@ -931,12 +956,14 @@ class Ledger:
         owner: str | None = None,
         batch_id: str | None = None,
         model: str | None = None,
-    ) -> tuple[str, dict[str, Any]] | None:
-        """The model to search with, and the embedder options of a batch that used it: the
+    ) -> tuple[str, str | dict[str, Any]] | None:
+        """The model to search with, and the embedder option of a batch that used it: the
         model of the most recently stored vector in scope (or ``model``, if it has vectors
         in scope). None when there are none."""
 
-        async def work(conn: AsyncConnection, now: datetime) -> tuple[str, dict[str, Any]] | None:
+        async def work(
+            conn: AsyncConnection, now: datetime
+        ) -> tuple[str, str | dict[str, Any]] | None:
             return await vectors.latest_model(
                 conn, owner=owner, batch_id=batch_id, model=model
             )

@@ -23,12 +23,12 @@ from typing import Any
 from sqlalchemy import Row, and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ledger.core import submit
+from ledger.core import submit, upload_admission
 from ledger.db.dialect import lock_rows
 from ledger.db.models import documents, uploads
 from ledger.errors import Conflict, Gone, InvalidInput, LeaseLost, Locked, NotFound
 from ledger.records import BatchSpec, SourceSpec, Upload, UploadSpec
-from ledger.states import BatchState, UploadState
+from ledger.states import UploadState
 
 log = logging.getLogger(__name__)
 
@@ -95,17 +95,6 @@ def _check_available(upload: Upload, now: datetime) -> None:
         raise Gone(f"upload {upload.id!r} expired unfinished; start a new upload")
 
 
-async def _check_batch(conn: AsyncConnection, batch_id: str, owner: str | None) -> None:
-    submit._check_batch_id(batch_id)
-    batch = await submit.load_batch(conn, batch_id)
-    if batch is None:
-        return
-    if batch.owner != owner:
-        raise Conflict(f"batch id {batch_id!r} is not available; choose another id")
-    if batch.state == BatchState.CANCELLED:
-        raise Conflict(f"batch {batch_id!r} is cancelled; upload into a new batch")
-
-
 async def create(
     conn: AsyncConnection,
     spec: UploadSpec,
@@ -115,15 +104,24 @@ async def create(
     expiry_seconds: float,
     writer_token: str | None = None,
     lease_seconds: float = 0.0,
+    quota_bytes: int,
+    max_upload_bytes: int,
+    default_max_attempts: int,
 ) -> Upload:
     """A new upload whose file will be ``folder/<id>``; held by ``writer_token`` when given
-    (an upload created with its first bytes). Checks the target batch now, so a client
-    learns of a bad batch before sending any bytes."""
+    (an upload created with its first bytes). Admits it first (see
+    :mod:`ledger.core.upload_admission`): within its tenant's quota, and its batch reserved
+    for its tenant, so a client learns of a bad batch before sending any bytes."""
     if spec.length is not None and spec.length < 0:
         raise InvalidInput("Upload-Length must not be negative")
     if spec.metadata_header is not None and len(spec.metadata_header) > MAX_METADATA_HEADER:
         raise InvalidInput(f"Upload-Metadata is longer than {MAX_METADATA_HEADER} characters")
-    await _check_batch(conn, spec.batch_id, spec.owner)
+    await upload_admission.check_quota(
+        conn, spec, now=now, quota_bytes=quota_bytes, max_upload_bytes=max_upload_bytes
+    )
+    await upload_admission.reserve_batch(
+        conn, spec, now=now, default_max_attempts=default_max_attempts
+    )
     upload_id = new_upload_id()
     locked_until = now + timedelta(seconds=lease_seconds) if writer_token else None
     row = (

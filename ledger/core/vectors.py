@@ -134,8 +134,7 @@ async def attach_vectors(
                     chunks.c.document_id == document_id, chunks.c.ordinal.between(lo, hi)
                 )
             )
-        )
-        .all()
+        ).all()
     )
     keys = sorted({key for _, key in ordinals})
     vectors: dict[str, tuple[int, bytes]] = {}
@@ -197,9 +196,10 @@ def _scope(query: Any, owner: str | None, batch_id: str | None) -> Any:
 
 async def latest_model(
     conn: AsyncConnection, *, owner: str | None, batch_id: str | None, model: str | None
-) -> tuple[str, dict[str, Any]] | None:
+) -> tuple[str, str | dict[str, Any]] | None:
     """The model of the most recently stored vector in scope (or ``model`` if it has
-    vectors there), with the embedder options of the batch that stored it."""
+    vectors there), with the embedder option (profile name or settings) of the batch that
+    stored it."""
     query = (
         select(chunk_vectors.c.model, chunks.c.batch_id)
         .join(chunks, chunks.c.id == chunk_vectors.c.chunk_id)
@@ -215,6 +215,9 @@ async def latest_model(
         await conn.execute(select(batches.c.options).where(batches.c.id == row.batch_id))
     ).scalar()
     spec = (options or {}).get("embedder") if isinstance(options, dict) else None
+    # A profile name (what API batches store) or inline settings (given by the operator).
+    if isinstance(spec, str):
+        return row.model, spec
     return row.model, dict(spec) if isinstance(spec, dict) else {}
 
 
@@ -318,9 +321,7 @@ def _snippet(text: str, length: int = 200) -> str:
     return flat if len(flat) <= length else flat[: length - 1].rstrip() + "…"
 
 
-def fuse(
-    lists: Sequence[Sequence[SearchHit]], *, k: int, constant: int = 60
-) -> list[SearchHit]:
+def fuse(lists: Sequence[Sequence[SearchHit]], *, k: int, constant: int = 60) -> list[SearchHit]:
     """Reciprocal rank fusion: each chunk scores ``sum(1 / (constant + rank))`` over the
     lists it is in (rank from 1); the first list's hit (its snippet) represents it."""
     if constant < 0:

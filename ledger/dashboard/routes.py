@@ -5,8 +5,9 @@ it navigates, so every figure on a page is fetched by its script from the tenant
 ``/api/v1`` routes with the caller's key (kept in the tab's sessionStorage): the dashboard
 can show nothing the key's tenant could not read through the API.
 
-Every asset is served from ``/static`` (vendored, no CDN), and a Content-Security-Policy
-allows scripts, styles and connections to this origin only.
+Every asset is served from ``/static`` (vendored, no CDN). No page has an inline script or
+style (pages pass data to scripts in data- attributes), so the Content-Security-Policy that
+the API adds to every response (``ledger.api.headers``) allows this origin only.
 """
 
 from __future__ import annotations
@@ -14,13 +15,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from litestar import Router, get
-from litestar.datastructures import CacheControlHeader, ResponseHeader
+from litestar.datastructures import CacheControlHeader
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.response import Template
 from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 
 from ledger import __version__
+from ledger.api.policy import registry_for
 from ledger.settings import Settings
 
 HERE = Path(__file__).parent
@@ -28,35 +30,16 @@ TEMPLATES = HERE / "templates"
 STATIC = HERE / "static"
 STATIC_PATH = "/static"
 
-# No inline script or style anywhere: the pages pass data to scripts in data- attributes.
-CONTENT_SECURITY_POLICY = "; ".join(
-    [
-        "default-src 'none'",
-        "script-src 'self'",
-        "style-src 'self'",
-        "img-src 'self' data:",
-        "connect-src 'self'",
-        "base-uri 'none'",
-        "form-action 'self'",
-        "frame-ancestors 'none'",
-    ]
-)
-SECURITY_HEADERS = [
-    ResponseHeader(name="Content-Security-Policy", value=CONTENT_SECURITY_POLICY),
-    ResponseHeader(name="X-Content-Type-Options", value="nosniff"),
-    ResponseHeader(name="Referrer-Policy", value="no-referrer"),
-]
-
 # Upload chunk size for the tus client: resumes lose at most one chunk.
 UPLOAD_CHUNK_BYTES = 8 * 1024 * 1024
 
 
-def _page(name: str, settings: Settings, **context: object) -> Template:
+def _page(name: str, keys_required: bool, **context: object) -> Template:
     return Template(
         template_name=f"{name}.html",
         context={
             "page": name,
-            "auth_required": settings.auth_required,
+            "auth_required": keys_required,
             "version": __version__,
             **context,
         },
@@ -65,27 +48,29 @@ def _page(name: str, settings: Settings, **context: object) -> Template:
 
 
 @get("/", name="dashboard-batches", include_in_schema=False)
-async def batches_page(settings: Settings) -> Template:
-    return _page("batches", settings)
+async def batches_page(keys_required: bool) -> Template:
+    return _page("batches", keys_required)
 
 
 @get("/batches/{batch_id:str}", name="dashboard-batch", include_in_schema=False)
-async def batch_page(batch_id: str, settings: Settings) -> Template:
-    return _page("batch", settings, batch_id=batch_id)
+async def batch_page(batch_id: str, keys_required: bool) -> Template:
+    return _page("batch", keys_required, batch_id=batch_id)
 
 
 @get("/new", name="dashboard-new", include_in_schema=False)
-async def new_page(settings: Settings) -> Template:
-    return _page("new", settings, chunk_bytes=UPLOAD_CHUNK_BYTES)
+async def new_page(keys_required: bool, settings: Settings) -> Template:
+    # The processors a batch may name: the server refuses any other (422).
+    processors = registry_for(settings).names()
+    return _page("new", keys_required, chunk_bytes=UPLOAD_CHUNK_BYTES, processors=processors)
 
 
 @get("/search", name="dashboard-search", include_in_schema=False)
-async def search_page(settings: Settings) -> Template:
-    return _page("search", settings)
+async def search_page(keys_required: bool) -> Template:
+    return _page("search", keys_required)
 
 
 def dashboard_router() -> Router:
-    """The pages and their static assets, all with the security headers."""
+    """The pages and their static assets."""
     static = create_static_files_router(
         path=STATIC_PATH,
         directories=[STATIC],
@@ -96,7 +81,6 @@ def dashboard_router() -> Router:
     return Router(
         path="/",
         route_handlers=[batches_page, batch_page, new_page, search_page, static],
-        response_headers=SECURITY_HEADERS,
         include_in_schema=False,
     )
 

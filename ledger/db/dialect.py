@@ -50,6 +50,18 @@ def lock_rows(
     return query
 
 
+async def lock_for_transaction(conn: AsyncConnection, name: str) -> None:
+    """Serialise transactions that name the same ``name`` until this one ends.
+
+    PostgreSQL: a transaction-level advisory lock on a hash of the name. SQLite: nothing to
+    do, a writing transaction already holds the database's write lock (BEGIN IMMEDIATE).
+    """
+    if is_postgres(conn):
+        await conn.execute(
+            text("SELECT pg_advisory_xact_lock(hashtextextended(:name, 0))"), {"name": name}
+        )
+
+
 def random_token(conn: AsyncConnection) -> ColumnElement[str]:
     """A fresh 32-hex-digit random token, computed by the database for each row."""
     if is_postgres(conn):

@@ -32,7 +32,7 @@ from ledger.states import AttemptOutcome, BatchState, DocumentStatus, UploadStat
 # The migration whose schema these tables describe. Opening a ledger compares the database
 # with it; reading it from the migration scripts instead would load Alembic, a large part
 # of a worker's start. A new migration moves it (a test holds it to Alembic's head).
-HEAD_REVISION = "0006"
+HEAD_REVISION = "0007"
 
 # Every constraint and index gets a stable name: Alembic's SQLite batch mode silently drops
 # unnamed CHECK constraints, and stable names make migrations reviewable.
@@ -234,7 +234,15 @@ api_keys = Table(
     Column("key_sha256", String(64), nullable=False, doc="SHA-256 of the whole key, hex"),
     Column("created_at", UTCDateTime, nullable=False),
     Column("revoked_at", UTCDateTime, nullable=True),
+    Column(
+        "role",
+        String(16),
+        nullable=False,
+        server_default="tenant",
+        doc="'tenant': the tenant's batches only; 'operator': also process-wide /metrics",
+    ),
     CheckConstraint("length(key_sha256) = 64", name="hash_length"),
+    CheckConstraint("role IN ('tenant', 'operator')", name="role_known"),
     Index(None, "tenant"),
 )
 

@@ -1,6 +1,9 @@
 """What an embedder is, how a batch asks for one, and the one place that builds them.
 
-A batch chooses its embedder in the ingest options::
+A batch chooses its embedder in the ingest options by profile name, ``{"embedder": "name"}``:
+the operator defines the profiles (``LEDGER_EMBEDDERS``, see ``profiles.py``), so an API
+caller never chooses where document text goes nor which secret goes with it. ``local`` (the
+bundled model) is always available. The operator's CLI may also give inline settings::
 
     {"embedder": {"kind": "openai", "base_url": "http://127.0.0.1:8080/v1",
                   "model": "bge-small", "batch_size": 64, "api_key_env": "OPENAI_API_KEY",
@@ -19,7 +22,7 @@ import dataclasses
 import json
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 import numpy as np
@@ -50,6 +53,8 @@ class EmbedderSpec:
     base_url: str | None = None
     batch_size: int = 64
     api_key_env: str | None = None
+    # Only operator profiles set this (never batch options): a file holding the API key.
+    api_key_file: str | None = None
     timeout: float = 30.0
     concurrency: int = 4
     dimension: int | None = None
@@ -66,11 +71,22 @@ class EmbedderSpec:
         return json.dumps(dataclasses.asdict(self), sort_keys=True)
 
     @classmethod
-    def from_options(cls, value: Any) -> EmbedderSpec | None:
-        """The spec of a batch's ``embedder`` option (None: no embedder). Raises
-        :class:`InvalidInput` naming the offending field."""
+    def from_options(
+        cls, value: Any, profiles: Mapping[str, EmbedderSpec | None] | None = None
+    ) -> EmbedderSpec | None:
+        """The spec of a batch's ``embedder`` option (None: no embedder): a profile name
+        looked up in ``profiles``, or inline settings (which only the operator's CLI may
+        give). Raises :class:`InvalidInput` naming the offending field."""
         if value is None:
             return None
+        if isinstance(value, str):
+            known = profiles if profiles is not None else {"local": LOCAL_PROFILE, "none": None}
+            if value not in known:
+                raise UnknownProfile(
+                    f"unknown embedder profile {value!r}; the operator defines profiles with "
+                    f"LEDGER_EMBEDDERS (known: {', '.join(sorted(known)) or 'none'})"
+                )
+            return known[value]
         if not isinstance(value, dict):
             raise InvalidInput("option embedder must be an object with a kind")
         kind = value.get("kind", "none")
@@ -119,6 +135,19 @@ class EmbedderSpec:
             max_tokens=_int(value, "max_tokens", 512, 8, 1_000_000),
             chars_per_token=_float(value, "chars_per_token", DEFAULT_CHARS_PER_TOKEN),
         )
+
+
+class UnknownProfile(InvalidInput):
+    """No embedder profile of that name is defined."""
+
+
+LOCAL_PROFILE = EmbedderSpec(
+    kind="local",
+    model=LOCAL_MODEL,
+    batch_size=16,
+    dimension=LOCAL_DIMENSION,
+    max_tokens=LOCAL_MAX_TOKENS,
+)
 
 
 def _known(value: dict[str, Any], allowed: set[str]) -> None:

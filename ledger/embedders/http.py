@@ -120,6 +120,19 @@ class HttpEmbedder:
                     systemic=True,
                 )
             headers["Authorization"] = f"Bearer {key}"
+        elif self.spec.api_key_file is not None:
+            try:
+                with open(self.spec.api_key_file, encoding="utf-8") as file:
+                    key = file.read().strip()
+            except OSError as exc:
+                raise PermanentError(
+                    "embed_config",
+                    f"the API key file of the embedder cannot be read: {exc.strerror}",
+                    systemic=True,
+                ) from exc
+            if not key:
+                raise PermanentError("embed_config", "the API key file is empty", systemic=True)
+            headers["Authorization"] = f"Bearer {key}"
         return headers
 
     async def embed(self, texts: Sequence[str]) -> Matrix:

@@ -1,22 +1,25 @@
 """Search in three modes, for the faces (CLI, API): ``text`` (BM25), ``vector`` (cosine
 over stored vectors) and ``hybrid`` (both, fused by reciprocal rank).
 
-Which model a vector search uses: ``model`` if given, else the model of the most recently
-stored vector in scope (the caller's batches, or the one batch). The query is embedded with
-the embedder options of a batch that stored vectors of that model, so the query and the
-chunks are embedded alike (an API key is read from that batch's ``api_key_env`` variable in
-the searching process).
+Which model a vector search uses: the named ``embedder`` profile's, else ``model`` if
+given, else the model of the most recently stored vector in scope (the caller's batches, or
+the one batch). The query is embedded with that profile, or with the embedder of a batch
+that stored vectors of that model (its profile, looked up in this process's profiles), so
+the query and the chunks are embedded alike. A batch's inline embedder settings (given by
+the operator's CLI) are used only when ``allow_inline`` (the CLI): an API search never sends
+the query, nor a key, to an address that a stored option names.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Literal
 
 from ledger.core.ledger import Ledger
 from ledger.core.search import MAX_K
 from ledger.core.vectors import fuse
 from ledger.embedders.base import EmbedderSpec, build_embedder
-from ledger.errors import InvalidInput
+from ledger.errors import InvalidInput, NotAllowed
 from ledger.records import SearchHit
 
 Mode = Literal["text", "vector", "hybrid"]
@@ -34,6 +37,9 @@ async def search(
     owner: str | None = None,
     batch_id: str | None = None,
     model: str | None = None,
+    embedder: EmbedderSpec | None = None,
+    profiles: Mapping[str, EmbedderSpec | None] | None = None,
+    allow_inline: bool = True,
 ) -> list[SearchHit]:
     """The ``k`` best chunks for ``query`` in ``mode``. Scores: BM25 / ``ts_rank_cd``
     (text), cosine similarity (vector), the fused reciprocal-rank score (hybrid).
@@ -47,15 +53,26 @@ async def search(
         return await ledger.search(query, k=k, owner=owner, batch_id=batch_id)
     if not query.strip():
         raise InvalidInput("the query is empty")
+    if embedder is not None:
+        if model is not None and model != embedder.model:
+            raise InvalidInput(f"the embedder profile's model is {embedder.model}, not {model}")
+        model = embedder.model
     choice = await ledger.vector_model(owner=owner, batch_id=batch_id, model=model)
     if choice is None:
         where = f"model {model}" if model else "any model"
         raise InvalidInput(
             f"no chunk vectors of {where} to search: ingest with an embedder "
-            '(option {"embedder": {...}}) or search with mode=text'
+            '(option {"embedder": "profile"}) or search with mode=text'
         )
     name, options = choice
-    spec = EmbedderSpec.from_options(options)
+    spec = embedder
+    if spec is None:
+        if isinstance(options, dict) and options and not allow_inline:
+            raise NotAllowed(
+                f"the {name} vectors were made with inline embedder settings: name an "
+                "embedder profile of that model (embedder=...) to search them"
+            )
+        spec = EmbedderSpec.from_options(options or None, profiles)
     if spec is None or spec.model != name:
         raise InvalidInput(f"the embedder that stored the {name} vectors is not known")
     vector = (await build_embedder(spec).embed([query]))[0]

@@ -1,4 +1,6 @@
-"""The processor contract, and the registry that turns a batch's processor name into one.
+"""The processor contract: what a processor is given and what it returns.
+
+Names are turned into processors by :mod:`ledger.processors.registry`.
 
 A processor is what the ledger runs on each document. Users write plain functions::
 
@@ -18,14 +20,13 @@ import asyncio
 import functools
 import importlib
 import inspect
-import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ledger.errors import InvalidInput
+from ledger.errors import InvalidInput, PermanentError
 from ledger.records import JSON, ClaimedDocument, Cleanup, TransactionalWrite
+from ledger.states import ErrorCode
 
 if TYPE_CHECKING:
     from ledger.core.ledger import Ledger
@@ -84,7 +85,7 @@ Factory = Callable[[ProcessorContext, JSON], Processor]
 FACTORY_ATTRIBUTE = "__ledger_factory__"
 
 
-def _from_object(context: ProcessorContext, obj: Any, options: JSON) -> Processor:
+def from_object(context: ProcessorContext, obj: Any, options: JSON) -> Processor:
     factory = getattr(obj, FACTORY_ATTRIBUTE, None)
     if factory is not None:
         return factory(context, options)  # type: ignore[no-any-return]
@@ -151,56 +152,14 @@ def load_object(spec: str) -> Any:
     return obj
 
 
-class ProcessorRegistry:
-    """Resolves processor names: built-ins, ``module:function`` and entry points."""
-
-    def __init__(self, builtins: dict[str, Factory] | None = None) -> None:
-        if builtins is None:
-            from ledger.processors.builtin import BUILTINS
-
-            builtins = dict(BUILTINS)
-        self._factories = builtins
-        self._cache: dict[tuple[str, str], Processor] = {}
-        self._last: tuple[str, JSON, ProcessorContext, Processor] | None = None
-
-    def names(self) -> list[str]:
-        """Every name this registry can resolve without an import path."""
-        found = {ep.name for ep in entry_points(group=ENTRY_POINT_GROUP)}
-        return sorted(set(self._factories) | found)
-
-    def validate(self, name: str) -> None:
-        """Raise :class:`InvalidInput` now if ``name`` can never be resolved."""
-        if name in self._factories or (":" in name and load_object(name)):
-            return
-        if not any(ep.name == name for ep in entry_points(group=ENTRY_POINT_GROUP)):
-            raise InvalidInput(
-                f"unknown processor {name!r}; known: {', '.join(self.names())}, or module:function"
-            )
-
-    def get(self, context: ProcessorContext, name: str, options: JSON) -> Processor:
-        """The processor for a batch (built once per name and options, then reused)."""
-        # The documents of one claim share one options object: skip encoding it per document.
-        last = self._last
-        if last is not None and last[1] is options and last[0] == name and last[2] is context:
-            return last[3]
-        key = (name, json.dumps(options, sort_keys=True, default=str))
-        processor = self._cache.get(key)
-        if processor is None:
-            processor = self._build(context, name, options)
-            self._cache[key] = processor
-        self._last = (name, options, context, processor)
-        return processor
-
-    def _build(self, context: ProcessorContext, name: str, options: JSON) -> Processor:
-        factory = self._factories.get(name)
-        if factory is not None:
-            return factory(context, options)
-        if ":" in name:
-            return _from_object(context, load_object(name), options)
-        for ep in entry_points(group=ENTRY_POINT_GROUP):
-            if ep.name == name:
-                return _from_object(context, ep.load(), options)
-        raise InvalidInput(f"unknown processor {name!r}")
+def processor_exit(exc: BaseException) -> PermanentError:
+    """The document failure for a processor that raised ``SystemExit``,
+    ``KeyboardInterrupt`` or another ``BaseException`` that is not an ``Exception``."""
+    detail = str(exc)
+    return PermanentError(
+        ErrorCode.PROCESSOR_EXIT,
+        f"the processor raised {type(exc).__name__}" + (f": {detail[:500]}" if detail else ""),
+    )
 
 
 def partial_processor(fn: Callable[..., Any], **options: Any) -> Callable[..., Any]:

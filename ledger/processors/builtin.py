@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from ledger.errors import InvalidInput, PermanentError, RetryableError
 from ledger.processors.base import Document, Done, Factory, Processor, ProcessorContext
 from ledger.records import JSON, BatchSpec, UnchangedSkip
+
+if TYPE_CHECKING:
+    from ledger.embedders.base import EmbedderSpec
 
 _EMPTY: JSON = {}
 
@@ -28,12 +33,24 @@ def _number(options: JSON, key: str, default: float, low: float, high: float) ->
     return float(value)
 
 
+_SLEEP_OPTIONS = {"seconds", "failure_rate", "permanent_rate", "seed"}
+
+
+def _sleep_options(options: JSON) -> tuple[float, float, float]:
+    seed = options.get("seed")
+    if seed is not None and (not isinstance(seed, int | float | str) or isinstance(seed, bool)):
+        raise InvalidInput("option seed must be an integer or a string")
+    return (
+        _number(options, "seconds", 0.05, 0.0, 3600.0),
+        _number(options, "failure_rate", 0.0, 0.0, 1.0),
+        _number(options, "permanent_rate", 0.0, 0.0, 1.0),
+    )
+
+
 def make_sleep(context: ProcessorContext, options: JSON) -> Processor:
     """Waits ``seconds`` per document; fails with probability ``failure_rate``
     (retryable) or ``permanent_rate`` (permanent). Models I/O-bound work such as a remote API."""
-    seconds = _number(options, "seconds", 0.05, 0.0, 3600.0)
-    failure_rate = _number(options, "failure_rate", 0.0, 0.0, 1.0)
-    permanent_rate = _number(options, "permanent_rate", 0.0, 0.0, 1.0)
+    seconds, failure_rate, permanent_rate = _sleep_options(options)
     rng = random.Random(options.get("seed"))
 
     async def sleep(doc: Document) -> Done:
@@ -57,7 +74,29 @@ def make_ingest(context: ProcessorContext, options: JSON) -> Processor:
     return make_ingest_processor(context, options)
 
 
-def unchanged_skip(spec: BatchSpec) -> UnchangedSkip | None:
+def check_builtin_options(
+    processor: str, options: JSON, embedders: Mapping[str, EmbedderSpec | None] | None = None
+) -> None:
+    """Raise :class:`InvalidInput` now if a built-in processor's options are invalid, so a
+    batch is refused at create instead of failing on every document. Other processors'
+    options are theirs to check."""
+    if processor == "sleep":
+        unknown = set(options) - _SLEEP_OPTIONS
+        if unknown:
+            raise InvalidInput(
+                f"unknown sleep options: {', '.join(sorted(unknown))}; known: "
+                + ", ".join(sorted(_SLEEP_OPTIONS))
+            )
+        _sleep_options(options)
+    elif processor == "ingest":
+        from ledger.processors.ingest.processor import IngestConfig
+
+        IngestConfig.from_options(options, embedders=embedders)
+
+
+def unchanged_skip(
+    spec: BatchSpec, embedders: Mapping[str, EmbedderSpec | None] | None = None
+) -> UnchangedSkip | None:
     """What a batch's processor lets ``submit`` skip at once: ``ingest`` skips sources it
     has already indexed, unchanged (its first dedup check, made set-based before any worker
     runs), unless its options say ``reprocess``; other processors skip nothing. Options
@@ -67,7 +106,7 @@ def unchanged_skip(spec: BatchSpec) -> UnchangedSkip | None:
     from ledger.processors.ingest.processor import IngestConfig
 
     try:
-        config = IngestConfig.from_options(spec.options)
+        config = IngestConfig.from_options(spec.options, embedders=embedders)
     except InvalidInput:
         return None
     if config.reprocess:

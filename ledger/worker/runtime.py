@@ -30,9 +30,10 @@ from ledger.processors.base import (
     Done,
     ProcessorContext,
     ProcessorOutput,
-    ProcessorRegistry,
     Skip,
+    processor_exit,
 )
+from ledger.processors.registry import ProcessorRegistry
 from ledger.records import ClaimedDocument, CompleteResult, ErrorInfo, Outcome
 from ledger.states import AttemptOutcome, DocumentStatus, ErrorCode
 from ledger.worker.unreadable import check_row
@@ -115,7 +116,7 @@ class Worker:
         self.ledger = ledger
         self.concurrency = concurrency or settings.concurrency
         self.batch_ids = list(batch_ids) if batch_ids is not None else None
-        self.registry = registry or ProcessorRegistry()
+        self.registry = registry or ProcessorRegistry.from_settings(settings)
         self.context = ProcessorContext(
             ledger=ledger, pool=pool, task_timeout=settings.task_timeout_seconds
         )
@@ -372,6 +373,11 @@ class Worker:
             if info.code == ErrorCode.EXCEPTION.value:
                 log.warning("document %s (%s) raised %s", doc.id, doc.source, info.message)
             outcome = Outcome.failed(doc, info)
+        except BaseException as exc:  # SystemExit, KeyboardInterrupt ... from a processor
+            # Raised on the event loop, it would stop this worker (and the server it runs in)
+            # on every restart, as the document is claimed again: it fails this document only.
+            log.warning("document %s (%s): processor raised %r", doc.id, doc.source, exc)
+            outcome = Outcome.failed(doc, error_info(processor_exit(exc)))
         finally:
             self._tasks.pop(doc.id, None)
             self.current.pop(doc.id, None)

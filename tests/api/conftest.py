@@ -7,6 +7,7 @@ The tests talk to it over HTTP with httpx, and drive processing by calling the l
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -43,16 +44,26 @@ class Server:
     def headers(self, tenant: str | None) -> dict[str, str]:
         return {} if tenant is None else {"Authorization": f"Bearer {self.keys[tenant]}"}
 
-    def client(self, tenant: str | None = None, **kwargs: object) -> httpx.AsyncClient:
+    def client(
+        self, tenant: str | None = None, *, headers: dict[str, str] | None = None, **kwargs: object
+    ) -> httpx.AsyncClient:
         return httpx.AsyncClient(
             base_url=self.base_url,
-            headers=self.headers(tenant),
+            headers={**self.headers(tenant), **(headers or {})},
             timeout=httpx.Timeout(60.0),
             **kwargs,  # type: ignore[arg-type]
         )
 
 
-def start_server(tmp: Path, env: dict[str, str], tenants: tuple[str, ...] = ()) -> Server:
+def start_server(
+    tmp: Path,
+    env: dict[str, str],
+    tenants: tuple[str, ...] = (),
+    *,
+    operators: tuple[str, ...] = (),
+) -> Server:
+    """A server over a fresh database, with a tenant key for each of ``tenants`` and an
+    operator key for each of ``operators`` (keys and ids by name in the result)."""
     home = tmp / "home"
     root = tmp / "root"
     home.mkdir(parents=True)
@@ -66,6 +77,8 @@ def start_server(tmp: Path, env: dict[str, str], tenants: tuple[str, ...] = ()) 
         async with await Ledger.open(Settings(home=home, database_url=db_url)) as ledger:
             for tenant in tenants:
                 key_ids[tenant], server_keys[tenant] = await ledger.create_key(tenant)
+            for name in operators:
+                key_ids[name], server_keys[name] = await ledger.create_key(name, role="operator")
 
     asyncio.run(make_keys())
     port = free_port()
@@ -75,6 +88,8 @@ def start_server(tmp: Path, env: dict[str, str], tenants: tuple[str, ...] = ()) 
         "LEDGER_HOME": str(home),
         "LEDGER_DATABASE_URL": db_url,
         "LEDGER_ALLOWED_ROOTS": str(root),
+        # Every tenant may use the one root (isolation of roots has tests of its own).
+        "LEDGER_TENANT_ROOTS": json.dumps({tenant: [str(root)] for tenant in tenants}),
         "LEDGER_HOST": "127.0.0.1",
         "LEDGER_SSE_POLL_SECONDS": "0.05",
         **env,
@@ -91,7 +106,8 @@ def stop_server(server: Server) -> None:
 
 @pytest.fixture(scope="session")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """The main server: API keys required, tenants 'acme' and 'globex', no rate limit."""
+    """The main server: API keys required, tenants 'acme' and 'globex', an operator key
+    'ops', no rate limit."""
     srv = start_server(
         tmp_path_factory.mktemp("api"),
         {
@@ -100,6 +116,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
             "LEDGER_MAX_UPLOAD_BYTES": str(1024**3),
         },
         tenants=("acme", "globex", "revoked"),
+        operators=("ops",),
     )
     yield srv
     stop_server(srv)

@@ -112,7 +112,10 @@ async def test_metrics_endpoint(server: Server) -> None:
         await client.post(
             "/api/v1/batches/metrics-b/files", files=[("f", ("a.txt", b"a", "text/plain"))]
         )
-        r = await client.get("/metrics")
+        # Process-wide figures mix every tenant's work: not for a tenant key.
+        assert (await client.get("/metrics")).status_code == 403
+    async with server.client("ops") as operator:
+        r = await operator.get("/metrics")
     assert r.status_code == 200
     assert r.headers["content-type"].startswith("text/plain")
     families = {f.name: f for f in text_string_to_metric_families(r.text)}

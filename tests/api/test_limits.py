@@ -108,10 +108,15 @@ def small_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 
 async def test_upload_limits_and_local_mode(small_server: Server) -> None:
-    async with small_server.client(None) as client:  # no key: local mode
+    # No key (local mode): multipart uploads need a header another site's page cannot send.
+    headers = {"X-Requested-With": "test"}
+    async with small_server.client(None, headers=headers) as client:
         created = await client.post("/api/v1/batches", json={"id": "local"})
         assert created.status_code == 201, created.text
         assert created.json()["owner"] is None
+        # LEDGER_AUTH=off: keys are not looked at, not even a bogus one.
+        ignored = await client.get("/api/v1/batches", headers={"Authorization": "Bearer bogus"})
+        assert ignored.status_code == 200
         url = "/api/v1/batches/local/files"
         too_big = await client.post(url, files=[("f", ("x.bin", b"x" * (MB + 10), "x/y"))])
         assert too_big.status_code == 413
@@ -124,9 +129,7 @@ async def test_upload_limits_and_local_mode(small_server: Server) -> None:
         assert "too many parts" in too_many.json()["detail"]
         storage = small_server.home / "storage"
         # Nothing but the marker the server leaves to show the storage is mounted.
-        assert not [
-            p for p in storage.rglob("*") if p.is_file() and p.name != ".ledger-storage"
-        ]
+        assert not [p for p in storage.rglob("*") if p.is_file() and p.name != ".ledger-storage"]
         ok = await client.post(url, files=[("f", ("a.txt", b"a", "text/plain"))])
         assert ok.status_code == 201
         big_json = await client.post("/api/v1/batches", json={"name": "n" * 5000})

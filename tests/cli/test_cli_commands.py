@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from conftest import Cli
+from tests.cli.conftest import Cli
 
 
 def ingest(cli: Cli, corpus: Path, *extra: str) -> str:
@@ -151,9 +151,18 @@ def test_keys_create_list_revoke(cli: Cli) -> None:
         (data["id"], "acme", None)
     ]
     assert data["key"].startswith(listing[0]["prefix"])
+    assert listing[0]["role"] == data["role"] == "tenant"
     revoked = cli("keys", "revoke", data["id"])
     assert revoked.code == 0, revoked.stderr
     assert cli("keys", "list", "--json").json()[0]["revoked_at"] is not None
+    operator = cli("keys", "create", "--tenant", "ops", "--role", "operator", "--json")
+    assert operator.code == 0, operator.stderr
+    assert operator.json()["role"] == "operator"
+    assert cli.sql("SELECT role FROM api_keys WHERE id = ?", operator.json()["id"]) == [
+        ("operator",)
+    ]
+    refused = cli("keys", "create", "--tenant", "x", "--role", "root")
+    assert refused.code != 0 and not refused.stdout
     unknown = cli("keys", "revoke", "no-such-key")
     assert unknown.code == 1
     assert len(unknown.stderr.strip().splitlines()) == 1

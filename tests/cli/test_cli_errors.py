@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import Cli, Result
+
+from tests.cli.conftest import Cli, Result
 
 
 def assert_one_line_error(result: Result, code: int) -> str:
@@ -33,6 +34,10 @@ def assert_one_line_error(result: Result, code: int) -> str:
         (["ingest", ".", "-p", "sleep", "-o", "seconds=-3"], 2, "seconds"),
         (["ingest", ".", "-p", "noop", "-o", "novalue"], 2, "KEY=VALUE"),
         (["ingest", ".", "-p", "no.such.module:fn"], 2, "cannot import"),
+        (["ingest", ".", "-o", "chunk_size=1"], 2, "chunk_size must be at least 64"),
+        (["ingest", ".", "-o", "chunk_size=100", "-o", "chunk_overlap=60"], 2, "half of"),
+        (["ingest", ".", "-o", "embedder=nope"], 2, "unknown embedder profile 'nope'"),
+        (["ingest", ".", "-p", "sleep", "-o", "colour=red"], 2, "unknown sleep options"),
         (["nonsense"], 2, "No such command"),
     ],
 )
@@ -54,6 +59,7 @@ def test_user_mistakes_are_one_line(
         ({"LEDGER_MAX_ATTEMPTS": "many"}, "LEDGER_MAX_ATTEMPTS"),
         ({"LEDGER_DATABASE_URL": "mysql://x/y"}, "LEDGER_DATABASE_URL"),
         ({"LEDGER_HEARTBEAT_SECONDS": "999"}, "LEDGER_HEARTBEAT_SECONDS"),
+        ({"LEDGER_PROCESSORS": "alias=nocolon"}, "LEDGER_PROCESSORS"),
     ],
 )
 def test_bad_configuration_is_a_usage_error(cli: Cli, env: dict[str, str], needle: str) -> None:
@@ -110,3 +116,8 @@ def test_help_documents_configuration_and_commands(cli: Cli) -> None:
         sub = cli(command, "--help")
         assert sub.code == 0, (command, sub.stderr)
         assert "Usage: ledger" in sub.stdout
+
+
+def test_bad_embedder_profiles_are_a_usage_error(cli: Cli, tmp_path: Path) -> None:
+    line = assert_one_line_error(cli("ingest", str(tmp_path), env={"LEDGER_EMBEDDERS": "{x"}), 2)
+    assert "LEDGER_EMBEDDERS" in line

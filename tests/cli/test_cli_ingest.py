@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from conftest import Cli, make_corpus
+from tests.cli.conftest import Cli, make_corpus
 
 ANSI = re.compile(r"\x1b\[")
 

@@ -10,7 +10,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from conftest import Cli, make_corpus
+from tests.cli.conftest import Cli, make_corpus
 
 
 def run_in_pty(cli: Cli, *args: str, timeout: float = 60) -> tuple[int, str]:

@@ -8,6 +8,7 @@ from alembic import command
 from alembic.script import ScriptDirectory
 from sqlalchemy import inspect
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError
 
 from ledger.db import migrate
 from ledger.db.models import HEAD_REVISION
@@ -74,3 +75,20 @@ def test_the_revision_a_ledger_checks_for_is_alembics_head() -> None:
     script = ScriptDirectory.from_config(migrate.alembic_config("sqlite://"))
     assert script.get_current_head() == HEAD_REVISION
     assert migrate.head_revision() == HEAD_REVISION
+
+
+def test_0007_gives_existing_keys_the_tenant_role(empty_url: str) -> None:
+    migrate.upgrade(empty_url, "0006")
+    sql(
+        _sync(empty_url),
+        "INSERT INTO api_keys (id, tenant, prefix, key_sha256, created_at) "
+        "VALUES ('k1', 'acme', 'ldg_k1', :digest, CURRENT_TIMESTAMP)",
+        digest="0" * 64,
+    )
+    migrate.upgrade(empty_url, "0007")
+    assert sql(_sync(empty_url), "SELECT id, role FROM api_keys") == [("k1", "tenant")]
+    with pytest.raises(IntegrityError):
+        sql(_sync(empty_url), "UPDATE api_keys SET role = 'root'")
+    migrate.downgrade(empty_url, "0006")
+    assert sql(_sync(empty_url), "SELECT id FROM api_keys") == [("k1",)]
+    migrate.upgrade(empty_url)

@@ -9,7 +9,9 @@ import pytest
 
 from ledger import storage
 from ledger.core.ledger import Ledger
+from ledger.errors import RetryableError
 from ledger.records import BatchSpec, SourceSpec
+from ledger.states import DocumentStatus
 from ledger.worker.runtime import Worker
 from tests.conftest import FakeClock, settings_for, sql
 
@@ -19,11 +21,11 @@ def test_check_readable_tells_unmounted_storage_from_a_missing_file(tmp_path: Pa
     elsewhere = str(tmp_path / "other" / "a.txt")
     storage.check_readable(elsewhere, store)  # not a stored file: not this check's business
     stored = str(store / "acme" / "b" / "a.txt")
-    with pytest.raises(storage.RetryableError) as info:
+    with pytest.raises(RetryableError) as info:
         storage.check_readable(stored, store)  # no storage folder at all on this machine
     assert info.value.code == "storage_unreachable" and info.value.systemic
     store.mkdir()
-    with pytest.raises(storage.RetryableError):
+    with pytest.raises(RetryableError):
         storage.check_readable(stored, store)  # an empty mount point: no marker
     storage.prepare(store)
     storage.check_readable(stored, store)  # mounted, the file is gone: source_missing later
@@ -60,5 +62,5 @@ async def test_worker_without_the_storage_pauses_the_batch_then_resumes(
         await ledger.resume("b")
         clock.advance(3600)  # past the retry backoff
         await Worker(ledger, concurrency=8).run(burst=True)
-        assert (await ledger.batch("b")).counts["done"] == 8
+        assert (await ledger.batch("b")).counts[DocumentStatus.DONE] == 8
     assert sql(sync_url, "SELECT status, count(*) FROM documents GROUP BY 1") == [("done", 8)]

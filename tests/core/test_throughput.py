@@ -25,7 +25,7 @@ async def _finish(ledger: Ledger, worker: str, how: list[str]) -> None:
         if kind == "done":
             outcomes.append(Outcome.done(doc, {}))
         elif kind == "skipped":
-            outcomes.append(Outcome.skipped(doc, "nothing to do"))
+            outcomes.append(Outcome.skipped(doc, {"reason": "nothing to do"}))
         else:
             outcomes.append(Outcome.failed(doc, _error(retryable=kind == "retry")))
     result = await ledger.complete(worker, outcomes)

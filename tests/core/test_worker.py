@@ -15,9 +15,9 @@ from ledger.processors.base import (
     Done,
     Processor,
     ProcessorContext,
-    ProcessorRegistry,
     Skip,
 )
+from ledger.processors.registry import ProcessorRegistry
 from ledger.records import BatchSpec, SourceSpec
 from ledger.states import AttemptOutcome, DocumentStatus
 from ledger.worker.runtime import Worker

@@ -10,6 +10,7 @@ in the summary, never passed.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 import subprocess
@@ -127,6 +128,8 @@ def start(tmp: Path, *, env: dict[str, str], tenants: tuple[str, ...] = ()) -> S
         "PYTHONPATH": str(REPO),
         "LEDGER_HOME": str(home),
         "LEDGER_ALLOWED_ROOTS": str(root),
+        # Every tenant may use the one root (isolation of roots has tests of its own).
+        "LEDGER_TENANT_ROOTS": json.dumps({tenant: [str(root)] for tenant in tenants}),
         "LEDGER_SSE_POLL_SECONDS": "0.05",
         "LEDGER_POLL_SECONDS": "0.05",
         "LEDGER_RATE_LIMIT_PER_MINUTE": "0",

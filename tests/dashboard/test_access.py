@@ -218,3 +218,31 @@ def test_search_finds_an_ingested_document(local_server: Served, browser: Browse
     expect(hits.first.locator("mark").first).to_have_text(re.compile("zebrafish", re.I))
     expect(page.locator("#search-summary")).to_have_text("1 result for “zebrafish”.")
     browser.shot("search-hits")
+
+
+def test_vendored_swagger_ui_is_the_published_files() -> None:
+    readme = (VENDOR / "README.md").read_text()
+    for name in ("swagger-ui-bundle.js", "swagger-ui.css"):
+        recorded = re.search(rf"`{re.escape(name)}`.*\| `([0-9a-f]{{64}})` \|", readme)
+        assert recorded, name
+        assert hashlib.sha256((VENDOR / name).read_bytes()).hexdigest() == recorded.group(1)
+    assert "Apache License" in (VENDOR / "swagger-ui-dist.LICENSE").read_text()
+
+
+def test_api_docs_render_from_this_server_only(local_server: Served, browser: Browser) -> None:
+    browser.base = local_server.url
+    elsewhere: list[str] = []
+    browser.page.on(
+        "request",
+        lambda request: (
+            None
+            if request.url.startswith(local_server.url) or request.url.startswith("data:")
+            else elsewhere.append(request.url)
+        ),
+    )
+    browser.go("/schema/swagger")
+    page = browser.page
+    expect(page.locator(".swagger-ui .info .title")).to_contain_text("ledger")
+    expect(page.locator(".opblock").first).to_be_visible()
+    assert elsewhere == []
+    # The browser fixture fails the test on any CSP violation or uncaught error.

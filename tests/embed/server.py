@@ -87,11 +87,17 @@ class EmbeddingServer:
         if self._server is None:
             self.start()
 
-    def answer(self, body: dict[str, Any]) -> tuple[int, dict[str, str], dict[str, Any]]:
+    def answer(
+        self, body: dict[str, Any], authorization: str | None = None
+    ) -> tuple[int, dict[str, str], dict[str, Any]]:
         texts = body.get("input")
         if isinstance(texts, str):
             texts = [texts]
-        record: dict[str, Any] = {"inputs": list(texts or []), "at": time.monotonic()}
+        record: dict[str, Any] = {
+            "inputs": list(texts or []),
+            "at": time.monotonic(),
+            "authorization": authorization,
+        }
         with self.lock:
             self.requests.append(record)
             action = self.script.popleft() if self.script else None
@@ -151,7 +157,7 @@ def _handler_for(server: EmbeddingServer) -> type[BaseHTTPRequestHandler]:
             except ValueError:
                 self._send(400, {}, _error("the body is not JSON"))
                 return
-            status, headers, payload = server.answer(body)
+            status, headers, payload = server.answer(body, self.headers.get("Authorization"))
             if status == 599:
                 self.close_connection = True
                 return

@@ -65,6 +65,19 @@ def embedder_options(base_url: str, **extra: Any) -> dict[str, Any]:
     return {"embedder": options}
 
 
+PROFILE = "bow"
+
+
+def embedder_profiles(base_url: str, **extra: Any) -> str:
+    """``LEDGER_EMBEDDERS`` (inline JSON) with one profile, ``bow``, for the test server:
+    the settings of :func:`embedder_options`, with no key unless ``extra`` names a source."""
+    settings = dict(embedder_options(base_url)["embedder"])
+    settings.update(extra)
+    if not {"api_key_env", "api_key_file"} & set(settings):
+        settings["auth"] = "none"
+    return json.dumps({PROFILE: settings})
+
+
 async def until(predicate: Callable[[], Awaitable[bool]], seconds: float = 60.0) -> None:
     """Poll ``predicate`` until it holds (fails the test after ``seconds``)."""
     for _ in range(int(seconds / 0.02)):

@@ -22,7 +22,14 @@ from ledger.states import BatchState, DocumentStatus
 from ledger.worker.runtime import Worker
 from tests.conftest import sql
 from tests.embed.server import EmbeddingServer, tokens
-from tests.embed.support import check_vector_invariants, embedder_options, make_corpus, until
+from tests.embed.support import (
+    PROFILE,
+    check_vector_invariants,
+    embedder_options,
+    embedder_profiles,
+    make_corpus,
+    until,
+)
 from tests.pipeline.support import run_batch, source_specs, sync_url_of
 
 
@@ -247,12 +254,16 @@ async def test_search_modes_on_the_api(tmp_path: Path, server: EmbeddingServer) 
     from tests.api.conftest import start_server, stop_server
     from tests.pipeline.support import pipeline_settings
 
-    api = await asyncio.to_thread(start_server, tmp_path / "api", {})
+    # The API embeds queries only through operator profiles: the batch names one.
+    profiles = embedder_profiles(server.base_url)
+    api = await asyncio.to_thread(
+        start_server, tmp_path / "api", {"LEDGER_EMBEDDERS": profiles}
+    )
     try:
-        led = await Ledger.open(pipeline_settings(api.db_url, api.home))
+        led = await Ledger.open(pipeline_settings(api.db_url, api.home, embedders=profiles))
         try:
             corpus = make_corpus(tmp_path / "docs", per_topic=1)
-            options = embedder_options(server.base_url)
+            options = {"embedder": PROFILE}
             await run_batch(led, BatchSpec(id="api", options=options), corpus)
         finally:
             await led.close()

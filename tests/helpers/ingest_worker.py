@@ -12,6 +12,7 @@ import asyncio
 import logging
 import os
 import sys
+from pathlib import Path
 
 from ledger.core.ledger import Ledger
 from ledger.settings import Settings
@@ -21,7 +22,7 @@ from ledger.worker.runtime import Worker
 async def main(url: str, home: str, batch_ids: list[str]) -> None:
     settings = Settings(
         database_url=url,
-        home=home,
+        home=Path(home),
         lease_seconds=float(os.environ.get("LEDGER_LEASE_SECONDS", "2")),
         process_workers=2,
         task_memory_limit_mb=1024,

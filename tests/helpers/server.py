@@ -13,7 +13,10 @@ from pathlib import Path
 
 import httpx
 
-UVICORN_APP = ["-m", "uvicorn", "--factory", "ledger.api.app:from_env"]
+UVICORN_APP = [
+    "-m", "uvicorn", "--factory", "ledger.api.app:from_env",
+    "--http", "ledger.api.server:HeaderTimeoutProtocol",
+]  # fmt: skip
 
 
 def free_port() -> int:

@@ -6,8 +6,12 @@ import ctypes
 import os
 import signal
 import time
+from typing import TYPE_CHECKING
 
 from ledger.errors import PermanentError, RetryableError
+
+if TYPE_CHECKING:
+    from ledger.processors.ingest import IngestOutcome
 
 
 def add(a: int, b: int) -> int:
@@ -93,7 +97,7 @@ def ignore_term_and_sleep(seconds: float) -> str:
     return "done"
 
 
-def process_and_peak_rss(path: str, spool_dir: str) -> tuple[object, int]:
+def process_and_peak_rss(path: str, spool_dir: str) -> tuple[IngestOutcome, int]:
     """``process_file`` with default options, and this child's peak resident memory (bytes).
 
     VmHWM, not ru_maxrss: the latter keeps the parent's size from before the exec of a

@@ -7,6 +7,7 @@ import functools
 import os
 import random
 from pathlib import Path
+from typing import TypedDict, Unpack
 
 import pytest
 
@@ -30,14 +31,23 @@ MEMORY_LIMIT = 1024 * fx.MiB
 TIMEOUT = 60.0
 
 
-def job(path: str, spool_dir: Path, **expected: object) -> functools.partial[IngestOutcome]:
+class Expected(TypedDict, total=False):
+    size: int
+    mtime_ns: int
+    sha256: str
+    options: IngestOptions
+
+
+def job(
+    path: str, spool_dir: Path, **expected: Unpack[Expected]
+) -> functools.partial[IngestOutcome]:
     return functools.partial(
         process_file,
         path,
         expected_size=expected.get("size"),
         expected_mtime_ns=expected.get("mtime_ns"),
         expected_sha256=expected.get("sha256"),
-        options=expected.get("options", IngestOptions()),  # type: ignore[arg-type]
+        options=expected.get("options", IngestOptions()),
         spool_dir=str(spool_dir),
     )
 
@@ -131,9 +141,9 @@ async def test_expected_size_mtime_and_hash_are_checked(tmp_path: Path) -> None:
             )
             assert good.sha256 == digest
             for wrong in (
-                {"size": size + 1},
-                {"mtime_ns": stat.st_mtime_ns + 1},
-                {"sha256": "0" * 64},
+                Expected(size=size + 1),
+                Expected(mtime_ns=stat.st_mtime_ns + 1),
+                Expected(sha256="0" * 64),
             ):
                 with pytest.raises(PermanentError) as info:
                     await pool.run(job(path, tmp_path, **wrong))

@@ -232,6 +232,6 @@ def test_children_die_when_the_parent_is_killed(tmp_path) -> None:  # type: igno
 
 def _alive(pid: int) -> bool:
     try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+        return bool(psutil.Process(pid).status() != psutil.STATUS_ZOMBIE)
     except psutil.NoSuchProcess:
         return False

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ledger.core.ledger import Ledger
 from ledger.processors.builtin import unchanged_skip
-from ledger.records import BatchSpec, SourceSpec, UnchangedSkip
+from ledger.records import BatchSpec, DocumentInfo, SourceSpec, UnchangedSkip
 from ledger.states import DocumentStatus
 from ledger.worker.pool import ProcessPool
 from ledger.worker.runtime import Worker
@@ -43,7 +43,7 @@ async def work(led: Ledger, batch_id: str, pool: ProcessPool | None = None) -> N
 
 async def ingest(
     led: Ledger, batch_id: str, paths: list[Path], *, owner: str | None = None, **options: object
-) -> dict[str, object]:
+) -> dict[str, DocumentInfo]:
     await led.submit(
         BatchSpec(id=batch_id, processor="ingest", owner=owner, options=dict(options)),
         source_specs(paths),
@@ -195,6 +195,7 @@ async def test_touched_file_with_same_content_is_hashed_not_extracted(
         assert pool.child_pids() == []
     (doc,) = (await led.documents("touched")).items
     assert doc.status is DocumentStatus.SKIPPED
+    assert doc.result is not None
     assert doc.result["duplicate_of"] == first[str(paths["b.txt"])].id
     assert doc.result["reason"].startswith("unchanged: same content")
 
@@ -265,6 +266,7 @@ async def test_duplicate_content_elsewhere_and_reprocess_and_owners(
     dup = await ingest(led, "dup", [copy])
     doc = dup[str(copy)]
     assert doc.status is DocumentStatus.SKIPPED
+    assert doc.result is not None
     assert doc.result["reason"] == (
         f"duplicate: same content as document {first[str(paths['b.txt'])].id}"
     )
@@ -308,7 +310,9 @@ async def test_plan_classifies_sources_and_writes_nothing(
     assert sorted(plan.unchanged.sources) == sorted([str(paths["c.md"]), str(paths["d.pdf"])])
     assert plan.gone.sources == [str(paths["b.txt"])]
     # Known hashes decide over size and time; without roots, gone is judged in the batch.
-    c_sha = (await led.indexed_source("first", str(paths["c.md"]))).sha256
+    c_indexed = await led.indexed_source("first", str(paths["c.md"]))
+    assert c_indexed is not None
+    c_sha = c_indexed.sha256
     plan = await led.plan(
         BatchSpec(id="first", processor="ingest"),
         [

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from ledger.core.ledger import Ledger
-from ledger.records import BatchSpec
+from ledger.records import BatchSpec, DocumentInfo
 from ledger.states import DocumentStatus
 from tests.ingest import fixtures as fx
 from tests.pipeline.support import check_index_invariants, run_batch
@@ -16,7 +16,7 @@ from tests.pipeline.support import check_index_invariants, run_batch
 pytestmark = pytest.mark.timeout(180)
 
 
-async def all_documents(ledger: Ledger, batch_id: str) -> dict[str, object]:
+async def all_documents(ledger: Ledger, batch_id: str) -> dict[str, DocumentInfo]:
     found = {}
     cursor = None
     while True:
@@ -39,6 +39,7 @@ async def test_good_documents_are_done_with_their_chunks(
         doc = docs[path]
         assert doc.status is DocumentStatus.DONE, (path, doc.error_code, doc.error_message)
         result = doc.result
+        assert result is not None
         assert result["type"] == kind and result["chunks"] >= 1
         assert result["sha256"] == fx_sha(path) == doc.sha256
         assert set(result["timings"]) >= {"read", "extract", "chunk", "spool", "store"}

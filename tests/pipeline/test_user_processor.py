@@ -42,9 +42,11 @@ async def test_word_count_example_runs_as_a_batch(led: Ledger, tmp_path: Path) -
     docs = {Path(d.source).name: d for d in (await led.documents("wc")).items}
     long = docs["long.txt"]
     assert long.status is DocumentStatus.DONE
+    assert long.result is not None
     assert long.result["words"] == true_count(text)
     assert long.result["top"][0][1] >= long.result["top"][-1][1]
     pdf = docs["three.pdf"]
+    assert pdf.result is not None
     assert pdf.status is DocumentStatus.DONE and pdf.result["pages"] == 3
     assert pdf.result["words"] == true_count(" ".join(pages))
     assert docs["empty.txt"].status is DocumentStatus.FAILED
@@ -66,7 +68,7 @@ def test_the_decorated_function_is_still_callable_and_checked() -> None:
 
     for bad in (not_sync, local):
         with pytest.raises(InvalidInput):
-            with_extracted_text(bad)  # type: ignore[arg-type]
+            with_extracted_text(bad)
 
 
 @pytest.mark.timeout(120)

@@ -72,8 +72,10 @@ def test_every_command_against_postgres(empty_pg_url: str, tmp_path: Path) -> No
     assert cli("db", "upgrade").returncode == 0
     current = cli("db", "current")
     assert current.returncode == 0, current.stderr
-    assert head_revision() in current.stdout
-    assert sql(sync, "SELECT version_num FROM alembic_version") == [(head_revision(),)]
+    head = head_revision()
+    assert head is not None
+    assert head in current.stdout
+    assert sql(sync, "SELECT version_num FROM alembic_version") == [(head,)]
 
     docs = tmp_path / "docs"
     docs.mkdir()

@@ -60,7 +60,7 @@ async def test_bad_inputs_through_the_ingest_processor(sqlite_url: str, tmp_path
             sync_url, "SELECT source, status, error_code FROM documents"
         )
     }
-    wrong = {}
+    wrong: dict[str, tuple[object, str | None]] = {}
     for source in good:
         if rows[source] != ("done", None):
             wrong[source] = (rows[source], "done")

@@ -14,6 +14,7 @@ import random
 import statistics
 import time
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +86,14 @@ def done_count(url: str) -> int:
     return int(scalar(url, "SELECT n_done FROM batches"))
 
 
+def done_at_least(url: str, count: int) -> bool:
+    return done_count(url) >= count
+
+
+def at_work_or_complete(url: str, pid: int) -> bool:
+    return holds_leases(url, pid) or batch_complete(url, "b")
+
+
 def registered(url: str, pid: int) -> bool:
     return bool(scalar(url, "SELECT count(*) FROM workers WHERE pid = :pid", pid=pid))
 
@@ -92,6 +101,10 @@ def registered(url: str, pid: int) -> bool:
 def _alive(worker: Worker) -> None:
     if not worker.alive():
         raise AssertionError(f"worker exited on its own:\n{worker.output()[-3000:]}")
+
+
+def _exited(worker: Worker) -> bool:
+    return not worker.alive()
 
 
 def rescue_delays(url: str, orphans: dict[str, datetime]) -> list[float]:
@@ -127,7 +140,7 @@ async def crash_loop(db_url: str, sync_url: str, logs: Path, seed: int, n: int, 
             # the whole run and all of them land before it ends, however fast it goes.
             target = (killed + 1) * n // (kills + 5)
             await wait_for(
-                lambda t=target: done_count(sync_url) >= t, timeout=60, what=f"{target} done"
+                partial(done_at_least, sync_url, target), timeout=60, what=f"{target} done"
             )
             index = rng.randrange(len(workers))
             victim = workers[index]
@@ -135,19 +148,19 @@ async def crash_loop(db_url: str, sync_url: str, logs: Path, seed: int, n: int, 
             # on), or the rescue latency would measure its start-up, not the ledger.
             other = workers[1 - index]
             await wait_for(
-                lambda o=other: registered(sync_url, o.pid),
+                partial(registered, sync_url, other.pid),
                 timeout=60,
                 what=f"worker {other.pid} to start",
-                check=lambda o=other: _alive(o),
+                check=partial(_alive, other),
             )
             if rng.random() < 0.9:
                 # Most kills hit a worker at work (holding leases); the others may land
                 # anywhere, start-up included.
                 await wait_for(
-                    lambda v=victim: holds_leases(sync_url, v.pid) or batch_complete(sync_url, "b"),
+                    partial(at_work_or_complete, sync_url, victim.pid),
                     timeout=60,
                     what=f"worker {victim.pid} to take work",
-                    check=lambda v=victim: _alive(v),
+                    check=partial(_alive, victim),
                 )
             await asyncio.sleep(rng.uniform(0.0, 0.15))
             if batch_complete(sync_url, "b"):
@@ -159,9 +172,7 @@ async def crash_loop(db_url: str, sync_url: str, logs: Path, seed: int, n: int, 
             workers[index] = zygote.start(db_url, ["b"], **settings)
         assert killed == kills, f"the batch finished after only {killed} kills"
         for worker in workers:
-            await wait_for(
-                lambda w=worker: not w.alive(), timeout=120, what="the last workers to finish"
-            )
+            await wait_for(partial(_exited, worker), timeout=120, what="the last workers to finish")
             assert worker.returncode == 0, worker.output()[-3000:]
     finally:
         zygote.close()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -27,7 +28,7 @@ from tests.reliability.support import (
 
 MAX_ATTEMPTS = 3
 N = 40
-SETTINGS = {
+SETTINGS: dict[str, Any] = {
     "lease_seconds": 1.0,
     "poll_seconds": 0.1,
     "commit_interval_seconds": 0.01,

@@ -6,6 +6,7 @@ import base64
 import hashlib
 import os
 from pathlib import Path
+from typing import cast
 
 import httpx
 import pytest
@@ -107,8 +108,9 @@ def test_tuspy_upload_with_checksums_makes_one_document(
     )
     uploader.upload()
     assert uploader.offset == len(data)
+    url = cast(str, uploader.url)  # set by upload(); tusclient types the attribute as None
 
-    head = _head(tus_server, uploader.url)
+    head = _head(tus_server, url)
     assert head.status_code == 200
     assert head.headers["Upload-Offset"] == head.headers["Upload-Length"] == str(len(data))
     assert head.headers["Cache-Control"] == "no-store"
@@ -123,11 +125,11 @@ def test_tuspy_upload_with_checksums_makes_one_document(
     # Cleaned like multipart file names: no bidi or control characters.
     assert doc["meta"] == {
         "filename": "report.pdf",
-        "upload_id": upload_id_of(uploader.url),
+        "upload_id": upload_id_of(url),
         "content_type": "a/b",
     }
     assert Path(str(doc["source"])).read_bytes() == data
-    row = tus_server.upload_row(upload_id_of(uploader.url))
+    row = tus_server.upload_row(upload_id_of(url))
     assert (row.state, row.document_id, row.writer_token) == ("complete", doc["id"], None)
     # The batch was made on completion, owned by the caller's tenant.
     batch = httpx.get(
@@ -287,7 +289,9 @@ def test_deferred_length(tus_server: TusServer) -> None:
     assert head.headers["Upload-Defer-Length"] == "1"
     assert "Upload-Length" not in head.headers
     assert _patch(tus_server, url, 0, b"first ").status_code == 204
-    assert tus_server.sql("SELECT count(*) FROM batches WHERE id = 'tus-defer'") == [(0,)]
+    # The batch is reserved for its tenant at creation; no document until the last byte.
+    assert tus_server.sql("SELECT owner FROM batches WHERE id = 'tus-defer'") == [("acme",)]
+    assert tus_server.sql("SELECT count(*) FROM documents WHERE batch_id = 'tus-defer'") == [(0,)]
     assert _patch(tus_server, url, 6, b"x", **{"Upload-Length": "3"}).status_code == 400
     last = _patch(tus_server, url, 6, b"second", **{"Upload-Length": "12"})
     assert last.status_code == 204, last.text

@@ -28,9 +28,13 @@
     }
   }
 
+  // X-Requested-With marks the page's own requests: the server refuses uploads that another
+  // site's page could have sent (cross-site request forgery) unless they carry it.
   function authHeaders() {
     const k = key();
-    return k ? { Authorization: "Bearer " + k } : {};
+    const headers = { "X-Requested-With": "fetch" };
+    if (k) headers.Authorization = "Bearer " + k;
+    return headers;
   }
 
   function showKeyStatus() {

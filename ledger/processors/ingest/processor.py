@@ -2,7 +2,9 @@
 
 Per document:
 
-1. **Roots.** If the settings have ``allowed_roots`` or the batch options have ``roots``,
+1. **Roots.** If roots are configured (``allowed_roots`` or any tenant's ``tenant_roots``:
+   their union, as the API already confined each request to its tenant's own) or the batch
+   options have ``roots``,
    the source's real path (symbolic links resolved) must lie under one of them (or under
    the upload storage), else ``outside_roots``. The resolved path is what gets read.
 2. **Dedup** (unless the batch options say ``reprocess: true``). *Unchanged*: a document of
@@ -31,12 +33,13 @@ import functools
 import os
 import stat
 import time
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from ledger.core.index import skip_reason
 from ledger.embedders import EmbedderSpec, build_embedder
+from ledger.embedders.profiles import profiles_for
 from ledger.errors import InvalidInput, PermanentError
 from ledger.processors.base import Document, Done, Processor, ProcessorContext, Skip
 from ledger.processors.ingest import embedding
@@ -56,6 +59,8 @@ OUTSIDE_ROOTS = "outside_roots"
 _NO_TIMINGS = StageTimings(read=0.0, extract=0.0, chunk=0.0, spool=0.0)
 _INGEST_FIELDS = {f.name for f in dataclasses.fields(IngestOptions)}
 _OWN_OPTIONS = {"reprocess", "roots", "embedder"}
+MIN_CHUNK_SIZE = 64  # characters: the smallest chunk_size a batch may ask for
+DEFAULT_CHUNK_SIZE = IngestOptions().chunk_size
 DEFAULT_OVERLAP_RATIO = 0.15  # chunk_overlap / chunk_size when the size is derived
 
 
@@ -69,7 +74,15 @@ class IngestConfig:
     embedder: EmbedderSpec | None = None
 
     @classmethod
-    def from_options(cls, options: JSON, *, allowed_roots: Sequence[str] = ()) -> IngestConfig:
+    def from_options(
+        cls,
+        options: JSON,
+        *,
+        allowed_roots: Sequence[str] = (),
+        embedders: Mapping[str, EmbedderSpec | None] | None = None,
+    ) -> IngestConfig:
+        """The validated options; ``embedders`` are the profiles an ``embedder`` name may
+        pick (default: the built-in ones)."""
         unknown = set(options) - _INGEST_FIELDS - _OWN_OPTIONS
         if unknown:
             raise InvalidInput(
@@ -86,8 +99,9 @@ class IngestConfig:
         for key, value in values.items():
             if not isinstance(value, int) or isinstance(value, bool):
                 raise InvalidInput(f"option {key} must be an integer")
+        _check_chunking(values)
         chosen = [*allowed_roots, *roots] if (allowed_roots or roots) else []
-        embedder = EmbedderSpec.from_options(options.get("embedder"))
+        embedder = EmbedderSpec.from_options(options.get("embedder"), embedders)
         if embedder is not None:
             values = _sized_for(embedder, values)
         return cls(
@@ -95,6 +109,20 @@ class IngestConfig:
             reprocess=reprocess,
             roots=tuple(os.path.realpath(r) for r in chosen),
             embedder=embedder,
+        )
+
+
+def _check_chunking(values: dict[str, Any]) -> None:
+    """Bounds on the chunking a batch may ask for: a tiny chunk size multiplies the rows one
+    document makes (a 22 KB file at ``chunk_size: 1`` made 18,890 chunks)."""
+    size = values.get("chunk_size", DEFAULT_CHUNK_SIZE)
+    if size < MIN_CHUNK_SIZE:
+        raise InvalidInput(f"option chunk_size must be at least {MIN_CHUNK_SIZE}, not {size}")
+    overlap = values.get("chunk_overlap")
+    if overlap is not None and not 0 <= overlap <= size // 2:
+        raise InvalidInput(
+            f"option chunk_overlap must be from 0 to half of chunk_size ({size // 2}), "
+            f"not {overlap}"
         )
 
 
@@ -114,9 +142,7 @@ def _sized_for(embedder: EmbedderSpec, values: dict[str, Any]) -> dict[str, Any]
     if size is None and limit < default.chunk_size:
         values = {**values, "chunk_size": limit}
         if "chunk_overlap" not in values:
-            values["chunk_overlap"] = min(
-                default.chunk_overlap, int(limit * DEFAULT_OVERLAP_RATIO)
-            )
+            values["chunk_overlap"] = min(default.chunk_overlap, int(limit * DEFAULT_OVERLAP_RATIO))
     return values
 
 
@@ -192,8 +218,11 @@ def spool_dir_for(context: ProcessorContext) -> str:
 def make_ingest_processor(context: ProcessorContext, options: JSON) -> Processor:
     """The ``ingest`` processor for a batch with these options (see the module docstring)."""
     settings = context.ledger.settings
-    allowed = list(getattr(settings, "allowed_roots", None) or [])
-    config = IngestConfig.from_options(options, allowed_roots=allowed)
+    # Defence in depth behind the API's per-tenant check: any configured root will do here.
+    allowed = [str(root) for root in settings.all_roots]
+    config = IngestConfig.from_options(
+        options, allowed_roots=allowed, embedders=profiles_for(settings)
+    )
     if config.roots:
         # Uploaded files live in the ledger's storage: always readable when roots apply.
         config = dataclasses.replace(

@@ -17,7 +17,8 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import Cli, make_corpus
+
+from tests.cli.conftest import Cli, make_corpus
 
 # Enough for the resubmission to fit in the write-ahead log, not for the processing.
 FILE_SIZE_LIMIT = 250_000

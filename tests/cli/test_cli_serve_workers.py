@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from conftest import Cli
 
+from tests.cli.conftest import Cli
 from tests.helpers.server import free_port
 
 # Room for SQLite's shared-memory index (32 KiB) and a few log frames, not for the claims.

@@ -6,7 +6,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from conftest import Cli
+from tests.cli.conftest import Cli
 
 
 def _insert_pending(cli: Cli, source_sql: str) -> int:

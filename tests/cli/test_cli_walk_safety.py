@@ -6,9 +6,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from conftest import Cli
-
 from ledger.cli.walk import WalkStats, walk
+from tests.cli.conftest import Cli
 
 BAD_NAME = b"bad\xff\xfe.txt"
 

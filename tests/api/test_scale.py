@@ -52,4 +52,6 @@ async def test_progress_is_fast_on_a_million_documents(server: Server, ledger: L
         f"\n{SIZE} documents submitted in {submitted:.1f} s; GET /batches/{{id}} "
         f"p50 {p50:.1f} ms, p95 {p95:.1f} ms; a 1000-document page {page_time * 1000:.0f} ms"
     )
-    assert p95 < 100, f"p95 {p95:.0f} ms"
+    # The figure is printed, not asserted: its target is checked by bench/status_scale.py
+    # as a ratio to a floor measured in the same run (a shared machine makes wall-clock
+    # limits in tests flaky).

@@ -1,5 +1,5 @@
-"""Idle workers wake on LISTEN/NOTIFY, not on their (here: 30 s) poll; and survive a
-dropped listening connection."""
+"""Idle workers wake on LISTEN/NOTIFY, not on their poll (here: hourly, so a worker that
+only polled would hit the test's deadline); and survive a dropped listening connection."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ def start_idle_worker(url: str) -> subprocess.Popen[str]:
         {
             "PYTHONPATH": str(ROOT) + os.pathsep + env.get("PYTHONPATH", ""),
             "LEDGER_DATABASE_URL": url,
-            "LEDGER_POLL_SECONDS": "30",
+            "LEDGER_POLL_SECONDS": "3600",
             "LEDGER_WAKE_JITTER_SECONDS": "0.1",
         }
     )
@@ -49,7 +49,7 @@ async def wait_listening(sync_url: str, proc: subprocess.Popen[str]) -> int:
         assert proc.poll() is None, proc.communicate()[1]
         assert time.monotonic() < deadline, "the worker never started listening"
         await asyncio.sleep(0.05)
-    await asyncio.sleep(0.5)  # let it claim nothing and settle into its 30 s idle wait
+    await asyncio.sleep(0.5)  # let it claim nothing and settle into its hourly idle wait
     return int(rows[0][0])
 
 
@@ -59,7 +59,7 @@ async def submit_and_time(url: str, sync_url: str, batch: str) -> float:
         await ledger.submit(BatchSpec(id=batch, processor="noop"), [SourceSpec(f"/{batch}/1")])
     query = f"SELECT count(*) FROM documents WHERE batch_id = '{batch}' AND status = 'done'"
     while sql(sync_url, query) != [(1,)]:
-        assert time.monotonic() - started < 20, "the idle worker did not wake up"
+        assert time.monotonic() - started < 60, "the idle worker did not wake up"
         await asyncio.sleep(0.02)
     return time.monotonic() - started
 
@@ -70,7 +70,7 @@ async def test_idle_worker_wakes_on_notify_and_after_losing_its_listener(
     proc = start_idle_worker(pg_url)
     try:
         await wait_listening(pg_sync_url, proc)
-        assert await submit_and_time(pg_url, pg_sync_url, "first") < 3.0
+        await submit_and_time(pg_url, pg_sync_url, "first")
 
         # Cut the listening connection on the server side, as a restart or failover would.
         pid = await wait_listening(pg_sync_url, proc)
@@ -83,7 +83,7 @@ async def test_idle_worker_wakes_on_notify_and_after_losing_its_listener(
             assert time.monotonic() < deadline, "the listener did not reconnect"
             await asyncio.sleep(0.05)
         await asyncio.sleep(0.5)
-        assert await submit_and_time(pg_url, pg_sync_url, "second") < 3.0
+        await submit_and_time(pg_url, pg_sync_url, "second")
 
         # Resume and retry_failed announce too: a paused batch's work is picked up at once.
         async with await Ledger.open(settings_for(pg_url)) as ledger:
@@ -95,9 +95,8 @@ async def test_idle_worker_wakes_on_notify_and_after_losing_its_listener(
             started = time.monotonic()
             await ledger.resume("third")
         while sql(pg_sync_url, "SELECT n_done FROM batches WHERE id = 'third'") != [(1,)]:
-            assert time.monotonic() - started < 20, "resume did not wake the worker"
+            assert time.monotonic() - started < 60, "resume did not wake the worker"
             await asyncio.sleep(0.02)
-        assert time.monotonic() - started < 3.0
     finally:
         proc.send_signal(signal.SIGTERM)
         _out, err = proc.communicate(timeout=60)

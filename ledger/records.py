@@ -261,6 +261,8 @@ class Event:
     kind: str
     data: JSON | None
     created_at: datetime
+    # The document's source, read with the event, so a live view can name what finished.
+    document_source: str | None = None
 
 
 @dataclass(frozen=True)

@@ -279,8 +279,27 @@ class UploadResult(Struct, kw_only=True):
 # ---------------------------------------------------------------------------- events
 
 
+def _document_event_data(e: Event) -> dict[str, Any] | None:
+    """What a live view needs to show one document's transition without another request:
+    its id, source, the status it moved to (``pending`` for a retry) and its error code."""
+    if e.document_id is None or not e.kind.startswith("document_"):
+        return e.data
+    extra = dict(e.data) if isinstance(e.data, dict) else {}
+    status = e.kind.removeprefix("document_")
+    return {
+        "document_id": e.document_id,
+        "source": e.document_source,
+        "status": "pending" if status == "retry" else status,
+        "error_code": extra.pop("error_code", None),
+        **extra,
+    }
+
+
 class EventOut(Struct, kw_only=True):
-    """One row of the ledger's event log, as sent in an SSE ``data`` field."""
+    """One row of the ledger's event log, as sent in an SSE ``data`` field. Per-document
+    events (``document_done``, ``document_failed``, ``document_skipped``,
+    ``document_retry``...) carry ``document_id``, ``source``, ``status`` and ``error_code``
+    (and ``error_message`` on errors) in ``data``."""
 
     id: int
     batch_id: str
@@ -296,7 +315,7 @@ class EventOut(Struct, kw_only=True):
             batch_id=e.batch_id,
             document_id=e.document_id,
             kind=e.kind,
-            data=e.data,
+            data=_document_event_data(e),
             created_at=e.created_at,
         )
 

@@ -241,7 +241,8 @@ async def list_events(
     await get_batch(conn, batch_id, owner=owner)
     rows = (
         await conn.execute(
-            select(events)
+            select(events, documents.c.source.label("document_source"))
+            .select_from(events.outerjoin(documents, documents.c.id == events.c.document_id))
             .where(events.c.batch_id == batch_id, events.c.id > after_id)
             .order_by(events.c.id)
             .limit(limit)

@@ -81,4 +81,5 @@ def event_from_row(row: Row[Any]) -> Event:
         kind=m["kind"],
         data=m["data"],
         created_at=m["created_at"],
+        document_source=m.get("document_source"),
     )

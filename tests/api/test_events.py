@@ -70,3 +70,31 @@ async def test_after_query_and_bad_last_event_id(server: Server, ledger: Ledger)
         assert bad.headers["content-type"] == "application/problem+json"
         missing = await client.get("/api/v1/batches/nope/events")
         assert missing.status_code == 404
+
+
+async def test_document_events_name_the_document_its_status_and_error(
+    server: Server, ledger: Ledger
+) -> None:
+    batch_id = f"sse-{uuid.uuid4().hex[:8]}"
+    url = f"/api/v1/batches/{batch_id}/events"
+    async with server.client("acme") as client:
+        await client.post("/api/v1/batches", json={"id": batch_id})
+        await _upload(client, batch_id, 2)
+        listed = (await client.get(f"/api/v1/batches/{batch_id}/documents")).json()["items"]
+        sources = {d["id"]: d["source"] for d in listed}
+        failing = listed[1]["source"]
+        await drain(ledger, batch_id, fail=lambda s: "bad_input" if s == failing else None)
+        got = await asyncio.wait_for(_collect(client, url, {}, stop=None), 20)
+
+    per_document = {e.event: e.data["data"] for e in got if e.event.startswith("document_")}
+    assert set(per_document) == {"document_done", "document_failed"}
+    done, failed = per_document["document_done"], per_document["document_failed"]
+    assert done == {
+        "document_id": listed[0]["id"],
+        "source": sources[listed[0]["id"]],
+        "status": "done",
+        "error_code": None,
+    }
+    assert failed["document_id"] == listed[1]["id"] and failed["source"] == failing
+    assert failed["status"] == "failed" and failed["error_code"] == "bad_input"
+    assert failed["error_message"].startswith("bad_input")

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Controller, Request, Response, get, post
+from litestar import Controller, Request, Response, get, patch, post
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import OpenAPIMediaType, Operation, RequestBody, Schema
 from litestar.openapi.spec.enums import OpenAPIType
@@ -21,6 +21,7 @@ from ledger.api.schemas import (
     BatchId,
     BatchOut,
     BatchPage,
+    BatchUpdate,
     Cursor,
     PauseRequest,
     ProgressOut,
@@ -29,6 +30,7 @@ from ledger.api.schemas import (
     UploadedFile,
     UploadResult,
 )
+from ledger.core.batch_edits import BatchChanges
 from ledger.core.ledger import Ledger
 from ledger.embedders.profiles import profiles_for
 from ledger.errors import Conflict, InvalidInput
@@ -170,6 +172,22 @@ class BatchController(Controller):
         summary="A batch with its progress",
     )
     async def get_batch(self, batch_id: BatchId, ledger: Ledger, owner: str | None) -> ProgressOut:
+        return ProgressOut.of(await ledger.progress(batch_id, owner=owner))
+
+    @patch(
+        "/{batch_id:str}",
+        operation_id="updateBatch",
+        responses=ERROR_RESPONSES,
+        summary="Change a batch's name, priority or max_attempts",
+        description="Fields left out stay as they are; the next claim uses the new values.",
+    )
+    async def update(
+        self, batch_id: BatchId, data: BatchUpdate, ledger: Ledger, owner: str | None
+    ) -> ProgressOut:
+        changes = BatchChanges(
+            name=data.name, priority=data.priority, max_attempts=data.max_attempts
+        )
+        await ledger.update_batch(batch_id, changes, owner=owner)
         return ProgressOut.of(await ledger.progress(batch_id, owner=owner))
 
     @post(

@@ -148,6 +148,14 @@ class PauseRequest(Struct, kw_only=True, forbid_unknown_fields=True):
     reason: Annotated[str, Meta(max_length=1000)] | None = None
 
 
+class BatchUpdate(Struct, kw_only=True, forbid_unknown_fields=True):
+    """Settings of a submitted batch to change; a field left out stays as it is."""
+
+    name: Annotated[str, Meta(min_length=1, max_length=500)] | None = None
+    priority: Annotated[int, Meta(ge=-1_000_000, le=1_000_000)] | None = None
+    max_attempts: Annotated[int, Meta(ge=1, le=1000)] | None = None
+
+
 class RetryRequest(Struct, kw_only=True, forbid_unknown_fields=True):
     code: Annotated[str, Meta(min_length=1, max_length=100)] | None = None
 

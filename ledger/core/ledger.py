@@ -32,6 +32,7 @@ from ledger.core import (
     vectors,
 )
 from ledger.core import search as search_core
+from ledger.core.batch_edits import BatchChanges, update_batch
 from ledger.core.claims import BreakerPolicy
 from ledger.db.engine import WRITE, create_engine
 from ledger.db.models import HEAD_REVISION, batches, documents
@@ -395,6 +396,16 @@ class Ledger:
     ) -> Batch:
         async def work(conn: AsyncConnection, now: datetime) -> Batch:
             return await control.pause(conn, batch_id, owner=owner, reason=reason, now=now)
+
+        return await self.run(work)
+
+    async def update_batch(
+        self, batch_id: str, changes: BatchChanges, *, owner: str | None = None
+    ) -> Batch:
+        """Change a batch's name, priority or max_attempts (see core/batch_edits.py)."""
+
+        async def work(conn: AsyncConnection, now: datetime) -> Batch:
+            return await update_batch(conn, batch_id, changes, owner=owner, now=now)
 
         return await self.run(work)
 

@@ -35,7 +35,7 @@ from ledger.core.ledger import Ledger
 from ledger.embedders.profiles import profiles_for
 from ledger.errors import Conflict, InvalidInput
 from ledger.processors.builtin import unchanged_skip
-from ledger.records import BatchSpec, SourceSpec
+from ledger.records import Batch, BatchSpec, SourceSpec
 from ledger.settings import Settings
 from ledger.states import BatchState
 
@@ -100,7 +100,7 @@ class BatchController(Controller):
         operation_id="createBatch",
         responses={
             **ERROR_RESPONSES,
-            200: ResponseSpec(BatchOut, description="The batch an identical request created"),
+            200: ResponseSpec(ProgressOut, description="The batch an identical request created"),
         },
         status_code=201,
         summary="Create a batch",
@@ -109,7 +109,7 @@ class BatchController(Controller):
     )
     async def create(
         self, data: BatchCreate, ledger: Ledger, settings: Settings, owner: str | None
-    ) -> Response[BatchOut]:
+    ) -> Response[ProgressOut]:
         if _depth(data.options) > MAX_OPTIONS_DEPTH:
             raise InvalidInput(f"options are nested deeper than {MAX_OPTIONS_DEPTH} levels")
         if data.glob is not None and not data.paths:
@@ -129,7 +129,7 @@ class BatchController(Controller):
             # A resent request must not walk the folders again: ask the ledger first.
             try:
                 result = await ledger.create_batch(spec, _Deferred(), fingerprint=fingerprint)
-                return _created(result.batch, result.created)
+                return await _created(ledger, owner, result.batch, result.created)
             except _SourcesNeeded:
                 pass
         sources = await asyncio.to_thread(
@@ -144,7 +144,7 @@ class BatchController(Controller):
             )
         finally:
             sources.close()
-        return _created(result.batch, result.created)
+        return await _created(ledger, owner, result.batch, result.created)
 
     @get(
         "/",
@@ -172,7 +172,7 @@ class BatchController(Controller):
         summary="A batch with its progress",
     )
     async def get_batch(self, batch_id: BatchId, ledger: Ledger, owner: str | None) -> ProgressOut:
-        return ProgressOut.of(await ledger.progress(batch_id, owner=owner))
+        return ProgressOut.from_progress(await ledger.progress(batch_id, owner=owner))
 
     @patch(
         "/{batch_id:str}",
@@ -188,7 +188,7 @@ class BatchController(Controller):
             name=data.name, priority=data.priority, max_attempts=data.max_attempts
         )
         await ledger.update_batch(batch_id, changes, owner=owner)
-        return ProgressOut.of(await ledger.progress(batch_id, owner=owner))
+        return ProgressOut.from_progress(await ledger.progress(batch_id, owner=owner))
 
     @post(
         "/{batch_id:str}/pause",
@@ -321,5 +321,9 @@ class UploadController(Controller):
         )
 
 
-def _created(batch: Any, created: bool) -> Response[BatchOut]:
-    return Response(BatchOut.of(batch), status_code=201 if created else 200)
+async def _created(
+    ledger: Ledger, owner: str | None, batch: Batch, created: bool
+) -> Response[ProgressOut]:
+    """The same shape as ``GET /batches/{id}``, so a client parses one answer for a batch."""
+    progress = await ledger.progress(batch.id, owner=owner)
+    return Response(ProgressOut.from_progress(progress), status_code=201 if created else 200)

@@ -98,7 +98,8 @@ async def event_stream(
         if sent or complete or now - last_progress >= PROGRESS_EVERY:
             current = await ledger.progress(batch_id, owner=owner) if sent else before
             yield ServerSentEventMessage(
-                event="progress", data=msgspec.json.encode(ProgressOut.of(current)).decode()
+                event="progress",
+                data=msgspec.json.encode(ProgressOut.from_progress(current)).decode(),
             )
             last_progress = last_sent = now
         if complete:

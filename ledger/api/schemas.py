@@ -115,23 +115,31 @@ class BatchOut(Struct, kw_only=True):
         )
 
 
-class ProgressOut(Struct, kw_only=True):
-    """A batch with its progress: exact counts, recent rate and estimated time left."""
+class ProgressOut(BatchOut, kw_only=True):
+    """A batch with its progress: exact counts, recent rate and estimated time left.
 
-    batch: BatchOut
+    Every answer about one batch (create, read, change, SSE ``progress``) has this shape:
+    the batch's own fields at the top level, its progress beside them, and the same batch
+    fields again under ``batch`` for clients written against the earlier nested form."""
+
     percent: float
-    rate: float | None  # documents finished per second, recently
+    rate_per_second: float | None  # documents finished per second (the CLI's name too)
+    rate: float | None  # the same value, under its earlier name
     eta_seconds: float | None
     last_finished_at: datetime | None
+    batch: BatchOut
 
     @classmethod
-    def of(cls, p: Progress) -> ProgressOut:
+    def from_progress(cls, p: Progress) -> ProgressOut:
+        batch = BatchOut.of(p.batch)
         return cls(
-            batch=BatchOut.of(p.batch),
+            **msgspec.structs.asdict(batch),
             percent=round(p.percent, 3),
+            rate_per_second=p.rate,
             rate=p.rate,
             eta_seconds=p.eta_seconds,
             last_finished_at=p.last_finished_at,
+            batch=batch,
         )
 
 

@@ -144,7 +144,9 @@ class BatchController(Controller):
             )
         finally:
             sources.close()
-        return await _created(ledger, owner, result.batch, result.created)
+        return await _created(
+            ledger, owner, result.batch, result.created, sources.skipped, sources.skipped_count
+        )
 
     @get(
         "/",
@@ -322,8 +324,14 @@ class UploadController(Controller):
 
 
 async def _created(
-    ledger: Ledger, owner: str | None, batch: Batch, created: bool
+    ledger: Ledger,
+    owner: str | None,
+    batch: Batch,
+    created: bool,
+    skipped: list[tuple[str, str]] | None = None,
+    skipped_count: int = 0,
 ) -> Response[ProgressOut]:
     """The same shape as ``GET /batches/{id}``, so a client parses one answer for a batch."""
     progress = await ledger.progress(batch.id, owner=owner)
-    return Response(ProgressOut.from_progress(progress), status_code=201 if created else 200)
+    answer = ProgressOut.from_progress(progress, skipped, skipped_count)
+    return Response(answer, status_code=201 if created else 200)

@@ -51,12 +51,24 @@ def confine(raw: str, roots: Sequence[Path]) -> Path:
     return real
 
 
+MAX_SKIPPED_REPORTED = 100
+
+
 class SpooledSources:
     """Files found for a request, kept in a temporary file; iterable any number of times."""
 
     def __init__(self) -> None:
         self._file: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115 (closed by close())
         self.count = 0
+        # Entries of a folder left out, with why (the first MAX_SKIPPED_REPORTED of them):
+        # one bad entry does not refuse a whole folder, and the caller is told.
+        self.skipped: list[tuple[str, str]] = []
+        self.skipped_count = 0
+
+    def skip(self, path: Path, reason: str) -> None:
+        self.skipped_count += 1
+        if len(self.skipped) < MAX_SKIPPED_REPORTED:
+            self.skipped.append((str(path), reason))
 
     def add(self, path: Path, st: os.stat_result) -> None:
         try:
@@ -87,9 +99,10 @@ def expand(raw_paths: Sequence[str], roots: Sequence[Path], glob: str | None) ->
     """Resolve and confine every path, and walk folders into a :class:`SpooledSources`.
 
     Blocking: run it in a thread. Folders are walked recursively without following symlinked
-    folders (no cycles); a symlinked file is taken at its real location and must lie inside
-    the roots too. ``glob`` (fnmatch; matched against the name, or against the path relative
-    to the given folder when it contains a '/') filters files found in folders.
+    folders (no cycles); a symlinked file is taken at its real location when that lies inside
+    the roots, and is otherwise left out and reported in ``skipped``. ``glob`` (fnmatch;
+    matched against the name, or against the path relative to the given folder when it
+    contains a '/') filters files found in folders.
     """
     spooled = SpooledSources()
     try:
@@ -104,7 +117,13 @@ def expand(raw_paths: Sequence[str], roots: Sequence[Path], glob: str | None) ->
                 spooled.add(real, st)
         if raw_paths and spooled.count == 0:
             hint = f" matching {glob!r}" if glob else ""
-            raise InvalidInput(f"the given paths hold no files{hint}")
+            left_out = (
+                f" ({spooled.skipped_count} left out, first: {spooled.skipped[0][0]}: "
+                f"{spooled.skipped[0][1]})"
+                if spooled.skipped
+                else ""
+            )
+            raise InvalidInput(f"the given paths hold no files{hint}{left_out}")
     except BaseException:
         spooled.close()
         raise
@@ -125,10 +144,8 @@ def _walk(top: Path, roots: Sequence[Path], glob: str | None, spooled: SpooledSo
             if path.is_symlink():
                 real = Path(os.path.realpath(path))
                 if not _inside(real, roots):
-                    raise InvalidInput(
-                        f"{path} is a symlink to a place outside the allowed roots; "
-                        "remove it or narrow the request"
-                    )
+                    spooled.skip(path, "symlink to a place outside the allowed roots")
+                    continue
                 path = real
             try:
                 st = os.stat(path)

@@ -115,6 +115,13 @@ class BatchOut(Struct, kw_only=True):
         )
 
 
+class SkippedPathOut(Struct, kw_only=True):
+    """An entry of a submitted folder that was left out, and why."""
+
+    path: str
+    reason: str
+
+
 class ProgressOut(BatchOut, kw_only=True):
     """A batch with its progress: exact counts, recent rate and estimated time left.
 
@@ -128,9 +135,15 @@ class ProgressOut(BatchOut, kw_only=True):
     eta_seconds: float | None
     last_finished_at: datetime | None
     batch: BatchOut
+    # What the request that created the batch left out of its folders (first 100 of
+    # skipped_paths_count); empty in every other answer.
+    skipped_paths: list[SkippedPathOut] = msgspec.field(default_factory=list)
+    skipped_paths_count: int = 0
 
     @classmethod
-    def from_progress(cls, p: Progress) -> ProgressOut:
+    def from_progress(
+        cls, p: Progress, skipped: list[tuple[str, str]] | None = None, skipped_count: int = 0
+    ) -> ProgressOut:
         batch = BatchOut.of(p.batch)
         return cls(
             **msgspec.structs.asdict(batch),
@@ -140,6 +153,8 @@ class ProgressOut(BatchOut, kw_only=True):
             eta_seconds=p.eta_seconds,
             last_finished_at=p.last_finished_at,
             batch=batch,
+            skipped_paths=[SkippedPathOut(path=a, reason=b) for a, b in skipped or []],
+            skipped_paths_count=skipped_count,
         )
 
 

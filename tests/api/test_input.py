@@ -50,7 +50,6 @@ async def test_path_escapes_are_rejected(server: Server, outside: Path) -> None:
         "etc": (["/etc/passwd"], "outside the allowed roots"),
         "symlink-file": ([str(inside / "link-out")], "outside the allowed roots"),
         "symlink-dir": ([str(inside / "dir-out")], "outside the allowed roots"),
-        "symlink-inside-folder": ([str(inside)], "symlink to a place outside"),
         "relative": (["ok.txt"], "not absolute"),
         "missing": ([str(inside / "nope")], "does not exist"),
         "nul": ([str(inside) + "\x00x"], "NUL"),
@@ -62,14 +61,30 @@ async def test_path_escapes_are_rejected(server: Server, outside: Path) -> None:
             body = _assert_problem(r, 400)
             assert why in str(body["detail"]), (name, body)
             await _assert_no_batch(client, batch_id)
-        # The same folder without the escaping symlink is fine, and a symlink that stays
-        # inside the root is taken at its real location.
-        (inside / "link-out").unlink()
+        # In a folder, a symlink leading outside is left out with a reason (never naming
+        # where it leads), the rest is taken; a symlink that stays inside the root is taken
+        # at its real location.
         (inside / "link-in").symlink_to(inside / "ok.txt")
         r = await client.post("/api/v1/batches", json={"paths": [str(inside)]})
         assert r.status_code == 201, r.text
+        assert r.json()["skipped_paths"] == [
+            {
+                "path": str(inside / "link-out"),
+                "reason": "symlink to a place outside the allowed roots",
+            }
+        ]
+        assert r.json()["skipped_paths_count"] == 1 and "passwd" not in r.text.replace(
+            str(inside / "link-out"), ""
+        )
         docs = (await client.get(f"/api/v1/batches/{r.json()['id']}/documents")).json()["items"]
         assert [d["source"] for d in docs] == [str(inside / "ok.txt")]
+        # A folder that holds nothing but such symlinks is refused, and says why.
+        only_out = server.root / f"esc-only-{uuid.uuid4().hex[:8]}"
+        only_out.mkdir()
+        (only_out / "link-out").symlink_to(outside / "passwd")
+        r = await client.post("/api/v1/batches", json={"paths": [str(only_out)]})
+        body = _assert_problem(r, 400)
+        assert "hold no files (1 left out" in str(body["detail"]), body
 
 
 async def test_bad_json_bodies(server: Server) -> None:

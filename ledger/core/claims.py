@@ -22,6 +22,7 @@ from sqlalchemy import (
     and_,
     bindparam,
     case,
+    func,
     insert,
     select,
     tuple_,
@@ -206,10 +207,18 @@ def _attempts_insert(conn: AsyncConnection, owner_from_row: bool) -> Any:
     now = time_param("p_now")
     # A clock that stepped back must not make an attempt end before it started.
     finished_at = case((documents.c.started_at > now, documents.c.started_at), else_=now)
+    # Numbered from the document's earlier attempt rows, not from its attempt budget: a
+    # retry resets the budget (documents.attempts) but its attempts go on from 2, 3...
+    prior = attempts.alias("prior")
+    number = (
+        select(func.coalesce(func.max(prior.c.attempt), 0) + 1)
+        .where(prior.c.document_id == documents.c.id)
+        .scalar_subquery()
+    )
     selected = select(
         documents.c.id,
         documents.c.batch_id,
-        documents.c.attempts,
+        number,
         documents.c.lease_token,
         documents.c.lease_owner if owner_from_row else bindparam("p_worker", type_=String()),
         documents.c.started_at,

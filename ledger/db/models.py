@@ -187,7 +187,7 @@ attempts = Table(
         nullable=False,
     ),
     Column("batch_id", String(200), ForeignKey("batches.id", ondelete="CASCADE"), nullable=False),
-    Column("attempt", Integer, nullable=False, doc="1 for the first attempt since the last reset"),
+    Column("attempt", Integer, nullable=False, doc="1, 2... per document, across retries"),
     # One attempt is one lease: the unique token makes every attempt recorded exactly once.
     Column("lease_token", String(32), nullable=False),
     Column("worker_id", String(100), ForeignKey("workers.id"), nullable=True),

@@ -222,8 +222,14 @@ async def test_retry_failed_puts_back_only_failed_documents_with_a_fresh_budget(
     assert batch.counts[S.FAILED] == 2 and batch.counts[S.PENDING] == 1
     assert batch.completed_at is None
     (again,) = await ledger.claim(worker, 4)
-    assert again.id == docs[1].id and again.attempt == 1
-    assert await ledger.retry_failed("b") == 2
+    assert again.id == docs[1].id and again.attempt == 1  # a fresh budget of attempts
+    await ledger.complete(worker, [Outcome.failed(again, ErrorInfo("a", "a", retryable=False))])
+    _, rows = await ledger.document(again.id)
+    assert [(a.attempt, a.outcome) for a in rows] == [  # numbered on across the retry
+        (1, AttemptOutcome.FAILED),
+        (2, AttemptOutcome.FAILED),
+    ]
+    assert await ledger.retry_failed("b") == 3
 
 
 async def test_pause_resume_and_cancel(ledger: Ledger) -> None:

@@ -14,6 +14,7 @@ from ledger.cli.app import EXIT_USAGE, CliError, app, err, out, run_with_ledger
 from ledger.core.ledger import Ledger
 from ledger.records import Batch, DocumentInfo, SearchHit
 from ledger.states import BatchState, DocumentStatus
+from ledger.wording import plural
 
 JSON_OPTION = typer.Option(False, "--json", help="Print JSON for scripts (stable keys).")
 BATCH_ARGUMENT = typer.Argument(..., metavar="BATCH", help="Batch id (see `ledger batches`).")
@@ -280,7 +281,8 @@ def cancel_command(
     batch = _control(ctx, "cancel", batch_id, json_output)
     if not json_output:
         n = batch.counts[DocumentStatus.CANCELLED]
-        out.print(f"Batch {batch.id} is cancelled ({n:,} documents cancelled).", markup=False)
+        cancelled = plural(n, "document")
+        out.print(f"Batch {batch.id} is cancelled ({cancelled} cancelled).", markup=False)
 
 
 @app.command("search")

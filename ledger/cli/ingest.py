@@ -59,6 +59,7 @@ from ledger.records import ClaimedDocument, DocumentInfo, SourceSpec, SubmitResu
 from ledger.records import Progress as BatchProgress
 from ledger.settings import Settings
 from ledger.states import BatchState, DocumentStatus
+from ledger.wording import plural
 from ledger.worker.runtime import Worker
 
 FIRST_FAILURES = 5
@@ -225,7 +226,7 @@ class LiveView:
         self._bar.start()
 
     def scanned(self, files: int) -> None:
-        self._bar.update(self._task, counts=f"{files:,} files found")
+        self._bar.update(self._task, counts=f"{plural(files, 'file')} found")
 
     def started(self, result: SubmitResult, request: Request) -> None:
         b = result.batch
@@ -345,7 +346,7 @@ def _started_line(result: SubmitResult, request: Request) -> str:
         added += f"; {result.skipped:,} of the new already indexed, unchanged: skipped"
     left = b.total - b.finished
     return (
-        f"{how} {b.id}: {b.total:,} documents ({added}), {left:,} to process "
+        f"{how} {b.id}: {plural(b.total, 'document')} ({added}), {left:,} to process "
         f"with {b.processor!r}, concurrency {request.concurrency}"
     )
 
@@ -578,7 +579,8 @@ class Session:
         out.print(table)
         speed = render.rate(processed / elapsed) if elapsed > 0 and processed else "-"
         out.print(
-            f"This run processed {processed:,} documents in {render.duration(elapsed)} ({speed}).",
+            f"This run processed {plural(processed, 'document')} in {render.duration(elapsed)} "
+            f"({speed}).",
             markup=False,
         )
         n_failed = b.counts[DocumentStatus.FAILED]

@@ -48,7 +48,7 @@ CONFIG_HELP = (
     "Configuration comes from LEDGER_* environment variables; --home and --database-url "
     f"override them. LEDGER_HOME is the data folder (default {DEFAULT_HOME}). "
     "LEDGER_DATABASE_URL is the database: by default the SQLite file ledger.db in LEDGER_HOME, "
-    "created and migrated on first use; PostgreSQL (postgresql+asyncpg://...) needs "
+    "created and migrated on first use; PostgreSQL (postgresql://...) needs "
     "`ledger db upgrade`. Others: LEDGER_CONCURRENCY, LEDGER_MAX_ATTEMPTS, "
     "LEDGER_LEASE_SECONDS, LEDGER_BACKOFF_BASE_SECONDS, LEDGER_POLL_SECONDS, "
     "LEDGER_SHUTDOWN_GRACE_SECONDS and more (docs/cli.md).\n\n"

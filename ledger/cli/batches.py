@@ -3,6 +3,7 @@ cancel, and search over what was ingested."""
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Annotated, Any
 
 import typer
@@ -13,7 +14,7 @@ from ledger.cli import render
 from ledger.cli.app import EXIT_USAGE, CliError, app, err, out, run_with_ledger
 from ledger.core.ledger import Ledger
 from ledger.records import Batch, DocumentInfo, SearchHit
-from ledger.states import BatchState, DocumentStatus
+from ledger.states import BatchState, BatchStatus, DocumentStatus
 from ledger.wording import plural
 
 JSON_OPTION = typer.Option(False, "--json", help="Print JSON for scripts (stable keys).")
@@ -31,11 +32,28 @@ def _counts_text(batch: Batch) -> Text:
     return text
 
 
+class StateFilter(StrEnum):
+    """What ``batches --state`` takes: every status word, and the state they share."""
+
+    PENDING = BatchStatus.PENDING.value
+    RUNNING = BatchStatus.RUNNING.value
+    ACTIVE = BatchState.ACTIVE.value
+    PAUSED = BatchStatus.PAUSED.value
+    COMPLETE = BatchStatus.COMPLETE.value
+    CANCELLED = BatchStatus.CANCELLED.value
+
+
 @app.command("batches")
 def batches_command(
     ctx: typer.Context,
     state: Annotated[
-        BatchState | None, typer.Option("--state", help="Only batches in this state.")
+        StateFilter | None,
+        typer.Option(
+            "--state",
+            help="Only batches with this status, as the STATUS column shows it "
+            "(active: pending or running).",
+            show_default=False,
+        ),
     ] = None,
     limit: int = typer.Option(50, "--limit", "-n", min=1, help="Show at most this many."),
     json_output: bool = JSON_OPTION,
@@ -43,7 +61,11 @@ def batches_command(
     """List batches, newest first, with their progress."""
 
     async def work(ledger: Ledger) -> tuple[list[Batch], bool]:
-        page = await ledger.batches(state=state, limit=limit)
+        if state is StateFilter.ACTIVE:
+            page = await ledger.batches(state=BatchState.ACTIVE, limit=limit)
+        else:
+            status = BatchStatus(state.value) if state else None
+            page = await ledger.batches(status=status, limit=limit)
         return page.items, page.next_cursor is not None
 
     items, more = run_with_ledger(ctx, work)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import base64
 import json
+import operator
 from datetime import UTC, datetime, timedelta
+from functools import reduce
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ledger.core.rows import attempt_from_row, batch_from_row, document_from_row, event_from_row
@@ -22,7 +24,7 @@ from ledger.records import (
     Page,
     Progress,
 )
-from ledger.states import BatchState, DocumentStatus
+from ledger.states import BatchState, BatchStatus, DocumentStatus
 
 RATE_WINDOW = timedelta(seconds=60)
 RATE_SAMPLE = 1_000  # at most this many recent finishes are looked at, however big the batch
@@ -136,11 +138,14 @@ async def list_batches(
     state: BatchState | None,
     cursor: str | None,
     limit: int,
+    status: BatchStatus | None = None,
 ) -> Page[Batch]:
     """Batches newest first, ``limit`` at a time (keyset pagination: stable under inserts)."""
     query = _scoped(select(batches), owner)
     if state is not None:
         query = query.where(batches.c.state == state.value)
+    if status is not None:
+        query = query.where(_has_status(status))
     if cursor:
         created, batch_id = _decode_cursor(cursor, 2)
         created_at = datetime.fromisoformat(created)
@@ -158,6 +163,22 @@ async def list_batches(
     items = [batch_from_row(r) for r in rows[:limit]]
     next_cursor = _encode_cursor(items[-1].created_at, items[-1].id) if len(rows) > limit else None
     return Page(items=items, next_cursor=next_cursor)
+
+
+def _has_status(status: BatchStatus) -> ColumnElement[bool]:
+    """The SQL form of ``status_of``: the same word from the counter columns."""
+    c = batches.c
+    total = reduce(operator.add, (c[f"n_{s.value}"] for s in DocumentStatus))
+    unfinished = c.n_pending + c.n_running
+    complete = and_(c.state != BatchState.CANCELLED.value, unfinished == 0, total > 0)
+    conditions: dict[BatchStatus, ColumnElement[bool]] = {
+        BatchStatus.CANCELLED: c.state == BatchState.CANCELLED.value,
+        BatchStatus.COMPLETE: complete,
+        BatchStatus.PAUSED: and_(c.state == BatchState.PAUSED.value, ~complete),
+        BatchStatus.RUNNING: and_(c.state == BatchState.ACTIVE.value, c.n_running > 0),
+        BatchStatus.PENDING: and_(c.state == BatchState.ACTIVE.value, c.n_running == 0, ~complete),
+    }
+    return conditions[status]
 
 
 async def list_documents(

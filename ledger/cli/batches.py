@@ -55,7 +55,9 @@ def batches_command(
             show_default=False,
         ),
     ] = None,
-    limit: int = typer.Option(50, "--limit", "-n", min=1, help="Show at most this many."),
+    limit: int = typer.Option(
+        50, "--limit", "-n", min=1, metavar="N", help="Show at most this many."
+    ),
     json_output: bool = JSON_OPTION,
 ) -> None:
     """List batches, newest first, with their progress."""
@@ -171,7 +173,7 @@ def failures_command(
     batch_id: str = BATCH_ARGUMENT,
     code: str | None = CODE_OPTION,
     limit: int = typer.Option(
-        20, "--limit", "-n", min=0, help="Documents shown per error code (0: all)."
+        20, "--limit", "-n", min=0, metavar="N", help="Documents shown per error code (0: all)."
     ),
     json_output: bool = JSON_OPTION,
 ) -> None:
@@ -310,15 +312,32 @@ def cancel_command(
 @app.command("search")
 def search_command(
     ctx: typer.Context,
-    query: str = typer.Argument(..., help="What to look for (words; ranked with BM25)."),
-    k: int = typer.Option(5, "-k", "--top", min=1, max=1000, help="How many chunks to show."),
+    query: str = typer.Argument(
+        ..., metavar="QUERY", help="What to look for (words; ranked with BM25).", show_default=False
+    ),
+    k: int = typer.Option(
+        5, "-k", "--top", min=1, max=1000, metavar="N", help="How many chunks to show."
+    ),
     mode: str = typer.Option(
         "text",
         "--mode",
+        metavar="text|vector|hybrid",
         help="text (BM25), vector (cosine over stored vectors) or hybrid (both, fused).",
     ),
     model: str | None = typer.Option(
-        None, "--model", help="Embedding model for vector/hybrid (default: the most recent)."
+        None,
+        "--model",
+        metavar="MODEL",
+        help="Embedding model for vector/hybrid (default: the most recent).",
+        show_default=False,
+    ),
+    batch_id: str | None = typer.Option(
+        None,
+        "--batch",
+        "-b",
+        metavar="BATCH",
+        help="Only this batch's documents (default: every batch).",
+        show_default=False,
     ),
     json_output: bool = JSON_OPTION,
 ) -> None:
@@ -337,7 +356,9 @@ def search_command(
         from ledger.embedders.profiles import profiles_for
 
         profiles = profiles_for(ledger.settings)
-        return await search_modes(ledger, query, mode=mode, k=k, model=model, profiles=profiles)
+        return await search_modes(
+            ledger, query, mode=mode, k=k, batch_id=batch_id, model=model, profiles=profiles
+        )
 
     hits = run_with_ledger(ctx, work)
     if json_output:

@@ -149,7 +149,7 @@ def ingest_command(
         show_default=False,
     ),
     dry_run: bool = typer.Option(
-        False, "--dry-run", "-n", help="Show what would be submitted; change nothing."
+        False, "--dry-run", help="Show what would be submitted; change nothing."
     ),
     json_output: bool = typer.Option(
         False, "--json", help="Print a JSON summary on stdout (progress goes to stderr)."

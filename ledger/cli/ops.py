@@ -27,6 +27,7 @@ from ledger.cli.app import (
     shown_url,
     sqlite_file,
 )
+from ledger.cli.ports import port_problem
 from ledger.cli.runtime import make_worker
 from ledger.cli.signals import StopSignals
 from ledger.core.ledger import Ledger
@@ -131,6 +132,9 @@ def serve_command(
     from ledger.api.app import serve
 
     settings = options(ctx).settings()
+    if problem := port_problem(host, port):
+        hint = " (is another `ledger serve` running? choose another with --port)"
+        raise CliError(problem + hint, EXIT_FAILED)
 
     async def prepare(ledger: Ledger) -> None:
         return None

@@ -108,6 +108,23 @@ async def recent_rate(
     return (count / span if span > 0 else None), _aware(last)
 
 
+async def average_rate(conn: AsyncConnection, batch: Batch) -> float | None:
+    """Documents processed per second from the first claim to completion."""
+    assert batch.started_at is not None and batch.completed_at is not None
+    span = (batch.completed_at - batch.started_at).total_seconds()
+    processed = (
+        await conn.execute(
+            select(func.count()).where(
+                documents.c.batch_id == batch.id,
+                documents.c.status != DocumentStatus.CANCELLED.value,
+                documents.c.attempts > 0,
+                documents.c.finished_at.is_not(None),
+            )
+        )
+    ).scalar_one()
+    return processed / span if span > 0 else None
+
+
 def _aware(value: Any) -> datetime | None:
     # Aggregates over a subquery may come back as text on SQLite.
     if value is None:
@@ -122,6 +139,9 @@ async def progress(
     """Counts per status (exact, from the counters), recent rate and ETA for one batch."""
     batch = await get_batch(conn, batch_id, owner=owner)
     rate, last = await recent_rate(conn, batch, now)
+    if batch.completed_at is not None and batch.started_at is not None:
+        # Finished: the recent rate only decays towards 0; the run's average says more.
+        rate = await average_rate(conn, batch)
     left = batch.counts[DocumentStatus.PENDING] + batch.counts[DocumentStatus.RUNNING]
     eta = None
     if left == 0:

@@ -309,9 +309,11 @@ class Settings(BaseSettings):
     def _check_url(cls, value: str | None) -> str | None:
         if value is None:
             return None
+        value = _async_driver(value)
         if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
             raise ValueError(
-                "LEDGER_DATABASE_URL must start with sqlite+aiosqlite:// or postgresql+asyncpg://"
+                "LEDGER_DATABASE_URL must start with sqlite:// or postgresql:// "
+                "(or sqlite+aiosqlite://, postgresql+asyncpg://)"
             )
         return value
 
@@ -335,3 +337,20 @@ class Settings(BaseSettings):
     def heartbeat_interval(self) -> float:
         """Seconds between lease renewals: a third of the lease unless set."""
         return self.heartbeat_seconds or self.lease_seconds / 3
+
+
+# The URLs people copy from elsewhere name no driver; ledger talks to both databases
+# through their async drivers, so the plain schemes mean those.
+_ASYNC_SCHEMES = {
+    "sqlite": "sqlite+aiosqlite",
+    "postgresql": "postgresql+asyncpg",
+    "postgres": "postgresql+asyncpg",
+}
+
+
+def _async_driver(url: str) -> str:
+    """``url`` with a driverless ``sqlite://`` or ``postgres(ql)://`` scheme made async."""
+    scheme, sep, rest = url.partition("://")
+    if sep and scheme.lower() in _ASYNC_SCHEMES:
+        return f"{_ASYNC_SCHEMES[scheme.lower()]}://{rest}"
+    return url

@@ -18,6 +18,16 @@ class BatchState(StrEnum):
     CANCELLED = "cancelled"  # pending documents were cancelled; final
 
 
+class BatchStatus(StrEnum):
+    """Where a batch stands as people see it: its state, with completion derived from counts."""
+
+    PENDING = "pending"  # active, nothing running right now
+    RUNNING = "running"  # active, documents being processed
+    PAUSED = "paused"
+    COMPLETE = "complete"  # has documents and every one is finished (not cancelled)
+    CANCELLED = "cancelled"
+
+
 class DocumentStatus(StrEnum):
     """Where one document is in its life."""
 

@@ -28,6 +28,7 @@ except ImportError:  # pragma: no cover - older typer on top of click
     from click import exceptions as click_errors  # type: ignore[no-redef]
 
 from ledger import __version__
+from ledger.cli.help_format import hide_argument_types
 from ledger.core.ledger import Ledger, SchemaOutOfDate
 from ledger.core.write_failures import is_write_failure, write_failed
 from ledger.errors import DatabaseWriteFailed, InvalidInput, LedgerError
@@ -48,7 +49,7 @@ CONFIG_HELP = (
     "Configuration comes from LEDGER_* environment variables; --home and --database-url "
     f"override them. LEDGER_HOME is the data folder (default {DEFAULT_HOME}). "
     "LEDGER_DATABASE_URL is the database: by default the SQLite file ledger.db in LEDGER_HOME, "
-    "created and migrated on first use; PostgreSQL (postgresql+asyncpg://...) needs "
+    "created and migrated on first use; PostgreSQL (postgresql://...) needs "
     "`ledger db upgrade`. Others: LEDGER_CONCURRENCY, LEDGER_MAX_ATTEMPTS, "
     "LEDGER_LEASE_SECONDS, LEDGER_BACKOFF_BASE_SECONDS, LEDGER_POLL_SECONDS, "
     "LEDGER_SHUTDOWN_GRACE_SECONDS and more (docs/cli.md).\n\n"
@@ -118,8 +119,11 @@ app = typer.Typer(
     no_args_is_help=True,
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
     pretty_exceptions_enable=False,
-    rich_markup_mode="rich",
+    # Plain help: the rich layout prints a type column (<bool> beside every flag,
+    # <list[Path]> beside PATH) that tells a reader nothing the metavars do not.
+    rich_markup_mode=None,
 )
+hide_argument_types()
 
 
 def _version(value: bool) -> None:

@@ -3,6 +3,7 @@ cancel, and search over what was ingested."""
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Annotated, Any
 
 import typer
@@ -13,7 +14,8 @@ from ledger.cli import render
 from ledger.cli.app import EXIT_USAGE, CliError, app, err, out, run_with_ledger
 from ledger.core.ledger import Ledger
 from ledger.records import Batch, DocumentInfo, SearchHit
-from ledger.states import BatchState, DocumentStatus
+from ledger.states import BatchState, BatchStatus, DocumentStatus
+from ledger.wording import plural
 
 JSON_OPTION = typer.Option(False, "--json", help="Print JSON for scripts (stable keys).")
 BATCH_ARGUMENT = typer.Argument(..., metavar="BATCH", help="Batch id (see `ledger batches`).")
@@ -30,19 +32,42 @@ def _counts_text(batch: Batch) -> Text:
     return text
 
 
+class StateFilter(StrEnum):
+    """What ``batches --state`` takes: every status word, and the state they share."""
+
+    PENDING = BatchStatus.PENDING.value
+    RUNNING = BatchStatus.RUNNING.value
+    ACTIVE = BatchState.ACTIVE.value
+    PAUSED = BatchStatus.PAUSED.value
+    COMPLETE = BatchStatus.COMPLETE.value
+    CANCELLED = BatchStatus.CANCELLED.value
+
+
 @app.command("batches")
 def batches_command(
     ctx: typer.Context,
     state: Annotated[
-        BatchState | None, typer.Option("--state", help="Only batches in this state.")
+        StateFilter | None,
+        typer.Option(
+            "--state",
+            help="Only batches with this status, as the STATUS column shows it "
+            "(active: pending or running).",
+            show_default=False,
+        ),
     ] = None,
-    limit: int = typer.Option(50, "--limit", "-n", min=1, help="Show at most this many."),
+    limit: int = typer.Option(
+        50, "--limit", "-n", min=1, metavar="N", help="Show at most this many."
+    ),
     json_output: bool = JSON_OPTION,
 ) -> None:
     """List batches, newest first, with their progress."""
 
     async def work(ledger: Ledger) -> tuple[list[Batch], bool]:
-        page = await ledger.batches(state=state, limit=limit)
+        if state is StateFilter.ACTIVE:
+            page = await ledger.batches(state=BatchState.ACTIVE, limit=limit)
+        else:
+            status = BatchStatus(state.value) if state else None
+            page = await ledger.batches(status=status, limit=limit)
         return page.items, page.next_cursor is not None
 
     items, more = run_with_ledger(ctx, work)
@@ -148,7 +173,7 @@ def failures_command(
     batch_id: str = BATCH_ARGUMENT,
     code: str | None = CODE_OPTION,
     limit: int = typer.Option(
-        20, "--limit", "-n", min=0, help="Documents shown per error code (0: all)."
+        20, "--limit", "-n", min=0, metavar="N", help="Documents shown per error code (0: all)."
     ),
     json_output: bool = JSON_OPTION,
 ) -> None:
@@ -280,21 +305,39 @@ def cancel_command(
     batch = _control(ctx, "cancel", batch_id, json_output)
     if not json_output:
         n = batch.counts[DocumentStatus.CANCELLED]
-        out.print(f"Batch {batch.id} is cancelled ({n:,} documents cancelled).", markup=False)
+        cancelled = plural(n, "document")
+        out.print(f"Batch {batch.id} is cancelled ({cancelled} cancelled).", markup=False)
 
 
 @app.command("search")
 def search_command(
     ctx: typer.Context,
-    query: str = typer.Argument(..., help="What to look for (words; ranked with BM25)."),
-    k: int = typer.Option(5, "-k", "--top", min=1, max=1000, help="How many chunks to show."),
+    query: str = typer.Argument(
+        ..., metavar="QUERY", help="What to look for (words; ranked with BM25).", show_default=False
+    ),
+    k: int = typer.Option(
+        5, "-k", "--top", min=1, max=1000, metavar="N", help="How many chunks to show."
+    ),
     mode: str = typer.Option(
         "text",
         "--mode",
+        metavar="text|vector|hybrid",
         help="text (BM25), vector (cosine over stored vectors) or hybrid (both, fused).",
     ),
     model: str | None = typer.Option(
-        None, "--model", help="Embedding model for vector/hybrid (default: the most recent)."
+        None,
+        "--model",
+        metavar="MODEL",
+        help="Embedding model for vector/hybrid (default: the most recent).",
+        show_default=False,
+    ),
+    batch_id: str | None = typer.Option(
+        None,
+        "--batch",
+        "-b",
+        metavar="BATCH",
+        help="Only this batch's documents (default: every batch).",
+        show_default=False,
     ),
     json_output: bool = JSON_OPTION,
 ) -> None:
@@ -313,7 +356,9 @@ def search_command(
         from ledger.embedders.profiles import profiles_for
 
         profiles = profiles_for(ledger.settings)
-        return await search_modes(ledger, query, mode=mode, k=k, model=model, profiles=profiles)
+        return await search_modes(
+            ledger, query, mode=mode, k=k, batch_id=batch_id, model=model, profiles=profiles
+        )
 
     hits = run_with_ledger(ctx, work)
     if json_output:

@@ -59,9 +59,11 @@ from ledger.records import ClaimedDocument, DocumentInfo, SourceSpec, SubmitResu
 from ledger.records import Progress as BatchProgress
 from ledger.settings import Settings
 from ledger.states import BatchState, DocumentStatus
+from ledger.wording import plural
 from ledger.worker.runtime import Worker
 
 FIRST_FAILURES = 5
+UNCHANGED = "every file is unchanged and already finished"
 
 
 def profiles_of(ledger: Ledger) -> Any:
@@ -148,7 +150,7 @@ def ingest_command(
         show_default=False,
     ),
     dry_run: bool = typer.Option(
-        False, "--dry-run", "-n", help="Show what would be submitted; change nothing."
+        False, "--dry-run", help="Show what would be submitted; change nothing."
     ),
     json_output: bool = typer.Option(
         False, "--json", help="Print a JSON summary on stdout (progress goes to stderr)."
@@ -225,7 +227,7 @@ class LiveView:
         self._bar.start()
 
     def scanned(self, files: int) -> None:
-        self._bar.update(self._task, counts=f"{files:,} files found")
+        self._bar.update(self._task, counts=f"{plural(files, 'file')} found")
 
     def started(self, result: SubmitResult, request: Request) -> None:
         b = result.batch
@@ -297,6 +299,7 @@ class PlainView:
         self._last = 0.0
         self._start = time.monotonic()
         self._progress: BatchProgress | None = None
+        self._idle = False
 
     def _print(self, message: str) -> None:
         self._console.print(message, markup=False, highlight=False, soft_wrap=True)
@@ -306,6 +309,7 @@ class PlainView:
 
     def started(self, result: SubmitResult, request: Request) -> None:
         self._start = self._last = time.monotonic()
+        self._idle = result.batch.is_complete
         self._print(_started_line(result, request))
 
     def update(self, progress: BatchProgress, current: Sequence[str], waiting: str | None) -> None:
@@ -330,7 +334,8 @@ class PlainView:
         self._print(message)
 
     def close(self) -> None:
-        if self._progress is not None:
+        # A run with nothing to do has no progress (and no rate) of its own to report.
+        if self._progress is not None and not self._idle:
             self._print(self._line(self._progress, None))
 
 
@@ -344,8 +349,10 @@ def _started_line(result: SubmitResult, request: Request) -> str:
     if result.skipped:
         added += f"; {result.skipped:,} of the new already indexed, unchanged: skipped"
     left = b.total - b.finished
+    if b.total and not left:
+        return f"{how} {b.id}: {plural(b.total, 'document')} ({added}); nothing to do: {UNCHANGED}"
     return (
-        f"{how} {b.id}: {b.total:,} documents ({added}), {left:,} to process "
+        f"{how} {b.id}: {plural(b.total, 'document')} ({added}), {left:,} to process "
         f"with {b.processor!r}, concurrency {request.concurrency}"
     )
 
@@ -576,11 +583,15 @@ class Session:
                 table.add_row(status.value, Text(f"{n:,}", style=render.STATUS_STYLE[status]))
         table.add_row("total", f"{b.total:,}")
         out.print(table)
-        speed = render.rate(processed / elapsed) if elapsed > 0 and processed else "-"
-        out.print(
-            f"This run processed {processed:,} documents in {render.duration(elapsed)} ({speed}).",
-            markup=False,
-        )
+        if processed:
+            speed = render.rate(processed / elapsed) if elapsed > 0 else "-"
+            took = render.duration(elapsed)
+            line = f"This run processed {plural(processed, 'document')} in {took} ({speed})."
+        else:
+            # Nothing finished here and nothing is left: there was nothing to do at the start.
+            why = f": {UNCHANGED}" if b.is_complete and b.total else ""
+            line = f"This run processed nothing{why}."
+        out.print(line, markup=False)
         n_failed = b.counts[DocumentStatus.FAILED]
         if failures:
             out.print(f"First failures ({n_failed:,} in all):", style="bold red")

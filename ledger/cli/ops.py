@@ -27,6 +27,7 @@ from ledger.cli.app import (
     shown_url,
     sqlite_file,
 )
+from ledger.cli.ports import port_problem
 from ledger.cli.runtime import make_worker
 from ledger.cli.signals import StopSignals
 from ledger.core.ledger import Ledger
@@ -119,8 +120,10 @@ def _describe_stats(stats: Any) -> str:
 @app.command("serve")
 def serve_command(
     ctx: typer.Context,
-    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
-    port: int = typer.Option(8000, "--port", min=1, max=65535, help="Port to listen on."),
+    host: str = typer.Option("127.0.0.1", "--host", metavar="HOST", help="Address to listen on."),
+    port: int = typer.Option(
+        8000, "--port", metavar="PORT", min=1, max=65535, help="Port to listen on."
+    ),
     no_workers: bool = typer.Option(
         False, "--no-workers", help="Serve the API only; run `ledger worker` separately."
     ),
@@ -129,6 +132,9 @@ def serve_command(
     from ledger.api.app import serve
 
     settings = options(ctx).settings()
+    if problem := port_problem(host, port):
+        hint = " (is another `ledger serve` running? choose another with --port)"
+        raise CliError(problem + hint, EXIT_FAILED)
 
     async def prepare(ledger: Ledger) -> None:
         return None
@@ -253,7 +259,7 @@ def _alembic_error(exc: Exception) -> CliError:
 @db_app.command("upgrade")
 def db_upgrade(
     ctx: typer.Context,
-    revision: str = typer.Argument("head", help="Revision to upgrade to."),
+    revision: str = typer.Argument("head", metavar="REVISION", help="Revision to upgrade to."),
 ) -> None:
     """Migrate the database up to the newest schema (or REVISION)."""
     from alembic.util import CommandError

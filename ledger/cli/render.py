@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ledger.records import AttemptInfo, Batch, DocumentInfo, FailureGroup, Progress
-from ledger.states import BatchState, DocumentStatus
+from ledger.states import BatchState, BatchStatus, DocumentStatus
 
 STATUS_STYLE: Mapping[DocumentStatus, str] = {
     DocumentStatus.PENDING: "dim",
@@ -82,17 +82,17 @@ def when(value: datetime | None) -> str:
     return value.astimezone().strftime("%Y-%m-%d %H:%M:%S")
 
 
-def status_word(batch: Batch) -> str:
-    """One word for where a batch stands: complete, running, paused, cancelled, waiting."""
+def status_word(batch: Batch) -> BatchStatus:
+    """One word for where a batch stands (``ledger batches --state`` filters on it)."""
     if batch.state == BatchState.CANCELLED:
-        return "cancelled"
+        return BatchStatus.CANCELLED
     if batch.is_complete and batch.total:
-        return "complete"
+        return BatchStatus.COMPLETE
     if batch.state == BatchState.PAUSED:
-        return "paused"
+        return BatchStatus.PAUSED
     if batch.counts[DocumentStatus.RUNNING]:
-        return "running"
-    return "pending"
+        return BatchStatus.RUNNING
+    return BatchStatus.PENDING
 
 
 def counts_json(batch: Batch) -> dict[str, int]:

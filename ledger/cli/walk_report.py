@@ -14,6 +14,7 @@ from typing import Any
 from ledger.cli.app import err
 from ledger.cli.ingest_request import Request
 from ledger.cli.walk import WalkStats
+from ledger.wording import plural
 
 
 def skipped_json(stats: WalkStats) -> dict[str, Any]:
@@ -31,18 +32,21 @@ def report_skipped(stats: WalkStats) -> None:
     """One warning on stderr per kind of entry the walk left out."""
     if stats.unreadable:
         _warn(
-            f"{len(stats.unreadable)} entries could not be read and were left out, "
+            f"{plural(len(stats.unreadable), 'entry', 'entries')} could not be read and "
+            f"{_were(len(stats.unreadable))} left out, "
             f"for example {stats.unreadable[0]}"
         )
     if stats.unreadable_names:
         _warn(
-            f"{stats.unreadable_names} files were left out because their names are not "
+            f"{plural(stats.unreadable_names, 'file')} {_were(stats.unreadable_names)} left out "
+            "because their names are not "
             f"valid UTF-8 (rename them to ingest them), for example "
             + ", ".join(stats.unreadable_name_examples)
         )
     if stats.outside_links:
         _warn(
-            f"{stats.outside_links} symbolic links were left out because they lead outside "
+            f"{plural(stats.outside_links, 'symbolic link')} {_were(stats.outside_links)} left out "
+            "because they lead outside "
             "the folder being ingested (--follow-symlinks to take them), for example "
             + ", ".join(stats.outside_link_examples)
         )
@@ -55,9 +59,14 @@ def nothing_found(request: Request, stats: WalkStats) -> str:
     if request.pattern:
         what += f" matching {request.pattern!r}"
     left_out = stats.unreadable_names + stats.outside_links + len(stats.unreadable)
-    also = f" ({left_out} entries left out, see the warnings above)" if left_out else ""
+    also = f" ({plural(left_out, 'entry', 'entries')} left out, see the warnings above)"
+    also = also if left_out else ""
     return f"nothing to ingest: {what} in {where}{also}"
 
 
 def _warn(message: str) -> None:
     err.print(f"warning: {message}", style="yellow", markup=False)
+
+
+def _were(count: int) -> str:
+    return "was" if count == 1 else "were"

@@ -44,8 +44,10 @@ from ledger.states import (
     DocumentStatus,
     ErrorCode,
 )
+from ledger.wording import plural
 
 PARAMS_CHUNK = 2_000  # ids per IN (...) list: well under every backend's parameter limit
+
 
 @dataclass(frozen=True)
 class BreakerPolicy:
@@ -712,7 +714,7 @@ def _ending_for(
     else:
         status, attempt_outcome = DocumentStatus.FAILED, AttemptOutcome.FAILED
         if kind is AttemptOutcome.RETRY:
-            message = f"{message} (gave up after {row.attempts} attempts)"
+            message = f"{message} (gave up after {plural(row.attempts, 'attempt')})"
     return _Ending(
         doc_id=row.id,
         batch_id=row.batch_id,
@@ -761,7 +763,7 @@ async def check_breaker(
         return None
     example = next(r.error_message for r in recent if r.error_code == code)
     reason = (
-        f"circuit breaker: {count} of the last {len(recent)} attempts failed with {code}"
+        f"circuit breaker: {count} of the last {plural(len(recent), 'attempt')} failed with {code}"
         f" ({(example or '')[:300]}); resume the batch when the cause is fixed"
     )
     await conn.execute(

@@ -29,13 +29,23 @@ async def _batch_in_scope(
     return batch
 
 
+def _refuse_finished(batch: Batch, action: str) -> None:
+    """A batch with nothing left to do cannot be paused or cancelled: saying it was would
+    leave a complete batch labelled paused, or hide its results behind "cancelled"."""
+    if batch.state == BatchState.CANCELLED:
+        raise Conflict(f"batch {batch.id!r} is cancelled: it cannot be {action}")
+    if batch.total and batch.is_complete:
+        raise Conflict(
+            f"batch {batch.id!r} is complete (every document finished): it cannot be {action}"
+        )
+
+
 async def pause(
     conn: AsyncConnection, batch_id: str, *, owner: str | None, reason: str | None, now: datetime
 ) -> Batch:
     """Stop claiming the batch's documents; running ones finish. Idempotent."""
     batch = await _batch_in_scope(conn, batch_id, owner)
-    if batch.state == BatchState.CANCELLED:
-        raise Conflict(f"batch {batch_id!r} is cancelled")
+    _refuse_finished(batch, "paused")
     if batch.state == BatchState.ACTIVE:
         text = reason or "paused by request"
         await conn.execute(
@@ -78,6 +88,7 @@ async def cancel(
 ) -> Batch:
     """Cancel every pending document; running ones finish (a retry becomes cancelled)."""
     batch = await _batch_in_scope(conn, batch_id, owner)
+    _refuse_finished(batch, "cancelled")
     if batch.state != BatchState.CANCELLED:
         await conn.execute(
             update(batches)

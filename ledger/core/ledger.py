@@ -65,7 +65,7 @@ from ledger.records import (
     UploadSpec,
 )
 from ledger.settings import Settings
-from ledger.states import BatchState, DocumentStatus
+from ledger.states import BatchState, BatchStatus, DocumentStatus
 
 log = logging.getLogger(__name__)
 
@@ -448,12 +448,13 @@ class Ledger:
         *,
         owner: str | None = None,
         state: BatchState | None = None,
+        status: BatchStatus | None = None,
         cursor: str | None = None,
         limit: int = 50,
     ) -> Page[Batch]:
         async def work(conn: AsyncConnection, now: datetime) -> Page[Batch]:
             return await progress.list_batches(
-                conn, owner=owner, state=state, cursor=cursor, limit=limit
+                conn, owner=owner, state=state, status=status, cursor=cursor, limit=limit
             )
 
         return await self.run(work, write=False)

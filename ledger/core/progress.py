@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import base64
 import json
+import operator
 from datetime import UTC, datetime, timedelta
+from functools import reduce
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ledger.core.rows import attempt_from_row, batch_from_row, document_from_row, event_from_row
@@ -22,7 +24,7 @@ from ledger.records import (
     Page,
     Progress,
 )
-from ledger.states import BatchState, DocumentStatus
+from ledger.states import BatchState, BatchStatus, DocumentStatus
 
 RATE_WINDOW = timedelta(seconds=60)
 RATE_SAMPLE = 1_000  # at most this many recent finishes are looked at, however big the batch
@@ -106,6 +108,23 @@ async def recent_rate(
     return (count / span if span > 0 else None), _aware(last)
 
 
+async def average_rate(conn: AsyncConnection, batch: Batch) -> float | None:
+    """Documents processed per second from the first claim to completion."""
+    assert batch.started_at is not None and batch.completed_at is not None
+    span = (batch.completed_at - batch.started_at).total_seconds()
+    processed = (
+        await conn.execute(
+            select(func.count()).where(
+                documents.c.batch_id == batch.id,
+                documents.c.status != DocumentStatus.CANCELLED.value,
+                documents.c.attempts > 0,
+                documents.c.finished_at.is_not(None),
+            )
+        )
+    ).scalar_one()
+    return processed / span if span > 0 else None
+
+
 def _aware(value: Any) -> datetime | None:
     # Aggregates over a subquery may come back as text on SQLite.
     if value is None:
@@ -120,6 +139,9 @@ async def progress(
     """Counts per status (exact, from the counters), recent rate and ETA for one batch."""
     batch = await get_batch(conn, batch_id, owner=owner)
     rate, last = await recent_rate(conn, batch, now)
+    if batch.completed_at is not None and batch.started_at is not None:
+        # Finished: the recent rate only decays towards 0; the run's average says more.
+        rate = await average_rate(conn, batch)
     left = batch.counts[DocumentStatus.PENDING] + batch.counts[DocumentStatus.RUNNING]
     eta = None
     if left == 0:
@@ -136,11 +158,14 @@ async def list_batches(
     state: BatchState | None,
     cursor: str | None,
     limit: int,
+    status: BatchStatus | None = None,
 ) -> Page[Batch]:
     """Batches newest first, ``limit`` at a time (keyset pagination: stable under inserts)."""
     query = _scoped(select(batches), owner)
     if state is not None:
         query = query.where(batches.c.state == state.value)
+    if status is not None:
+        query = query.where(_has_status(status))
     if cursor:
         created, batch_id = _decode_cursor(cursor, 2)
         created_at = datetime.fromisoformat(created)
@@ -158,6 +183,22 @@ async def list_batches(
     items = [batch_from_row(r) for r in rows[:limit]]
     next_cursor = _encode_cursor(items[-1].created_at, items[-1].id) if len(rows) > limit else None
     return Page(items=items, next_cursor=next_cursor)
+
+
+def _has_status(status: BatchStatus) -> ColumnElement[bool]:
+    """The SQL form of ``status_of``: the same word from the counter columns."""
+    c = batches.c
+    total = reduce(operator.add, (c[f"n_{s.value}"] for s in DocumentStatus))
+    unfinished = c.n_pending + c.n_running
+    complete = and_(c.state != BatchState.CANCELLED.value, unfinished == 0, total > 0)
+    conditions: dict[BatchStatus, ColumnElement[bool]] = {
+        BatchStatus.CANCELLED: c.state == BatchState.CANCELLED.value,
+        BatchStatus.COMPLETE: complete,
+        BatchStatus.PAUSED: and_(c.state == BatchState.PAUSED.value, ~complete),
+        BatchStatus.RUNNING: and_(c.state == BatchState.ACTIVE.value, c.n_running > 0),
+        BatchStatus.PENDING: and_(c.state == BatchState.ACTIVE.value, c.n_running == 0, ~complete),
+    }
+    return conditions[status]
 
 
 async def list_documents(

@@ -64,6 +64,11 @@ class WorkerStats:
     def elapsed(self) -> float:
         return time.monotonic() - self.started
 
+    def __str__(self) -> str:
+        counts = ("claimed", "done", "skipped", "retried", "failed", "released", "returned", "lost")
+        shown = [f"{getattr(self, name):,} {name}" for name in counts if getattr(self, name)]
+        return f"{', '.join(shown) or 'nothing claimed'} in {self.elapsed:.1f} s"
+
     def count(self, outcome: Outcome, status: DocumentStatus) -> None:
         """Count a recorded outcome by where the ledger put the document."""
         if outcome.outcome is AttemptOutcome.RELEASED:

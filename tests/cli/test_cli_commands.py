@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
+from ledger.core.ledger import Ledger
+from ledger.records import BatchSpec, SourceSpec
+from ledger.settings import Settings
 from tests.cli.conftest import Cli
 
 
@@ -68,10 +72,28 @@ def test_batches_and_status_json_match_sql(cli: Cli, corpus: Path, tmp_path: Pat
     assert second in table.stdout
 
 
-def test_pause_resume_cancel(cli: Cli, corpus: Path) -> None:
-    batch_id = ingest(cli, corpus)
-    assert cli("retry", batch_id, "--json").json()["retried"] == 0
+async def _submit_unprocessed(cli: Cli, batch_id: str, count: int) -> None:
+    settings = Settings(database_url=f"sqlite+aiosqlite:///{cli.db}", home=cli.home)
+    async with await Ledger.open(settings) as ledger:
+        spec = BatchSpec(id=batch_id, processor="noop")
+        await ledger.submit(spec, [SourceSpec(f"/{batch_id}/{i}") for i in range(count)])
 
+
+def test_pause_resume_cancel(cli: Cli, corpus: Path) -> None:
+    done_id = ingest(cli, corpus)
+    assert cli("retry", done_id, "--json").json()["retried"] == 0
+    # Every document finished: pausing or cancelling it is refused, and changes nothing.
+    for args, done in ((["pause"], "paused"), (["cancel", "-y"], "cancelled")):
+        refused = cli(args[0], done_id, *args[1:])
+        assert refused.code == 1
+        assert refused.stderr.strip().splitlines() == [
+            f"error: batch {done_id!r} is complete (every document finished): it cannot be {done}"
+        ]
+    assert cli.scalar("SELECT state FROM batches WHERE id = ?", done_id) == "active"
+
+    # A batch with work left: submitted, not yet processed.
+    batch_id = "waiting"
+    asyncio.run(_submit_unprocessed(cli, batch_id, 3))
     paused = cli("pause", batch_id, "--json")
     assert paused.code == 0, paused.stderr
     assert paused.json()["state"] == "paused"
@@ -87,11 +109,14 @@ def test_pause_resume_cancel(cli: Cli, corpus: Path) -> None:
     assert cancelled.json()["state"] == "cancelled"
     assert cli.scalar("SELECT state FROM batches WHERE id = ?", batch_id) == "cancelled"
 
-    # A cancelled batch cannot be resumed, and the same ingest says so in one line.
-    again = cli("resume", batch_id)
-    assert again.code == 1
-    assert len(again.stderr.strip().splitlines()) == 1
-    rerun = cli("ingest", str(corpus), "-p", "noop")
+    # A cancelled batch cannot be resumed, paused or cancelled again, and the same ingest
+    # says so in one line.
+    for action in ("resume", "pause", "cancel"):
+        again = cli(action, batch_id)
+        assert again.code == 1
+        assert len(again.stderr.strip().splitlines()) == 1
+        assert "is cancelled" in again.stderr
+    rerun = cli("ingest", str(corpus), "-b", batch_id, "-p", "noop")
     assert rerun.code == 1
     assert "cancelled" in rerun.stderr
     assert "Traceback" not in rerun.stderr

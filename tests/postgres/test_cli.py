@@ -108,8 +108,11 @@ def test_every_command_against_postgres(empty_pg_url: str, tmp_path: Path) -> No
     assert sql(sync, "SELECT n_failed FROM batches WHERE id = 'two'") == [(40,)]
     failures = cli.json("failures", "two")
     assert "sleep_permanent" in json.dumps(failures)
-    assert cli.json("pause", "two")["state"] == "paused"
+    # Every document failed: the batch is complete and cannot be paused until retried.
+    refused = cli("pause", "two")
+    assert refused.returncode == 1 and "complete" in refused.stderr
     assert cli.json("retry", "two")["retried"] == 40
+    assert cli.json("pause", "two")["state"] == "paused"
     assert cli.json("resume", "two")["state"] == "active"
     assert cli.json("cancel", "two")["state"] == "cancelled"
     assert sql(sync, "SELECT n_cancelled, n_pending FROM batches WHERE id = 'two'") == [(40, 0)]

@@ -23,7 +23,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, ru
 from ledger.core.ledger import Ledger
 from ledger.db import migrate
 from ledger.db.engine import create_engine
-from ledger.errors import NotFound
+from ledger.errors import Conflict, NotFound
 from ledger.records import BatchSpec, ClaimedDocument, ErrorInfo, Outcome, SourceSpec
 from tests.conftest import FakeClock, settings_for
 
@@ -214,7 +214,18 @@ class LedgerModel(RuleBasedStateMachine):
 
     @rule(batch=st.sampled_from(BATCHES))
     def pause(self, batch: str) -> None:
-        self._control(self.ledger.pause(batch))
+        row = self.q(
+            "SELECT state, n_pending + n_running, n_done + n_failed + n_skipped + n_cancelled"
+            " FROM batches WHERE id = ?",
+            batch,
+        )
+        finished = bool(row) and (row[0][0] == "cancelled" or (row[0][1] == 0 and row[0][2] > 0))
+        try:
+            self._control(self.ledger.pause(batch))
+        except Conflict:
+            assert finished, "only a complete or cancelled batch refuses a pause"
+        else:
+            assert not finished, "a complete or cancelled batch was paused"
 
     @rule(batch=st.sampled_from(BATCHES))
     def resume(self, batch: str) -> None:

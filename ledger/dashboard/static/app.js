@@ -284,8 +284,9 @@
         reason: batch.pause_reason || "no reason given",
       };
     }
-    if (batch.total > 0 && batch.complete) return { key: "complete", label: "complete" };
-    return { key: "active", label: batch.total ? "active" : "active (no documents yet)" };
+    // As the API says: a batch with nothing left to do is complete, an empty one included.
+    if (batch.complete) return { key: "complete", label: "complete" };
+    return { key: "active", label: "active" };
   }
 
   const SEGMENTS = ["done", "failed", "skipped", "cancelled", "running"];

@@ -9,7 +9,9 @@
   const base = "/api/v1/batches/" + encodeURIComponent(batchId);
   const DOC_PAGE = 50;
   const REFRESH_MS = 1500; // lists are re-read at most this often while events arrive
-  const CHART_MS = 15000;
+  const CHART_MS = 60000; // without events (the bars are per minute; events redraw sooner)
+  const CHART_LIVE_MS = 3000; // the chart is re-read at most this often while events arrive
+  const SHORT_ERROR = 160; // longer (or multi-line) errors fold into a <details>
 
   let current = null; // the last progress snapshot
   let events = null;
@@ -18,6 +20,7 @@
   const expanded = new Set(); // document ids whose attempts are shown
   let listTimer = null;
   let chartTimer = null;
+  let chartLiveTimer = null;
 
   // ------------------------------------------------------------------ progress
 
@@ -37,11 +40,13 @@
     $("pause-reason").hidden = !state.reason;
     $("pause-reason").textContent = state.reason ? "Paused: " + state.reason : "";
     L.progressBar($("progress"), b);
-    $("figure-finished").textContent =
-      L.count(b.finished) + " of " + L.count(b.total) + " finished (" + $("progress").dataset.percent + "%)";
+    $("figure-finished").textContent = b.total
+      ? L.count(b.finished) + " of " + L.count(b.total) + " finished (" + $("progress").dataset.percent + "%)"
+      : "no documents";
     $("figure-rate").textContent = "rate " + L.rate(progress.rate);
+    // A batch without documents has nothing to finish: no ETA, not "done".
     $("figure-eta").textContent =
-      "ETA " + (b.state === "paused" ? "paused" : b.complete && b.total ? "done" : L.duration(progress.eta_seconds));
+      "ETA " + (!b.total ? "–" : b.state === "paused" ? "paused" : b.complete ? "done" : L.duration(progress.eta_seconds));
     for (const cell of document.querySelectorAll("[data-count]")) {
       const name = cell.dataset.count;
       cell.textContent = L.count(name === "total" ? b.total : b.counts[name]);
@@ -74,7 +79,10 @@
       },
       message(data, event) {
         // document_done, document_failed, document_retry, batch_paused ...
-        if (event.type.startsWith("document_") || event.type.startsWith("batch_")) soon();
+        if (event.type.startsWith("document_") || event.type.startsWith("batch_")) {
+          soon();
+          chartSoon();
+        }
       },
       end() {
         $("live-status").textContent = "Finished: every document reached an end.";
@@ -130,6 +138,40 @@
       listTimer = null;
       refreshLists();
     }, REFRESH_MS);
+  }
+
+  // The chart follows the event stream, at most once per CHART_LIVE_MS.
+  function chartSoon() {
+    if (chartLiveTimer) return;
+    chartLiveTimer = setTimeout(() => {
+      chartLiveTimer = null;
+      chart();
+    }, CHART_LIVE_MS);
+  }
+
+  // An error as a code and its message; a traceback (or any long message) folds into a
+  // collapsible, preformatted block that wraps instead of widening the table.
+  function errorBlock(code, message) {
+    const codeNode = code ? L.el("code", { text: code }) : null;
+    if (!message) return [codeNode];
+    if (message.length <= SHORT_ERROR && !message.includes("\n")) {
+      return [codeNode, L.el("span", { text: " " + message })];
+    }
+    const first = message.split("\n", 1)[0];
+    const summary = first.length > SHORT_ERROR ? first.slice(0, SHORT_ERROR) + "…" : first;
+    return [
+      L.el(
+        "details",
+        { class: "trace" },
+        L.el("summary", {}, codeNode, L.el("span", { text: " " + summary })),
+        L.el("pre", { text: message }),
+      ),
+    ];
+  }
+
+  // Why a skipped document was skipped (the processor's reason, kept in its result).
+  function skipReason(d) {
+    return d.status === "skipped" && d.result && typeof d.result.reason === "string" ? d.result.reason : null;
   }
 
   function refreshLists() {
@@ -225,8 +267,8 @@
         L.el(
           "td",
           { "data-label": "Error", class: "error" },
-          d.error_code ? L.el("code", { text: d.error_code }) : null,
-          d.error_message ? L.el("span", { text: " " + d.error_message }) : null,
+          ...errorBlock(d.error_code, d.error_message),
+          skipReason(d) ? L.el("span", { class: "skip-reason muted", text: "Skipped: " + skipReason(d) }) : null,
         ),
         L.el("td", { "data-label": "Details" }, toggle),
       );
@@ -293,12 +335,7 @@
               L.el("td", { class: "small", text: a.worker_id || "–" }),
               L.el("td", { text: L.time(a.started_at) }),
               L.el("td", { text: a.duration_seconds.toFixed(3) + " s" }),
-              L.el(
-                "td",
-                { class: "error" },
-                a.error_code ? L.el("code", { text: a.error_code }) : null,
-                a.error_message ? L.el("span", { text: " " + a.error_message }) : null,
-              ),
+              L.el("td", { class: "error" }, ...errorBlock(a.error_code, a.error_message)),
             ),
           ),
         ),

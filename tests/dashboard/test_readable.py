@@ -95,6 +95,12 @@ def check_traceback_fits(b: Browser, served: Served, batch_id: str) -> None:
         == "pre-wrap"
     )
     assert page.evaluate(PAGE_FITS), page.evaluate("document.documentElement.scrollWidth")
+    # An opened traceback stays open when the list is drawn again.
+    row.evaluate("r => { r.dataset.old = 'yes'; }")
+    page.get_by_label("Status", exact=True).select_option("failed")
+    redrawn = page.locator("#documents tbody tr[data-document]:not([data-old])")
+    expect(redrawn).to_have_count(1)
+    expect(redrawn.locator("details.trace pre")).to_be_visible()
 
     # The same traceback in the attempts view: folded, then open, still within the page.
     row.get_by_role("button", name=re.compile("Show attempts")).click()

@@ -18,6 +18,7 @@
   let docCursors = [null];
   let docNext = null;
   const expanded = new Set(); // document ids whose attempts are shown
+  const openTraces = new Set(); // keys of the folded errors the reader opened
   let listTimer = null;
   let chartTimer = null;
   let chartLiveTimer = null;
@@ -151,7 +152,8 @@
 
   // An error as a code and its message; a traceback (or any long message) folds into a
   // collapsible, preformatted block that wraps instead of widening the table.
-  function errorBlock(code, message) {
+  // `key` names the block across the list's live refreshes, so an opened one stays open.
+  function errorBlock(key, code, message) {
     const codeNode = code ? L.el("code", { text: code }) : null;
     if (!message) return [codeNode];
     if (message.length <= SHORT_ERROR && !message.includes("\n")) {
@@ -159,14 +161,17 @@
     }
     const first = message.split("\n", 1)[0];
     const summary = first.length > SHORT_ERROR ? first.slice(0, SHORT_ERROR) + "…" : first;
-    return [
-      L.el(
-        "details",
-        { class: "trace" },
-        L.el("summary", {}, codeNode, L.el("span", { text: " " + summary })),
-        L.el("pre", { text: message }),
-      ),
-    ];
+    const details = L.el(
+      "details",
+      { class: "trace", open: openTraces.has(key) },
+      L.el("summary", {}, codeNode, L.el("span", { text: " " + summary })),
+      L.el("pre", { text: message }),
+    );
+    details.addEventListener("toggle", () => {
+      if (details.open) openTraces.add(key);
+      else openTraces.delete(key);
+    });
+    return [details];
   }
 
   // Why a skipped document was skipped (the processor's reason, kept in its result).
@@ -267,7 +272,7 @@
         L.el(
           "td",
           { "data-label": "Error", class: "error" },
-          ...errorBlock(d.error_code, d.error_message),
+          ...errorBlock("document-" + d.id, d.error_code, d.error_message),
           skipReason(d) ? L.el("span", { class: "skip-reason muted", text: "Skipped: " + skipReason(d) }) : null,
         ),
         L.el("td", { "data-label": "Details" }, toggle),
@@ -335,7 +340,7 @@
               L.el("td", { class: "small", text: a.worker_id || "–" }),
               L.el("td", { text: L.time(a.started_at) }),
               L.el("td", { text: a.duration_seconds.toFixed(3) + " s" }),
-              L.el("td", { class: "error" }, ...errorBlock(a.error_code, a.error_message)),
+              L.el("td", { class: "error" }, ...errorBlock("attempt-" + a.id, a.error_code, a.error_message)),
             ),
           ),
         ),

@@ -111,6 +111,19 @@ def check_traceback_fits(b: Browser, served: Served, batch_id: str) -> None:
     trace.locator("summary").click()
     expect(trace.locator("pre")).to_contain_text(LONG_WORD)
     assert page.evaluate(PAGE_FITS), page.evaluate("document.documentElement.scrollWidth")
+
+    # The document's own page: its attempt with the folded traceback, and no result.
+    document_id = row.get_attribute("data-document")
+    row.get_by_role("link", name=f"Document {document_id}").click()
+    expect(page).to_have_url(re.compile(rf"/documents/{document_id}$"))
+    own = page.locator("#document-attempts tbody tr")
+    expect(own).to_have_count(1)
+    expect(own.locator("td").first).to_have_text("1")
+    own.locator("details.trace summary").click()
+    expect(own.locator("details.trace pre")).to_contain_text(LONG_WORD)
+    expect(page.locator("#document-status")).to_have_text("failed")
+    expect(page.locator("#document-result")).to_have_text("No result yet.")
+    assert page.evaluate(PAGE_FITS), page.evaluate("document.documentElement.scrollWidth")
     b.shot(f"traceback-{page.viewport_size['width'] if page.viewport_size else 0}")
 
 
@@ -142,6 +155,11 @@ def test_theme_follows_the_system(
         assert abs(luminance(text) - luminance(body)) > 0.6, (path, text, body)
     card = browser.page.locator(".card").first.evaluate("e => getComputedStyle(e).backgroundColor")
     assert (luminance(card) < 0.2) is dark, card
+    expect(browser.page.locator("#batch-state")).to_have_text("complete")
+    badge = browser.page.locator("#batch-state").evaluate(
+        "e => getComputedStyle(e).backgroundColor"
+    )
+    assert (luminance(badge) < 0.3) is dark, badge
     browser.shot(f"batch-{scheme}")
 
 
@@ -230,6 +248,13 @@ def test_skipped_documents_show_their_reason(served: Served, browser: Browser) -
     expect(rows.nth(1).locator(".skip-reason")).to_have_text(
         "Skipped: nothing to do for skipped-001.txt"
     )
+    rows.first.get_by_role("link").click()
+    page = browser.page
+    expect(page.locator("#document-facts")).to_contain_text(
+        "Skipped because" + "nothing to do for skipped-000.txt"
+    )
+    expect(page.locator("#document-result")).to_contain_text('"reason": "nothing to do for')
+    expect(page.locator("#document-batch")).to_have_attribute("href", "/batches/skipped-1")
 
 
 def test_chart_follows_the_event_stream(served: Served, browser: Browser) -> None:

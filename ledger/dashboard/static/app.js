@@ -289,6 +289,33 @@
     return { key: "active", label: "active" };
   }
 
+  // An error as a code and its message; a traceback (or any long message) folds into a
+  // collapsible, preformatted block that wraps instead of widening the table.
+  // `key` names the block across the list's live refreshes, so an opened one stays open.
+  const SHORT_ERROR = 160; // longer (or multi-line) errors fold into a <details>
+  const openTraces = new Set(); // keys of the folded errors the reader opened
+
+  function errorBlock(key, code, message) {
+    const codeNode = code ? el("code", { text: code }) : null;
+    if (!message) return [codeNode];
+    if (message.length <= SHORT_ERROR && !message.includes("\n")) {
+      return [codeNode, el("span", { text: " " + message })];
+    }
+    const first = message.split("\n", 1)[0];
+    const summary = first.length > SHORT_ERROR ? first.slice(0, SHORT_ERROR) + "…" : first;
+    const details = el(
+      "details",
+      { class: "trace", open: openTraces.has(key) },
+      el("summary", {}, codeNode, el("span", { text: " " + summary })),
+      el("pre", { text: message }),
+    );
+    details.addEventListener("toggle", () => {
+      if (details.open) openTraces.add(key);
+      else openTraces.delete(key);
+    });
+    return [details];
+  }
+
   const SEGMENTS = ["done", "failed", "skipped", "cancelled", "running"];
 
   // Fills `node` with a segmented progress bar; updates in place on later calls.
@@ -371,6 +398,7 @@
     time,
     stateOf,
     progressBar,
+    errorBlock,
   };
 
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);

@@ -11,14 +11,12 @@
   const REFRESH_MS = 1500; // lists are re-read at most this often while events arrive
   const CHART_MS = 60000; // without events (the bars are per minute; events redraw sooner)
   const CHART_LIVE_MS = 3000; // the chart is re-read at most this often while events arrive
-  const SHORT_ERROR = 160; // longer (or multi-line) errors fold into a <details>
 
   let current = null; // the last progress snapshot
   let events = null;
   let docCursors = [null];
   let docNext = null;
   const expanded = new Set(); // document ids whose attempts are shown
-  const openTraces = new Set(); // keys of the folded errors the reader opened
   let listTimer = null;
   let chartTimer = null;
   let chartLiveTimer = null;
@@ -150,30 +148,6 @@
     }, CHART_LIVE_MS);
   }
 
-  // An error as a code and its message; a traceback (or any long message) folds into a
-  // collapsible, preformatted block that wraps instead of widening the table.
-  // `key` names the block across the list's live refreshes, so an opened one stays open.
-  function errorBlock(key, code, message) {
-    const codeNode = code ? L.el("code", { text: code }) : null;
-    if (!message) return [codeNode];
-    if (message.length <= SHORT_ERROR && !message.includes("\n")) {
-      return [codeNode, L.el("span", { text: " " + message })];
-    }
-    const first = message.split("\n", 1)[0];
-    const summary = first.length > SHORT_ERROR ? first.slice(0, SHORT_ERROR) + "…" : first;
-    const details = L.el(
-      "details",
-      { class: "trace", open: openTraces.has(key) },
-      L.el("summary", {}, codeNode, L.el("span", { text: " " + summary })),
-      L.el("pre", { text: message }),
-    );
-    details.addEventListener("toggle", () => {
-      if (details.open) openTraces.add(key);
-      else openTraces.delete(key);
-    });
-    return [details];
-  }
-
   // Why a skipped document was skipped (the processor's reason, kept in its result).
   function skipReason(d) {
     return d.status === "skipped" && d.result && typeof d.result.reason === "string" ? d.result.reason : null;
@@ -265,14 +239,14 @@
       const row = L.el(
         "tr",
         { "data-document": String(d.id) },
-        L.el("td", { "data-label": "Id", text: String(d.id) }),
+        L.el("td", { "data-label": "Id" }, L.el("a", { href: "/documents/" + d.id, text: String(d.id), "aria-label": "Document " + d.id })),
         L.el("td", { "data-label": "Source", class: "source", title: d.source, text: name }),
         L.el("td", { "data-label": "Status" }, L.el("span", { class: "status status-" + d.status, text: d.status })),
         L.el("td", { "data-label": "Attempts", text: String(d.attempts) }),
         L.el(
           "td",
           { "data-label": "Error", class: "error" },
-          ...errorBlock("document-" + d.id, d.error_code, d.error_message),
+          ...L.errorBlock("document-" + d.id, d.error_code, d.error_message),
           skipReason(d) ? L.el("span", { class: "skip-reason muted", text: "Skipped: " + skipReason(d) }) : null,
         ),
         L.el("td", { "data-label": "Details" }, toggle),
@@ -340,7 +314,7 @@
               L.el("td", { class: "small", text: a.worker_id || "–" }),
               L.el("td", { text: L.time(a.started_at) }),
               L.el("td", { text: a.duration_seconds.toFixed(3) + " s" }),
-              L.el("td", { class: "error" }, ...errorBlock("attempt-" + a.id, a.error_code, a.error_message)),
+              L.el("td", { class: "error" }, ...L.errorBlock("attempt-" + a.id, a.error_code, a.error_message)),
             ),
           ),
         ),

@@ -252,6 +252,11 @@
     return Number(n || 0).toLocaleString("en");
   }
 
+  // A progress snapshot's rate, under its agreed name or the older one.
+  function rateOf(progress) {
+    return progress.rate_per_second !== undefined ? progress.rate_per_second : progress.rate;
+  }
+
   function rate(perSecond) {
     if (perSecond === null || perSecond === undefined) return "–";
     if (perSecond === 0) return "0/s";
@@ -394,6 +399,7 @@
     el,
     count,
     rate,
+    rateOf,
     duration,
     time,
     stateOf,

@@ -42,7 +42,7 @@
     $("figure-finished").textContent = b.total
       ? L.count(b.finished) + " of " + L.count(b.total) + " finished (" + $("progress").dataset.percent + "%)"
       : "no documents";
-    $("figure-rate").textContent = "rate " + L.rate(progress.rate);
+    $("figure-rate").textContent = "rate " + L.rate(L.rateOf(progress));
     // A batch without documents has nothing to finish: no ETA, not "done".
     $("figure-eta").textContent =
       "ETA " + (!b.total ? "–" : b.state === "paused" ? "paused" : b.complete ? "done" : L.duration(progress.eta_seconds));

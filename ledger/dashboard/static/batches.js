@@ -123,7 +123,7 @@
           const r = rows.get(b.id);
           if (!r) return;
           updateRow(r, p.batch);
-          r.rate.textContent = L.rate(p.rate);
+          r.rate.textContent = L.rate(L.rateOf(p));
           r.eta.textContent = p.batch.state === "paused" ? "paused" : L.duration(p.eta_seconds);
         } catch (_) {
           /* the list itself reports errors; a missing rate is shown as a dash */

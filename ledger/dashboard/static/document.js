@@ -41,11 +41,11 @@
     $("document-attempts-empty").hidden = data.attempts.length > 0;
     $("document-attempts").hidden = data.attempts.length === 0;
     $("document-attempts").tBodies[0].replaceChildren(
-      ...data.attempts.map((a) =>
+      ...data.attempts.map((a, i) =>
         L.el(
           "tr",
           { "data-attempt": String(a.id) },
-          L.el("td", { "data-label": "#", text: String(a.attempt) }),
+          L.el("td", { "data-label": "#", text: String(i + 1) }), // oldest first, across retries
           L.el("td", { "data-label": "Outcome" }, L.el("span", { class: "status status-" + a.outcome, text: a.outcome })),
           L.el("td", { "data-label": "Worker", class: "small", text: a.worker_id || "–" }),
           L.el("td", { "data-label": "Started", text: L.time(a.started_at) }),

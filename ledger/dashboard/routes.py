@@ -57,6 +57,11 @@ async def batch_page(batch_id: str, keys_required: bool) -> Template:
     return _page("batch", keys_required, batch_id=batch_id)
 
 
+@get("/documents/{document_id:int}", name="dashboard-document", include_in_schema=False)
+async def document_page(document_id: int, keys_required: bool) -> Template:
+    return _page("document", keys_required, document_id=document_id)
+
+
 @get("/new", name="dashboard-new", include_in_schema=False)
 async def new_page(keys_required: bool, settings: Settings) -> Template:
     # The processors a batch may name: the server refuses any other (422).
@@ -80,7 +85,7 @@ def dashboard_router() -> Router:
     )
     return Router(
         path="/",
-        route_handlers=[batches_page, batch_page, new_page, search_page, static],
+        route_handlers=[batches_page, batch_page, document_page, new_page, search_page, static],
         include_in_schema=False,
     )
 

@@ -252,6 +252,11 @@
     return Number(n || 0).toLocaleString("en");
   }
 
+  // A progress snapshot's rate, under its agreed name or the older one.
+  function rateOf(progress) {
+    return progress.rate_per_second !== undefined ? progress.rate_per_second : progress.rate;
+  }
+
   function rate(perSecond) {
     if (perSecond === null || perSecond === undefined) return "–";
     if (perSecond === 0) return "0/s";
@@ -284,8 +289,36 @@
         reason: batch.pause_reason || "no reason given",
       };
     }
-    if (batch.total > 0 && batch.complete) return { key: "complete", label: "complete" };
-    return { key: "active", label: batch.total ? "active" : "active (no documents yet)" };
+    // As the API says: a batch with nothing left to do is complete, an empty one included.
+    if (batch.complete) return { key: "complete", label: "complete" };
+    return { key: "active", label: "active" };
+  }
+
+  // An error as a code and its message; a traceback (or any long message) folds into a
+  // collapsible, preformatted block that wraps instead of widening the table.
+  // `key` names the block across the list's live refreshes, so an opened one stays open.
+  const SHORT_ERROR = 160; // longer (or multi-line) errors fold into a <details>
+  const openTraces = new Set(); // keys of the folded errors the reader opened
+
+  function errorBlock(key, code, message) {
+    const codeNode = code ? el("code", { text: code }) : null;
+    if (!message) return [codeNode];
+    if (message.length <= SHORT_ERROR && !message.includes("\n")) {
+      return [codeNode, el("span", { text: " " + message })];
+    }
+    const first = message.split("\n", 1)[0];
+    const summary = first.length > SHORT_ERROR ? first.slice(0, SHORT_ERROR) + "…" : first;
+    const details = el(
+      "details",
+      { class: "trace", open: openTraces.has(key) },
+      el("summary", {}, codeNode, el("span", { text: " " + summary })),
+      el("pre", { text: message }),
+    );
+    details.addEventListener("toggle", () => {
+      if (details.open) openTraces.add(key);
+      else openTraces.delete(key);
+    });
+    return [details];
   }
 
   const SEGMENTS = ["done", "failed", "skipped", "cancelled", "running"];
@@ -366,10 +399,12 @@
     el,
     count,
     rate,
+    rateOf,
     duration,
     time,
     stateOf,
     progressBar,
+    errorBlock,
   };
 
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);

@@ -9,7 +9,8 @@
   const base = "/api/v1/batches/" + encodeURIComponent(batchId);
   const DOC_PAGE = 50;
   const REFRESH_MS = 1500; // lists are re-read at most this often while events arrive
-  const CHART_MS = 15000;
+  const CHART_MS = 60000; // without events (the bars are per minute; events redraw sooner)
+  const CHART_LIVE_MS = 3000; // the chart is re-read at most this often while events arrive
 
   let current = null; // the last progress snapshot
   let events = null;
@@ -18,6 +19,7 @@
   const expanded = new Set(); // document ids whose attempts are shown
   let listTimer = null;
   let chartTimer = null;
+  let chartLiveTimer = null;
 
   // ------------------------------------------------------------------ progress
 
@@ -37,11 +39,13 @@
     $("pause-reason").hidden = !state.reason;
     $("pause-reason").textContent = state.reason ? "Paused: " + state.reason : "";
     L.progressBar($("progress"), b);
-    $("figure-finished").textContent =
-      L.count(b.finished) + " of " + L.count(b.total) + " finished (" + $("progress").dataset.percent + "%)";
-    $("figure-rate").textContent = "rate " + L.rate(progress.rate);
+    $("figure-finished").textContent = b.total
+      ? L.count(b.finished) + " of " + L.count(b.total) + " finished (" + $("progress").dataset.percent + "%)"
+      : "no documents";
+    $("figure-rate").textContent = "rate " + L.rate(L.rateOf(progress));
+    // A batch without documents has nothing to finish: no ETA, not "done".
     $("figure-eta").textContent =
-      "ETA " + (b.state === "paused" ? "paused" : b.complete && b.total ? "done" : L.duration(progress.eta_seconds));
+      "ETA " + (!b.total ? "–" : b.state === "paused" ? "paused" : b.complete ? "done" : L.duration(progress.eta_seconds));
     for (const cell of document.querySelectorAll("[data-count]")) {
       const name = cell.dataset.count;
       cell.textContent = L.count(name === "total" ? b.total : b.counts[name]);
@@ -74,7 +78,10 @@
       },
       message(data, event) {
         // document_done, document_failed, document_retry, batch_paused ...
-        if (event.type.startsWith("document_") || event.type.startsWith("batch_")) soon();
+        if (event.type.startsWith("document_") || event.type.startsWith("batch_")) {
+          soon();
+          chartSoon();
+        }
       },
       end() {
         $("live-status").textContent = "Finished: every document reached an end.";
@@ -130,6 +137,20 @@
       listTimer = null;
       refreshLists();
     }, REFRESH_MS);
+  }
+
+  // The chart follows the event stream, at most once per CHART_LIVE_MS.
+  function chartSoon() {
+    if (chartLiveTimer) return;
+    chartLiveTimer = setTimeout(() => {
+      chartLiveTimer = null;
+      chart();
+    }, CHART_LIVE_MS);
+  }
+
+  // Why a skipped document was skipped (the processor's reason, kept in its result).
+  function skipReason(d) {
+    return d.status === "skipped" && d.result && typeof d.result.reason === "string" ? d.result.reason : null;
   }
 
   function refreshLists() {
@@ -218,15 +239,15 @@
       const row = L.el(
         "tr",
         { "data-document": String(d.id) },
-        L.el("td", { "data-label": "Id", text: String(d.id) }),
+        L.el("td", { "data-label": "Id" }, L.el("a", { href: "/documents/" + d.id, text: String(d.id), "aria-label": "Document " + d.id })),
         L.el("td", { "data-label": "Source", class: "source", title: d.source, text: name }),
         L.el("td", { "data-label": "Status" }, L.el("span", { class: "status status-" + d.status, text: d.status })),
         L.el("td", { "data-label": "Attempts", text: String(d.attempts) }),
         L.el(
           "td",
           { "data-label": "Error", class: "error" },
-          d.error_code ? L.el("code", { text: d.error_code }) : null,
-          d.error_message ? L.el("span", { text: " " + d.error_message }) : null,
+          ...L.errorBlock("document-" + d.id, d.error_code, d.error_message),
+          skipReason(d) ? L.el("span", { class: "skip-reason muted", text: "Skipped: " + skipReason(d) }) : null,
         ),
         L.el("td", { "data-label": "Details" }, toggle),
       );
@@ -293,12 +314,7 @@
               L.el("td", { class: "small", text: a.worker_id || "–" }),
               L.el("td", { text: L.time(a.started_at) }),
               L.el("td", { text: a.duration_seconds.toFixed(3) + " s" }),
-              L.el(
-                "td",
-                { class: "error" },
-                a.error_code ? L.el("code", { text: a.error_code }) : null,
-                a.error_message ? L.el("span", { text: " " + a.error_message }) : null,
-              ),
+              L.el("td", { class: "error" }, ...L.errorBlock("attempt-" + a.id, a.error_code, a.error_message)),
             ),
           ),
         ),

@@ -14,9 +14,29 @@
   let timer = null;
   let busy = false;
 
-  function url() {
-    const params = new URLSearchParams({ limit: String(PAGE) });
+  // Filters that are not stored states but derived from the counts. They are asked of the
+  // API's state filter first; a server that refuses one gets this page filtered here instead.
+  const DERIVED = { complete: (b) => b.complete && b.state !== "cancelled" };
+  const refused = new Set();
+
+  async function fetchPage() {
     const state = $("state-filter").value;
+    const derived = DERIVED[state];
+    if (derived && refused.has(state)) {
+      const page = await L.api("GET", url(""));
+      return { items: page.items.filter(derived), next_cursor: page.next_cursor };
+    }
+    try {
+      return await L.api("GET", url(state));
+    } catch (error) {
+      if (!(derived && error instanceof L.ApiError && (error.status === 400 || error.status === 422))) throw error;
+      refused.add(state);
+      return fetchPage();
+    }
+  }
+
+  function url(state) {
+    const params = new URLSearchParams({ limit: String(PAGE) });
     if (state) params.set("state", state);
     const cursor = cursors[cursors.length - 1];
     if (cursor) params.set("cursor", cursor);
@@ -63,7 +83,7 @@
     r.reason.textContent = state.reason ? "Reason: " + state.reason : "";
     r.reason.hidden = !state.reason;
     L.progressBar(r.bar, batch);
-    r.figures.textContent =
+    r.figures.textContent = !batch.total ? "no documents" :
       L.count(batch.finished) + " / " + L.count(batch.total) + " · " + r.bar.dataset.percent + "%" +
       (batch.counts.failed ? " · " + L.count(batch.counts.failed) + " failed" : "");
     const unfinished = !batch.complete && batch.state !== "cancelled";
@@ -73,7 +93,7 @@
     r.tr.classList.toggle("no-actions", r.pause.hidden && r.resume.hidden && r.cancel.hidden);
     if (!unfinished) {
       r.rate.textContent = "–";
-      r.eta.textContent = batch.complete ? "done" : "–";
+      r.eta.textContent = batch.complete && batch.total ? "done" : "–";
     }
     r.batch = batch;
   }
@@ -103,7 +123,7 @@
           const r = rows.get(b.id);
           if (!r) return;
           updateRow(r, p.batch);
-          r.rate.textContent = L.rate(p.rate);
+          r.rate.textContent = L.rate(L.rateOf(p));
           r.eta.textContent = p.batch.state === "paused" ? "paused" : L.duration(p.eta_seconds);
         } catch (_) {
           /* the list itself reports errors; a missing rate is shown as a dash */
@@ -117,7 +137,7 @@
     busy = true;
     clearTimeout(timer);
     try {
-      const page = await L.api("GET", url());
+      const page = await fetchPage();
       L.clearError();
       nextCursor = page.next_cursor;
       const tbody = $("batches").tBodies[0];
@@ -138,7 +158,8 @@
           rows.delete(id);
         }
       }
-      $("empty").hidden = page.items.length > 0;
+      $("empty").hidden = page.items.length > 0 || Boolean($("state-filter").value);
+      $("empty-filtered").hidden = page.items.length > 0 || !$("state-filter").value;
       $("batches").hidden = page.items.length === 0;
       $("older").hidden = !nextCursor;
       $("newer").hidden = cursors.length < 2;

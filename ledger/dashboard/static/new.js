@@ -28,8 +28,35 @@
     return value;
   }
 
+  // An example of each built-in processor's options; others get an empty object.
+  const OPTION_EXAMPLES = {
+    ingest: '{"chunk_size": 1000}',
+    sleep: '{"seconds": 0.1}',
+    noop: "{}",
+  };
+
+  function showOptionsExample() {
+    const processor = $("processor").value.trim() || "ingest";
+    $("options").placeholder = OPTION_EXAMPLES[processor] || "{}";
+  }
+
+  // A whole number from a field, or undefined when it is empty (the server's default).
+  function whole(id, label, low, high) {
+    const text = $(id).value.trim();
+    if (!text) return undefined;
+    const value = Number(text);
+    if (!Number.isInteger(value) || value < low || value > high) {
+      throw new Error(label + " must be a whole number from " + low + " to " + high + ".");
+    }
+    return value;
+  }
+
   function batchBody() {
     const body = { processor: $("processor").value.trim() || "ingest", options: options() };
+    const priority = whole("priority", "Priority", -1000000, 1000000);
+    const maxAttempts = whole("max-attempts", "Max attempts", 1, 1000);
+    if (priority !== undefined) body.priority = priority;
+    if (maxAttempts !== undefined) body.max_attempts = maxAttempts;
     const id = $("batch-id").value.trim();
     const name = $("batch-name").value.trim();
     if (id) body.id = id;
@@ -319,6 +346,7 @@
       $("batch-id").value = batch;
       const first = previous.find((u) => (u.metadata || {}).batch === batch);
       if (first && first.metadata.processor) $("processor").value = first.metadata.processor;
+      showOptionsExample();
       L.notify("Batch id set to " + batch + "; choose the same files to resume.");
       $("choose-files").focus();
     };
@@ -336,6 +364,8 @@
 
   L.ready.then(() => {
     $("paths-form").addEventListener("submit", submitPaths);
+    $("processor").addEventListener("input", showOptionsExample);
+    showOptionsExample();
     $("choose-files").addEventListener("click", () => $("file-input").click());
     $("choose-folder").addEventListener("click", () => $("folder-input").click());
     $("file-input").addEventListener("change", (e) => {

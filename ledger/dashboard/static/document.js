@@ -1,0 +1,68 @@
+// Document page: one document's facts, every attempt at it with its error, and its result.
+"use strict";
+
+(function () {
+  const $ = (id) => document.getElementById(id);
+  const documentId = $("document").dataset.documentId;
+
+  function fact(name, value) {
+    return value === null || value === undefined || value === ""
+      ? null
+      : L.el("div", {}, L.el("dt", { text: name }), L.el("dd", { text: String(value) }));
+  }
+
+  function render(data) {
+    const d = data.document;
+    const name = (d.meta && d.meta.filename) || d.source.split("/").pop() || d.source;
+    document.title = "Document " + d.id + " · ledger";
+    $("document-name").textContent = name;
+    $("document-status").textContent = d.status;
+    $("document-status").className = "status status-" + d.status;
+    const batch = $("document-batch");
+    batch.textContent = d.batch_id;
+    batch.href = "/batches/" + encodeURIComponent(d.batch_id);
+    const reason = d.status === "skipped" && d.result && typeof d.result.reason === "string" ? d.result.reason : null;
+    $("document-facts").replaceChildren(
+      ...[
+        fact("Id", d.id),
+        fact("Source", d.source),
+        fact("Skipped because", reason),
+        fact("Size", d.size === null ? null : L.count(d.size) + " bytes"),
+        fact("SHA-256", d.sha256),
+        fact("Attempts", d.attempts),
+        fact("Created", L.time(d.created_at)),
+        fact("Started", d.started_at && L.time(d.started_at)),
+        fact("Finished", d.finished_at && L.time(d.finished_at)),
+      ].filter(Boolean),
+    );
+    $("document-error").replaceChildren(
+      ...(d.error_code || d.error_message ? L.errorBlock("document", d.error_code, d.error_message) : []),
+    );
+    $("document-attempts-empty").hidden = data.attempts.length > 0;
+    $("document-attempts").hidden = data.attempts.length === 0;
+    $("document-attempts").tBodies[0].replaceChildren(
+      ...data.attempts.map((a, i) =>
+        L.el(
+          "tr",
+          { "data-attempt": String(a.id) },
+          L.el("td", { "data-label": "#", text: String(i + 1) }), // oldest first, across retries
+          L.el("td", { "data-label": "Outcome" }, L.el("span", { class: "status status-" + a.outcome, text: a.outcome })),
+          L.el("td", { "data-label": "Worker", class: "small", text: a.worker_id || "–" }),
+          L.el("td", { "data-label": "Started", text: L.time(a.started_at) }),
+          L.el("td", { "data-label": "Duration", text: a.duration_seconds.toFixed(3) + " s" }),
+          L.el("td", { "data-label": "Error", class: "error" }, ...L.errorBlock("attempt-" + a.id, a.error_code, a.error_message)),
+        ),
+      ),
+    );
+    $("document-result").textContent = d.result === null ? "No result yet." : JSON.stringify(d.result, null, 2);
+  }
+
+  L.ready.then(async () => {
+    try {
+      render(await L.api("GET", "/api/v1/documents/" + encodeURIComponent(documentId)));
+      L.clearError();
+    } catch (error) {
+      L.showError(error);
+    }
+  });
+})();

@@ -69,11 +69,12 @@ async def test_idle_worker_wakes_on_notify_and_after_losing_its_listener(
 ) -> None:
     proc = start_idle_worker(pg_url)
     try:
-        await wait_listening(pg_sync_url, proc)
+        # The pid is read now: pg_stat_activity shows a connection's latest statement, and the
+        # listener's liveness check ("SELECT 1", every 15 s) replaces its LISTEN there.
+        pid = await wait_listening(pg_sync_url, proc)
         await submit_and_time(pg_url, pg_sync_url, "first")
 
         # Cut the listening connection on the server side, as a restart or failover would.
-        pid = await wait_listening(pg_sync_url, proc)
         assert sql(pg_sync_url, f"SELECT pg_terminate_backend({pid})") == [(True,)]
         deadline = time.monotonic() + 30
         while True:

@@ -8,7 +8,9 @@ and the directories still to visit, not to its files.
 from __future__ import annotations
 
 import fnmatch
+import functools
 import hashlib
+import itertools
 import json
 import os
 import re
@@ -38,6 +40,14 @@ class WalkStats:
     # Symbolic links whose target lies outside the folder being ingested.
     outside_links: int = 0
     outside_link_examples: list[str] = field(default_factory=list)
+    # Files left out by the pattern: with none taken, they tell the user what it was matched to.
+    unmatched: int = 0
+    unmatched_example: str | None = None  # a path relative to its root, as the pattern sees it
+
+    def note_unmatched(self, relative: str) -> None:
+        self.unmatched += 1
+        if self.unmatched_example is None:
+            self.unmatched_example = escaped(relative)
 
     def note_unreadable(self, path: str, exc: OSError) -> None:
         if len(self.unreadable) < 1000:  # bounded: a few examples are enough to report
@@ -78,9 +88,29 @@ def resolve_roots(paths: Sequence[str]) -> list[Path]:
     return roots
 
 
+GLOBSTAR = "**/"
+MAX_GLOBSTARS = 8  # each `**/` doubles the patterns tried; real patterns have one or two
+
+
 def _matches(relative: str, pattern: str | None) -> bool:
-    # fnmatch's `*` also matches `/`, so `*.pdf` selects PDFs at any depth.
-    return pattern is None or fnmatch.fnmatchcase(relative, pattern)
+    return pattern is None or any(fnmatch.fnmatchcase(relative, p) for p in _variants(pattern))
+
+
+@functools.lru_cache(maxsize=64)
+def _variants(pattern: str) -> tuple[str, ...]:
+    """The fnmatch patterns that together mean ``pattern`` as people write globs.
+
+    fnmatch's `*` also matches `/`, so `*.pdf` selects PDFs at any depth and `**/` already
+    stands for one folder or more; `**/` must also stand for none (`**/*.pdf` takes the PDFs
+    directly in the folder too), so each `**/` is tried both kept and dropped.
+    """
+    parts = pattern.split(GLOBSTAR)
+    if len(parts) == 1 or len(parts) > MAX_GLOBSTARS + 1:
+        return (pattern,)
+    variants = []
+    for kept in itertools.product((GLOBSTAR, ""), repeat=len(parts) - 1):
+        variants.append(parts[0] + "".join(k + p for k, p in zip(kept, parts[1:], strict=True)))
+    return tuple(dict.fromkeys(variants))
 
 
 def walk(
@@ -129,6 +159,7 @@ def walk(
                             continue
                         relative = os.path.relpath(entry.path, root).replace(os.sep, "/")
                         if not _matches(relative, pattern):
+                            stats.note_unmatched(relative)
                             continue
                         if not follow_symlinks and _leads_outside(entry, root, stats):
                             continue

@@ -61,7 +61,19 @@ def nothing_found(request: Request, stats: WalkStats) -> str:
     left_out = stats.unreadable_names + stats.outside_links + len(stats.unreadable)
     also = f" ({plural(left_out, 'entry', 'entries')} left out, see the warnings above)"
     also = also if left_out else ""
-    return f"nothing to ingest: {what} in {where}{also}"
+    return f"nothing to ingest: {what} in {where}{also}{_pattern_hint(stats)}"
+
+
+def _pattern_hint(stats: WalkStats) -> str:
+    """How the pattern was matched, with a path it saw, when it is what left everything out."""
+    if not stats.unmatched:
+        return ""
+    return (
+        f"; {plural(stats.unmatched, 'file')} did not match. The pattern is matched against "
+        f"each file's path relative to the folder given, such as {stats.unmatched_example!r}; "
+        "'*' also crosses folders and '**/' stands for any folders or none "
+        "(--glob '*.pdf' takes PDFs at any depth)"
+    )
 
 
 def _warn(message: str) -> None:

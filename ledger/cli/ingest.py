@@ -18,7 +18,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.console import Console, RenderableType
@@ -47,7 +47,7 @@ from ledger.cli.app import (
     out,
 )
 from ledger.cli.ingest_plan import plan
-from ledger.cli.ingest_request import Request, parse_options
+from ledger.cli.ingest_request import Request, parse_options, profiles_of
 from ledger.cli.runtime import check_processor, make_worker
 from ledger.cli.signals import StopSignals
 from ledger.cli.walk import WalkStats, batch_id_for, resolve_roots, walk
@@ -64,13 +64,6 @@ from ledger.worker.runtime import Worker
 
 FIRST_FAILURES = 5
 UNCHANGED = "every file is unchanged and already finished"
-
-
-def profiles_of(ledger: Ledger) -> Any:
-    """The operator's embedder profiles (imported here: embedders load numpy)."""
-    from ledger.embedders.profiles import profiles_for
-
-    return profiles_for(ledger.settings)
 
 
 @app.command("ingest")
@@ -478,6 +471,7 @@ class Session:
                     "added": result.added,
                     "known": result.known,
                     "skipped_unchanged": result.skipped,
+                    "requeued": result.requeued,
                     "processed": processed,
                     "elapsed_seconds": round(elapsed, 3),
                     "rate_per_second": processed / elapsed if elapsed > 0 else None,

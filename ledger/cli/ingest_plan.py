@@ -1,4 +1,9 @@
-"""``ledger ingest --dry-run``: what a run would submit, without changing anything."""
+"""``ledger ingest --dry-run``: what a run would submit, without changing anything.
+
+The plan is the real submission (the same checks of new, changed and unchanged files,
+including the skip of files already indexed unchanged) made in a transaction that is rolled
+back, so the dry run and the run after it cannot disagree.
+"""
 
 from __future__ import annotations
 
@@ -9,26 +14,18 @@ from rich.text import Text
 
 from ledger.cli import render
 from ledger.cli.app import EXIT_OK, EXIT_USAGE, err, out
-from ledger.cli.ingest_request import Request
+from ledger.cli.ingest_request import Request, profiles_of
 from ledger.cli.walk import WalkStats, walk
 from ledger.cli.walk_report import nothing_found, report_skipped, skipped_json
 from ledger.core.ledger import Ledger
-from ledger.errors import NotFound
-
-PLAN_CHUNK = 1_000
-EXAMPLES = 10
+from ledger.processors.builtin import unchanged_skip
+from ledger.states import DocumentStatus
 
 
 async def plan(ledger: Ledger, request: Request) -> int:
-    """Print (or emit as JSON) the files a run would add; exit code 2 when there are none."""
-    try:
-        await ledger.batch(request.batch_id)
-        exists = True
-    except NotFound:
-        exists = False
+    """Print (or emit as JSON) what a run would do; exit code 2 when there is no file."""
     stats = WalkStats()
-    new = known = new_bytes = 0
-    examples: list[str] = []
+
     sources = walk(
         request.roots,
         pattern=request.pattern,
@@ -36,53 +33,61 @@ async def plan(ledger: Ledger, request: Request) -> int:
         follow_symlinks=request.follow_symlinks,
         stats=stats,
     )
-    while chunk := list(itertools.islice(sources, PLAN_CHUNK)):
-        names = [s.source for s in chunk]
-        have = await ledger.known_sources(request.batch_id, names) if exists else set()
-        known += len(have)
-        for spec in chunk:
-            if spec.source not in have:
-                new += 1
-                new_bytes += spec.size or 0
-                if len(examples) < EXAMPLES:
-                    examples.append(spec.source)
-    code = EXIT_OK if new + known else EXIT_USAGE
-    note = "telling changed from unchanged documents needs the ingest pipeline's plan"
+    first = next(sources, None)
+    if first is None:
+        if request.json_output:
+            render.emit_json({"batch_id": request.batch_id, "files": 0, **skipped_json(stats)})
+        else:
+            report_skipped(stats)
+        err.print(f"error: {nothing_found(request, stats)}", markup=False)
+        return EXIT_USAGE
+
+    spec = request.spec()
+    result = await ledger.submit_preview(
+        spec,
+        itertools.chain([first], sources),
+        skip_unchanged=unchanged_skip(spec, profiles_of(ledger)),
+    )
+    to_process = result.added - result.skipped
+    unchanged = result.skipped + result.known - result.requeued
+    pending = result.batch.counts[DocumentStatus.PENDING]
     if request.json_output:
         render.emit_json(
             {
                 "batch_id": request.batch_id,
-                "batch_exists": exists,
+                "batch_exists": not result.created,
                 "processor": request.processor,
                 "options": request.options,
-                "files": new + known,
-                "new": new,
-                "new_bytes": new_bytes,
-                "known": known,
-                "changed": None,
-                "unchanged": None,
+                "files": result.added + result.known,
+                "new": to_process,
+                "changed": result.requeued,
+                "unchanged": unchanged,
+                "added": result.added,
+                "known": result.known,
+                "skipped_unchanged": result.skipped,
+                "requeued": result.requeued,
+                "to_process": pending,
                 **skipped_json(stats),
-                "note": note,
             }
         )
-        return code
+        return EXIT_OK
     report_skipped(stats)
-    if code != EXIT_OK:
-        err.print(f"error: {nothing_found(request, stats)}", markup=False)
-        return code
-    state = "existing batch" if exists else "new batch"
+    state = "new batch" if result.created else "existing batch"
     out.print(Text.assemble("Plan for ", (state, "bold"), " ", (request.batch_id, "bold")))
     table = Table(box=None, show_header=False, pad_edge=False, padding=(0, 1, 0, 2))
     table.add_column(style="bold")
     table.add_column(justify="right")
     table.add_column(style="dim")
-    table.add_row("new", f"{new:,}", f"to add ({size(new_bytes)})")
-    table.add_row("known", f"{known:,}", "already in the batch; " + note)
+    table.add_row("new", f"{to_process:,}", "to add and process")
+    table.add_row("changed", f"{result.requeued:,}", "in the batch, changed: to process again")
+    table.add_row(
+        "unchanged",
+        f"{unchanged:,}",
+        f"to leave as they are ({result.skipped:,} already indexed, skipped at submit; "
+        f"{result.known - result.requeued:,} already in the batch)",
+    )
     out.print(table)
-    for source in examples:
-        out.print(f"  + {request.display(source)}", style="green", markup=False)
-    if new > len(examples):
-        out.print(f"  … and {new - len(examples):,} more", style="dim")
+    out.print(f"{pending:,} documents would then wait to be processed.", markup=False)
     out.print("Dry run: nothing was submitted.", style="dim")
     return EXIT_OK
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ledger.cli.app import EXIT_USAGE, CliError
+from ledger.core.ledger import Ledger
 from ledger.records import BatchSpec
 
 OPTION_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
@@ -69,3 +70,10 @@ def parse_options(pairs: Sequence[str]) -> dict[str, Any]:
         except ValueError:
             parsed[key] = value
     return parsed
+
+
+def profiles_of(ledger: Ledger) -> Any:
+    """The operator's embedder profiles (imported here: embedders load numpy)."""
+    from ledger.embedders.profiles import profiles_for
+
+    return profiles_for(ledger.settings)

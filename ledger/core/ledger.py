@@ -77,6 +77,10 @@ RESCUE_PER_CLAIM = 1_000  # expired leases ended per claim transaction: keeps cl
 TRANSIENT_RETRIES = 5
 
 
+class _RolledBack(Exception):
+    """Raised to end a transaction whose writes must not be kept."""
+
+
 class SchemaOutOfDate(LedgerError):
     """The database schema is not at the version this code needs: run `ledger db upgrade`."""
 
@@ -259,6 +263,31 @@ class Ledger:
         # silently submit nothing, so only a list or tuple of sources is retried.
         replayable = isinstance(sources, list | tuple)
         return await self.run(work, retries=TRANSIENT_RETRIES if replayable else 1)
+
+    async def submit_preview(
+        self,
+        spec: BatchSpec,
+        sources: Iterable[SourceSpec],
+        *,
+        skip_unchanged: UnchangedSkip | None = None,
+    ) -> SubmitResult:
+        """What :meth:`submit` would do with these sources, decided by the same code (so a
+        dry run and the real run agree on what is new, changed and unchanged), in a
+        transaction that is then rolled back: the database is left as it was."""
+        result: SubmitResult | None = None
+        with contextlib.suppress(_RolledBack):
+            async with self.transaction() as conn:
+                result = await submit.submit(
+                    conn,
+                    spec,
+                    sources,
+                    now=await self.now(conn),
+                    default_max_attempts=self.settings.max_attempts,
+                    skip_unchanged=skip_unchanged,
+                )
+                raise _RolledBack  # leaving the transaction by an exception rolls it back
+        assert result is not None
+        return result
 
     # ------------------------------------------------------------------ workers
 
@@ -976,9 +1005,7 @@ class Ledger:
         async def work(
             conn: AsyncConnection, now: datetime
         ) -> tuple[str, str | dict[str, Any]] | None:
-            return await vectors.latest_model(
-                conn, owner=owner, batch_id=batch_id, model=model
-            )
+            return await vectors.latest_model(conn, owner=owner, batch_id=batch_id, model=model)
 
         return await self.run(work, write=False)
 

@@ -148,8 +148,7 @@ def test_dry_run_plans_and_changes_nothing(cli: Cli, corpus: Path) -> None:
     assert plan.code == 0, plan.stderr
     data = plan.json()
     assert (data["batch_exists"], data["new"], data["known"]) == (False, 30, 0)
-    assert data["changed"] is None
-    assert data["unchanged"] is None
+    assert (data["changed"], data["unchanged"], data["to_process"]) == (0, 0, 30)
     assert cli.scalar("SELECT count(*) FROM batches") == 0
 
     assert cli("ingest", str(corpus), "-p", "noop").code == 0
@@ -157,6 +156,7 @@ def test_dry_run_plans_and_changes_nothing(cli: Cli, corpus: Path) -> None:
         (corpus / f"new{i}.txt").write_text("new")
     data = cli("ingest", str(corpus), "-p", "noop", "--dry-run", "--json").json()
     assert (data["batch_exists"], data["new"], data["known"]) == (True, 4, 30)
+    assert (data["changed"], data["unchanged"], data["to_process"]) == (0, 30, 4)
     assert cli.scalar("SELECT count(*) FROM documents") == 30
 
     human = cli("ingest", str(corpus), "-p", "noop", "--dry-run")

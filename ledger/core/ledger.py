@@ -23,7 +23,6 @@ from ledger.core import (
     creates,
     index,
     keys,
-    lookup,
     progress,
     stats,
     submit,
@@ -528,19 +527,6 @@ class Ledger:
             return await progress.list_events(
                 conn, batch_id, owner=owner, after_id=after_id, limit=limit
             )
-
-        return await self.run(work, write=False)
-
-    # ------------------------------------------------------------------ reads for the CLI
-    # Added for the command line (`ledger ingest --dry-run`); small reads, no writes.
-
-    async def known_sources(
-        self, batch_id: str, sources: Sequence[str], *, owner: str | None = None
-    ) -> set[str]:
-        """Which of ``sources`` the batch already has (NotFound if there is no batch)."""
-
-        async def work(conn: AsyncConnection, now: datetime) -> set[str]:
-            return await lookup.known_sources(conn, batch_id, sources, owner=owner)
 
         return await self.run(work, write=False)
 

@@ -92,7 +92,8 @@ def ingest_command(
         "--glob",
         "-g",
         metavar="PATTERN",
-        help="Only files whose path below PATH matches, e.g. '*.pdf' (* crosses folders).",
+        help="Only files whose path below PATH matches, e.g. '*.pdf' (* crosses folders; "
+        "**/ is any folders or none).",
         show_default=False,
     ),
     hidden: bool = typer.Option(False, "--hidden", help="Include files and folders named .*"),
@@ -143,7 +144,9 @@ def ingest_command(
         show_default=False,
     ),
     dry_run: bool = typer.Option(
-        False, "--dry-run", help="Show what would be submitted; change nothing."
+        False,
+        "--dry-run",
+        help="Count the new, changed and unchanged files as the run would; change nothing.",
     ),
     json_output: bool = typer.Option(
         False, "--json", help="Print a JSON summary on stdout (progress goes to stderr)."

@@ -34,7 +34,7 @@
     badge.className = "state state-" + state.key;
     $("batch-meta").textContent =
       (b.name ? "id " + b.id + " · " : "") + "processor " + b.processor + " · up to " +
-      b.max_attempts + " attempts · created " + L.time(b.created_at) +
+      L.plural(b.max_attempts, "attempt") + " · created " + L.time(b.created_at) +
       (b.completed_at ? " · completed " + L.time(b.completed_at) : "");
     $("pause-reason").hidden = !state.reason;
     $("pause-reason").textContent = state.reason ? "Paused: " + state.reason : "";
@@ -442,6 +442,8 @@
       documents();
     });
     $("chart-window").addEventListener("change", chart);
+    // The settings form's saved batch, drawn at once rather than at the next event.
+    root.addEventListener("ledger:batch", (event) => render(event.detail));
     let resizeTimer = null;
     window.addEventListener("resize", () => {
       clearTimeout(resizeTimer);

@@ -83,6 +83,9 @@ def check_traceback_fits(b: Browser, served: Served, batch_id: str) -> None:
     page = b.page
     row = page.locator("#documents tbody tr[data-document]")
     expect(row).to_have_count(1)
+    # One failed document: the count agrees with its noun, as "up to 1 attempt" does.
+    expect(page.locator("li.failure[data-code] .count")).to_have_text("1 document")
+    expect(page.locator("#batch-meta")).to_contain_text("up to 1 attempt ·")
     folded = row.locator("details.trace")
     expect(folded.locator("summary")).to_contain_text("exception")
     expect(folded.locator("pre")).to_be_hidden()

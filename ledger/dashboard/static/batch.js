@@ -125,7 +125,7 @@
 
   function retry(code) {
     act("retry", code ? { code } : undefined, (answer) =>
-      L.count(answer.retried) + " document" + (answer.retried === 1 ? "" : "s") + " put back to pending.",
+      L.plural(answer.retried, "document") + " put back to pending.",
     );
   }
 
@@ -176,11 +176,11 @@
             "div",
             { class: "failure-head" },
             L.el("code", { text: g.code }),
-            L.el("span", { class: "count", text: L.count(g.count) + " document" + (g.count === 1 ? "" : "s") }),
+            L.el("span", { class: "count", text: L.plural(g.count, "document") }),
             L.el("button", {
               type: "button",
               text: "Retry these",
-              "aria-label": "Retry the " + L.count(g.count) + " documents that failed with " + g.code,
+              "aria-label": "Retry the " + L.plural(g.count, "document") + " that failed with " + g.code,
               onclick: () => retry(g.code),
             }),
             L.el("button", {

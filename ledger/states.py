@@ -28,6 +28,24 @@ class BatchStatus(StrEnum):
     CANCELLED = "cancelled"
 
 
+class BatchFilter(StrEnum):
+    """What a list of batches can be narrowed to: any status, or ``active`` for both of the
+    statuses that still get work done (pending or running; not paused, complete or cancelled)."""
+
+    ACTIVE = "active"
+    PENDING = BatchStatus.PENDING.value
+    RUNNING = BatchStatus.RUNNING.value
+    PAUSED = BatchStatus.PAUSED.value
+    COMPLETE = BatchStatus.COMPLETE.value
+    CANCELLED = BatchStatus.CANCELLED.value
+
+    def as_query(self) -> tuple[BatchState | None, BatchStatus | None]:
+        """The (state, status) arguments of the core's batch listing that mean this filter."""
+        if self is BatchFilter.ACTIVE:
+            return BatchState.ACTIVE, None
+        return None, BatchStatus(self.value)
+
+
 class DocumentStatus(StrEnum):
     """Where one document is in its life."""
 

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Request, Response, get, patch, post
+from litestar.exceptions import ValidationException
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import OpenAPIMediaType, Operation, RequestBody, Schema
 from litestar.openapi.spec.enums import OpenAPIType
@@ -37,7 +38,7 @@ from ledger.errors import Conflict, InvalidInput
 from ledger.processors.builtin import unchanged_skip
 from ledger.records import Batch, BatchSpec, SourceSpec
 from ledger.settings import Settings
-from ledger.states import BatchState
+from ledger.states import BatchFilter, BatchState
 
 MAX_OPTIONS_DEPTH = 32
 Limit = Annotated[int, Parameter(ge=1, le=500, description="items per page")]
@@ -159,12 +160,20 @@ class BatchController(Controller):
         ledger: Ledger,
         owner: str | None,
         state_filter: Annotated[
-            BatchState | None, Parameter(query="state", description="only batches in this state")
+            str | None,
+            Parameter(
+                query="state",
+                description="only batches with this status; active: pending or running",
+                schema_extra={"enum": [f.value for f in BatchFilter]},
+            ),
         ] = None,
         cursor: Cursor | None = None,
         limit: Limit = 50,
     ) -> BatchPage:
-        page = await ledger.batches(owner=owner, state=state_filter, cursor=cursor, limit=limit)
+        state, status = batch_filter(state_filter).as_query() if state_filter else (None, None)
+        page = await ledger.batches(
+            owner=owner, state=state, status=status, cursor=cursor, limit=limit
+        )
         return BatchPage.of(page)
 
     @get(
@@ -335,3 +344,20 @@ async def _created(
     progress = await ledger.progress(batch.id, owner=owner)
     answer = ProgressOut.from_progress(progress, skipped, skipped_count)
     return Response(answer, status_code=201 if created else 200)
+
+
+def batch_filter(word: str) -> BatchFilter:
+    """The ``state`` query parameter, refused with the list of choices (not just "invalid")."""
+    try:
+        return BatchFilter(word)
+    except ValueError:
+        choices = ", ".join(f.value for f in BatchFilter)
+        raise ValidationException(
+            extra=[
+                {
+                    "key": "state",
+                    "source": "query",
+                    "message": f"unknown state {word!r}; choose one of {choices}",
+                }
+            ]
+        ) from None

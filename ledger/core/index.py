@@ -30,6 +30,7 @@ from ledger.db.models import batches, chunks, documents
 from ledger.errors import LedgerError
 from ledger.records import JSON, IndexedDocument
 from ledger.states import DocumentStatus
+from ledger.wording import plural
 
 PARAMS_CHUNK = 1_000
 SKIP_PAGE = 5_000  # new documents looked at per query when skipping unchanged ones
@@ -394,7 +395,9 @@ async def store_chunks(
                     now=now,
                 )
     if stored != expected:
-        raise ChunksIncomplete(f"document {document_id}: {stored} chunks, {expected} expected")
+        raise ChunksIncomplete(
+            f"document {document_id}: {plural(stored, 'chunk')}, {expected:,} expected"
+        )
     await record_content(
         conn,
         document_id=document_id,

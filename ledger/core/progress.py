@@ -160,10 +160,14 @@ async def list_batches(
     limit: int,
     status: BatchStatus | None = None,
 ) -> Page[Batch]:
-    """Batches newest first, ``limit`` at a time (keyset pagination: stable under inserts)."""
+    """Batches newest first, ``limit`` at a time (keyset pagination: stable under inserts).
+
+    ``state`` narrows to batches in that state as people see it: ``active`` is pending or
+    running (work left, not paused), never a complete batch whose stored state is still active.
+    """
     query = _scoped(select(batches), owner)
     if state is not None:
-        query = query.where(batches.c.state == state.value)
+        query = query.where(_in_state(state))
     if status is not None:
         query = query.where(_has_status(status))
     if cursor:
@@ -183,6 +187,13 @@ async def list_batches(
     items = [batch_from_row(r) for r in rows[:limit]]
     next_cursor = _encode_cursor(items[-1].created_at, items[-1].id) if len(rows) > limit else None
     return Page(items=items, next_cursor=next_cursor)
+
+
+def _in_state(state: BatchState) -> ColumnElement[bool]:
+    """A stored state less the batches whose status says otherwise (finished ones)."""
+    if state == BatchState.ACTIVE:
+        return or_(_has_status(BatchStatus.PENDING), _has_status(BatchStatus.RUNNING))
+    return _has_status(BatchStatus(state.value))
 
 
 def _has_status(status: BatchStatus) -> ColumnElement[bool]:

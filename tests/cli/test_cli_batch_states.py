@@ -34,12 +34,13 @@ def test_every_status_filters_batches(cli: Cli, corpus: Path, tmp_path: Path) ->
     assert listed(cli, "paused") == ["held-one"]
     assert listed(cli, "pending") == []
     assert listed(cli, "cancelled") == []
-    assert listed(cli, "active") == ["finished-one"]
+    # active means work left (pending or running): never a complete or paused batch.
+    assert listed(cli, "active") == []
 
     assert cli("resume", "held-one").code == 0
     assert listed(cli, "pending") == ["held-one"]
     assert listed(cli, "running") == []
-    assert listed(cli, "active") == ["finished-one", "held-one"]
+    assert listed(cli, "active") == ["held-one"]
     human = cli("batches", "--state", "pending")
     assert "held-one" in human.stdout and "finished-one" not in human.stdout
 

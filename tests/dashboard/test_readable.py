@@ -83,6 +83,9 @@ def check_traceback_fits(b: Browser, served: Served, batch_id: str) -> None:
     page = b.page
     row = page.locator("#documents tbody tr[data-document]")
     expect(row).to_have_count(1)
+    # One failed document: the count agrees with its noun, as "up to 1 attempt" does.
+    expect(page.locator("li.failure[data-code] .count")).to_have_text("1 document")
+    expect(page.locator("#batch-meta")).to_contain_text("up to 1 attempt ·")
     folded = row.locator("details.trace")
     expect(folded.locator("summary")).to_contain_text("exception")
     expect(folded.locator("pre")).to_be_hidden()
@@ -201,11 +204,18 @@ def test_batch_list_filters_finished_batches(served: Served, browser: Browser) -
     waiting = page.locator('tr[data-batch="waiting-1"]')
     expect(finished).to_be_visible()
     expect(waiting).to_be_visible()
-    page.get_by_label("State").select_option("complete")
+    # The API filters: the page asks for the state and shows what it was sent.
+    with page.expect_request(lambda r: "state=complete" in r.url):
+        page.get_by_label("State").select_option("complete")
     expect(waiting).to_have_count(0)
     expect(finished.locator(".state")).to_have_text("complete")
     states = page.locator("#batches tbody .state").all_text_contents()
     assert states and set(states) == {"complete"}, states
+    # Active is work left: the waiting batch, never the finished one.
+    with page.expect_request(lambda r: "state=active" in r.url):
+        page.get_by_label("State").select_option("active")
+    expect(finished).to_have_count(0)
+    expect(waiting).to_be_visible()
     page.get_by_label("State").select_option("cancelled")
     expect(finished).to_have_count(0)
     expect(page.locator("#empty-filtered")).to_be_visible()

@@ -252,6 +252,12 @@
     return Number(n || 0).toLocaleString("en");
   }
 
+  // "1 attempt", "3 attempts": the noun agrees with its count.
+  function plural(n, singular, pluralForm) {
+    const noun = Number(n) === 1 ? singular : pluralForm || singular + "s";
+    return count(n) + " " + noun;
+  }
+
   // A progress snapshot's rate, under its agreed name or the older one.
   function rateOf(progress) {
     return progress.rate_per_second !== undefined ? progress.rate_per_second : progress.rate;
@@ -398,6 +404,7 @@
     describe,
     el,
     count,
+    plural,
     rate,
     rateOf,
     duration,

@@ -34,7 +34,7 @@
     badge.className = "state state-" + state.key;
     $("batch-meta").textContent =
       (b.name ? "id " + b.id + " · " : "") + "processor " + b.processor + " · up to " +
-      b.max_attempts + " attempts · created " + L.time(b.created_at) +
+      L.plural(b.max_attempts, "attempt") + " · created " + L.time(b.created_at) +
       (b.completed_at ? " · completed " + L.time(b.completed_at) : "");
     $("pause-reason").hidden = !state.reason;
     $("pause-reason").textContent = state.reason ? "Paused: " + state.reason : "";
@@ -125,7 +125,7 @@
 
   function retry(code) {
     act("retry", code ? { code } : undefined, (answer) =>
-      L.count(answer.retried) + " document" + (answer.retried === 1 ? "" : "s") + " put back to pending.",
+      L.plural(answer.retried, "document") + " put back to pending.",
     );
   }
 
@@ -176,11 +176,11 @@
             "div",
             { class: "failure-head" },
             L.el("code", { text: g.code }),
-            L.el("span", { class: "count", text: L.count(g.count) + " document" + (g.count === 1 ? "" : "s") }),
+            L.el("span", { class: "count", text: L.plural(g.count, "document") }),
             L.el("button", {
               type: "button",
               text: "Retry these",
-              "aria-label": "Retry the " + L.count(g.count) + " documents that failed with " + g.code,
+              "aria-label": "Retry the " + L.plural(g.count, "document") + " that failed with " + g.code,
               onclick: () => retry(g.code),
             }),
             L.el("button", {
@@ -442,6 +442,8 @@
       documents();
     });
     $("chart-window").addEventListener("change", chart);
+    // The settings form's saved batch, drawn at once rather than at the next event.
+    root.addEventListener("ledger:batch", (event) => render(event.detail));
     let resizeTimer = null;
     window.addEventListener("resize", () => {
       clearTimeout(resizeTimer);

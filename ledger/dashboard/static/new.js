@@ -302,15 +302,15 @@
     const failed = chosen.filter((c) => c.li.dataset.state === "failed").length;
     done.replaceChildren(
       failed
-        ? L.el("span", { class: "error", text: failed + " upload" + (failed === 1 ? "" : "s") + " failed (see above); press the button again to retry them. " })
-        : L.el("span", { text: "All " + ok + " files are uploaded into batch " }),
+        ? L.el("span", { class: "error", text: L.plural(failed, "upload") + " failed (see above); press the button again to retry them. " })
+        : L.el("span", { text: (ok === 1 ? "The file is" : "All " + L.plural(ok, "file") + " are") + " uploaded into batch " }),
       batchLink(batch.id, failed ? "Open batch " + batch.id : batch.id),
       failed ? "" : ". ",
       failed ? "" : batchLink(batch.id, "Watch it being processed"),
     );
     done.hidden = false;
     showPrevious();
-    L.notify(failed ? failed + " uploads failed." : "All uploads finished.");
+    L.notify(failed ? L.plural(failed, "upload") + " failed." : "All uploads finished.");
   }
 
   // ------------------------------------------------------------------ earlier visits
@@ -336,7 +336,7 @@
     const names = previous.map((u) => (u.metadata || {}).filename).filter(Boolean);
     const batch = batches[0];
     $("previous-text").textContent =
-      previous.length + " unfinished upload" + (previous.length === 1 ? "" : "s") +
+      L.plural(previous.length, "unfinished upload") +
       " from an earlier visit" + (batch ? " into batch " + batches.join(", ") : "") + " (" +
       names.slice(0, 5).join(", ") + (names.length > 5 ? ", …" : "") +
       "). Choose or drop the same files again to continue where they stopped.";

@@ -1,0 +1,28 @@
+"""The core's batch listing by status, on SQLite and PostgreSQL: every filter word of
+``BatchFilter`` lists exactly the batches showing that status, and ``active`` never a
+finished one."""
+
+from __future__ import annotations
+
+from ledger.core.ledger import Ledger
+from ledger.records import BatchSpec, Outcome, SourceSpec
+from ledger.states import BatchFilter
+
+
+async def test_each_filter_lists_its_batches(ledger: Ledger) -> None:
+    for name in ("pending", "running", "paused", "complete", "cancelled"):
+        await ledger.submit(BatchSpec(id=name, processor="noop"), [SourceSpec(f"/{name}/a")])
+    worker = await ledger.register_worker(concurrency=2)
+    (finishing,) = await ledger.claim(worker, 1, batch_ids=["complete"])
+    await ledger.complete(worker, [Outcome.done(finishing, {})])
+    assert len(await ledger.claim(worker, 1, batch_ids=["running"])) == 1
+    await ledger.pause("paused")
+    await ledger.cancel("cancelled")
+
+    async def listed(word: BatchFilter) -> set[str]:
+        state, status = word.as_query()
+        return {b.id for b in (await ledger.batches(state=state, status=status)).items}
+
+    for word in BatchFilter:
+        expected = {"pending", "running"} if word is BatchFilter.ACTIVE else {word.value}
+        assert await listed(word) == expected, word

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import os
 import re
-import tomllib
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from ledger.config_files import read_json_or_toml
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
@@ -225,14 +225,9 @@ class Settings(BaseSettings):
         text = value.strip()
         if not text:
             return {}
-        if text.startswith("{"):
-            return json.loads(text)
-        source = Path(text).expanduser()
-        if not source.is_file():
+        if not text.startswith("{") and not Path(text).expanduser().is_file():
             raise ValueError("LEDGER_TENANT_ROOTS must be inline JSON or a JSON or TOML file")
-        if source.suffix.lower() == ".toml":
-            return tomllib.loads(source.read_text(encoding="utf-8"))
-        return json.loads(source.read_text(encoding="utf-8"))
+        return read_json_or_toml(text)
 
     @field_validator("tenant_roots")
     @classmethod

@@ -27,6 +27,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from ledger.config_files import read_json_or_toml
 from ledger.embedders.base import LOCAL_PROFILE, EmbedderSpec
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
@@ -41,17 +42,11 @@ class ProfileError(ValueError):
 
 
 def _read(source: str) -> Any:
-    text = source.strip()
-    if text.startswith(("{", "[")):
-        return json.loads(text)
-    path = Path(text).expanduser()
     try:
-        content = path.read_text(encoding="utf-8")
+        return read_json_or_toml(source)
     except OSError as exc:
+        path = Path(source.strip()).expanduser()
         raise ProfileError(f"LEDGER_EMBEDDERS: cannot read {path}: {exc.strerror}") from exc
-    if path.suffix.lower() == ".toml":
-        return tomllib.loads(content)
-    return json.loads(content)
 
 
 def _profile(name: str, value: Any) -> EmbedderSpec | None:

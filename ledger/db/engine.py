@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,26 @@ def create_engine(settings: Settings, *, migrating: bool = False, **kwargs: Any)
     url = make_url(settings.url)
     if url.get_backend_name() == "sqlite":
         return _sqlite_engine(settings, foreign_keys=not migrating, **kwargs)
+    if url.get_driver_name() == "asyncpg":
+        kwargs = _with_application_name(kwargs)
     return create_async_engine(url, pool_pre_ping=True, **kwargs)
+
+
+def application_name(pid: int | None = None) -> str:
+    """What a ledger process calls its PostgreSQL connections (pg_stat_activity shows it).
+
+    The client pid in the name tells an operator which process holds a lock or a long
+    transaction, and lets a test wait until a killed process's last statements are done.
+    """
+    return f"ledger pid={os.getpid() if pid is None else pid}"
+
+
+def _with_application_name(kwargs: dict[str, Any]) -> dict[str, Any]:
+    connect_args = dict(kwargs.pop("connect_args", {}))
+    server_settings = dict(connect_args.get("server_settings", {}))
+    server_settings.setdefault("application_name", application_name())
+    connect_args["server_settings"] = server_settings
+    return {**kwargs, "connect_args": connect_args}
 
 
 def _sqlite_engine(settings: Settings, *, foreign_keys: bool, **kwargs: Any) -> AsyncEngine:

@@ -9,6 +9,7 @@ import time
 
 import pytest
 
+from ledger.db.engine import application_name
 from tests.conftest import sql
 from tests.reliability.test_processes import (
     assert_exactly_once,
@@ -66,6 +67,13 @@ async def _wait_for(
         await asyncio.sleep(0.05)
 
 
+async def _wait_until_zero(sync_url: str, query: str) -> None:
+    deadline = time.monotonic() + 60
+    while sql(sync_url, query)[0][0]:
+        assert time.monotonic() < deadline, "the server kept the killed workers' connections"
+        await asyncio.sleep(0.05)
+
+
 async def test_sigkill_half_the_workers_mid_batch(pg_url: str, pg_sync_url: str) -> None:
     n = 4_000
     await submit(pg_url, n, seconds=0.01)
@@ -79,10 +87,19 @@ async def test_sigkill_half_the_workers_mid_batch(pg_url: str, pg_sync_url: str)
     procs = [start_worker(pg_url, "b", **settings) for _ in range(4)]
     await _wait_for(pg_sync_url, "SELECT n_done FROM batches", n // 4, procs)
     victims, survivors = procs[:2], procs[2:]
+    names = ", ".join(f"'{application_name(v.pid)}'" for v in victims)
+    victim_connections = (
+        f"SELECT count(*) FROM pg_stat_activity WHERE application_name IN ({names})"
+    )
+    assert sql(pg_sync_url, victim_connections)[0][0] > 0, "workers name their connections"
     for v in victims:
         v.send_signal(signal.SIGKILL)
     for v in victims:
         v.wait()
+    # A killed client's last COMMIT may still be in its socket: the server runs it after
+    # the process is gone. Look at the orphans only once the server has closed every
+    # connection the victims had (their transactions committed or rolled back by then).
+    await _wait_until_zero(pg_sync_url, victim_connections)
     pids = ", ".join(str(v.pid) for v in victims)
     orphaned = {
         r[0]

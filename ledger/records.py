@@ -13,7 +13,7 @@ from typing import Any, Generic, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ledger.states import AttemptOutcome, BatchState, DocumentStatus, UploadState
+from ledger.states import AttemptOutcome, BatchState, BatchStatus, DocumentStatus, UploadState
 
 JSON = dict[str, Any]
 T = TypeVar("T")
@@ -83,6 +83,23 @@ class Batch:
     def is_complete(self) -> bool:
         """Nothing left to do: every document is done, failed, skipped or cancelled."""
         return self.finished == self.total
+
+    @property
+    def status(self) -> BatchStatus:
+        """Where the batch stands, in the one word every face shows and filters on.
+
+        A batch with nothing left to do is complete, an empty one included (the SQL filter
+        in core/progress.py says the same from the counter columns).
+        """
+        if self.state == BatchState.CANCELLED:
+            return BatchStatus.CANCELLED
+        if self.is_complete:
+            return BatchStatus.COMPLETE
+        if self.state == BatchState.PAUSED:
+            return BatchStatus.PAUSED
+        if self.counts[DocumentStatus.RUNNING]:
+            return BatchStatus.RUNNING
+        return BatchStatus.PENDING
 
 
 @dataclass(frozen=True)

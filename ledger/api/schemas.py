@@ -22,7 +22,7 @@ from ledger.records import (
     Throughput,
     ThroughputMinute,
 )
-from ledger.states import AttemptOutcome, BatchState, DocumentStatus
+from ledger.states import AttemptOutcome, BatchState, BatchStatus, DocumentStatus
 from ledger.text import escaped
 
 BatchId = Annotated[
@@ -78,6 +78,13 @@ class BatchOut(Struct, kw_only=True):
     name: str | None
     owner: str | None
     state: BatchState
+    status: Annotated[
+        BatchStatus,
+        Meta(
+            description="where it stands: the word the CLI shows and ?state= filters on"
+            " (an empty batch is complete)"
+        ),
+    ]
     pause_reason: str | None
     priority: int
     processor: str
@@ -99,6 +106,7 @@ class BatchOut(Struct, kw_only=True):
             name=b.name,
             owner=b.owner,
             state=b.state,
+            status=b.status,
             pause_reason=b.pause_reason,
             priority=b.priority,
             processor=b.processor,

@@ -84,15 +84,7 @@ def when(value: datetime | None) -> str:
 
 def status_word(batch: Batch) -> BatchStatus:
     """One word for where a batch stands (``ledger batches --state`` filters on it)."""
-    if batch.state == BatchState.CANCELLED:
-        return BatchStatus.CANCELLED
-    if batch.is_complete and batch.total:
-        return BatchStatus.COMPLETE
-    if batch.state == BatchState.PAUSED:
-        return BatchStatus.PAUSED
-    if batch.counts[DocumentStatus.RUNNING]:
-        return BatchStatus.RUNNING
-    return BatchStatus.PENDING
+    return batch.status
 
 
 def counts_json(batch: Batch) -> dict[str, int]:

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
-import operator
 from datetime import UTC, datetime, timedelta
-from functools import reduce
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, func, or_, select
@@ -199,9 +197,8 @@ def _in_state(state: BatchState) -> ColumnElement[bool]:
 def _has_status(status: BatchStatus) -> ColumnElement[bool]:
     """The SQL form of ``status_of``: the same word from the counter columns."""
     c = batches.c
-    total = reduce(operator.add, (c[f"n_{s.value}"] for s in DocumentStatus))
     unfinished = c.n_pending + c.n_running
-    complete = and_(c.state != BatchState.CANCELLED.value, unfinished == 0, total > 0)
+    complete = and_(c.state != BatchState.CANCELLED.value, unfinished == 0)
     conditions: dict[BatchStatus, ColumnElement[bool]] = {
         BatchStatus.CANCELLED: c.state == BatchState.CANCELLED.value,
         BatchStatus.COMPLETE: complete,

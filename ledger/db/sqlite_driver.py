@@ -79,9 +79,7 @@ class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
     async def _execute_async(self, operation: Any, parameters: Any) -> Any:
         return await self._one_trip(operation, parameters, many=False)
 
-    async def _executemany_async(
-        self, operation: Any, seq_of_parameters: Sequence[Any]
-    ) -> Any:
+    async def _executemany_async(self, operation: Any, seq_of_parameters: Sequence[Any]) -> Any:
         return await self._one_trip(operation, seq_of_parameters, many=True)
 
     async def _one_trip(self, operation: Any, parameters: Any, *, many: bool) -> Any:

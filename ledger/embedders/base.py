@@ -108,8 +108,7 @@ class EmbedderSpec:
             )
         _known(
             value,
-            common
-            | {"base_url", "model", "api_key_env", "timeout", "concurrency", "dimension"},
+            common | {"base_url", "model", "api_key_env", "timeout", "concurrency", "dimension"},
         )
         base_url = value.get("base_url")
         if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
@@ -198,9 +197,7 @@ def build_embedder(spec: EmbedderSpec) -> Embedder:
             from ledger.embedders.http import HttpEmbedder
 
             if spec.api_key_env is not None and not os.environ.get(spec.api_key_env):
-                raise InvalidInput(
-                    f"the embedder's API key variable {spec.api_key_env} is not set"
-                )
+                raise InvalidInput(f"the embedder's API key variable {spec.api_key_env} is not set")
             embedder = HttpEmbedder(spec)
         elif spec.kind == "local":
             from ledger.embedders.local import LocalEmbedder

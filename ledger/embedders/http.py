@@ -170,8 +170,7 @@ class HttpEmbedder:
         except httpx.TransportError as exc:
             raise RetryableError(
                 "embed_unavailable",
-                f"the embedding endpoint {self.url} cannot be reached: "
-                f"{type(exc).__name__}: {exc}",
+                f"the embedding endpoint {self.url} cannot be reached: {type(exc).__name__}: {exc}",
                 systemic=True,
             ) from exc
         status = response.status_code
@@ -200,8 +199,9 @@ class HttpEmbedder:
         try:
             data: Any = response.json()["data"]
             if not isinstance(data, list) or len(data) != count:
-                raise bad(f"has {len(data) if isinstance(data, list) else 'no'} vectors "
-                          f"for {count} texts")
+                raise bad(
+                    f"has {len(data) if isinstance(data, list) else 'no'} vectors for {count} texts"
+                )
             if all(isinstance(d.get("index"), int) for d in data):
                 data = sorted(data, key=lambda d: d["index"])
             matrix = np.asarray([d["embedding"] for d in data], dtype=np.float32)

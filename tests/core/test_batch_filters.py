@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from ledger.core.ledger import Ledger
 from ledger.records import BatchSpec, Outcome, SourceSpec
-from ledger.states import BatchFilter
+from ledger.states import BatchFilter, BatchStatus
 
 
 async def test_each_filter_lists_its_batches(ledger: Ledger) -> None:
@@ -26,3 +26,16 @@ async def test_each_filter_lists_its_batches(ledger: Ledger) -> None:
     for word in BatchFilter:
         expected = {"pending", "running"} if word is BatchFilter.ACTIVE else {word.value}
         assert await listed(word) == expected, word
+
+
+async def test_an_empty_batch_is_complete_in_the_filter_and_the_record(ledger: Ledger) -> None:
+    """One answer everywhere: the SQL filter, the record's status word (CLI, API, dashboard)."""
+    await ledger.submit(BatchSpec(id="empty", processor="noop"), [])
+    await ledger.submit(BatchSpec(id="full", processor="noop"), [SourceSpec("/full/a")])
+    batch = await ledger.batch("empty")
+    assert (batch.total, batch.status) == (0, BatchStatus.COMPLETE)
+    assert (await ledger.batch("full")).status == BatchStatus.PENDING
+    for word in BatchFilter:
+        state, status = word.as_query()
+        listed = {b.id for b in (await ledger.batches(state=state, status=status)).items}
+        assert ("empty" in listed) == (word is BatchFilter.COMPLETE), word

@@ -230,7 +230,7 @@ def test_empty_batch_is_complete_with_no_eta(served: Served, browser: Browser) -
     with served.client() as client:
         batch = client.get("/api/v1/batches/empty-1").json()["batch"]
     # The dashboard says what the API says.
-    assert (batch["total"], batch["complete"]) == (0, True), created
+    assert (batch["total"], batch["complete"], batch["status"]) == (0, True, "complete"), created
     browser.base = served.url
     browser.go("/batches/empty-1")
     page = browser.page

@@ -123,8 +123,10 @@ class EmbeddingServer:
             return 400, {}, _error("input must be a list of strings")
         for i, text in enumerate(texts):
             if tokens(text) > self.max_tokens:
-                return 400, {}, _error(
-                    f"input {i} has {tokens(text)} tokens, more than {self.max_tokens}"
+                return (
+                    400,
+                    {},
+                    _error(f"input {i} has {tokens(text)} tokens, more than {self.max_tokens}"),
                 )
         with self.lock:
             self.delivered.extend(texts)

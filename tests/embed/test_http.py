@@ -124,12 +124,10 @@ async def test_reruns_send_only_text_never_embedded(
     _, stats = await run_batch(led, BatchSpec(id="edited", options=options), corpus)
     assert (stats.done, stats.skipped) == (1, len(corpus) - 1)
     sent = server.delivered[len(first) :]
-    (doc_id,) = sql(
-        url, "SELECT id FROM documents WHERE batch_id = 'edited' AND status = 'done'"
-    )[0]
-    new_texts = {
-        r[0] for r in sql(url, "SELECT text FROM chunks WHERE document_id = :d", d=doc_id)
-    }
+    (doc_id,) = sql(url, "SELECT id FROM documents WHERE batch_id = 'edited' AND status = 'done'")[
+        0
+    ]
+    new_texts = {r[0] for r in sql(url, "SELECT text FROM chunks WHERE document_id = :d", d=doc_id)}
     assert sent and set(sent) <= new_texts - set(first)
     assert len(sent) == len(set(sent)) < len(new_texts)
     check_vector_invariants(url)
@@ -168,9 +166,7 @@ async def test_an_outage_pauses_the_batch_and_resume_finishes_it(
 
         batch = await led.batch("outage")
         assert "embed_unavailable" in (batch.pause_reason or "")
-        done_before = {
-            r[0] for r in sql(url, "SELECT id FROM documents WHERE status = 'done'")
-        }
+        done_before = {r[0] for r in sql(url, "SELECT id FROM documents WHERE status = 'done'")}
         assert 3 <= len(done_before) < len(corpus)
         staged = list((tmp_path / "home" / "stage").glob("*.spool"))
         assert staged, "documents whose embedding failed keep their chunks"
@@ -256,9 +252,7 @@ async def test_search_modes_on_the_api(tmp_path: Path, server: EmbeddingServer) 
 
     # The API embeds queries only through operator profiles: the batch names one.
     profiles = embedder_profiles(server.base_url)
-    api = await asyncio.to_thread(
-        start_server, tmp_path / "api", {"LEDGER_EMBEDDERS": profiles}
-    )
+    api = await asyncio.to_thread(start_server, tmp_path / "api", {"LEDGER_EMBEDDERS": profiles})
     try:
         led = await Ledger.open(pipeline_settings(api.db_url, api.home, embedders=profiles))
         try:

@@ -138,9 +138,7 @@ async def test_a_batch_of_unchanged_files_is_complete_at_submit(
     # Documents nobody processed say nothing about the pace.
     assert (await led.progress("again")).rate in (0.0, None)
     # Submitting them again (same batch) finds them known and changes nothing.
-    same = await led.submit(
-        spec, source_specs(paths.values()), skip_unchanged=unchanged_skip(spec)
-    )
+    same = await led.submit(spec, source_specs(paths.values()), skip_unchanged=unchanged_skip(spec))
     assert (same.added, same.known, same.skipped) == (0, 4, 0)
     assert (await Worker(led, batch_ids=["again"]).run(until_complete=True)).done == 0
     # A complete batch given one more indexed file stays complete: no reopening, no
@@ -148,9 +146,7 @@ async def test_a_batch_of_unchanged_files_is_complete_at_submit(
     paths["e.txt"] = tmp_path / "docs" / "e.txt"
     paths["e.txt"].write_text("Echo file about the emu.", encoding="utf-8")
     await ingest(led, "echo", [paths["e.txt"]])
-    more = await led.submit(
-        spec, source_specs(paths.values()), skip_unchanged=unchanged_skip(spec)
-    )
+    more = await led.submit(spec, source_specs(paths.values()), skip_unchanged=unchanged_skip(spec))
     assert (more.added, more.known, more.skipped) == (1, 4, 1)
     assert more.batch.completed_at == result.batch.completed_at
     kinds = sql(sync, "SELECT kind FROM events WHERE batch_id = 'again' ORDER BY id")

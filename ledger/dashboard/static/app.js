@@ -295,8 +295,8 @@
         reason: batch.pause_reason || "no reason given",
       };
     }
-    // As the API says: a batch with nothing left to do is complete, an empty one included.
-    if (batch.complete) return { key: "complete", label: "complete" };
+    // The API's status word: a batch with nothing left to do is complete, an empty one included.
+    if (batch.status === "complete") return { key: "complete", label: "complete" };
     return { key: "active", label: "active" };
   }
 

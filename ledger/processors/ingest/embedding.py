@@ -47,9 +47,9 @@ STAGE_MAX_AGE = 86_400.0
 # this process: at most the embedder's ``concurrency``. This bounds what a kill can cost
 # (answers received but not yet cached are asked for again) to ``concurrency *
 # batch_size`` texts, even when cache commits queue behind other writes.
-_WINDOWS: weakref.WeakKeyDictionary[
-    asyncio.AbstractEventLoop, dict[str, asyncio.Semaphore]
-] = weakref.WeakKeyDictionary()
+_WINDOWS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Semaphore]] = (
+    weakref.WeakKeyDictionary()
+)
 
 # Texts being embedded in this process: (model, key) -> future resolved once cached.
 _INFLIGHT: weakref.WeakKeyDictionary[

@@ -88,11 +88,14 @@ class Batch:
     def status(self) -> BatchStatus:
         """Where the batch stands, in the one word every face shows and filters on.
 
-        A batch with nothing left to do is complete, an empty one included (the SQL filter
+        A batch with nothing left to do is complete, an empty one included, unless someone
+        paused it before anything arrived: that pause is the one fact it has (the SQL filter
         in core/progress.py says the same from the counter columns).
         """
         if self.state == BatchState.CANCELLED:
             return BatchStatus.CANCELLED
+        if self.state == BatchState.PAUSED and self.total == 0:
+            return BatchStatus.PAUSED
         if self.is_complete:
             return BatchStatus.COMPLETE
         if self.state == BatchState.PAUSED:

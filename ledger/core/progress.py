@@ -7,7 +7,7 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, or_, select
+from sqlalchemy import ColumnElement, and_, func, literal, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ledger.core.rows import attempt_from_row, batch_from_row, document_from_row, event_from_row
@@ -198,7 +198,9 @@ def _has_status(status: BatchStatus) -> ColumnElement[bool]:
     """The SQL form of ``status_of``: the same word from the counter columns."""
     c = batches.c
     unfinished = c.n_pending + c.n_running
-    complete = and_(c.state != BatchState.CANCELLED.value, unfinished == 0)
+    total = sum((c[f"n_{s.value}"] for s in DocumentStatus), start=literal(0))
+    paused_empty = and_(c.state == BatchState.PAUSED.value, total == 0)
+    complete = and_(c.state != BatchState.CANCELLED.value, unfinished == 0, ~paused_empty)
     conditions: dict[BatchStatus, ColumnElement[bool]] = {
         BatchStatus.CANCELLED: c.state == BatchState.CANCELLED.value,
         BatchStatus.COMPLETE: complete,

@@ -39,3 +39,15 @@ async def test_an_empty_batch_is_complete_in_the_filter_and_the_record(ledger: L
         state, status = word.as_query()
         listed = {b.id for b in (await ledger.batches(state=state, status=status)).items}
         assert ("empty" in listed) == (word is BatchFilter.COMPLETE), word
+
+
+async def test_a_paused_empty_batch_stays_paused(ledger: Ledger) -> None:
+    """A batch created empty (uploads to come) and paused shows the pause, not 'complete'."""
+    await ledger.submit(BatchSpec(id="held", processor="noop"), [])
+    await ledger.pause("held")
+    batch = await ledger.batch("held")
+    assert (batch.total, batch.status) == (0, BatchStatus.PAUSED)
+    for word in BatchFilter:
+        state, status = word.as_query()
+        listed = {b.id for b in (await ledger.batches(state=state, status=status)).items}
+        assert ("held" in listed) == (word is BatchFilter.PAUSED), word

@@ -3,7 +3,8 @@
 Two kinds of SSE events are sent:
 
 * one per row of the ``events`` table (``document_done``, ``document_failed``,
-  ``batch_paused``...), with ``id:`` set to the row's id. Rows are read in id order after
+  ``batch_paused``...), with ``id:`` set to the row's id. Rows are read in the order they
+  became visible (on PostgreSQL not always id order: ids are drawn before commit) after
   the client's ``Last-Event-ID`` (or ``?after=``), so a client that reconnects gets every
   event it missed, none twice;
 * ``progress`` snapshots (counts, rate, ETA), without an ``id:``, so they never move the
@@ -102,7 +103,7 @@ async def event_stream(
                 data=msgspec.json.encode(ProgressOut.from_progress(current)).decode(),
             )
             last_progress = last_sent = now
-        if complete:
+        if complete and not await ledger.has_events_after(batch_id, owner=owner, after_id=after):
             yield ServerSentEventMessage(event="end", data='{"reason": "complete"}')
             return
         if now - last_sent >= KEEPALIVE_EVERY:

@@ -30,6 +30,7 @@ from ledger.core import (
     uploads,
     vectors,
 )
+from ledger.core import events as event_log
 from ledger.core import search as search_core
 from ledger.core.batch_edits import BatchChanges, update_batch
 from ledger.core.claims import BreakerPolicy
@@ -524,9 +525,17 @@ class Ledger:
         self, batch_id: str, *, owner: str | None = None, after_id: int = 0, limit: int = 500
     ) -> list[Event]:
         async def work(conn: AsyncConnection, now: datetime) -> list[Event]:
-            return await progress.list_events(
+            return await event_log.read_events(
                 conn, batch_id, owner=owner, after_id=after_id, limit=limit
             )
+
+        return await self.run(work, write=False)
+
+    async def has_events_after(
+        self, batch_id: str, *, owner: str | None = None, after_id: int = 0
+    ) -> bool:
+        async def work(conn: AsyncConnection, now: datetime) -> bool:
+            return await event_log.has_events_after(conn, batch_id, owner=owner, after_id=after_id)
 
         return await self.run(work, write=False)
 

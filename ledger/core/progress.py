@@ -10,14 +10,13 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, func, literal, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ledger.core.rows import attempt_from_row, batch_from_row, document_from_row, event_from_row
-from ledger.db.models import attempts, batches, documents, events
+from ledger.core.rows import attempt_from_row, batch_from_row, document_from_row
+from ledger.db.models import attempts, batches, documents
 from ledger.errors import InvalidInput, NotFound
 from ledger.records import (
     AttemptInfo,
     Batch,
     DocumentInfo,
-    Event,
     FailureGroup,
     Page,
     Progress,
@@ -278,25 +277,3 @@ async def failures(
         )
     ).all()
     return [FailureGroup(code=r.error_code, count=r.n, example_message=r.example) for r in rows]
-
-
-async def list_events(
-    conn: AsyncConnection,
-    batch_id: str,
-    *,
-    owner: str | None,
-    after_id: int,
-    limit: int,
-) -> list[Event]:
-    """Events of one batch with id greater than ``after_id``, in order."""
-    await get_batch(conn, batch_id, owner=owner)
-    rows = (
-        await conn.execute(
-            select(events, documents.c.source.label("document_source"))
-            .select_from(events.outerjoin(documents, documents.c.id == events.c.document_id))
-            .where(events.c.batch_id == batch_id, events.c.id > after_id)
-            .order_by(events.c.id)
-            .limit(limit)
-        )
-    ).all()
-    return [event_from_row(r) for r in rows]

@@ -62,6 +62,18 @@ async def lock_for_transaction(conn: AsyncConnection, name: str) -> None:
         )
 
 
+def settled_txid(conn: AsyncConnection) -> ColumnElement[int] | None:
+    """The oldest transaction id that may still be running, as a number.
+
+    Rows written by transactions below it are settled: committed or gone for good. None on
+    SQLite, where one writer at a time makes everything committed settled.
+    """
+    if is_postgres(conn):
+        xmin = func.pg_snapshot_xmin(func.pg_current_snapshot())
+        return cast(cast(xmin, String), BigInteger)
+    return None
+
+
 def random_token(conn: AsyncConnection) -> ColumnElement[str]:
     """A fresh 32-hex-digit random token, computed by the database for each row."""
     if is_postgres(conn):

@@ -32,7 +32,7 @@ from ledger.states import AttemptOutcome, BatchState, DocumentStatus, UploadStat
 # The migration whose schema these tables describe. Opening a ledger compares the database
 # with it; reading it from the migration scripts instead would load Alembic, a large part
 # of a worker's start. A new migration moves it (a test holds it to Alembic's head).
-HEAD_REVISION = "0007"
+HEAD_REVISION = "0012"
 
 # Every constraint and index gets a stable name: Alembic's SQLite batch mode silently drops
 # unnamed CHECK constraints, and stable names make migrations reviewable.
@@ -219,7 +219,14 @@ events = Table(
     Column("kind", String(32), nullable=False),
     Column("data", JSONDoc, nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
+    # The order in which the log becomes visible. PostgreSQL assigns ids from a sequence
+    # before commit, so concurrent transactions commit them out of order; there the column
+    # defaults to the writing transaction's id (migration 0012) and readers follow
+    # (txid, id) up to the oldest transaction still running. SQLite has one writer at a
+    # time, which commits ids in order: the column stays 0 and the order is the id's.
+    Column("txid", BigIntId, nullable=False, server_default=text("0")),
     Index(None, "batch_id", "id"),
+    Index(None, "batch_id", "txid", "id"),
     Index(None, "created_at"),
 )
 

@@ -37,6 +37,7 @@ from ledger.core.claims import BreakerPolicy
 from ledger.db.engine import WRITE, create_engine
 from ledger.db.models import HEAD_REVISION, batches, documents
 from ledger.db.notify import DueListener
+from ledger.db.server_clock import ServerClock
 from ledger.errors import InvalidInput, LedgerError
 from ledger.records import (
     ApiKey,
@@ -118,6 +119,7 @@ class Ledger:
         self.engine = engine
         self.settings = settings
         self._clock = clock
+        self._server_clock = ServerClock()
         self._rng = rng or random.Random()
         self.retry_policy = RetryPolicy(
             base=settings.backoff_base_seconds,
@@ -200,9 +202,7 @@ class Ledger:
         if self._clock is not None:
             return self._clock()
         if conn is not None and conn.dialect.name == "postgresql":
-            value = (await conn.execute(text("SELECT now()"))).scalar_one()
-            assert isinstance(value, datetime)
-            return value.astimezone(UTC)
+            return await self._server_clock.now(conn)
         return utcnow()
 
     @asynccontextmanager

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from sqlalchemy.engine import make_url
+
 from ledger.core.ledger import Ledger
 from ledger.records import BatchSpec, ErrorInfo, Outcome, SourceSpec
 
@@ -44,3 +46,10 @@ def permanent(code: str = "bad_input") -> ErrorInfo:
 
 def systemic(code: str = "http_503") -> ErrorInfo:
     return ErrorInfo(code=code, message=f"{code} happened", retryable=True, systemic=True)
+
+
+def sync_url(url: str) -> str:
+    """The database of an async URL, for plain synchronous SQL checks."""
+    parsed = make_url(url)
+    driver = "sqlite" if parsed.get_backend_name() == "sqlite" else "postgresql+psycopg2"
+    return str(parsed.set(drivername=driver))

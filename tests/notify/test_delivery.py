@@ -4,7 +4,6 @@ real loopback receiver (verified with ``standardwebhooks``), retries, tenant iso
 from __future__ import annotations
 
 import pytest
-from sqlalchemy.engine import make_url
 
 from ledger.core.ledger import Ledger
 from ledger.errors import NotAllowed, NotFound
@@ -12,13 +11,11 @@ from ledger.notify.sender import WebhookSender
 from ledger.notify.service import Webhooks
 from tests.conftest import FakeClock, settings_for, sql
 from tests.notify.receiver import Receiver
-from tests.notify.support import permanent, submit, systemic, work
+from tests.notify.support import permanent, submit, sync_url, systemic, work
 
 
 def _sync(ledger: Ledger) -> str:
-    url = make_url(ledger.settings.url)
-    driver = "sqlite" if url.get_backend_name() == "sqlite" else "postgresql+psycopg2"
-    return str(url.set(drivername=driver))
+    return sync_url(ledger.settings.url)
 
 
 async def test_batch_completed_is_signed_and_sent_once_per_batch(

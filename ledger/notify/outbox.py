@@ -33,6 +33,14 @@ def _due(now: datetime) -> list[ColumnElement[bool]]:
     ]
 
 
+async def anything_to_do(conn: AsyncConnection, *, now: datetime) -> tuple[bool, bool]:
+    """(any webhook exists, any delivery is due): a read, so an idle server does not take
+    SQLite's write lock every few seconds for nothing."""
+    hooks = (await conn.execute(select(webhooks.c.id).limit(1))).first() is not None
+    due = (await conn.execute(select(_d.c.id).where(*_due(now)).limit(1))).first() is not None
+    return hooks, due
+
+
 async def claim(
     conn: AsyncConnection, *, now: datetime, lease: timedelta, limit: int
 ) -> list[Outgoing]:

@@ -96,7 +96,15 @@ class WebhookSender:
 
     async def run_once(self) -> int:
         """Scan, then post what is due until nothing is; returns how many were posted."""
-        await self.scan()
+
+        async def look(conn: AsyncConnection, now: datetime) -> tuple[bool, bool]:
+            return await outbox.anything_to_do(conn, now=now)
+
+        hooks, due = await self.ledger.run(look, write=False)
+        if not hooks and not due:
+            return 0
+        if hooks:
+            await self.scan()
         sent = 0
         while posted := await self.send_due():
             sent += posted

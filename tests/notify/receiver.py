@@ -28,8 +28,9 @@ class Received:
 
 
 class Receiver:
-    """Answers each POST with the next status of ``answers`` (then 200). A status of 0
-    holds the request until :meth:`release` and then answers 503."""
+    """Answers each POST with the next status of ``answers`` (then 200); a 3xx redirects to
+    another path of its own. A status of 0 holds the request until :meth:`release` and then
+    answers 503."""
 
     def __init__(self, answers: list[int] | None = None) -> None:
         self.answers: deque[int] = deque(answers or [])
@@ -50,6 +51,8 @@ class Receiver:
                 else:
                     receiver._record(self, body, status)
                 self.send_response(status)
+                if 300 <= status < 400:
+                    self.send_header("location", f"{receiver.url}/moved")
                 self.send_header("content-length", "0")
                 self.end_headers()
 

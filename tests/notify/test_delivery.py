@@ -256,3 +256,21 @@ async def test_a_webhook_hears_only_its_own_tenants_batches(
     await service.remove(hook.id, owner="acme")
     assert await service.all(owner=None) == []
     assert sql(_sync(wledger), "SELECT count(*) FROM webhook_deliveries") == [(0,)]
+
+
+async def test_a_redirect_is_not_followed_and_not_an_acknowledgement(
+    wledger: Ledger, clock: FakeClock
+) -> None:
+    receiver = Receiver([307]).start()
+    try:
+        hook, _ = await Webhooks(wledger).create(receiver.url, ["batch.completed"], owner=None)
+        await submit(wledger, "b", 1)
+        await work(wledger, "b")
+        sender = WebhookSender(wledger)
+        assert await sender.run_once() == 1
+        await sender.close()
+    finally:
+        receiver.stop()
+    assert [r.status for r in receiver.received] == [307]  # the redirect target never called
+    (delivery,) = await Webhooks(wledger).deliveries(hook.id, owner=None)
+    assert delivery.status == "pending" and delivery.last_status_code == 307

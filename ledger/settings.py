@@ -15,6 +15,10 @@ from ledger.config_files import read_json_or_toml
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
+# host, host:port, *.domain[:port], [v6][:port], or a bare IPv6 address.
+_WEBHOOK_HOST = re.compile(
+    r"(?:(?:\*\.)?[a-z0-9_-]+(?:\.[a-z0-9_-]+)*\.?|\[[0-9a-f:.]+\])(?::[0-9]{1,5})?|[0-9a-f:.]+"
+)
 _IMPORT_PATH = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*:[A-Za-z_][A-Za-z0-9_.]*")
 
 
@@ -284,6 +288,17 @@ class Settings(BaseSettings):
     def _split_hosts(cls, value: object) -> object:
         if isinstance(value, str):
             return [h.strip().lower() for h in value.split(",") if h.strip()]
+        return value
+
+    @field_validator("webhook_allowed_hosts")
+    @classmethod
+    def _check_webhook_hosts(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            if not _WEBHOOK_HOST.fullmatch(entry):
+                raise ValueError(
+                    f"LEDGER_WEBHOOK_ALLOWED_HOSTS: {entry!r} is not host, host:port, "
+                    "*.domain or [IPv6 address] (with an optional :port)"
+                )
         return value
 
     @field_validator("allowed_roots")

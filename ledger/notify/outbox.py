@@ -132,7 +132,10 @@ async def record(
         )
     )
     if changed.rowcount != 1:
-        raise LeaseLost(f"delivery {outgoing.id} was taken over by another sender")
+        raise LeaseLost(
+            f"delivery {outgoing.id} is no longer this sender's (its lease ran out and another "
+            "sender took it, or its webhook was removed)"
+        )
     await conn.execute(
         insert(webhook_attempts).values(
             delivery_id=outgoing.id,

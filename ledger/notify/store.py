@@ -93,24 +93,26 @@ async def create(
         raise InvalidInput(f"at most {MAX_WEBHOOKS_PER_OWNER} webhooks per tenant")
     webhook_id = "wh_" + secrets.token_hex(12)
     secret = signing.new_secret()
-    values = {
-        "id": webhook_id,
-        "owner": owner,
-        "url": url,
-        "events": list(chosen),
-        "failure_threshold": threshold,
-        "secret": secret,
-        "created_at": now,
-    }
-    await conn.execute(insert(webhooks).values(**values))
-    return webhook_from_row(_Row(values)), secret
-
-
-class _Row:
-    """A dict seen through ``._mapping`` like a result row."""
-
-    def __init__(self, values: dict[str, Any]) -> None:
-        self._mapping = values
+    hook = Webhook(
+        id=webhook_id,
+        owner=owner,
+        url=url,
+        events=chosen,
+        failure_threshold=threshold,
+        created_at=now,
+    )
+    await conn.execute(
+        insert(webhooks).values(
+            id=hook.id,
+            owner=owner,
+            url=url,
+            events=list(chosen),
+            failure_threshold=threshold,
+            secret=secret,
+            created_at=now,
+        )
+    )
+    return hook, secret
 
 
 async def list_webhooks(conn: AsyncConnection, owner: str | None) -> list[Webhook]:

@@ -78,3 +78,13 @@ def test_signatures_follow_the_standard_webhooks_reference() -> None:
     moment = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
     expected = Webhook(secret).sign("msg_1", moment, '{"a":1}')
     assert signature(secret, "msg_1", int(moment.timestamp()), '{"a":1}') == expected
+
+
+@pytest.mark.parametrize("entry", ["host:abc", "*", "*.", "a b", "http://hooks.example.com"])
+def test_a_malformed_allowed_host_stops_the_start(entry: str) -> None:
+    from pydantic import ValidationError
+
+    from ledger.settings import Settings
+
+    with pytest.raises(ValidationError, match="LEDGER_WEBHOOK_ALLOWED_HOSTS"):
+        Settings(webhook_allowed_hosts=entry)  # type: ignore[arg-type]

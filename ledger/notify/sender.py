@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ledger.backoff import RetryPolicy
-from ledger.errors import LeaseLost, NotAllowed
+from ledger.errors import NotAllowed
 from ledger.notify import outbox, signing
 from ledger.notify.hosts import check_before_send
 from ledger.notify.records import Outgoing, SendResult
@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-PARALLEL_SENDS = 8  # deliveries claimed (and posted at once) per round
+PARALLEL_SENDS = 16  # deliveries claimed (and posted at once) per round
 
 
 class WebhookSender:
@@ -85,13 +85,43 @@ class WebhookSender:
         return await self.ledger.run(work)
 
     async def send_due(self) -> int:
-        """Claim and post one round of due deliveries; returns how many were posted."""
+        """Claim one round of due deliveries, post them at once, record every outcome in one
+        transaction; returns how many were posted."""
 
         async def take(conn: AsyncConnection, now: datetime) -> list[Outgoing]:
             return await outbox.claim(conn, now=now, lease=self.lease, limit=PARALLEL_SENDS)
 
         claimed = await self.ledger.run(take)
-        await asyncio.gather(*(self._deliver(o) for o in claimed))
+        if not claimed:
+            return 0
+        started = await self.ledger.now()
+        results = await asyncio.gather(*(self._post(o) for o in claimed))
+
+        async def record(conn: AsyncConnection, now: datetime) -> list[str | None]:
+            return [
+                await outbox.record(
+                    conn,
+                    outgoing,
+                    result,
+                    started_at=started,
+                    now=now,
+                    policy=self.policy,
+                    give_up_after=self.give_up_after,
+                    rng=self._rng,
+                )
+                for outgoing, result in zip(claimed, results, strict=True)
+            ]
+
+        statuses = await self.ledger.run(record)
+        for outgoing, result, status in zip(claimed, results, statuses, strict=True):
+            log.info(
+                "webhook %s (delivery %s): %s, HTTP %s%s",
+                outgoing.event_id,
+                outgoing.id,
+                status or "lease lost (taken over, or the webhook was removed)",
+                result.status_code,
+                f" ({result.error})" if result.error else "",
+            )
         return len(claimed)
 
     async def run_once(self) -> int:
@@ -123,36 +153,6 @@ class WebhookSender:
                 await asyncio.sleep(interval)
         finally:
             await self.close()
-
-    async def _deliver(self, outgoing: Outgoing) -> None:
-        started = await self.ledger.now()
-        result = await self._post(outgoing)
-
-        async def work(conn: AsyncConnection, now: datetime) -> str:
-            return await outbox.record(
-                conn,
-                outgoing,
-                result,
-                started_at=started,
-                now=now,
-                policy=self.policy,
-                give_up_after=self.give_up_after,
-                rng=self._rng,
-            )
-
-        try:
-            status = await self.ledger.run(work)
-        except LeaseLost as exc:
-            log.warning("webhook %s: %s", outgoing.event_id, exc.message)
-            return
-        log.info(
-            "webhook %s (delivery %s): %s, HTTP %s%s",
-            outgoing.event_id,
-            outgoing.id,
-            status,
-            result.status_code,
-            f" ({result.error})" if result.error else "",
-        )
 
     async def _post(self, outgoing: Outgoing) -> SendResult:
         import httpx

@@ -27,6 +27,11 @@ class Received:
         return json.loads(self.body)
 
 
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 128  # the default 5 drops connections when many arrive at once
+    daemon_threads = True
+
+
 class Receiver:
     """Answers each POST with the next status of ``answers`` (then 200); a 3xx redirects to
     another path of its own. A status of 0 holds the request until :meth:`release` and then
@@ -59,8 +64,7 @@ class Receiver:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
+        self.server = _Server(("127.0.0.1", 0), Handler)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     def _record(self, handler: BaseHTTPRequestHandler, body: bytes, status: int) -> None:

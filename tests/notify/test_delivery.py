@@ -3,10 +3,16 @@ real loopback receiver (verified with ``standardwebhooks``), retries, tenant iso
 
 from __future__ import annotations
 
+import asyncio
+from datetime import datetime
+
 import pytest
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ledger.core.ledger import Ledger
 from ledger.errors import NotAllowed, NotFound
+from ledger.notify import outbox
+from ledger.notify.records import Outgoing
 from ledger.notify.sender import WebhookSender
 from ledger.notify.service import Webhooks
 from tests.conftest import FakeClock, settings_for, sql
@@ -274,3 +280,47 @@ async def test_a_redirect_is_not_followed_and_not_an_acknowledgement(
     assert [r.status for r in receiver.received] == [307]  # the redirect target never called
     (delivery,) = await Webhooks(wledger).deliveries(hook.id, owner=None)
     assert delivery.status == "pending" and delivery.last_status_code == 307
+
+
+async def test_a_claimed_delivery_whose_sender_died_is_sent_after_its_lease(
+    wledger: Ledger, receiver: Receiver, clock: FakeClock
+) -> None:
+    hook, secret = await Webhooks(wledger).create(receiver.url, ["batch.completed"], owner=None)
+    await submit(wledger, "b", 1)
+    await work(wledger, "b")
+    dead = WebhookSender(wledger)
+    await dead.scan()
+
+    async def claim_and_die(conn: AsyncConnection, now: datetime) -> list[Outgoing]:
+        return await outbox.claim(conn, now=now, lease=dead.lease, limit=10)
+
+    (lost,) = await wledger.run(claim_and_die)  # the state a kill -9 mid-POST leaves
+    sender = WebhookSender(wledger)
+    assert await sender.run_once() == 0  # still leased to the dead sender
+    clock.advance(dead.lease.total_seconds() + 1)
+    assert await sender.run_once() == 1
+    await sender.close()
+    (got,) = receiver.received
+    assert got.id == lost.event_id
+    assert len(receiver.verified(secret)) == 1
+    (delivery,) = await Webhooks(wledger).deliveries(hook.id, owner=None)
+    assert delivery.status == "delivered" and delivery.attempts == 1
+
+
+async def test_two_senders_never_post_the_same_delivery(
+    wledger: Ledger, receiver: Receiver, clock: FakeClock
+) -> None:
+    hook, _ = await Webhooks(wledger).create(receiver.url, ["batch.completed"], owner=None)
+    for _ in range(40):
+        await Webhooks(wledger).test(hook.id, owner=None)
+    async with await Ledger.open(wledger.settings, clock=clock) as other:
+        first, second = WebhookSender(wledger), WebhookSender(other)
+        counts = await asyncio.gather(first.run_once(), second.run_once())
+        await first.close()
+        await second.close()
+    assert sum(counts) == 40
+    ids = [r.id for r in receiver.received]
+    assert len(ids) == 40 and len(set(ids)) == 40
+    deliveries = await Webhooks(wledger).deliveries(hook.id, owner=None)
+    assert {d.status for d in deliveries} == {"delivered"}
+    assert {d.attempts for d in deliveries} == {1}

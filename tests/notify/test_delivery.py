@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from ledger.core.ledger import Ledger
 from ledger.errors import NotAllowed, NotFound
 from ledger.notify import outbox
-from ledger.notify.records import Outgoing
+from ledger.notify.records import Outgoing, Webhook
 from ledger.notify.sender import WebhookSender
 from ledger.notify.service import Webhooks
 from tests.conftest import FakeClock, settings_for, sql
@@ -22,6 +22,14 @@ from tests.notify.support import permanent, submit, sync_url, systemic, work
 
 def _sync(ledger: Ledger) -> str:
     return sync_url(ledger.settings.url)
+
+
+async def _hook_and_completed_batch(ledger: Ledger, url: str) -> tuple[Webhook, str]:
+    """A batch.completed webhook, then a batch "b" that completes: one delivery owed."""
+    made = await Webhooks(ledger).create(url, ["batch.completed"], owner=None)
+    await submit(ledger, "b", 1)
+    await work(ledger, "b")
+    return made
 
 
 async def test_batch_completed_is_signed_and_sent_once_per_batch(
@@ -56,9 +64,7 @@ async def test_batch_completed_is_signed_and_sent_once_per_batch(
 async def test_scanning_again_never_makes_a_second_id(
     wledger: Ledger, receiver: Receiver, clock: FakeClock
 ) -> None:
-    hook, _ = await Webhooks(wledger).create(receiver.url, ["batch.completed"], owner=None)
-    await submit(wledger, "b", 1)
-    await work(wledger, "b")
+    hook, _ = await _hook_and_completed_batch(wledger, receiver.url)
     sender = WebhookSender(wledger)
     assert await sender.scan() == 1
     assert await sender.scan() == 0
@@ -76,9 +82,7 @@ async def test_failed_answers_are_retried_with_the_same_id_until_acknowledged(
 ) -> None:
     receiver = Receiver([500, 500]).start()
     try:
-        hook, secret = await Webhooks(wledger).create(receiver.url, ["batch.completed"], owner=None)
-        await submit(wledger, "b", 1)
-        await work(wledger, "b")
+        hook, secret = await _hook_and_completed_batch(wledger, receiver.url)
         sender = WebhookSender(wledger)
         assert await sender.run_once() == 1
         (delivery,) = await Webhooks(wledger).deliveries(hook.id, owner=None)
@@ -112,9 +116,7 @@ async def test_a_delivery_never_acknowledged_is_failed_after_a_day(
 ) -> None:
     receiver = Receiver([503] * 1000).start()
     try:
-        hook, _ = await Webhooks(wledger).create(receiver.url, ["batch.completed"], owner=None)
-        await submit(wledger, "b", 1)
-        await work(wledger, "b")
+        hook, _ = await _hook_and_completed_batch(wledger, receiver.url)
         sender = WebhookSender(wledger)
         for _ in range(200):
             await sender.run_once()
@@ -269,9 +271,7 @@ async def test_a_redirect_is_not_followed_and_not_an_acknowledgement(
 ) -> None:
     receiver = Receiver([307]).start()
     try:
-        hook, _ = await Webhooks(wledger).create(receiver.url, ["batch.completed"], owner=None)
-        await submit(wledger, "b", 1)
-        await work(wledger, "b")
+        hook, _ = await _hook_and_completed_batch(wledger, receiver.url)
         sender = WebhookSender(wledger)
         assert await sender.run_once() == 1
         await sender.close()
@@ -285,9 +285,7 @@ async def test_a_redirect_is_not_followed_and_not_an_acknowledgement(
 async def test_a_claimed_delivery_whose_sender_died_is_sent_after_its_lease(
     wledger: Ledger, receiver: Receiver, clock: FakeClock
 ) -> None:
-    hook, secret = await Webhooks(wledger).create(receiver.url, ["batch.completed"], owner=None)
-    await submit(wledger, "b", 1)
-    await work(wledger, "b")
+    hook, secret = await _hook_and_completed_batch(wledger, receiver.url)
     dead = WebhookSender(wledger)
     await dead.scan()
 

@@ -15,6 +15,10 @@ from ledger.config_files import read_json_or_toml
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
+# host, host:port, *.domain[:port], [v6][:port], or a bare IPv6 address.
+_WEBHOOK_HOST = re.compile(
+    r"(?:(?:\*\.)?[a-z0-9_-]+(?:\.[a-z0-9_-]+)*\.?|\[[0-9a-f:.]+\])(?::[0-9]{1,5})?|[0-9a-f:.]+"
+)
 _IMPORT_PATH = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*:[A-Za-z_][A-Za-z0-9_.]*")
 
 
@@ -185,6 +189,36 @@ class Settings(BaseSettings):
         "name -> {kind, base_url, model, api_key_env | api_key_file | auth: none, ...}",
     )
 
+    # ---------------------------------------------------------------- webhooks
+    webhook_allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="hosts webhooks may be sent to (comma-separated host or host:port, "
+        "'*.example.com' for subdomains; no port: any port); none by default: no webhook can "
+        "be created, and a delivery to a host no longer listed is not sent",
+    )
+    webhook_timeout_seconds: float = Field(
+        default=10.0, gt=0, le=300, description="one webhook POST, connecting included"
+    )
+    webhook_retry_hours: float = Field(
+        default=24.0, gt=0, description="a delivery not acknowledged this long is marked failed"
+    )
+    webhook_backoff_base_seconds: float = Field(
+        default=5.0, ge=0, description="wait after a delivery's first failed attempt"
+    )
+    webhook_backoff_cap_seconds: float = Field(
+        default=3600.0, ge=0, description="longest wait between two attempts of a delivery"
+    )
+    webhook_scan_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        description="how often the server looks for events to announce and deliveries due",
+    )
+    webhook_stall_minutes: float = Field(
+        default=30.0,
+        gt=0,
+        description="batch.stalled: a batch has due documents but none finished this long",
+    )
+
     @field_validator("processors", mode="before")
     @classmethod
     def _split_processors(cls, value: object) -> object:
@@ -249,11 +283,22 @@ class Settings(BaseSettings):
             return [o.strip().rstrip("/") for o in value.split(",") if o.strip()]
         return value
 
-    @field_validator("allowed_hosts", mode="before")
+    @field_validator("allowed_hosts", "webhook_allowed_hosts", mode="before")
     @classmethod
     def _split_hosts(cls, value: object) -> object:
         if isinstance(value, str):
             return [h.strip().lower() for h in value.split(",") if h.strip()]
+        return value
+
+    @field_validator("webhook_allowed_hosts")
+    @classmethod
+    def _check_webhook_hosts(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            if not _WEBHOOK_HOST.fullmatch(entry):
+                raise ValueError(
+                    f"LEDGER_WEBHOOK_ALLOWED_HOSTS: {entry!r} is not host, host:port, "
+                    "*.domain or [IPv6 address] (with an optional :port)"
+                )
         return value
 
     @field_validator("allowed_roots")

@@ -42,9 +42,11 @@ from ledger.api.throughput import batch_throughput
 from ledger.api.tus_files import run_cleanup
 from ledger.api.tus_protocol import EXPOSED_HEADERS, REQUEST_HEADERS
 from ledger.api.uploads import TusController, tus_options
+from ledger.api.webhooks import WebhookController
 from ledger.core.ledger import Ledger
 from ledger.dashboard.routes import STATIC_PATH, dashboard_router, template_config
 from ledger.embedders.profiles import profiles_for
+from ledger.notify.sender import WebhookSender
 from ledger.settings import Settings
 from ledger.worker.supervisor import WorkerSupervisor
 
@@ -125,12 +127,17 @@ def create_app(
         cleanup = asyncio.create_task(
             run_cleanup(app.state.ledger, settings.tus_cleanup_seconds), name="ledger-uploads"
         )
+        # Webhook deliveries: scanned for and sent by every server (leases share the work).
+        webhooks = asyncio.create_task(
+            WebhookSender(app.state.ledger).run(), name="ledger-webhooks"
+        )
         try:
             yield
         finally:
-            cleanup.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await cleanup
+            for chore in (cleanup, webhooks):
+                chore.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await chore
             if worker is not None and task is not None:
                 worker.stop(graceful=True)
                 with contextlib.suppress(asyncio.CancelledError):
@@ -157,6 +164,7 @@ def create_app(
             batch_events,
             batch_throughput,
             search,
+            WebhookController,
         ],
         request_max_body_size=settings.max_body_bytes,
     )

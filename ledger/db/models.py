@@ -32,7 +32,7 @@ from ledger.states import AttemptOutcome, BatchState, DocumentStatus, UploadStat
 # The migration whose schema these tables describe. Opening a ledger compares the database
 # with it; reading it from the migration scripts instead would load Alembic, a large part
 # of a worker's start. A new migration moves it (a test holds it to Alembic's head).
-HEAD_REVISION = "0007"
+HEAD_REVISION = "0008"
 
 # Every constraint and index gets a stable name: Alembic's SQLite batch mode silently drops
 # unnamed CHECK constraints, and stable names make migrations reviewable.
@@ -64,6 +64,16 @@ workers = Table(
     Column("started_at", UTCDateTime, nullable=False),
     Column("heartbeat_at", UTCDateTime, nullable=False),
     Column("stopped_at", UTCDateTime, nullable=True),
+    # The processor names this worker imported and checked at start: it claims only batches
+    # whose processor is among them (routing by capability).
+    Column("processors", JSONDoc, nullable=False, server_default=text("'[]'")),
+    # Documents whose attempt this worker ended as done, skipped or failed; written with each
+    # heartbeat and at stop (not in the finish transaction: that one stays short).
+    Column("documents_finished", BigIntId, nullable=False, server_default=text("0")),
+    CheckConstraint("documents_finished >= 0", name="documents_finished_nonnegative"),
+    # Listing newest first; finding the live ones (heartbeat within the lease time).
+    Index(None, "started_at", "id"),
+    Index(None, "heartbeat_at"),
 )
 
 batches = Table(

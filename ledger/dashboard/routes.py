@@ -74,6 +74,11 @@ async def search_page(keys_required: bool) -> Template:
     return _page("search", keys_required)
 
 
+@get("/workers", name="dashboard-workers", include_in_schema=False)
+async def workers_page(keys_required: bool) -> Template:
+    return _page("workers", keys_required)
+
+
 def dashboard_router() -> Router:
     """The pages and their static assets."""
     static = create_static_files_router(
@@ -85,7 +90,15 @@ def dashboard_router() -> Router:
     )
     return Router(
         path="/",
-        route_handlers=[batches_page, batch_page, document_page, new_page, search_page, static],
+        route_handlers=[
+            batches_page,
+            batch_page,
+            document_page,
+            new_page,
+            search_page,
+            workers_page,
+            static,
+        ],
         include_in_schema=False,
     )
 

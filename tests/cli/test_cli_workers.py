@@ -6,10 +6,15 @@ it is listed ``lost``. The test polls the listing instead of timing anything.
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import time
+from pathlib import Path
 from typing import Any
 
+from ledger.core.ledger import Ledger
+from ledger.records import BatchSpec, SourceSpec
+from ledger.settings import Settings
 from tests.cli.conftest import Cli
 
 # A short lease (heartbeat every third of it) so that a killed worker is lost soon.
@@ -65,3 +70,44 @@ def test_listing_shows_alive_stopped_and_a_killed_worker_lost(cli: Cli) -> None:
             if proc.poll() is None:
                 proc.kill()
             proc.communicate(timeout=30)
+
+
+async def _submit(cli: Cli, batch_id: str, processor: str) -> None:
+    settings = Settings(database_url=f"sqlite+aiosqlite:///{cli.db}", home=cli.home)
+    async with await Ledger.open(settings) as ledger:
+        spec = BatchSpec(id=batch_id, processor=processor)
+        await ledger.submit(spec, [SourceSpec(f"/{batch_id}/{i}") for i in range(2)])
+
+
+def test_status_says_a_batch_waits_for_a_worker_that_can_run_it(cli: Cli, tmp_path: Path) -> None:
+    assert cli("db", "upgrade").code == 0
+    asyncio.run(_submit(cli, "waits", "elsewhere:process"))
+    shown = cli("status", "waits")
+    assert shown.code == 0, shown.stderr
+    assert "waiting: no worker can run processor 'elsewhere:process'" in shown.stdout
+    assert cli("status", "waits", "--json").json()["waiting_for_processor"] == ("elsewhere:process")
+    # A worker told to run it, where it cannot be imported: it starts without it, and the
+    # batch goes on waiting, untouched.
+    worker = cli.start("worker", "-p", "elsewhere:process", env=SHORT_LEASE)
+    try:
+        alive = _wait_state(cli, worker.pid, "alive")
+        assert "elsewhere:process" not in alive["processors"]
+        waiting = cli("status", "waits", "--json", env=SHORT_LEASE).json()
+        assert waiting["waiting_for_processor"] == "elsewhere:process"
+        assert waiting["counts"]["pending"] == 2
+        assert cli.scalar("SELECT count(*) FROM attempts") == 0
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        _, stderr = worker.communicate(timeout=30)
+    assert "processor elsewhere:process left out" in stderr
+
+    # Where it can be imported, a worker runs it; then nothing waits.
+    code_dir = tmp_path / "code"
+    code_dir.mkdir()
+    (code_dir / "elsewhere.py").write_text("def process(doc):\n    return {'ok': 1}\n")
+    here = {"PYTHONPATH": f"{code_dir}:{cli.env['PYTHONPATH']}"}
+    ran = cli("worker", "--burst", "-p", "elsewhere:process", env=here)
+    assert ran.code == 0, ran.stderr
+    done = cli("status", "waits", "--json").json()
+    assert done["waiting_for_processor"] is None
+    assert done["counts"]["done"] == 2

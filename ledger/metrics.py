@@ -7,9 +7,11 @@ per process, as Prometheus expects: sum them over processes in queries.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -63,3 +65,25 @@ def observe_processed(processor: str, outcome: str, seconds: float) -> None:
         counter = _processed.setdefault(outcome, DOCUMENTS_PROCESSED.labels(outcome))
     timer.observe(seconds)
     counter.inc()
+
+
+# --------------------------------------------------------------------------- workers
+# Read from the ledger at scrape time (every process's workers, not only this one's).
+
+
+def worker_gauges(by_state: Mapping[str, int], in_flight: int) -> Iterator[GaugeMetricFamily]:
+    """``ledger_workers{state}`` (alive, lost, stopped; derived from heartbeats as every face
+    shows them) and ``ledger_documents_in_flight`` (documents running now, any worker)."""
+    workers = GaugeMetricFamily(
+        "ledger_workers",
+        "Worker processes by state: alive, lost (no heartbeat within the lease time), stopped.",
+        labels=["state"],
+    )
+    for state, count in by_state.items():
+        workers.add_metric([state], count)
+    yield workers
+    yield GaugeMetricFamily(
+        "ledger_documents_in_flight",
+        "Documents leased to a worker and running now, from the batch counters.",
+        value=in_flight,
+    )

@@ -13,7 +13,14 @@ from typing import Any, Generic, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ledger.states import AttemptOutcome, BatchState, BatchStatus, DocumentStatus, UploadState
+from ledger.states import (
+    AttemptOutcome,
+    BatchState,
+    BatchStatus,
+    DocumentStatus,
+    UploadState,
+    WorkerState,
+)
 
 JSON = dict[str, Any]
 T = TypeVar("T")
@@ -123,6 +130,9 @@ class Progress:
     rate: float | None  # documents finished per second over the recent window
     eta_seconds: float | None
     last_finished_at: datetime | None
+    # Set while the batch has due work and no live worker can run its processor: it waits
+    # (it never fails for that) until a worker that can starts.
+    waiting_for_processor: str | None = None
 
     @property
     def percent(self) -> float:
@@ -457,3 +467,20 @@ class Plan:
     changed: PlanGroup
     unchanged: PlanGroup
     gone: PlanGroup
+
+
+@dataclass(frozen=True)
+class WorkerInfo:
+    """One worker process as listed: who, where, what it can run and what it is doing."""
+
+    id: str
+    hostname: str
+    pid: int
+    state: WorkerState
+    processors: list[str]
+    concurrency: int
+    in_flight: int  # documents it holds a lease on now (running)
+    finished: int  # documents whose attempt it ended done, skipped or failed
+    started_at: datetime
+    heartbeat_at: datetime
+    stopped_at: datetime | None

@@ -120,3 +120,11 @@ class UploadState(StrEnum):
     COMPLETE = "complete"  # every byte arrived; its document exists; final
     TERMINATED = "terminated"  # the client deleted it; its file is removed; final
     EXPIRED = "expired"  # unfinished past its expiry; its file is removed; final
+
+
+class WorkerState(StrEnum):
+    """A worker process as every face shows it, derived when read (core/workers.py)."""
+
+    ALIVE = "alive"
+    LOST = "lost"
+    STOPPED = "stopped"

@@ -1,4 +1,5 @@
-"""Counted nouns in messages: "1 attempt", "3 attempts", never "1 attempts"."""
+"""Words shared by every face: counted nouns ("1 attempt", "3 attempts", never "1 attempts")
+and the note of a batch that waits for a worker."""
 
 from __future__ import annotations
 
@@ -11,3 +12,8 @@ def plural(count: int, singular: str, plural_form: str | None = None) -> str:
     """
     noun = singular if count == 1 else (plural_form or singular + "s")
     return f"{count:,} {noun}"
+
+
+def waiting_note(processor: str) -> str:
+    """What a batch no live worker can run says, in the CLI, the API and the dashboard."""
+    return f"waiting: no worker can run processor {processor!r}"

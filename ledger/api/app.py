@@ -43,6 +43,7 @@ from ledger.api.tus_files import run_cleanup
 from ledger.api.tus_protocol import EXPOSED_HEADERS, REQUEST_HEADERS
 from ledger.api.uploads import TusController, tus_options
 from ledger.api.webhooks import WebhookController
+from ledger.api.workers import list_workers
 from ledger.core.ledger import Ledger
 from ledger.dashboard.routes import STATIC_PATH, dashboard_router, template_config
 from ledger.embedders.profiles import profiles_for
@@ -165,6 +166,7 @@ def create_app(
             batch_throughput,
             search,
             WebhookController,
+            list_workers,
         ],
         request_max_body_size=settings.max_body_bytes,
     )

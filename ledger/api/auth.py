@@ -147,6 +147,16 @@ async def provide_caller(request: Request[Any, Any, Any]) -> Caller:
     return Caller(tenant=None)
 
 
+def require_operator(caller: Caller, what: str) -> None:
+    """Admit the operator only: an API key with the 'operator' role or, while no key
+    exists, a loopback client without one (what covers every tenant is theirs to see)."""
+    if not caller.local and caller.role != OPERATOR:
+        raise PermissionDeniedException(
+            detail=f"{what} cover every tenant: they need an operator key "
+            "(`ledger keys create --role operator`)"
+        )
+
+
 async def provide_owner(caller: Caller) -> str | None:
     """The caller's tenant; None in local single-user mode (every batch)."""
     return caller.tenant

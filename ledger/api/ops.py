@@ -3,24 +3,23 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 from litestar import Response, get
 from litestar.datastructures import State
-from litestar.exceptions import PermissionDeniedException
 from litestar.openapi.spec import Operation
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from ledger import metrics
-from ledger.api.auth import OPERATOR, Caller
+from ledger.api.auth import Caller, require_operator
 from ledger.api.errors import ERROR_RESPONSES
 from ledger.api.schemas import Health
 from ledger.core.ledger import Ledger
 from ledger.records import QueueDepth
-from ledger.states import DocumentStatus
+from ledger.states import DocumentStatus, WorkerState
 from ledger.worker.supervisor import WorkerSupervisor
 
 log = logging.getLogger(__name__)
@@ -77,9 +76,15 @@ async def health(ledger: Ledger, state: State) -> Response[Health]:
 class _ScrapeCollector(Collector):
     """Gauges read from the ledger for one scrape (already fetched; collect() is sync)."""
 
-    def __init__(self, totals: dict[DocumentStatus, int], depths: list[QueueDepth]) -> None:
+    def __init__(
+        self,
+        totals: dict[DocumentStatus, int],
+        depths: list[QueueDepth],
+        workers: Mapping[WorkerState, int],
+    ) -> None:
         self.totals = totals
         self.depths = depths
+        self.workers = workers
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         documents = GaugeMetricFamily(
@@ -99,6 +104,8 @@ class _ScrapeCollector(Collector):
             depth.add_metric([d.batch_id, "pending"], d.pending)
             depth.add_metric([d.batch_id, "running"], d.running)
         yield depth
+        by_state = {state.value: n for state, n in self.workers.items()}
+        yield from metrics.worker_gauges(by_state, self.totals[DocumentStatus.RUNNING])
 
 
 @get(
@@ -115,14 +122,11 @@ async def prometheus_metrics(ledger: Ledger, caller: Caller) -> Response[bytes]:
     They mix every tenant's work, so they are for the operator: an API key with the
     'operator' role (`ledger keys create --role operator`), or, while no key exists, a
     loopback client without one. A tenant key gets 403."""
-    if not caller.local and caller.role != OPERATOR:
-        raise PermissionDeniedException(
-            detail="metrics cover every tenant: they need an operator key "
-            "(`ledger keys create --role operator`)"
-        )
+    require_operator(caller, "metrics")
     totals = await ledger.document_totals(owner=None)
     depths = await ledger.queue_depths(owner=None, limit=QUEUE_DEPTH_BATCHES)
+    workers = await ledger.worker_counts()
     scrape = CollectorRegistry(auto_describe=False)
-    scrape.register(_ScrapeCollector(totals, depths))
+    scrape.register(_ScrapeCollector(totals, depths, workers))
     body = generate_latest(metrics.REGISTRY) + generate_latest(scrape)
     return Response(body, media_type=CONTENT_TYPE_LATEST)

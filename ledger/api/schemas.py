@@ -21,9 +21,11 @@ from ledger.records import (
     Progress,
     Throughput,
     ThroughputMinute,
+    WorkerInfo,
 )
 from ledger.states import AttemptOutcome, BatchState, BatchStatus, DocumentStatus
 from ledger.text import escaped
+from ledger.wording import waiting_note
 
 BatchId = Annotated[
     str,
@@ -142,6 +144,17 @@ class ProgressOut(BatchOut, kw_only=True):
     rate: float | None  # the same value, under its earlier name
     eta_seconds: float | None
     last_finished_at: datetime | None
+    waiting_for_processor: Annotated[
+        str | None,
+        Meta(
+            description="set while the batch has due work and no live worker can run its"
+            " processor: it waits (it never fails for that) until such a worker starts"
+        ),
+    ] = None
+    note: Annotated[
+        str | None,
+        Meta(description="why the batch is not moving, in words (for example who it waits for)"),
+    ] = None
     batch: BatchOut
     # What the request that created the batch left out of its folders (first 100 of
     # skipped_paths_count); empty in every other answer.
@@ -160,6 +173,8 @@ class ProgressOut(BatchOut, kw_only=True):
             rate=p.rate,
             eta_seconds=p.eta_seconds,
             last_finished_at=p.last_finished_at,
+            waiting_for_processor=p.waiting_for_processor,
+            note=None if p.waiting_for_processor is None else waiting_note(p.waiting_for_processor),
             batch=batch,
             skipped_paths=[SkippedPathOut(path=a, reason=b) for a, b in skipped or []],
             skipped_paths_count=skipped_count,
@@ -432,3 +447,49 @@ class ThroughputOut(Struct, kw_only=True):
             truncated=t.truncated,
             minutes=[ThroughputMinuteOut.of(m) for m in t.minutes],
         )
+
+
+class WorkerOut(Struct, kw_only=True):
+    """A worker process and what it is doing; its state is derived when read."""
+
+    id: str
+    host: str
+    pid: int
+    state: Annotated[
+        str,
+        Meta(
+            description="alive; lost (no heartbeat within the lease time: killed or hung); stopped"
+        ),
+    ]
+    processors: list[str]
+    concurrency: int
+    in_flight: Annotated[int, Meta(description="documents it holds a lease on now")]
+    finished: Annotated[int, Meta(description="documents it ended done, skipped or failed")]
+    started_at: datetime
+    last_heartbeat_at: datetime
+    stopped_at: datetime | None
+
+    @classmethod
+    def of(cls, w: WorkerInfo) -> WorkerOut:
+        return cls(
+            id=w.id,
+            host=w.hostname,
+            pid=w.pid,
+            state=w.state.value,
+            processors=list(w.processors),
+            concurrency=w.concurrency,
+            in_flight=w.in_flight,
+            finished=w.finished,
+            started_at=w.started_at,
+            last_heartbeat_at=w.heartbeat_at,
+            stopped_at=w.stopped_at,
+        )
+
+
+class WorkerPage(Struct, kw_only=True):
+    items: list[WorkerOut]
+    next_cursor: str | None
+
+    @classmethod
+    def of(cls, page: Page[WorkerInfo]) -> WorkerPage:
+        return cls(items=[WorkerOut.of(w) for w in page.items], next_cursor=page.next_cursor)

@@ -15,7 +15,7 @@ from ledger.cli.app import EXIT_USAGE, CliError, app, err, out, run_with_ledger
 from ledger.core.ledger import Ledger
 from ledger.records import Batch, DocumentInfo, SearchHit
 from ledger.states import BatchState, BatchStatus, DocumentStatus
-from ledger.wording import plural
+from ledger.wording import plural, waiting_note
 
 JSON_OPTION = typer.Option(False, "--json", help="Print JSON for scripts (stable keys).")
 BATCH_ARGUMENT = typer.Argument(..., metavar="BATCH", help="Batch id (see `ledger batches`).")
@@ -140,6 +140,14 @@ def status_command(
     facts.add_row("last finish", render.when(progress.last_finished_at))
     facts.add_row("completed", render.when(b.completed_at))
     out.print(facts)
+    if progress.waiting_for_processor is not None:
+        out.print(waiting_note(progress.waiting_for_processor), style="yellow", markup=False)
+        out.print(
+            "  Start a worker that can import it (LEDGER_PROCESSORS, or `ledger worker` "
+            "where it is installed); see `ledger workers`.",
+            style="dim",
+            markup=False,
+        )
     if b.counts[DocumentStatus.FAILED]:
         out.print(f"List the failures with: ledger failures {b.id}", style="dim")
 

@@ -443,7 +443,6 @@ class Session:
                     return EXIT_INTERRUPTED
                 view.started(result, req)
                 batch = result.batch
-                before = batch.finished
                 started = time.monotonic()
                 if batch.state == BatchState.PAUSED:
                     self.stop_reason = f"batch is paused ({batch.pause_reason})"
@@ -465,7 +464,9 @@ class Session:
             )
         report_skipped(self.stats)
         code = self._exit_code(final)
-        processed = max(0, final.batch.finished - before)
+        # This run's own work: other workers (a server's, say) may serve the same batch.
+        processed = self.worker.finished() if self.worker is not None else 0
+        others = await self._others_continuing(final)
         if req.json_output:
             render.emit_json(
                 {
@@ -480,6 +481,7 @@ class Session:
                     "rate_per_second": processed / elapsed if elapsed > 0 else None,
                     "interrupted": code == EXIT_INTERRUPTED,
                     "stop_reason": self.stop_reason,
+                    "other_workers_continue": others,
                     "first_failures": [render.document_json(d) for d in failures.items],
                     "exit_code": code,
                     **skipped_json(self.stats),
@@ -487,11 +489,30 @@ class Session:
             )
         else:
             self._summary(final, failures.items, processed, elapsed, code)
+            if others:
+                out.print(
+                    f"{plural(others, 'other worker')} that can run processor "
+                    f"{final.batch.processor!r} continue this batch "
+                    f"(stop them with: ledger pause {final.batch.id}).",
+                    markup=False,
+                )
         return code
+
+    async def _others_continuing(self, final: BatchProgress) -> int:
+        """How many other live workers go on with this batch after this run stopped."""
+        b = final.batch
+        if self.worker is None or b.is_complete or b.state != BatchState.ACTIVE:
+            return 0
+        return await self.ledger.others_able(b.processor, exclude=self.worker.worker_id)
 
     async def _process(self, view: View, batch_id: str) -> None:
         req = self.request
-        self.worker = make_worker(self.ledger, concurrency=req.concurrency, batch_ids=[batch_id])
+        self.worker = make_worker(
+            self.ledger,
+            concurrency=req.concurrency,
+            batch_ids=[batch_id],
+            processors=[req.processor],
+        )
         task = asyncio.create_task(self.worker.run(until_complete=True))
         poll = 0.25 if isinstance(view, LiveView) else min(1.0, req.progress_interval)
         try:

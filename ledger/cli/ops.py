@@ -63,24 +63,41 @@ def worker_command(
     burst: bool = typer.Option(
         False, "--burst", help="Exit when nothing is due instead of waiting for more work."
     ),
+    processor: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--processor",
+            "-p",
+            metavar="NAME",
+            help="Also run this processor (module:function or entry point; repeatable), "
+            "besides the built-ins, LEDGER_PROCESSORS and installed entry points.",
+        ),
+    ] = None,
 ) -> None:
     """Process documents of any batch in the database until stopped.
 
-    Run as many as you like, on as many machines as share the database. SIGTERM or Ctrl-C
-    stops gracefully (documents in flight finish); a second signal stops at once.
+    Run as many as you like, on as many machines as share the database. Each worker takes
+    only batches whose processor it can run (imported and checked at start). SIGTERM or
+    Ctrl-C stops gracefully (documents in flight finish); a second signal stops at once.
     """
     settings = options(ctx).settings()
     if options(ctx).verbose == 0:
         logging.getLogger("ledger").setLevel(logging.INFO)
-    asyncio.run(_work(settings, concurrency, batch or None, burst))
+    asyncio.run(_work(settings, concurrency, batch or None, burst, processor or []))
 
 
 async def _work(
-    settings: Settings, concurrency: int | None, batch_ids: list[str] | None, burst: bool
+    settings: Settings,
+    concurrency: int | None,
+    batch_ids: list[str] | None,
+    burst: bool,
+    processors: list[str],
 ) -> None:
     ledger = await open_ledger(settings)
     try:
-        worker = make_worker(ledger, concurrency=concurrency, batch_ids=batch_ids)
+        worker = make_worker(
+            ledger, concurrency=concurrency, batch_ids=batch_ids, processors=processors
+        )
 
         def first(signum: int) -> None:
             err.print(

@@ -121,6 +121,7 @@ def progress_json(progress: Progress) -> dict[str, Any]:
             "rate_per_second": progress.rate,
             "eta_seconds": progress.eta_seconds,
             "last_finished_at": iso(progress.last_finished_at),
+            "waiting_for_processor": progress.waiting_for_processor,
         }
     )
     return out

@@ -45,7 +45,11 @@ def check_processor(ledger: Ledger, name: str, options: JSON) -> None:
 
 
 def make_worker(
-    ledger: Ledger, *, concurrency: int | None, batch_ids: Sequence[str] | None = None
+    ledger: Ledger,
+    *,
+    concurrency: int | None,
+    batch_ids: Sequence[str] | None = None,
+    processors: Sequence[str] = (),
 ) -> Worker:
-    """A worker of the runtime, bound to ``ledger``."""
-    return Worker(ledger, concurrency=concurrency, batch_ids=batch_ids)
+    """A worker of the runtime, bound to ``ledger``, that can also run ``processors``."""
+    return Worker(ledger, concurrency=concurrency, batch_ids=batch_ids, processors=processors)

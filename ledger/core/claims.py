@@ -396,9 +396,13 @@ async def claim(
     now: datetime,
     lease_seconds: float,
     batch_ids: Sequence[str] | None = None,
+    processors: Sequence[str] | None = None,
     rng: random.Random | None = None,
 ) -> list[ClaimedDocument]:
     """Lease up to ``limit`` due documents to ``worker_id``.
+
+    With ``processors``, only of batches whose processor is one of them: a worker takes only
+    work it can run, and a batch nobody can run waits (it never fails for it).
 
     Due: pending with next_attempt_at <= now, in an active batch (expired leases were turned
     back into pending by :func:`rescue_expired` in the same transaction). Higher priority
@@ -409,8 +413,15 @@ async def claim(
         return []
     rng = rng or random.Random()
     filtered = batch_ids is not None
-    candidates = prepared(conn, ("candidates", filtered), lambda: _claim_candidates(filtered))
-    params = {"p_ids": list(batch_ids)} if batch_ids is not None else {}
+    routed = processors is not None
+    candidates = prepared(
+        conn, ("candidates", filtered, routed), lambda: _claim_candidates(filtered, routed)
+    )
+    params: dict[str, Any] = {}
+    if batch_ids is not None:
+        params["p_ids"] = list(batch_ids)
+    if processors is not None:
+        params["p_processors"] = list(processors)
     tiers: dict[int, list[Any]] = defaultdict(list)
     for row in (await conn.execute(candidates, params)).all():
         tiers[row.priority].append(row)
@@ -439,7 +450,7 @@ async def claim(
     return claimed
 
 
-def _claim_candidates(filtered: bool) -> Any:
+def _claim_candidates(filtered: bool, routed: bool = False) -> Any:
     query = select(
         batches.c.id,
         batches.c.priority,
@@ -450,6 +461,9 @@ def _claim_candidates(filtered: bool) -> Any:
     ).where(batches.c.state == BatchState.ACTIVE.value, batches.c.n_pending > 0)
     if filtered:
         query = query.where(batches.c.id.in_(ids_param()))
+    if routed:
+        # A bound list, not part of the statement: one cached statement serves every worker.
+        query = query.where(batches.c.processor.in_(ids_param("p_processors")))
     return query
 
 
@@ -564,13 +578,18 @@ async def heartbeat(
     held: Sequence[tuple[int, str]],
     now: datetime,
     lease_seconds: float,
+    finished: int | None = None,
 ) -> list[int]:
     """Extend the leases this worker still holds; return the ids of those it lost.
 
     A lease is held while the document is running with this worker's token. A lease that
-    was taken over (or ended by rescue) is reported, never extended.
+    was taken over (or ended by rescue) is reported, never extended. ``finished`` is the
+    worker's count of documents it ended, shown in the list of workers.
     """
-    await conn.execute(update(workers).where(workers.c.id == worker_id).values(heartbeat_at=now))
+    alive: dict[str, Any] = {"heartbeat_at": now}
+    if finished is not None:
+        alive["documents_finished"] = finished
+    await conn.execute(update(workers).where(workers.c.id == worker_id).values(**alive))
     if not held:
         return []
     expires = now + timedelta(seconds=lease_seconds)

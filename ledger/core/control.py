@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 import secrets
 import socket
+from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -158,8 +160,11 @@ async def retry_failed(
     return count
 
 
-async def register_worker(conn: AsyncConnection, *, concurrency: int, now: datetime) -> str:
-    """Record a new worker and return its id (host, pid and a random part)."""
+async def register_worker(
+    conn: AsyncConnection, *, concurrency: int, now: datetime, processors: Sequence[str] = ()
+) -> str:
+    """Record a new worker, with the processors it can run, and return its id (host, pid
+    and a random part)."""
     hostname = socket.gethostname()
     worker_id = f"{hostname[:60]}:{os.getpid()}:{secrets.token_hex(4)}"
     await conn.execute(
@@ -168,6 +173,7 @@ async def register_worker(conn: AsyncConnection, *, concurrency: int, now: datet
             hostname=hostname,
             pid=os.getpid(),
             concurrency=concurrency,
+            processors=sorted(set(processors)),
             started_at=now,
             heartbeat_at=now,
         )
@@ -175,8 +181,12 @@ async def register_worker(conn: AsyncConnection, *, concurrency: int, now: datet
     return worker_id
 
 
-async def worker_stopped(conn: AsyncConnection, worker_id: str, *, now: datetime) -> None:
-    """Mark the worker stopped. Leases it still holds simply run out and are rescued."""
-    await conn.execute(
-        update(workers).where(workers.c.id == worker_id).values(stopped_at=now, heartbeat_at=now)
-    )
+async def worker_stopped(
+    conn: AsyncConnection, worker_id: str, *, now: datetime, finished: int | None = None
+) -> None:
+    """Mark the worker stopped (with its final count of finished documents). Leases it
+    still holds simply run out and are rescued."""
+    values: dict[str, Any] = {"stopped_at": now, "heartbeat_at": now}
+    if finished is not None:
+        values["documents_finished"] = finished
+    await conn.execute(update(workers).where(workers.c.id == worker_id).values(**values))

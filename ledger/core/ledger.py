@@ -8,6 +8,7 @@ import logging
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -32,6 +33,7 @@ from ledger.core import (
 )
 from ledger.core import events as event_log
 from ledger.core import search as search_core
+from ledger.core import workers as workers_core
 from ledger.core.batch_edits import BatchChanges, update_batch
 from ledger.core.claims import BreakerPolicy
 from ledger.db.engine import WRITE, create_engine
@@ -64,9 +66,10 @@ from ledger.records import (
     UnchangedSkip,
     Upload,
     UploadSpec,
+    WorkerInfo,
 )
 from ledger.settings import Settings
-from ledger.states import BatchState, BatchStatus, DocumentStatus
+from ledger.states import BatchState, BatchStatus, DocumentStatus, WorkerState
 
 log = logging.getLogger(__name__)
 
@@ -291,17 +294,64 @@ class Ledger:
 
     # ------------------------------------------------------------------ workers
 
-    async def register_worker(self, *, concurrency: int) -> str:
+    async def register_worker(self, *, concurrency: int, processors: Sequence[str] = ()) -> str:
         async def work(conn: AsyncConnection, now: datetime) -> str:
-            return await control.register_worker(conn, concurrency=concurrency, now=now)
+            return await control.register_worker(
+                conn, concurrency=concurrency, now=now, processors=processors
+            )
 
         return await self.run(work)
 
-    async def worker_stopped(self, worker_id: str) -> None:
+    async def worker_stopped(self, worker_id: str, *, finished: int | None = None) -> None:
         async def work(conn: AsyncConnection, now: datetime) -> None:
-            await control.worker_stopped(conn, worker_id, now=now)
+            await control.worker_stopped(conn, worker_id, now=now, finished=finished)
 
         await self.run(work)
+
+    async def workers(
+        self,
+        *,
+        state: WorkerState | None = None,
+        cursor: str | None = None,
+        limit: int = 50,
+    ) -> Page[WorkerInfo]:
+        """Worker processes newest first, each with its state derived now (see core/workers)."""
+
+        async def work(conn: AsyncConnection, now: datetime) -> Page[WorkerInfo]:
+            return await workers_core.list_workers(
+                conn,
+                now=now,
+                lease_seconds=self.settings.lease_seconds,
+                state=state,
+                cursor=cursor,
+                limit=limit,
+            )
+
+        return await self.run(work, write=False)
+
+    async def worker_counts(self) -> dict[WorkerState, int]:
+        """How many workers are alive, lost and stopped (for metrics)."""
+
+        async def work(conn: AsyncConnection, now: datetime) -> dict[WorkerState, int]:
+            return await workers_core.count_by_state(
+                conn, now=now, lease_seconds=self.settings.lease_seconds
+            )
+
+        return await self.run(work, write=False)
+
+    async def others_able(self, processor: str, *, exclude: str | None = None) -> int:
+        """How many live workers besides ``exclude`` can run ``processor``."""
+
+        async def work(conn: AsyncConnection, now: datetime) -> int:
+            return await workers_core.others_able(
+                conn,
+                processor,
+                exclude=exclude,
+                now=now,
+                lease_seconds=self.settings.lease_seconds,
+            )
+
+        return await self.run(work, write=False)
 
     async def claim(
         self,
@@ -310,8 +360,10 @@ class Ledger:
         *,
         batch_ids: Sequence[str] | None = None,
         lease_seconds: float | None = None,
+        processors: Sequence[str] | None = None,
     ) -> list[ClaimedDocument]:
-        """Rescue expired leases, then lease up to ``limit`` due documents to the worker."""
+        """Rescue expired leases, then lease up to ``limit`` due documents to the worker
+        (only of batches whose processor is in ``processors``, when given)."""
 
         async def work(conn: AsyncConnection, now: datetime) -> list[ClaimedDocument]:
             await claims.rescue_expired(conn, now=now, limit=RESCUE_PER_CLAIM)
@@ -322,6 +374,7 @@ class Ledger:
                 now=now,
                 lease_seconds=lease_seconds or self.settings.lease_seconds,
                 batch_ids=batch_ids,
+                processors=processors,
                 rng=self._rng,
             )
 
@@ -333,6 +386,7 @@ class Ledger:
         held: Sequence[tuple[int, str]],
         *,
         lease_seconds: float | None = None,
+        finished: int | None = None,
     ) -> list[int]:
         """Extend the worker's leases; returns the ids of documents whose lease it lost."""
 
@@ -343,6 +397,7 @@ class Ledger:
                 held=held,
                 now=now,
                 lease_seconds=lease_seconds or self.settings.lease_seconds,
+                finished=finished,
             )
 
         return await self.run(work)
@@ -376,8 +431,11 @@ class Ledger:
             if count < RESCUE_PER_CLAIM:
                 return total
 
-    async def next_due_at(self, batch_ids: Sequence[str] | None = None) -> datetime | None:
-        """When the earliest pending document of an active batch becomes due (None: none)."""
+    async def next_due_at(
+        self, batch_ids: Sequence[str] | None = None, *, processors: Sequence[str] | None = None
+    ) -> datetime | None:
+        """When the earliest pending document of an active batch becomes due (None: none);
+        with ``processors``, of a batch one of them runs."""
 
         async def work(conn: AsyncConnection, now: datetime) -> datetime | None:
             query = (
@@ -391,6 +449,8 @@ class Ledger:
             )
             if batch_ids is not None:
                 query = query.where(documents.c.batch_id.in_(batch_ids))
+            if processors is not None:
+                query = query.where(batches.c.processor.in_(list(processors)))
             return progress._aware((await conn.execute(query)).scalar())
 
         return await self.run(work, write=False)
@@ -468,7 +528,11 @@ class Ledger:
 
     async def progress(self, batch_id: str, *, owner: str | None = None) -> Progress:
         async def work(conn: AsyncConnection, now: datetime) -> Progress:
-            return await progress.progress(conn, batch_id, owner=owner, now=now)
+            found = await progress.progress(conn, batch_id, owner=owner, now=now)
+            waiting = await workers_core.waiting_for_processor(
+                conn, found.batch, now=now, lease_seconds=self.settings.lease_seconds
+            )
+            return found if waiting is None else replace(found, waiting_for_processor=waiting)
 
         return await self.run(work, write=False)
 

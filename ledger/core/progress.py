@@ -167,23 +167,31 @@ async def list_batches(
         query = query.where(_in_state(state))
     if status is not None:
         query = query.where(_has_status(status))
-    if cursor:
-        created, batch_id = _decode_cursor(cursor, 2)
-        created_at = datetime.fromisoformat(created)
-        query = query.where(
-            or_(
-                batches.c.created_at < created_at,
-                and_(batches.c.created_at == created_at, batches.c.id < batch_id),
-            )
-        )
-    rows = (
-        await conn.execute(
-            query.order_by(batches.c.created_at.desc(), batches.c.id.desc()).limit(limit + 1)
-        )
-    ).all()
+    rows = await newest_first(conn, query, batches.c.created_at, batches.c.id, cursor, limit)
     items = [batch_from_row(r) for r in rows[:limit]]
     next_cursor = _encode_cursor(items[-1].created_at, items[-1].id) if len(rows) > limit else None
     return Page(items=items, next_cursor=next_cursor)
+
+
+async def newest_first(
+    conn: AsyncConnection,
+    query: Any,
+    when: Any,
+    key: Any,
+    cursor: str | None,
+    limit: int,
+) -> list[Any]:
+    """Rows of ``query`` newest first by (``when``, ``key``), after ``cursor`` (keyset:
+    stable under inserts). Up to ``limit + 1`` rows: the extra one says a next page exists."""
+    if cursor:
+        moment, last = _decode_cursor(cursor, 2)
+        try:
+            moment_at = datetime.fromisoformat(moment)
+        except (TypeError, ValueError) as exc:
+            raise InvalidInput("malformed cursor") from exc
+        query = query.where(or_(when < moment_at, and_(when == moment_at, key < last)))
+    ordered = query.order_by(when.desc(), key.desc()).limit(limit + 1)
+    return list((await conn.execute(ordered)).all())
 
 
 def _in_state(state: BatchState) -> ColumnElement[bool]:

@@ -79,6 +79,11 @@ async def webhooks_page(keys_required: bool) -> Template:
     return _page("webhooks", keys_required)
 
 
+@get("/workers", name="dashboard-workers", include_in_schema=False)
+async def workers_page(keys_required: bool) -> Template:
+    return _page("workers", keys_required)
+
+
 def dashboard_router() -> Router:
     """The pages and their static assets."""
     static = create_static_files_router(
@@ -97,6 +102,7 @@ def dashboard_router() -> Router:
             new_page,
             search_page,
             webhooks_page,
+            workers_page,
             static,
         ],
         include_in_schema=False,

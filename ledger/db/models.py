@@ -32,7 +32,7 @@ from ledger.states import AttemptOutcome, BatchState, DocumentStatus, UploadStat
 # The migration whose schema these tables describe. Opening a ledger compares the database
 # with it; reading it from the migration scripts instead would load Alembic, a large part
 # of a worker's start. A new migration moves it (a test holds it to Alembic's head).
-HEAD_REVISION = "0012"
+HEAD_REVISION = "0010"
 
 # Every constraint and index gets a stable name: Alembic's SQLite batch mode silently drops
 # unnamed CHECK constraints, and stable names make migrations reviewable.
@@ -64,6 +64,16 @@ workers = Table(
     Column("started_at", UTCDateTime, nullable=False),
     Column("heartbeat_at", UTCDateTime, nullable=False),
     Column("stopped_at", UTCDateTime, nullable=True),
+    # The processor names this worker imported and checked at start: it claims only batches
+    # whose processor is among them (routing by capability).
+    Column("processors", JSONDoc, nullable=False, server_default=text("'[]'")),
+    # Documents whose attempt this worker ended as done, skipped or failed; written with each
+    # heartbeat and at stop (not in the finish transaction: that one stays short).
+    Column("documents_finished", BigIntId, nullable=False, server_default=text("0")),
+    CheckConstraint("documents_finished >= 0", name="documents_finished_nonnegative"),
+    # Listing newest first; finding the live ones (heartbeat within the lease time).
+    Index(None, "started_at", "id"),
+    Index(None, "heartbeat_at"),
 )
 
 batches = Table(
@@ -221,7 +231,7 @@ events = Table(
     Column("created_at", UTCDateTime, nullable=False),
     # The order in which the log becomes visible. PostgreSQL assigns ids from a sequence
     # before commit, so concurrent transactions commit them out of order; there the column
-    # defaults to the writing transaction's id (migration 0012) and readers follow
+    # defaults to the writing transaction's id (migration 0010) and readers follow
     # (txid, id) up to the oldest transaction still running. SQLite has one writer at a
     # time, which commits ids in order: the column stays 0 and the order is the id's.
     Column("txid", BigIntId, nullable=False, server_default=text("0")),
@@ -393,7 +403,7 @@ embedding_cache = Table(
     CheckConstraint("length(vector) = 4 * dimension", name="vector_length"),
 )
 
-# --------------------------------------------------------------------------- webhooks (0011)
+# --------------------------------------------------------------------------- webhooks (0009)
 
 # A tenant's subscription: where to POST which events, and the secret that signs them
 # (Standard Webhooks). The secret is kept because every send signs with it; no face ever

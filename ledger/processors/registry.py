@@ -94,6 +94,46 @@ class ProcessorRegistry:
         """Whether this registry can resolve ``name`` (for a worker); imports nothing."""
         return self.allows(name) or (":" in name and not name.startswith(":"))
 
+    def runnable(self, extra: Iterable[str] = ()) -> tuple[list[str], dict[str, str]]:
+        """What a worker can run, checked now: the built-ins, the operator's allowlist, the
+        installed entry points and ``extra`` names (the processor a CLI run names, say).
+
+        Every name but a built-in is imported and must give a callable; the worker declares
+        the names that pass (it claims only their batches). Returns those names and, for
+        each one that failed, why: a worker still starts without it.
+        """
+        names = set(self._factories)
+        failed: dict[str, str] = {}
+        wanted = dict(self._aliases)
+        wanted.update((name, name) for name in self._allowed)
+        wanted.update((ep.name, ep.name) for ep in entry_points(group=ENTRY_POINT_GROUP))
+        for name in extra:
+            if name not in names:
+                wanted.setdefault(name, self._aliases.get(name, name))
+        for name, target in sorted(wanted.items()):
+            if target in self._factories:
+                names.add(name)
+                continue
+            try:
+                self._load(target)
+            except Exception as exc:  # importing runs the module's code: anything may fail
+                failed[name] = exc.message if isinstance(exc, InvalidInput) else repr(exc)
+            else:
+                names.add(name)
+        return sorted(names), failed
+
+    @staticmethod
+    def _load(target: str) -> object:
+        if ":" in target:
+            return load_object(target)
+        for ep in entry_points(group=ENTRY_POINT_GROUP):
+            if ep.name == target:
+                obj = ep.load()
+                if not callable(obj):
+                    raise InvalidInput(f"processor {target!r} is not callable")
+                return obj
+        raise InvalidInput(f"unknown processor {target!r}")
+
     def validate(self, name: str) -> None:
         """For the operator (CLI): raise :class:`InvalidInput` now if ``name`` can never be
         resolved. Imports a ``module:function`` to find out."""

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 from ledger import metrics, storage
 from ledger.core.ledger import Ledger
 from ledger.core.write_failures import WriteRetry, is_write_failure, write_failed
-from ledger.errors import InvalidInput, LedgerError, ProcessingError
+from ledger.errors import InvalidInput, LedgerError, NotFound, ProcessingError
 from ledger.processors.base import (
     Done,
     ProcessorContext,
@@ -116,12 +116,17 @@ class Worker:
         batch_ids: Sequence[str] | None = None,
         registry: ProcessorRegistry | None = None,
         pool: ProcessPool | None = None,
+        processors: Sequence[str] = (),
     ) -> None:
         settings = ledger.settings
         self.ledger = ledger
         self.concurrency = concurrency or settings.concurrency
         self.batch_ids = list(batch_ids) if batch_ids is not None else None
         self.registry = registry or ProcessorRegistry.from_settings(settings)
+        # Processors to run besides the registry's own (the one a CLI run names); a worker
+        # bound to batches also takes theirs. Checked at start: see _declare.
+        self.extra_processors = list(processors)
+        self.processors: list[str] = []
         self.context = ProcessorContext(
             ledger=ledger, pool=pool, task_timeout=settings.task_timeout_seconds
         )
@@ -216,9 +221,35 @@ class Worker:
 
     # ------------------------------------------------------------------ main loop (cont.)
 
+    async def _declare(self) -> list[str]:
+        """The processors this worker can run, each imported and checked now; one that
+        fails is left out with a warning (its batches wait for a worker that can run it)."""
+        extra = list(self.extra_processors)
+        for batch_id in self.batch_ids or ():
+            try:
+                extra.append((await self.ledger.batch(batch_id)).processor)
+            except NotFound:
+                continue  # not submitted yet: nothing of it to claim either
+        names, failed = self.registry.runnable(extra)
+        for name, why in failed.items():
+            log.warning("processor %s left out: it cannot be loaded here (%s)", name, why)
+        return names
+
+    def finished(self) -> int:
+        """Documents whose attempt this worker ended done, skipped or failed (this run)."""
+        return self.stats.done + self.stats.skipped + self.stats.failed
+
     async def _run(self, *, burst: bool, until_complete: bool) -> WorkerStats:
-        self.worker_id = await self.ledger.register_worker(concurrency=self.concurrency)
-        log.info("worker %s started (concurrency %d)", self.worker_id, self.concurrency)
+        self.processors = await self._declare()
+        self.worker_id = await self.ledger.register_worker(
+            concurrency=self.concurrency, processors=self.processors
+        )
+        log.info(
+            "worker %s started (concurrency %d; processors %s)",
+            self.worker_id,
+            self.concurrency,
+            ", ".join(self.processors),
+        )
         committer = asyncio.create_task(self._commit_loop(), name="ledger-committer")
         heartbeat = asyncio.create_task(self._heartbeat_loop(), name="ledger-heartbeat")
         listener = self.ledger.due_listener(self._due_announced)  # None on SQLite
@@ -240,7 +271,9 @@ class Worker:
             with contextlib.suppress(asyncio.CancelledError):
                 await heartbeat
             with contextlib.suppress(Exception):
-                await asyncio.shield(self.ledger.worker_stopped(self.worker_id))
+                await asyncio.shield(
+                    self.ledger.worker_stopped(self.worker_id, finished=self.finished())
+                )
             log.info("worker %s stopped: %s", self.worker_id, self.stats)
         if self.fatal is not None:
             raise self.fatal
@@ -285,7 +318,9 @@ class Worker:
         assert self.worker_id is not None
         while True:
             try:
-                return await self.ledger.claim(self.worker_id, want, batch_ids=self.batch_ids)
+                return await self.ledger.claim(
+                    self.worker_id, want, batch_ids=self.batch_ids, processors=self.processors
+                )
             except Exception as exc:
                 if not is_write_failure(exc):
                     raise
@@ -307,7 +342,7 @@ class Worker:
         """How long to sleep when idle: until the next retry is due or the first lease runs
         out (its document is then rescued and claimed), at most a poll."""
         wait = self.poll_seconds
-        due = await self.ledger.next_due_at(self.batch_ids)
+        due = await self.ledger.next_due_at(self.batch_ids, processors=self.processors)
         expiry = await self.ledger.earliest_lease_expiry(self.batch_ids)
         if due is not None or expiry is not None:
             now = await self.ledger.now()
@@ -513,7 +548,7 @@ class Worker:
             held = [(d.id, d.lease_token) for d in self.current.values()]
             held += [(d.id, d.lease_token) for d in self._ready]
             held += [(d.id, d.lease_token) for d, _ in self._outbox]
-            lost = await self.ledger.heartbeat(self.worker_id, held)
+            lost = await self.ledger.heartbeat(self.worker_id, held, finished=self.finished())
         if lost:
             gone = set(lost)
             self._ready = collections.deque(d for d in self._ready if d.id not in gone)

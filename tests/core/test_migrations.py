@@ -3,6 +3,8 @@ backends and run down and up again cleanly."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from alembic import command
 from alembic.script import ScriptDirectory
@@ -91,4 +93,24 @@ def test_0007_gives_existing_keys_the_tenant_role(empty_url: str) -> None:
         sql(_sync(empty_url), "UPDATE api_keys SET role = 'root'")
     migrate.downgrade(empty_url, "0006")
     assert sql(_sync(empty_url), "SELECT id FROM api_keys") == [("k1",)]
+    migrate.upgrade(empty_url)
+
+
+def test_0008_gives_existing_workers_no_processors_and_downgrades(empty_url: str) -> None:
+    migrate.upgrade(empty_url, "0007")
+    sql(
+        _sync(empty_url),
+        "INSERT INTO workers (id, hostname, pid, concurrency, started_at, heartbeat_at) "
+        "VALUES ('h:1:ab', 'h', 1, 4, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)",
+    )
+    migrate.upgrade(empty_url, "0008")
+    ((processors, finished),) = sql(
+        _sync(empty_url), "SELECT processors, documents_finished FROM workers"
+    )
+    assert (processors if isinstance(processors, list) else json.loads(processors)) == []
+    assert finished == 0
+    with pytest.raises(IntegrityError):
+        sql(_sync(empty_url), "UPDATE workers SET documents_finished = -1")
+    migrate.downgrade(empty_url, "0007")
+    assert sql(_sync(empty_url), "SELECT id, concurrency FROM workers") == [("h:1:ab", 4)]
     migrate.upgrade(empty_url)

@@ -11,7 +11,7 @@ from playwright.sync_api import expect
 
 from tests.dashboard.conftest import Browser, Served, skip_loudly
 
-PAGES = ["/", "/new", "/search", "/webhooks"]
+PAGES = ["/", "/new", "/search", "/webhooks", "/workers"]
 VENDOR = Path(__file__).resolve().parents[2] / "ledger" / "dashboard" / "static" / "vendor"
 
 # Controls without an accessible name: no label, no aria-label, no text.

@@ -38,6 +38,9 @@
       (b.completed_at ? " · completed " + L.time(b.completed_at) : "");
     $("pause-reason").hidden = !state.reason;
     $("pause-reason").textContent = state.reason ? "Paused: " + state.reason : "";
+    // Due work that no live worker can run: it waits (it never fails for that).
+    $("waiting-note").hidden = !progress.waiting_for_processor;
+    $("waiting-note").textContent = progress.waiting_for_processor ? progress.note : "";
     L.progressBar($("progress"), b);
     $("figure-finished").textContent = b.total
       ? L.count(b.finished) + " of " + L.count(b.total) + " finished (" + $("progress").dataset.percent + "%)"

@@ -6,8 +6,8 @@ defaults to ``pg_current_xact_id()`` there; readers order by (txid, id) and read
 the oldest transaction still running. On SQLite one writer at a time commits ids in order:
 the column is 0 and changes nothing.
 
-Revision ID: 0012
-Revises: 0011
+Revision ID: 0010
+Revises: 0009
 Create Date: 2026-12-06 17:20:00.000000
 """
 
@@ -16,8 +16,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0012"
-down_revision: str | None = "0011"
+revision: str = "0010"
+down_revision: str | None = "0009"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -30,6 +30,7 @@ from ledger.core import (
     uploads,
     vectors,
 )
+from ledger.core import plan as plan_core
 from ledger.core import search as search_core
 from ledger.core.batch_edits import BatchChanges, update_batch
 from ledger.core.claims import BreakerPolicy
@@ -248,16 +249,7 @@ class Ledger:
         """Create or extend a batch with its documents, all in one transaction. With
         ``skip_unchanged``, new sources already indexed unchanged are skipped at once."""
 
-        async def work(conn: AsyncConnection, now: datetime) -> SubmitResult:
-            return await submit.submit(
-                conn,
-                spec,
-                sources,
-                now=now,
-                default_max_attempts=self.settings.max_attempts,
-                skip_unchanged=skip_unchanged,
-            )
-
+        work = self._submission(spec, sources, skip_unchanged, submit.submit)
         # A one-shot iterator cannot be replayed: running the transaction again would
         # silently submit nothing, so only a list or tuple of sources is retried.
         replayable = isinstance(sources, list | tuple)
@@ -273,20 +265,43 @@ class Ledger:
         """What :meth:`submit` would do with these sources, decided by the same code (so a
         dry run and the real run agree on what is new, changed and unchanged), in a
         transaction that is then rolled back: the database is left as it was."""
-        result: SubmitResult | None = None
+
+        work = self._submission(spec, sources, skip_unchanged, submit.submit)
+        return await self._rolled_back(work)
+
+    def _submission(
+        self,
+        spec: BatchSpec,
+        sources: Iterable[SourceSpec],
+        skip_unchanged: UnchangedSkip | None,
+        how: Callable[..., Awaitable[T]],
+        **extra: Any,
+    ) -> Callable[[AsyncConnection, datetime], Awaitable[T]]:
+        """The submission of ``sources`` as a transaction's work (``how``: the submission
+        itself, or the plan made from it)."""
+
+        async def work(conn: AsyncConnection, now: datetime) -> T:
+            return await how(
+                conn,
+                spec,
+                sources,
+                now=now,
+                default_max_attempts=self.settings.max_attempts,
+                skip_unchanged=skip_unchanged,
+                **extra,
+            )
+
+        return work
+
+    async def _rolled_back(self, work: Callable[[AsyncConnection, datetime], Awaitable[T]]) -> T:
+        """``work`` in a write transaction that is then rolled back, whatever it did; one
+        attempt only (no transparent retry): its sources may be a one-shot iterator."""
+        result: list[T] = []
         with contextlib.suppress(_RolledBack):
             async with self.transaction() as conn:
-                result = await submit.submit(
-                    conn,
-                    spec,
-                    sources,
-                    now=await self.now(conn),
-                    default_max_attempts=self.settings.max_attempts,
-                    skip_unchanged=skip_unchanged,
-                )
+                result.append(await work(conn, await self.now(conn)))
                 raise _RolledBack  # leaving the transaction by an exception rolls it back
-        assert result is not None
-        return result
+        return result[0]
 
     # ------------------------------------------------------------------ workers
 
@@ -944,16 +959,19 @@ class Ledger:
         spec: BatchSpec,
         sources: Iterable[SourceSpec],
         *,
+        skip_unchanged: UnchangedSkip | None = None,
         roots: Sequence[str] | None = None,
         listed: int = 1_000,
     ) -> Plan:
-        """Dry run of a submission: which sources are new, changed or unchanged for
-        ``spec.owner``, and which indexed ones are gone (under ``roots``, or from the
-        batch ``spec.id``). Writes nothing; lists at most ``listed`` sources per group."""
+        """Dry run of a submission: which sources are new, changed or unchanged, decided by
+        the real submission with ``skip_unchanged`` (as :meth:`submit` is given it) in a
+        transaction that is rolled back, and which indexed ones are gone (under ``roots``,
+        or from the batch ``spec.id``). Lists at most ``listed`` sources per group."""
 
-        # One attempt only (no transparent retry): ``sources`` may be a one-shot iterator.
-        async with self.transaction(write=False) as conn:
-            return await search_core.plan(conn, spec, sources, roots=roots, listed=listed)
+        work = self._submission(
+            spec, sources, skip_unchanged, plan_core.plan, roots=roots, listed=listed
+        )
+        return await self._rolled_back(work)
 
     # ================================================================== embeddings
     # The embedding cache, vector search and its model (ledger.core.vectors; rules in

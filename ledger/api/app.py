@@ -29,6 +29,7 @@ from ledger.api.auth import (
     provide_owner,
 )
 from ledger.api.batches import BatchController, UploadController
+from ledger.api.chunks import ChunkController
 from ledger.api.documents import DocumentController
 from ledger.api.errors import EXCEPTION_HANDLERS
 from ledger.api.events import batch_events
@@ -153,6 +154,7 @@ def create_app(
         path=API_PREFIX,
         route_handlers=[
             BatchController,
+            ChunkController,
             DocumentController,
             batch_events,
             batch_throughput,

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ledger.backoff import RetryPolicy
 from ledger.core import (
+    chunk_reads,
     claims,
     control,
     creates,
@@ -33,6 +34,7 @@ from ledger.core import (
 from ledger.core import plan as plan_core
 from ledger.core import search as search_core
 from ledger.core.batch_edits import BatchChanges, update_batch
+from ledger.core.chunk_reads import ChunkRecord
 from ledger.core.claims import BreakerPolicy
 from ledger.db.engine import WRITE, create_engine
 from ledger.db.models import HEAD_REVISION, batches, documents
@@ -526,6 +528,44 @@ class Ledger:
             conn: AsyncConnection, now: datetime
         ) -> tuple[DocumentInfo, list[AttemptInfo]]:
             return await progress.get_document(conn, document_id, owner=owner)
+
+        return await self.run(work, write=False)
+
+    async def batch_chunks(
+        self,
+        batch_id: str,
+        *,
+        owner: str | None = None,
+        after: int = 0,
+        limit: int = 500,
+        vectors: bool = False,
+        model: str | None = None,
+    ) -> list[ChunkRecord]:
+        """A page of a batch's chunks after chunk id ``after`` (see core/chunk_reads.py)."""
+
+        async def work(conn: AsyncConnection, now: datetime) -> list[ChunkRecord]:
+            return await chunk_reads.batch_chunks(
+                conn, batch_id, owner=owner, after=after, limit=limit, vectors=vectors,
+                model=model,
+            )  # fmt: skip
+
+        return await self.run(work, write=False)
+
+    async def document_chunks(
+        self,
+        batch_id: str,
+        document_id: int,
+        *,
+        owner: str | None = None,
+        after: int = -1,
+        limit: int = 100,
+    ) -> list[ChunkRecord]:
+        """A page of one document's chunks after ordinal ``after`` (core/chunk_reads.py)."""
+
+        async def work(conn: AsyncConnection, now: datetime) -> list[ChunkRecord]:
+            return await chunk_reads.document_chunks(
+                conn, batch_id, document_id, owner=owner, after=after, limit=limit
+            )
 
         return await self.run(work, write=False)
 

@@ -36,6 +36,7 @@ from ledger.api.events import batch_events
 from ledger.api.guard import Guard
 from ledger.api.headers import SecurityHeaders
 from ledger.api.ops import health, prometheus_metrics
+from ledger.api.processors import list_processors
 from ledger.api.search import search
 from ledger.api.streams import StreamQuota
 from ledger.api.swagger import LocalSwaggerRenderPlugin
@@ -46,6 +47,7 @@ from ledger.api.uploads import TusController, tus_options
 from ledger.core.ledger import Ledger
 from ledger.dashboard.routes import STATIC_PATH, dashboard_router, template_config
 from ledger.embedders.profiles import profiles_for
+from ledger.processors.option_schemas import declared_for
 from ledger.settings import Settings
 from ledger.worker.supervisor import WorkerSupervisor
 
@@ -106,6 +108,7 @@ def create_app(
     """
     settings = settings or Settings()
     profiles_for(settings)  # a bad LEDGER_EMBEDDERS stops the start, with its message
+    declared_for(settings)  # so does a bad LEDGER_PROCESSOR_OPTIONS
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -158,6 +161,7 @@ def create_app(
             DocumentController,
             batch_events,
             batch_throughput,
+            list_processors,
             search,
         ],
         request_max_body_size=settings.max_body_bytes,

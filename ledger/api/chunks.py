@@ -4,7 +4,8 @@
 id order, read page by page (bounded memory whatever the batch's size), then one last line
 ``{"next_after": N}``: the cursor to pass as ``after=`` for the rest when ``limit`` cut the
 stream short, or ``null`` when the batch has no more. A stream without that last line was
-cut off: ask again with ``after=`` the last chunk id received.
+cut off: ask again with ``after=`` the last chunk id received. Each page is its own read
+transaction: a stream is not a snapshot of a batch that is still being processed.
 """
 
 from __future__ import annotations

@@ -183,6 +183,12 @@ class Settings(BaseSettings):
         "'ledger.processors' entry points: comma-separated NAME (an entry point), "
         "module:function, or alias=module:function",
     )
+    processor_options: str | None = Field(
+        default=None,
+        description="the options each processor takes, checked at create and shown by the "
+        "dashboard: a JSON or TOML file, or inline JSON, mapping processor -> option -> "
+        "{type, required, default, minimum, maximum, enum, description}",
+    )
     embedders: str | None = Field(
         default=None,
         description="named embedder profiles: a JSON or TOML file, or inline JSON, mapping "

@@ -29,12 +29,14 @@ from ledger.api.auth import (
     provide_owner,
 )
 from ledger.api.batches import BatchController, UploadController
+from ledger.api.chunks import ChunkController
 from ledger.api.documents import DocumentController
 from ledger.api.errors import EXCEPTION_HANDLERS
 from ledger.api.events import batch_events
 from ledger.api.guard import Guard
 from ledger.api.headers import SecurityHeaders
 from ledger.api.ops import health, prometheus_metrics
+from ledger.api.processors import list_processors
 from ledger.api.search import search
 from ledger.api.streams import StreamQuota
 from ledger.api.swagger import LocalSwaggerRenderPlugin
@@ -48,6 +50,7 @@ from ledger.core.ledger import Ledger
 from ledger.dashboard.routes import STATIC_PATH, dashboard_router, template_config
 from ledger.embedders.profiles import profiles_for
 from ledger.notify.sender import WebhookSender
+from ledger.processors.option_schemas import declared_for
 from ledger.settings import Settings
 from ledger.worker.supervisor import WorkerSupervisor
 
@@ -108,6 +111,7 @@ def create_app(
     """
     settings = settings or Settings()
     profiles_for(settings)  # a bad LEDGER_EMBEDDERS stops the start, with its message
+    declared_for(settings)  # so does a bad LEDGER_PROCESSOR_OPTIONS
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -161,9 +165,11 @@ def create_app(
         path=API_PREFIX,
         route_handlers=[
             BatchController,
+            ChunkController,
             DocumentController,
             batch_events,
             batch_throughput,
+            list_processors,
             search,
             WebhookController,
             list_workers,

@@ -18,6 +18,7 @@ from ledger.embedders.base import EmbedderSpec
 from ledger.embedders.profiles import profiles_for
 from ledger.errors import InvalidInput, NotAllowed
 from ledger.processors.builtin import check_builtin_options
+from ledger.processors.option_schemas import check_options, declared_for
 from ledger.processors.registry import ProcessorRegistry
 from ledger.settings import Settings
 
@@ -73,7 +74,7 @@ def _check_embedder(options: Mapping[str, Any], profiles: Mapping[str, Any]) -> 
 
 def check_batch(settings: Settings, processor: str, options: Mapping[str, Any]) -> None:
     """Raise :class:`NotAllowed` unless an API caller may create a batch of ``processor``
-    with ``options`` (and the built-in processors' options are valid)."""
+    with ``options`` (which must fit its declared options and, for a built-in, its own check)."""
     registry_for(settings).check(processor)
     for key in _nested_keys(options):
         if secret_like(key):
@@ -84,6 +85,7 @@ def check_batch(settings: Settings, processor: str, options: Mapping[str, Any]) 
     profiles = profiles_for(settings)
     _check_embedder(options, profiles)
     try:
+        check_options(declared_for(settings), processor, options)
         check_builtin_options(processor, dict(options), profiles)
     except InvalidInput as exc:
         raise NotAllowed(exc.message) from exc

@@ -43,7 +43,14 @@ class StateFilter(StrEnum):
     CANCELLED = BatchStatus.CANCELLED.value
 
 
-@app.command("batches")
+batches_app = typer.Typer(
+    help="List batches, newest first, with their progress; `ledger batches set` changes one.",
+    invoke_without_command=True,
+)
+app.add_typer(batches_app, name="batches")
+
+
+@batches_app.callback(invoke_without_command=True)
 def batches_command(
     ctx: typer.Context,
     state: Annotated[
@@ -60,7 +67,9 @@ def batches_command(
     ),
     json_output: bool = JSON_OPTION,
 ) -> None:
-    """List batches, newest first, with their progress."""
+    """List batches, newest first, with their progress; `ledger batches set` changes one."""
+    if ctx.invoked_subcommand is not None:
+        return
 
     async def work(ledger: Ledger) -> tuple[list[Batch], bool]:
         if state is StateFilter.ACTIVE:

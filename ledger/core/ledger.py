@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ledger.backoff import RetryPolicy
 from ledger.core import (
+    chunk_reads,
     claims,
     control,
     creates,
@@ -32,9 +33,11 @@ from ledger.core import (
     vectors,
 )
 from ledger.core import events as event_log
+from ledger.core import plan as plan_core
 from ledger.core import search as search_core
 from ledger.core import workers as workers_core
 from ledger.core.batch_edits import BatchChanges, update_batch
+from ledger.core.chunk_reads import ChunkRecord
 from ledger.core.claims import BreakerPolicy
 from ledger.db.engine import WRITE, create_engine
 from ledger.db.models import HEAD_REVISION, batches, documents
@@ -252,16 +255,7 @@ class Ledger:
         """Create or extend a batch with its documents, all in one transaction. With
         ``skip_unchanged``, new sources already indexed unchanged are skipped at once."""
 
-        async def work(conn: AsyncConnection, now: datetime) -> SubmitResult:
-            return await submit.submit(
-                conn,
-                spec,
-                sources,
-                now=now,
-                default_max_attempts=self.settings.max_attempts,
-                skip_unchanged=skip_unchanged,
-            )
-
+        work = self._submission(spec, sources, skip_unchanged, submit.submit)
         # A one-shot iterator cannot be replayed: running the transaction again would
         # silently submit nothing, so only a list or tuple of sources is retried.
         replayable = isinstance(sources, list | tuple)
@@ -277,20 +271,43 @@ class Ledger:
         """What :meth:`submit` would do with these sources, decided by the same code (so a
         dry run and the real run agree on what is new, changed and unchanged), in a
         transaction that is then rolled back: the database is left as it was."""
-        result: SubmitResult | None = None
+
+        work = self._submission(spec, sources, skip_unchanged, submit.submit)
+        return await self._rolled_back(work)
+
+    def _submission(
+        self,
+        spec: BatchSpec,
+        sources: Iterable[SourceSpec],
+        skip_unchanged: UnchangedSkip | None,
+        how: Callable[..., Awaitable[T]],
+        **extra: Any,
+    ) -> Callable[[AsyncConnection, datetime], Awaitable[T]]:
+        """The submission of ``sources`` as a transaction's work (``how``: the submission
+        itself, or the plan made from it)."""
+
+        async def work(conn: AsyncConnection, now: datetime) -> T:
+            return await how(
+                conn,
+                spec,
+                sources,
+                now=now,
+                default_max_attempts=self.settings.max_attempts,
+                skip_unchanged=skip_unchanged,
+                **extra,
+            )
+
+        return work
+
+    async def _rolled_back(self, work: Callable[[AsyncConnection, datetime], Awaitable[T]]) -> T:
+        """``work`` in a write transaction that is then rolled back, whatever it did; one
+        attempt only (no transparent retry): its sources may be a one-shot iterator."""
+        result: list[T] = []
         with contextlib.suppress(_RolledBack):
             async with self.transaction() as conn:
-                result = await submit.submit(
-                    conn,
-                    spec,
-                    sources,
-                    now=await self.now(conn),
-                    default_max_attempts=self.settings.max_attempts,
-                    skip_unchanged=skip_unchanged,
-                )
+                result.append(await work(conn, await self.now(conn)))
                 raise _RolledBack  # leaving the transaction by an exception rolls it back
-        assert result is not None
-        return result
+        return result[0]
 
     # ------------------------------------------------------------------ workers
 
@@ -576,6 +593,44 @@ class Ledger:
             conn: AsyncConnection, now: datetime
         ) -> tuple[DocumentInfo, list[AttemptInfo]]:
             return await progress.get_document(conn, document_id, owner=owner)
+
+        return await self.run(work, write=False)
+
+    async def batch_chunks(
+        self,
+        batch_id: str,
+        *,
+        owner: str | None = None,
+        after: int = 0,
+        limit: int = 500,
+        vectors: bool = False,
+        model: str | None = None,
+    ) -> list[ChunkRecord]:
+        """A page of a batch's chunks after chunk id ``after`` (see core/chunk_reads.py)."""
+
+        async def work(conn: AsyncConnection, now: datetime) -> list[ChunkRecord]:
+            return await chunk_reads.batch_chunks(
+                conn, batch_id, owner=owner, after=after, limit=limit, vectors=vectors,
+                model=model,
+            )  # fmt: skip
+
+        return await self.run(work, write=False)
+
+    async def document_chunks(
+        self,
+        batch_id: str,
+        document_id: int,
+        *,
+        owner: str | None = None,
+        after: int = -1,
+        limit: int = 100,
+    ) -> list[ChunkRecord]:
+        """A page of one document's chunks after ordinal ``after`` (core/chunk_reads.py)."""
+
+        async def work(conn: AsyncConnection, now: datetime) -> list[ChunkRecord]:
+            return await chunk_reads.document_chunks(
+                conn, batch_id, document_id, owner=owner, after=after, limit=limit
+            )
 
         return await self.run(work, write=False)
 
@@ -1017,16 +1072,19 @@ class Ledger:
         spec: BatchSpec,
         sources: Iterable[SourceSpec],
         *,
+        skip_unchanged: UnchangedSkip | None = None,
         roots: Sequence[str] | None = None,
         listed: int = 1_000,
     ) -> Plan:
-        """Dry run of a submission: which sources are new, changed or unchanged for
-        ``spec.owner``, and which indexed ones are gone (under ``roots``, or from the
-        batch ``spec.id``). Writes nothing; lists at most ``listed`` sources per group."""
+        """Dry run of a submission: which sources are new, changed or unchanged, decided by
+        the real submission with ``skip_unchanged`` (as :meth:`submit` is given it) in a
+        transaction that is rolled back, and which indexed ones are gone (under ``roots``,
+        or from the batch ``spec.id``). Lists at most ``listed`` sources per group."""
 
-        # One attempt only (no transparent retry): ``sources`` may be a one-shot iterator.
-        async with self.transaction(write=False) as conn:
-            return await search_core.plan(conn, spec, sources, roots=roots, listed=listed)
+        work = self._submission(
+            spec, sources, skip_unchanged, plan_core.plan, roots=roots, listed=listed
+        )
+        return await self._rolled_back(work)
 
     # ================================================================== embeddings
     # The embedding cache, vector search and its model (ledger.core.vectors; rules in

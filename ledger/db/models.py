@@ -32,7 +32,7 @@ from ledger.states import AttemptOutcome, BatchState, DocumentStatus, UploadStat
 # The migration whose schema these tables describe. Opening a ledger compares the database
 # with it; reading it from the migration scripts instead would load Alembic, a large part
 # of a worker's start. A new migration moves it (a test holds it to Alembic's head).
-HEAD_REVISION = "0010"
+HEAD_REVISION = "0011"
 
 # Every constraint and index gets a stable name: Alembic's SQLite batch mode silently drops
 # unnamed CHECK constraints, and stable names make migrations reviewable.
@@ -363,7 +363,8 @@ chunks = Table(
     CheckConstraint("char_start >= 0", name="char_start_nonnegative"),
     CheckConstraint("char_end >= char_start", name="char_end_after_start"),
     CheckConstraint("page IS NULL OR page >= 1", name="page_positive"),
-    Index(None, "batch_id"),
+    # A batch's chunks in id order, a page at a time (migration 0011).
+    Index(None, "batch_id", "id"),
 )
 
 # Embeddings (migration 0006). ``chunk_vectors``: the vector of each stored chunk, written in

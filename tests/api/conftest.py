@@ -61,15 +61,18 @@ def start_server(
     tenants: tuple[str, ...] = (),
     *,
     operators: tuple[str, ...] = (),
+    db_url: str | None = None,
 ) -> Server:
-    """A server over a fresh database, with a tenant key for each of ``tenants`` and an
-    operator key for each of ``operators`` (keys and ids by name in the result)."""
+    """A server over a fresh database (a new SQLite file, or ``db_url`` already migrated),
+    with a tenant key for each of ``tenants`` and an operator key for each of
+    ``operators`` (keys and ids by name in the result)."""
     home = tmp / "home"
     root = tmp / "root"
     home.mkdir(parents=True)
     root.mkdir()
-    db_url = f"sqlite+aiosqlite:///{home / 'ledger.db'}"
-    migrate.upgrade(db_url)
+    if db_url is None:
+        db_url = f"sqlite+aiosqlite:///{home / 'ledger.db'}"
+        migrate.upgrade(db_url)
     server_keys: dict[str, str] = {}
     key_ids: dict[str, str] = {}
 

@@ -13,6 +13,7 @@ from tests.cli.conftest import Cli
 COMMANDS = [
     ["ingest"],
     ["batches"],
+    ["batches", "set"],
     ["status"],
     ["failures"],
     ["retry"],

@@ -238,23 +238,29 @@ def open_browser(
     return Browser(page=page, context=context, errors=errors)
 
 
-@pytest.fixture
-def browser(playwright_driver: Any, tmp_path: Path) -> Iterator[Browser]:
-    """A laptop-sized page; the test fails if the page threw or broke its own CSP."""
-    opened = open_browser(playwright_driver, tmp_path)
+def checked_page(driver: Any, tmp: Path, **size: int) -> Iterator[Browser]:
+    """A page that fails its test if it threw or broke its own CSP, closed at the end."""
+    opened = open_browser(driver, tmp, **size)
     try:
         yield opened
     finally:
         opened.context.close()
     assert not opened.errors, opened.errors
+
+
+@pytest.fixture
+def browser(playwright_driver: Any, tmp_path: Path) -> Iterator[Browser]:
+    """A laptop-sized page; the test fails if the page threw or broke its own CSP."""
+    yield from checked_page(playwright_driver, tmp_path)
 
 
 @pytest.fixture
 def phone(playwright_driver: Any, tmp_path: Path) -> Iterator[Browser]:
     """A phone-sized page (390 x 844 CSS pixels)."""
-    opened = open_browser(playwright_driver, tmp_path, width=390, height=844)
-    try:
-        yield opened
-    finally:
-        opened.context.close()
-    assert not opened.errors, opened.errors
+    yield from checked_page(playwright_driver, tmp_path, width=390, height=844)
+
+
+@pytest.fixture
+def wide(playwright_driver: Any, tmp_path: Path) -> Iterator[Browser]:
+    """A 1400 px wide desktop page."""
+    yield from checked_page(playwright_driver, tmp_path, width=1400, height=900)

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
-from tests.dashboard.conftest import Browser, Served, open_browser, start
+from tests.dashboard.conftest import Browser, Served, start
 from tests.dashboard.processors import LONG_WORD, RELEASE
 
 HERE = "tests.dashboard.processors"
@@ -41,17 +41,6 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     text = server.log.read_text(errors="replace")
     assert "unhandled error" not in text, text[-5000:]
     assert text.count("Traceback") == text.count(CRASH_LOGGED), text[-5000:]
-
-
-@pytest.fixture
-def wide(playwright_driver: Any, tmp_path: Path) -> Iterator[Browser]:
-    """A 1400 px wide desktop page."""
-    opened = open_browser(playwright_driver, tmp_path, width=1400, height=900)
-    try:
-        yield opened
-    finally:
-        opened.context.close()
-    assert not opened.errors, opened.errors
 
 
 def create(served: Served, body: dict[str, Any]) -> dict[str, Any]:

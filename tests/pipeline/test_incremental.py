@@ -295,8 +295,12 @@ async def test_plan_classifies_sources_and_writes_nothing(
     before = [sql(url, f"SELECT count(*) FROM {t}")[0][0] for t in tables]
 
     listing = [p for p in folder.iterdir() if p.is_file()]
+    spec = BatchSpec(processor="ingest")
     plan = await led.plan(
-        BatchSpec(processor="ingest"), iter(source_specs(listing)), roots=[str(folder)]
+        spec,
+        iter(source_specs(listing)),
+        skip_unchanged=unchanged_skip(spec),
+        roots=[str(folder)],
     )
     assert (plan.new.count, plan.changed.count, plan.unchanged.count, plan.gone.count) == (
         1, 1, 2, 1,
@@ -315,11 +319,63 @@ async def test_plan_classifies_sources_and_writes_nothing(
             SourceSpec(str(paths["c.md"]), sha256=c_sha),
             SourceSpec(str(paths["d.pdf"]), sha256="0" * 64),
         ],
+        skip_unchanged=unchanged_skip(spec),
         listed=1,
     )
     assert (plan.unchanged.count, plan.changed.count, plan.gone.count) == (1, 1, 2)
     assert len(plan.gone.sources) == 1  # listed=1 caps the lists, not the counts
     # Another owner has nothing indexed.
-    plan = await led.plan(BatchSpec(owner="bob"), source_specs(listing))
+    bob = BatchSpec(owner="bob", processor="ingest")
+    plan = await led.plan(bob, source_specs(listing), skip_unchanged=unchanged_skip(bob))
     assert plan.new.count == 4 and plan.gone.count == 0
     assert [sql(url, f"SELECT count(*) FROM {t}")[0][0] for t in tables] == before
+
+
+async def submitted_groups(led: Ledger, batch_id: str) -> dict[str, set[str]]:
+    """What the real submission did with each source: skipped at submit or to process."""
+    docs = (await led.documents(batch_id, limit=1000)).items
+    return {
+        "unchanged": {d.source for d in docs if d.status == DocumentStatus.SKIPPED},
+        "to_process": {d.source for d in docs if d.status == DocumentStatus.PENDING},
+    }
+
+
+async def test_plan_and_submit_agree_on_what_is_unchanged(led: Ledger, tmp_path: Path) -> None:
+    folder = tmp_path / "docs"
+    paths = make_folder(folder)
+    await ingest(led, "first", list(paths.values()))
+    paths["a.txt"].write_text("changed", encoding="utf-8")
+    # Same content, new modification time: the submit-time check needs the same size and
+    # time, so the worker (which hashes) decides; the plan must not call it unchanged.
+    stat = paths["b.txt"].stat()
+    os.utime(paths["b.txt"], ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+    (folder / "e.txt").write_text("a new file", encoding="utf-8")
+    listing = sorted(p for p in folder.iterdir() if p.is_file())
+
+    for batch_id, options in (("again", {}), ("forced", {"reprocess": True})):
+        spec = BatchSpec(id=batch_id, processor="ingest", options=options)
+        skip = unchanged_skip(spec)
+        plan = await led.plan(spec, source_specs(listing), skip_unchanged=skip)
+        result = await led.submit(spec, source_specs(listing), skip_unchanged=skip)
+        done = await submitted_groups(led, batch_id)
+        assert set(plan.unchanged.sources) == done["unchanged"], batch_id
+        assert set(plan.new.sources) | set(plan.changed.sources) == done["to_process"]
+        assert plan.unchanged.count == result.skipped
+        assert plan.new.count + plan.changed.count == result.added - result.skipped
+        assert set(plan.new.sources) == {str(folder / "e.txt")}
+    # Without reprocess, c.md and d.pdf are unchanged; with it nothing is skipped at submit.
+    spec = BatchSpec(id="again", processor="ingest")
+    assert (await submitted_groups(led, "again"))["unchanged"] == {
+        str(paths["c.md"]),
+        str(paths["d.pdf"]),
+    }
+    assert (await submitted_groups(led, "forced"))["unchanged"] == set()
+
+    # Resubmitting to a known batch: its documents are unchanged unless their facts differ.
+    paths["c.md"].write_text("# Charlie\n\nRewritten.", encoding="utf-8")
+    skip = unchanged_skip(spec)
+    plan = await led.plan(spec, source_specs(listing), skip_unchanged=skip)
+    result = await led.submit(spec, source_specs(listing), skip_unchanged=skip)
+    assert plan.changed.sources == [str(paths["c.md"])] and result.requeued == 1
+    assert plan.unchanged.count == result.known - result.requeued == len(listing) - 1
+    assert plan.new.count == 0 and result.added == 0

@@ -57,9 +57,52 @@
     $("document-result").textContent = d.result === null ? "No result yet." : JSON.stringify(d.result, null, 2);
   }
 
+  // Its chunks, in order, a page at a time: where each one is (page, characters) and its text.
+  const CHUNK_PAGE = 50;
+  let chunksPath = null;
+  let nextAfter = -1;
+
+  function chunkItem(c) {
+    const where = [
+      "#" + c.ordinal,
+      c.page === null ? null : "page " + c.page,
+      "characters " + L.count(c.char_start) + "–" + L.count(c.char_end),
+    ].filter(Boolean);
+    return L.el(
+      "li",
+      { "data-chunk": String(c.chunk_id), "data-ordinal": String(c.ordinal) },
+      L.el("div", { class: "chunk-where muted small", text: where.join(" · ") }),
+      L.el("pre", { class: "chunk-text", text: c.text }),
+    );
+  }
+
+  async function moreChunks() {
+    const more = $("document-chunks-more");
+    more.disabled = true;
+    try {
+      const page = await L.api("GET", chunksPath + "?limit=" + CHUNK_PAGE + "&after=" + nextAfter);
+      $("document-chunks").append(...page.items.map(chunkItem));
+      $("document-chunks-empty").hidden = $("document-chunks").children.length > 0;
+      nextAfter = page.next_after;
+      more.hidden = nextAfter === null;
+      L.clearError();
+    } catch (error) {
+      L.showError(error);
+    } finally {
+      more.disabled = false;
+    }
+  }
+
+  $("document-chunks-more").addEventListener("click", moreChunks);
+
   L.ready.then(async () => {
     try {
-      render(await L.api("GET", "/api/v1/documents/" + encodeURIComponent(documentId)));
+      const data = await L.api("GET", "/api/v1/documents/" + encodeURIComponent(documentId));
+      render(data);
+      chunksPath =
+        "/api/v1/batches/" + encodeURIComponent(data.document.batch_id) +
+        "/documents/" + encodeURIComponent(documentId) + "/chunks";
+      await moreChunks();
       L.clearError();
     } catch (error) {
       L.showError(error);

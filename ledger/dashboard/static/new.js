@@ -35,9 +35,59 @@
     noop: "{}",
   };
 
+  // The options each processor declares (GET /api/v1/processors): name -> {option: spec}.
+  let declared = {};
+
+  function describeOption(name, spec) {
+    const types = Array.isArray(spec.type) ? spec.type.join(" or ") : spec.type;
+    const facts = [types];
+    if (spec.required) facts.push("required");
+    if (spec.minimum !== undefined || spec.maximum !== undefined) {
+      facts.push((spec.minimum ?? "…") + " to " + (spec.maximum ?? "…"));
+    }
+    if (spec.enum) facts.push("one of " + spec.enum.join(", "));
+    if (spec.default !== undefined) facts.push("default " + JSON.stringify(spec.default));
+    return L.el(
+      "li",
+      { "data-option": name },
+      L.el("code", { text: name }),
+      " (" + facts.join("; ") + ")" + (spec.description ? ": " + spec.description : ""),
+    );
+  }
+
   function showOptionsExample() {
     const processor = $("processor").value.trim() || "ingest";
-    $("options").placeholder = OPTION_EXAMPLES[processor] || "{}";
+    const specs = declared[processor];
+    const list = $("options-declared");
+    if (specs) {
+      const example = {};
+      for (const [name, spec] of Object.entries(specs)) {
+        if (spec.required || spec.default !== undefined) example[name] = spec.default ?? (spec.minimum ?? "");
+      }
+      $("options").placeholder = OPTION_EXAMPLES[processor] || JSON.stringify(example);
+      list.replaceChildren(
+        ...(Object.keys(specs).length
+          ? Object.entries(specs).map(([name, spec]) => describeOption(name, spec))
+          : [L.el("li", { text: processor + " takes no options." })]),
+      );
+      list.hidden = false;
+    } else {
+      $("options").placeholder = OPTION_EXAMPLES[processor] || "{}";
+      list.replaceChildren();
+      list.hidden = true;
+    }
+  }
+
+  async function loadDeclaredOptions() {
+    try {
+      const answer = await L.api("GET", "/api/v1/processors");
+      declared = Object.fromEntries(
+        answer.items.filter((p) => p.options !== null).map((p) => [p.name, p.options]),
+      );
+      showOptionsExample();
+    } catch (error) {
+      L.showError(error);
+    }
   }
 
   // A whole number from a field, or undefined when it is empty (the server's default).
@@ -366,6 +416,7 @@
     $("paths-form").addEventListener("submit", submitPaths);
     $("processor").addEventListener("input", showOptionsExample);
     showOptionsExample();
+    loadDeclaredOptions();
     $("choose-files").addEventListener("click", () => $("file-input").click());
     $("choose-folder").addEventListener("click", () => $("folder-input").click());
     $("file-input").addEventListener("change", (e) => {

@@ -19,6 +19,7 @@ COMMANDS = [
     ["pause"],
     ["resume"],
     ["cancel"],
+    ["delete"],
     ["search"],
     ["worker"],
     ["serve"],

@@ -29,6 +29,7 @@ from ledger.api.auth import (
     provide_owner,
 )
 from ledger.api.batches import BatchController, UploadController
+from ledger.api.deletion import DeletionController, finish_interrupted
 from ledger.api.documents import DocumentController
 from ledger.api.errors import EXCEPTION_HANDLERS
 from ledger.api.events import batch_events
@@ -125,12 +126,17 @@ def create_app(
         cleanup = asyncio.create_task(
             run_cleanup(app.state.ledger, settings.tus_cleanup_seconds), name="ledger-uploads"
         )
+        # Deletions a stopped process left half-done: finished in the background.
+        deletions = asyncio.create_task(
+            finish_interrupted(app.state.ledger), name="ledger-deletions"
+        )
         try:
             yield
         finally:
-            cleanup.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await cleanup
+            for chore in (cleanup, deletions):
+                chore.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await chore
             if worker is not None and task is not None:
                 worker.stop(graceful=True)
                 with contextlib.suppress(asyncio.CancelledError):
@@ -153,6 +159,7 @@ def create_app(
         path=API_PREFIX,
         route_handlers=[
             BatchController,
+            DeletionController,
             DocumentController,
             batch_events,
             batch_throughput,

@@ -10,9 +10,10 @@ Two kinds of SSE events are sent:
   client's last event id: they are a view of the moment, not part of the log.
 
 The stream ends with an ``end`` event once the batch is complete and every event before its
-completion was sent, or with ``end`` ``{"reason": "revoked"}`` within a few seconds of the
-caller's API key being revoked. One API key has at most ``LEDGER_MAX_SSE_STREAMS_PER_KEY``
-streams open at once (429 beyond). A batch that is reopened later (retry, more documents)
+completion was sent, with ``end`` ``{"reason": "revoked"}`` within a few seconds of the
+caller's API key being revoked, or with ``end`` ``{"reason": "deleted"}`` once the batch is
+deleted. One API key has at most ``LEDGER_MAX_SSE_STREAMS_PER_KEY`` streams open at once
+(429 beyond). A batch that is reopened later (retry, more documents)
 can be watched again by reconnecting with the last id. While idle, a comment line keeps
 proxies from closing the connection.
 """
@@ -36,6 +37,7 @@ from ledger.api.errors import ERROR_RESPONSES
 from ledger.api.schemas import BatchId, EventOut, ProgressOut
 from ledger.api.streams import StreamQuota
 from ledger.core.ledger import Ledger
+from ledger.errors import NotFound
 from ledger.settings import Settings
 
 PAGE = 500  # events read per query: bounded memory however far behind the client is
@@ -71,44 +73,48 @@ async def event_stream(
     yield ServerSentEventMessage(data=None, comment="ledger events", retry=RETRY_MS)
     last_progress = 0.0
     last_sent = last_check = time.monotonic()
-    while True:
-        if allowed is not None and time.monotonic() - last_check >= RECHECK_EVERY:
-            last_check = time.monotonic()
-            if not await allowed():
-                yield ServerSentEventMessage(event="end", data='{"reason": "revoked"}')
-                return
-        # Completion is read before the log is drained: every event committed before the
-        # batch completed is then certainly sent before the stream ends.
-        before = await ledger.progress(batch_id, owner=owner)
-        complete = before.batch.completed_at is not None and before.batch.is_complete
-        sent = 0
+    try:
         while True:
-            page = await ledger.events(batch_id, owner=owner, after_id=after, limit=PAGE)
-            for event in page:
+            if allowed is not None and time.monotonic() - last_check >= RECHECK_EVERY:
+                last_check = time.monotonic()
+                if not await allowed():
+                    yield ServerSentEventMessage(event="end", data='{"reason": "revoked"}')
+                    return
+            # Completion is read before the log is drained: every event committed before the
+            # batch completed is then certainly sent before the stream ends.
+            before = await ledger.progress(batch_id, owner=owner)
+            complete = before.batch.completed_at is not None and before.batch.is_complete
+            sent = 0
+            while True:
+                page = await ledger.events(batch_id, owner=owner, after_id=after, limit=PAGE)
+                for event in page:
+                    yield ServerSentEventMessage(
+                        id=event.id,
+                        event=event.kind,
+                        data=msgspec.json.encode(EventOut.of(event)).decode(),
+                    )
+                    after = event.id
+                sent += len(page)
+                if len(page) < PAGE:
+                    break
+            now = time.monotonic()
+            if sent or complete or now - last_progress >= PROGRESS_EVERY:
+                current = await ledger.progress(batch_id, owner=owner) if sent else before
                 yield ServerSentEventMessage(
-                    id=event.id,
-                    event=event.kind,
-                    data=msgspec.json.encode(EventOut.of(event)).decode(),
+                    event="progress",
+                    data=msgspec.json.encode(ProgressOut.from_progress(current)).decode(),
                 )
-                after = event.id
-            sent += len(page)
-            if len(page) < PAGE:
-                break
-        now = time.monotonic()
-        if sent or complete or now - last_progress >= PROGRESS_EVERY:
-            current = await ledger.progress(batch_id, owner=owner) if sent else before
-            yield ServerSentEventMessage(
-                event="progress",
-                data=msgspec.json.encode(ProgressOut.from_progress(current)).decode(),
-            )
-            last_progress = last_sent = now
-        if complete:
-            yield ServerSentEventMessage(event="end", data='{"reason": "complete"}')
-            return
-        if now - last_sent >= KEEPALIVE_EVERY:
-            yield ServerSentEventMessage(data=None, comment="keep-alive")
-            last_sent = now
-        await anyio.sleep(poll_seconds)
+                last_progress = last_sent = now
+            if complete:
+                yield ServerSentEventMessage(event="end", data='{"reason": "complete"}')
+                return
+            if now - last_sent >= KEEPALIVE_EVERY:
+                yield ServerSentEventMessage(data=None, comment="keep-alive")
+                last_sent = now
+            await anyio.sleep(poll_seconds)
+    except NotFound:
+        # The batch was deleted while it was followed: say so instead of breaking off.
+        yield ServerSentEventMessage(event="end", data='{"reason": "deleted"}')
 
 
 @get(

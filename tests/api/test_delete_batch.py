@@ -137,3 +137,28 @@ async def test_a_starting_server_finishes_an_interrupted_deletion(tmp_path: Path
         stop(proc, log)
     assert sql(url, "SELECT count(*) FROM documents WHERE batch_id = 'half'") == [(0,)]
     assert sql(url, "SELECT count(*) FROM documents WHERE batch_id = 'whole'") == [(40,)]
+
+
+async def test_a_followed_batch_that_is_deleted_ends_its_event_stream(
+    server: Server, ledger: Ledger
+) -> None:
+    await upload_batch(server, "acme", "del-followed", 2)
+    events = "/api/v1/batches/del-followed/events"
+    async with (
+        server.client("acme") as watcher,
+        server.client("acme") as deleter,
+        watcher.stream("GET", events) as stream,
+    ):
+        assert stream.status_code == 200
+        lines = stream.aiter_lines()
+        async for line in lines:
+            if line.startswith("event: progress"):
+                break  # the stream is live
+        answer = await deleter.delete("/api/v1/batches/del-followed")
+        assert answer.status_code == 204
+        seen = []
+        async for line in lines:
+            seen.append(line)
+            if line.startswith("data:") and seen[-2:-1] == ["event: end"]:
+                break
+    assert seen[-2:] == ["event: end", 'data: {"reason": "deleted"}'], seen

@@ -13,6 +13,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ledger.core import deletion
+from ledger.core.batch_edits import BatchChanges
 from ledger.core.ledger import Ledger
 from ledger.errors import Conflict, NotFound
 from ledger.records import BatchSpec, Outcome, SourceSpec
@@ -255,6 +256,11 @@ async def test_an_interrupted_deletion_hides_the_batch_and_a_second_run_finishes
     assert await deleter.unfinished_deletions(owner="alice") == []
     with pytest.raises(Conflict):
         await deleter.submit(BatchSpec(id="half", processor="noop"), [SourceSpec("/new")])
+    for steer in (deleter.pause, deleter.resume, deleter.cancel, deleter.retry_failed):
+        with pytest.raises(NotFound):
+            await steer("half")
+    with pytest.raises(NotFound):
+        await deleter.update_batch("half", BatchChanges(priority=5))
     # The database itself refuses, whatever the code above it does.
     now = "2026-01-01 12:00:00+00:00"
     with pytest.raises(DBAPIError, match="being deleted"):

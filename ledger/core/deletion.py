@@ -6,8 +6,8 @@ for many seconds and stop every worker, so deletion goes in steps:
 
 1. **start** (one transaction): the batch is marked ``deleting_at`` and cancelled. From then on
    it is hidden from every read (it answers "no such batch"), nothing claims its documents,
-   and triggers (migration 0009) refuse to add a document to it or to claim one of its
-   documents. Documents still running are refused (:class:`Conflict`) unless ``force``,
+   and triggers (migration 0009) refuse to add a document to it and skip its documents in
+   any claim. Documents still running are refused (:class:`Conflict`) unless ``force``,
    which cancels them first: their workers' leases are gone, so what they finish is dropped.
 2. **steps**, each its own transaction removing at most ``step_rows`` rows of one table
    (chunks take their vectors and full-text rows with them): chunks, attempts, tus uploads,

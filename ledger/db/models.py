@@ -96,7 +96,8 @@ batches = Table(
     Column("started_at", UTCDateTime, nullable=True, doc="first claim"),
     Column("completed_at", UTCDateTime, nullable=True, doc="when nothing was left to do"),
     # Migration 0009: set when the batch's deletion starts (ledger.core.deletion). The batch
-    # is then hidden from every read, and triggers refuse new or claimed documents in it.
+    # is then hidden from every read; triggers refuse new documents in it and skip its
+    # documents in claims.
     Column("deleting_at", UTCDateTime, nullable=True, doc="when its deletion started"),
     CheckConstraint(_in("state", [s.value for s in BatchState]), name="state_valid"),
     CheckConstraint("max_attempts >= 1", name="max_attempts_positive"),

@@ -2,9 +2,10 @@
 
 Deleting a batch removes its rows in many short transactions (see ledger.core.deletion), so
 a deletion can be interrupted half-way. ``batches.deleting_at`` marks a batch whose deletion
-has started: the ledger hides it from every read, and triggers refuse to add a document to
-it or to claim one of its documents, so nothing half-deleted is ever worked on. Running the
-deletion again finishes it.
+has started: the ledger hides it from every read, a trigger refuses to add a document to it,
+and another one skips its documents in any claim (the row stays as it was, so a claim racing
+with the start of a deletion on PostgreSQL takes other documents instead of failing).
+Nothing half-deleted is ever worked on. Running the deletion again finishes it.
 
 Revision ID: 0009
 Revises: 0007
@@ -31,7 +32,7 @@ _SQLITE = [
     BEGIN SELECT RAISE(ABORT, 'batch is being deleted'); END""",
     f"""CREATE TRIGGER trg_documents_deleting_claim BEFORE UPDATE OF status ON documents
     FOR EACH ROW WHEN NEW.status = 'running' AND OLD.status <> 'running' AND {_DELETING}
-    BEGIN SELECT RAISE(ABORT, 'batch is being deleted'); END""",
+    BEGIN SELECT RAISE(IGNORE); END""",
 ]
 
 # Inserts come in bulk: one check per statement over the inserted rows, not one per row.
@@ -48,11 +49,12 @@ _POSTGRES = [
     """CREATE TRIGGER trg_documents_deleting_insert AFTER INSERT ON documents
     REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT
     EXECUTE FUNCTION ledger_documents_deleting_insert()""",
+    # Returning NULL from a BEFORE ROW trigger skips that row's update.
     f"""CREATE FUNCTION ledger_documents_deleting_claim() RETURNS trigger
     LANGUAGE plpgsql AS $$
     BEGIN
       IF {_DELETING} THEN
-        RAISE EXCEPTION 'batch is being deleted' USING ERRCODE = 'check_violation';
+        RETURN NULL;
       END IF;
       RETURN NEW;
     END $$""",

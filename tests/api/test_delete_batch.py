@@ -9,11 +9,11 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+import httpx
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ledger.core import deletion
 from ledger.core.ledger import Ledger
-from ledger.db import migrate
 from ledger.records import BatchSpec, SourceSpec
 from ledger.settings import Settings
 from tests.api.conftest import REPO, Server, drain
@@ -97,26 +97,33 @@ async def test_running_documents_are_409_unless_forced(server: Server, ledger: L
     assert rows_of(server, "del-busy") == dict.fromkeys([*TABLES, "batches"], 0)
 
 
-async def test_a_starting_server_finishes_an_interrupted_deletion(tmp_path: Path) -> None:
+async def test_on_each_backend_a_starting_server_finishes_an_interrupted_deletion_and_deletes(
+    tmp_path: Path, db_url: str, sync_url: str
+) -> None:
+    """The same server over SQLite and over PostgreSQL: it finishes a deletion a killed
+    process left half-done, then answers DELETE with 404, 409, 204 as above."""
     home = tmp_path / "home"
     home.mkdir()
-    db_url = f"sqlite+aiosqlite:///{home / 'ledger.db'}"
-    await migrate.upgrade_async(db_url)
     settings = Settings(home=home, database_url=db_url, delete_step_rows=5)
+    keys: dict[str, str] = {}
     async with await Ledger.open(settings) as led:
+        for tenant in ("acme", "globex"):
+            keys[tenant] = (await led.create_key(tenant))[1]
         sources = [SourceSpec(f"/src/{i}") for i in range(40)]
-        await led.submit(BatchSpec(id="half", processor="noop"), sources)
-        await led.submit(BatchSpec(id="whole", processor="noop"), sources)
+        for batch_id in ("half", "whole", "busy"):
+            await led.submit(BatchSpec(id=batch_id, processor="noop", owner="acme"), sources)
+        worker = await led.register_worker(concurrency=1)
+        assert len(await led.claim(worker, 1, batch_ids=["busy"])) == 1
 
         # What a server killed during a deletion leaves: the batch marked, some rows gone.
         async def interrupted(conn: AsyncConnection, now: datetime) -> None:
-            await deletion.start(conn, "half", owner=None, force=False, now=now)
+            await deletion.start(conn, "half", owner="acme", force=False, now=now)
             ids, _ = await deletion.documents_to_remove(conn, "half", 5, settings.storage)
             await deletion.delete_documents(conn, "half", ids)
 
         await led.run(interrupted)
-    url = db_url.replace("+aiosqlite", "")
-    assert sql(url, "SELECT count(*) FROM documents WHERE batch_id = 'half'") == [(35,)]
+    documents = "SELECT count(*) FROM documents WHERE batch_id = :b"
+    assert sql(sync_url, documents, b="half") == [(35,)]
 
     port = free_port()
     env = {
@@ -124,19 +131,36 @@ async def test_a_starting_server_finishes_an_interrupted_deletion(tmp_path: Path
         "PYTHONPATH": str(REPO),
         "LEDGER_HOME": str(home),
         "LEDGER_DATABASE_URL": db_url,
+        "LEDGER_AUTH": "on",
         "LEDGER_DELETE_STEP_ROWS": "5",
     }
     log = tmp_path / "server.log"
     proc = spawn(uvicorn_args(port), env=env, log=log, cwd=tmp_path, port=port)
+    base = f"http://127.0.0.1:{port}/api/v1/batches"
     try:
         deadline = time.monotonic() + 60
-        while sql(url, "SELECT count(*) FROM batches WHERE id = 'half'") != [(0,)]:
+        while sql(sync_url, "SELECT count(*) FROM batches WHERE id = 'half'") != [(0,)]:
             assert time.monotonic() < deadline, log.read_text()
             await asyncio.sleep(0.05)
+        async with (
+            httpx.AsyncClient(headers={"Authorization": f"Bearer {keys['acme']}"}) as acme,
+            httpx.AsyncClient(headers={"Authorization": f"Bearer {keys['globex']}"}) as globex,
+        ):
+            assert (
+                await globex.delete(f"{base}/whole", params={"force": "true"})
+            ).status_code == 404
+            assert sql(sync_url, documents, b="whole") == [(40,)]
+            assert (await acme.delete(f"{base}/whole")).status_code == 204
+            assert (await acme.delete(f"{base}/whole")).status_code == 404
+            assert (await acme.delete(f"{base}/busy")).status_code == 409
+            assert sql(sync_url, documents, b="busy") == [(40,)]
+            assert (await acme.delete(f"{base}/busy?force=true")).status_code == 204
     finally:
         stop(proc, log)
-    assert sql(url, "SELECT count(*) FROM documents WHERE batch_id = 'half'") == [(0,)]
-    assert sql(url, "SELECT count(*) FROM documents WHERE batch_id = 'whole'") == [(40,)]
+    assert sql(sync_url, "SELECT count(*) FROM documents") == [(0,)]
+    assert sql(sync_url, "SELECT count(*) FROM batches") == [(0,)]
+    for table in ("attempts", "events", "batch_requests"):
+        assert sql(sync_url, f"SELECT count(*) FROM {table}") == [(0,)], table
 
 
 async def test_a_followed_batch_that_is_deleted_ends_its_event_stream(

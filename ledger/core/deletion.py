@@ -180,7 +180,8 @@ async def delete_events(conn: AsyncConnection, batch_id: str, limit: int) -> int
 async def uploads_to_remove(
     conn: AsyncConnection, batch_id: str, limit: int
 ) -> list[tuple[str, str]]:
-    """(id, file) of up to ``limit`` resumable uploads made for the batch, by its owner."""
+    """(id, file) of up to ``limit`` resumable uploads made for the batch, by its owner; the
+    file is "" when another batch names it (it stays)."""
     owner = select(batches.c.owner).where(batches.c.id == batch_id).scalar_subquery()
     query = (
         select(uploads.c.id, uploads.c.path)
@@ -188,7 +189,9 @@ async def uploads_to_remove(
         .order_by(uploads.c.id)
         .limit(limit)
     )
-    return [(r.id, r.path) for r in (await conn.execute(query)).all()]
+    found = [(r.id, r.path) for r in (await conn.execute(query)).all()]
+    kept = await _unshared(conn, batch_id, {path for _, path in found})
+    return [(i, path if path in kept else "") for i, path in found]
 
 
 async def delete_uploads(conn: AsyncConnection, ids: Sequence[str]) -> int:
@@ -208,12 +211,24 @@ async def documents_to_remove(
     )
     rows = (await conn.execute(query)).all()
     stored = {r.source for r in rows if _removable(r.source, storage_dir)}
-    if stored:
-        shared = select(documents.c.source).where(
-            documents.c.source.in_(sorted(stored)), documents.c.batch_id != batch_id
-        )
-        stored -= set((await conn.execute(shared)).scalars())
-    return [r.id for r in rows], sorted(stored)
+    return [r.id for r in rows], await _unshared(conn, batch_id, stored)
+
+
+async def _unshared(conn: AsyncConnection, batch_id: str, paths: set[str]) -> list[str]:
+    """The ``paths`` that no other batch names, as a document's source or an upload's file
+    (a server path that happens to lie in the storage folder must not lose its file)."""
+    if not paths:
+        return []
+    listed = sorted(paths)
+    by_documents = select(documents.c.source).where(
+        documents.c.source.in_(listed), documents.c.batch_id != batch_id
+    )
+    by_uploads = select(uploads.c.path).where(
+        uploads.c.path.in_(listed), uploads.c.batch_id != batch_id
+    )
+    for query in (by_documents, by_uploads):
+        paths -= set((await conn.execute(query)).scalars())
+    return sorted(paths)
 
 
 async def delete_documents(conn: AsyncConnection, batch_id: str, ids: Sequence[int]) -> int:
@@ -313,7 +328,8 @@ async def delete_batch(
         return await uploads_to_remove(conn, batch_id, step_rows)
 
     while found := await ledger.run(upload_batch, write=False):
-        report.files += await asyncio.to_thread(remove_files, [p for _, p in found], store)
+        files = [p for _, p in found if p]
+        report.files += await asyncio.to_thread(remove_files, files, store)
         ids = [i for i, _ in found]
 
         async def drop_uploads(conn: AsyncConnection, now: datetime, ids: list[str] = ids) -> int:

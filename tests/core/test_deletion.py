@@ -193,6 +193,14 @@ async def test_a_stored_file_another_batch_names_is_kept(deleter: Ledger, sync_u
     await deleter.submit(BatchSpec(id="other", processor="noop"), [SourceSpec(str(shared))])
     await deleter.delete_batch("gone")
     assert shared.exists() and not made.stored[1].exists()
+    # A batch made from a server path that lies in the storage folder (here: another
+    # batch's unfinished upload) does not take that file with it.
+    kept = await make_batch(deleter, sync_url, "kept", word="yak", n=1)
+    upload_file = kept.stored[-1]
+    await deleter.submit(BatchSpec(id="pointer", processor="noop"), [SourceSpec(str(upload_file))])
+    report = await deleter.delete_batch("pointer")
+    assert report.rows["documents"] == 1 and report.files == 0
+    assert upload_file.read_bytes() == b"partial"
 
 
 async def test_running_documents_refuse_deletion_unless_forced(

@@ -10,7 +10,7 @@ Two kinds of SSE events are sent:
   client's last event id: they are a view of the moment, not part of the log.
 
 The stream ends with an ``end`` event once the batch is complete and every event before its
-completion was sent, with ``end`` ``{"reason": "revoked"}`` within a few seconds of the
+completion was sent, or with ``end`` ``{"reason": "revoked"}`` within a few seconds of the
 caller's API key being revoked, or with ``end`` ``{"reason": "deleted"}`` once the batch is
 deleted. One API key has at most ``LEDGER_MAX_SSE_STREAMS_PER_KEY`` streams open at once
 (429 beyond). A batch that is reopened later (retry, more documents)
@@ -73,47 +73,55 @@ async def event_stream(
     yield ServerSentEventMessage(data=None, comment="ledger events", retry=RETRY_MS)
     last_progress = 0.0
     last_sent = last_check = time.monotonic()
-    try:
-        while True:
-            if allowed is not None and time.monotonic() - last_check >= RECHECK_EVERY:
-                last_check = time.monotonic()
-                if not await allowed():
-                    yield ServerSentEventMessage(event="end", data='{"reason": "revoked"}')
-                    return
-            # Completion is read before the log is drained: every event committed before the
-            # batch completed is then certainly sent before the stream ends.
-            before = await ledger.progress(batch_id, owner=owner)
-            complete = before.batch.completed_at is not None and before.batch.is_complete
-            sent = 0
-            while True:
-                page = await ledger.events(batch_id, owner=owner, after_id=after, limit=PAGE)
-                for event in page:
-                    yield ServerSentEventMessage(
-                        id=event.id,
-                        event=event.kind,
-                        data=msgspec.json.encode(EventOut.of(event)).decode(),
-                    )
-                    after = event.id
-                sent += len(page)
-                if len(page) < PAGE:
-                    break
-            now = time.monotonic()
-            if sent or complete or now - last_progress >= PROGRESS_EVERY:
-                current = await ledger.progress(batch_id, owner=owner) if sent else before
-                yield ServerSentEventMessage(
-                    event="progress",
-                    data=msgspec.json.encode(ProgressOut.from_progress(current)).decode(),
-                )
-                last_progress = last_sent = now
-            if complete:
-                yield ServerSentEventMessage(event="end", data='{"reason": "complete"}')
+    while True:
+        if allowed is not None and time.monotonic() - last_check >= RECHECK_EVERY:
+            last_check = time.monotonic()
+            if not await allowed():
+                yield ServerSentEventMessage(event="end", data='{"reason": "revoked"}')
                 return
-            if now - last_sent >= KEEPALIVE_EVERY:
-                yield ServerSentEventMessage(data=None, comment="keep-alive")
-                last_sent = now
-            await anyio.sleep(poll_seconds)
+        # Completion is read before the log is drained: every event committed before the
+        # batch completed is then certainly sent before the stream ends.
+        before = await ledger.progress(batch_id, owner=owner)
+        complete = before.batch.completed_at is not None and before.batch.is_complete
+        sent = 0
+        while True:
+            page = await ledger.events(batch_id, owner=owner, after_id=after, limit=PAGE)
+            for event in page:
+                yield ServerSentEventMessage(
+                    id=event.id,
+                    event=event.kind,
+                    data=msgspec.json.encode(EventOut.of(event)).decode(),
+                )
+                after = event.id
+            sent += len(page)
+            if len(page) < PAGE:
+                break
+        now = time.monotonic()
+        if sent or complete or now - last_progress >= PROGRESS_EVERY:
+            current = await ledger.progress(batch_id, owner=owner) if sent else before
+            yield ServerSentEventMessage(
+                event="progress",
+                data=msgspec.json.encode(ProgressOut.from_progress(current)).decode(),
+            )
+            last_progress = last_sent = now
+        if complete:
+            yield ServerSentEventMessage(event="end", data='{"reason": "complete"}')
+            return
+        if now - last_sent >= KEEPALIVE_EVERY:
+            yield ServerSentEventMessage(data=None, comment="keep-alive")
+            last_sent = now
+        await anyio.sleep(poll_seconds)
+
+
+async def until_deleted(
+    stream: AsyncIterator[ServerSentEventMessage],
+) -> AsyncIterator[ServerSentEventMessage]:
+    """``stream``, ended with ``end`` ``{"reason": "deleted"}`` when its batch is deleted
+    while it is followed (instead of breaking off mid-response)."""
+    try:
+        async for message in stream:
+            yield message
     except NotFound:
-        # The batch was deleted while it was followed: say so instead of breaking off.
         yield ServerSentEventMessage(event="end", data='{"reason": "deleted"}')
 
 
@@ -148,7 +156,9 @@ async def batch_events(
     async def allowed() -> bool:
         return await still_allowed(state, caller)
 
-    stream = event_stream(ledger, batch_id, owner, start, settings.sse_poll_seconds, allowed)
+    stream = until_deleted(
+        event_stream(ledger, batch_id, owner, start, settings.sse_poll_seconds, allowed)
+    )
     if caller.key_id is not None:
         quota: StreamQuota = state.stream_quota
         return ServerSentEvent(quota.hold(caller.key_id, stream))

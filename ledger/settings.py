@@ -82,6 +82,10 @@ class Settings(BaseSettings):
     process_workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
     task_timeout_seconds: float = Field(default=300.0, gt=0)
     task_memory_limit_mb: int = Field(default=2048, ge=64)
+    # Deleting a batch removes at most this many rows of one table per transaction (a
+    # chunk's vectors and full-text row go with it), so a huge batch never holds SQLite's
+    # write lock for long; stored files go between the transactions.
+    delete_step_rows: int = Field(default=2000, ge=1, le=100_000)
 
     # ---------------------------------------------------------------- HTTP API
     host: str = Field(default="127.0.0.1", description="address the API server binds")

@@ -30,6 +30,7 @@ from ledger.api.auth import (
 )
 from ledger.api.batches import BatchController, UploadController
 from ledger.api.chunks import ChunkController
+from ledger.api.deletion import DeletionController, finish_interrupted
 from ledger.api.documents import DocumentController
 from ledger.api.errors import EXCEPTION_HANDLERS
 from ledger.api.events import batch_events
@@ -136,10 +137,14 @@ def create_app(
         webhooks = asyncio.create_task(
             WebhookSender(app.state.ledger).run(), name="ledger-webhooks"
         )
+        # Deletions a stopped process left half-done: finished in the background.
+        deletions = asyncio.create_task(
+            finish_interrupted(app.state.ledger), name="ledger-deletions"
+        )
         try:
             yield
         finally:
-            for chore in (cleanup, webhooks):
+            for chore in (cleanup, webhooks, deletions):
                 chore.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await chore
@@ -166,6 +171,7 @@ def create_app(
         route_handlers=[
             BatchController,
             ChunkController,
+            DeletionController,
             DocumentController,
             batch_events,
             batch_throughput,

@@ -12,8 +12,9 @@ Two kinds of SSE events are sent:
 
 The stream ends with an ``end`` event once the batch is complete and every event before its
 completion was sent, or with ``end`` ``{"reason": "revoked"}`` within a few seconds of the
-caller's API key being revoked. One API key has at most ``LEDGER_MAX_SSE_STREAMS_PER_KEY``
-streams open at once (429 beyond). A batch that is reopened later (retry, more documents)
+caller's API key being revoked, or with ``end`` ``{"reason": "deleted"}`` once the batch is
+deleted. One API key has at most ``LEDGER_MAX_SSE_STREAMS_PER_KEY`` streams open at once
+(429 beyond). A batch that is reopened later (retry, more documents)
 can be watched again by reconnecting with the last id. While idle, a comment line keeps
 proxies from closing the connection.
 """
@@ -37,6 +38,7 @@ from ledger.api.errors import ERROR_RESPONSES
 from ledger.api.schemas import BatchId, EventOut, ProgressOut
 from ledger.api.streams import StreamQuota
 from ledger.core.ledger import Ledger
+from ledger.errors import NotFound
 from ledger.settings import Settings
 
 PAGE = 500  # events read per query: bounded memory however far behind the client is
@@ -112,6 +114,18 @@ async def event_stream(
         await anyio.sleep(poll_seconds)
 
 
+async def until_deleted(
+    stream: AsyncIterator[ServerSentEventMessage],
+) -> AsyncIterator[ServerSentEventMessage]:
+    """``stream``, ended with ``end`` ``{"reason": "deleted"}`` when its batch is deleted
+    while it is followed (instead of breaking off mid-response)."""
+    try:
+        async for message in stream:
+            yield message
+    except NotFound:
+        yield ServerSentEventMessage(event="end", data='{"reason": "deleted"}')
+
+
 @get(
     "/batches/{batch_id:str}/events",
     operation_id="streamBatchEvents",
@@ -143,7 +157,9 @@ async def batch_events(
     async def allowed() -> bool:
         return await still_allowed(state, caller)
 
-    stream = event_stream(ledger, batch_id, owner, start, settings.sse_poll_seconds, allowed)
+    stream = until_deleted(
+        event_stream(ledger, batch_id, owner, start, settings.sse_poll_seconds, allowed)
+    )
     if caller.key_id is not None:
         quota: StreamQuota = state.stream_quota
         return ServerSentEvent(quota.hold(caller.key_id, stream))

@@ -64,7 +64,7 @@ async def update_batch(
 ) -> Batch:
     """Apply ``changes`` to one batch of ``owner`` (any batch when None), with an event."""
     values = changes.values()
-    batch = await load_batch(conn, batch_id, for_update=True)
+    batch = await load_batch(conn, batch_id, for_update=True, deleting=False)
     if batch is None or (owner is not None and batch.owner != owner):
         raise NotFound(f"no batch {batch_id!r}")
     changed = {k: v for k, v in values.items() if getattr(batch, k) != v}

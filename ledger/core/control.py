@@ -25,7 +25,7 @@ from ledger.states import BatchState, DocumentStatus
 async def _batch_in_scope(
     conn: AsyncConnection, batch_id: str, owner: str | None, *, for_update: bool = True
 ) -> Batch:
-    batch = await load_batch(conn, batch_id, for_update=for_update)
+    batch = await load_batch(conn, batch_id, for_update=for_update, deleting=False)
     if batch is None or (owner is not None and batch.owner != owner):
         raise NotFound(f"no batch {batch_id!r}")
     return batch

@@ -21,7 +21,18 @@ from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import BigInteger, String, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy import (
+    BigInteger,
+    String,
+    and_,
+    bindparam,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ledger.core import vectors
@@ -422,8 +433,9 @@ async def chunk_count(conn: AsyncConnection, document_id: int) -> int:
 
 
 def owner_matches(owner: str | None) -> Any:
-    """The WHERE clause scoping a query on ``batches`` to one owner (None: local use)."""
-    return batches.c.owner.is_not_distinct_from(owner)
+    """The WHERE clause scoping a query on ``batches`` to one owner (None: local use), less
+    batches being deleted (their documents and chunks are going)."""
+    return and_(batches.c.owner.is_not_distinct_from(owner), batches.c.deleting_at.is_(None))
 
 
 __all__ = [

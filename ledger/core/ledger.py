@@ -23,6 +23,7 @@ from ledger.core import (
     claims,
     control,
     creates,
+    deletion,
     index,
     keys,
     progress,
@@ -534,6 +535,32 @@ class Ledger:
             return await control.retry_failed(conn, batch_id, owner=owner, code=code, now=now)
 
         return await self.run(work)
+
+    async def delete_batch(
+        self,
+        batch_id: str,
+        *,
+        owner: str | None = None,
+        force: bool = False,
+        on_step: deletion.Progress | None = None,
+    ) -> deletion.DeletionReport:
+        """Delete the batch, its rows and stored files in bounded steps (resumable)."""
+        return await deletion.delete_batch(
+            self,
+            batch_id,
+            owner=owner,
+            force=force,
+            step_rows=self.settings.delete_step_rows,
+            on_step=on_step,
+        )
+
+    async def unfinished_deletions(self, *, owner: str | None = None) -> list[str]:
+        """Batches whose deletion started and was interrupted (finish with delete_batch)."""
+
+        async def work(conn: AsyncConnection, now: datetime) -> list[str]:
+            return await deletion.unfinished(conn, owner=owner)
+
+        return await self.run(work, write=False)
 
     # ------------------------------------------------------------------ reads
 

@@ -44,6 +44,9 @@ def _decode_cursor(cursor: str, size: int) -> list[Any]:
 
 
 def _scoped(query: Any, owner: str | None) -> Any:
+    """Only ``owner``'s batches (all for None), never one being deleted (ledger.core.deletion):
+    a half-deleted batch is not shown at all."""
+    query = query.where(batches.c.deleting_at.is_(None))
     return query if owner is None else query.where(batches.c.owner == owner)
 
 

@@ -24,7 +24,7 @@ FROM chunks_fts
 JOIN chunks c ON c.id = chunks_fts.rowid
 JOIN documents d ON d.id = c.document_id
 JOIN batches b ON b.id = d.batch_id
-WHERE chunks_fts MATCH :match {filters}
+WHERE chunks_fts MATCH :match AND b.deleting_at IS NULL {filters}
 ORDER BY bm25(chunks_fts), c.id
 LIMIT :k
 """
@@ -39,7 +39,7 @@ hits AS (
   FROM q, chunks c
   JOIN documents d ON d.id = c.document_id
   JOIN batches b ON b.id = d.batch_id
-  WHERE c.tsv @@ q.query {filters}
+  WHERE c.tsv @@ q.query AND b.deleting_at IS NULL {filters}
   ORDER BY score DESC, c.id
   LIMIT :k
 )

@@ -18,7 +18,7 @@ async def queue_depths(conn: AsyncConnection, *, owner: str | None, limit: int) 
     """
     left = batches.c.n_pending + batches.c.n_running
     query = select(batches.c.id, batches.c.owner, batches.c.n_pending, batches.c.n_running).where(
-        left > 0
+        left > 0, batches.c.deleting_at.is_(None)
     )
     if owner is not None:
         query = query.where(batches.c.owner == owner)
@@ -33,7 +33,7 @@ async def document_totals(conn: AsyncConnection, *, owner: str | None) -> dict[D
     """Documents per status over all batches (of ``owner``), summed from the counters."""
     query = select(
         *(func.coalesce(func.sum(batches.c[f"n_{s.value}"]), 0) for s in COUNTED_STATUSES)
-    )
+    ).where(batches.c.deleting_at.is_(None))
     if owner is not None:
         query = query.where(batches.c.owner == owner)
     row = (await conn.execute(query)).one()

@@ -53,9 +53,13 @@ def _same_settings(row: Batch, spec: BatchSpec, max_attempts: int) -> list[str]:
 
 
 async def load_batch(
-    conn: AsyncConnection, batch_id: str, *, for_update: bool = False
+    conn: AsyncConnection, batch_id: str, *, for_update: bool = False, deleting: bool = True
 ) -> Batch | None:
+    """The batch row (locked with ``for_update``); without ``deleting``, None for a batch
+    whose deletion has started (steering it is as for a batch that does not exist)."""
     query = select(batches).where(batches.c.id == batch_id)
+    if not deleting:
+        query = query.where(batches.c.deleting_at.is_(None))
     if for_update:
         query = lock_rows(conn, query, of=batches)
     row = (await conn.execute(query)).first()
@@ -93,6 +97,7 @@ async def submit(
                 + ", ".join(differences)
             )
         if existing.state == BatchState.CANCELLED:
+            # (Also a batch being deleted: deletion cancels it first.)
             raise Conflict(f"batch {batch_id!r} is cancelled; submit a new batch")
         before = existing.total
     else:

@@ -185,10 +185,12 @@ def has_vectors(model: Any, document_id: Any = documents.c.id) -> Any:
 
 
 def _scope(query: Any, owner: str | None, batch_id: str | None) -> Any:
+    # Never a batch being deleted: its chunks go in steps, and none may be found meanwhile.
+    query = query.join(batches, batches.c.id == chunks.c.batch_id).where(
+        batches.c.deleting_at.is_(None)
+    )
     if owner is not None:
-        query = query.join(batches, batches.c.id == chunks.c.batch_id).where(
-            batches.c.owner == owner
-        )
+        query = query.where(batches.c.owner == owner)
     if batch_id is not None:
         query = query.where(chunks.c.batch_id == batch_id)
     return query

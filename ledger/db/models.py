@@ -32,7 +32,7 @@ from ledger.states import AttemptOutcome, BatchState, DocumentStatus, UploadStat
 # The migration whose schema these tables describe. Opening a ledger compares the database
 # with it; reading it from the migration scripts instead would load Alembic, a large part
 # of a worker's start. A new migration moves it (a test holds it to Alembic's head).
-HEAD_REVISION = "0011"
+HEAD_REVISION = "0012"
 
 # Every constraint and index gets a stable name: Alembic's SQLite batch mode silently drops
 # unnamed CHECK constraints, and stable names make migrations reviewable.
@@ -105,6 +105,10 @@ batches = Table(
     Column("updated_at", UTCDateTime, nullable=False),
     Column("started_at", UTCDateTime, nullable=True, doc="first claim"),
     Column("completed_at", UTCDateTime, nullable=True, doc="when nothing was left to do"),
+    # Migration 0012: set when the batch's deletion starts (ledger.core.deletion). The batch
+    # is then hidden from every read; triggers refuse new documents in it and skip its
+    # documents in claims.
+    Column("deleting_at", UTCDateTime, nullable=True, doc="when its deletion started"),
     CheckConstraint(_in("state", [s.value for s in BatchState]), name="state_valid"),
     CheckConstraint("max_attempts >= 1", name="max_attempts_positive"),
     CheckConstraint("state = 'paused' OR pause_reason IS NULL", name="pause_reason_only_paused"),
@@ -333,6 +337,9 @@ uploads = Table(
     # The cleanup: unfinished uploads past their expiry, ended uploads whose file is left.
     Index(None, "state", "expires_at"),
     Index(None, "owner"),
+    # Deleting documents checks this foreign key per row: without an index, a scan each.
+    Index(None, "document_id"),
+    Index(None, "batch_id"),
 )
 
 # The chunk index: the text of every done document, in order. Written only in the

@@ -20,6 +20,7 @@ COMMANDS = [
     ["pause"],
     ["resume"],
     ["cancel"],
+    ["delete"],
     ["search"],
     ["worker"],
     ["serve"],

@@ -1,0 +1,383 @@
+"""Deleting a batch: its rows in every table and its stored files, in short steps.
+
+A batch of a million documents has millions of rows (documents, attempts, events, chunks,
+full-text rows, vectors). Deleting them in one transaction would hold SQLite's write lock
+for many seconds and stop every worker, so deletion goes in steps:
+
+1. **start** (one transaction): the batch is marked ``deleting_at`` and cancelled. From then on
+   it is hidden from every read (it answers "no such batch"), nothing claims its documents,
+   and triggers (migration 0012) refuse to add a document to it and skip its documents in
+   any claim. Documents still running are refused (:class:`Conflict`) unless ``force``,
+   which cancels them first: their workers' leases are gone, so what they finish is dropped.
+2. **steps**, each its own transaction removing at most ``step_rows`` rows of one table
+   (chunks take their vectors and full-text rows with them): chunks, attempts, tus uploads,
+   documents, events. Files are removed between the transactions, never inside one.
+3. **finish** (one transaction): the batch row and its create-request row.
+
+A deletion that dies half-way leaves the batch marked: running the deletion again (or
+:func:`unfinished` and a resume) continues where it stopped, and every step is idempotent.
+
+Only files inside the storage folder are removed (uploads stored by the API), and only
+those no other batch names; a server path a batch was submitted from is never touched.
+``embedding_cache`` is not the batch's: it is keyed by text and model and shared by every
+batch, so it stays. A document of another batch that this batch's run superseded keeps its
+``superseded_by`` mark (its chunks were replaced, and are gone now).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import ColumnElement, ScalarSelect, delete, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ledger import storage
+from ledger.db.dialect import lock_rows
+from ledger.db.models import (
+    attempts,
+    batch_requests,
+    batches,
+    chunk_vectors,
+    chunks,
+    documents,
+    events,
+    uploads,
+)
+from ledger.errors import Conflict, NotFound
+from ledger.states import BatchState, DocumentStatus
+
+if TYPE_CHECKING:
+    from ledger.core.ledger import Ledger
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class DeletionReport:
+    """What one deletion removed: rows per table and stored files."""
+
+    batch_id: str
+    rows: dict[str, int] = field(default_factory=dict)
+    files: int = 0
+    steps: int = 0
+    cancelled: int = 0
+
+    def add(self, table: str, count: int) -> None:
+        self.rows[table] = self.rows.get(table, 0) + count
+
+
+# ------------------------------------------------------------------ start and finish
+
+
+async def start(
+    conn: AsyncConnection, batch_id: str, *, owner: str | None, force: bool, now: datetime
+) -> int:
+    """Mark the batch as being deleted (idempotent); returns running documents cancelled.
+
+    NotFound for no such batch or another tenant's; Conflict while documents run, unless
+    ``force``.
+    """
+    query = select(batches.c.owner, batches.c.n_running, batches.c.deleting_at).where(
+        batches.c.id == batch_id
+    )
+    row = (await conn.execute(lock_rows(conn, query, of=batches))).first()
+    if row is None or (owner is not None and row.owner != owner):
+        raise NotFound(f"no batch {batch_id!r}")
+    if row.deleting_at is not None:
+        return 0  # an interrupted deletion: carry on
+    cancelled = 0
+    if row.n_running:
+        if not force:
+            raise Conflict(
+                f"batch {batch_id!r} has {row.n_running} running documents: pause it and "
+                "wait, or force the deletion (running documents are cancelled first)"
+            )
+        result = await conn.execute(
+            update(documents)
+            .where(
+                documents.c.batch_id == batch_id,
+                documents.c.status == DocumentStatus.RUNNING.value,
+            )
+            .values(
+                status=DocumentStatus.CANCELLED.value,
+                lease_owner=None,
+                lease_token=None,
+                lease_expires_at=None,
+                finished_at=now,
+                updated_at=now,
+            )
+        )
+        cancelled = result.rowcount
+    await conn.execute(
+        update(batches)
+        .where(batches.c.id == batch_id)
+        .values(
+            state=BatchState.CANCELLED.value,
+            pause_reason=None,
+            deleting_at=now,
+            updated_at=now,
+        )
+    )
+    return cancelled
+
+
+async def finish(conn: AsyncConnection, batch_id: str) -> tuple[int, int]:
+    """Remove the batch row and its create request (after every step found nothing left):
+    (batches, batch_requests) rows removed."""
+    requests = await conn.execute(
+        delete(batch_requests).where(batch_requests.c.batch_id == batch_id)
+    )
+    result = await conn.execute(
+        delete(batches).where(batches.c.id == batch_id, batches.c.deleting_at.is_not(None))
+    )
+    return result.rowcount, requests.rowcount
+
+
+async def unfinished(conn: AsyncConnection, *, owner: str | None) -> list[str]:
+    """Ids of batches whose deletion started and did not finish."""
+    query = select(batches.c.id).where(batches.c.deleting_at.is_not(None))
+    if owner is not None:
+        query = query.where(batches.c.owner == owner)
+    return list((await conn.execute(query.order_by(batches.c.id))).scalars())
+
+
+# ------------------------------------------------------------------ bounded steps
+
+
+def _first(
+    id_column: ColumnElement[Any], batch_column: ColumnElement[Any], batch_id: str, limit: int
+) -> ScalarSelect[Any]:
+    """The ids of the batch's first ``limit`` rows of a table (its (batch_id, id) index)."""
+    query = select(id_column).where(batch_column == batch_id).order_by(id_column).limit(limit)
+    return query.scalar_subquery()
+
+
+async def delete_chunks(conn: AsyncConnection, batch_id: str, limit: int) -> tuple[int, int]:
+    """Remove up to ``limit`` of the batch's chunks and their vectors: (chunks, vectors)."""
+    first = _first(chunks.c.id, chunks.c.batch_id, batch_id, limit)
+    vectors = await conn.execute(delete(chunk_vectors).where(chunk_vectors.c.chunk_id.in_(first)))
+    removed = await conn.execute(delete(chunks).where(chunks.c.id.in_(first)))
+    return removed.rowcount, vectors.rowcount
+
+
+async def delete_attempts(conn: AsyncConnection, batch_id: str, limit: int) -> int:
+    first = _first(attempts.c.id, attempts.c.batch_id, batch_id, limit)
+    return (await conn.execute(delete(attempts).where(attempts.c.id.in_(first)))).rowcount
+
+
+async def delete_events(conn: AsyncConnection, batch_id: str, limit: int) -> int:
+    first = _first(events.c.id, events.c.batch_id, batch_id, limit)
+    return (await conn.execute(delete(events).where(events.c.id.in_(first)))).rowcount
+
+
+async def uploads_to_remove(
+    conn: AsyncConnection, batch_id: str, limit: int
+) -> list[tuple[str, str]]:
+    """(id, file) of up to ``limit`` resumable uploads made for the batch, by its owner; the
+    file is "" when another batch names it (it stays)."""
+    owner = select(batches.c.owner).where(batches.c.id == batch_id).scalar_subquery()
+    query = (
+        select(uploads.c.id, uploads.c.path)
+        .where(uploads.c.batch_id == batch_id, uploads.c.owner.is_not_distinct_from(owner))
+        .order_by(uploads.c.id)
+        .limit(limit)
+    )
+    found = [(r.id, r.path) for r in (await conn.execute(query)).all()]
+    kept = await _unshared(conn, batch_id, {path for _, path in found})
+    return [(i, path if path in kept else "") for i, path in found]
+
+
+async def delete_uploads(conn: AsyncConnection, ids: Sequence[str]) -> int:
+    return (await conn.execute(delete(uploads).where(uploads.c.id.in_(list(ids))))).rowcount
+
+
+async def documents_to_remove(
+    conn: AsyncConnection, batch_id: str, limit: int, storage_dir: Path
+) -> tuple[list[int], list[str]]:
+    """Up to ``limit`` of the batch's document ids, and the stored files among their
+    sources that no other batch names (so they may be removed)."""
+    query = (
+        select(documents.c.id, documents.c.source)
+        .where(documents.c.batch_id == batch_id)
+        .order_by(documents.c.id)
+        .limit(limit)
+    )
+    rows = (await conn.execute(query)).all()
+    stored = {r.source for r in rows if _removable(r.source, storage_dir)}
+    return [r.id for r in rows], await _unshared(conn, batch_id, stored)
+
+
+async def _unshared(conn: AsyncConnection, batch_id: str, paths: set[str]) -> list[str]:
+    """The ``paths`` that no other batch names, as a document's source or an upload's file
+    (a server path that happens to lie in the storage folder must not lose its file)."""
+    if not paths:
+        return []
+    listed = sorted(paths)
+    by_documents = select(documents.c.source).where(
+        documents.c.source.in_(listed), documents.c.batch_id != batch_id
+    )
+    by_uploads = select(uploads.c.path).where(
+        uploads.c.path.in_(listed), uploads.c.batch_id != batch_id
+    )
+    for query in (by_documents, by_uploads):
+        paths -= set((await conn.execute(query)).scalars())
+    return sorted(paths)
+
+
+async def delete_documents(conn: AsyncConnection, batch_id: str, ids: Sequence[int]) -> int:
+    query = delete(documents).where(documents.c.batch_id == batch_id, documents.c.id.in_(list(ids)))
+    return (await conn.execute(query)).rowcount
+
+
+# ------------------------------------------------------------------ files
+
+
+def _removable(path: str, storage_dir: Path) -> bool:
+    """A file inside the storage folder (not the folder itself, not its marker)."""
+    if not storage.is_stored(path, storage_dir):
+        return False
+    root = os.path.normpath(os.path.abspath(storage_dir))
+    normal = os.path.normpath(os.path.abspath(path))
+    return normal != root and normal != os.path.join(root, storage.MARKER)
+
+
+def remove_files(paths: Sequence[str], storage_dir: Path) -> int:
+    """Remove these stored files, and folders they leave empty below the storage folder.
+
+    Anything outside the storage folder is left alone whatever the caller passes. Returns
+    how many files were removed (a file already gone is not counted and not an error).
+    """
+    root = os.path.normpath(os.path.abspath(storage_dir))
+    removed = 0
+    folders: set[str] = set()
+    for path in paths:
+        if not _removable(path, storage_dir):
+            continue
+        try:
+            os.unlink(path)
+            removed += 1
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            log.warning("could not remove stored file %s: %s", path, exc)
+        folders.add(os.path.dirname(os.path.normpath(os.path.abspath(path))))
+    for folder in sorted(folders, key=len, reverse=True):
+        # Up to, never including, the storage folder; stop at the first one not empty.
+        while folder.startswith(root + os.sep) and folder != root:
+            try:
+                os.rmdir(folder)
+            except OSError:
+                break
+            folder = os.path.dirname(folder)
+    return removed
+
+
+# ------------------------------------------------------------------ the whole deletion
+
+Progress = Callable[[DeletionReport], None]
+
+
+async def delete_batch(
+    ledger: Ledger,
+    batch_id: str,
+    *,
+    owner: str | None,
+    force: bool,
+    step_rows: int,
+    on_step: Progress | None = None,
+) -> DeletionReport:
+    """Delete the batch and everything of it, one bounded transaction at a time.
+
+    Resumable: called again after an interruption, it finishes what is left.
+    """
+    report = DeletionReport(batch_id)
+    store = ledger.settings.storage
+
+    async def begin(conn: AsyncConnection, now: datetime) -> int:
+        return await start(conn, batch_id, owner=owner, force=force, now=now)
+
+    report.cancelled = await ledger.run(begin)
+    log.info("deleting batch", extra={"batch_id": batch_id, "cancelled": report.cancelled})
+
+    def stepped(table: str, count: int) -> None:
+        report.add(table, count)
+        report.steps += 1
+        if on_step is not None:
+            on_step(report)
+
+    async def chunk_step(conn: AsyncConnection, now: datetime) -> tuple[int, int]:
+        return await delete_chunks(conn, batch_id, step_rows)
+
+    while True:
+        removed, vectors = await ledger.run(chunk_step)
+        report.add("chunk_vectors", vectors)
+        stepped("chunks", removed)
+        if not removed:
+            break
+
+    await _table_steps(ledger, "attempts", delete_attempts, batch_id, step_rows, stepped)
+
+    async def upload_batch(conn: AsyncConnection, now: datetime) -> list[tuple[str, str]]:
+        return await uploads_to_remove(conn, batch_id, step_rows)
+
+    while found := await ledger.run(upload_batch, write=False):
+        files = [p for _, p in found if p]
+        report.files += await asyncio.to_thread(remove_files, files, store)
+        ids = [i for i, _ in found]
+
+        async def drop_uploads(conn: AsyncConnection, now: datetime, ids: list[str] = ids) -> int:
+            return await delete_uploads(conn, ids)
+
+        stepped("uploads", await ledger.run(drop_uploads))
+
+    async def document_batch(conn: AsyncConnection, now: datetime) -> tuple[list[int], list[str]]:
+        return await documents_to_remove(conn, batch_id, step_rows, store)
+
+    while True:
+        doc_ids, files = await ledger.run(document_batch, write=False)
+        if not doc_ids:
+            break
+        report.files += await asyncio.to_thread(remove_files, files, store)
+
+        async def drop_documents(
+            conn: AsyncConnection, now: datetime, ids: list[int] = doc_ids
+        ) -> int:
+            return await delete_documents(conn, batch_id, ids)
+
+        stepped("documents", await ledger.run(drop_documents))
+
+    await _table_steps(ledger, "events", delete_events, batch_id, step_rows, stepped)
+
+    async def last(conn: AsyncConnection, now: datetime) -> tuple[int, int]:
+        return await finish(conn, batch_id)
+
+    removed, requests = await ledger.run(last)
+    report.add("batch_requests", requests)
+    stepped("batches", removed)
+    log.info("deleted batch", extra={"batch_id": batch_id, "rows": report.rows})
+    return report
+
+
+async def _table_steps(
+    ledger: Ledger,
+    table: str,
+    step: Callable[[AsyncConnection, str, int], Awaitable[int]],
+    batch_id: str,
+    step_rows: int,
+    stepped: Callable[[str, int], None],
+) -> None:
+    async def work(conn: AsyncConnection, now: datetime) -> int:
+        return await step(conn, batch_id, step_rows)
+
+    while True:
+        count = await ledger.run(work)
+        stepped(table, count)
+        if not count:
+            return

@@ -301,7 +301,7 @@ def _tolerate_undecodable_output() -> None:
 def run(argv: Sequence[str] | None = None) -> int:
     """Run the command line and return its exit code (what ``main`` exits with)."""
     # Importing the command modules registers their commands on ``app``.
-    from ledger.cli import batches, ingest, ops  # noqa: F401
+    from ledger.cli import batches, ingest, maintain, ops  # noqa: F401
 
     _tolerate_undecodable_output()
     command = typer.main.get_command(app)

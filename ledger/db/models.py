@@ -32,7 +32,7 @@ from ledger.states import AttemptOutcome, BatchState, DocumentStatus, UploadStat
 # The migration whose schema these tables describe. Opening a ledger compares the database
 # with it; reading it from the migration scripts instead would load Alembic, a large part
 # of a worker's start. A new migration moves it (a test holds it to Alembic's head).
-HEAD_REVISION = "0007"
+HEAD_REVISION = "0010"
 
 # Every constraint and index gets a stable name: Alembic's SQLite batch mode silently drops
 # unnamed CHECK constraints, and stable names make migrations reviewable.
@@ -208,6 +208,8 @@ attempts = Table(
     ),
     Index(None, "document_id"),
     Index(None, "batch_id", "id"),
+    # Pruning old workers asks whether any attempt still names them (0010).
+    Index(None, "worker_id"),
 )
 
 events = Table(
@@ -384,4 +386,34 @@ embedding_cache = Table(
     Column("created_at", UTCDateTime, nullable=False),
     CheckConstraint("dimension > 0", name="dimension_positive"),
     CheckConstraint("length(vector) = 4 * dimension", name="vector_length"),
+)
+
+# --------------------------------------------------------------------------- maintenance (0010)
+
+# The lease that lets one process at a time run maintenance on SQLite (PostgreSQL uses an
+# advisory lock instead): one row, taken with a guarded UPDATE while free or expired.
+# ``optimized_at`` schedules SQLite's PRAGMA optimize and WAL checkpoint.
+maintenance = Table(
+    "maintenance",
+    metadata,
+    Column("name", String(32), primary_key=True),
+    Column("owner", String(200), nullable=True),
+    Column("expires_at", UTCDateTime, nullable=True),
+    Column("optimized_at", UTCDateTime, nullable=True),
+    CheckConstraint("(owner IS NULL) = (expires_at IS NULL)", name="lease_complete"),
+)
+
+# What each maintenance run did: counts per step, who ran it, when. Only the last few kept.
+maintenance_runs = Table(
+    "maintenance_runs",
+    metadata,
+    Column("id", BigIntId, primary_key=True, autoincrement=True),
+    Column("runner", String(200), nullable=False),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("finished_at", UTCDateTime, nullable=True),
+    Column("counts", JSONDoc, nullable=False),
+    Column("error", Text, nullable=True),
+    CheckConstraint(
+        "finished_at IS NULL OR finished_at >= started_at", name="finished_after_start"
+    ),
 )

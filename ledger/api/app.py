@@ -34,6 +34,7 @@ from ledger.api.errors import EXCEPTION_HANDLERS
 from ledger.api.events import batch_events
 from ledger.api.guard import Guard
 from ledger.api.headers import SecurityHeaders
+from ledger.api.maintenance import maintenance_runs
 from ledger.api.ops import health, prometheus_metrics
 from ledger.api.search import search
 from ledger.api.streams import StreamQuota
@@ -161,6 +162,7 @@ def create_app(
             batch_events,
             batch_throughput,
             search,
+            maintenance_runs,
         ],
         request_max_body_size=settings.max_body_bytes,
     )

@@ -17,6 +17,7 @@ async def optimize(engine: AsyncEngine) -> bool:
         raw = await conn.get_raw_connection()
         driver = raw.driver_connection
         assert driver is not None
-        await driver.execute("PRAGMA optimize")
-        await driver.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        for pragma in ("PRAGMA optimize", "PRAGMA wal_checkpoint(TRUNCATE)"):
+            cursor = await driver.execute(pragma)
+            await cursor.close()
     return True

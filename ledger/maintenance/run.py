@@ -65,7 +65,7 @@ async def _repeat(ledger: Ledger, held: Held, step: Prune, *, cutoff: datetime) 
             return total
 
 
-def _prune(
+def prune_step(
     fn: Callable[..., Awaitable[int]],
 ) -> Prune:
     async def step(conn: AsyncConnection, cutoff: datetime, limit: int) -> int:
@@ -75,10 +75,10 @@ def _prune(
 
 
 PRUNE_STEPS: tuple[tuple[str, Prune], ...] = (
-    ("events_pruned", _prune(retention.prune_events)),
-    ("attempts_pruned", _prune(retention.prune_attempts)),
-    ("workers_pruned", _prune(retention.prune_workers)),
-    ("upload_rows_pruned", _prune(retention.prune_uploads)),
+    ("events_pruned", prune_step(retention.prune_events)),
+    ("attempts_pruned", prune_step(retention.prune_attempts)),
+    ("workers_pruned", prune_step(retention.prune_workers)),
+    ("upload_rows_pruned", prune_step(retention.prune_uploads)),
 )
 
 

@@ -269,3 +269,22 @@ def test_retention_setting_reads_off_and_refuses_nonsense(
     monkeypatch.setenv("LEDGER_RETENTION_DAYS", "0")
     with pytest.raises(ValidationError):
         Settings()
+
+
+async def test_sqlite_is_optimised_and_its_log_cut_back_on_schedule(
+    sqlite_url: str, clock: FakeClock, tmp_path: Path
+) -> None:
+    wal = tmp_path / "ledger.db-wal"
+    async with await Ledger.open(settings_for(sqlite_url), clock=clock) as led:
+        await led.submit(BatchSpec(id="big", processor="noop"), _sources(20_000, "/w" * 40))
+        before = wal.stat().st_size
+        assert before > 1_000_000
+        run = await maintenance.run_once(led, runner="test")
+        assert run is not None and run.counts["sqlite_optimized"] == 1
+        # Checkpointed and truncated; only the run's own record was written after.
+        assert wal.stat().st_size < 100_000
+        again = await maintenance.run_once(led, runner="test")
+        assert again is not None and again.counts["sqlite_optimized"] == 0  # not due yet
+        clock.advance(led.settings.sqlite_optimize_seconds)
+        later = await maintenance.run_once(led, runner="test")
+        assert later is not None and later.counts["sqlite_optimized"] == 1

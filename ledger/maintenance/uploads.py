@@ -7,9 +7,13 @@ upload it has just ended, so its file goes at once.
 from __future__ import annotations
 
 import asyncio
+import logging
 from pathlib import Path
 
+from ledger import storage
 from ledger.core.ledger import Ledger
+
+log = logging.getLogger(__name__)
 
 CLEANUP_BATCH = 500  # uploads per transaction
 
@@ -40,12 +44,22 @@ async def remove_ended(ledger: Ledger, *, upload_id: str | None = None) -> int:
             return removed
 
 
+async def storage_here(ledger: Ledger) -> bool:
+    """Whether this machine sees the storage folder (its marker file is there). A worker
+    without the shared mount must not record files as removed that it cannot reach."""
+    marker = ledger.settings.storage / storage.MARKER
+    return await asyncio.to_thread(marker.is_file)
+
+
 async def clean_uploads(ledger: Ledger) -> tuple[int, int]:
-    """Expire unfinished uploads past their expiry, then remove ended uploads' files.
-    Returns (expired, files removed)."""
+    """Expire unfinished uploads past their expiry, then remove ended uploads' files when
+    this machine sees the storage folder. Returns (expired, files removed)."""
     expired = 0
     while (count := await ledger.expire_uploads(limit=CLEANUP_BATCH)) > 0:
         expired += count
         if count < CLEANUP_BATCH:
             break
+    if not await storage_here(ledger):
+        log.info("uploads: storage folder not on this machine; its files are left for another")
+        return expired, 0
     return expired, await remove_ended(ledger)

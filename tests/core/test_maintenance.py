@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from ledger import storage
 from ledger.core import retention
 from ledger.core.ledger import Ledger
 from ledger.db.leader import leadership
@@ -208,25 +209,47 @@ async def test_a_dead_runners_sqlite_lease_is_taken_over_when_it_expires(
         await led.close()
 
 
-async def test_expired_uploads_are_expired_and_their_files_removed(
-    ledger: Ledger, clock: FakeClock, sync_url: str, tmp_path: Path
-) -> None:
-    upload = await ledger.create_upload(
-        UploadSpec(batch_id="up", length=100, owner="acme", filename="f.txt"), folder=tmp_path
+async def _expiring_upload(led: Ledger, clock: FakeClock, folder: Path) -> Path:
+    upload = await led.create_upload(
+        UploadSpec(batch_id="up", length=100, owner="acme", filename="f.txt"), folder=folder
     )
     path = Path(upload.path)
     path.write_bytes(b"x" * 10)  # noqa: ASYNC240
-    clock.advance(ledger.settings.tus_expiry_seconds + 1)
-    run = await maintenance.run_once(ledger, runner="test")
-    assert run is not None
-    assert run.counts["uploads_expired"] == 1 and run.counts["upload_files_removed"] == 1
-    assert not path.exists()  # noqa: ASYNC240
-    assert sql(sync_url, "SELECT state FROM uploads") == [("expired",)]
-    # Its row goes once it ended longer ago than the retention.
-    clock.advance(31 * DAY)
-    run = await maintenance.run_once(ledger, runner="test")
-    assert run is not None and run.counts["upload_rows_pruned"] == 1
-    assert _rows(sync_url, "uploads") == 0
+    clock.advance(led.settings.tus_expiry_seconds + 1)
+    return path
+
+
+async def test_expired_uploads_are_expired_and_their_files_removed(
+    db_url: str, clock: FakeClock, sync_url: str, tmp_path: Path
+) -> None:
+    storage.prepare(tmp_path)
+    async with await Ledger.open(settings_for(db_url, storage_dir=tmp_path), clock=clock) as led:
+        path = await _expiring_upload(led, clock, tmp_path)
+        run = await maintenance.run_once(led, runner="test")
+        assert run is not None
+        assert run.counts["uploads_expired"] == 1 and run.counts["upload_files_removed"] == 1
+        assert not path.exists()
+        assert sql(sync_url, "SELECT state FROM uploads") == [("expired",)]
+        # Its row goes once it ended longer ago than the retention.
+        clock.advance(31 * DAY)
+        run = await maintenance.run_once(led, runner="test")
+        assert run is not None and run.counts["upload_rows_pruned"] == 1
+        assert _rows(sync_url, "uploads") == 0
+
+
+async def test_a_runner_without_the_storage_folder_leaves_upload_files_alone(
+    db_url: str, clock: FakeClock, sync_url: str, tmp_path: Path
+) -> None:
+    # A worker on a machine where the shared storage is not mounted: no marker file.
+    elsewhere = tmp_path / "not-mounted"
+    async with await Ledger.open(settings_for(db_url, storage_dir=elsewhere), clock=clock) as led:
+        path = await _expiring_upload(led, clock, tmp_path)
+        run = await maintenance.run_once(led, runner="test")
+        assert run is not None
+        assert run.counts["uploads_expired"] == 1 and run.counts["upload_files_removed"] == 0
+        assert path.exists()
+        # Not recorded as removed: a runner that sees the storage removes it later.
+        assert sql(sync_url, "SELECT files_removed_at FROM uploads") == [(None,)]
 
 
 async def test_the_pass_rescues_expired_leases(ledger: Ledger, clock: FakeClock) -> None:

@@ -8,7 +8,8 @@ per document. The ledger's clock is then moved two days forward and one maintena
 runs: with ``LEDGER_RETENTION_DAYS=off`` (keeps everything) and with 1 day (prunes the
 events and attempts of every batch). Reported: rows, the space the rows use (pages in use;
 SQLite reuses freed pages rather than shrinking the file, ``VACUUM`` would), the file size,
-the pass's time per 100,000 pruned rows, and the longest single pruning transaction (the
+the pass's time (with the SQLite optimisation and checkpoint it runs), the pruning
+transactions' time per 100,000 pruned rows, and the longest single pruning transaction (the
 write-lock hold time of one step).
 
 Floor: the same rows deleted by raw sqlite3 in one statement per table (one long write
@@ -78,15 +79,16 @@ async def prune(home: Path, days: int | None) -> dict[str, Any]:
     """One pass with the clock two days on; the longest pruning transaction is timed."""
     clock = Clock()
     clock.now += timedelta(days=2)
-    longest = 0.0
+    longest = total = 0.0
     real_events, real_attempts = retention.prune_events, retention.prune_attempts
 
     def timed(fn: Any) -> Any:
         async def step(conn: Any, *, cutoff: datetime, limit: int) -> int:
-            nonlocal longest
+            nonlocal longest, total
             started = time.perf_counter()
             count: int = await fn(conn, cutoff=cutoff, limit=limit)
-            longest = max(longest, time.perf_counter() - started)
+            took = time.perf_counter() - started
+            longest, total = max(longest, took), total + took
             return count
 
         return step
@@ -103,7 +105,7 @@ async def prune(home: Path, days: int | None) -> dict[str, Any]:
         elapsed = time.perf_counter() - started
     assert run is not None and run.error is None
     pruned = run.counts.get("events_pruned", 0) + run.counts.get("attempts_pruned", 0)
-    return {"seconds": elapsed, "pruned": pruned, "longest_step": longest}
+    return {"seconds": elapsed, "pruned": pruned, "longest_step": longest, "steps": total}
 
 
 def raw_delete(path: Path) -> float:
@@ -136,7 +138,8 @@ def main() -> None:
             shutil.copytree(base, home)
             figures = asyncio.run(prune(home, days))
             after = sizes(home / "ledger.db")
-            per_100k = figures["seconds"] / figures["pruned"] * 1e5 if figures["pruned"] else 0.0
+            pruned = figures["pruned"]
+            per_100k = figures["steps"] / pruned * 1e5 if pruned else 0.0
             results.append(
                 [
                     label,
@@ -163,7 +166,7 @@ def main() -> None:
             "MB in use",
             "file MB",
             "pass s",
-            "s per 100k pruned",
+            "pruning s per 100k rows",
             "longest step ms",
         ],
         results,

@@ -4,6 +4,9 @@ time, upload cleanup, lease rescue and the record of each run."""
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +20,9 @@ from ledger.maintenance import run as maintenance
 from ledger.maintenance.uploads import clean_uploads
 from ledger.records import BatchSpec, ErrorInfo, Outcome, SourceSpec, UploadSpec
 from ledger.states import DocumentStatus
-from tests.conftest import FakeClock, settings_for, sql
+from tests.conftest import FakeClock, _postgres_database, postgres_available, settings_for, sql
+
+REPO = Path(__file__).resolve().parents[2]
 
 S = DocumentStatus
 DAY = 86_400.0
@@ -311,3 +316,40 @@ async def test_sqlite_is_optimised_and_its_log_cut_back_on_schedule(
         clock.advance(led.settings.sqlite_optimize_seconds)
         later = await maintenance.run_once(led, runner="test")
         assert later is not None and later.counts["sqlite_optimized"] == 1
+
+
+async def _runs_once_the_lock_is_free(url: str, clock: FakeClock, holder: Any) -> None:
+    async with await Ledger.open(settings_for(url), clock=clock) as led:
+        assert await maintenance.run_once(led, runner="next") is None
+        holder.kill()  # SIGKILL: nothing is released by the holder itself
+        await asyncio.to_thread(holder.wait, 30)
+        # The server ends the session and its advisory lock with it: no lease to wait out.
+        deadline = time.monotonic() + 60
+        run = None
+        while run is None and time.monotonic() < deadline:
+            run = await maintenance.run_once(led, runner="next")
+            if run is None:
+                await asyncio.sleep(0.1)
+        assert run is not None and run.runner == "next"
+
+
+@pytest.mark.postgres
+def test_a_killed_runner_frees_the_postgres_lock_at_once(clock: FakeClock) -> None:
+    error = postgres_available()
+    if error:
+        pytest.skip(f"PostgreSQL server not reachable: {error}")
+    url = _postgres_database()
+    holder = subprocess.Popen(
+        [sys.executable, "-m", "tests.helpers.maintenance_holder", url],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+    )
+    try:
+        assert holder.stdout is not None
+        assert holder.stdout.readline().strip() == "held"
+        asyncio.run(_runs_once_the_lock_is_free(url, clock, holder))
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+            holder.wait(timeout=30)

@@ -135,6 +135,9 @@ async def run_once(ledger: Ledger, *, runner: str) -> MaintenanceRun | None:
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"
             raise
+        except BaseException:  # cancelled: its process is stopping
+            error = "stopped before the end (its process was stopping)"
+            raise
         finally:
             keep = ledger.settings.maintenance_runs_kept
 

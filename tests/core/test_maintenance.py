@@ -353,3 +353,27 @@ def test_a_killed_runner_frees_the_postgres_lock_at_once(clock: FakeClock) -> No
         if holder.poll() is None:
             holder.kill()
             holder.wait(timeout=30)
+
+
+async def test_a_cancelled_pass_records_what_it_did_and_frees_the_lock(
+    ledger: Ledger, sync_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    inside = asyncio.Event()
+
+    async def stuck(led: Ledger) -> tuple[int, int]:
+        inside.set()
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+    monkeypatch.setattr("ledger.maintenance.run.clean_uploads", stuck)
+    task = asyncio.create_task(maintenance.run_once(ledger, runner="stopping"))
+    await asyncio.wait_for(inside.wait(), 30)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    (run,) = await maintenance.last_runs(ledger, limit=5)
+    assert run.runner == "stopping" and run.finished_at is not None
+    assert run.error is not None and "stopped" in run.error
+    assert run.counts["leases_rescued"] == 0  # the step before it is recorded
+    monkeypatch.undo()
+    assert await maintenance.run_once(ledger, runner="next") is not None  # lock released

@@ -60,6 +60,6 @@ async def clean_uploads(ledger: Ledger) -> tuple[int, int]:
         if count < CLEANUP_BATCH:
             break
     if not await storage_here(ledger):
-        log.info("uploads: storage folder not on this machine; its files are left for another")
+        log.debug("uploads: storage folder not on this machine; its files are left for another")
         return expired, 0
     return expired, await remove_ended(ledger)

@@ -169,6 +169,13 @@ documents = Table(
     ),
     # Rate over the recent window and "last finish" per batch.
     Index(None, "batch_id", "finished_at"),
+    # Deleting a worker row checks no lease names it (0010). Partial: running ones only.
+    Index(
+        "ix_documents_lease_owner",
+        "lease_owner",
+        sqlite_where=text("lease_owner IS NOT NULL"),
+        postgresql_where=text("lease_owner IS NOT NULL"),
+    ),
     # Dedup ledger: has this content been processed before?
     Index(None, "source_sha256"),
     # Has this source been indexed before (by any batch)? A hash index on PostgreSQL: paths
@@ -208,7 +215,7 @@ attempts = Table(
     ),
     Index(None, "document_id"),
     Index(None, "batch_id", "id"),
-    # Pruning old workers asks whether any attempt still names them (0010).
+    # Deleting an old worker row checks that no attempt names it (0010).
     Index(None, "worker_id"),
 )
 

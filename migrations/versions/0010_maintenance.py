@@ -48,11 +48,21 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_maintenance_runs")),
     )
-    # Pruning old workers asks whether any attempt still names them.
+    # Deleting an old worker row makes the database check that no attempt and no lease
+    # names it (the foreign keys): without these indexes each check scans the whole table.
+    # The documents one is partial: only running documents hold a lease, so it stays tiny.
     op.create_index(op.f("ix_attempts_worker_id"), "attempts", ["worker_id"])
+    op.create_index(
+        "ix_documents_lease_owner",
+        "documents",
+        ["lease_owner"],
+        sqlite_where=sa.text("lease_owner IS NOT NULL"),
+        postgresql_where=sa.text("lease_owner IS NOT NULL"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_index("ix_documents_lease_owner", table_name="documents")
     op.drop_index(op.f("ix_attempts_worker_id"), table_name="attempts")
     op.drop_table("maintenance_runs")
     op.drop_table("maintenance")

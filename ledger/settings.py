@@ -158,7 +158,8 @@ class Settings(BaseSettings):
     tus_cleanup_seconds: float = Field(
         default=300.0,
         gt=0,
-        description="how often the server removes expired and terminated uploads",
+        description="how often the server removes expired and terminated uploads (its "
+        "maintenance runs at least this often)",
     )
     tus_lease_seconds: float = Field(
         default=60.0,
@@ -176,6 +177,27 @@ class Settings(BaseSettings):
         default=30.0,
         gt=0,
         description="a PATCH whose body stalls this long is ended; what arrived is kept",
+    )
+
+    # ---------------------------------------------------------------- maintenance
+    # One process at a time (the others skip their turn) rescues expired leases, cleans
+    # uploads and prunes history; see docs/operations.md.
+    retention_days: Annotated[int | None, NoDecode] = Field(
+        default=30,
+        description="events and attempts of batches finished this many days ago are "
+        "pruned (counters, progress and each failed document's last attempt stay); "
+        "'off' keeps everything",
+    )
+    maintenance_interval_seconds: float = Field(
+        default=60.0, gt=0, description="how often `ledger serve` and `ledger worker` run it"
+    )
+    maintenance_runs_kept: int = Field(
+        default=100, ge=1, le=100_000, description="maintenance runs whose record is kept"
+    )
+    sqlite_optimize_seconds: float = Field(
+        default=3600.0,
+        gt=0,
+        description="SQLite: how often maintenance runs PRAGMA optimize and a WAL checkpoint",
     )
 
     # ------------------------------------------------- operator-defined code and integrations
@@ -228,6 +250,20 @@ class Settings(BaseSettings):
         gt=0,
         description="batch.stalled: a batch has due documents but none finished this long",
     )
+
+    @field_validator("retention_days", mode="before")
+    @classmethod
+    def _retention_off(cls, value: object) -> object:
+        if isinstance(value, str) and value.strip().lower() in ("off", "none", ""):
+            return None
+        return value
+
+    @field_validator("retention_days")
+    @classmethod
+    def _retention_positive(cls, value: int | None) -> int | None:
+        if value is not None and value < 1:
+            raise ValueError("a number of days (1 or more), or 'off'")
+        return value
 
     @field_validator("processors", mode="before")
     @classmethod

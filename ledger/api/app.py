@@ -36,13 +36,13 @@ from ledger.api.errors import EXCEPTION_HANDLERS
 from ledger.api.events import batch_events
 from ledger.api.guard import Guard
 from ledger.api.headers import SecurityHeaders
+from ledger.api.maintenance import maintenance_runs
 from ledger.api.ops import health, prometheus_metrics
 from ledger.api.processors import list_processors
 from ledger.api.search import search
 from ledger.api.streams import StreamQuota
 from ledger.api.swagger import LocalSwaggerRenderPlugin
 from ledger.api.throughput import batch_throughput
-from ledger.api.tus_files import run_cleanup
 from ledger.api.tus_protocol import EXPOSED_HEADERS, REQUEST_HEADERS
 from ledger.api.uploads import TusController, tus_options
 from ledger.api.webhooks import WebhookController
@@ -52,6 +52,7 @@ from ledger.dashboard.routes import STATIC_PATH, dashboard_router, template_conf
 from ledger.embedders.profiles import profiles_for
 from ledger.notify.sender import WebhookSender
 from ledger.processors.option_schemas import declared_for
+from ledger.maintenance.run import run_forever, runner_name
 from ledger.settings import Settings
 from ledger.worker.supervisor import WorkerSupervisor
 
@@ -129,9 +130,13 @@ def create_app(
             app.state.workers = worker
             task = asyncio.create_task(worker.run(), name="ledger-worker")
             task.add_done_callback(_report_worker_end)
-        # Expired and terminated uploads' files: removed by this server, one round at start.
+        # Maintenance (lease rescue, upload cleanup, retention): a pass at start, then every
+        # interval, whenever no other process is running one. Uploads expire on the tus
+        # cleanup schedule, so that one caps the interval here.
+        interval = min(settings.maintenance_interval_seconds, settings.tus_cleanup_seconds)
         cleanup = asyncio.create_task(
-            run_cleanup(app.state.ledger, settings.tus_cleanup_seconds), name="ledger-uploads"
+            run_forever(app.state.ledger, runner=runner_name("serve"), interval=interval),
+            name="ledger-maintenance",
         )
         # Webhook deliveries: scanned for and sent by every server (leases share the work).
         webhooks = asyncio.create_task(
@@ -179,6 +184,7 @@ def create_app(
             search,
             WebhookController,
             list_workers,
+            maintenance_runs,
         ],
         request_max_body_size=settings.max_body_bytes,
     )

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ledger.core.ledger import Ledger
+from ledger.maintenance.uploads import remove_ended
 
 try:
     import fcntl
@@ -30,7 +31,6 @@ except ImportError:  # pragma: no cover - not POSIX: the database lease alone gu
 log = logging.getLogger(__name__)
 
 READ_BLOCK = 1024 * 1024
-CLEANUP_BATCH = 500
 
 
 def _try_lock(fd: int) -> bool:
@@ -169,29 +169,6 @@ async def sha256_of(path: Path) -> str:
     return await asyncio.to_thread(digest)
 
 
-async def remove_files(paths: list[str]) -> None:
-    def remove() -> None:
-        for path in paths:
-            Path(path).unlink(missing_ok=True)
-
-    await asyncio.shield(asyncio.to_thread(remove))
-
-
-async def remove_ended(ledger: Ledger, *, upload_id: str | None = None) -> int:
-    """Remove the files of terminated and expired uploads that nobody is writing; record it.
-    Returns how many files were removed."""
-    removed = 0
-    while True:
-        due = await ledger.upload_files_to_remove(limit=CLEANUP_BATCH, upload_id=upload_id)
-        if not due:
-            return removed
-        await remove_files([path for _, path in due])
-        await ledger.upload_files_removed([upload_id for upload_id, _ in due])
-        removed += len(due)
-        if len(due) < CLEANUP_BATCH:
-            return removed
-
-
 async def abandon(ledger: Ledger, upload_id: str, owner: str | None) -> None:
     """End an upload refused during its creation request and remove its file. The refusal
     is what the client must hear: a failure here is logged (the cleanup ends the upload at
@@ -201,29 +178,3 @@ async def abandon(ledger: Ledger, upload_id: str, owner: str | None) -> None:
         await remove_ended(ledger, upload_id=upload_id)
     except Exception:
         log.warning("upload %s: could not end it after its 413", upload_id, exc_info=True)
-
-
-async def clean_uploads(ledger: Ledger) -> tuple[int, int]:
-    """Expire unfinished uploads past their expiry, then remove ended uploads' files.
-    Returns (expired, files removed)."""
-    expired = 0
-    while (count := await ledger.expire_uploads(limit=CLEANUP_BATCH)) > 0:
-        expired += count
-        if count < CLEANUP_BATCH:
-            break
-    return expired, await remove_ended(ledger)
-
-
-async def run_cleanup(ledger: Ledger, interval: float) -> None:
-    """Clean uploads every ``interval`` seconds until cancelled. A failed round (database
-    unavailable) is logged and tried again at the next one."""
-    while True:
-        try:
-            expired, removed = await clean_uploads(ledger)
-            if expired or removed:
-                log.info("uploads: %d expired, %d files removed", expired, removed)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("upload cleanup failed; trying again in %.0f s", interval)
-        await asyncio.sleep(interval)

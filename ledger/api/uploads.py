@@ -42,7 +42,6 @@ from ledger.api.tus_files import (
     UploadFile,
     abandon,
     cut_back,
-    remove_ended,
     sha256_of,
 )
 from ledger.api.tus_protocol import (
@@ -62,6 +61,7 @@ from ledger.api.tus_protocol import (
 )
 from ledger.core.ledger import Ledger
 from ledger.errors import Conflict, Locked, NotFound
+from ledger.maintenance.uploads import remove_ended
 from ledger.records import Upload, UploadSpec
 from ledger.settings import Settings
 from ledger.states import UploadState

@@ -301,7 +301,16 @@ def _tolerate_undecodable_output() -> None:
 def run(argv: Sequence[str] | None = None) -> int:
     """Run the command line and return its exit code (what ``main`` exits with)."""
     # Importing the command modules registers their commands on ``app``.
-    from ledger.cli import batch_settings, batches, deletion, ingest, ops, webhooks, workers  # noqa: F401
+    from ledger.cli import (  # noqa: F401
+        batch_settings,
+        batches,
+        deletion,
+        ingest,
+        maintain,
+        ops,
+        webhooks,
+        workers,
+    )
 
     _tolerate_undecodable_output()
     command = typer.main.get_command(app)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import logging
 from typing import Annotated, Any
@@ -33,6 +34,7 @@ from ledger.cli.signals import StopSignals
 from ledger.core.ledger import Ledger
 from ledger.records import ApiKey
 from ledger.settings import Settings
+from ledger.worker.runtime import Worker, WorkerStats
 
 JSON_OPTION = typer.Option(False, "--json", help="Print JSON for scripts (stable keys).")
 
@@ -119,10 +121,33 @@ async def _work(
                 + ")",
                 markup=False,
             )
-            stats = await worker.run(burst=burst)
+            stats = await _run_with_maintenance(worker, ledger, burst=burst)
         err.print(f"Worker stopped. {_describe_stats(stats)}".strip(), markup=False)
     finally:
         await ledger.close()
+
+
+async def _run_with_maintenance(worker: Worker, ledger: Ledger, *, burst: bool) -> WorkerStats:
+    """Run the worker; unless in burst mode, the maintenance loop beside it (one process
+    at a time runs a pass: the others skip their turn)."""
+    if burst:
+        return await worker.run(burst=True)
+    from ledger.maintenance.run import run_forever, runner_name
+
+    maintenance = asyncio.create_task(
+        run_forever(
+            ledger,
+            runner=runner_name("worker"),
+            interval=ledger.settings.maintenance_interval_seconds,
+        ),
+        name="ledger-maintenance",
+    )
+    try:
+        return await worker.run(burst=False)
+    finally:
+        maintenance.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await maintenance
 
 
 def _describe_stats(stats: Any) -> str:

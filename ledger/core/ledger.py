@@ -24,6 +24,7 @@ from ledger.core import (
     control,
     creates,
     deletion,
+    gauges,
     index,
     keys,
     progress,
@@ -785,6 +786,21 @@ class Ledger:
 
         async def work(conn: AsyncConnection, now: datetime) -> dict[DocumentStatus, int]:
             return await stats.document_totals(conn, owner=owner)
+
+        return await self.run(work, write=False)
+
+    async def alert_gauges(
+        self, *, limit: int = 1000
+    ) -> tuple[list[gauges.BatchGauge], dict[str, int]]:
+        """Per unfinished batch (up to ``limit``) and per table figures for alerting (see
+        :mod:`ledger.core.gauges`), in one read."""
+
+        async def work(
+            conn: AsyncConnection, now: datetime
+        ) -> tuple[list[gauges.BatchGauge], dict[str, int]]:
+            return await gauges.batch_gauges(conn, now=now, limit=limit), await gauges.table_rows(
+                conn
+            )
 
         return await self.run(work, write=False)
 

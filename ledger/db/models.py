@@ -32,7 +32,7 @@ from ledger.states import AttemptOutcome, BatchState, DocumentStatus, UploadStat
 # The migration whose schema these tables describe. Opening a ledger compares the database
 # with it; reading it from the migration scripts instead would load Alembic, a large part
 # of a worker's start. A new migration moves it (a test holds it to Alembic's head).
-HEAD_REVISION = "0012"
+HEAD_REVISION = "0013"
 
 # Every constraint and index gets a stable name: Alembic's SQLite batch mode silently drops
 # unnamed CHECK constraints, and stable names make migrations reviewable.
@@ -183,6 +183,13 @@ documents = Table(
     ),
     # Rate over the recent window and "last finish" per batch.
     Index(None, "batch_id", "finished_at"),
+    # Deleting a worker row checks no lease names it (0010). Partial: running ones only.
+    Index(
+        "ix_documents_lease_owner",
+        "lease_owner",
+        sqlite_where=text("lease_owner IS NOT NULL"),
+        postgresql_where=text("lease_owner IS NOT NULL"),
+    ),
     # Dedup ledger: has this content been processed before?
     Index(None, "source_sha256"),
     # Has this source been indexed before (by any batch)? A hash index on PostgreSQL: paths
@@ -222,6 +229,8 @@ attempts = Table(
     ),
     Index(None, "document_id"),
     Index(None, "batch_id", "id"),
+    # Deleting an old worker row checks that no attempt names it (0010).
+    Index(None, "worker_id"),
 )
 
 events = Table(
@@ -497,4 +506,34 @@ webhook_attempts = Table(
     UniqueConstraint("delivery_id", "attempt"),
     CheckConstraint("attempt >= 1", name="attempt_positive"),
     CheckConstraint("status_code IS NOT NULL OR error IS NOT NULL", name="has_outcome"),
+)
+
+# --------------------------------------------------------------------------- maintenance (0013)
+
+# The lease that lets one process at a time run maintenance on SQLite (PostgreSQL uses an
+# advisory lock instead): one row, taken with a guarded UPDATE while free or expired.
+# ``optimized_at`` schedules SQLite's PRAGMA optimize and WAL checkpoint.
+maintenance = Table(
+    "maintenance",
+    metadata,
+    Column("name", String(32), primary_key=True),
+    Column("owner", String(200), nullable=True),
+    Column("expires_at", UTCDateTime, nullable=True),
+    Column("optimized_at", UTCDateTime, nullable=True),
+    CheckConstraint("(owner IS NULL) = (expires_at IS NULL)", name="lease_complete"),
+)
+
+# What each maintenance run did: counts per step, who ran it, when. Only the last few kept.
+maintenance_runs = Table(
+    "maintenance_runs",
+    metadata,
+    Column("id", BigIntId, primary_key=True, autoincrement=True),
+    Column("runner", String(200), nullable=False),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("finished_at", UTCDateTime, nullable=True),
+    Column("counts", JSONDoc, nullable=False),
+    Column("error", Text, nullable=True),
+    CheckConstraint(
+        "finished_at IS NULL OR finished_at >= started_at", name="finished_after_start"
+    ),
 )

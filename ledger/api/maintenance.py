@@ -1,0 +1,69 @@
+"""What the last maintenance runs did (operators only: maintenance spans every tenant)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from litestar import get
+from litestar.exceptions import PermissionDeniedException
+from litestar.params import Parameter
+from msgspec import Struct
+
+from ledger.api.auth import OPERATOR, Caller
+from ledger.api.errors import ERROR_RESPONSES
+from ledger.core.ledger import Ledger
+from ledger.core.maintenance_runs import MaintenanceRun
+from ledger.maintenance.run import last_runs
+
+
+class MaintenanceRunOut(Struct, kw_only=True):
+    """One maintenance pass: who ran it, when, and what each step did (rows or files)."""
+
+    id: int
+    runner: str
+    started_at: datetime
+    finished_at: datetime | None
+    counts: dict[str, int]
+    error: str | None
+
+    @classmethod
+    def of(cls, run: MaintenanceRun) -> MaintenanceRunOut:
+        return cls(
+            id=run.id,
+            runner=run.runner,
+            started_at=run.started_at,
+            finished_at=run.finished_at,
+            counts=dict(run.counts),
+            error=run.error,
+        )
+
+
+class MaintenanceOut(Struct, kw_only=True):
+    """The most recent maintenance runs, newest first."""
+
+    runs: list[MaintenanceRunOut]
+
+
+@get(
+    "/maintenance",
+    operation_id="maintenanceRuns",
+    responses=ERROR_RESPONSES,
+    tags=["operations"],
+    summary="What the last maintenance runs did",
+)
+async def maintenance_runs(
+    ledger: Ledger,
+    caller: Caller,
+    limit: Annotated[int, Parameter(ge=1, le=100, description="runs to show")] = 10,
+) -> MaintenanceOut:
+    """Maintenance (lease rescue, upload cleanup, retention) covers every tenant, so this
+    is for the operator: an API key with the 'operator' role, or, while no key exists, a
+    loopback client without one. A tenant key gets 403."""
+    if not caller.local and caller.role != OPERATOR:
+        raise PermissionDeniedException(
+            detail="maintenance covers every tenant: it needs an operator key "
+            "(`ledger keys create --role operator`)"
+        )
+    runs = await last_runs(ledger, limit=limit)
+    return MaintenanceOut(runs=[MaintenanceRunOut.of(r) for r in runs])

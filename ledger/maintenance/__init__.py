@@ -1,0 +1,1 @@
+"""Maintenance: rescue, upload cleanup, retention and SQLite upkeep, one process at a time."""

@@ -50,9 +50,9 @@ from ledger.api.workers import list_workers
 from ledger.core.ledger import Ledger
 from ledger.dashboard.routes import STATIC_PATH, dashboard_router, template_config
 from ledger.embedders.profiles import profiles_for
+from ledger.maintenance.run import run_forever, runner_name
 from ledger.notify.sender import WebhookSender
 from ledger.processors.option_schemas import declared_for
-from ledger.maintenance.run import run_forever, runner_name
 from ledger.settings import Settings
 from ledger.worker.supervisor import WorkerSupervisor
 

@@ -38,7 +38,9 @@ def _wait_state(cli: Cli, pid: int, state: str, timeout: float = 60) -> dict[str
     raise AssertionError(f"worker {pid} never became {state} (last seen {seen})")
 
 
-def test_listing_shows_alive_stopped_and_a_killed_worker_lost(cli: Cli) -> None:
+def test_listing_shows_alive_stopped_and_a_killed_worker_lost(cli: Cli, db_url: str) -> None:
+    """On SQLite and on PostgreSQL (the server's clock judges the heartbeats there)."""
+    cli.env["LEDGER_DATABASE_URL"] = db_url
     assert cli("db", "upgrade").code == 0
     assert cli("workers").stdout.startswith("No workers yet.")
     victim = cli.start("worker", "-c", "3", env=SHORT_LEASE)

@@ -29,6 +29,7 @@ BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
     "memory": ([], ["--sizes", "1000", "2000", "--ingest-mb", "1"]),
     "restart": ([], ["--docs", "3000", "--expired", "500", "--floor-runs", "1"]),
     "retention": ([], ["--batches", "2", "--docs", "1000"]),
+    "deletion": ([], ["--docs", "1000"]),
 }
 
 

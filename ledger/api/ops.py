@@ -24,6 +24,8 @@ from ledger.states import DocumentStatus
 from ledger.worker.supervisor import WorkerSupervisor
 
 log = logging.getLogger(__name__)
+# The process's worker metrics are recorded from now on: this server can show them.
+_WORKER_METRICS = metrics.registry()
 
 QUEUE_DEPTH_BATCHES = 1000  # at most this many batches get a queue-depth series
 
@@ -124,5 +126,5 @@ async def prometheus_metrics(ledger: Ledger, caller: Caller) -> Response[bytes]:
     depths = await ledger.queue_depths(owner=None, limit=QUEUE_DEPTH_BATCHES)
     scrape = CollectorRegistry(auto_describe=False)
     scrape.register(_ScrapeCollector(totals, depths))
-    body = generate_latest(metrics.REGISTRY) + generate_latest(scrape)
+    body = generate_latest(_WORKER_METRICS) + generate_latest(scrape)
     return Response(body, media_type=CONTENT_TYPE_LATEST)

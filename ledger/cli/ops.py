@@ -5,10 +5,9 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
 
 from ledger.cli import render
 from ledger.cli.app import (
@@ -28,11 +27,13 @@ from ledger.cli.app import (
     sqlite_file,
 )
 from ledger.cli.ports import port_problem
-from ledger.cli.runtime import make_worker
 from ledger.cli.signals import StopSignals
-from ledger.core.ledger import Ledger
-from ledger.records import ApiKey
-from ledger.settings import Settings
+
+# The worker, the server, rich and the database load when a command runs, not for --help.
+if TYPE_CHECKING:
+    from ledger.core.ledger import Ledger
+    from ledger.records import ApiKey
+    from ledger.settings import Settings
 
 JSON_OPTION = typer.Option(False, "--json", help="Print JSON for scripts (stable keys).")
 
@@ -78,6 +79,8 @@ def worker_command(
 async def _work(
     settings: Settings, concurrency: int | None, batch_ids: list[str] | None, burst: bool
 ) -> None:
+    from ledger.cli.runtime import make_worker
+
     ledger = await open_ledger(settings)
     try:
         worker = make_worker(ledger, concurrency=concurrency, batch_ids=batch_ids)
@@ -215,6 +218,8 @@ def keys_list(ctx: typer.Context, json_output: bool = JSON_OPTION) -> None:
     if not keys:
         out.print("No API keys. Create one with: ledger keys create --tenant NAME")
         return
+    from rich.table import Table
+
     table = Table(box=None, header_style="bold", pad_edge=False)
     for column in ("ID", "TENANT", "ROLE", "PREFIX", "CREATED", "REVOKED"):
         table.add_column(column)
@@ -367,6 +372,8 @@ def db_history(ctx: typer.Context, json_output: bool = JSON_OPTION) -> None:
             [{"revision": r, "down_revision": d, "message": m} for r, d, m in revisions]
         )
         return
+    from rich.table import Table
+
     table = Table(box=None, header_style="bold", pad_edge=False)
     table.add_column("REVISION")
     table.add_column("PARENT")

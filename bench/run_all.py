@@ -28,6 +28,7 @@ BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
     "status_scale": ([], ["--docs", "3000", "--requests", "10", "--cli", "1"]),
     "memory": ([], ["--sizes", "1000", "2000", "--ingest-mb", "1"]),
     "restart": ([], ["--docs", "3000", "--expired", "500", "--floor-runs", "1"]),
+    "startup": ([], ["--runs", "1"]),
 }
 
 

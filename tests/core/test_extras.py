@@ -16,7 +16,7 @@ def test_a_missing_module_names_the_extra_to_install() -> None:
     assert "ledger_no_such_module is not installed" in message
     assert "json" not in message.split("(")[1]  # only what is missing is named
     assert message.endswith("pip install 'ledger[postgres]'")
-    assert isinstance(caught.value, InvalidInput)  # a usage error: exit code 2, HTTP 422
+    assert isinstance(caught.value, InvalidInput)  # a usage error: exit code 2, HTTP 400
 
 
 def test_installed_modules_pass() -> None:

@@ -78,14 +78,23 @@ class _LazyConsole:
         self._stderr = stderr
         self._console: Console | None = None
 
-    def __getattr__(self, name: str) -> Any:
+    def real(self) -> Console:
         if self._console is None:
             self._console = _console(self._stderr)
-        return getattr(self._console, name)
+        return self._console
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real(), name)
 
 
 out = cast("Console", _LazyConsole(stderr=False))
 err = cast("Console", _LazyConsole(stderr=True))
+
+
+def real_console(console: Console) -> Console:
+    """The rich console behind ``out`` or ``err``, for a rich object that takes a console
+    (a progress bar enters it as a context manager, which the stand-in cannot be)."""
+    return console.real() if isinstance(console, _LazyConsole) else console
 
 
 class CliError(Exception):

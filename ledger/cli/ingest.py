@@ -34,6 +34,7 @@ from ledger.cli.app import (
     open_ledger,
     options,
     out,
+    real_console,
 )
 from ledger.cli.ingest_request import Request, parse_options, profiles_of
 from ledger.cli.signals import StopSignals
@@ -355,7 +356,7 @@ class Session:
     _run_start: tuple[float, int] | None = None
 
     def _make_view(self) -> View:
-        console = err if self.request.json_output else out
+        console = real_console(err if self.request.json_output else out)
         if console.is_terminal and not console.is_dumb_terminal:
             return LiveView(console)
         return PlainView(console, self.request.progress_interval)

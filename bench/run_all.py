@@ -30,6 +30,7 @@ BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
     "restart": ([], ["--docs", "3000", "--expired", "500", "--floor-runs", "1"]),
     "retention": ([], ["--batches", "2", "--docs", "1000"]),
     "deletion": ([], ["--docs", "1000"]),
+    "startup": ([], ["--runs", "1"]),
 }
 
 

@@ -9,9 +9,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Generic, TypeVar
-
-from sqlalchemy.ext.asyncio import AsyncConnection
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from ledger.states import (
     AttemptOutcome,
@@ -21,6 +19,9 @@ from ledger.states import (
     UploadState,
     WorkerState,
 )
+
+if TYPE_CHECKING:  # records are plain values: loading them loads no database library
+    from sqlalchemy.ext.asyncio import AsyncConnection
 
 JSON = dict[str, Any]
 T = TypeVar("T")
@@ -171,7 +172,7 @@ class ErrorInfo:
 
 # Extra writes that must commit with a document's outcome (for example its chunks), run by
 # the ledger inside the completing transaction, only when the lease is still held.
-TransactionalWrite = Callable[[AsyncConnection], Awaitable[None]]
+TransactionalWrite = Callable[["AsyncConnection"], Awaitable[None]]
 # Run by the worker once an outcome is recorded, or dropped (its lease was lost): removes
 # what only the write needed (a chunk spool file, say). Must not raise.
 Cleanup = Callable[[], None]

@@ -12,6 +12,7 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from ledger.config_files import read_json_or_toml
+from ledger.home import default_home
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
@@ -20,13 +21,6 @@ _WEBHOOK_HOST = re.compile(
     r"(?:(?:\*\.)?[a-z0-9_-]+(?:\.[a-z0-9_-]+)*\.?|\[[0-9a-f:.]+\])(?::[0-9]{1,5})?|[0-9a-f:.]+"
 )
 _IMPORT_PATH = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*:[A-Za-z_][A-Za-z0-9_.]*")
-
-
-def default_home() -> Path:
-    """Where the ledger keeps its SQLite file and uploaded files unless told otherwise."""
-    xdg = os.environ.get("XDG_DATA_HOME")
-    base = Path(xdg) if xdg else Path.home() / ".local" / "share"
-    return base / "ledger"
 
 
 class Settings(BaseSettings):

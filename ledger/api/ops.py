@@ -16,6 +16,7 @@ from prometheus_client.registry import Collector
 from ledger import metrics
 from ledger.api.auth import Caller, require_operator
 from ledger.api.errors import ERROR_RESPONSES
+from ledger.api.gauges import AlertGauges, worker_gauges
 from ledger.api.schemas import Health
 from ledger.core.ledger import Ledger
 from ledger.records import QueueDepth
@@ -23,6 +24,8 @@ from ledger.states import DocumentStatus, WorkerState
 from ledger.worker.supervisor import WorkerSupervisor
 
 log = logging.getLogger(__name__)
+# The process's worker metrics are recorded from now on: this server can show them.
+_WORKER_METRICS = metrics.registry()
 
 QUEUE_DEPTH_BATCHES = 1000  # at most this many batches get a queue-depth series
 
@@ -105,7 +108,7 @@ class _ScrapeCollector(Collector):
             depth.add_metric([d.batch_id, "running"], d.running)
         yield depth
         by_state = {state.value: n for state, n in self.workers.items()}
-        yield from metrics.worker_gauges(by_state, self.totals[DocumentStatus.RUNNING])
+        yield from worker_gauges(by_state, self.totals[DocumentStatus.RUNNING])
 
 
 @get(
@@ -129,6 +132,6 @@ async def prometheus_metrics(ledger: Ledger, caller: Caller) -> Response[bytes]:
     batch_gauges, table_rows = await ledger.alert_gauges(limit=QUEUE_DEPTH_BATCHES)
     scrape = CollectorRegistry(auto_describe=False)
     scrape.register(_ScrapeCollector(totals, depths, workers))
-    scrape.register(metrics.AlertGauges(batch_gauges, table_rows))
-    body = generate_latest(metrics.REGISTRY) + generate_latest(scrape)
+    scrape.register(AlertGauges(batch_gauges, table_rows))
+    body = generate_latest(_WORKER_METRICS) + generate_latest(scrape)
     return Response(body, media_type=CONTENT_TYPE_LATEST)

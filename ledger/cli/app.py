@@ -14,13 +14,9 @@ import sys
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar, cast
 
 import typer
-from pydantic import ValidationError
-from rich.console import Console
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 try:  # typer 0.2x carries its own copy of click
     from typer._click import exceptions as click_errors
@@ -29,10 +25,18 @@ except ImportError:  # pragma: no cover - older typer on top of click
 
 from ledger import __version__
 from ledger.cli.help_format import hide_argument_types
-from ledger.core.ledger import Ledger, SchemaOutOfDate
-from ledger.core.write_failures import is_write_failure, write_failed
 from ledger.errors import DatabaseWriteFailed, InvalidInput, LedgerError
-from ledger.settings import Settings, default_home
+from ledger.home import default_home
+
+# Start-up cost: ``ledger --help`` must not load the database, settings, rich or anything
+# heavier (tests/cli/test_cli_lazy_imports.py). These are imported where they are used;
+# command modules follow the same rule (docs/benchmarks.md, "Start-up and install").
+if TYPE_CHECKING:
+    from pydantic import ValidationError
+    from rich.console import Console
+
+    from ledger.core.ledger import Ledger
+    from ledger.settings import Settings
 
 T = TypeVar("T")
 
@@ -59,14 +63,38 @@ CONFIG_HELP = (
 
 
 def _console(stderr: bool) -> Console:
+    from rich.console import Console
+
     stream = sys.stderr if stderr else sys.stdout
     # Without a terminal rich would assume 80 columns and fold tables; logs have room.
     width = None if stream.isatty() or os.environ.get("COLUMNS") else 160
     return Console(stderr=stderr, highlight=False, width=width, soft_wrap=stderr)
 
 
-out = _console(stderr=False)
-err = _console(stderr=True)
+class _LazyConsole:
+    """A rich console made on first use: importing rich costs every command, even --help."""
+
+    def __init__(self, stderr: bool) -> None:
+        self._stderr = stderr
+        self._console: Console | None = None
+
+    def real(self) -> Console:
+        if self._console is None:
+            self._console = _console(self._stderr)
+        return self._console
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real(), name)
+
+
+out = cast("Console", _LazyConsole(stderr=False))
+err = cast("Console", _LazyConsole(stderr=True))
+
+
+def real_console(console: Console) -> Console:
+    """The rich console behind ``out`` or ``err``, for a rich object that takes a console
+    (a progress bar enters it as a context manager, which the stand-in cannot be)."""
+    return console.real() if isinstance(console, _LazyConsole) else console
 
 
 class CliError(Exception):
@@ -86,6 +114,10 @@ class GlobalOptions:
 
     def settings(self) -> Settings:
         """The settings in force: environment, then the global flags on top."""
+        from pydantic import ValidationError
+
+        from ledger.settings import Settings
+
         overrides: dict[str, Any] = {}
         if self.database_url is not None:
             overrides["database_url"] = self.database_url
@@ -172,6 +204,8 @@ def options(ctx: typer.Context) -> GlobalOptions:
 
 def shown_url(url: str) -> str:
     """The database URL without its password, for messages."""
+    from sqlalchemy.engine import make_url
+
     try:
         return make_url(url).render_as_string(hide_password=True)
     except Exception:  # an unparsable URL is shown as given: it has no password to hide
@@ -189,6 +223,9 @@ async def open_ledger(settings: Settings, *, migrate: bool = True) -> Ledger:
     command on a fresh machine just works. PostgreSQL is shared and upgrading it is a
     deliberate act: there the user is told to run ``ledger db upgrade``.
     """
+    from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+
+    from ledger.core.ledger import Ledger, SchemaOutOfDate
     from ledger.db.engine import create_engine
 
     where = shown_url(settings.url)
@@ -235,6 +272,8 @@ def _reason(exc: BaseException) -> str:
 
 def sqlite_file(settings: Settings) -> Path | None:
     """The SQLite database file the settings name, or None (PostgreSQL, in memory)."""
+    from sqlalchemy.engine import make_url
+
     url = make_url(settings.url)
     if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
         return None
@@ -337,26 +376,39 @@ def run(argv: Sequence[str] | None = None) -> int:
     except CliError as exc:
         _error(exc.message)
         return exc.code
-    except SchemaOutOfDate as exc:
-        _error(exc.message)
-        return EXIT_FAILED
     except InvalidInput as exc:
         _error(exc.message)
         return EXIT_USAGE
     except DatabaseWriteFailed as exc:
         _error(exc.message)
         return EXIT_DATABASE_WRITE
-    except LedgerError as exc:
+    except LedgerError as exc:  # SchemaOutOfDate among them
         _error(exc.message)
-        return EXIT_FAILED
-    except DBAPIError as exc:
-        if is_write_failure(exc):
-            _error(write_failed(exc).message)
-            return EXIT_DATABASE_WRITE
-        _error(f"database error: {_reason(exc)}")
         return EXIT_FAILED
     except BrokenPipeError:
         # The reader went away (`ledger batches | head`): not an error worth a message.
         sys.stderr.close()
         return EXIT_FAILED
+    except Exception as exc:
+        code = _database_error(exc)
+        if code is None:
+            raise
+        return code
     return result if isinstance(result, int) else EXIT_OK
+
+
+def _database_error(exc: Exception) -> int | None:
+    """Report a database driver error and return its exit code; None for anything else."""
+    if "sqlalchemy" not in sys.modules:  # not loaded: the error cannot be one of its own
+        return None
+    from sqlalchemy.exc import DBAPIError
+
+    if not isinstance(exc, DBAPIError):
+        return None
+    from ledger.core.write_failures import is_write_failure, write_failed
+
+    if is_write_failure(exc):
+        _error(write_failed(exc).message)
+        return EXIT_DATABASE_WRITE
+    _error(f"database error: {_reason(exc)}")
+    return EXIT_FAILED

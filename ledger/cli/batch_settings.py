@@ -5,17 +5,19 @@ The same core call as ``PATCH /api/v1/batches/{id}``: the next claim uses the ne
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from ledger.cli import render
 from ledger.cli.app import EXIT_USAGE, CliError, out, run_with_ledger
 from ledger.cli.batches import BATCH_ARGUMENT, JSON_OPTION, batches_app
-from ledger.core.batch_edits import BatchChanges
-from ledger.core.ledger import Ledger
 from ledger.errors import InvalidInput
-from ledger.records import Batch
+
+# The database and the core load when the command runs, not for --help.
+if TYPE_CHECKING:
+    from ledger.core.ledger import Ledger
+    from ledger.records import Batch
 
 
 def _unchanged(flag: str, metavar: str, help: str) -> Any:
@@ -37,6 +39,8 @@ def set_command(
     json_output: bool = JSON_OPTION,
 ) -> None:
     """Change a batch's priority, attempt budget or name; the next claim uses them."""
+    from ledger.core.batch_edits import BatchChanges
+
     changes = BatchChanges(name=name, priority=priority, max_attempts=max_attempts)
     try:
         values = changes.values()

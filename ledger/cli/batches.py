@@ -4,18 +4,21 @@ cancel, and search over what was ingested."""
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
-from rich.text import Text
 
 from ledger.cli import render
 from ledger.cli.app import EXIT_USAGE, CliError, app, err, out, run_with_ledger
-from ledger.core.ledger import Ledger
 from ledger.records import Batch, DocumentInfo, SearchHit
 from ledger.states import BatchState, BatchStatus, DocumentStatus
 from ledger.wording import plural, waiting_note
+
+# rich is imported where a table or styled text is printed: --help and --json need none.
+if TYPE_CHECKING:
+    from rich.text import Text
+
+    from ledger.core.ledger import Ledger
 
 JSON_OPTION = typer.Option(False, "--json", help="Print JSON for scripts (stable keys).")
 BATCH_ARGUMENT = typer.Argument(..., metavar="BATCH", help="Batch id (see `ledger batches`).")
@@ -23,6 +26,8 @@ CODE_OPTION = typer.Option(None, "--code", metavar="CODE", help="Only this error
 
 
 def _counts_text(batch: Batch) -> Text:
+    from rich.text import Text
+
     text = Text()
     for status in (DocumentStatus.DONE, DocumentStatus.FAILED, DocumentStatus.SKIPPED):
         n = batch.counts[status]
@@ -86,6 +91,9 @@ def batches_command(
     if not items:
         out.print("No batches yet. Start one with: ledger ingest PATH")
         return
+    from rich.table import Table
+    from rich.text import Text
+
     table = Table(box=None, header_style="bold", pad_edge=False)
     table.add_column("BATCH", no_wrap=True)
     table.add_column("STATUS")
@@ -119,6 +127,9 @@ def status_command(
     if json_output:
         render.emit_json(render.progress_json(progress))
         return
+    from rich.table import Table
+    from rich.text import Text
+
     b = progress.batch
     word = render.status_word(b)
     title = Text.assemble(("Batch ", "bold"), (b.id, "bold"), "  ", (word, _word_style(word)))
@@ -220,6 +231,9 @@ def failures_command(
             markup=False,
         )
         return
+    from rich.table import Table
+    from rich.text import Text
+
     total = sum(g.count for g, _ in groups)
     out.print(f"[bold]{total:,} failed[/] in batch [bold]{batch_id}[/]", highlight=False)
     for group, docs in groups:
@@ -400,6 +414,8 @@ def search_command(
     if not hits:
         out.print("No matches.")
         return
+    from rich.text import Text
+
     for i, h in enumerate(hits, 1):
         where = h.source + (f"  page {h.page}" if h.page is not None else "")
         out.print(
@@ -413,6 +429,8 @@ def search_command(
 
 def _highlighted(snippet: str) -> Text:
     """The snippet with its matches (between « and ») in bold."""
+    from rich.text import Text
+
     text = Text()
     for i, part in enumerate(" ".join(snippet.split()).replace("»", "«").split("«")):
         text.append(part, style="bold yellow" if i % 2 else "")

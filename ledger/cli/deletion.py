@@ -8,14 +8,16 @@ marked as being deleted: hidden, never claimed; running the command again finish
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from ledger.cli import render
 from ledger.cli.app import EXIT_USAGE, CliError, app, out, run_with_ledger
-from ledger.core.ledger import Ledger
 from ledger.wording import plural
+
+if TYPE_CHECKING:
+    from ledger.core.ledger import Ledger
 
 
 @app.command("delete")

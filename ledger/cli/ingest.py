@@ -18,20 +18,9 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console, RenderableType
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    SpinnerColumn,
-    TaskProgressColumn,
-    TextColumn,
-)
-from rich.table import Table
-from rich.text import Text
 
 from ledger.cli import render
 from ledger.cli.app import (
@@ -45,22 +34,27 @@ from ledger.cli.app import (
     open_ledger,
     options,
     out,
+    real_console,
 )
-from ledger.cli.ingest_plan import plan
 from ledger.cli.ingest_request import Request, parse_options, profiles_of
-from ledger.cli.runtime import check_processor, make_worker
 from ledger.cli.signals import StopSignals
 from ledger.cli.walk import WalkStats, batch_id_for, resolve_roots, walk
 from ledger.cli.walk_report import nothing_found, report_skipped, skipped_json
-from ledger.core.ledger import Ledger
 from ledger.errors import DatabaseWriteFailed
-from ledger.processors.builtin import unchanged_skip
 from ledger.records import ClaimedDocument, DocumentInfo, SourceSpec, SubmitResult
 from ledger.records import Progress as BatchProgress
-from ledger.settings import Settings
 from ledger.states import BatchState, DocumentStatus
 from ledger.wording import plural
-from ledger.worker.runtime import Worker
+
+# The database, the worker, the processors and rich load when the command runs: --help and
+# the other commands need none of them (docs/benchmarks.md, "Start-up and install").
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from ledger.cli.ingest_bar import Bar
+    from ledger.core.ledger import Ledger
+    from ledger.settings import Settings
+    from ledger.worker.runtime import Worker
 
 FIRST_FAILURES = 5
 UNCHANGED = "every file is unchanged and already finished"
@@ -201,10 +195,14 @@ def ingest_command(
 
 
 async def _main(settings: Settings, request: Request) -> int:
+    from ledger.cli.runtime import check_processor
+
     ledger = await open_ledger(settings)
     try:
         check_processor(ledger, request.processor, request.options)
         if request.dry_run:
+            from ledger.cli.ingest_plan import plan
+
             return await plan(ledger, request)
         return await Session(ledger, request).run()
     finally:
@@ -218,7 +216,9 @@ class LiveView:
     """A rich progress bar with counts, rate, ETA and the documents in flight."""
 
     def __init__(self, console: Console) -> None:
-        self._bar = _Bar(console)
+        from ledger.cli.ingest_bar import Bar
+
+        self._bar: Bar = Bar(console)
         self._task = self._bar.add_task("Scanning", total=None, counts="", rate="", eta="")
         self._bar.start()
 
@@ -231,6 +231,8 @@ class LiveView:
         self._bar.console.print(_started_line(result, request), markup=False, highlight=False)
 
     def update(self, progress: BatchProgress, current: Sequence[str], waiting: str | None) -> None:
+        from rich.text import Text
+
         b = progress.batch
         counts = (
             f"[green]{b.counts[DocumentStatus.DONE]:,} done[/] "
@@ -260,30 +262,10 @@ class LiveView:
         self._bar.console.print(message, style="yellow", markup=False, highlight=False)
 
     def close(self) -> None:
+        from rich.text import Text
+
         self._bar.current = Text("")
         self._bar.stop()
-
-
-class _Bar(Progress):
-    def __init__(self, console: Console) -> None:
-        # Set first: rich renders once while constructing.
-        self.current: RenderableType = Text("")
-        super().__init__(
-            SpinnerColumn(),
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TaskProgressColumn(),
-            TextColumn("{task.fields[counts]}"),
-            TextColumn("{task.fields[rate]}"),
-            TextColumn("{task.fields[eta]}"),
-            console=console,
-            refresh_per_second=8,
-        )
-
-    def get_renderables(self) -> Iterator[RenderableType]:
-        yield self.make_tasks_table(self.tasks)
-        yield self.current
 
 
 class PlainView:
@@ -374,7 +356,7 @@ class Session:
     _run_start: tuple[float, int] | None = None
 
     def _make_view(self) -> View:
-        console = err if self.request.json_output else out
+        console = real_console(err if self.request.json_output else out)
         if console.is_terminal and not console.is_dumb_terminal:
             return LiveView(console)
         return PlainView(console, self.request.progress_interval)
@@ -429,6 +411,8 @@ class Session:
                         report_skipped(self.stats)
                         err.print(f"error: {nothing_found(req, self.stats)}", markup=False)
                         return EXIT_USAGE
+                    from ledger.processors.builtin import unchanged_skip
+
                     result = await self.ledger.submit(
                         spec,
                         itertools.chain([first], sources),
@@ -506,6 +490,8 @@ class Session:
         return await self.ledger.others_able(b.processor, exclude=self.worker.worker_id)
 
     async def _process(self, view: View, batch_id: str) -> None:
+        from ledger.cli.runtime import make_worker
+
         req = self.request
         self.worker = make_worker(
             self.ledger,
@@ -585,6 +571,9 @@ class Session:
         elapsed: float,
         code: int,
     ) -> None:
+        from rich.table import Table
+        from rich.text import Text
+
         b = final.batch
         word = render.status_word(b)
         headline = {EXIT_OK: ("Done", "bold green"), EXIT_INTERRUPTED: ("Stopped", "bold yellow")}

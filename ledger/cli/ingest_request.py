@@ -7,11 +7,13 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ledger.cli.app import EXIT_USAGE, CliError
-from ledger.core.ledger import Ledger
 from ledger.records import BatchSpec
+
+if TYPE_CHECKING:
+    from ledger.core.ledger import Ledger
 
 OPTION_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 

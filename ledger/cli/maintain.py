@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from ledger.cli import render
 from ledger.cli.app import EXIT_FAILED, app, err, options, out, run_with_ledger
 from ledger.cli.signals import StopSignals
-from ledger.core.ledger import Ledger
-from ledger.core.maintenance_runs import MaintenanceRun
+
+# The database and the core load when the command runs, not for --help.
+if TYPE_CHECKING:
+    from ledger.core.ledger import Ledger
+    from ledger.core.maintenance_runs import MaintenanceRun
 
 log = logging.getLogger("ledger.cli")
 

@@ -6,10 +6,9 @@ import asyncio
 import contextlib
 import enum
 import logging
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
 
 from ledger.cli import render
 from ledger.cli.app import (
@@ -29,12 +28,14 @@ from ledger.cli.app import (
     sqlite_file,
 )
 from ledger.cli.ports import port_problem
-from ledger.cli.runtime import make_worker
 from ledger.cli.signals import StopSignals
-from ledger.core.ledger import Ledger
-from ledger.records import ApiKey
-from ledger.settings import Settings
-from ledger.worker.runtime import Worker, WorkerStats
+
+# The worker, the server, rich and the database load when a command runs, not for --help.
+if TYPE_CHECKING:
+    from ledger.core.ledger import Ledger
+    from ledger.records import ApiKey
+    from ledger.settings import Settings
+    from ledger.worker.runtime import Worker, WorkerStats
 
 JSON_OPTION = typer.Option(False, "--json", help="Print JSON for scripts (stable keys).")
 
@@ -95,6 +96,8 @@ async def _work(
     burst: bool,
     processors: list[str],
 ) -> None:
+    from ledger.cli.runtime import make_worker
+
     ledger = await open_ledger(settings)
     try:
         worker = make_worker(
@@ -257,6 +260,8 @@ def keys_list(ctx: typer.Context, json_output: bool = JSON_OPTION) -> None:
     if not keys:
         out.print("No API keys. Create one with: ledger keys create --tenant NAME")
         return
+    from rich.table import Table
+
     table = Table(box=None, header_style="bold", pad_edge=False)
     for column in ("ID", "TENANT", "ROLE", "PREFIX", "CREATED", "REVOKED"):
         table.add_column(column)
@@ -409,6 +414,8 @@ def db_history(ctx: typer.Context, json_output: bool = JSON_OPTION) -> None:
             [{"revision": r, "down_revision": d, "message": m} for r, d, m in revisions]
         )
         return
+    from rich.table import Table
+
     table = Table(box=None, header_style="bold", pad_edge=False)
     table.add_column("REVISION")
     table.add_column("PARENT")

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
-from rich.text import Text
 
 from ledger.cli import render
 from ledger.cli.app import app, err, out, run_with_ledger
-from ledger.core.ledger import Ledger
-from ledger.records import Page, WorkerInfo
 from ledger.states import WorkerState
+
+# The database, the core and rich load when the command runs, not for --help.
+if TYPE_CHECKING:
+    from ledger.core.ledger import Ledger
+    from ledger.records import Page, WorkerInfo
 
 _STATE_STYLE = {WorkerState.ALIVE: "green", WorkerState.LOST: "red", WorkerState.STOPPED: "dim"}
 
@@ -70,6 +71,9 @@ def workers_command(
     if not page.items:
         out.print("No workers yet. `ledger worker` or `ledger serve` starts one.")
         return
+    from rich.table import Table
+    from rich.text import Text
+
     table = Table(box=None, header_style="bold", pad_edge=False)
     table.add_column("WORKER")
     table.add_column("STATE", no_wrap=True)

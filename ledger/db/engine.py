@@ -12,6 +12,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from ledger.db import sqlite_driver
+from ledger.extras import require
 from ledger.settings import Settings
 
 registry.register(f"sqlite.{sqlite_driver.DRIVER}", "ledger.db.sqlite_driver", "dialect")
@@ -33,6 +34,7 @@ def create_engine(settings: Settings, *, migrating: bool = False, **kwargs: Any)
     if url.get_backend_name() == "sqlite":
         return _sqlite_engine(settings, foreign_keys=not migrating, **kwargs)
     if url.get_driver_name() == "asyncpg":
+        require("postgres", "asyncpg", what="PostgreSQL")
         kwargs = _with_application_name(kwargs)
     return create_async_engine(url, pool_pre_ping=True, **kwargs)
 

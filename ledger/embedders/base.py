@@ -23,12 +23,15 @@ import json
 import math
 import os
 from collections.abc import Mapping, Sequence
-from typing import Any, Protocol
-
-import numpy as np
-import numpy.typing as npt
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
 from ledger.errors import InvalidInput
+from ledger.extras import require
+
+# numpy loads with the first embedder built: a batch without one (the default) never needs it.
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
 
 KINDS = ("none", "openai", "local")
 LOCAL_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
@@ -41,7 +44,7 @@ LOCAL_MAX_TOKENS = 256
 DEFAULT_CHARS_PER_TOKEN = 3.0
 SPECIAL_TOKENS = 2  # [CLS] and [SEP] (or BOS/EOS) count against the limit
 
-Matrix = npt.NDArray[np.float32]
+Matrix: TypeAlias = "npt.NDArray[np.float32]"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -194,12 +197,14 @@ def build_embedder(spec: EmbedderSpec) -> Embedder:
     embedder = _BUILT.get(key)
     if embedder is None:
         if spec.kind == "openai":
+            require("embed", "httpx", "numpy", what="an OpenAI-compatible embedder")
             from ledger.embedders.http import HttpEmbedder
 
             if spec.api_key_env is not None and not os.environ.get(spec.api_key_env):
                 raise InvalidInput(f"the embedder's API key variable {spec.api_key_env} is not set")
             embedder = HttpEmbedder(spec)
         elif spec.kind == "local":
+            require("local-embed", "numpy", what="the local embedder")
             from ledger.embedders.local import LocalEmbedder
 
             embedder = LocalEmbedder(spec)

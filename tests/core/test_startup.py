@@ -39,8 +39,9 @@ print(json.dumps(sorted(sys.modules)))
 """
 
 # Libraries a plain worker has no use for: migrations, vectors, child-process memory, the
-# API and the terminal. Each one loaded at start is time before the first claim.
-NOT_LOADED = ("alembic", "numpy", "psutil", "litestar", "rich", "typer")
+# API, metrics nobody can scrape and the terminal. Each one loaded at start is time before
+# the first claim.
+NOT_LOADED = ("alembic", "numpy", "psutil", "litestar", "prometheus_client", "rich", "typer")
 
 
 def test_a_starting_worker_loads_none_of_the_libraries_it_does_not_use(

@@ -12,8 +12,6 @@ import codecs
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-import charset_normalizer
-
 from ledger.processors.ingest.detect import utf16_without_bom
 
 # Longest BOM first: UTF-32-LE's BOM begins with UTF-16-LE's.
@@ -75,6 +73,9 @@ def detect_encoding(sample: bytes) -> EncodingGuess:
 
 
 def _legacy_encoding(sample: bytes) -> str:
+    # Loaded here: UTF-8 and ASCII text, most text, never needs the detector.
+    import charset_normalizer
+
     names = []
     lowest = None
     for match in charset_normalizer.from_bytes(sample):

@@ -17,22 +17,28 @@ import os
 import stat
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Set
 from dataclasses import dataclass
 from typing import BinaryIO, TypeVar
 
 from ledger.errors import PermanentError, RetryableError
 from ledger.processors.ingest.chunking import chunk_pieces
 from ledger.processors.ingest.detect import HEAD_BYTES, DocType, detect_type
-from ledger.processors.ingest.extract_docx import extract_docx, inspect_docx_zip
-from ledger.processors.ingest.extract_html import extract_html
-from ledger.processors.ingest.extract_pdf import extract_pdf
 from ledger.processors.ingest.extract_text import decode_text
 from ledger.processors.ingest.options import IngestErrorCode, IngestOptions
 from ledger.processors.ingest.spool import SpoolWriter
 
 T = TypeVar("T")
 _HASH_BLOCK = 1 << 20
+
+
+class NeedsIsolation(Exception):
+    """The document is of a type that ``process_file`` was told not to parse here (its
+    ``only_types``): the caller runs it again in the process pool. Nothing was parsed."""
+
+    def __init__(self, doc_type: str) -> None:
+        super().__init__(f"a {doc_type} document is parsed in the process pool")
+        self.doc_type = doc_type
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,9 +93,13 @@ def process_file(
     expected_sha256: str | None,
     options: IngestOptions,
     spool_dir: str,
+    only_types: Set[DocType] | None = None,
 ) -> IngestOutcome:
     """Extract and chunk the document at ``path``; write the chunks to a spool in
     ``spool_dir``.
+
+    With ``only_types``, a document detected as another type raises ``NeedsIsolation``
+    right after detection, before any parser sees it.
 
     The file is read once (hashing as it goes) for text, Markdown and HTML; PDF and DOCX are
     hashed in one pass and then parsed by their libraries. ``expected_*`` values that are
@@ -113,7 +123,7 @@ def process_file(
             IngestErrorCode.TOO_LARGE,
             f"the file has {before.st_size} bytes, more than {options.max_file_bytes}",
         )
-    run = _Run(path, options, before)
+    run = _Run(path, options, before, only_types)
     try:
         with _open(path) as file:
             outcome = run.process(file, expected_sha256, spool_dir)
@@ -134,8 +144,15 @@ def process_file(
 class _Run:
     """The state of processing one file: hash, byte count, stage clocks, spool."""
 
-    def __init__(self, path: str, options: IngestOptions, before: os.stat_result) -> None:
+    def __init__(
+        self,
+        path: str,
+        options: IngestOptions,
+        before: os.stat_result,
+        only_types: Set[DocType] | None = None,
+    ) -> None:
         self.path = path
+        self.only_types = only_types
         self.options = options
         self.before = before
         self.digest = hashlib.sha256()
@@ -150,6 +167,8 @@ class _Run:
         started = time.perf_counter()
         doc_type = detect_type(self.path, head)
         self.clock["extract"] += time.perf_counter() - started
+        if self.only_types is not None and doc_type not in self.only_types:
+            raise NeedsIsolation(doc_type.value)
         encoding: str | None = None
         pages: int | None = None
         read_before_extract = self.clock["read"]
@@ -162,6 +181,10 @@ class _Run:
             encoding = decoded.encoding
             pieces = ((text, None) for text in decoded.pieces)
         elif doc_type is DocType.HTML:
+            # Each parser library loads with the first document of its type: a pool child
+            # that only sees text files starts without the PDF, Word or HTML libraries.
+            from ledger.processors.ingest.extract_html import extract_html
+
             if self.before.st_size > options.max_html_bytes:
                 raise PermanentError(
                     IngestErrorCode.TOO_LARGE,
@@ -180,6 +203,8 @@ class _Run:
             self._check_hash(expected_sha256)
             read_before_extract = self.clock["read"]
             if doc_type is DocType.PDF:
+                from ledger.processors.ingest.extract_pdf import extract_pdf
+
                 pdf = self._timed_call(
                     lambda: extract_pdf(
                         self.path,
@@ -190,6 +215,8 @@ class _Run:
                 pages = pdf.pages
                 pieces = ((text, page) for text, page in pdf.pieces)
             else:
+                from ledger.processors.ingest.extract_docx import extract_docx, inspect_docx_zip
+
                 self._timed_call(
                     lambda: inspect_docx_zip(
                         self.path,

@@ -15,7 +15,12 @@ Per document:
    *duplicate* (another source), with ``duplicate_of`` naming that document.
 3. **Extract** with ``process_file`` in the worker's process pool (time and memory limits)
    into a chunk spool; the hash found in step 2 is passed as the expected one, so the text
-   stored is the text of the content that was checked.
+   stored is the text of the content that was checked. *Small text in process*: a file of
+   at most ``INLINE_MAX_BYTES`` that turns out to be plain text or Markdown is decoded and
+   chunked in a thread of the worker itself. Those are read by Python's own codecs, with no
+   C parser that could crash or hang, in time and memory bounded by that size; starting a
+   pool process (an interpreter start) for them cost more than the work. Anything detected
+   as PDF, DOCX or HTML, and every larger file, goes to the pool as before.
 4. **Store**: ``Done(result, write)``; the write streams the spool into ``chunks`` inside
    the transaction that marks the document done, and replaces the chunks of older
    documents of the same source. The spool is deleted when that transaction is over.
@@ -44,9 +49,11 @@ from ledger.errors import InvalidInput, PermanentError
 from ledger.processors.base import Document, Done, Processor, ProcessorContext, Skip
 from ledger.processors.ingest import embedding
 from ledger.processors.ingest.chunking import ChunkRecord
+from ledger.processors.ingest.detect import DocType
 from ledger.processors.ingest.options import IngestOptions
 from ledger.processors.ingest.pipeline import (
     IngestOutcome,
+    NeedsIsolation,
     StageTimings,
     process_file,
     sha256_file,
@@ -62,6 +69,9 @@ _OWN_OPTIONS = {"reprocess", "roots", "embedder"}
 MIN_CHUNK_SIZE = 64  # characters: the smallest chunk_size a batch may ask for
 DEFAULT_CHUNK_SIZE = IngestOptions().chunk_size
 DEFAULT_OVERLAP_RATIO = 0.15  # chunk_overlap / chunk_size when the size is derived
+# Text and Markdown files up to this size are processed in a thread, not in the pool (step 3).
+INLINE_MAX_BYTES = 256 * 1024
+INLINE_TYPES = frozenset({DocType.TEXT, DocType.MARKDOWN})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -298,10 +308,16 @@ def make_ingest_processor(context: ProcessorContext, options: JSON) -> Processor
         )
         extract_started = time.perf_counter()
         pool = context.pool
-        if pool is not None:
-            outcome: IngestOutcome = await pool.run(job, timeout=context.task_timeout)
-        else:
+        outcome: IngestOutcome
+        if pool is None:
             outcome = await asyncio.to_thread(job)
+        elif before is not None and before.st_size <= INLINE_MAX_BYTES:
+            try:
+                outcome = await asyncio.to_thread(job, only_types=INLINE_TYPES)
+            except NeedsIsolation:
+                outcome = await pool.run(job, timeout=context.task_timeout)
+        else:
+            outcome = await pool.run(job, timeout=context.task_timeout)
         if spec is not None:
             return await _embedded(doc, outcome, before, started, extract_started, hash_seconds)
         remove = _remover(outcome.spool_path)

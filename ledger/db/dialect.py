@@ -16,6 +16,7 @@ from sqlalchemy import (
     Table,
     bindparam,
     cast,
+    column,
     func,
     text,
 )
@@ -62,15 +63,32 @@ async def lock_for_transaction(conn: AsyncConnection, name: str) -> None:
         )
 
 
+# The oldest transaction of this database that may still be running, from the statement's
+# own snapshot: its in-progress ids, less those the server says belong to another database
+# (a long transaction there cannot write here and must not hold the log back). An id the
+# activity view does not show (ended since the snapshot, another role's session, a
+# prepared transaction) is kept: when unsure, wait. xid8 compares with the 32-bit
+# backend_xid on its low half.
+_SETTLED_TXID = text(
+    """(SELECT coalesce(
+           (SELECT min(x::text::bigint) FROM pg_snapshot_xip(s.snap) AS x
+             WHERE NOT EXISTS (
+                   SELECT 1 FROM pg_stat_activity AS a
+                    WHERE a.datname <> current_database()
+                      AND a.backend_xid::text = (x::text::bigint % 4294967296)::text)),
+           pg_snapshot_xmax(s.snap)::text::bigint)
+        FROM (SELECT pg_current_snapshot() AS snap) AS s)"""
+).columns(column("settled", BigInteger))
+
+
 def settled_txid(conn: AsyncConnection) -> ColumnElement[int] | None:
-    """The oldest transaction id that may still be running, as a number.
+    """The oldest transaction id of this database that may still be running, as a number.
 
     Rows written by transactions below it are settled: committed or gone for good. None on
     SQLite, where one writer at a time makes everything committed settled.
     """
     if is_postgres(conn):
-        xmin = func.pg_snapshot_xmin(func.pg_current_snapshot())
-        return cast(cast(xmin, String), BigInteger)
+        return _SETTLED_TXID.scalar_subquery()
     return None
 
 

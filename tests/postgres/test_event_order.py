@@ -19,7 +19,7 @@ import pytest
 
 from ledger.core.ledger import Ledger
 from ledger.records import BatchSpec, Outcome, SourceSpec
-from tests.conftest import FakeClock, settings_for
+from tests.conftest import POSTGRES_URL, FakeClock, settings_for
 
 pytestmark = pytest.mark.postgres
 T = TypeVar("T")
@@ -152,3 +152,21 @@ async def test_a_stream_of_a_complete_batch_waits_for_held_back_events(
         seen.append(message.event)
     events = [kind for kind in seen if kind not in (None, "progress")]
     assert events == ["committed_late", "committed_early", "end"]
+
+
+async def test_a_transaction_in_another_database_does_not_hold_the_log_back(
+    ledger: Ledger, connections: tuple[Any, Any]
+) -> None:
+    _, writer = connections
+    start = await _last_id(ledger)
+    elsewhere = psycopg2.connect(POSTGRES_URL.replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        _begin_with_xid(elsewhere)  # older than the event below, in another database
+        _insert(writer, "written_here")
+        writer.commit()
+        await _eventually(lambda: _kinds(ledger, after_id=start), ["written_here"])
+        with elsewhere.cursor() as cur:  # it was open all along
+            cur.execute("SELECT pg_current_xact_id_if_assigned() IS NOT NULL")
+            assert cur.fetchone() == (True,)
+    finally:
+        elsewhere.close()

@@ -1,4 +1,5 @@
-"""Real files that are not documents, generated: what a built docs folder holds besides pages."""
+"""Real files that are not documents, generated: what a built docs folder holds besides
+pages; and a small tree for selection patterns."""
 
 from __future__ import annotations
 
@@ -74,3 +75,15 @@ def make_docs_folder(root: Path) -> dict[str, Path]:
         path.write_bytes(data)
         paths[name] = path
     return paths
+
+
+TREE = ("top.pdf", "a/one.pdf", "a/b/two.pdf", "a/notes.txt", "readme.txt")
+
+
+def make_tree(root: Path) -> Path:
+    """Small files at three depths, for pattern tests: each holds its own relative path."""
+    for relative in TREE:
+        path = root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(relative)
+    return root

@@ -92,6 +92,9 @@ def test_an_invalid_or_empty_selection_is_a_usage_error(cli: Cli, tmp_path: Path
     assert bad.code == 2
     assert "invalid include pattern" in bad.stderr
     assert len(bad.stderr.strip().splitlines()) == 1
+    other = cli("ingest", str(root), "-p", "noop", "--all-types")
+    assert other.code == 2
+    assert "--all-types is an option of the ingest processor" in other.stderr
     none = cli("ingest", str(root), "-p", "noop", "--exclude", "**")
     assert none.code == 2
     assert "selected by --include/--exclude" in " ".join(none.stderr.split())

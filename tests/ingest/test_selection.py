@@ -70,3 +70,13 @@ def test_content_that_is_not_a_document() -> None:
 )
 def test_content_that_may_be_a_document(head: bytes) -> None:
     assert excluded_by_content(head) is None
+
+
+def test_include_all_types_is_a_checked_batch_option() -> None:
+    from ledger.errors import InvalidInput
+    from ledger.processors.ingest.processor import IngestConfig
+
+    assert IngestConfig.from_options({}).include_all_types is False
+    assert IngestConfig.from_options({"include_all_types": True}).include_all_types is True
+    with pytest.raises(InvalidInput, match="include_all_types must be true or false"):
+        IngestConfig.from_options({"include_all_types": "yes"})

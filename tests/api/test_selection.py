@@ -98,3 +98,13 @@ async def test_an_upload_is_skipped_or_read_by_its_original_name(
         doc = by_name[name]
         assert doc.status is DocumentStatus.SKIPPED, (name, doc.error_message)
         assert doc.result is not None and doc.result["reason"] == f"excluded_type: {why}"
+
+
+async def test_include_all_types_is_checked_at_create(server: Server) -> None:
+    async with server.client("acme") as client:
+        bad = await client.post("/api/v1/batches", json={"options": {"include_all_types": "yes"}})
+        assert bad.status_code == 422, bad.text
+        assert "include_all_types must be true or false" in bad.json()["detail"]
+        good = await client.post("/api/v1/batches", json={"options": {"include_all_types": True}})
+        assert good.status_code == 201, good.text
+        assert good.json()["options"] == {"include_all_types": True}

@@ -35,6 +35,7 @@ from ledger.core.batch_edits import BatchChanges
 from ledger.core.ledger import Ledger
 from ledger.embedders.profiles import profiles_for
 from ledger.errors import Conflict, InvalidInput
+from ledger.path_patterns import compile_patterns
 from ledger.processors.builtin import unchanged_skip
 from ledger.records import Batch, BatchSpec, SourceSpec
 from ledger.settings import Settings
@@ -115,6 +116,12 @@ class BatchController(Controller):
             raise InvalidInput(f"options are nested deeper than {MAX_OPTIONS_DEPTH} levels")
         if data.glob is not None and not data.paths:
             raise InvalidInput("glob filters paths: give paths too")
+        if (data.include or data.exclude) and not data.paths:
+            raise InvalidInput("include and exclude filter paths: give paths too")
+        try:
+            patterns = compile_patterns(data.include, data.exclude)
+        except InvalidInput as exc:  # well-formed, but not a pattern: 422 like the schema's
+            raise ValidationException(str(exc)) from exc
         policy.check_batch(settings, data.processor, data.options)
         spec = BatchSpec(
             id=data.id,
@@ -125,7 +132,7 @@ class BatchController(Controller):
             max_attempts=data.max_attempts,
             owner=owner,
         )
-        fingerprint = hashlib.sha256(msgspec.json.encode(data, order="sorted")).hexdigest()
+        fingerprint = _fingerprint(data)
         if data.id is not None:
             # A resent request must not walk the folders again: ask the ledger first.
             try:
@@ -134,7 +141,7 @@ class BatchController(Controller):
             except _SourcesNeeded:
                 pass
         sources = await asyncio.to_thread(
-            paths.expand, data.paths, settings.roots_for(owner), data.glob
+            paths.expand, data.paths, settings.roots_for(owner), data.glob, patterns
         )
         try:
             result = await ledger.create_batch(
@@ -361,3 +368,13 @@ def batch_filter(word: str) -> BatchFilter:
                 }
             ]
         ) from None
+
+
+def _fingerprint(data: BatchCreate) -> str:
+    """What makes two create requests the same; empty ``include``/``exclude`` lists are left
+    out so that requests made before they existed keep their fingerprint."""
+    body = msgspec.structs.asdict(data)
+    for key in ("include", "exclude"):
+        if not body[key]:
+            del body[key]
+    return hashlib.sha256(msgspec.json.encode(body, order="sorted")).hexdigest()

@@ -19,6 +19,7 @@ from typing import IO
 import msgspec
 
 from ledger.errors import InvalidInput
+from ledger.path_patterns import PathPatterns
 from ledger.records import SourceSpec
 
 
@@ -95,21 +96,27 @@ def _matches(relative: str, name: str, glob: str | None) -> bool:
     return fnmatch.fnmatchcase(relative if "/" in glob else name, glob)
 
 
-def expand(raw_paths: Sequence[str], roots: Sequence[Path], glob: str | None) -> SpooledSources:
+def expand(
+    raw_paths: Sequence[str],
+    roots: Sequence[Path],
+    glob: str | None,
+    patterns: PathPatterns | None = None,
+) -> SpooledSources:
     """Resolve and confine every path, and walk folders into a :class:`SpooledSources`.
 
     Blocking: run it in a thread. Folders are walked recursively without following symlinked
     folders (no cycles); a symlinked file is taken at its real location when that lies inside
     the roots, and is otherwise left out and reported in ``skipped``. ``glob`` (fnmatch;
     matched against the name, or against the path relative to the given folder when it
-    contains a '/') filters files found in folders.
+    contains a '/') and ``patterns`` (include/exclude, gitignore-style, on the path relative
+    to the given folder) filter files found in folders.
     """
     spooled = SpooledSources()
     try:
         for raw in raw_paths:
             real = confine(raw, roots)
             if real.is_dir():
-                _walk(real, roots, glob, spooled)
+                _walk(real, roots, glob, patterns, spooled)
             else:
                 st = os.stat(real)
                 if not stat.S_ISREG(st.st_mode):
@@ -117,6 +124,7 @@ def expand(raw_paths: Sequence[str], roots: Sequence[Path], glob: str | None) ->
                 spooled.add(real, st)
         if raw_paths and spooled.count == 0:
             hint = f" matching {glob!r}" if glob else ""
+            hint += " selected by include/exclude" if patterns is not None else ""
             left_out = (
                 f" ({spooled.skipped_count} left out, first: {spooled.skipped[0][0]}: "
                 f"{spooled.skipped[0][1]})"
@@ -130,7 +138,13 @@ def expand(raw_paths: Sequence[str], roots: Sequence[Path], glob: str | None) ->
     return spooled
 
 
-def _walk(top: Path, roots: Sequence[Path], glob: str | None, spooled: SpooledSources) -> None:
+def _walk(
+    top: Path,
+    roots: Sequence[Path],
+    glob: str | None,
+    patterns: PathPatterns | None,
+    spooled: SpooledSources,
+) -> None:
     def fail(error: OSError) -> None:
         raise InvalidInput(f"cannot read folder {error.filename!r}: {error.strerror}")
 
@@ -140,6 +154,8 @@ def _walk(top: Path, roots: Sequence[Path], glob: str | None, spooled: SpooledSo
             path = Path(folder, name)
             relative = path.relative_to(top).as_posix()
             if not _matches(relative, name, glob):
+                continue
+            if patterns is not None and not patterns.matches(relative):
                 continue
             if path.is_symlink():
                 real = Path(os.path.realpath(path))

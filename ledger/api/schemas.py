@@ -73,6 +73,14 @@ class BatchCreate(Struct, kw_only=True, forbid_unknown_fields=True):
         list[Annotated[str, Meta(min_length=1, max_length=4096)]], Meta(max_length=10_000)
     ] = msgspec.field(default_factory=list)
     glob: Annotated[str, Meta(min_length=1, max_length=500)] | None = None
+    include: Annotated[
+        list[Annotated[str, Meta(min_length=1, max_length=500)]],
+        Meta(max_length=100, description="gitignore-style patterns: only files matching one"),
+    ] = msgspec.field(default_factory=list)
+    exclude: Annotated[
+        list[Annotated[str, Meta(min_length=1, max_length=500)]],
+        Meta(max_length=100, description="gitignore-style patterns: files left out (wins)"),
+    ] = msgspec.field(default_factory=list)
 
 
 class BatchOut(Struct, kw_only=True):

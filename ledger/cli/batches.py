@@ -10,7 +10,8 @@ import typer
 
 from ledger.cli import render
 from ledger.cli.app import EXIT_USAGE, CliError, app, err, out, run_with_ledger
-from ledger.records import Batch, DocumentInfo, SearchHit
+from ledger.records import Batch, DocumentInfo, FailureGroup, Progress, SearchHit
+from ledger.retry_advice import failures_advice, retry_may_help
 from ledger.states import BatchState, BatchStatus, DocumentStatus
 from ledger.wording import plural, waiting_note
 
@@ -123,7 +124,13 @@ def status_command(
     ctx: typer.Context, batch_id: str = BATCH_ARGUMENT, json_output: bool = JSON_OPTION
 ) -> None:
     """Show one batch: counts per status, rate, ETA and timestamps."""
-    progress = run_with_ledger(ctx, lambda ledger: ledger.progress(batch_id))
+
+    async def work(ledger: Ledger) -> tuple[Progress, list[FailureGroup]]:
+        found = await ledger.progress(batch_id)
+        failed = found.batch.counts[DocumentStatus.FAILED]
+        return found, (await ledger.failures(batch_id) if failed else [])
+
+    progress, groups = run_with_ledger(ctx, work)
     if json_output:
         render.emit_json(render.progress_json(progress))
         return
@@ -168,8 +175,8 @@ def status_command(
             style="dim",
             markup=False,
         )
-    if b.counts[DocumentStatus.FAILED]:
-        out.print(f"List the failures with: ledger failures {b.id}", style="dim")
+    if groups:
+        out.print(failures_advice(b.id, groups), style="dim", markup=False)
 
 
 def _word_style(word: str) -> str:
@@ -252,8 +259,11 @@ def failures_command(
                 style="dim",
                 markup=False,
             )
-    hint = f"ledger retry {batch_id}" + (f" --code {code}" if code else "")
     out.print()
+    if not retry_may_help([g for g, _ in groups]):
+        out.print(failures_advice(batch_id, [g for g, _ in groups]), style="dim", markup=False)
+        return
+    hint = f"ledger retry {batch_id}" + (f" --code {code}" if code else "")
     out.print(f"Retry them with: {hint}", style="dim", markup=False)
 
 

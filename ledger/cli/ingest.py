@@ -18,7 +18,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -40,9 +40,11 @@ from ledger.cli.ingest_request import Request, parse_options, profiles_of
 from ledger.cli.signals import StopSignals
 from ledger.cli.walk import WalkStats, batch_id_for, resolve_roots, walk
 from ledger.cli.walk_report import nothing_found, report_skipped, skipped_json
-from ledger.errors import DatabaseWriteFailed
-from ledger.records import ClaimedDocument, DocumentInfo, SourceSpec, SubmitResult
+from ledger.errors import DatabaseWriteFailed, InvalidInput
+from ledger.path_patterns import compile_patterns
+from ledger.records import ClaimedDocument, DocumentInfo, FailureGroup, SourceSpec, SubmitResult
 from ledger.records import Progress as BatchProgress
+from ledger.retry_advice import failures_advice, retry_may_help
 from ledger.states import BatchState, DocumentStatus
 from ledger.wording import plural
 
@@ -58,6 +60,10 @@ if TYPE_CHECKING:
 
 FIRST_FAILURES = 5
 UNCHANGED = "every file is unchanged and already finished"
+
+
+def _pattern_option(flag: str, short: str, help_text: str) -> Any:
+    return typer.Option(flag, short, metavar="PATTERN", help=help_text, show_default=False)
 
 
 @app.command("ingest")
@@ -89,6 +95,30 @@ def ingest_command(
         help="Only files whose path below PATH matches, e.g. '*.pdf' (* crosses folders; "
         "**/ is any folders or none).",
         show_default=False,
+    ),
+    include: Annotated[
+        list[str] | None,
+        _pattern_option(
+            "--include",
+            "-i",
+            "Only files matching this gitignore-style pattern, repeatable "
+            "('**/*.pdf': PDFs at any depth, 'docs/': everything under docs).",
+        ),
+    ] = None,
+    exclude: Annotated[
+        list[str] | None,
+        _pattern_option(
+            "--exclude",
+            "-x",
+            "Leave out files matching this gitignore-style pattern, repeatable; "
+            "excludes win over includes.",
+        ),
+    ] = None,
+    all_types: bool = typer.Option(
+        False,
+        "--all-types",
+        help="Also read files that are not documents by name (.js, .css, lock files...); "
+        "default: skipped as excluded_type.",
     ),
     hidden: bool = typer.Option(False, "--hidden", help="Include files and folders named .*"),
     follow_symlinks: bool = typer.Option(
@@ -167,6 +197,14 @@ def ingest_command(
     except UnicodeError as exc:
         raise CliError(f"path is not valid UTF-8: {exc.args[0]}", EXIT_USAGE) from exc
     opts = parse_options(option or [])
+    if all_types:
+        if processor != "ingest":
+            raise CliError("--all-types is an option of the ingest processor", EXIT_USAGE)
+        opts["include_all_types"] = True
+    try:
+        patterns = compile_patterns(include or [], exclude or [])
+    except InvalidInput as exc:
+        raise CliError(str(exc), EXIT_USAGE) from exc
     request = Request(
         roots=roots,
         batch_id=batch
@@ -177,10 +215,12 @@ def ingest_command(
             processor=processor,
             options=opts,
             follow_symlinks=follow_symlinks,
+            patterns=patterns,
         ),
         pattern=glob,
         hidden=hidden,
         follow_symlinks=follow_symlinks,
+        patterns=patterns,
         processor=processor,
         options=opts,
         priority=priority,
@@ -369,6 +409,7 @@ class Session:
             hidden=req.hidden,
             follow_symlinks=req.follow_symlinks,
             stats=self.stats,
+            patterns=req.patterns,
         )
         for spec in found:
             if self.signals is not None and self.signals.requested:
@@ -446,6 +487,7 @@ class Session:
             failures = await self.ledger.documents(
                 batch.id, status=DocumentStatus.FAILED, limit=FIRST_FAILURES
             )
+            groups = await self.ledger.failures(batch.id) if failures.items else []
         report_skipped(self.stats)
         code = self._exit_code(final)
         # This run's own work: other workers (a server's, say) may serve the same batch.
@@ -467,12 +509,13 @@ class Session:
                     "stop_reason": self.stop_reason,
                     "other_workers_continue": others,
                     "first_failures": [render.document_json(d) for d in failures.items],
+                    "retry_may_help": retry_may_help(groups),
                     "exit_code": code,
                     **skipped_json(self.stats),
                 }
             )
         else:
-            self._summary(final, failures.items, processed, elapsed, code)
+            self._summary(final, failures.items, groups, processed, elapsed, code)
             if others:
                 out.print(
                     f"{plural(others, 'other worker')} that can run processor "
@@ -567,6 +610,7 @@ class Session:
         self,
         final: BatchProgress,
         failures: list[DocumentInfo],
+        groups: list[FailureGroup],
         processed: int,
         elapsed: float,
         code: int,
@@ -613,11 +657,7 @@ class Session:
                     render.first_line(doc.error_message, 120),
                 )
             out.print(ft)
-            out.print(
-                f"List them all: ledger failures {b.id}    Retry them: ledger retry {b.id}",
-                style="dim",
-                markup=False,
-            )
+            out.print(failures_advice(b.id, groups), style="dim", markup=False)
         if code == EXIT_INTERRUPTED or (self.stop_reason and not b.is_complete):
             if b.state == BatchState.PAUSED:
                 out.print(f"Resume with: ledger resume {b.id}, then run again:", markup=False)

@@ -32,6 +32,7 @@ async def plan(ledger: Ledger, request: Request) -> int:
         hidden=request.hidden,
         follow_symlinks=request.follow_symlinks,
         stats=stats,
+        patterns=request.patterns,
     )
     first = next(sources, None)
     if first is None:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ledger.cli.app import EXIT_USAGE, CliError
+from ledger.path_patterns import PathPatterns
 from ledger.records import BatchSpec
 
 if TYPE_CHECKING:
@@ -35,6 +36,7 @@ class Request:
     json_output: bool
     progress_interval: float
     follow_symlinks: bool = False
+    patterns: PathPatterns | None = None  # --include / --exclude
 
     def spec(self) -> BatchSpec:
         more = len(self.roots) - 1

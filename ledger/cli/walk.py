@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ledger.path_patterns import PathPatterns
 from ledger.records import SourceSpec
 from ledger.text import escaped
 from ledger.text import is_utf8 as decodable
@@ -120,6 +121,7 @@ def walk(
     hidden: bool = False,
     follow_symlinks: bool = False,
     stats: WalkStats | None = None,
+    patterns: PathPatterns | None = None,
 ) -> Iterator[SourceSpec]:
     """Yield every regular file under ``roots`` (a root may itself be a file).
 
@@ -127,8 +129,9 @@ def walk(
     it are skipped and counted unless ``follow_symlinks`` (a folder given to ingest must not
     reach beyond itself). Links to folders are never followed (no cycles). Names that are
     not UTF-8 are skipped and counted. Names starting with a dot are left out unless
-    ``hidden``. ``pattern`` is matched against the path relative to its root (a root given
-    as a file is always taken).
+    ``hidden``. ``pattern`` (a glob) and ``patterns`` (include/exclude) are matched against
+    the path relative to its root; a file must satisfy both (a root given as a file is
+    always taken).
     """
     stats = stats if stats is not None else WalkStats()
     for root in roots:
@@ -158,7 +161,9 @@ def walk(
                             subfolders.append(Path(entry.path))
                             continue
                         relative = os.path.relpath(entry.path, root).replace(os.sep, "/")
-                        if not _matches(relative, pattern):
+                        if not _matches(relative, pattern) or (
+                            patterns is not None and not patterns.matches(relative)
+                        ):
                             stats.note_unmatched(relative)
                             continue
                         if not follow_symlinks and _leads_outside(entry, root, stats):
@@ -207,6 +212,7 @@ def batch_id_for(
     processor: str,
     options: dict[str, Any],
     follow_symlinks: bool = False,
+    patterns: PathPatterns | None = None,
 ) -> str:
     """A batch id that is the same whenever the same files are asked for the same way.
 
@@ -222,6 +228,9 @@ def batch_id_for(
     }
     if follow_symlinks:  # only when given, so ids of earlier commands stay the same
         asked["follow_symlinks"] = True
+    if patterns is not None:  # likewise: different selections make different batches
+        asked["include"] = list(patterns.include)
+        asked["exclude"] = list(patterns.exclude)
     key = json.dumps(
         asked,
         sort_keys=True,

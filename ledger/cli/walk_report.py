@@ -58,6 +58,8 @@ def nothing_found(request: Request, stats: WalkStats) -> str:
     what = "no regular files"
     if request.pattern:
         what += f" matching {request.pattern!r}"
+    if request.patterns is not None:
+        what += " selected by --include/--exclude"
     left_out = stats.unreadable_names + stats.outside_links + len(stats.unreadable)
     also = f" ({plural(left_out, 'entry', 'entries')} left out, see the warnings above)"
     also = also if left_out else ""

@@ -6,14 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tests.cli.conftest import Cli
-
-
-def _tree(root: Path) -> Path:
-    for relative in ("top.pdf", "a/one.pdf", "a/b/two.pdf", "a/notes.txt", "readme.txt"):
-        path = root / relative
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(relative)
-    return root
+from tests.ingest.not_documents import make_tree as _tree
 
 
 def _sources(cli: Cli, root: Path) -> list[str]:

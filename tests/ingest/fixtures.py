@@ -361,6 +361,24 @@ def make_good_corpus(directory: Path, n: int) -> dict[str, str]:
     return result
 
 
+def excluded_type(path: str) -> str | None:
+    """The reason the ingest processor skips this file with when it is not a document (by
+    its name, or by first bytes naming an image or archive); None for a document. The
+    extraction pipeline itself still fails such files as ``unsupported_type``."""
+    from ledger.processors.ingest.detect import HEAD_BYTES
+    from ledger.processors.ingest.selection import (
+        excluded_by_content,
+        excluded_by_name,
+        excluded_reason,
+    )
+
+    what = excluded_by_name(path)
+    if what is None and os.path.isfile(path):
+        with open(path, "rb") as file:
+            what = excluded_by_content(file.read(HEAD_BYTES))
+    return excluded_reason(what) if what is not None else None
+
+
 def make_bad_corpus(directory: Path, *, include_huge: bool = True) -> dict[str, str | None]:
     """Hostile, broken and awkward files; maps each path to the error code ``process_file``
     must raise (run in a ProcessPool with a memory limit of 1 GiB or less), or None when
@@ -435,8 +453,8 @@ def make_bad_corpus(directory: Path, *, include_huge: bool = True) -> dict[str, 
     add(d / "legacy.doc", "unsupported_type")
     (d / "program").write_bytes(b"\x7fELF\x02\x01\x01" + rng.randbytes(4000))
     add(d / "program", "unsupported_type")
-    (d / "random.bin").write_bytes(rng.randbytes(10_000))
-    add(d / "random.bin", "unsupported_type")
+    (d / "random.dat").write_bytes(rng.randbytes(10_000))
+    add(d / "random.dat", "unsupported_type")
     (d / "only_nuls.txt").write_bytes(b"\x00" * 5000)
     add(d / "only_nuls.txt", "unsupported_type")
 

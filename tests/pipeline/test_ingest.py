@@ -64,14 +64,27 @@ async def test_every_bad_document_ends_with_its_code(
     assert batch.is_complete
     assert batch.counts[DocumentStatus.RUNNING] == 0 and batch.counts[DocumentStatus.PENDING] == 0
     docs = await all_documents(led, "bad")
+    # Files that are not documents (an image, an archive) are skipped, whatever their code
+    # would be: excluded_type says what they are.
+    excluded = {path: fx.excluded_type(path) for path in cases}
+    assert sorted(os.path.basename(p) for p, why in excluded.items() if why) == [
+        "archive.gz",
+        "image.txt",
+    ]
     got = {
         os.path.basename(path): (doc.error_code if doc.status is DocumentStatus.FAILED else None)
         for path, doc in docs.items()
     }
-    expected = {os.path.basename(path): code for path, code in cases.items()}
+    expected = {
+        os.path.basename(path): None if excluded[path] else code for path, code in cases.items()
+    }
     assert got == expected
     for path, code in cases.items():
         doc = docs[path]
+        if excluded[path]:
+            assert doc.status is DocumentStatus.SKIPPED, path
+            assert doc.result is not None and doc.result["reason"] == excluded[path]
+            continue
         assert doc.status is (DocumentStatus.DONE if code is None else DocumentStatus.FAILED)
         if code is not None:
             assert doc.attempts == 1  # permanent: not retried

@@ -8,6 +8,7 @@ from enum import StrEnum
 
 from ledger.errors import PermanentError
 from ledger.processors.ingest.options import IngestErrorCode
+from ledger.processors.ingest.selection import NOT_DOCUMENT_MAGIC
 
 HEAD_BYTES = 8192  # what detection reads of the file
 
@@ -20,31 +21,14 @@ class DocType(StrEnum):
     TEXT = "text"
 
 
-# Formats recognised by their first bytes that ingest does not read.
+# Formats recognised by their first bytes that ingest does not read: those that are not
+# documents at all (the ingest processor skips them before detection), and these.
 _FOREIGN_MAGIC: tuple[tuple[bytes, str], ...] = (
-    (b"\x89PNG\r\n\x1a\n", "PNG image"),
-    (b"\xff\xd8\xff", "JPEG image"),
-    (b"GIF87a", "GIF image"),
-    (b"GIF89a", "GIF image"),
-    (b"II*\x00", "TIFF image"),
-    (b"MM\x00*", "TIFF image"),
-    (b"RIFF", "RIFF media file"),
-    (b"\x1f\x8b", "gzip archive"),
-    (b"BZh", "bzip2 archive"),
-    (b"\xfd7zXZ\x00", "xz archive"),
-    (b"(\xb5/\xfd", "zstd archive"),
-    (b"7z\xbc\xaf\x27\x1c", "7-Zip archive"),
-    (b"Rar!\x1a\x07", "RAR archive"),
+    *NOT_DOCUMENT_MAGIC,
     (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "legacy Office (OLE2) document"),
     (b"\x7fELF", "ELF executable"),
     (b"MZ", "Windows executable"),
     (b"SQLite format 3\x00", "SQLite database"),
-    (b"OggS", "Ogg media file"),
-    (b"fLaC", "FLAC audio"),
-    (b"ID3", "MP3 audio"),
-    (b"\x00\x00\x00\x18ftyp", "MP4 media file"),
-    (b"\x00\x00\x00\x20ftyp", "MP4 media file"),
-    (b"wOFF", "web font"),
 )
 _BOMS = (b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")
 _HTML_MARKERS = (b"<!doctype html", b"<html", b"<head", b"<body", b"<meta ", b"<title>")

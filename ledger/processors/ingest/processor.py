@@ -25,8 +25,14 @@ Per document:
    the transaction that marks the document done, and replaces the chunks of older
    documents of the same source. The spool is deleted when that transaction is over.
 
-Batch options: ``reprocess`` (bool), ``roots`` (list of folders), and any field of
-``IngestOptions`` (``chunk_size``, ``chunk_overlap``, caps).
+Before all of this, a file that is not a document (:mod:`ledger.processors.ingest.selection`:
+an image, font, script, archive, lock file... by its name, for an upload its original file
+name, or by its first bytes) is skipped with reason ``excluded_type: <what it is>``, not
+failed, unless the batch options say ``include_all_types: true`` (then only the content
+check applies, and a ``.js`` is read as text).
+
+Batch options: ``reprocess`` (bool), ``roots`` (list of folders), ``include_all_types``
+(bool), and any field of ``IngestOptions`` (``chunk_size``, ``chunk_overlap``, caps).
 """
 
 from __future__ import annotations
@@ -49,7 +55,7 @@ from ledger.errors import InvalidInput, PermanentError
 from ledger.processors.base import Document, Done, Processor, ProcessorContext, Skip
 from ledger.processors.ingest import embedding
 from ledger.processors.ingest.chunking import ChunkRecord
-from ledger.processors.ingest.detect import DocType
+from ledger.processors.ingest.detect import HEAD_BYTES, DocType
 from ledger.processors.ingest.options import IngestOptions
 from ledger.processors.ingest.pipeline import (
     IngestOutcome,
@@ -58,6 +64,11 @@ from ledger.processors.ingest.pipeline import (
     process_file,
     sha256_file,
 )
+from ledger.processors.ingest.selection import (
+    excluded_by_content,
+    excluded_by_name,
+    excluded_reason,
+)
 from ledger.processors.ingest.spool import iter_spool, remove_stale_partials
 from ledger.records import JSON
 
@@ -65,7 +76,7 @@ STORE_BATCH = 1_000  # chunks per INSERT: bounds the memory of storing a huge do
 OUTSIDE_ROOTS = "outside_roots"
 _NO_TIMINGS = StageTimings(read=0.0, extract=0.0, chunk=0.0, spool=0.0)
 _INGEST_FIELDS = {f.name for f in dataclasses.fields(IngestOptions)}
-_OWN_OPTIONS = {"reprocess", "roots", "embedder"}
+_OWN_OPTIONS = {"reprocess", "roots", "embedder", "include_all_types"}
 MIN_CHUNK_SIZE = 64  # characters: the smallest chunk_size a batch may ask for
 DEFAULT_CHUNK_SIZE = IngestOptions().chunk_size
 DEFAULT_OVERLAP_RATIO = 0.15  # chunk_overlap / chunk_size when the size is derived
@@ -82,6 +93,7 @@ class IngestConfig:
     reprocess: bool
     roots: tuple[str, ...]  # real paths; empty: no containment check
     embedder: EmbedderSpec | None = None
+    include_all_types: bool = False  # True: no file is excluded by its name
 
     @classmethod
     def from_options(
@@ -102,6 +114,9 @@ class IngestConfig:
         reprocess = options.get("reprocess", False)
         if not isinstance(reprocess, bool):
             raise InvalidInput("option reprocess must be true or false")
+        include_all_types = options.get("include_all_types", False)
+        if not isinstance(include_all_types, bool):
+            raise InvalidInput("option include_all_types must be true or false")
         roots = options.get("roots", [])
         if not isinstance(roots, list) or not all(isinstance(r, str) and r for r in roots):
             raise InvalidInput("option roots must be a list of folders")
@@ -119,6 +134,7 @@ class IngestConfig:
             reprocess=reprocess,
             roots=tuple(os.path.realpath(r) for r in chosen),
             embedder=embedder,
+            include_all_types=include_all_types,
         )
 
 
@@ -189,6 +205,25 @@ def _locate(source: str, roots: Sequence[str]) -> tuple[str, os.stat_result | No
     return path, _stat(path)
 
 
+def display_name(doc: Document) -> str:
+    """The name a document is judged by: an upload's original file name, else its source
+    (an upload's storage name is random and says nothing about what it holds)."""
+    meta = doc.meta if isinstance(doc.meta, dict) else {}
+    filename = meta.get("filename")
+    return filename if isinstance(filename, str) and filename else doc.source
+
+
+def _excluded_content(path: str) -> str | None:
+    """What the file is by its first bytes, when that is not a document; None when it may
+    be one or cannot be read (then ``process_file`` reports why, with the right code)."""
+    try:
+        with open(path, "rb") as file:
+            head = file.read(HEAD_BYTES)
+    except OSError:
+        return None
+    return excluded_by_content(head)
+
+
 def _hash(path: str) -> str | None:
     try:
         return sha256_file(path)[0]
@@ -251,7 +286,15 @@ def make_ingest_processor(context: ProcessorContext, options: JSON) -> Processor
 
     async def ingest(doc: Document) -> Done | Skip:
         started = time.perf_counter()
+        if not config.include_all_types:
+            what = excluded_by_name(display_name(doc))
+            if what is not None:
+                return Skip(excluded_reason(what))
         path, before = await asyncio.to_thread(_locate, doc.source, config.roots)
+        if before is not None:
+            what = await asyncio.to_thread(_excluded_content, path)
+            if what is not None:
+                return Skip(excluded_reason(what))
         sha256 = doc.sha256.lower() if doc.sha256 else None
         hash_seconds = 0.0
         if not config.reprocess and before is not None:

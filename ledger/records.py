@@ -436,7 +436,8 @@ class SearchHit:
     chunk_id: int
     document_id: int
     batch_id: str
-    source: str
+    source: str  # the server path, or for an upload its file name: never where it is stored
+    source_name: str  # how to cite it: an upload's file name, else the source path
     ordinal: int
     page: int | None
     char_start: int

@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from ledger.core.citations import source_name
 from ledger.core.progress import get_batch
 from ledger.core.vectors import from_bytes, text_sha256
 from ledger.db.models import batches, chunk_vectors, chunks, documents
@@ -38,14 +39,6 @@ class ChunkRecord:
     document_sha256: str | None
     text_sha256: str  # SHA-256 of the text (UTF-8): its key in the embedding cache
     vectors: dict[str, list[float]] | None  # model -> unit vector; None unless asked for
-
-
-def source_name(source: str, meta: Any) -> str:
-    """How a document's source is shown: an upload by its file name, never its storage."""
-    if isinstance(meta, dict) and ("upload_id" in meta or "filename" in meta):
-        name = meta.get("filename")
-        return name if isinstance(name, str) and name else "upload"
-    return source
 
 
 def _select() -> Any:

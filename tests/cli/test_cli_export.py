@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -86,6 +87,9 @@ async def test_export_round_trips_every_chunk_with_its_citation(
     expected = expected_chunks(url, "mixed")
     assert f"Exported {len(expected)} chunks of 1 batch" in result.stderr
     rows = jsonl(out.read_text(encoding="utf-8"))
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert out.stat().st_mode & 0o777 == 0o666 & ~umask  # as open() makes a new file
     assert [r["chunk_id"] for r in rows] == [e.id for e in expected]  # each once, in order
     for row, e in zip(rows, expected, strict=True):
         assert set(row) == FIELDS

@@ -38,6 +38,9 @@ class BatchSpec:
     priority: int = 0
     max_attempts: int | None = None  # None: the ledger's default
     owner: str | None = None
+    # The folders or files it is submitted from (absolute paths): its sources are cited
+    # relative to them (docs/api.md, search). Recorded when the batch is created.
+    roots: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)

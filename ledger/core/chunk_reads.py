@@ -55,6 +55,7 @@ def _select() -> Any:
             documents.c.source,
             documents.c.meta,
             documents.c.source_sha256,
+            batches.c.roots,
         )
         .join(documents, documents.c.id == chunks.c.document_id)
         .join(batches, batches.c.id == chunks.c.batch_id)
@@ -86,7 +87,7 @@ async def _records(
             page=r.page,
             char_start=r.char_start,
             char_end=r.char_end,
-            source_name=source_name(r.source, r.meta),
+            source_name=source_name(r.source, r.meta, r.roots),
             document_sha256=r.source_sha256,
             text_sha256=text_sha256(r.text),
             vectors=found.get(r.id, {}) if vectors else None,

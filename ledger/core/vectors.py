@@ -287,6 +287,7 @@ async def _hits(conn: AsyncConnection, ranked: Sequence[tuple[int, float]]) -> l
             chunks.c.batch_id,
             documents.c.source,
             documents.c.meta,
+            batches.c.roots,
             chunks.c.ordinal,
             chunks.c.page,
             chunks.c.char_start,
@@ -294,6 +295,7 @@ async def _hits(conn: AsyncConnection, ranked: Sequence[tuple[int, float]]) -> l
             chunks.c.text,
         )
         .join(documents, and_(documents.c.id == chunks.c.document_id))
+        .join(batches, batches.c.id == chunks.c.batch_id)
         .where(chunks.c.id.in_([chunk_id for chunk_id, _ in ranked]))
     )
     by_id = {r.id: r for r in rows}
@@ -308,7 +310,7 @@ async def _hits(conn: AsyncConnection, ranked: Sequence[tuple[int, float]]) -> l
                 document_id=r.document_id,
                 batch_id=r.batch_id,
                 source=source_name(r.source, r.meta),
-                source_name=source_name(r.source, r.meta),
+                source_name=source_name(r.source, r.meta, r.roots),
                 ordinal=r.ordinal,
                 page=r.page,
                 char_start=r.char_start,

@@ -175,3 +175,21 @@ async def test_export_usage_errors(exported: tuple[Cli, str], tmp_path: Path) ->
     )
     assert not out.exists()
     assert cli("export", "mixed", "-o", str(out), env=env).code == 0  # JSON Lines needs none
+
+
+def test_ingested_folders_are_cited_relative_to_the_folder_given(cli: Cli, tmp_path: Path) -> None:
+    docs = tmp_path / "handbook"
+    (docs / "guide").mkdir(parents=True)
+    (docs / "guide" / "intro.md").write_text("# Intro\n\nThe axolotl chapter.\n")
+    (docs / "faq.txt").write_text("Questions about the axolotl.\n")
+    ingested = cli("ingest", str(docs), "--batch", "hb")
+    assert ingested.code == 0, ingested.stderr
+    found = cli("search", "axolotl", "--json")
+    assert found.code == 0, found.stderr
+    hits = found.json()
+    assert {h["source_name"] for h in hits} == {"handbook/guide/intro.md", "handbook/faq.txt"}
+    assert {h["source"] for h in hits} == {str(docs / "guide" / "intro.md"), str(docs / "faq.txt")}
+    exported = cli("export", "hb", "-o", "-")
+    assert exported.code == 0, exported.stderr
+    names = {row["source_name"] for row in jsonl(exported.stdout)}
+    assert names == {"handbook/guide/intro.md", "handbook/faq.txt"}

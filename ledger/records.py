@@ -38,6 +38,9 @@ class BatchSpec:
     priority: int = 0
     max_attempts: int | None = None  # None: the ledger's default
     owner: str | None = None
+    # The folders or files it is submitted from (absolute paths): its sources are cited
+    # relative to them (docs/api.md, search). Recorded when the batch is created.
+    roots: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -436,7 +439,8 @@ class SearchHit:
     chunk_id: int
     document_id: int
     batch_id: str
-    source: str
+    source: str  # the server path, or for an upload its file name: never where it is stored
+    source_name: str  # how to cite it: an upload's file name, else the source path
     ordinal: int
     page: int | None
     char_start: int

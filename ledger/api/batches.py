@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Annotated, Any
 
 import msgspec
@@ -145,7 +145,7 @@ class BatchController(Controller):
         )
         try:
             result = await ledger.create_batch(
-                spec,
+                replace(spec, roots=tuple(sources.roots)),
                 sources,
                 fingerprint=fingerprint,
                 skip_unchanged=unchanged_skip(spec, profiles_for(settings)),

@@ -65,6 +65,7 @@ class SpooledSources:
         # one bad entry does not refuse a whole folder, and the caller is told.
         self.skipped: list[tuple[str, str]] = []
         self.skipped_count = 0
+        self.roots: list[str] = []  # each given path, resolved: sources are cited below it
 
     def skip(self, path: Path, reason: str) -> None:
         self.skipped_count += 1
@@ -115,6 +116,7 @@ def expand(
     try:
         for raw in raw_paths:
             real = confine(raw, roots)
+            spooled.roots.append(str(real))
             if real.is_dir():
                 _walk(real, roots, glob, patterns, spooled)
             else:

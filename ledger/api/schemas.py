@@ -391,10 +391,11 @@ class SearchHitOut(Struct, kw_only=True):
     chunk_id: int
     document_id: int
     batch_id: str
-    source: str
+    source: str  # the server path, or for an upload its file name (never its storage path)
+    source_name: str  # how to cite it: an upload's original file name, else the source path
     ordinal: int
-    page: int | None
-    char_start: int
+    page: int | None  # 1-based page of a paged format (PDF), else null
+    char_start: int  # offsets of the chunk in the document's extracted text
     char_end: int
     text: str
     snippet: str  # a short excerpt with the matches between « and »

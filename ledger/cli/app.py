@@ -344,6 +344,7 @@ def run(argv: Sequence[str] | None = None) -> int:
         batch_settings,
         batches,
         deletion,
+        export,
         ingest,
         maintain,
         ops,

@@ -409,8 +409,11 @@ def search_command(
                     "rank": i,
                     "score": h.score,
                     "source": h.source,
+                    "source_name": h.source_name,
                     "page": h.page,
                     "document_id": h.document_id,
+                    "chunk_id": h.chunk_id,
+                    "ordinal": h.ordinal,
                     "char_start": h.char_start,
                     "char_end": h.char_end,
                     "batch_id": h.batch_id,
@@ -427,7 +430,7 @@ def search_command(
     from rich.text import Text
 
     for i, h in enumerate(hits, 1):
-        where = h.source + (f"  page {h.page}" if h.page is not None else "")
+        where = h.source_name + (f"  page {h.page}" if h.page is not None else "")
         out.print(
             Text.assemble(
                 (f"{i}. ", "bold"), (where, "bold cyan"), (f"  score {h.score:.3f}", "dim")

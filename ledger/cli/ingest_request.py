@@ -48,17 +48,14 @@ class Request:
             options=self.options,
             priority=self.priority,
             max_attempts=self.max_attempts,
+            roots=tuple(str(root) for root in self.roots),
         )
 
     def display(self, source: str) -> str:
         """A source as people want to read it: relative to the folder it was found in."""
-        for root in self.roots:
-            try:
-                relative = Path(source).relative_to(root)
-            except ValueError:
-                continue
-            return str(Path(root.name) / relative) if str(relative) != "." else root.name
-        return source
+        from ledger.core.citations import source_name  # not at the top: the core stays lazy
+
+        return source_name(source, None, [str(root) for root in self.roots])
 
 
 def parse_options(pairs: Sequence[str]) -> dict[str, Any]:

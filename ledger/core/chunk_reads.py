@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from ledger.core.citations import source_name
 from ledger.core.progress import get_batch
 from ledger.core.vectors import from_bytes, text_sha256
 from ledger.db.models import batches, chunk_vectors, chunks, documents
@@ -40,14 +41,6 @@ class ChunkRecord:
     vectors: dict[str, list[float]] | None  # model -> unit vector; None unless asked for
 
 
-def source_name(source: str, meta: Any) -> str:
-    """How a document's source is shown: an upload by its file name, never its storage."""
-    if isinstance(meta, dict) and ("upload_id" in meta or "filename" in meta):
-        name = meta.get("filename")
-        return name if isinstance(name, str) and name else "upload"
-    return source
-
-
 def _select() -> Any:
     return (
         select(
@@ -62,6 +55,7 @@ def _select() -> Any:
             documents.c.source,
             documents.c.meta,
             documents.c.source_sha256,
+            batches.c.roots,
         )
         .join(documents, documents.c.id == chunks.c.document_id)
         .join(batches, batches.c.id == chunks.c.batch_id)
@@ -93,7 +87,7 @@ async def _records(
             page=r.page,
             char_start=r.char_start,
             char_end=r.char_end,
-            source_name=source_name(r.source, r.meta),
+            source_name=source_name(r.source, r.meta, r.roots),
             document_sha256=r.source_sha256,
             text_sha256=text_sha256(r.text),
             vectors=found.get(r.id, {}) if vectors else None,

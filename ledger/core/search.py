@@ -8,15 +8,17 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from ledger.core.citations import source_name
 from ledger.db import fts
 from ledger.db.dialect import is_postgres
+from ledger.db.types import JSONDoc
 from ledger.errors import InvalidInput
 from ledger.records import SearchHit
 
 MAX_K = 1_000
 
 _SQLITE_SEARCH = """
-SELECT c.id AS chunk_id, c.document_id, c.batch_id, d.source, c.ordinal, c.page,
+SELECT c.id AS chunk_id, c.document_id, c.batch_id, d.source, d.meta, b.roots, c.ordinal, c.page,
        c.char_start, c.char_end, c.text,
        snippet(chunks_fts, 0, '«', '»', '…', 24) AS snippet,
        -bm25(chunks_fts) AS score
@@ -34,7 +36,7 @@ LIMIT :k
 _POSTGRES_SEARCH = """
 WITH q AS (SELECT websearch_to_tsquery('{config}', :match) AS query),
 hits AS (
-  SELECT c.id AS chunk_id, c.document_id, c.batch_id, d.source, c.ordinal, c.page,
+  SELECT c.id AS chunk_id, c.document_id, c.batch_id, d.source, d.meta, b.roots, c.ordinal, c.page,
          c.char_start, c.char_end, c.text, ts_rank_cd(c.tsv, q.query, 1) AS score
   FROM q, chunks c
   JOIN documents d ON d.id = c.document_id
@@ -79,7 +81,7 @@ async def search(
         sql = _SQLITE_SEARCH.format(filters=" ".join(filters))
         params["match"] = fts.fts5_match(parsed)
     try:
-        rows = (await conn.execute(text(sql), params)).all()
+        rows = (await conn.execute(text(sql).columns(meta=JSONDoc, roots=JSONDoc), params)).all()
     except DBAPIError as exc:
         message = str(exc.orig).lower()
         if any(m in message for m in ("fts5", "tsquery", "unterminated string", "syntax error")):
@@ -90,7 +92,8 @@ async def search(
             chunk_id=r.chunk_id,
             document_id=r.document_id,
             batch_id=r.batch_id,
-            source=r.source,
+            source=source_name(r.source, r.meta),
+            source_name=source_name(r.source, r.meta, r.roots),
             ordinal=r.ordinal,
             page=r.page,
             char_start=r.char_start,

@@ -111,6 +111,7 @@ async def submit(
                 processor=spec.processor,
                 options=spec.options,
                 max_attempts=max_attempts,
+                roots=list(spec.roots) if spec.roots else None,
                 created_at=now,
                 updated_at=now,
             )

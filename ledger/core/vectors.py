@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import and_, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from ledger.core.citations import source_name
 from ledger.db.dialect import insert_ignoring_duplicates
 from ledger.db.models import batches, chunk_vectors, chunks, documents, embedding_cache
 from ledger.errors import InvalidInput, LedgerError
@@ -285,6 +286,8 @@ async def _hits(conn: AsyncConnection, ranked: Sequence[tuple[int, float]]) -> l
             chunks.c.document_id,
             chunks.c.batch_id,
             documents.c.source,
+            documents.c.meta,
+            batches.c.roots,
             chunks.c.ordinal,
             chunks.c.page,
             chunks.c.char_start,
@@ -292,6 +295,7 @@ async def _hits(conn: AsyncConnection, ranked: Sequence[tuple[int, float]]) -> l
             chunks.c.text,
         )
         .join(documents, and_(documents.c.id == chunks.c.document_id))
+        .join(batches, batches.c.id == chunks.c.batch_id)
         .where(chunks.c.id.in_([chunk_id for chunk_id, _ in ranked]))
     )
     by_id = {r.id: r for r in rows}
@@ -305,7 +309,8 @@ async def _hits(conn: AsyncConnection, ranked: Sequence[tuple[int, float]]) -> l
                 chunk_id=r.id,
                 document_id=r.document_id,
                 batch_id=r.batch_id,
-                source=r.source,
+                source=source_name(r.source, r.meta),
+                source_name=source_name(r.source, r.meta, r.roots),
                 ordinal=r.ordinal,
                 page=r.page,
                 char_start=r.char_start,

@@ -32,7 +32,7 @@ from ledger.states import AttemptOutcome, BatchState, DocumentStatus, UploadStat
 # The migration whose schema these tables describe. Opening a ledger compares the database
 # with it; reading it from the migration scripts instead would load Alembic, a large part
 # of a worker's start. A new migration moves it (a test holds it to Alembic's head).
-HEAD_REVISION = "0013"
+HEAD_REVISION = "0014"
 
 # Every constraint and index gets a stable name: Alembic's SQLite batch mode silently drops
 # unnamed CHECK constraints, and stable names make migrations reviewable.
@@ -88,6 +88,12 @@ batches = Table(
     Column("processor", String(500), nullable=False),
     Column("options", JSONDoc, nullable=False),
     Column("max_attempts", Integer, nullable=False),
+    Column(
+        "roots",
+        JSONDoc,
+        nullable=True,
+        doc="the folders (or files) it was submitted from: sources are cited relative to them",
+    ),
     # Maintained by triggers on documents in the same transaction as every status change,
     # so progress at millions of documents is one row read, and exact.
     *(

@@ -193,10 +193,15 @@ def test_search_shows_the_api_answer(local_server: Served, browser: Browser) -> 
     browser.shot("search")
 
 
-def test_search_finds_an_ingested_document(local_server: Served, browser: Browser) -> None:
-    probe = httpx.get(local_server.url + "/api/v1/search", params={"q": "probe"})
+def require_search(server: Served) -> None:
+    """Skip loudly when this server's database cannot search."""
+    probe = httpx.get(server.url + "/api/v1/search", params={"q": "probe"})
     if probe.status_code == 501:
         skip_loudly(f"search answers 501 on this server: {probe.json()['detail']}")
+
+
+def test_search_finds_an_ingested_document(local_server: Served, browser: Browser) -> None:
+    require_search(local_server)
     folder = local_server.root / "searchable"
     folder.mkdir()
     (folder / "fish.txt").write_text(
@@ -218,6 +223,33 @@ def test_search_finds_an_ingested_document(local_server: Served, browser: Browse
     expect(hits.first.locator("mark").first).to_have_text(re.compile("zebrafish", re.I))
     expect(page.locator("#search-summary")).to_have_text("1 result for “zebrafish”.")
     browser.shot("search-hits")
+
+
+def test_search_cites_an_upload_by_its_file_name(local_server: Served, browser: Browser) -> None:
+    require_search(local_server)
+    folder = local_server.root / "cited"
+    folder.mkdir()
+    (folder / "birds.txt").write_text("Only birds here.\n")
+    with local_server.client() as client:
+        client.post(
+            "/api/v1/batches", json={"id": "cite-1", "processor": "ingest", "paths": [str(folder)]}
+        ).raise_for_status()
+        client.post(
+            "/api/v1/batches/cite-1/files",
+            headers={"X-Requested-With": "test"},  # as the dashboard's own uploads send
+            files=[("f", ("Axolotl Notes.txt", b"The axolotl regrows its limbs.\n", "text/plain"))],
+        ).raise_for_status()
+    local_server.wait_complete("cite-1")
+    browser.base = local_server.url
+    browser.go("/search?q=axolotl&k=5")
+    hits = browser.page.locator("#hits li")
+    expect(hits).to_have_count(1)
+    expect(hits.first.locator(".source")).to_have_text("Axolotl Notes.txt")
+    expect(hits.first).to_contain_text("chars 0–")
+    expect(hits.first.locator("a.document")).to_have_attribute(
+        "href", re.compile(r"^/documents/\d+$")
+    )
+    expect(hits.first).not_to_contain_text("uploads")
 
 
 def test_vendored_swagger_ui_is_the_published_files() -> None:

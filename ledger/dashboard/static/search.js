@@ -18,6 +18,7 @@
   function hit(h, rank) {
     const where = [];
     if (h.page !== null && h.page !== undefined) where.push("page " + h.page);
+    if (typeof h.char_start === "number") where.push("chars " + h.char_start + "–" + h.char_end);
     if (h.batch_id) where.push("batch " + h.batch_id);
     if (typeof h.score === "number") where.push("score " + h.score.toFixed(3));
     return L.el(
@@ -27,10 +28,13 @@
         "div",
         { class: "hit-head" },
         L.el("span", { class: "rank", text: "#" + rank }),
-        L.el("span", { class: "source", text: h.source || "(unknown source)" }),
+        L.el("span", { class: "source", text: h.source_name || h.source || "(unknown source)" }),
         L.el("span", { class: "muted small", text: where.join(" · ") }),
       ),
       snippet(h.snippet || h.text),
+      h.document_id
+        ? L.el("a", { class: "small document", href: "/documents/" + encodeURIComponent(h.document_id), text: "Open its document" })
+        : null,
       h.batch_id
         ? L.el("a", { class: "small", href: "/batches/" + encodeURIComponent(h.batch_id), text: "Open its batch" })
         : null,

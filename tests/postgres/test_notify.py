@@ -20,7 +20,11 @@ from tests.conftest import settings_for, sql
 pytestmark = pytest.mark.postgres
 
 ROOT = Path(__file__).resolve().parents[2]
-LISTENING = "SELECT pid FROM pg_stat_activity WHERE query = 'LISTEN \"ledger_due\"'"
+# This test's database only: other sessions on a shared server listen too.
+LISTENING = (
+    "SELECT pid FROM pg_stat_activity"
+    " WHERE query = 'LISTEN \"ledger_due\"' AND datname = current_database()"
+)
 
 
 def start_idle_worker(url: str) -> subprocess.Popen[str]:

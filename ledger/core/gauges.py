@@ -12,9 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from ledger.db import dialect
 from ledger.db.models import batches, documents, metadata
 from ledger.states import BatchState, DocumentStatus
 
@@ -92,17 +93,4 @@ async def batch_gauges(conn: AsyncConnection, *, now: datetime, limit: int) -> l
 
 async def table_rows(conn: AsyncConnection) -> dict[str, int]:
     """Rows per ledger table: estimates on PostgreSQL, counts on SQLite."""
-    names = sorted(metadata.tables)
-    if conn.dialect.name == "postgresql":
-        rows = await conn.execute(
-            text(
-                "SELECT relname, n_live_tup FROM pg_stat_user_tables"
-                " WHERE schemaname = current_schema()"
-            )
-        )
-        estimates = {r.relname: int(r.n_live_tup) for r in rows}
-        return {name: estimates.get(name, 0) for name in names}
-    return {
-        name: int((await conn.execute(select(func.count()).select_from(table))).scalar_one())
-        for name, table in sorted(metadata.tables.items())
-    }
+    return await dialect.table_row_counts(conn, metadata.tables)

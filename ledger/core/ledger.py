@@ -41,6 +41,7 @@ from ledger.core import workers as workers_core
 from ledger.core.batch_edits import BatchChanges, update_batch
 from ledger.core.chunk_reads import ChunkRecord
 from ledger.core.claims import BreakerPolicy
+from ledger.db import dialect
 from ledger.db.engine import WRITE, create_engine
 from ledger.db.models import HEAD_REVISION, batches, documents
 from ledger.db.notify import DueListener
@@ -144,7 +145,7 @@ class Ledger:
         # Queueing this process's write transactions here hands the lock over at once;
         # other processes still queue on busy_timeout.
         self._write_lock: asyncio.Lock | None = (
-            asyncio.Lock() if engine.dialect.name == "sqlite" else None
+            asyncio.Lock() if dialect.has_single_writer(engine) else None
         )
 
     # ------------------------------------------------------------------ lifecycle
@@ -209,7 +210,7 @@ class Ledger:
         processes on the machine that holds the file can write it), or a test's clock."""
         if self._clock is not None:
             return self._clock()
-        if conn is not None and conn.dialect.name == "postgresql":
+        if conn is not None:
             return await self._server_clock.now(conn)
         return utcnow()
 
@@ -493,7 +494,7 @@ class Ledger:
         """A listener that calls ``on_due(batch_id)`` when documents become due (after the
         transaction that made them due commits). None on SQLite, which has no such channel:
         there workers rely on their timed poll. Start it with ``await listener.start()``."""
-        if self.engine.dialect.name != "postgresql":
+        if not DueListener.supported(self.engine):
             return None
         return DueListener(self.engine, on_due)
 

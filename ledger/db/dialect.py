@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -18,10 +18,11 @@ from sqlalchemy import (
     cast,
     column,
     func,
+    select,
     text,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ledger.db.types import sqlite_timestamp
 
@@ -199,3 +200,27 @@ def minute_of(conn: AsyncConnection, moment: ColumnElement[Any]) -> ColumnElemen
             type_=String(),
         )
     return func.substr(moment, 1, 16, type_=String())
+
+
+async def table_row_counts(conn: AsyncConnection, tables: Mapping[str, Table]) -> dict[str, int]:
+    """Rows per table: the statistics collector's estimates on PostgreSQL (a count of a big
+    table there reads all of it), exact counts on SQLite."""
+    if is_postgres(conn):
+        rows = await conn.execute(
+            text(
+                "SELECT relname, n_live_tup FROM pg_stat_user_tables"
+                " WHERE schemaname = current_schema()"
+            )
+        )
+        estimates = {r.relname: int(r.n_live_tup) for r in rows}
+        return {name: estimates.get(name, 0) for name in sorted(tables)}
+    return {
+        name: int((await conn.execute(select(func.count()).select_from(table))).scalar_one())
+        for name, table in sorted(tables.items())
+    }
+
+
+def has_single_writer(engine: AsyncEngine) -> bool:
+    """Whether the database takes one writer at a time (SQLite), so that a process does
+    better to queue its own write transactions than to let them meet in the busy handler."""
+    return engine.dialect.name == "sqlite"

@@ -23,6 +23,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncConnection
+
 from ledger.errors import InvalidInput
 
 FTS_TABLE = "chunks_fts"
@@ -120,3 +122,47 @@ def websearch_text(parsed: ParsedQuery) -> str:
         return ("-" if t.negated else "") + (f'"{words}"' if " " in words.strip() else words)
 
     return " OR ".join(" ".join(term(t) for t in group) for group in parsed.groups)
+
+
+# The ranked full-text statements: the joins and columns core/search.py maps into hits;
+# ``{filters}`` is its tenant and batch conditions (bound parameters only).
+_SQLITE_SEARCH = """
+SELECT c.id AS chunk_id, c.document_id, c.batch_id, d.source, d.meta, b.roots, c.ordinal, c.page,
+       c.char_start, c.char_end, c.text,
+       snippet(chunks_fts, 0, '«', '»', '…', 24) AS snippet,
+       -bm25(chunks_fts) AS score
+FROM chunks_fts
+JOIN chunks c ON c.id = chunks_fts.rowid
+JOIN documents d ON d.id = c.document_id
+JOIN batches b ON b.id = d.batch_id
+WHERE chunks_fts MATCH :match AND b.deleting_at IS NULL {filters}
+ORDER BY bm25(chunks_fts), c.id
+LIMIT :k
+"""
+
+# ts_rank_cd normalisation 1: divide by 1 + log(length), so a short chunk that is about
+# the term outranks a long one that mentions it in passing (as BM25 does).
+_POSTGRES_SEARCH = """
+WITH q AS (SELECT websearch_to_tsquery('{config}', :match) AS query),
+hits AS (
+  SELECT c.id AS chunk_id, c.document_id, c.batch_id, d.source, d.meta, b.roots, c.ordinal, c.page,
+         c.char_start, c.char_end, c.text, ts_rank_cd(c.tsv, q.query, 1) AS score
+  FROM q, chunks c
+  JOIN documents d ON d.id = c.document_id
+  JOIN batches b ON b.id = d.batch_id
+  WHERE c.tsv @@ q.query AND b.deleting_at IS NULL {filters}
+  ORDER BY score DESC, c.id
+  LIMIT :k
+)
+SELECT hits.*, ts_headline('{config}', hits.text, q.query,
+         'StartSel=«, StopSel=», MaxWords=30, MinWords=12, MaxFragments=1') AS snippet
+FROM hits, q
+ORDER BY hits.score DESC, hits.chunk_id
+"""
+
+
+def ranked_search(conn: AsyncConnection, parsed: ParsedQuery, filters: str) -> tuple[str, str]:
+    """The ranked search statement for the connection's backend and its ``:match`` value."""
+    if conn.dialect.name == "postgresql":
+        return _POSTGRES_SEARCH.format(config=TS_CONFIG, filters=filters), websearch_text(parsed)
+    return _SQLITE_SEARCH.format(filters=filters), fts5_match(parsed)

@@ -52,6 +52,11 @@ class DueListener:
     silently dead connection (a failover, a cut network) goes unnoticed.
     """
 
+    @staticmethod
+    def supported(engine: AsyncEngine) -> bool:
+        """PostgreSQL has LISTEN/NOTIFY; SQLite has no such channel (workers poll)."""
+        return engine.dialect.name == "postgresql"
+
     def __init__(
         self,
         engine: AsyncEngine,

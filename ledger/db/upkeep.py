@@ -10,6 +10,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 log = logging.getLogger(__name__)
 
 
+def wanted(engine: AsyncEngine) -> bool:
+    """Whether the backend needs the upkeep below (SQLite); PostgreSQL has autovacuum."""
+    return engine.dialect.name == "sqlite"
+
+
 async def optimize(engine: AsyncEngine) -> bool:
     """SQLite: ``PRAGMA optimize`` (refresh the planner's statistics where they are stale)
     and ``PRAGMA wal_checkpoint(TRUNCATE)`` (copy the write-ahead log into the database and
@@ -20,7 +25,7 @@ async def optimize(engine: AsyncEngine) -> bool:
     A writer holding the database (a deletion step, a claim) makes them fail with "database
     is locked": that is ordinary contention, not a fault, so the upkeep waits for its next
     turn instead of failing the maintenance pass."""
-    if engine.dialect.name != "sqlite":
+    if not wanted(engine):
         return False
     async with engine.connect() as conn:
         raw = await conn.get_raw_connection()

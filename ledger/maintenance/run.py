@@ -100,7 +100,7 @@ async def _steps(ledger: Ledger, held: Held, counts: dict[str, int]) -> None:
             counts[name] = await _repeat(ledger, held, step, cutoff=cutoff)
     every = timedelta(seconds=ledger.settings.sqlite_optimize_seconds)
     counts["sqlite_optimized"] = 0
-    if ledger.engine.dialect.name == "sqlite":
+    if upkeep.wanted(ledger.engine):
 
         async def due(conn: AsyncConnection, now: datetime) -> bool:
             return await maintenance_runs.claim_optimize(conn, now=now, every=every)

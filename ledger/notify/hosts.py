@@ -3,6 +3,7 @@
 A tenant names a URL; the operator decides which hosts may be called. The check runs when a
 webhook is created (422 otherwise) and again before every send, after resolving the name:
 the list may have changed since, and a name must not lead to a cloud metadata address.
+The send then connects to the address that was checked (the name is not resolved twice).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import asyncio
 import fnmatch
 import ipaddress
 import socket
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -103,19 +104,56 @@ def _is_ip(host: str) -> bool:
     return True
 
 
-async def check_before_send(url: str, patterns: Sequence[str]) -> None:
+Resolver = Callable[[str, int], Awaitable[Sequence[str]]]
+
+
+async def resolve(host: str, port: int) -> list[str]:
+    """The addresses ``host`` resolves to for a TCP connection, in the resolver's order."""
+    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return [str(info[4][0]) for info in infos]
+
+
+async def check_before_send(
+    url: str, patterns: Sequence[str], *, resolver: Resolver = resolve
+) -> Pinned:
     """The check made before each send: the host is still allowed and its name resolves,
-    to no link-local or "any" address unless that address itself is what is allowed."""
+    to no link-local or "any" address unless that address itself is what is allowed.
+
+    Returns the address to connect to. The request must go to that address and not resolve
+    the name again: a second answer could be another address (DNS rebinding)."""
     target = check_url(url, patterns)
+    if _is_ip(target.host):
+        # The address itself is on the operator's list.
+        return Pinned(target, target.host)
     try:
-        infos = await asyncio.get_running_loop().getaddrinfo(
-            target.host, target.port, type=socket.SOCK_STREAM
-        )
+        addresses = await resolver(target.host, target.port)
     except OSError as exc:
         raise NotAllowed(f"webhook host {target.host} does not resolve: {exc}") from exc
-    if _is_ip(target.host):
-        return  # the address itself is on the operator's list
-    for info in infos:
-        address = ipaddress.ip_address(str(info[4][0]).split("%")[0])
+    if not addresses:
+        raise NotAllowed(f"webhook host {target.host} does not resolve")
+    for raw in addresses:
+        address = ipaddress.ip_address(raw.split("%")[0])
         if any(address in network for network in _FORBIDDEN_NETWORKS):
             raise NotAllowed(f"webhook host {target.host} resolves to {address}: refused")
+    return Pinned(target, addresses[0].split("%")[0])
+
+
+@dataclass(frozen=True)
+class Pinned:
+    """A vetted target and the one address the request goes to."""
+
+    target: Target
+    address: str
+
+    def url(self, url: str) -> str:
+        """``url`` with its host replaced by the vetted address (the path and query kept)."""
+        parts = urlsplit(url)
+        host = f"[{self.address}]" if ":" in self.address else self.address
+        return parts._replace(netloc=f"{host}:{self.target.port}").geturl()
+
+    @property
+    def host_header(self) -> str:
+        """The Host header the receiver expects: the name, with the port unless default."""
+        name = f"[{self.target.host}]" if ":" in self.target.host else self.target.host
+        default = _DEFAULT_PORTS[self.target.scheme] == self.target.port
+        return name if default else f"{name}:{self.target.port}"

@@ -3,7 +3,7 @@
 No transaction is open while a request is in flight: a claim commits, the POSTs run, and
 each outcome commits on its own. Redirects are not followed (the operator allowed a host,
 not wherever it points), proxies from the environment are not used, and the host is checked
-again, resolved, right before each send.
+again, resolved, right before each send; the request goes to the address that was checked.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from ledger.backoff import RetryPolicy
 from ledger.errors import NotAllowed
 from ledger.notify import outbox, signing
-from ledger.notify.hosts import check_before_send
+from ledger.notify.hosts import Resolver, check_before_send, resolve
 from ledger.notify.records import Outgoing, SendResult
 from ledger.notify.scan import scan
 
@@ -44,6 +44,7 @@ class WebhookSender:
         *,
         client: httpx.AsyncClient | None = None,
         rng: random.Random | None = None,
+        resolver: Resolver = resolve,
     ) -> None:
         settings = ledger.settings
         self.ledger = ledger
@@ -60,6 +61,7 @@ class WebhookSender:
         self.give_up_after = timedelta(hours=settings.webhook_retry_hours)
         self._client = client
         self._rng = rng or random.Random()
+        self.resolver = resolver
 
     def _http(self) -> httpx.AsyncClient:
         if self._client is None:
@@ -158,8 +160,11 @@ class WebhookSender:
         import httpx
 
         try:
-            await asyncio.wait_for(
-                check_before_send(outgoing.url, self.settings.webhook_allowed_hosts), self.timeout
+            pinned = await asyncio.wait_for(
+                check_before_send(
+                    outgoing.url, self.settings.webhook_allowed_hosts, resolver=self.resolver
+                ),
+                self.timeout,
             )
         except NotAllowed as exc:
             return SendResult(None, exc.message)
@@ -168,9 +173,14 @@ class WebhookSender:
         # The real time, whatever the ledger's clock: receivers reject stale timestamps.
         timestamp = int(time.time())
         headers = signing.headers(outgoing.secret, outgoing.event_id, timestamp, outgoing.body)
+        headers["Host"] = pinned.host_header
         try:
+            # To the checked address; TLS still verifies the certificate against the name.
             response = await self._http().post(
-                outgoing.url, content=outgoing.body.encode(), headers=headers
+                pinned.url(outgoing.url),
+                content=outgoing.body.encode(),
+                headers=headers,
+                extensions={"sni_hostname": pinned.target.host},
             )
         except httpx.HTTPError as exc:
             reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__

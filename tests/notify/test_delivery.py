@@ -322,3 +322,34 @@ async def test_two_senders_never_post_the_same_delivery(
     deliveries = await Webhooks(wledger).deliveries(hook.id, owner=None)
     assert {d.status for d in deliveries} == {"delivered"}
     assert {d.attempts for d in deliveries} == {1}
+
+
+async def test_a_send_goes_to_the_address_that_was_checked(
+    db_url: str, clock: FakeClock, receiver: Receiver
+) -> None:
+    """DNS rebinding: the name is resolved once, checked, and the POST goes to that address
+    with the name in Host. A second resolution (the one an HTTP client would make) could
+    answer a metadata or internal address; here it would answer nothing at all, since the
+    name exists only in this test's resolver."""
+    answers: list[str] = []
+
+    async def rebinding(host: str, port: int) -> list[str]:
+        answers.append(host)
+        return ["127.0.0.1"] if len(answers) == 1 else ["169.254.169.254"]
+
+    settings = settings_for(db_url, webhook_allowed_hosts="hooks.example.test")
+    led = await Ledger.open(settings, clock=clock)
+    try:
+        url = f"http://hooks.example.test:{receiver.port}/hook"
+        _, secret = await Webhooks(led).create(url, ["batch.completed"], owner=None)
+        await submit(led, "b", 1)
+        await work(led, "b")
+        sender = WebhookSender(led, resolver=rebinding)
+        assert await sender.run_once() == 1
+        await sender.close()
+    finally:
+        await led.close()
+    assert answers == ["hooks.example.test"]
+    (received,) = receiver.received
+    assert received.headers["host"] == f"hooks.example.test:{receiver.port}"
+    assert [b["data"]["batch_id"] for b in receiver.verified(secret)] == ["b"]

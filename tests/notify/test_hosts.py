@@ -6,7 +6,14 @@ from __future__ import annotations
 import pytest
 
 from ledger.errors import NotAllowed
-from ledger.notify.hosts import check_before_send, check_url, host_allowed, parse_target
+from ledger.notify.hosts import (
+    Pinned,
+    Target,
+    check_before_send,
+    check_url,
+    host_allowed,
+    parse_target,
+)
 from ledger.notify.signing import new_secret, signature
 
 ALLOWED = ["hooks.example.com", "*.example.org", "api.example.net:8443", "[::1]:9000", "10.0.0.5"]
@@ -67,6 +74,25 @@ async def test_the_check_before_sending_resolves_and_rechecks() -> None:
         await check_before_send("http://localhost:8000/x", ["127.0.0.1"])
     with pytest.raises(NotAllowed, match="does not resolve"):
         await check_before_send("http://no-such-host.invalid/x", ["*.invalid"])
+
+
+async def test_the_checked_address_is_the_one_to_connect_to() -> None:
+    pinned = await check_before_send("http://localhost:8000/x?y=1", ["localhost"])
+    assert pinned.address in ("127.0.0.1", "::1")
+    assert pinned.host_header == "localhost:8000"
+    v6 = Pinned(Target("https", "hooks.example.com", 443), "2001:db8::1")
+    assert v6.url("https://hooks.example.com/a/b?c=d") == "https://[2001:db8::1]:443/a/b?c=d"
+    assert v6.host_header == "hooks.example.com"
+
+
+async def test_a_name_that_resolves_to_a_metadata_address_is_refused() -> None:
+    async def rebound(host: str, port: int) -> list[str]:
+        return ["10.0.0.5", "169.254.169.254"]
+
+    with pytest.raises(NotAllowed, match=r"169\.254\.169\.254"):
+        await check_before_send(
+            "http://hooks.example.com/x", ["hooks.example.com"], resolver=rebound
+        )
 
 
 def test_signatures_follow_the_standard_webhooks_reference() -> None:

@@ -135,3 +135,26 @@ async def test_throttled_past_the_limit_fails_with_rate_limited(
             ("retry", "rate_limited"),
             ("failed", "rate_limited"),
         ]
+
+
+async def test_throttling_alone_never_trips_the_circuit_breaker(
+    db_url: str, tmp_path: Path, server: EmbeddingServer
+) -> None:
+    # A small breaker window, and more 429s in a row than it holds: throttles are left out
+    # of its window, so the batch runs on and every document ends done.
+    server.script.extend([("429", 0)] * 12)
+    settings = pipeline_settings(db_url, tmp_path / "home", breaker_window=4, throttle_limit=50)
+    led = await Ledger.open(settings)
+    try:
+        corpus = make_corpus(tmp_path / "docs", per_topic=1)
+        spec = BatchSpec(id="paced", options=embedder_options(server.base_url))
+        await run_batch(led, spec, corpus)
+        batch = await led.batch("paced")
+        assert batch.pause_reason is None
+        assert batch.counts[DocumentStatus.DONE] == len(corpus), batch.counts
+    finally:
+        await led.close()
+    url = sync_url_of(db_url)
+    assert _outcomes(url)[("throttled", "embed_http_429")] >= 4
+    assert sql(url, "SELECT count(*) FROM events WHERE kind = 'batch_paused'") == [(0,)]
+    assert sql(url, "SELECT max(attempts) FROM documents") == [(1,)]

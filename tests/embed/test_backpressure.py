@@ -183,3 +183,15 @@ def test_a_throttle_waits_what_was_asked_spread_later_else_the_backoff() -> None
     # No Retry-After: the backoff, growing with the run of throttles.
     assert 1.5 <= throttle_delay(0, None, policy, rng) <= 2.0
     assert 6.0 <= throttle_delay(2, None, policy, rng) <= 8.0
+
+
+def test_the_adaptive_limit_is_a_gauge_of_the_process() -> None:
+    from ledger import metrics
+
+    metrics.observe_stage_limit("embed", "gauge-test-model", 3)  # before the registry exists
+    registry = metrics.registry()
+    labels = {"stage": "embed", "target": "gauge-test-model"}
+    assert registry.get_sample_value("ledger_stage_concurrency", labels) == 3
+    metrics.observe_stage_limit("embed", "gauge-test-model", 1)
+    assert registry.get_sample_value("ledger_stage_concurrency", labels) == 1
+    assert metrics.stage_limits()[("embed", "gauge-test-model")] == 1

@@ -8,6 +8,7 @@ from collections import Counter
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from ledger import metrics
 from ledger.core.ledger import Ledger
 from ledger.records import BatchSpec
 from ledger.states import DocumentStatus
@@ -47,6 +48,8 @@ async def test_a_flaky_endpoint_finishes_every_document_at_the_default_attempts(
     finally:
         await led.close()
 
+    # The process shows its adaptive limit for the model, within the floor and the ceiling.
+    assert 1 <= metrics.stage_limits()[("embed", "bow-64")] <= 2
     url = sync_url_of(db_url)
     statuses = Counter(server.statuses())
     assert statuses[429] > 0 and statuses[500] > 0, statuses

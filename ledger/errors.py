@@ -105,3 +105,8 @@ class RetryableError(ProcessingError):
 
 class PermanentError(ProcessingError):
     """This document cannot be processed; retrying will not help."""
+
+
+class ServiceUnavailable(RetryableError):
+    """A service the ledger calls for this request kept failing or throttling until the
+    request's deadline; try again after ``retry_after`` seconds."""

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from prometheus_client import CollectorRegistry, Counter, Histogram
+    from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 _LATENCY_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
 
@@ -27,6 +27,7 @@ class _Metrics:
     attempts: Counter
     claim_seconds: Histogram
     processing_seconds: Histogram
+    stage_concurrency: Gauge
 
 
 _metrics: _Metrics | None = None
@@ -37,7 +38,7 @@ def registry() -> CollectorRegistry:
     first call."""
     global _metrics
     if _metrics is None:
-        from prometheus_client import CollectorRegistry, Counter, Histogram
+        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
         reg = CollectorRegistry(auto_describe=True)
         _metrics = _Metrics(
@@ -65,7 +66,17 @@ def registry() -> CollectorRegistry:
                 buckets=_LATENCY_BUCKETS,
                 registry=reg,
             ),
+            stage_concurrency=Gauge(
+                "ledger_stage_concurrency",
+                "Requests a stage of this process may have in flight to one service right "
+                "now: its adaptive limit (halved on a 429, grown by one after a run of "
+                "successes), by stage (embed...) and target (the model or store).",
+                ["stage", "target"],
+                registry=reg,
+            ),
         )
+        for (stage, target), limit in _stage_limits.items():
+            _metrics.stage_concurrency.labels(stage, target).set(limit)
     return _metrics.registry
 
 
@@ -103,3 +114,21 @@ def observe_processed(processor: str, outcome: str, seconds: float) -> None:
         counter = _processed.setdefault(outcome, m.documents_processed.labels(outcome))
     timer.observe(seconds)
     counter.inc()
+
+
+# The last limit of each (stage, target), so a registry created after the limiter was (the
+# API loads it lazily) still shows it.
+_stage_limits: dict[tuple[str, str], int] = {}
+
+
+def observe_stage_limit(stage: str, target: str, limit: int) -> None:
+    """Hook: the adaptive concurrency of ``stage`` towards ``target`` is now ``limit``."""
+    _stage_limits[(stage, target)] = limit
+    m = _metrics
+    if m is not None:
+        m.stage_concurrency.labels(stage, target).set(limit)
+
+
+def stage_limits() -> dict[tuple[str, str], int]:
+    """The current adaptive limit of every (stage, target) of this process."""
+    return dict(_stage_limits)

@@ -171,6 +171,9 @@ class ErrorInfo:
     retryable: bool
     systemic: bool = False
     retry_after: float | None = None
+    # The remote side asked us to slow down (ledger.backpressure.Throttled): rescheduled
+    # after ``retry_after`` without charging an attempt, up to LEDGER_THROTTLE_LIMIT in a row.
+    throttled: bool = False
 
 
 # Extra writes that must commit with a document's outcome (for example its chunks), run by
@@ -224,7 +227,10 @@ class Outcome:
 
     @classmethod
     def failed(cls, doc: ClaimedDocument, error: ErrorInfo) -> Outcome:
-        kind = AttemptOutcome.RETRY if error.retryable else AttemptOutcome.FAILED
+        if error.throttled:
+            kind = AttemptOutcome.THROTTLED
+        else:
+            kind = AttemptOutcome.RETRY if error.retryable else AttemptOutcome.FAILED
         return cls(doc.id, doc.lease_token, kind, error=error)
 
     @classmethod
@@ -243,6 +249,8 @@ class CompleteResult:
     lost: list[int]  # document ids whose lease this worker no longer held
     # Where each recorded document ended up: a retryable error on the last attempt is FAILED.
     statuses: dict[int, DocumentStatus] = field(default_factory=dict)
+    # What each recorded attempt row says: a throttle past the limit is recorded as RETRY.
+    outcomes: dict[int, AttemptOutcome] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

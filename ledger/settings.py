@@ -48,6 +48,13 @@ class Settings(BaseSettings):
     backoff_cap_seconds: float = Field(default=600.0, ge=0)
     backoff_jitter: float = Field(default=0.25, ge=0, le=1)
 
+    # A document rescheduled because a service answered 429 is not charged an attempt, up
+    # to this many throttles in a row; past it each throttle is charged (code rate_limited).
+    throttle_limit: int = Field(default=10, ge=0, le=10_000)
+    # `ledger search` and GET /search: how long embedding the query may keep retrying a
+    # 429 (honouring Retry-After) or a 5xx before the search gives up (503 / exit 4).
+    search_embed_deadline_seconds: float = Field(default=10.0, gt=0, le=600)
+
     breaker_window: int = Field(default=20, ge=1)
     breaker_threshold: float = Field(default=0.8, gt=0, le=1)
 

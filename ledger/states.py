@@ -95,6 +95,9 @@ class AttemptOutcome(StrEnum):
     LEASE_EXPIRED = "lease_expired"  # the worker vanished (crash, kill -9, hang)
     RELEASED = "released"  # graceful shutdown gave the document back unfinished
     CANCELLED = "cancelled"  # the batch was cancelled while it ran
+    # The remote side asked us to slow down (HTTP 429): back to pending at now + the wait
+    # it asked for, and the attempt is not charged against max_attempts.
+    THROTTLED = "throttled"
 
 
 class ErrorCode(StrEnum):
@@ -111,6 +114,9 @@ class ErrorCode(StrEnum):
     # A stored upload cannot be read on this worker: the shared storage is not mounted here.
     STORAGE_UNREACHABLE = "storage_unreachable"
     SOURCE_CHANGED = "source_changed"
+    # Throttled more than LEDGER_THROTTLE_LIMIT times in a row: each further throttle is
+    # charged an attempt like any retryable failure, and the last one fails the document.
+    RATE_LIMITED = "rate_limited"
 
 
 class UploadState(StrEnum):

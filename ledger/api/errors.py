@@ -7,6 +7,7 @@ request gets an HTML page, a bare string or a stack trace.
 from __future__ import annotations
 
 import logging
+import math
 from http import HTTPStatus
 from typing import Any
 
@@ -75,7 +76,7 @@ def ledger_error_handler(request: Request[Any, Any, Any], exc: LedgerError) -> R
     """The one place that turns the ledger's errors into HTTP answers."""
     for kind, status in _LEDGER_STATUS:
         if isinstance(exc, kind):
-            return problem(request, status, exc.message)
+            return problem(request, status, exc.message, headers=_retry_after(exc))
     if type(exc).__name__ == "SchemaOutOfDate":
         return problem(request, 503, exc.message)
     log.error("unmapped ledger error on %s %s", request.method, request.url.path, exc_info=exc)
@@ -88,6 +89,14 @@ def _validation_errors(extra: Any) -> list[dict[str, Any]] | None:
     if isinstance(extra, dict):
         return [extra]
     return None
+
+
+def _retry_after(exc: LedgerError) -> dict[str, str] | None:
+    """A Retry-After header (whole seconds, at least 1) for an unavailable service."""
+    if not isinstance(exc, RetryableError):
+        return None
+    wait = exc.retry_after if exc.retry_after is not None else 1.0
+    return {"Retry-After": str(max(1, math.ceil(wait)))}
 
 
 def http_error_handler(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Problem]:

@@ -69,5 +69,6 @@ async def search(
         embedder=policy.search_embedder(settings, embedder),
         profiles=profiles_for(settings),
         allow_inline=False,
+        deadline=settings.search_embed_deadline_seconds,
     )
     return SearchResults(query=q, k=k, hits=[SearchHitOut(**dataclasses.asdict(h)) for h in hits])

@@ -25,7 +25,7 @@ except ImportError:  # pragma: no cover - older typer on top of click
 
 from ledger import __version__
 from ledger.cli.help_format import hide_argument_types
-from ledger.errors import DatabaseWriteFailed, InvalidInput, LedgerError
+from ledger.errors import DatabaseWriteFailed, InvalidInput, LedgerError, ServiceUnavailable
 from ledger.home import default_home
 
 # Start-up cost: ``ledger --help`` must not load the database, settings, rich or anything
@@ -44,6 +44,7 @@ EXIT_OK = 0
 EXIT_FAILED = 1  # something went wrong, or some documents failed
 EXIT_USAGE = 2  # the command line or the configuration is wrong
 EXIT_DATABASE_WRITE = 3  # the database refused writes (disk full, read-only, I/O error)
+EXIT_UNAVAILABLE = 4  # a service the command calls (an embedding endpoint) kept failing
 EXIT_INTERRUPTED = 130  # stopped by Ctrl-C (128 + SIGINT), as shells do
 
 DEFAULT_HOME = default_home()
@@ -383,6 +384,9 @@ def run(argv: Sequence[str] | None = None) -> int:
     except DatabaseWriteFailed as exc:
         _error(exc.message)
         return EXIT_DATABASE_WRITE
+    except ServiceUnavailable as exc:
+        _error(exc.message)
+        return EXIT_UNAVAILABLE
     except LedgerError as exc:  # SchemaOutOfDate among them
         _error(exc.message)
         return EXIT_FAILED

@@ -398,7 +398,14 @@ def search_command(
 
         profiles = profiles_for(ledger.settings)
         return await search_modes(
-            ledger, query, mode=mode, k=k, batch_id=batch_id, model=model, profiles=profiles
+            ledger,
+            query,
+            mode=mode,
+            k=k,
+            batch_id=batch_id,
+            model=model,
+            profiles=profiles,
+            deadline=ledger.settings.search_embed_deadline_seconds,
         )
 
     hits = run_with_ledger(ctx, work)

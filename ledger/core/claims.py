@@ -33,6 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from ledger.backoff import RetryPolicy
 from ledger.core.events import record_events
 from ledger.core.prepared import ids_param, prepared, time_param
+from ledger.core.throttles import past_limit_message, throttle_delay, throttle_runs
 from ledger.db.dialect import lock_rows, random_token, seconds_between
 from ledger.db.models import attempts, batches, documents, events, workers
 from ledger.db.notify import announce_due
@@ -172,11 +173,12 @@ async def _end_group(
             params,
         )
     if not (ending.outcome is AttemptOutcome.RELEASED and ending.status is DocumentStatus.PENDING):
-        kind = (
-            "document_retry"
-            if ending.status is DocumentStatus.PENDING
-            else f"document_{ending.status.value}"
-        )
+        if ending.outcome is AttemptOutcome.THROTTLED:
+            kind = "document_throttled"
+        elif ending.status is DocumentStatus.PENDING:
+            kind = "document_retry"
+        else:
+            kind = f"document_{ending.status.value}"
         data = (
             None if code is None else {"error_code": code, "error_message": (message or "")[:500]}
         )
@@ -628,13 +630,15 @@ async def complete(
     retry: RetryPolicy,
     breaker: BreakerPolicy,
     rng: random.Random | None = None,
+    throttle_limit: int = 10,
 ) -> CompleteResult:
     """Record how attempts ended, for a whole group of documents in one transaction.
 
     Fenced: an outcome is recorded only if its lease token still holds the document; the
     others come back in ``lost`` and change nothing. Each recorded outcome's extra write
     (its chunks, say) runs in this same transaction, so a document is done exactly when
-    everything it produced is stored.
+    everything it produced is stored. A throttled outcome is not charged an attempt, up to
+    ``throttle_limit`` throttles in a row (see ``ledger/core/throttles.py``).
     """
     if not outcomes:
         return CompleteResult(recorded=[], lost=[])
@@ -668,6 +672,11 @@ async def complete(
         for r in (await conn.execute(query, {"p_ids": list(ids)})).all():
             if r.lease_token == by_id[r.id].lease_token:
                 held[r.id] = r
+    runs = await throttle_runs(
+        conn,
+        [o.document_id for o in outcomes
+         if o.outcome is AttemptOutcome.THROTTLED and o.document_id in held],
+    )  # fmt: skip
     endings: list[_Ending] = []
     for outcome in outcomes:
         row = held.get(outcome.document_id)
@@ -678,7 +687,8 @@ async def complete(
             AttemptOutcome.SKIPPED,
         ):
             await outcome.write(conn)
-        endings.append(_ending_for(outcome, row, now, retry, rng))
+        throttle = _Throttle(runs.get(row.id, 0), throttle_limit)
+        endings.append(_ending_for(outcome, row, now, retry, rng, throttle))
     await _write_endings(conn, endings, now, worker_id=worker_id)
     for batch_id in sorted({e.batch_id for e in endings if e.systemic}):
         await check_breaker(conn, batch_id, breaker, now)
@@ -687,7 +697,16 @@ async def complete(
         recorded=[e.doc_id for e in endings],
         lost=[i for i in by_id if i not in held],
         statuses={e.doc_id: e.status for e in endings},
+        outcomes={e.doc_id: e.outcome for e in endings},
     )
+
+
+@dataclass(frozen=True)
+class _Throttle:
+    """A document's throttles in a row before this attempt, and how many are free."""
+
+    run: int = 0
+    limit: int = 10
 
 
 def _ending_for(
@@ -696,6 +715,7 @@ def _ending_for(
     now: datetime,
     retry: RetryPolicy,
     rng: random.Random,
+    throttle: _Throttle = _Throttle(),
 ) -> _Ending:
     cancelled = row.state == BatchState.CANCELLED.value
     kind = outcome.outcome
@@ -723,7 +743,26 @@ def _ending_for(
     if error is None:
         raise ValueError(f"outcome {kind} for document {row.id} needs an error")
     message = error.message
+    code = error.code
+    systemic = error.systemic
     next_attempt_at = now
+    if kind is AttemptOutcome.THROTTLED and not cancelled:
+        if throttle.run < throttle.limit:
+            # Not charged: the claim counted this attempt, the ending gives it back.
+            delay = throttle_delay(throttle.run, error.retry_after, retry, rng)
+            return _Ending(
+                doc_id=row.id,
+                batch_id=row.batch_id,
+                status=DocumentStatus.PENDING,
+                outcome=AttemptOutcome.THROTTLED,
+                next_attempt_at=now + timedelta(seconds=delay),
+                error_code=code,
+                error_message=message,
+                uncount=True,
+            )
+        kind = AttemptOutcome.RETRY
+        code, systemic = ErrorCode.RATE_LIMITED.value, True
+        message = past_limit_message(message, throttle.run, throttle.limit)
     if cancelled:
         status, attempt_outcome = DocumentStatus.CANCELLED, AttemptOutcome.CANCELLED
     elif kind is AttemptOutcome.RETRY and row.attempts < row.max_attempts:
@@ -740,9 +779,9 @@ def _ending_for(
         status=status,
         outcome=attempt_outcome,
         next_attempt_at=next_attempt_at,
-        error_code=error.code,
+        error_code=code,
         error_message=message,
-        systemic=error.systemic,
+        systemic=systemic,
     )
 
 
@@ -767,7 +806,13 @@ async def check_breaker(
     recent = (
         await conn.execute(
             select(attempts.c.error_code, attempts.c.systemic, attempts.c.error_message)
-            .where(attempts.c.batch_id == batch_id, attempts.c.id > batch.breaker_after_attempt)
+            .where(
+                attempts.c.batch_id == batch_id,
+                attempts.c.id > batch.breaker_after_attempt,
+                # A rate limit is the service pacing us, not failing: it neither trips the
+                # breaker nor dilutes the window of real outcomes.
+                attempts.c.outcome != AttemptOutcome.THROTTLED.value,
+            )
             .order_by(attempts.c.id.desc())
             .limit(policy.window)
         )

@@ -434,6 +434,7 @@ class Ledger:
                 retry=self.retry_policy,
                 breaker=self.breaker_policy,
                 rng=self._rng,
+                throttle_limit=self.settings.throttle_limit,
             )
 
         return await self.run(work)

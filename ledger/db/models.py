@@ -32,7 +32,7 @@ from ledger.states import AttemptOutcome, BatchState, DocumentStatus, UploadStat
 # The migration whose schema these tables describe. Opening a ledger compares the database
 # with it; reading it from the migration scripts instead would load Alembic, a large part
 # of a worker's start. A new migration moves it (a test holds it to Alembic's head).
-HEAD_REVISION = "0014"
+HEAD_REVISION = "0015"
 
 # Every constraint and index gets a stable name: Alembic's SQLite batch mode silently drops
 # unnamed CHECK constraints, and stable names make migrations reviewable.

@@ -11,32 +11,39 @@ Texts go in requests of ``batch_size``; at most ``concurrency`` requests are in 
 | --- | --- | --- |
 | connection refused, DNS failure, connection reset | Retryable, systemic | ``embed_unavailable`` |
 | timeout (connect, read, write, pool) | Retryable, systemic | ``embed_timeout`` |
-| 429 | Retryable (``Retry-After`` honoured), not systemic | ``embed_http_429`` |
+| 429 | Throttled (``Retry-After`` honoured): rescheduled, no attempt charged | ``embed_http_429`` |
 | 5xx | Retryable (``Retry-After`` honoured), systemic | ``embed_http_5xx`` |
 | other 4xx | Permanent, with the server's message | ``embed_http_4xx`` |
 | an answer that is not the vectors asked for | Retryable, systemic | ``embed_bad_response`` |
 | vectors of another dimension than declared | Permanent, systemic | ``embed_dimension`` |
+
+A 5xx, a refused or reset connection and a malformed answer are first tried again within
+the call, ``IN_CALL_TRIES`` times in all with a short jittered backoff, so one bad answer in
+a few does not cost the document an attempt. Timeouts are not (the call already waited its
+``timeout``), nor are 429s: those go back to the ledger, which reschedules the document
+(see ``ledger/backpressure.py``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import email.utils
-import math
 import os
+import random
 import weakref
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import numpy as np
 
+from ledger.backpressure import Throttled, parse_retry_after
 from ledger.embedders.base import EmbedderSpec, Matrix
 from ledger.errors import PermanentError, RetryableError
 
 MAX_MESSAGE = 500
-MAX_RETRY_AFTER = 3600.0
+IN_CALL_TRIES = 3  # tries of one request on a 5xx or a broken connection
+IN_CALL_BACKOFF = 0.2  # seconds before the second try; doubled, then jittered down by half
+IN_CALL_WAIT_CAP = 2.0  # a Retry-After on a 5xx longer than this goes back to the ledger
 
 # One semaphore per endpoint, per event loop (a semaphore belongs to the loop it waits on).
 _LIMITS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Semaphore]] = (
@@ -52,27 +59,6 @@ def endpoint_limit(base_url: str, concurrency: int) -> asyncio.Semaphore:
     if limit is None:
         limit = per_loop[base_url] = asyncio.Semaphore(concurrency)
     return limit
-
-
-def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header: delta-seconds or an HTTP date.
-    None when absent or unreadable; capped at an hour."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError):
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        seconds = (when - (now or datetime.now(UTC))).total_seconds()
-    if not math.isfinite(seconds):
-        return None
-    return min(max(seconds, 0.0), MAX_RETRY_AFTER)
 
 
 def _server_message(response: httpx.Response) -> str:
@@ -156,6 +142,24 @@ class HttpEmbedder:
         return np.concatenate(results) if len(results) > 1 else results[0]
 
     async def _request(self, client: httpx.AsyncClient, texts: Sequence[str]) -> Matrix:
+        """One request, tried again in the call on transient trouble (see module doc)."""
+        for attempt in range(1, IN_CALL_TRIES + 1):
+            try:
+                return await self._request_once(client, texts)
+            except Throttled:
+                raise
+            except RetryableError as exc:
+                if attempt == IN_CALL_TRIES or exc.code == "embed_timeout":
+                    raise
+                wait = IN_CALL_BACKOFF * 2 ** (attempt - 1) * (1 - 0.5 * random.random())
+                if exc.retry_after is not None:
+                    if exc.retry_after > IN_CALL_WAIT_CAP:
+                        raise
+                    wait = max(wait, exc.retry_after)
+                await asyncio.sleep(wait)
+        raise AssertionError("unreachable")  # the loop returns or raises
+
+    async def _request_once(self, client: httpx.AsyncClient, texts: Sequence[str]) -> Matrix:
         body = {"model": self.spec.model, "input": list(texts)}
         self.requests += 1
         try:
@@ -174,13 +178,19 @@ class HttpEmbedder:
                 systemic=True,
             ) from exc
         status = response.status_code
-        if status == 429 or status >= 500:
-            code = "embed_http_429" if status == 429 else "embed_http_5xx"
+        retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        if status == 429:
+            raise Throttled(
+                "embed_http_429",
+                f"the embedding endpoint answered 429: {_server_message(response)}",
+                retry_after=retry_after,
+            )
+        if status >= 500:
             raise RetryableError(
-                code,
+                "embed_http_5xx",
                 f"the embedding endpoint answered {status}: {_server_message(response)}",
-                retry_after=parse_retry_after(response.headers.get("Retry-After")),
-                systemic=status != 429,
+                retry_after=retry_after,
+                systemic=True,
             )
         if status >= 400:
             raise PermanentError(

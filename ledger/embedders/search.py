@@ -8,6 +8,10 @@ that stored vectors of that model (its profile, looked up in this process's prof
 the query and the chunks are embedded alike. A batch's inline embedder settings (given by
 the operator's CLI) are used only when ``allow_inline`` (the CLI): an API search never sends
 the query, nor a key, to an address that a stored option names.
+
+Embedding the query tries again on a 429 (waiting its Retry-After) or a 5xx, for at most
+``deadline`` seconds (``LEDGER_SEARCH_EMBED_DEADLINE_SECONDS``); then the search fails with
+``ServiceUnavailable`` (the API answers 503 with a Retry-After, the CLI exits 4).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Literal
 
+from ledger.backpressure import retry_within
 from ledger.core.ledger import Ledger
 from ledger.core.search import MAX_K
 from ledger.core.vectors import fuse
@@ -40,12 +45,14 @@ async def search(
     embedder: EmbedderSpec | None = None,
     profiles: Mapping[str, EmbedderSpec | None] | None = None,
     allow_inline: bool = True,
+    deadline: float = 10.0,
 ) -> list[SearchHit]:
     """The ``k`` best chunks for ``query`` in ``mode``. Scores: BM25 / ``ts_rank_cd``
     (text), cosine similarity (vector), the fused reciprocal-rank score (hybrid).
 
     Raises ``InvalidInput`` for an unknown mode or when there are no vectors to search;
-    the embedder's ``RetryableError``/``PermanentError`` when the query cannot be embedded.
+    the embedder's ``PermanentError`` when it refuses the query, ``ServiceUnavailable``
+    when the query could not be embedded within ``deadline`` seconds.
     """
     if mode not in MODES:
         raise InvalidInput(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
@@ -75,7 +82,11 @@ async def search(
         spec = EmbedderSpec.from_options(options or None, profiles)
     if spec is None or spec.model != name:
         raise InvalidInput(f"the embedder that stored the {name} vectors is not known")
-    vector = (await build_embedder(spec).embed([query]))[0]
+    built = build_embedder(spec)
+    matrix = await retry_within(
+        lambda: built.embed([query]), deadline, what=f"embedding the query with {name}"
+    )
+    vector = matrix[0]
     depth = k if mode == "vector" else min(MAX_K, max(HYBRID_DEPTH, 4 * k))
     nearest = await ledger.search_vectors(
         vector, model=name, k=depth, owner=owner, batch_id=batch_id

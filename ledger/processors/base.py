@@ -9,9 +9,11 @@ A processor is what the ledger runs on each document. Users write plain function
 
 and name them ``module:function`` (or register an entry point in the ``ledger.processors``
 group). The returned dict is stored as the document's result. Raise
-:class:`ledger.errors.RetryableError` for a transient failure, or
-:class:`ledger.errors.PermanentError` when the document itself is the problem; any other
-exception is recorded as that document's failure with its type and message.
+:class:`ledger.errors.RetryableError` for a transient failure,
+:class:`ledger.backpressure.Throttled` when a service asked to slow down (rescheduled after
+its wait, no attempt charged), or :class:`ledger.errors.PermanentError` when the document
+itself is the problem; any other exception is recorded as that document's failure with its
+type and message.
 """
 
 from __future__ import annotations

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ledger import metrics, storage
+from ledger.backpressure import is_throttle
 from ledger.core.ledger import Ledger
 from ledger.core.write_failures import WriteRetry, is_write_failure, write_failed
 from ledger.errors import InvalidInput, LedgerError, NotFound, ProcessingError
@@ -56,6 +57,7 @@ class WorkerStats:
     retried: int = 0
     failed: int = 0
     released: int = 0
+    throttled: int = 0  # rescheduled at the remote side's request, no attempt charged
     returned: int = 0  # leased ahead but never started: given back on stop (not released)
     lost: int = 0
     started: float = field(default_factory=time.monotonic)
@@ -65,14 +67,22 @@ class WorkerStats:
         return time.monotonic() - self.started
 
     def __str__(self) -> str:
-        counts = ("claimed", "done", "skipped", "retried", "failed", "released", "returned", "lost")
+        counts = (
+            *("claimed", "done", "skipped", "retried", "throttled", "failed", "released"),
+            *("returned", "lost"),
+        )
         shown = [f"{getattr(self, name):,} {name}" for name in counts if getattr(self, name)]
         return f"{', '.join(shown) or 'nothing claimed'} in {self.elapsed:.1f} s"
 
-    def count(self, outcome: Outcome, status: DocumentStatus) -> None:
-        """Count a recorded outcome by where the ledger put the document."""
+    def count(
+        self, outcome: Outcome, status: DocumentStatus, recorded: AttemptOutcome | None = None
+    ) -> None:
+        """Count a recorded outcome by where the ledger put the document (``recorded``:
+        what its attempt row says, when the ledger told)."""
         if outcome.outcome is AttemptOutcome.RELEASED:
             self.released += 1
+        elif recorded is AttemptOutcome.THROTTLED:
+            self.throttled += 1
         elif status is DocumentStatus.DONE:
             self.done += 1
         elif status is DocumentStatus.SKIPPED:
@@ -93,6 +103,7 @@ def error_info(exc: BaseException) -> ErrorInfo:
             retryable=exc.retryable,
             systemic=exc.systemic,
             retry_after=getattr(exc, "retry_after", None),
+            throttled=is_throttle(exc),
         )
     if isinstance(exc, LedgerError):
         return ErrorInfo(code="invalid", message=exc.message, retryable=False, systemic=True)
@@ -525,7 +536,7 @@ class Worker:
             if outcome.unstarted:
                 self.stats.returned += 1
             else:
-                self.stats.count(outcome, status)
+                self.stats.count(outcome, status, result.outcomes.get(doc.id))
         if result.lost:
             self.stats.lost += len(result.lost)
             log.warning("lost the lease on %d documents before recording them", len(result.lost))

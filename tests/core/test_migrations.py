@@ -114,3 +114,48 @@ def test_0008_gives_existing_workers_no_processors_and_downgrades(empty_url: str
     migrate.downgrade(empty_url, "0007")
     assert sql(_sync(empty_url), "SELECT id, concurrency FROM workers") == [("h:1:ab", 4)]
     migrate.upgrade(empty_url)
+
+
+def _attempt(url: str, lease: str, outcome: str) -> None:
+    sql(
+        url,
+        "INSERT INTO attempts (document_id, batch_id, attempt, lease_token, started_at,"
+        " finished_at, duration_seconds, outcome, error_code, systemic)"
+        " VALUES (1, 'b', :n, :lease, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP, 0, :outcome,"
+        " 'embed_http_429', false)",
+        n=int(lease[1:]),
+        lease=lease,
+        outcome=outcome,
+    )
+
+
+def test_0015_lets_attempts_end_throttled_and_downgrades_them_to_retry(empty_url: str) -> None:
+    url = _sync(empty_url)
+    migrate.upgrade(empty_url, "0014")
+    sql(
+        url,
+        "INSERT INTO batches (id, processor, options, max_attempts, created_at, updated_at)"
+        " VALUES ('b', 'noop', '{}', 3, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)",
+    )
+    sql(
+        url,
+        "INSERT INTO documents (id, batch_id, source, next_attempt_at, created_at, updated_at)"
+        " VALUES (1, 'b', 's', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)",
+    )
+    _attempt(url, "t1", "retry")
+    with pytest.raises(IntegrityError):
+        _attempt(url, "t2", "throttled")
+    migrate.upgrade(empty_url, "0015")
+    _attempt(url, "t2", "throttled")
+    with pytest.raises(IntegrityError):
+        _attempt(url, "t3", "slowed")
+    # A throttle still needs its error code, like every ending but done/skipped/released.
+    with pytest.raises(IntegrityError):
+        sql(url, "UPDATE attempts SET error_code = NULL WHERE lease_token = 't2'")
+    migrate.downgrade(empty_url, "0014")
+    rows = sql(url, "SELECT lease_token, outcome FROM attempts ORDER BY id")
+    assert rows == [("t1", "retry"), ("t2", "retry")]
+    with pytest.raises(IntegrityError):
+        _attempt(url, "t3", "throttled")
+    migrate.upgrade(empty_url)
+    assert sql(url, "SELECT count(*) FROM attempts") == [(2,)]

@@ -7,12 +7,16 @@ the same vector. It records every request and the texts of the requests it answe
 vectors (``delivered``), enforces an input limit in tokens (words and punctuation marks;
 400 above it) and a model name (404 for another), and plays faults from a script:
 ``("429", retry_after)``, ``("500",)``, ``("delay", seconds)`` (answer late: the client's
-timeout fires; its texts do not count as delivered), and can go down (port closed:
-connection refused) and come back on the same port.
+timeout fires; its texts do not count as delivered), or from a repeating ``pattern``
+(``[(5, ("429", 1)), (7, ("500",))]``: every 5th request a 429 with Retry-After 1, every
+7th a 500; the first that divides the request's number wins); it can go down (port closed:
+connection refused) and come back on the same port. A ``retry_after`` of ``"date+N"`` is
+sent as an HTTP date N seconds ahead.
 """
 
 from __future__ import annotations
 
+import email.utils
 import hashlib
 import json
 import re
@@ -51,6 +55,7 @@ class EmbeddingServer:
         self.max_tokens = max_tokens
         self.delay = delay  # seconds before every answer
         self.script: deque[tuple[Any, ...]] = deque()
+        self.pattern: list[tuple[int, tuple[Any, ...]]] = []
         self.lock = threading.Lock()
         self.requests: list[dict[str, Any]] = []  # every request: inputs and status
         self.delivered: list[str] = []  # texts whose vectors were returned
@@ -101,6 +106,10 @@ class EmbeddingServer:
         with self.lock:
             self.requests.append(record)
             action = self.script.popleft() if self.script else None
+            number = len(self.requests)
+            for every, planned in self.pattern:
+                if action is None and number % every == 0:
+                    action = planned
         if self.delay:
             time.sleep(self.delay)
         status, headers, payload = self._respond(body, texts, action)
@@ -111,7 +120,7 @@ class EmbeddingServer:
         self, body: dict[str, Any], texts: Any, action: tuple[Any, ...] | None
     ) -> tuple[int, dict[str, str], dict[str, Any]]:
         if action is not None and action[0] == "429":
-            return 429, {"Retry-After": str(action[1])}, _error("rate limit reached")
+            return 429, {"Retry-After": _retry_after(action[1])}, _error("rate limit reached")
         if action is not None and action[0] == "500":
             return 500, {}, _error("the model server crashed")
         if action is not None and action[0] == "delay":
@@ -135,6 +144,13 @@ class EmbeddingServer:
             for i, t in enumerate(texts)
         ]
         return 200, {}, {"object": "list", "model": MODEL, "data": data}
+
+
+def _retry_after(value: Any) -> str:
+    """The header value: seconds as given, or ``"date+N"`` as an HTTP date N s ahead."""
+    if isinstance(value, str) and value.startswith("date+"):
+        return email.utils.formatdate(time.time() + float(value[5:]), usegmt=True)
+    return str(value)
 
 
 def _error(message: str) -> dict[str, Any]:

@@ -123,3 +123,25 @@ def check_vector_invariants(url: str) -> dict[str, int]:
         key = hashlib.sha256(text.encode()).hexdigest()
         assert cache[(key, model)] == bytes(vector), chunk_id
     return {"chunks": len(rows), "cache": len(cache)}
+
+
+async def search_api(tmp: Path, base_url: str, env: dict[str, str] | None = None) -> Any:
+    """A real API server whose operator profile ``bow`` embeds with ``base_url``, over a
+    database holding one embedded document per topic (batch ``api``); stop it with
+    ``tests.api.conftest.stop_server``."""
+    from ledger.core.ledger import Ledger
+    from ledger.records import BatchSpec
+    from tests.api.conftest import start_server
+    from tests.pipeline.support import pipeline_settings, run_batch
+
+    profiles = embedder_profiles(base_url)
+    api = await asyncio.to_thread(
+        start_server, tmp / "api", {"LEDGER_EMBEDDERS": profiles, **(env or {})}
+    )
+    led = await Ledger.open(pipeline_settings(api.db_url, api.home, embedders=profiles))
+    try:
+        corpus = make_corpus(tmp / "docs", per_topic=1)
+        await run_batch(led, BatchSpec(id="api", options={"embedder": PROFILE}), corpus)
+    finally:
+        await led.close()
+    return api

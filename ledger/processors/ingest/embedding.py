@@ -5,10 +5,15 @@ vector in the embedding cache out.
 2. Keys whose (key, model) vector is in the cache are hits: never sent again. Repeats within
    the document, and texts another document of this process is embedding right now
    (single flight), are waited for rather than sent.
-3. The rest go to the embedder in groups of its ``batch_size``, groups in parallel (an HTTP
-   endpoint's concurrency limit bounds them). Each group's vectors are committed to the
+3. The rest go to the embedder in groups of its ``batch_size``, groups in parallel, at most
+   as many in flight per model in this process as an adaptive limit allows: it starts at
+   the embedder's ``concurrency``, halves when the endpoint answers 429 and grows by one
+   after a run of successes (``ledger.backpressure.AdaptiveLimiter``; the gauge
+   ``ledger_stage_concurrency{stage="embed"}``). Each group's vectors are committed to the
    cache as soon as they come back, so a failure, a kill or a lost lease loses at most the
    groups in flight.
+4. A 429 fails the document with ``Throttled`` (rescheduled, not charged an attempt) only
+   when no group failed for a real reason: a real failure is what the attempt reports.
 
 The vectors are then attached to the chunks by the transaction that marks the document
 done (``Ledger.chunks_write(model=...)``), from the cache.
@@ -34,6 +39,8 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from ledger import metrics
+from ledger.backpressure import AdaptiveLimiter, Throttled, is_throttle
 from ledger.core.ledger import Ledger
 from ledger.core.vectors import text_sha256, to_bytes
 from ledger.embedders import Embedder
@@ -44,12 +51,13 @@ from ledger.processors.ingest.pipeline import IngestOutcome, StageTimings
 STAGE_MAX_AGE = 86_400.0
 
 # Groups of texts between "sent to the embedder" and "committed to the cache", per model in
-# this process: at most the embedder's ``concurrency``. This bounds what a kill can cost
-# (answers received but not yet cached are asked for again) to ``concurrency *
-# batch_size`` texts, even when cache commits queue behind other writes.
-_WINDOWS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Semaphore]] = (
-    weakref.WeakKeyDictionary()
-)
+# this process: at most the adaptive limit, itself at most the embedder's ``concurrency``.
+# This bounds what a kill can cost (answers received but not yet cached are asked for
+# again) to ``concurrency * batch_size`` texts, even when cache commits queue behind other
+# writes.
+_WINDOWS: weakref.WeakKeyDictionary[
+    asyncio.AbstractEventLoop, dict[str, AdaptiveLimiter]
+] = weakref.WeakKeyDictionary()
 
 # Texts being embedded in this process: (model, key) -> future resolved once cached.
 _INFLIGHT: weakref.WeakKeyDictionary[
@@ -86,7 +94,9 @@ async def embed_chunks(
     windows = _WINDOWS.setdefault(asyncio.get_running_loop(), {})
     window = windows.get(model)
     if window is None:
-        window = windows[model] = asyncio.Semaphore(embedder.spec.concurrency)
+        window = windows[model] = AdaptiveLimiter(
+            embedder.spec.concurrency, on_change=_gauge_setter(model)
+        )
     async for batch in batches:
         stats.chunks += len(batch)
         texts: dict[str, str] = {}
@@ -104,6 +114,7 @@ async def embed_chunks(
                 theirs.append(running)
             else:
                 mine[key] = inflight[(model, key)] = loop.create_future()
+        failed: dict[str, BaseException] = {}  # text key -> its group's error, for waiters
         try:
             keys = list(mine)
             size = embedder.spec.batch_size
@@ -113,26 +124,47 @@ async def embed_chunks(
                 return_exceptions=True,
             )
             stats.embedded += sum(r for r in results if isinstance(r, int))
+            for group, result in zip(groups, results, strict=True):
+                if isinstance(result, BaseException):
+                    failed.update(dict.fromkeys(group, result))
             errors = [r for r in results if isinstance(r, BaseException)]
             if errors:
-                raise errors[0]
+                # A real failure outranks a throttle: it is what this attempt is charged for.
+                raise min(errors, key=is_throttle)
         finally:
             for key, future in mine.items():
                 inflight.pop((model, key), None)
                 if not future.done():
-                    # Documents waiting for these texts retry; theirs is not the fault.
-                    future.set_exception(
-                        RetryableError(
-                            "embed_interrupted",
-                            "another document embedding the same text failed or stopped",
-                            systemic=False,
-                        )
-                    )
+                    future.set_exception(_interrupted(failed.get(key)))
                     future.exception()  # retrieved: no "never retrieved" warning
         for running in theirs:
             await asyncio.shield(running)
     stats.seconds = time.perf_counter() - started
     return stats
+
+
+def _gauge_setter(model: str) -> Callable[[int], None]:
+    def set_limit(limit: int) -> None:
+        metrics.observe_stage_limit("embed", model, limit)
+
+    return set_limit
+
+
+def _interrupted(cause: BaseException | None) -> RetryableError:
+    """What documents waiting for texts another document was embedding get when that one
+    stopped: a throttle when it was throttled (the same wait applies to them), else a
+    retry that is not their fault."""
+    if cause is not None and is_throttle(cause):
+        return Throttled(
+            getattr(cause, "code", "throttled"),
+            f"another document embedding the same text was throttled: {cause}",
+            retry_after=getattr(cause, "retry_after", None),
+        )
+    return RetryableError(
+        "embed_interrupted",
+        "another document embedding the same text failed or stopped",
+        systemic=False,
+    )
 
 
 async def _embed_group(
@@ -141,9 +173,9 @@ async def _embed_group(
     keys: list[str],
     texts: dict[str, str],
     futures: dict[str, asyncio.Future[None]],
-    window: asyncio.Semaphore,
+    window: AdaptiveLimiter,
 ) -> int:
-    async with window:
+    async with window.slot():
         matrix = await embedder.embed([texts[k] for k in keys])
         await ledger.cache_vectors(
             embedder.model,

@@ -21,22 +21,19 @@ Texts go in requests of ``batch_size``; at most ``concurrency`` requests are in 
 from __future__ import annotations
 
 import asyncio
-import email.utils
-import math
 import os
 import weakref
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import numpy as np
 
+from ledger.backoff import parse_retry_after
 from ledger.embedders.base import EmbedderSpec, Matrix
 from ledger.errors import PermanentError, RetryableError
 
 MAX_MESSAGE = 500
-MAX_RETRY_AFTER = 3600.0
 
 # One semaphore per endpoint, per event loop (a semaphore belongs to the loop it waits on).
 _LIMITS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Semaphore]] = (
@@ -52,27 +49,6 @@ def endpoint_limit(base_url: str, concurrency: int) -> asyncio.Semaphore:
     if limit is None:
         limit = per_loop[base_url] = asyncio.Semaphore(concurrency)
     return limit
-
-
-def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header: delta-seconds or an HTTP date.
-    None when absent or unreadable; capped at an hour."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError):
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        seconds = (when - (now or datetime.now(UTC))).total_seconds()
-    if not math.isfinite(seconds):
-        return None
-    return min(max(seconds, 0.0), MAX_RETRY_AFTER)
 
 
 def _server_message(response: httpx.Response) -> str:

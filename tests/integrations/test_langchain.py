@@ -4,6 +4,7 @@ a real ledger server: Documents with their citations in the metadata, the tenant
 from __future__ import annotations
 
 from langchain_core.documents import Document
+from pydantic import SecretStr
 
 from ledger.integrations.langchain import LedgerLoader, LedgerRetriever
 from tests.integrations.conftest import CITED, LIBRARY, RIVAL, WORD, Corpus
@@ -23,7 +24,7 @@ def check_document(document: Document, corpus: Corpus) -> None:
 
 async def test_retriever_invoke_and_ainvoke(corpus: Corpus) -> None:
     retriever = LedgerRetriever(
-        base_url=corpus.server.base_url, api_key=corpus.key("acme"), k=3, mode="text"
+        base_url=corpus.server.base_url, api_key=SecretStr(corpus.key("acme")), k=3, mode="text"
     )
     documents = await retriever.ainvoke(WORD)
     assert len(documents) == 3
@@ -39,7 +40,8 @@ async def test_retriever_invoke_and_ainvoke(corpus: Corpus) -> None:
 
 
 def test_retriever_sync_and_tenant_isolation(corpus: Corpus) -> None:
-    rival = LedgerRetriever(base_url=corpus.server.base_url, api_key=corpus.key("globex"), k=10)
+    key = SecretStr(corpus.key("globex"))
+    rival = LedgerRetriever(base_url=corpus.server.base_url, api_key=key, k=10)
     found = rival.invoke(WORD)
     assert [(d.metadata["batch_id"], d.metadata["source_name"]) for d in found] == [
         (RIVAL, "rival/secret.txt")

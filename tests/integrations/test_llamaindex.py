@@ -4,7 +4,7 @@ only."""
 
 from __future__ import annotations
 
-from llama_index.core.schema import BaseNode, MetadataMode, NodeRelationship
+from llama_index.core.schema import BaseNode, MetadataMode
 
 from ledger.integrations.llamaindex import LedgerReader, LedgerRetriever
 from tests.embed.server import MODEL
@@ -16,8 +16,8 @@ def check_node(node: BaseNode, corpus: Corpus) -> None:
     assert meta["batch_id"] == LIBRARY and meta["source_name"] in CITED
     assert meta["page"] == corpus.pages[meta["chunk_id"]]
     assert node.node_id == f"ledger-chunk-{meta['chunk_id']}"
-    source = node.relationships[NodeRelationship.SOURCE]
-    assert source.node_id == f"ledger-document-{meta['document_id']}"
+    source = node.source_node
+    assert source is not None and source.node_id == f"ledger-document-{meta['document_id']}"
     # The LLM is shown where the text comes from; the embedder only the text.
     shown = node.get_content(metadata_mode=MetadataMode.LLM)
     assert f"source_name: {meta['source_name']}" in shown and "chunk_id" not in shown

@@ -24,6 +24,7 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 import msgspec
+from pydantic import SecretStr
 
 from ledger.backoff import RetryPolicy, parse_retry_after
 from ledger.client.errors import (
@@ -69,9 +70,12 @@ def base_url(url: str) -> str:
     return url.rstrip("/")
 
 
-def auth_headers(api_key: str | None) -> dict[str, str]:
-    """The request headers that carry the key (none in local single-user mode)."""
+def auth_headers(api_key: str | SecretStr | None) -> dict[str, str]:
+    """The request headers that carry the key (none in local single-user mode). A key kept
+    as a ``SecretStr`` (shown as stars wherever it is printed) is read only here."""
     headers = {"Accept": "application/json, application/x-ndjson"}
+    if isinstance(api_key, SecretStr):
+        api_key = api_key.get_secret_value()
     if api_key:
         headers["Authorization"] = f"Bearer {api_key}"
     return headers

@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 import msgspec
+from pydantic import SecretStr
 
 from ledger.client import protocol
 from ledger.client.protocol import ChunkCursor, RetryRules
@@ -24,7 +25,7 @@ class LedgerClient:
     def __init__(
         self,
         base_url: str,
-        api_key: str | None = None,
+        api_key: str | SecretStr | None = None,
         *,
         timeout: float = 30.0,
         rules: RetryRules | None = None,
@@ -130,7 +131,7 @@ class LedgerClient:
                     protocol.retry_or_raise_transport(self.rules, attempt, exc, self.base_url)
                 )
                 continue
-            if response.status_code < 400:
+            if response.is_success:  # a redirect is an error: the key stays with this host
                 return response
             try:
                 body = response.read()

@@ -36,10 +36,6 @@ def _document(item: SearchHit | Chunk) -> Document:
     )
 
 
-def _key(secret: SecretStr | None) -> str | None:
-    return secret.get_secret_value() if secret is not None else None
-
-
 class LedgerRetriever(BaseRetriever):
     """The ``k`` best chunks of the key's tenant for a query: ``retriever.invoke(query)`` or
     ``await retriever.ainvoke(query)``. ``mode``: ``text`` (BM25), ``vector`` or ``hybrid``
@@ -66,7 +62,7 @@ class LedgerRetriever(BaseRetriever):
     def _get_relevant_documents(
         self, query: str, *, run_manager: CallbackManagerForRetrieverRun
     ) -> list[Document]:
-        with LedgerClient(self.base_url, _key(self.api_key), timeout=self.timeout) as client:
+        with LedgerClient(self.base_url, self.api_key, timeout=self.timeout) as client:
             hits = client.search(query, **self._search_args())  # type: ignore[arg-type]
         return [_document(hit) for hit in hits]
 
@@ -74,7 +70,7 @@ class LedgerRetriever(BaseRetriever):
         self, query: str, *, run_manager: AsyncCallbackManagerForRetrieverRun
     ) -> list[Document]:
         async with AsyncLedgerClient(
-            self.base_url, _key(self.api_key), timeout=self.timeout
+            self.base_url, self.api_key, timeout=self.timeout
         ) as client:
             hits = await client.search(query, **self._search_args())  # type: ignore[arg-type]
         return [_document(hit) for hit in hits]
@@ -104,13 +100,13 @@ class LedgerLoader(BaseLoader):
         return f"LedgerLoader({self.batch!r}, base_url={self.base_url!r})"
 
     def lazy_load(self) -> Iterator[Document]:
-        with LedgerClient(self.base_url, _key(self._api_key), timeout=self.timeout) as client:
+        with LedgerClient(self.base_url, self._api_key, timeout=self.timeout) as client:
             for chunk in client.iter_chunks(self.batch, after=self.after):
                 yield _document(chunk)
 
     async def alazy_load(self) -> AsyncIterator[Document]:
         async with AsyncLedgerClient(
-            self.base_url, _key(self._api_key), timeout=self.timeout
+            self.base_url, self._api_key, timeout=self.timeout
         ) as client:
             async for chunk in client.iter_chunks(self.batch, after=self.after):
                 yield _document(chunk)

@@ -29,6 +29,7 @@ from llama_index.core.schema import (  # noqa: E402
     RelatedNodeInfo,
     TextNode,
 )
+from pydantic import SecretStr  # noqa: E402
 
 from ledger.client import AsyncLedgerClient, Chunk, LedgerClient, SearchHit  # noqa: E402
 from ledger.client.protocol import DEFAULT_URL  # noqa: E402
@@ -92,13 +93,13 @@ class LedgerRetriever(BaseRetriever):
         self.embedder = embedder
         self.model = model
         self.timeout = timeout
-        self.__api_key = api_key  # name-mangled: kept out of vars() and reprs
+        self._api_key = SecretStr(api_key) if api_key else None  # '**********' when shown
 
     def __repr__(self) -> str:
         return f"LedgerRetriever(base_url={self.base_url!r}, mode={self.mode!r})"
 
     def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
-        with LedgerClient(self.base_url, self.__api_key, timeout=self.timeout) as client:
+        with LedgerClient(self.base_url, self._api_key, timeout=self.timeout) as client:
             hits = client.search(
                 query_bundle.query_str,
                 mode=self.mode,
@@ -111,7 +112,7 @@ class LedgerRetriever(BaseRetriever):
 
     async def _aretrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
         async with AsyncLedgerClient(
-            self.base_url, self.__api_key, timeout=self.timeout
+            self.base_url, self._api_key, timeout=self.timeout
         ) as client:
             hits = await client.search(
                 query_bundle.query_str,
@@ -141,13 +142,13 @@ class LedgerReader(BaseReader):
         self.base_url = base_url
         self.model = model
         self.timeout = timeout
-        self.__api_key = api_key
+        self._api_key = SecretStr(api_key) if api_key else None
 
     def __repr__(self) -> str:
         return f"LedgerReader(base_url={self.base_url!r})"
 
     def lazy_load_data(self, batch: str, after: int = 0) -> Iterator[Document]:
-        with LedgerClient(self.base_url, self.__api_key, timeout=self.timeout) as client:
+        with LedgerClient(self.base_url, self._api_key, timeout=self.timeout) as client:
             vectors = self.model is not None
             for chunk in client.iter_chunks(batch, vectors=vectors, model=self.model, after=after):
                 embedding = (chunk.vectors or {}).get(self.model) if self.model else None

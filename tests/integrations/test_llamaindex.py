@@ -35,7 +35,7 @@ def test_retriever_retrieve(corpus: Corpus) -> None:
         assert scored.score is not None and scored.score > 0
         assert WORD in scored.node.get_content().lower()
     assert {s.node.metadata["source_name"] for s in found} == CITED - {"library/log.txt"}
-    assert corpus.key("acme") not in repr(retriever)
+    assert corpus.key("acme") not in repr(retriever) + str(vars(retriever))
 
 
 async def test_retriever_aretrieve_hybrid_and_isolation(corpus: Corpus) -> None:
@@ -67,4 +67,4 @@ def test_reader_streams_documents_with_vectors(corpus: Corpus) -> None:
     tail = with_vectors.load_data(LIBRARY, after=corpus.chunk_ids[-3])
     assert [d.metadata["chunk_id"] for d in tail] == corpus.chunk_ids[-2:]
     assert all(d.embedding is not None and len(d.embedding) == 64 for d in tail)
-    assert corpus.key("acme") not in repr(reader)
+    assert corpus.key("acme") not in repr(reader) + str(vars(reader))

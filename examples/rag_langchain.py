@@ -20,11 +20,19 @@ import os
 import sys
 from collections.abc import Callable
 
-from langchain_core.documents import Document
 from pydantic import SecretStr
 
-from ledger.client import ClientError, cite
-from ledger.integrations.langchain import LedgerLoader, LedgerRetriever
+from ledger.extras import MissingExtra
+
+try:
+    from langchain_core.documents import Document
+
+    from ledger.client import ClientError, cite
+    from ledger.integrations.langchain import LedgerLoader, LedgerRetriever
+except (ImportError, MissingExtra):
+    install = "pip install 'ledger[langchain]'"
+    print(f"error: this example needs the 'langchain' extra: {install}", file=sys.stderr)
+    sys.exit(2)
 
 
 def context_of(documents: list[Document]) -> str:

@@ -20,10 +20,17 @@ import os
 import sys
 from collections.abc import Callable
 
-from llama_index.core.schema import MetadataMode, NodeWithScore
+from ledger.extras import MissingExtra
 
-from ledger.client import ClientError, cite
-from ledger.integrations.llamaindex import LedgerReader, LedgerRetriever
+try:
+    from llama_index.core.schema import MetadataMode, NodeWithScore
+
+    from ledger.client import ClientError, cite
+    from ledger.integrations.llamaindex import LedgerReader, LedgerRetriever
+except (ImportError, MissingExtra):
+    install = "pip install 'ledger[llamaindex]'"
+    print(f"error: this example needs the 'llamaindex' extra: {install}", file=sys.stderr)
+    sys.exit(2)
 
 
 def context_of(found: list[NodeWithScore]) -> str:

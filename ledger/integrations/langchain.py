@@ -15,7 +15,7 @@ from ledger.extras import require
 require("langchain", "langchain_core", "httpx", what="The LangChain adapter")
 
 from collections.abc import AsyncIterator, Iterator  # noqa: E402
-from typing import Literal  # noqa: E402
+from typing import Any, Literal  # noqa: E402
 
 from langchain_core.callbacks import (  # noqa: E402
     AsyncCallbackManagerForRetrieverRun,
@@ -50,7 +50,7 @@ class LedgerRetriever(BaseRetriever):
     model: str | None = None
     timeout: float = 30.0
 
-    def _search_args(self) -> dict[str, str | int | None]:
+    def _search_args(self) -> dict[str, Any]:
         return {
             "mode": self.mode,
             "k": self.k,
@@ -63,7 +63,7 @@ class LedgerRetriever(BaseRetriever):
         self, query: str, *, run_manager: CallbackManagerForRetrieverRun
     ) -> list[Document]:
         with LedgerClient(self.base_url, self.api_key, timeout=self.timeout) as client:
-            hits = client.search(query, **self._search_args())  # type: ignore[arg-type]
+            hits = client.search(query, **self._search_args())
         return [_document(hit) for hit in hits]
 
     async def _aget_relevant_documents(
@@ -72,7 +72,7 @@ class LedgerRetriever(BaseRetriever):
         async with AsyncLedgerClient(
             self.base_url, self.api_key, timeout=self.timeout
         ) as client:
-            hits = await client.search(query, **self._search_args())  # type: ignore[arg-type]
+            hits = await client.search(query, **self._search_args())
         return [_document(hit) for hit in hits]
 
 

@@ -1,12 +1,14 @@
 """The HTTP client against a real ledger server: search with citations in every mode, the
 chunk stream whole, from a keyset ``after``, in pages, and resumed after cuts made by a
 proxy; errors by status (401, 403, 404, 422, 429 and 503 with ``Retry-After`` honoured or
-refused when too long); one tenant never sees another's; the key never shows."""
+refused when too long; the server's own rate limit); one tenant never sees another's; the
+key never shows."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -23,6 +25,7 @@ from ledger.client import (
     Unavailable,
 )
 from ledger.client.records import Chunk, SearchHit
+from tests.api.conftest import start_server, stop_server
 from tests.helpers.server import free_port
 from tests.integrations.conftest import CITED, LIBRARY, RIVAL, WORD, Corpus
 from tests.integrations.proxy import FaultProxy
@@ -175,3 +178,20 @@ def test_the_key_never_shows(corpus: Corpus, caplog: pytest.LogCaptureFixture) -
     assert caplog.records and not [r for r in caplog.records if key in r.getMessage()]
     with pytest.raises(Exception, match="not in the server URL"):
         LedgerClient(f"http://user:{key}@127.0.0.1:1")
+
+
+def test_the_servers_own_rate_limit(tmp_path: Path) -> None:
+    server = start_server(
+        tmp_path, {"LEDGER_AUTH": "on", "LEDGER_RATE_LIMIT_PER_MINUTE": "2"}, tenants=("acme",)
+    )
+    try:
+        with LedgerClient(server.base_url, server.keys["acme"], rules=FAST) as client:
+            assert client.search(WORD) == [] and client.search(WORD) == []
+            # Litestar asks for the rest of the minute (RateLimit-Reset): longer than this
+            # client waits, so the caller hears it at once, with the wait the server asked for.
+            with pytest.raises(RateLimited) as limited:
+                client.search(WORD)
+    finally:
+        stop_server(server)
+    assert limited.value.status == 429
+    assert limited.value.retry_after is not None and limited.value.retry_after > FAST.max_retry_wait

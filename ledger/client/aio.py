@@ -3,49 +3,25 @@
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import AsyncIterator
 from types import TracebackType
 from typing import Any
 
 import httpx
-import msgspec
-from pydantic import SecretStr
 
 from ledger.client import protocol
-from ledger.client.protocol import ChunkCursor, RetryRules
+from ledger.client.base import ClientBase
+from ledger.client.protocol import ChunkCursor
 from ledger.client.records import Chunk, SearchHit
 
 
-class AsyncLedgerClient:
-    """``AsyncLedgerClient(url, api_key)``: as :class:`ledger.client.LedgerClient`, with
-    ``await`` (``search``, ``aclose``) and ``async for`` (``iter_chunks``); one event loop."""
+class AsyncLedgerClient(ClientBase[httpx.AsyncClient]):
+    """An asyncio client (see :class:`ClientBase` for the arguments), as
+    :class:`LedgerClient` with ``await`` (``search``, ``aclose``) and ``async for``
+    (``iter_chunks``); use it on one event loop."""
 
-    def __init__(
-        self,
-        base_url: str,
-        api_key: str | SecretStr | None = None,
-        *,
-        timeout: float = 30.0,
-        rules: RetryRules | None = None,
-    ) -> None:
-        self.base_url = protocol.base_url(base_url)
-        self.rules = rules or RetryRules()
-        self._http = httpx.AsyncClient(
-            base_url=self.base_url,
-            headers=protocol.auth_headers(api_key),
-            timeout=timeout,
-            follow_redirects=False,  # a redirect must not carry the key elsewhere
-        )
-
-    @classmethod
-    def from_env(cls, **kwargs: Any) -> AsyncLedgerClient:
-        """From ``LEDGER_URL`` (default ``http://127.0.0.1:8000``) and ``LEDGER_API_KEY``."""
-        url = os.environ.get(protocol.URL_VARIABLE) or protocol.DEFAULT_URL
-        return cls(url, os.environ.get(protocol.KEY_VARIABLE) or None, **kwargs)
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.base_url!r})"
+    def _session(self, **options: Any) -> httpx.AsyncClient:
+        return httpx.AsyncClient(**options)
 
     async def __aenter__(self) -> AsyncLedgerClient:
         return self
@@ -71,9 +47,7 @@ class AsyncLedgerClient:
         embedder: str | None = None,
         model: str | None = None,
     ) -> list[SearchHit]:
-        """The ``k`` best chunks for ``query`` of the key's tenant, best first, each with its
-        citation. ``mode``: ``text`` (BM25), ``vector`` or ``hybrid`` (these embed the query
-        with ``embedder``, an operator's profile, or the batch's own)."""
+        """As :meth:`LedgerClient.search`."""
         params = protocol.search_params(
             query, mode=mode, k=k, batch=batch, embedder=embedder, model=model
         )
@@ -82,7 +56,7 @@ class AsyncLedgerClient:
             body = await response.aread()
         finally:
             await response.aclose()
-        return [msgspec.convert(hit, SearchHit) for hit in protocol.decode_search(body)]
+        return protocol.decode_search(body)
 
     async def iter_chunks(
         self,
@@ -93,9 +67,7 @@ class AsyncLedgerClient:
         after: int = 0,
         page_size: int | None = None,
     ) -> AsyncIterator[Chunk]:
-        """Every chunk of ``batch`` after chunk id ``after``, in chunk id order, streamed
-        (memory stays bounded). A cut stream is resumed after the last chunk received;
-        ``page_size`` asks for the batch in requests of that many chunks."""
+        """As :meth:`LedgerClient.iter_chunks`, for ``async for``."""
         cursor = ChunkCursor(batch, after=after, rules=self.rules)
         path = protocol.chunks_path(batch)
         while not cursor.done:

@@ -35,7 +35,7 @@ from ledger.client.errors import (
     Unavailable,
     for_status,
 )
-from ledger.client.records import Chunk
+from ledger.client.records import Chunk, SearchHit
 
 log = logging.getLogger("ledger.client")
 
@@ -156,12 +156,12 @@ def retry_or_raise_transport(rules: RetryRules, attempt: int, error: Exception, 
     raise ConnectionFailed(f"cannot reach the ledger server at {url}: {error!r}") from error
 
 
-def decode_search(body: bytes) -> list[Any]:
-    """The raw hits of a search answer (each converted by the caller's record type)."""
+def decode_search(body: bytes) -> list[SearchHit]:
+    """The hits of a search answer, best first."""
     hits = _SEARCH.decode(body).get("hits")
     if not isinstance(hits, list):
         raise ClientError("the server's search answer has no hits list")
-    return hits
+    return [msgspec.convert(hit, SearchHit) for hit in hits]
 
 
 class ChunkCursor:

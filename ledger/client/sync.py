@@ -2,51 +2,25 @@
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterator
 from types import TracebackType
 from typing import Any
 
 import httpx
-import msgspec
-from pydantic import SecretStr
 
 from ledger.client import protocol
-from ledger.client.protocol import ChunkCursor, RetryRules
+from ledger.client.base import ClientBase
+from ledger.client.protocol import ChunkCursor
 from ledger.client.records import Chunk, SearchHit
 
 
-class LedgerClient:
-    """``LedgerClient(url, api_key)``: the server's root URL (``http://127.0.0.1:8000``) and
-    an API key (``ledger keys create --tenant NAME``; None in local single-user mode). Every
-    call acts as the key's tenant. Close it, or use it as a context manager."""
+class LedgerClient(ClientBase[httpx.Client]):
+    """A blocking client (see :class:`ClientBase` for the arguments). Close it, or use it
+    as a context manager."""
 
-    def __init__(
-        self,
-        base_url: str,
-        api_key: str | SecretStr | None = None,
-        *,
-        timeout: float = 30.0,
-        rules: RetryRules | None = None,
-    ) -> None:
-        self.base_url = protocol.base_url(base_url)
-        self.rules = rules or RetryRules()
-        self._http = httpx.Client(
-            base_url=self.base_url,
-            headers=protocol.auth_headers(api_key),
-            timeout=timeout,
-            follow_redirects=False,  # a redirect must not carry the key elsewhere
-        )
-
-    @classmethod
-    def from_env(cls, **kwargs: Any) -> LedgerClient:
-        """From ``LEDGER_URL`` (default ``http://127.0.0.1:8000``) and ``LEDGER_API_KEY``."""
-        url = os.environ.get(protocol.URL_VARIABLE) or protocol.DEFAULT_URL
-        return cls(url, os.environ.get(protocol.KEY_VARIABLE) or None, **kwargs)
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.base_url!r})"
+    def _session(self, **options: Any) -> httpx.Client:
+        return httpx.Client(**options)
 
     def __enter__(self) -> LedgerClient:
         return self
@@ -83,7 +57,7 @@ class LedgerClient:
             body = response.read()
         finally:
             response.close()
-        return [msgspec.convert(hit, SearchHit) for hit in protocol.decode_search(body)]
+        return protocol.decode_search(body)
 
     def iter_chunks(
         self,

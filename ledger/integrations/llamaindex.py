@@ -98,30 +98,25 @@ class LedgerRetriever(BaseRetriever):
     def __repr__(self) -> str:
         return f"LedgerRetriever(base_url={self.base_url!r}, mode={self.mode!r})"
 
+    def _search_args(self) -> dict[str, Any]:
+        return {
+            "mode": self.mode,
+            "k": self.similarity_top_k,
+            "batch": self.batch,
+            "embedder": self.embedder,
+            "model": self.model,
+        }
+
     def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
         with LedgerClient(self.base_url, self._api_key, timeout=self.timeout) as client:
-            hits = client.search(
-                query_bundle.query_str,
-                mode=self.mode,
-                k=self.similarity_top_k,
-                batch=self.batch,
-                embedder=self.embedder,
-                model=self.model,
-            )
+            hits = client.search(query_bundle.query_str, **self._search_args())
         return _scored(hits)
 
     async def _aretrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
         async with AsyncLedgerClient(
             self.base_url, self._api_key, timeout=self.timeout
         ) as client:
-            hits = await client.search(
-                query_bundle.query_str,
-                mode=self.mode,
-                k=self.similarity_top_k,
-                batch=self.batch,
-                embedder=self.embedder,
-                model=self.model,
-            )
+            hits = await client.search(query_bundle.query_str, **self._search_args())
         return _scored(hits)
 
 

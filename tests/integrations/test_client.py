@@ -7,6 +7,7 @@ key never shows."""
 from __future__ import annotations
 
 import logging
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from ledger.client import (
     NotFound,
     RateLimited,
     RetryRules,
+    StreamBroken,
     Unauthorized,
     Unavailable,
 )
@@ -111,6 +113,38 @@ async def test_async_cut_stream_resumes(corpus: Corpus, proxy: FaultProxy) -> No
         ids = [c.chunk_id async for c in client.iter_chunks(LIBRARY)]
     assert ids == corpus.chunk_ids
     assert proxy.connections == 3
+
+
+def head_length(corpus: Corpus, path: str) -> int:
+    """How many bytes the server's answer to ``GET path`` spends on its status and headers."""
+    port = int(corpus.server.base_url.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port)) as conn:
+        conn.sendall(
+            f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+            f"Authorization: Bearer {corpus.key('acme')}\r\n\r\n".encode()
+        )
+        answer = b""
+        while b"\r\n\r\n" not in answer:
+            data = conn.recv(65536)
+            assert data, answer
+            answer += data
+    return answer.index(b"\r\n\r\n") + 4
+
+
+def test_cuts_without_progress_give_up_saying_where(corpus: Corpus, proxy: FaultProxy) -> None:
+    # Each answer is cut a few bytes into its body: before the first whole line.
+    cut = head_length(corpus, f"/api/v1/batches/{LIBRARY}/chunks") + 8
+    proxy.faults.extend([("cut", 4000)] + [("cut", cut)] * 3)
+    rules = RetryRules(retries=2, max_retry_wait=5.0, max_resumes=2)
+    received: list[int] = []
+    with LedgerClient(proxy.base_url, corpus.key("acme"), rules=rules) as client:
+        with pytest.raises(StreamBroken, match="cut 3 times") as broken:
+            received.extend(c.chunk_id for c in client.iter_chunks(LIBRARY))
+        assert received and received == corpus.chunk_ids[: len(received)]
+        assert f"resume with after={received[-1]}" in str(broken.value)
+        rest = [c.chunk_id for c in client.iter_chunks(LIBRARY, after=received[-1])]
+    assert received + rest == corpus.chunk_ids
+    assert proxy.connections == 5
 
 
 def test_retry_after_is_honoured(corpus: Corpus, proxy: FaultProxy) -> None:

@@ -104,10 +104,7 @@ class AsyncLedgerClient(ClientBase[httpx.AsyncClient]):
                 continue
             if response.is_success:  # a redirect is an error: the key stays with this host
                 return response
-            try:
-                body = await response.aread()
-            finally:
-                await response.aclose()
+            body = await self._error_body(response)
             await asyncio.sleep(
                 protocol.retry_or_raise(
                     self.rules,
@@ -118,3 +115,19 @@ class AsyncLedgerClient(ClientBase[httpx.AsyncClient]):
                     path=path,
                 )
             )
+
+    @staticmethod
+    async def _error_body(response: httpx.Response) -> bytes:
+        """The start of an error answer's body (enough for its problem document), then the
+        connection is closed; a body cut short is what arrived."""
+        body = b""
+        try:
+            async for piece in response.aiter_bytes():
+                body += piece
+                if len(body) >= protocol.MAX_ERROR_BODY:
+                    break
+        except httpx.TransportError:
+            pass
+        finally:
+            await response.aclose()
+        return body[: protocol.MAX_ERROR_BODY]

@@ -45,6 +45,7 @@ URL_VARIABLE = "LEDGER_URL"
 KEY_VARIABLE = "LEDGER_API_KEY"
 RETRIED_STATUSES = frozenset({429, 503})
 MAX_DETAIL = 500
+MAX_ERROR_BODY = 65_536  # an error answer is read this far, whatever its length
 
 
 @dataclass(frozen=True)
@@ -158,10 +159,13 @@ def retry_or_raise_transport(rules: RetryRules, attempt: int, error: Exception, 
 
 def decode_search(body: bytes) -> list[SearchHit]:
     """The hits of a search answer, best first."""
-    hits = _SEARCH.decode(body).get("hits")
-    if not isinstance(hits, list):
-        raise ClientError("the server's search answer has no hits list")
-    return [msgspec.convert(hit, SearchHit) for hit in hits]
+    try:
+        hits = _SEARCH.decode(body).get("hits")
+        if not isinstance(hits, list):
+            raise ClientError("the server's search answer has no list of hits")
+        return [msgspec.convert(hit, SearchHit) for hit in hits]
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise ClientError(f"the server's search answer is not what a ledger sends: {exc}") from exc
 
 
 class ChunkCursor:

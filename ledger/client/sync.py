@@ -107,10 +107,7 @@ class LedgerClient(ClientBase[httpx.Client]):
                 continue
             if response.is_success:  # a redirect is an error: the key stays with this host
                 return response
-            try:
-                body = response.read()
-            finally:
-                response.close()
+            body = self._error_body(response)
             time.sleep(
                 protocol.retry_or_raise(
                     self.rules,
@@ -121,3 +118,19 @@ class LedgerClient(ClientBase[httpx.Client]):
                     path=path,
                 )
             )
+
+    @staticmethod
+    def _error_body(response: httpx.Response) -> bytes:
+        """The start of an error answer's body (enough for its problem document), then the
+        connection is closed; a body cut short is what arrived."""
+        body = b""
+        try:
+            for piece in response.iter_bytes():
+                body += piece
+                if len(body) >= protocol.MAX_ERROR_BODY:
+                    break
+        except httpx.TransportError:
+            pass
+        finally:
+            response.close()
+        return body[: protocol.MAX_ERROR_BODY]

@@ -1,7 +1,8 @@
-"""Without its extra an adapter says which one to install, in one line: on import (the
-``MissingExtra`` the command line and API turn into a usage error) and in the examples
-(a line on stderr, exit 2, no traceback). The framework is hidden from the module lookup
-the ledger does, as if it were not installed."""
+"""What importing the client brings: none of the server's side (database, web framework,
+the core), so an app needs only the ``client`` extra. Without its extra an adapter says
+which one to install, in one line: on import (the ``MissingExtra`` the command line and API
+turn into a usage error) and in the examples (a line on stderr, exit 2, no traceback); the
+framework is hidden from the module lookup the ledger does, as if it were not installed."""
 
 from __future__ import annotations
 
@@ -27,6 +28,21 @@ HIDE = (
     "sys.argv = [{path!r}, 'anything']\n"
     "runpy.run_path({path!r}, run_name='__main__')\n"
 )
+
+
+SERVER_SIDE = ("sqlalchemy", "aiosqlite", "asyncpg", "alembic", "litestar", "uvicorn", "numpy",
+               "ledger.core", "ledger.db", "ledger.api", "ledger.worker", "ledger.settings")
+
+
+def test_the_client_imports_nothing_of_the_server() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", "import sys, ledger.client; print('\\n'.join(sys.modules))"],
+        env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    loaded = set(done.stdout.split())
+    assert "httpx" in loaded and "ledger.client.sync" in loaded
+    assert not {m for m in loaded for side in SERVER_SIDE if m == side or m.startswith(side + ".")}
 
 
 @pytest.mark.parametrize(

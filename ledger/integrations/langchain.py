@@ -24,9 +24,16 @@ from langchain_core.callbacks import (  # noqa: E402
 from langchain_core.document_loaders import BaseLoader  # noqa: E402
 from langchain_core.documents import Document  # noqa: E402
 from langchain_core.retrievers import BaseRetriever  # noqa: E402
-from pydantic import Field, SecretStr  # noqa: E402
+from pydantic import Field, SecretStr, field_validator  # noqa: E402
 
-from ledger.client import AsyncLedgerClient, Chunk, LedgerClient, SearchHit  # noqa: E402
+from ledger.client import (  # noqa: E402
+    AsyncLedgerClient,
+    Chunk,
+    ClientError,
+    LedgerClient,
+    SearchHit,
+    protocol,
+)
 from ledger.client.protocol import DEFAULT_URL  # noqa: E402
 
 
@@ -49,6 +56,14 @@ class LedgerRetriever(BaseRetriever):
     embedder: str | None = None
     model: str | None = None
     timeout: float = 30.0
+
+    @field_validator("base_url")
+    @classmethod
+    def _server_url(cls, url: str) -> str:
+        try:
+            return protocol.base_url(url)  # an http(s) URL without credentials in it
+        except ClientError as error:
+            raise ValueError(error.message) from error
 
     def _search_args(self) -> dict[str, Any]:
         return {
@@ -91,7 +106,7 @@ class LedgerLoader(BaseLoader):
         timeout: float = 30.0,
     ) -> None:
         self.batch = batch
-        self.base_url = base_url
+        self.base_url = protocol.base_url(base_url)
         self.after = after
         self.timeout = timeout
         self._api_key = SecretStr(api_key) if api_key else None

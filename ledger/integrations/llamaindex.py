@@ -31,7 +31,13 @@ from llama_index.core.schema import (  # noqa: E402
 )
 from pydantic import SecretStr  # noqa: E402
 
-from ledger.client import AsyncLedgerClient, Chunk, LedgerClient, SearchHit  # noqa: E402
+from ledger.client import (  # noqa: E402
+    AsyncLedgerClient,
+    Chunk,
+    LedgerClient,
+    SearchHit,
+    protocol,
+)
 from ledger.client.protocol import DEFAULT_URL  # noqa: E402
 
 # What an LLM sees of a node besides its text: where it comes from, nothing else.
@@ -86,7 +92,7 @@ class LedgerRetriever(BaseRetriever):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.base_url = base_url
+        self.base_url = protocol.base_url(base_url)
         self.similarity_top_k = similarity_top_k
         self.mode = mode
         self.batch = batch
@@ -134,7 +140,7 @@ class LedgerReader(BaseReader):
         model: str | None = None,
         timeout: float = 30.0,
     ) -> None:
-        self.base_url = base_url
+        self.base_url = protocol.base_url(base_url)
         self.model = model
         self.timeout = timeout
         self._api_key = SecretStr(api_key) if api_key else None

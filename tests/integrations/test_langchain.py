@@ -3,9 +3,11 @@ a real ledger server: Documents with their citations in the metadata, the tenant
 
 from __future__ import annotations
 
+import pytest
 from langchain_core.documents import Document
-from pydantic import SecretStr
+from pydantic import SecretStr, ValidationError
 
+from ledger.client import ClientError
 from ledger.integrations.langchain import LedgerLoader, LedgerRetriever
 from tests.integrations.conftest import CITED, LIBRARY, RIVAL, WORD, Corpus
 
@@ -69,3 +71,10 @@ async def test_loader_async_and_from_a_keyset_position(corpus: Corpus) -> None:
     )
     ids = [d.metadata["chunk_id"] async for d in loader.alazy_load()]
     assert ids == corpus.chunk_ids[-4:]
+
+
+def test_a_bad_server_url_is_refused_at_once(corpus: Corpus) -> None:
+    with pytest.raises(ValidationError, match="not an http"):
+        LedgerRetriever(base_url="ftp://127.0.0.1/")
+    with pytest.raises(ClientError, match="not in the server URL"):
+        LedgerLoader(LIBRARY, base_url=f"http://me:{corpus.key('acme')}@127.0.0.1:8000")

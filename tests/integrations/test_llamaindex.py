@@ -4,8 +4,10 @@ only."""
 
 from __future__ import annotations
 
+import pytest
 from llama_index.core.schema import BaseNode, MetadataMode
 
+from ledger.client import ClientError
 from ledger.integrations.llamaindex import LedgerReader, LedgerRetriever
 from tests.embed.server import MODEL
 from tests.integrations.conftest import CITED, LIBRARY, RIVAL, WORD, Corpus
@@ -68,3 +70,10 @@ def test_reader_streams_documents_with_vectors(corpus: Corpus) -> None:
     assert [d.metadata["chunk_id"] for d in tail] == corpus.chunk_ids[-2:]
     assert all(d.embedding is not None and len(d.embedding) == 64 for d in tail)
     assert corpus.key("acme") not in repr(reader) + str(vars(reader))
+
+
+def test_a_bad_server_url_is_refused_at_once() -> None:
+    with pytest.raises(ClientError, match="not an http"):
+        LedgerRetriever(base_url="127.0.0.1:8000")
+    with pytest.raises(ClientError, match="not an http"):
+        LedgerReader(base_url="file:///etc")

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import email.utils
+import math
 import random
 from dataclasses import dataclass
+from datetime import UTC, datetime
+
+MAX_RETRY_AFTER = 3600.0
 
 
 @dataclass(frozen=True)
@@ -34,3 +39,24 @@ class RetryPolicy:
         if retry_after is not None:
             delay = max(delay, retry_after)
         return delay
+
+
+def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header: delta-seconds or an HTTP date.
+    None when absent or unreadable; capped at an hour."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        seconds = (when - (now or datetime.now(UTC))).total_seconds()
+    if not math.isfinite(seconds):
+        return None
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER)

@@ -20,20 +20,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import email.utils
-import math
 import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import TypeVar
 
+from ledger.backoff import MAX_RETRY_AFTER, parse_retry_after
 from ledger.errors import RetryableError, ServiceUnavailable
 
 T = TypeVar("T")
 
-MAX_RETRY_AFTER = 3600.0
 
 
 class Throttled(RetryableError):
@@ -51,27 +48,6 @@ class Throttled(RetryableError):
 def is_throttle(exc: BaseException) -> bool:
     """True for a :class:`Throttled` error (or one that says it is, across a pickle)."""
     return getattr(exc, "throttled", False) is True
-
-
-def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header: delta-seconds or an HTTP date.
-    None when absent or unreadable; between 0 and an hour."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError):
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        seconds = (when - (now or datetime.now(UTC))).total_seconds()
-    if not math.isfinite(seconds):
-        return None
-    return min(max(seconds, 0.0), MAX_RETRY_AFTER)
 
 
 @dataclass

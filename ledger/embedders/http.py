@@ -36,7 +36,8 @@ from typing import Any
 import httpx
 import numpy as np
 
-from ledger.backpressure import Throttled, parse_retry_after
+from ledger.backoff import parse_retry_after
+from ledger.backpressure import Throttled
 from ledger.embedders.base import EmbedderSpec, Matrix
 from ledger.errors import PermanentError, RetryableError
 

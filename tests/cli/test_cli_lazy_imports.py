@@ -34,6 +34,11 @@ SERVER_AND_WORK = {
     "ledger.worker",
     "ledger.processors",
     "ledger.embedders",
+    # The RAG adapters and their client: only for programs that import them.
+    "ledger.client",
+    "ledger.integrations",
+    "langchain_core",
+    "llama_index",
 }
 # Not needed to print help either.
 DATABASE_AND_SETTINGS = {

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from ledger.backpressure import parse_retry_after
+from ledger.backoff import parse_retry_after
 from ledger.core.ledger import Ledger
 from ledger.embedders.search import search
 from ledger.errors import InvalidInput

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import zipfile
+import zlib
 from enum import StrEnum
 
 from ledger.errors import PermanentError
@@ -16,6 +17,11 @@ HEAD_BYTES = 8192  # what detection reads of the file
 class DocType(StrEnum):
     PDF = "pdf"
     DOCX = "docx"
+    PPTX = "pptx"
+    XLSX = "xlsx"
+    EPUB = "epub"
+    ODT = "odt"
+    RTF = "rtf"
     HTML = "html"
     MARKDOWN = "markdown"
     TEXT = "text"
@@ -34,7 +40,33 @@ _BOMS = (b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")
 _HTML_MARKERS = (b"<!doctype html", b"<html", b"<head", b"<body", b"<meta ", b"<title>")
 _HTML_EXTENSIONS = frozenset({".html", ".htm", ".xhtml", ".shtml"})
 _MARKDOWN_EXTENSIONS = frozenset({".md", ".markdown", ".mdown", ".mkd", ".mdx"})
-_BINARY_EXTENSIONS = {".pdf": "PDF", ".docx": "DOCX", ".docm": "DOCX"}
+# Names that promise a format ingest reads by content: other content under them is refused.
+_FORMAT_EXTENSIONS = {
+    ".pdf": "PDF",
+    ".docx": "DOCX",
+    ".docm": "DOCX",
+    ".pptx": "PPTX",
+    ".pptm": "PPTX",
+    ".xlsx": "XLSX",
+    ".xlsm": "XLSX",
+    ".epub": "EPUB",
+    ".odt": "ODT",
+    ".rtf": "RTF",
+}
+_ZIP_EXTENSIONS = {
+    ext: name for ext, name in _FORMAT_EXTENSIONS.items() if name not in ("PDF", "RTF")
+}
+# Zip members that name an Office Open XML package's kind.
+_OOXML_PARTS = (
+    ("word/document.xml", DocType.DOCX),
+    ("ppt/presentation.xml", DocType.PPTX),
+    ("xl/workbook.xml", DocType.XLSX),
+)
+# The first member of an EPUB or OpenDocument file, stored uncompressed, says what it is.
+_ZIP_MIMETYPES = {
+    b"application/epub+zip": DocType.EPUB,
+    b"application/vnd.oasis.opendocument.text": DocType.ODT,
+}
 # Control bytes other than tab, newline, vertical tab, form feed, carriage return and escape.
 _CONTROL_BYTES = bytes(b for b in range(32) if b not in (9, 10, 11, 12, 13, 27)) + b"\x7f"
 
@@ -43,8 +75,8 @@ def detect_type(path: str, head: bytes) -> DocType:
     """The document type of ``path``, whose first bytes are ``head`` (up to HEAD_BYTES).
 
     Raises ``PermanentError`` with ``empty_file``, ``unsupported_type`` (binary, a foreign
-    format, or a name that promises PDF/DOCX over other content) or ``corrupt`` (a zip named
-    .docx that cannot be opened).
+    format, or a name that promises PDF, DOCX, PPTX, XLSX, EPUB, ODT or RTF over other
+    content) or ``corrupt`` (a zip named as a zip-based format that cannot be opened).
     """
     if not head:
         raise PermanentError(IngestErrorCode.EMPTY_FILE, "the file is empty (0 bytes)")
@@ -54,6 +86,8 @@ def detect_type(path: str, head: bytes) -> DocType:
         return DocType.PDF
     if head.startswith(b"PK\x03\x04"):
         return _detect_zip(path, ext)
+    if head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"{\\rtf"):
+        return DocType.RTF
     for magic, name in _FOREIGN_MAGIC:
         if head.startswith(magic):
             raise PermanentError(IngestErrorCode.UNSUPPORTED_TYPE, f"unsupported format: {name}")
@@ -61,10 +95,10 @@ def detect_type(path: str, head: bytes) -> DocType:
         raise PermanentError(
             IngestErrorCode.UNSUPPORTED_TYPE, "binary content of an unknown format"
         )
-    if ext in _BINARY_EXTENSIONS:
+    if ext in _FORMAT_EXTENSIONS:
         raise PermanentError(
             IngestErrorCode.UNSUPPORTED_TYPE,
-            f"named {ext} but the content is text, not {_BINARY_EXTENSIONS[ext]}",
+            f"named {ext} but the content is text, not {_FORMAT_EXTENSIONS[ext]}",
         )
     if _looks_like_html(head) or ext in _HTML_EXTENSIONS:
         return DocType.HTML
@@ -77,19 +111,41 @@ def _detect_zip(path: str, ext: str) -> DocType:
     try:
         with zipfile.ZipFile(path) as archive:
             names = set(archive.namelist())
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
-        if ext in (".docx", ".docm"):
+            mimetype = _mimetype(archive) if "mimetype" in names else b""
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, zlib.error) as exc:
+        if ext in _ZIP_EXTENSIONS:
             raise PermanentError(
-                IngestErrorCode.CORRUPT, f"the DOCX's zip cannot be read: {exc}"
+                IngestErrorCode.CORRUPT, f"the {_ZIP_EXTENSIONS[ext]}'s zip cannot be read: {exc}"
             ) from exc
         raise PermanentError(
             IngestErrorCode.UNSUPPORTED_TYPE, "a zip archive that cannot be read"
         ) from exc
-    if "word/document.xml" in names:
-        return DocType.DOCX
+    for part, doc_type in _OOXML_PARTS:
+        if part in names:
+            return doc_type
+    if mimetype in _ZIP_MIMETYPES:
+        return _ZIP_MIMETYPES[mimetype]
+    if mimetype.startswith(b"application/vnd.oasis.opendocument."):
+        kind = mimetype.decode("ascii", "replace").rsplit(".", 1)[-1]
+        raise PermanentError(
+            IngestErrorCode.UNSUPPORTED_TYPE,
+            f"an OpenDocument {kind}, not a text document (only .odt is read)",
+        )
+    if ext in _ZIP_EXTENSIONS:
+        raise PermanentError(
+            IngestErrorCode.UNSUPPORTED_TYPE,
+            f"named {ext} but the zip is not a {_ZIP_EXTENSIONS[ext]} document",
+        )
     raise PermanentError(
-        IngestErrorCode.UNSUPPORTED_TYPE, "a zip archive that is not a Word document"
+        IngestErrorCode.UNSUPPORTED_TYPE,
+        "a zip archive that is not a Word, PowerPoint, Excel, EPUB or OpenDocument text file",
     )
+
+
+def _mimetype(archive: zipfile.ZipFile) -> bytes:
+    # Read at most 100 bytes: a hostile "mimetype" member may inflate to gigabytes.
+    with archive.open("mimetype") as member:
+        return member.read(100).strip()
 
 
 def _looks_binary(head: bytes) -> bool:

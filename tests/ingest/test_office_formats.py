@@ -323,3 +323,9 @@ def test_a_missing_extra_fails_the_document_with_the_install_command(
         process(path)
     assert info.value.code == "missing_extra"
     assert not os.listdir(tmp_path / "spool")
+
+
+def test_rtf_escape_outside_unicode_is_corrupt(tmp_path: Path) -> None:
+    path = tmp_path / "odd.rtf"
+    path.write_bytes(b"{\\rtf1\\ansi Fine so far \\u9999999999? then not.\\par}")
+    assert code_of(path) == "corrupt"

@@ -148,7 +148,7 @@ def test_xlsx_sheets_by_name_with_cached_formula_values(tmp_path: Path) -> None:
         },
         cached={"B2+B3": "7.5"},
     )
-    book = extract_xlsx(str(path), max_cells=BIG, max_chars_per_sheet=BIG)
+    book = extract_xlsx(str(path), max_cells=BIG)
     assert book.pages == 2
     assert list(book.pieces) == [
         ("Sheet: Budget\nitem | cost\ntea | 3.5\ncups | 4\n7.5\n\n", 1),
@@ -158,16 +158,30 @@ def test_xlsx_sheets_by_name_with_cached_formula_values(tmp_path: Path) -> None:
 
 def test_xlsx_sheet_declaring_the_whole_grid_reads_only_its_cells(tmp_path: Path) -> None:
     path = of.make_sparse_giant_xlsx(tmp_path / "giant.xlsx")
-    cap = IngestOptions().max_xlsx_cells
-    book = extract_xlsx(str(path), max_cells=cap, max_chars_per_sheet=BIG)
+    book = extract_xlsx(str(path), max_cells=IngestOptions().max_xlsx_cells)
     assert list(book.pieces) == [("Sheet: Huge\ncorner | value\nfar corner\n\n", 1)]
+
+
+def test_a_long_sheet_streams_in_pieces_of_its_page(tmp_path: Path) -> None:
+    rows = [[n, f"row {n} of a long sheet"] for n in range(20_000)]
+    path = of.make_xlsx(tmp_path / "long.xlsx", {"One": [["first"]], "Long": rows})
+    pieces = list(extract_xlsx(str(path), max_cells=BIG).pieces)
+    assert [page for _text, page in pieces][:2] == [1, 2]
+    assert {page for _text, page in pieces[1:]} == {2}
+    assert len(pieces) > 5
+    assert all(len(text) < 70_000 for text, _page in pieces)
+    text = "".join(text for text, _page in pieces[1:])
+    assert text.startswith("Sheet: Long\n0 | row 0 of a long sheet\n1 | row 1")
+    assert text.endswith("19999 | row 19999 of a long sheet\n\n")
+    assert text.count("\n") == 1 + 20_000 + 1  # the name, the rows, the blank line
+    assert "\n\n" not in text[:-2]  # pieces join without gaps
 
 
 def test_xlsx_cells_visited_are_capped(tmp_path: Path) -> None:
     # 2,000 rows that each reach column XFD span 32 million cells.
     wide = of.make_wide_rows_xlsx(tmp_path / "wide.xlsx")
     with pytest.raises(PermanentError, match="more than 10000000 cells") as info:
-        list(extract_xlsx(str(wide), max_cells=10_000_000, max_chars_per_sheet=BIG).pieces)
+        list(extract_xlsx(str(wide), max_cells=10_000_000).pieces)
     assert info.value.code == "too_large"
     rows = of.make_xlsx(tmp_path / "rows.xlsx", {"S": [[n, n] for n in range(100)]})
     assert code_of(rows, IngestOptions(max_xlsx_cells=150)) == "too_large"

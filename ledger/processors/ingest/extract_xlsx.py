@@ -6,7 +6,8 @@ declares its size (``<dimension ref="A1:XFD1048576"/>``) and openpyxl pads every
 it, and yields empty rows up to it: a hostile or careless declaration would make ingest
 visit 17 billion empty cells. The declaration is dropped (``reset_dimensions``), so rows
 are as wide as their last cell and missing rows are skipped; the cells visited (empty
-ones inside a row's span included) are capped by ``max_cells``. Formulas give the value
+ones inside a row's span included) are capped by ``max_cells``, and the text is handed on
+in pieces as the rows stream, so a sheet is never held whole. Formulas give the value
 Excel cached when it saved the file (``data_only``); a formula never calculated gives
 nothing. With defusedxml installed (the ``office`` extra) openpyxl parses with it, which
 refuses entity declarations.
@@ -22,18 +23,21 @@ import openpyxl
 
 from ledger.errors import PermanentError
 from ledger.processors.ingest.options import IngestErrorCode
-from ledger.processors.ingest.paged import PagedText, capped_part, no_text, part_too_large
+from ledger.processors.ingest.paged import PagedText, no_text
 from ledger.processors.ingest.zip_guard import library_error
 
+_PIECE_CHARS = 64 * 1024  # rows are handed on in pieces of about this many characters
 
-def extract_xlsx(path: str, *, max_cells: int, max_chars_per_sheet: int) -> PagedText:
+
+def extract_xlsx(path: str, *, max_cells: int) -> PagedText:
     """Open the XLSX at ``path``; its sheet count and a lazy iterator of sheet texts.
 
     Each sheet's text is ``Sheet: <name>`` and then one line per row with values, its
-    non-empty cells joined by `` | ``. Raises ``PermanentError`` with ``corrupt`` (openpyxl cannot
-    read the workbook or a sheet), ``unsafe_xml`` (entity declarations), ``too_large``
-    (more than ``max_cells`` cells visited, or a sheet over ``max_chars_per_sheet``
-    characters) and, once iterated to the end, ``no_text`` when no cell had a value.
+    non-empty cells joined by `` | ``, in pieces of about ``_PIECE_CHARS`` characters (a
+    sheet may be far larger than a page). Raises ``PermanentError`` with ``corrupt``
+    (openpyxl cannot read the workbook or a sheet), ``unsafe_xml`` (entity declarations),
+    ``too_large`` (more than ``max_cells`` cells visited) and, once iterated to the end,
+    ``no_text`` when no cell had a value.
     """
     try:
         workbook = openpyxl.load_workbook(path, read_only=True, data_only=True)
@@ -41,10 +45,10 @@ def extract_xlsx(path: str, *, max_cells: int, max_chars_per_sheet: int) -> Page
         raise
     except Exception as exc:  # the extractor boundary: zip, XML and workbook errors
         raise library_error("XLSX", exc) from exc
-    return PagedText(len(workbook.worksheets), _sheets(workbook, max_cells, max_chars_per_sheet))
+    return PagedText(len(workbook.worksheets), _sheets(workbook, max_cells))
 
 
-def _sheets(workbook: Any, max_cells: int, max_chars: int) -> Iterator[tuple[str, int]]:
+def _sheets(workbook: Any, max_cells: int) -> Iterator[tuple[str, int]]:
     visited = 0
     found_text = False
     sheets = len(workbook.worksheets)
@@ -65,18 +69,19 @@ def _sheets(workbook: Any, max_cells: int, max_chars: int) -> Iterator[tuple[str
                             f"{sheet.title!r})",
                         )
                     cells = [_cell_text(value) for value in row if value is not None]
-                    if any(cells):
-                        line = " | ".join(cell for cell in cells if cell)
-                        lines.append(line)
-                        length += len(line) + 1
-                        if length > max_chars:  # checked as it grows: a sheet is unbounded
-                            raise part_too_large("sheet", number, max_chars)
+                    if not any(cells):
+                        continue
+                    found_text = True
+                    lines.append(" | ".join(cell for cell in cells if cell))
+                    length += len(lines[-1]) + 1
+                    if length >= _PIECE_CHARS:
+                        yield "\n".join(lines) + "\n", number
+                        lines, length = [], 0
             except (PermanentError, MemoryError):
                 raise
             except Exception as exc:
                 raise library_error("XLSX", exc, f" (sheet {number})") from exc
-            found_text = found_text or len(lines) > 1
-            yield capped_part("\n".join(lines), number, "sheet", max_chars), number
+            yield "\n".join(lines).rstrip("\n") + "\n\n", number
     finally:
         workbook.close()
     if not found_text:

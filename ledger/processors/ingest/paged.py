@@ -24,15 +24,10 @@ def capped_part(text: str, number: int, what: str, max_chars: int) -> str:
     """``text`` (part ``number``, a ``what`` such as "slide") with its blank-line ending;
     ``PermanentError("too_large")`` when it has more than ``max_chars`` characters."""
     if len(text) > max_chars:
-        raise part_too_large(what, number, max_chars)
+        raise PermanentError(
+            IngestErrorCode.TOO_LARGE, f"{what} {number} has more than {max_chars} characters"
+        )
     return text.strip() + "\n\n"
-
-
-def part_too_large(what: str, number: int, max_chars: int) -> PermanentError:
-    """The error for part ``number`` (a ``what``) over ``max_chars`` characters."""
-    return PermanentError(
-        IngestErrorCode.TOO_LARGE, f"{what} {number} has more than {max_chars} characters"
-    )
 
 
 def no_text(label: str, parts: int, what: str) -> PermanentError:

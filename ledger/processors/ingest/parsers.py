@@ -102,7 +102,7 @@ def parse_file(doc_type: DocType, path: str, options: IngestOptions) -> Parsed:
     elif doc_type is DocType.XLSX:
         from ledger.processors.ingest.extract_xlsx import extract_xlsx
 
-        paged = extract_xlsx(path, max_cells=options.max_xlsx_cells, max_chars_per_sheet=per_page)
+        paged = extract_xlsx(path, max_cells=options.max_xlsx_cells)
     elif doc_type is DocType.EPUB:
         from ledger.processors.ingest.extract_epub import extract_epub
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import os
 import zipfile
-import zlib
 from enum import StrEnum
 
 from ledger.errors import PermanentError
 from ledger.processors.ingest.options import IngestErrorCode
 from ledger.processors.ingest.selection import NOT_DOCUMENT_MAGIC
+from ledger.processors.ingest.zip_guard import ZIP_ERRORS, brief
 
 HEAD_BYTES = 8192  # what detection reads of the file
 
@@ -112,10 +112,11 @@ def _detect_zip(path: str, ext: str) -> DocType:
         with zipfile.ZipFile(path) as archive:
             names = set(archive.namelist())
             mimetype = _mimetype(archive) if "mimetype" in names else b""
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError, zlib.error) as exc:
+    except (*ZIP_ERRORS, OSError) as exc:
         if ext in _ZIP_EXTENSIONS:
+            label = _ZIP_EXTENSIONS[ext]
             raise PermanentError(
-                IngestErrorCode.CORRUPT, f"the {_ZIP_EXTENSIONS[ext]}'s zip cannot be read: {exc}"
+                IngestErrorCode.CORRUPT, f"the {label}'s zip cannot be read: {brief(exc)}"
             ) from exc
         raise PermanentError(
             IngestErrorCode.UNSUPPORTED_TYPE, "a zip archive that cannot be read"
@@ -143,6 +144,8 @@ def _detect_zip(path: str, ext: str) -> DocType:
 
 
 def _mimetype(archive: zipfile.ZipFile) -> bytes:
+    if archive.getinfo("mimetype").flag_bits & 0x1:
+        raise PermanentError(IngestErrorCode.ENCRYPTED, "the zip's mimetype member is encrypted")
     # Read at most 100 bytes: a hostile "mimetype" member may inflate to gigabytes.
     with archive.open("mimetype") as member:
         return member.read(100).strip()

@@ -25,7 +25,7 @@ from ledger.errors import PermanentError
 from ledger.processors.ingest.extract_html import extract_html
 from ledger.processors.ingest.options import IngestErrorCode
 from ledger.processors.ingest.paged import PagedText, capped_part, no_text
-from ledger.processors.ingest.zip_guard import open_zip, read_member
+from ledger.processors.ingest.zip_guard import brief, open_zip, read_member
 
 _FONT_OBFUSCATION = frozenset(
     {"http://www.idpf.org/2008/embedding", "http://ns.adobe.com/pdf/enc#RC"}
@@ -129,11 +129,12 @@ def _xml(archive: zipfile.ZipFile, name: str) -> Element:
         root: Element = fromstring(data, forbid_dtd=False, forbid_entities=True)
     except DefusedXmlException as exc:
         raise PermanentError(
-            IngestErrorCode.UNSAFE_XML, f"the EPUB's {name} declares entities, refused: {exc!r}"
+            IngestErrorCode.UNSAFE_XML,
+            f"the EPUB's {name} declares entities, refused: {brief(exc)}",
         ) from exc
     except (ParseError, ValueError) as exc:
         raise PermanentError(
-            IngestErrorCode.CORRUPT, f"the EPUB's {name} is not well-formed XML: {exc}"
+            IngestErrorCode.CORRUPT, f"the EPUB's {name} is not well-formed XML: {brief(exc)}"
         ) from exc
     return root
 

@@ -10,8 +10,6 @@ stops billion-laughs and external entities before any expansion. Call
 
 from __future__ import annotations
 
-import zipfile
-import zlib
 from collections.abc import Iterator
 from xml.etree.ElementTree import Element, ParseError
 
@@ -20,7 +18,7 @@ from defusedxml.ElementTree import iterparse
 
 from ledger.errors import PermanentError
 from ledger.processors.ingest.options import IngestErrorCode
-from ledger.processors.ingest.zip_guard import open_zip, read_member
+from ledger.processors.ingest.zip_guard import ZIP_ERRORS, brief, open_zip, read_member
 
 _TEXT = "{urn:oasis:names:tc:opendocument:xmlns:text:1.0}"
 _TABLE = "{urn:oasis:names:tc:opendocument:xmlns:table:1.0}"
@@ -54,11 +52,11 @@ def extract_odt(path: str) -> Iterator[str]:
         except DefusedXmlException as exc:
             raise PermanentError(
                 IngestErrorCode.UNSAFE_XML,
-                f"the ODT's content.xml has a DTD or entities, refused: {exc!r}",
+                f"the ODT's content.xml has a DTD or entities, refused: {brief(exc)}",
             ) from exc
-        except (ParseError, zipfile.BadZipFile, zlib.error, EOFError, ValueError) as exc:
+        except (ParseError, *ZIP_ERRORS) as exc:
             raise PermanentError(
-                IngestErrorCode.CORRUPT, f"the ODT's content.xml cannot be read: {exc}"
+                IngestErrorCode.CORRUPT, f"the ODT's content.xml cannot be read: {brief(exc)}"
             ) from exc
 
 
@@ -128,7 +126,8 @@ def _paragraph_text(paragraph: Element) -> str:
         tag = item.tag
         if tag == _TEXT + "s":
             count = item.get(_TEXT + "c", "1")
-            parts.append(" " * min(int(count) if count.isdigit() else 1, _MAX_SPACES))
+            spaces = int(count) if count.isascii() and count.isdigit() else 1
+            parts.append(" " * min(spaces, _MAX_SPACES))
         elif tag == _TEXT + "tab":
             parts.append("\t")
         elif tag == _TEXT + "line-break":

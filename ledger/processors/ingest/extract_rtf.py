@@ -16,6 +16,7 @@ from striprtf.striprtf import rtf_to_text
 
 from ledger.errors import PermanentError
 from ledger.processors.ingest.options import IngestErrorCode
+from ledger.processors.ingest.zip_guard import brief
 
 _ESCAPES = re.compile(rb"\\[\\{}]")
 
@@ -44,5 +45,7 @@ def extract_rtf(data: bytes) -> str:
     except MemoryError:
         raise
     except Exception as exc:  # the extractor boundary: a converter failure is a corrupt file
-        raise PermanentError(IngestErrorCode.CORRUPT, f"the RTF cannot be read: {exc!r}") from exc
+        raise PermanentError(
+            IngestErrorCode.CORRUPT, f"the RTF cannot be read: {brief(exc)}"
+        ) from exc
     return plain.replace("\r\n", "\n").replace("\r", "\n").replace("\x00", "")

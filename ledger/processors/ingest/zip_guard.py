@@ -22,6 +22,12 @@ from ledger.errors import PermanentError
 from ledger.processors.ingest.options import IngestErrorCode, IngestOptions
 
 RATIO_CHECK_FROM = 1 << 20  # members smaller than this may compress as well as they like
+# What zipfile raises for a damaged zip: besides BadZipFile, a bad deflate stream is a
+# zlib.error and an absurd "version needed" field a NotImplementedError.
+ZIP_ERRORS = (
+    zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, ValueError, EOFError,
+    NotImplementedError,
+)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,9 +54,9 @@ def inspect_zip(path: str, label: str, caps: ZipCaps, *, required: str | None = 
     try:
         with zipfile.ZipFile(path) as archive:
             members = archive.infolist()
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError) as exc:
+    except ZIP_ERRORS as exc:
         raise PermanentError(
-            IngestErrorCode.CORRUPT, f"the {label}'s zip cannot be read: {exc}"
+            IngestErrorCode.CORRUPT, f"the {label}'s zip cannot be read: {brief(exc)}"
         ) from exc
     if len(members) > caps.max_entries:
         raise PermanentError(
@@ -60,7 +66,7 @@ def inspect_zip(path: str, label: str, caps: ZipCaps, *, required: str | None = 
     total = 0
     names = set()
     for member in members:
-        name = member.orig_filename
+        name = _shown(member.orig_filename)
         _check_member(member, label)
         total += member.file_size
         if total > caps.max_inflated_bytes:
@@ -75,15 +81,15 @@ def inspect_zip(path: str, label: str, caps: ZipCaps, *, required: str | None = 
                 f"the {label}'s member {name!r} inflates "
                 f"{member.file_size // compressed} times, more than {caps.max_ratio}",
             )
-        names.add(name)
+        names.add(member.orig_filename)
     if required is not None and required not in names:
         raise PermanentError(IngestErrorCode.CORRUPT, f"the {label} has no {required}")
     return names
 
 
 def _check_member(member: zipfile.ZipInfo, label: str) -> None:
-    name = member.orig_filename
-    if _unsafe_name(name):
+    name = _shown(member.orig_filename)
+    if _unsafe_name(member.orig_filename):
         raise PermanentError(
             IngestErrorCode.UNSAFE_ARCHIVE, f"the {label}'s zip has an unsafe member {name!r}"
         )
@@ -97,6 +103,18 @@ def _check_member(member: zipfile.ZipInfo, label: str) -> None:
         )
 
 
+def brief(exc: BaseException) -> str:
+    """``exc`` for a message: its repr, at most 300 characters (a damaged file can put
+    kilobytes of its bytes into a library's message)."""
+    text = repr(exc)
+    return text if len(text) <= 300 else text[:300] + "..."
+
+
+def _shown(name: str) -> str:
+    # A damaged directory can make a "name" of kilobytes: messages show its start.
+    return name if len(name) <= 120 else name[:120] + "..."
+
+
 def _unsafe_name(name: str) -> bool:
     normalised = name.replace("\\", "/")
     if normalised.startswith("/") or (len(normalised) > 1 and normalised[1] == ":"):
@@ -108,9 +126,9 @@ def open_zip(path: str, label: str) -> zipfile.ZipFile:
     """The zip at ``path``, opened; ``PermanentError("corrupt")`` when it cannot be."""
     try:
         return zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+    except ZIP_ERRORS as exc:
         raise PermanentError(
-            IngestErrorCode.CORRUPT, f"the {label}'s zip cannot be read: {exc}"
+            IngestErrorCode.CORRUPT, f"the {label}'s zip cannot be read: {brief(exc)}"
         ) from exc
 
 
@@ -128,9 +146,9 @@ def read_member(archive: zipfile.ZipFile, name: str, label: str, limit: int) -> 
         )
     try:
         return archive.read(info)
-    except (zipfile.BadZipFile, zlib.error, ValueError, EOFError, NotImplementedError) as exc:
+    except ZIP_ERRORS as exc:
         raise PermanentError(
-            IngestErrorCode.CORRUPT, f"the {label}'s member {name!r} cannot be read: {exc}"
+            IngestErrorCode.CORRUPT, f"the {label}'s member {name!r} cannot be read: {brief(exc)}"
         ) from exc
 
 
@@ -139,7 +157,7 @@ def library_error(label: str, exc: Exception, where: str = "") -> PermanentError
     ``unsafe_xml`` when its XML parser refused entities (libxml2 stops an entity
     amplification, defusedxml any declaration), else ``corrupt``. Libraries wrap parser
     errors (openpyxl raises a ValueError ``from`` it), so the chain of causes is looked at."""
-    text = repr(exc)
+    text = brief(exc)
     if any(_refused_entities(cause) for cause in _causes(exc)):
         return PermanentError(
             IngestErrorCode.UNSAFE_XML, f"the {label}{where} has XML entities, refused: {text}"

@@ -88,6 +88,12 @@ def test_a_name_promising_a_format_over_text_is_refused(ext: str) -> None:
     assert info.value.code == "unsupported_type"
 
 
+def test_an_ole2_file_under_an_office_name_says_it_may_be_password_protected() -> None:
+    with pytest.raises(PermanentError, match="password-protected Office file") as info:
+        detect_type("budget.xlsx", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 500)
+    assert info.value.code == "unsupported_type"
+
+
 def test_other_zips_under_those_names_are_refused_with_what_they_are(tmp_path: Path) -> None:
     other = of.write_zip(tmp_path / "deck.pptx", {"notes.txt": b"x"})
     with pytest.raises(PermanentError, match=r"named \.pptx but the zip is not a PPTX") as info:
@@ -224,6 +230,32 @@ def test_epub_spine_naming_a_missing_chapter_is_corrupt(tmp_path: Path) -> None:
     path = of.write_zip(tmp_path / "holes.epub", members)
     with pytest.raises(ProcessingError, match=r"no OEBPS/text/ch01\.xhtml") as info:
         process(path)
+    assert info.value.code == "corrupt"
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"META-INF/container.xml": None}, "has no META-INF/container.xml"),
+        ({"META-INF/container.xml": b"<container><rootfiles>"}, "not well-formed XML"),
+        ({"META-INF/container.xml": b"<container/>"}, "names no package document"),
+        ({"OEBPS/content.opf": None}, "has no OEBPS/content.opf"),
+        ({"OEBPS/content.opf": b"<package><spine/></package>"}, "spine lists no chapters"),
+        ({"OEBPS/content.opf": b'<package><spine><itemref idref="x"/></spine></package>'},
+         "spine names 'x', not in its manifest"),
+    ],
+)  # fmt: skip
+def test_a_malformed_epub_container_is_corrupt_with_its_reason(
+    tmp_path: Path, change: dict[str, bytes | None], message: str
+) -> None:
+    members = of.epub_members([("One", ["x"])])
+    for name, data in change.items():
+        if data is None:
+            del members[name]
+        else:
+            members[name] = data
+    with pytest.raises(ProcessingError, match=message) as info:
+        process(of.write_zip(tmp_path / "bad.epub", members))
     assert info.value.code == "corrupt"
 
 

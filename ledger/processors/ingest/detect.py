@@ -27,11 +27,12 @@ class DocType(StrEnum):
     TEXT = "text"
 
 
+_OLE2 = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 # Formats recognised by their first bytes that ingest does not read: those that are not
 # documents at all (the ingest processor skips them before detection), and these.
 _FOREIGN_MAGIC: tuple[tuple[bytes, str], ...] = (
     *NOT_DOCUMENT_MAGIC,
-    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "legacy Office (OLE2) document"),
+    (_OLE2, "legacy Office (OLE2) document"),
     (b"\x7fELF", "ELF executable"),
     (b"MZ", "Windows executable"),
     (b"SQLite format 3\x00", "SQLite database"),
@@ -88,6 +89,13 @@ def detect_type(path: str, head: bytes) -> DocType:
         return _detect_zip(path, ext)
     if head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"{\\rtf"):
         return DocType.RTF
+    if head.startswith(_OLE2) and _ZIP_EXTENSIONS.get(ext) in ("DOCX", "PPTX", "XLSX"):
+        # Office saves a password-protected DOCX, PPTX or XLSX inside an OLE2 container.
+        raise PermanentError(
+            IngestErrorCode.UNSUPPORTED_TYPE,
+            f"named {ext} but stored as OLE2: a password-protected Office file, or a legacy "
+            "binary one renamed",
+        )
     for magic, name in _FOREIGN_MAGIC:
         if head.startswith(magic):
             raise PermanentError(IngestErrorCode.UNSUPPORTED_TYPE, f"unsupported format: {name}")

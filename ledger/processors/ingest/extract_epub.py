@@ -104,7 +104,7 @@ def _spine(archive: zipfile.ZipFile) -> list[str]:
         if media_type in _CHAPTER_TYPES:
             chapters.append(posixpath.normpath(posixpath.join(base, unquote(urldefrag(href)[0]))))
     if not chapters:
-        raise PermanentError(IngestErrorCode.NO_TEXT, "the EPUB's spine lists no chapters")
+        raise PermanentError(IngestErrorCode.CORRUPT, "the EPUB's spine lists no chapters")
     return chapters
 
 

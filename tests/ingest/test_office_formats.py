@@ -207,8 +207,8 @@ def test_epub_chapters_in_spine_order_one_page_each(tmp_path: Path) -> None:
     assert book.pages == 3
     pieces = list(book.pieces)
     assert [page for _text, page in pieces] == [1, 2, 3]
-    assert [text.split("\n\n")[1] for text, _page in pieces] == ["End", "Prologue", "Middle"]
-    assert pieces[0][0] == "Book\n\nEnd\n\nIt ended.\n\n"
+    assert [text.split("\n\n")[0] for text, _page in pieces] == ["End", "Prologue", "Middle"]
+    assert pieces[0][0] == "End\n\nIt ended.\n\n"  # not the <title> every chapter repeats
 
 
 def test_epub_font_obfuscation_is_not_drm_but_encrypted_chapters_are(tmp_path: Path) -> None:

@@ -115,7 +115,8 @@ def _chapters(
     with archive:
         for number, name in enumerate(chapters, start=1):
             data = read_member(archive, name, "EPUB", max_bytes)
-            text = "".join(extract_html(data, max_depth=max_depth).pieces)
+            # Chapters repeat the book's <title>; their own heading is in the body.
+            text = "".join(extract_html(data, max_depth=max_depth, with_title=False).pieces)
             del data
             found_text = found_text or bool(text.strip())
             yield capped_part(text, number, "chapter", max_chars), number

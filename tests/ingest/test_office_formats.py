@@ -375,3 +375,14 @@ def test_rtf_escape_outside_unicode_is_corrupt(tmp_path: Path) -> None:
     path = tmp_path / "odd.rtf"
     path.write_bytes(b"{\\rtf1\\ansi Fine so far \\u9999999999? then not.\\par}")
     assert code_of(path) == "corrupt"
+
+
+def test_the_new_caps_are_checked_batch_options() -> None:
+    from ledger.errors import InvalidInput
+    from ledger.processors.ingest.processor import IngestConfig
+
+    config = IngestConfig.from_options({"max_xlsx_cells": 5000, "max_rtf_bytes": 1024})
+    assert (config.ingest.max_xlsx_cells, config.ingest.max_rtf_bytes) == (5000, 1024)
+    for bad in ({"max_xlsx_cells": 0}, {"max_rtf_bytes": "big"}):
+        with pytest.raises(InvalidInput):
+            IngestConfig.from_options(bad)

@@ -294,6 +294,16 @@ def rebuild_zip(
     return write_raw_zip(target, [*entries, *extra])
 
 
+def lying_member_of(source: Path, target: Path, name: str, inflated: int = 64 * MiB) -> Path:
+    """``source`` with member ``name`` declared as 2,000 bytes but inflating to ``inflated``
+    zero bytes: the directory looks harmless, the data is a bomb."""
+    bomb = zeros_entry(name, inflated)
+    liar = RawEntry(name, b"", compressed=bomb.compressed, declared_size=2000, crc=bomb.crc)
+    with zipfile.ZipFile(source) as archive:
+        members = [(i.filename, archive.read(i)) for i in archive.infolist() if i.filename != name]
+    return write_raw_zip(target, [*(RawEntry(n, d) for n, d in members), liar])
+
+
 def zip_bomb_of(source: Path, target: Path) -> Path:
     """``source`` with an extra member that inflates to 1 GiB from about 1 MiB."""
     return rebuild_zip(source, target, extra=[zeros_entry("media/bomb.bin", 1024 * MiB)])

@@ -1,7 +1,8 @@
 """Hostile and broken PPTX, XLSX, EPUB, ODT and RTF files, in the real process pool: each
 ends with its own clear error code, and the child goes on with the next document.
 
-Per format: a truncated file, other content under the format's name, a zip bomb, an XML
+Per format: a truncated file, other content under the format's name, a zip bomb (by its
+declared sizes, and a member that declares 2,000 bytes and inflates to 64 MiB), an XML
 entity bomb (billion laughs), and the format's own trap (a DRM EPUB, a sheet declaring the
 whole grid, a row in the last column a thousand times).
 """
@@ -57,6 +58,10 @@ def make_hostile_corpus(directory: Path) -> dict[str, str | None]:
         if kind != "rtf":
             add(of.zip_bomb_of(path, d / f"bomb.{kind}"), "too_large")
     add(of.write_zip(d / "zip.xlsx", {"readme.txt": b"a zip, not a workbook"}), "unsupported_type")
+    # Members whose directory entry declares 2,000 bytes and whose data inflates to 64 MiB.
+    for kind, member in [("pptx", "ppt/slides/slide1.xml"), ("xlsx", "xl/worksheets/sheet1.xml"),
+                         ("epub", "OEBPS/text/ch00.xhtml"), ("odt", "content.xml")]:
+        add(of.lying_member_of(good[kind], d / f"liar.{kind}", member), "corrupt")  # fmt: skip
 
     slide = of.read_member(good["pptx"], "ppt/slides/slide1.xml")
     laughs_pptx = of.with_laughs(slide, b">Intro<").replace(b"safe &i;", b">safe &i;<")

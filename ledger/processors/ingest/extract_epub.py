@@ -6,8 +6,8 @@ XML files are parsed with defusedxml (entity declarations refused); each chapter
 XHTML, read by the HTML extractor (lexbor does not expand entities declared in a DTD).
 DRM is recognised before any chapter is read: ``META-INF/encryption.xml`` encrypting
 anything but fonts (the IDPF and Adobe font obfuscations are not DRM), Adobe's
-``rights.xml`` or Apple's ``sinf.xml``. Call ``zip_guard.inspect_zip`` first; each chapter
-is inflated alone, capped like an HTML file.
+``rights.xml``, Apple's ``sinf.xml`` or a Readium LCP license. Call
+``zip_guard.inspect_zip`` first; each chapter is inflated alone, capped like an HTML file.
 """
 
 from __future__ import annotations
@@ -29,6 +29,11 @@ from ledger.processors.ingest.zip_guard import brief, open_zip, read_member
 
 _FONT_OBFUSCATION = frozenset(
     {"http://www.idpf.org/2008/embedding", "http://ns.adobe.com/pdf/enc#RC"}
+)
+_DRM_MARKERS = (
+    ("META-INF/rights.xml", "Adobe"),
+    ("META-INF/sinf.xml", "Apple"),
+    ("META-INF/license.lcpl", "Readium LCP"),
 )
 _CHAPTER_TYPES = frozenset({"application/xhtml+xml", "text/html", "application/x-dtbook+xml"})
 _SMALL_XML_BYTES = 16 * 2**20  # container, OPF and encryption.xml: kilobytes in real books
@@ -57,7 +62,7 @@ def extract_epub(path: str, *, max_chapter_bytes: int, max_depth: int, max_chars
 
 def _refuse_drm(archive: zipfile.ZipFile) -> None:
     names = set(archive.namelist())
-    for marker, who in (("META-INF/rights.xml", "Adobe"), ("META-INF/sinf.xml", "Apple")):
+    for marker, who in _DRM_MARKERS:
         if marker in names:
             raise PermanentError(
                 IngestErrorCode.ENCRYPTED, f"the EPUB is DRM-protected ({who}: {marker})"

@@ -1,7 +1,8 @@
-"""Optional parts of the install: the default one (SQLite, the CLI, every document format,
-``ledger serve``) needs none of them. The PostgreSQL driver is the ``postgres`` extra; HTTP
-embedders and vector search (httpx, numpy) are the ``embed`` extra; the bundled local model
-is ``local-embed``. A path that needs a missing one says which to install."""
+"""Optional parts of the install: the default one (SQLite, the CLI, text, Markdown, HTML,
+PDF and DOCX documents, ``ledger serve``) needs none of them. The PostgreSQL driver is the
+``postgres`` extra; HTTP embedders and vector search (httpx, numpy) are the ``embed`` extra;
+the bundled local model is ``local-embed``; PPTX, XLSX, EPUB, ODT and RTF documents are the
+``office`` extra. A path that needs a missing one says which to install."""
 
 from __future__ import annotations
 

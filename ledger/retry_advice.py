@@ -22,6 +22,7 @@ PERMANENT_CODES = frozenset(
         "encrypted",
         "no_text",
         "unsafe_archive",
+        "unsafe_xml",
         "too_large",
         "outside_roots",
     }

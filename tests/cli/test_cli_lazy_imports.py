@@ -28,6 +28,10 @@ SERVER_AND_WORK = {
     "selectolax",
     "docx",
     "lxml",
+    "pptx",
+    "openpyxl",
+    "striprtf",
+    "defusedxml",
     "charset_normalizer",
     "ledger.api",
     "ledger.dashboard",
@@ -50,7 +54,7 @@ DATABASE_AND_SETTINGS = {
     "ledger.db",
     "ledger.settings",
 }
-PARSERS = {"pypdfium2", "selectolax", "docx", "lxml"}
+PARSERS = {"pypdfium2", "selectolax", "docx", "lxml", "pptx", "openpyxl", "striprtf", "defusedxml"}
 # Loaded by the parent when it starts a process-pool child, and only then.
 POOL_START = "multiprocessing.popen_spawn_posix"
 
@@ -151,3 +155,22 @@ def test_html_ingest_loads_the_html_parser_only(cli: Cli, tmp_path: Path) -> Non
     assert cli.scalar("SELECT count(*) FROM documents WHERE status = 'done'") == 1
     assert packages(names, PARSERS) == {"selectolax"}
     assert POOL_START in names  # HTML is parsed by a C library: in a pool child
+
+
+def test_office_parsers_load_with_the_first_document_of_their_type(
+    cli: Cli, tmp_path: Path
+) -> None:
+    from tests.ingest import office_fixtures as of
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    of.make_rtf(docs / "memo.rtf", ["A memo in rich text."])
+    proc, names = run_importtime(cli, "ingest", str(docs))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert packages(names, PARSERS) == {"striprtf"}
+    of.make_pptx(docs / "deck.pptx", [of.Slide("A slide")])
+    proc, names = run_importtime(cli, "ingest", str(docs))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert cli.scalar("SELECT count(*) FROM documents WHERE status = 'done'") == 2
+    # python-pptx parses with lxml; the RTF was done by the first run.
+    assert packages(names, PARSERS) == {"pptx", "lxml"}

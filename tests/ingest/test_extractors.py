@@ -59,7 +59,7 @@ def test_detects_docx_and_refuses_other_zips(tmp_path: Path) -> None:
     path = fx.make_docx(tmp_path / "file.bin", ["hello"])
     assert detect_type(str(path), path.read_bytes()[:8192]) == DocType.DOCX
     other = fx.write_raw_zip(tmp_path / "other.zip", [fx.RawEntry("a.txt", b"a")])
-    with pytest.raises(PermanentError, match="not a Word document"):
+    with pytest.raises(PermanentError, match="not a Word"):
         detect_type(str(other), other.read_bytes())
 
 

@@ -42,7 +42,8 @@ def test_names_that_are_not_documents(name: str, what: str) -> None:
 @pytest.mark.parametrize(
     "name",
     ["guide.md", "index.html", "report.pdf", "letter.docx", "README", "notes.txt", ".png",
-     "package.json", "legacy.doc", "data.json", "objects.inventory"],
+     "package.json", "legacy.doc", "data.json", "objects.inventory", "deck.pptx", "deck.PPTM",
+     "budget.xlsx", "macros.xlsm", "novel.epub", "minutes.odt", "memo.rtf"],
 )  # fmt: skip
 def test_names_that_may_be_documents(name: str) -> None:
     assert excluded_by_name(name) is None

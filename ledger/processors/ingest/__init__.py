@@ -13,6 +13,10 @@ Libraries, and why:
   iteratively; several times faster than BeautifulSoup (docs/ingest.md).
 - **python-docx** for DOCX: paragraphs and tables in document order, with its XML parser not
   resolving entities; a zip inspection with ``zipfile`` runs first to refuse bombs.
+- **python-pptx** (PPTX, a page per slide), **openpyxl** in read-only mode (XLSX, a page
+  per sheet, cells capped), **striprtf** (RTF) and **defusedxml** (the XML of EPUB and ODT,
+  and openpyxl's): the ``office`` extra, loaded only for documents of their type. EPUB
+  chapters go through the HTML extractor. Every zip-based format passes ``zip_guard`` first.
 - **charset-normalizer** for the encoding of legacy text files (after BOMs, UTF-16 and
   UTF-8 are tried), on a sample only, so detection cost does not grow with the file.
 - **msgspec** msgpack for the spool: compact, fast, typed decoding.

@@ -9,6 +9,7 @@ from enum import StrEnum
 from ledger.errors import PermanentError
 from ledger.processors.ingest.options import IngestErrorCode
 from ledger.processors.ingest.selection import NOT_DOCUMENT_MAGIC
+from ledger.processors.ingest.zip_guard import ZIP_ERRORS, brief
 
 HEAD_BYTES = 8192  # what detection reads of the file
 
@@ -16,16 +17,22 @@ HEAD_BYTES = 8192  # what detection reads of the file
 class DocType(StrEnum):
     PDF = "pdf"
     DOCX = "docx"
+    PPTX = "pptx"
+    XLSX = "xlsx"
+    EPUB = "epub"
+    ODT = "odt"
+    RTF = "rtf"
     HTML = "html"
     MARKDOWN = "markdown"
     TEXT = "text"
 
 
+_OLE2 = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 # Formats recognised by their first bytes that ingest does not read: those that are not
 # documents at all (the ingest processor skips them before detection), and these.
 _FOREIGN_MAGIC: tuple[tuple[bytes, str], ...] = (
     *NOT_DOCUMENT_MAGIC,
-    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "legacy Office (OLE2) document"),
+    (_OLE2, "legacy Office (OLE2) document"),
     (b"\x7fELF", "ELF executable"),
     (b"MZ", "Windows executable"),
     (b"SQLite format 3\x00", "SQLite database"),
@@ -34,7 +41,33 @@ _BOMS = (b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")
 _HTML_MARKERS = (b"<!doctype html", b"<html", b"<head", b"<body", b"<meta ", b"<title>")
 _HTML_EXTENSIONS = frozenset({".html", ".htm", ".xhtml", ".shtml"})
 _MARKDOWN_EXTENSIONS = frozenset({".md", ".markdown", ".mdown", ".mkd", ".mdx"})
-_BINARY_EXTENSIONS = {".pdf": "PDF", ".docx": "DOCX", ".docm": "DOCX"}
+# Names that promise a format ingest reads by content: other content under them is refused.
+_FORMAT_EXTENSIONS = {
+    ".pdf": "PDF",
+    ".docx": "DOCX",
+    ".docm": "DOCX",
+    ".pptx": "PPTX",
+    ".pptm": "PPTX",
+    ".xlsx": "XLSX",
+    ".xlsm": "XLSX",
+    ".epub": "EPUB",
+    ".odt": "ODT",
+    ".rtf": "RTF",
+}
+_ZIP_EXTENSIONS = {
+    ext: name for ext, name in _FORMAT_EXTENSIONS.items() if name not in ("PDF", "RTF")
+}
+# Zip members that name an Office Open XML package's kind.
+_OOXML_PARTS = (
+    ("word/document.xml", DocType.DOCX),
+    ("ppt/presentation.xml", DocType.PPTX),
+    ("xl/workbook.xml", DocType.XLSX),
+)
+# The first member of an EPUB or OpenDocument file, stored uncompressed, says what it is.
+_ZIP_MIMETYPES = {
+    b"application/epub+zip": DocType.EPUB,
+    b"application/vnd.oasis.opendocument.text": DocType.ODT,
+}
 # Control bytes other than tab, newline, vertical tab, form feed, carriage return and escape.
 _CONTROL_BYTES = bytes(b for b in range(32) if b not in (9, 10, 11, 12, 13, 27)) + b"\x7f"
 
@@ -43,8 +76,8 @@ def detect_type(path: str, head: bytes) -> DocType:
     """The document type of ``path``, whose first bytes are ``head`` (up to HEAD_BYTES).
 
     Raises ``PermanentError`` with ``empty_file``, ``unsupported_type`` (binary, a foreign
-    format, or a name that promises PDF/DOCX over other content) or ``corrupt`` (a zip named
-    .docx that cannot be opened).
+    format, or a name that promises PDF, DOCX, PPTX, XLSX, EPUB, ODT or RTF over other
+    content) or ``corrupt`` (a zip named as a zip-based format that cannot be opened).
     """
     if not head:
         raise PermanentError(IngestErrorCode.EMPTY_FILE, "the file is empty (0 bytes)")
@@ -54,6 +87,15 @@ def detect_type(path: str, head: bytes) -> DocType:
         return DocType.PDF
     if head.startswith(b"PK\x03\x04"):
         return _detect_zip(path, ext)
+    if head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"{\\rtf"):
+        return DocType.RTF
+    if head.startswith(_OLE2) and _ZIP_EXTENSIONS.get(ext) in ("DOCX", "PPTX", "XLSX"):
+        # Office saves a password-protected DOCX, PPTX or XLSX inside an OLE2 container.
+        raise PermanentError(
+            IngestErrorCode.UNSUPPORTED_TYPE,
+            f"named {ext} but stored as OLE2: a password-protected Office file, or a legacy "
+            "binary one renamed",
+        )
     for magic, name in _FOREIGN_MAGIC:
         if head.startswith(magic):
             raise PermanentError(IngestErrorCode.UNSUPPORTED_TYPE, f"unsupported format: {name}")
@@ -61,10 +103,10 @@ def detect_type(path: str, head: bytes) -> DocType:
         raise PermanentError(
             IngestErrorCode.UNSUPPORTED_TYPE, "binary content of an unknown format"
         )
-    if ext in _BINARY_EXTENSIONS:
+    if ext in _FORMAT_EXTENSIONS:
         raise PermanentError(
             IngestErrorCode.UNSUPPORTED_TYPE,
-            f"named {ext} but the content is text, not {_BINARY_EXTENSIONS[ext]}",
+            f"named {ext} but the content is text, not {_FORMAT_EXTENSIONS[ext]}",
         )
     if _looks_like_html(head) or ext in _HTML_EXTENSIONS:
         return DocType.HTML
@@ -77,19 +119,44 @@ def _detect_zip(path: str, ext: str) -> DocType:
     try:
         with zipfile.ZipFile(path) as archive:
             names = set(archive.namelist())
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
-        if ext in (".docx", ".docm"):
+            mimetype = _mimetype(archive) if "mimetype" in names else b""
+    except (*ZIP_ERRORS, OSError) as exc:
+        if ext in _ZIP_EXTENSIONS:
+            label = _ZIP_EXTENSIONS[ext]
             raise PermanentError(
-                IngestErrorCode.CORRUPT, f"the DOCX's zip cannot be read: {exc}"
+                IngestErrorCode.CORRUPT, f"the {label}'s zip cannot be read: {brief(exc)}"
             ) from exc
         raise PermanentError(
             IngestErrorCode.UNSUPPORTED_TYPE, "a zip archive that cannot be read"
         ) from exc
-    if "word/document.xml" in names:
-        return DocType.DOCX
+    for part, doc_type in _OOXML_PARTS:
+        if part in names:
+            return doc_type
+    if mimetype in _ZIP_MIMETYPES:
+        return _ZIP_MIMETYPES[mimetype]
+    if mimetype.startswith(b"application/vnd.oasis.opendocument."):
+        kind = mimetype.decode("ascii", "replace").rsplit(".", 1)[-1]
+        raise PermanentError(
+            IngestErrorCode.UNSUPPORTED_TYPE,
+            f"an OpenDocument {kind}, not a text document (only .odt is read)",
+        )
+    if ext in _ZIP_EXTENSIONS:
+        raise PermanentError(
+            IngestErrorCode.UNSUPPORTED_TYPE,
+            f"named {ext} but the zip is not a {_ZIP_EXTENSIONS[ext]} document",
+        )
     raise PermanentError(
-        IngestErrorCode.UNSUPPORTED_TYPE, "a zip archive that is not a Word document"
+        IngestErrorCode.UNSUPPORTED_TYPE,
+        "a zip archive that is not a Word, PowerPoint, Excel, EPUB or OpenDocument text file",
     )
+
+
+def _mimetype(archive: zipfile.ZipFile) -> bytes:
+    if archive.getinfo("mimetype").flag_bits & 0x1:
+        raise PermanentError(IngestErrorCode.ENCRYPTED, "the zip's mimetype member is encrypted")
+    # Read at most 100 bytes: a hostile "mimetype" member may inflate to gigabytes.
+    with archive.open("mimetype") as member:
+        return member.read(100).strip()
 
 
 def _looks_binary(head: bytes) -> bool:

@@ -1,17 +1,12 @@
 """DOCX: paragraphs and tables in document order with python-docx, after a zip inspection.
 
 python-docx inflates every part of the package into memory, so before it sees the file the
-zip's directory is checked: the number of members, the sum of their inflated sizes and the
-compression ratio of large members are capped (zip bombs), and members named with ``..``,
-an absolute path or as symbolic links are refused. Python's zipfile never inflates a member
-beyond the size its directory declares (a member that would is a CRC error), so the caps
-also hold while python-docx inflates. Its XML parser does not resolve entities.
+zip's directory is checked by ``zip_guard`` (zip bombs, unsafe members). Its XML parser does
+not resolve entities.
 """
 
 from __future__ import annotations
 
-import stat
-import zipfile
 from collections.abc import Iterator
 
 import docx
@@ -20,8 +15,7 @@ from docx.text.paragraph import Paragraph
 
 from ledger.errors import PermanentError
 from ledger.processors.ingest.options import IngestErrorCode
-
-_RATIO_CHECK_FROM = 1 << 20  # members smaller than this may compress as well as they like
+from ledger.processors.ingest.zip_guard import ZipCaps, inspect_zip
 
 
 def inspect_docx_zip(
@@ -33,58 +27,8 @@ def inspect_docx_zip(
     ``too_large`` (entries, inflated size or ratio over the caps), ``unsafe_archive``
     (``..``, absolute or symbolic-link members) or ``encrypted`` (encrypted members).
     """
-    try:
-        with zipfile.ZipFile(path) as archive:
-            members = archive.infolist()
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError) as exc:
-        raise PermanentError(
-            IngestErrorCode.CORRUPT, f"the DOCX's zip cannot be read: {exc}"
-        ) from exc
-    if len(members) > max_entries:
-        raise PermanentError(
-            IngestErrorCode.TOO_LARGE,
-            f"the DOCX's zip has {len(members)} members, more than {max_entries}",
-        )
-    total = 0
-    names = set()
-    for member in members:
-        name = member.orig_filename
-        if _unsafe_name(name):
-            raise PermanentError(
-                IngestErrorCode.UNSAFE_ARCHIVE, f"the DOCX's zip has an unsafe member {name!r}"
-            )
-        if stat.S_ISLNK(member.external_attr >> 16):
-            raise PermanentError(
-                IngestErrorCode.UNSAFE_ARCHIVE, f"the DOCX's zip member {name!r} is a link"
-            )
-        if member.flag_bits & 0x1:
-            raise PermanentError(
-                IngestErrorCode.ENCRYPTED, f"the DOCX's zip member {name!r} is encrypted"
-            )
-        total += member.file_size
-        if total > max_inflated_bytes:
-            raise PermanentError(
-                IngestErrorCode.TOO_LARGE,
-                f"the DOCX inflates to more than {max_inflated_bytes} bytes",
-            )
-        if member.file_size >= _RATIO_CHECK_FROM and member.file_size > max_ratio * max(
-            member.compress_size, 1
-        ):
-            raise PermanentError(
-                IngestErrorCode.TOO_LARGE,
-                f"the DOCX's member {name!r} inflates "
-                f"{member.file_size // max(member.compress_size, 1)} times, more than {max_ratio}",
-            )
-        names.add(name)
-    if "word/document.xml" not in names:
-        raise PermanentError(IngestErrorCode.CORRUPT, "the DOCX has no word/document.xml")
-
-
-def _unsafe_name(name: str) -> bool:
-    normalised = name.replace("\\", "/")
-    if normalised.startswith("/") or (len(normalised) > 1 and normalised[1] == ":"):
-        return True
-    return ".." in normalised.split("/") or "\x00" in name
+    caps = ZipCaps(max_inflated_bytes, max_ratio, max_entries)
+    inspect_zip(path, "DOCX", caps, required="word/document.xml")
 
 
 def extract_docx(path: str) -> Iterator[str]:

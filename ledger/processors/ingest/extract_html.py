@@ -65,12 +65,13 @@ class HtmlText:
     pieces: Iterator[str]
 
 
-def extract_html(data: bytes, *, max_depth: int) -> HtmlText:
+def extract_html(data: bytes, *, max_depth: int, with_title: bool = True) -> HtmlText:
     """The readable text of an HTML document given as bytes (the caller caps their size).
 
     The encoding comes from a byte-order mark, else a ``<meta charset>`` in the first
-    kilobyte, else detection as for plain text. Raises ``PermanentError("corrupt")`` if the
-    parser fails.
+    kilobyte, else detection as for plain text. The ``<title>`` comes first unless
+    ``with_title`` is false (an EPUB repeats the book's title in every chapter). Raises
+    ``PermanentError("corrupt")`` if the parser fails.
     """
     encoding = _html_encoding(data)
     text = data.decode(encoding, errors="replace").replace("\x00", "")
@@ -79,7 +80,7 @@ def extract_html(data: bytes, *, max_depth: int) -> HtmlText:
     text = flatten_deep_nesting(text, max_depth)
     try:
         parser = LexborHTMLParser(text)
-        paragraphs = _readable_text(parser)
+        paragraphs = _readable_text(parser, with_title)
     except MemoryError:
         raise
     except Exception as exc:  # the extractor boundary: a parser failure is a corrupt file
@@ -212,9 +213,9 @@ class _Builder:
             self.paragraphs.append(paragraph)
 
 
-def _readable_text(parser: LexborHTMLParser) -> list[str]:
+def _readable_text(parser: LexborHTMLParser, with_title: bool) -> list[str]:
     builder = _Builder()
-    title = parser.css_first("title")
+    title = parser.css_first("title") if with_title else None
     if title is not None:
         builder.text(title.text())
         builder.block()

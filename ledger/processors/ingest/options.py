@@ -20,7 +20,9 @@ class IngestErrorCode(StrEnum):
     CORRUPT = "corrupt"  # the format is recognised but the file is broken
     ENCRYPTED = "encrypted"  # needs a password
     NO_TEXT = "no_text"  # readable, but nothing to index (a scanned PDF, an empty page)
-    UNSAFE_ARCHIVE = "unsafe_archive"  # a DOCX whose zip has ../, absolute or link members
+    UNSAFE_ARCHIVE = "unsafe_archive"  # a zip-based document with ../, absolute or link members
+    UNSAFE_XML = "unsafe_xml"  # XML that declares entities (billion laughs) or, in ODT, a DTD
+    MISSING_EXTRA = "missing_extra"  # the format's library is an extra that is not installed
     TOO_LARGE = "too_large"  # over a size, ratio, entry or character cap (or the memory limit)
     SOURCE_MISSING = "source_missing"  # the file is gone
     SOURCE_CHANGED = "source_changed"  # size, mtime or hash differ from what was expected
@@ -42,12 +44,18 @@ class IngestOptions:
     max_file_bytes: int = 4 * GiB
     max_html_bytes: int = 64 * MiB  # HTML is parsed whole, so it gets a smaller cap
     max_html_depth: int = 256  # deeper elements are flattened (the parser is O(depth) per tag)
+    # The zip caps of every zip-based format (DOCX, PPTX, XLSX, EPUB, ODT; named for the first).
     max_docx_inflated_bytes: int = 512 * MiB  # sum of the declared sizes of all zip members
     max_docx_ratio: int = 200  # inflated / compressed, for members over 1 MiB inflated
     max_docx_entries: int = 10_000
     max_pdf_pages: int = 20_000
-    max_chars_per_page: int = 2_000_000  # a dense real page has about 5,000
+    # Also per slide, sheet and chapter. A dense real page has about 5,000.
+    max_chars_per_page: int = 2_000_000
     max_chars_per_document: int = 2**31
+    # Cells an XLSX may make ingest visit (empty cells inside a row's span count): a sheet
+    # of 10 million cells is about 1 GiB in Excel's own memory; ingest streams it in ~2 s.
+    max_xlsx_cells: int = 10_000_000
+    max_rtf_bytes: int = 64 * MiB  # RTF is converted whole, like HTML
     read_block_bytes: int = 1 * MiB  # unit of streaming reads (and of decoded text pieces)
     sample_bytes: int = 64 * KiB  # what encoding detection looks at
 
@@ -66,6 +74,8 @@ class IngestOptions:
             "max_pdf_pages",
             "max_chars_per_page",
             "max_chars_per_document",
+            "max_xlsx_cells",
+            "max_rtf_bytes",
             "read_block_bytes",
             "sample_bytes",
         ):

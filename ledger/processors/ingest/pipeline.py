@@ -26,6 +26,14 @@ from ledger.processors.ingest.chunking import chunk_pieces
 from ledger.processors.ingest.detect import HEAD_BYTES, DocType, detect_type
 from ledger.processors.ingest.extract_text import decode_text
 from ledger.processors.ingest.options import IngestErrorCode, IngestOptions
+from ledger.processors.ingest.parsers import (
+    BYTES_PARSED,
+    Parsed,
+    byte_cap,
+    parse_bytes,
+    parse_file,
+    require_parser,
+)
 from ledger.processors.ingest.spool import SpoolWriter
 
 T = TypeVar("T")
@@ -58,9 +66,9 @@ class IngestOutcome:
 
     sha256: str  # of the bytes that were read
     size: int  # bytes
-    type: str  # a DocType value: pdf, docx, html, markdown, text
-    encoding: str | None  # the text encoding used (text, markdown, html); None for pdf, docx
-    pages: int | None  # pages of a PDF; None for other types
+    type: str  # a DocType value: pdf, docx, pptx, xlsx, epub, odt, rtf, html, markdown, text
+    encoding: str | None  # the text encoding used (text, markdown, html); None for others
+    pages: int | None  # pages of a PDF, slides, sheets or chapters; None for other types
     characters: int  # length of the extracted text (chunk offsets index into it)
     chunks: int
     timings: StageTimings
@@ -101,10 +109,10 @@ def process_file(
     With ``only_types``, a document detected as another type raises ``NeedsIsolation``
     right after detection, before any parser sees it.
 
-    The file is read once (hashing as it goes) for text, Markdown and HTML; PDF and DOCX are
-    hashed in one pass and then parsed by their libraries. ``expected_*`` values that are
-    given must match (else ``source_changed``), and the file must look the same after
-    processing as before. On any error no spool file is left behind.
+    The file is read once (hashing as it goes) for text, Markdown, HTML and RTF; the other
+    types are hashed in one pass and then parsed by their libraries from the path.
+    ``expected_*`` values that are given must match (else ``source_changed``), and the file
+    must look the same after processing as before. On any error no spool file is left behind.
     """
     before = _stat(path)
     if expected_size is not None and before.st_size != expected_size:
@@ -169,63 +177,35 @@ class _Run:
         self.clock["extract"] += time.perf_counter() - started
         if self.only_types is not None and doc_type not in self.only_types:
             raise NeedsIsolation(doc_type.value)
-        encoding: str | None = None
-        pages: int | None = None
+        require_parser(doc_type)
         read_before_extract = self.clock["read"]
-        pieces: Iterable[tuple[str, int | None]]
         if doc_type in (DocType.TEXT, DocType.MARKDOWN):
-            read_before_extract = self.clock["read"]
             decoded = self._timed_call(
                 lambda: decode_text(self._blocks(file, head), sample_bytes=options.sample_bytes)
             )
-            encoding = decoded.encoding
-            pieces = ((text, None) for text in decoded.pieces)
-        elif doc_type is DocType.HTML:
-            # Each parser library loads with the first document of its type: a pool child
-            # that only sees text files starts without the PDF, Word or HTML libraries.
-            from ledger.processors.ingest.extract_html import extract_html
-
-            if self.before.st_size > options.max_html_bytes:
+            parsed = Parsed(((text, None) for text in decoded.pieces), encoding=decoded.encoding)
+        elif doc_type in BYTES_PARSED:
+            limit = byte_cap(doc_type, options)
+            if self.before.st_size > limit:
                 raise PermanentError(
                     IngestErrorCode.TOO_LARGE,
-                    f"the HTML has {self.before.st_size} bytes, more than {options.max_html_bytes}",
+                    f"the {doc_type.value.upper()} has {self.before.st_size} bytes, "
+                    f"more than {limit}",
                 )
             data = head + self._read(file, -1)
             self._check_hash(expected_sha256)
             read_before_extract = self.clock["read"]
-            html = self._timed_call(lambda: extract_html(data, max_depth=options.max_html_depth))
+            parsed = self._timed_call(lambda: parse_bytes(doc_type, data, options))
             del data
-            encoding = html.encoding
-            pieces = ((text, None) for text in html.pieces)
         else:
+            # Parsed by a library from the path: hashed in one pass first, so the hash
+            # is of the bytes the library then reads.
             for _ in self._blocks(file, b""):
                 pass
             self._check_hash(expected_sha256)
             read_before_extract = self.clock["read"]
-            if doc_type is DocType.PDF:
-                from ledger.processors.ingest.extract_pdf import extract_pdf
-
-                pdf = self._timed_call(
-                    lambda: extract_pdf(
-                        self.path,
-                        max_pages=options.max_pdf_pages,
-                        max_chars_per_page=options.max_chars_per_page,
-                    )
-                )
-                pages = pdf.pages
-                pieces = ((text, page) for text, page in pdf.pieces)
-            else:
-                from ledger.processors.ingest.extract_docx import extract_docx, inspect_docx_zip
-
-                self._timed_call(
-                    lambda: inspect_docx_zip(
-                        self.path,
-                        max_inflated_bytes=options.max_docx_inflated_bytes,
-                        max_ratio=options.max_docx_ratio,
-                        max_entries=options.max_docx_entries,
-                    )
-                )
-                pieces = ((text, None) for text in extract_docx(self.path))
+            parsed = self._timed_call(lambda: parse_file(doc_type, self.path, options))
+        encoding, pages, pieces = parsed.encoding, parsed.pages, parsed.pieces
 
         extract_and_read = _Stopwatch()
         chunking = _Stopwatch()

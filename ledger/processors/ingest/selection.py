@@ -28,6 +28,11 @@ _KINDS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("database", ("db", "sqlite")),
     ("lock file", ("lock",)),
 )
+# Extensions of the office and e-book documents ingest reads (by their content): never
+# excluded by name, whatever kinds are added above; their zip content is not an archive.
+DOCUMENT_EXTENSIONS = frozenset(
+    {"pdf", "docx", "docm", "pptx", "pptm", "xlsx", "xlsm", "epub", "odt", "rtf"}
+)
 # Extension (without the dot, lower case) -> what it is, e.g. "png" -> "PNG image".
 EXCLUDED_EXTENSIONS: dict[str, str] = {
     ext: f"{ext.upper()} {kind}" for kind, exts in _KINDS for ext in exts
@@ -81,7 +86,7 @@ def excluded_by_name(name: str) -> str | None:
     if base in EXCLUDED_NAMES:
         return EXCLUDED_NAMES[base]
     stem, ext = os.path.splitext(base)
-    if not stem or not ext:
+    if not stem or not ext or ext[1:] in DOCUMENT_EXTENSIONS:
         return None
     return EXCLUDED_EXTENSIONS.get(ext[1:])
 

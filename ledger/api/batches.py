@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 from dataclasses import dataclass, replace
 from typing import Annotated, Any
@@ -40,6 +41,7 @@ from ledger.processors.builtin import unchanged_skip
 from ledger.records import Batch, BatchSpec, SourceSpec
 from ledger.settings import Settings
 from ledger.states import BatchFilter, BatchState
+from ledger.storage.objects import client_for
 
 MAX_OPTIONS_DEPTH = 32
 Limit = Annotated[int, Parameter(ge=1, le=500, description="items per page")]
@@ -141,7 +143,15 @@ class BatchController(Controller):
             except _SourcesNeeded:
                 pass
         sources = await asyncio.to_thread(
-            paths.expand, data.paths, settings.roots_for(owner), data.glob, patterns
+            functools.partial(
+                paths.expand,
+                object_roots=settings.object_roots_for(owner),
+                store=functools.partial(client_for, settings),
+            ),
+            data.paths,
+            settings.roots_for(owner),
+            data.glob,
+            patterns,
         )
         try:
             result = await ledger.create_batch(

@@ -1,5 +1,6 @@
 """Object storage tests share one real S3-compatible server (moto) for the session."""
 
+from tests.cli.conftest import cli
 from tests.helpers.s3 import s3
 
-__all__ = ["s3"]
+__all__ = ["cli", "s3"]

@@ -33,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from harness import Report, child_env, scratch, settings_for
+from ingest import corpus_files, scan
 
 from ledger.core.ledger import Ledger
 from ledger.processors.builtin import unchanged_skip
@@ -68,24 +69,12 @@ def start_moto() -> tuple[str, subprocess.Popen[bytes]]:
     raise RuntimeError("moto server did not start")
 
 
-def corpus_files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*") if p.is_file() and p.name != "manifest.json")
-
-
 def put_corpus(s3: Any, files: list[Path], root: Path, prefix: ObjectUrl) -> float:
     started = time.perf_counter()
     for path in files:
         key = prefix.prefix + path.relative_to(root).as_posix()
         objects.upload_file(s3, prefix.child(key), str(path))
     return time.perf_counter() - started
-
-
-def local_specs(files: list[Path]) -> list[SourceSpec]:
-    specs = []
-    for path in files:
-        st = path.stat()
-        specs.append(SourceSpec(str(path), size=st.st_size, mtime_ns=st.st_mtime_ns))
-    return specs
 
 
 def object_specs(s3: Any, prefix: ObjectUrl) -> list[SourceSpec]:
@@ -179,7 +168,7 @@ def run(args: argparse.Namespace, endpoint: str) -> int:
         put_seconds = put_corpus(s3, files, args.corpus, prefix)
         with scratch("object-store-disk") as disk_home, scratch("object-store-s3") as s3_home:
             disk = asyncio.run(
-                ingest(disk_home, endpoint, lambda: local_specs(files), args.concurrency)
+                ingest(disk_home, endpoint, lambda: scan(files), args.concurrency)
             )
             store = asyncio.run(
                 ingest(s3_home, endpoint, lambda: object_specs(s3, prefix), args.concurrency)

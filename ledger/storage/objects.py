@@ -108,7 +108,13 @@ def client_for(settings: Settings) -> S3Client:
 
 def storage_error(exc: BaseException, url: ObjectUrl | str) -> ProcessingError:
     """The document error for a failed call on ``url``; unknown failures are retryable."""
-    from botocore.exceptions import BotoCoreError, ClientError
+    from botocore.exceptions import (
+        BotoCoreError,
+        ClientError,
+        CredentialRetrievalError,
+        NoCredentialsError,
+        PartialCredentialsError,
+    )
 
     if isinstance(exc, ClientError):
         error = exc.response.get("Error", {})
@@ -129,6 +135,12 @@ def storage_error(exc: BaseException, url: ObjectUrl | str) -> ProcessingError:
             )
         return RetryableError(
             STORAGE_UNAVAILABLE, f"the object store failed on {url} ({detail})", systemic=False
+        )
+    if isinstance(exc, NoCredentialsError | PartialCredentialsError | CredentialRetrievalError):
+        return PermanentError(
+            STORAGE_DENIED,
+            f"no credentials to read {url} with ({exc}); the operator sets them (AWS_* "
+            "variables or LEDGER_S3_PROFILE)",
         )
     if isinstance(exc, BotoCoreError | OSError):
         return RetryableError(

@@ -87,8 +87,8 @@ def _wait_listening(port: int, proc: subprocess.Popen[bytes], log: Path) -> None
     raise RuntimeError(f"moto server did not listen on {port}")
 
 
-def start_s3(tmp: Path) -> S3Server:
-    """Start moto's S3 server on a free loopback port."""
+def start_s3(tmp: Path, env: dict[str, str] | None = None) -> S3Server:
+    """Start moto's S3 server on a free loopback port (``env``: more of its settings)."""
     require_moto()
     port = free_port()
     log = tmp / "moto.log"
@@ -97,7 +97,7 @@ def start_s3(tmp: Path) -> S3Server:
             [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
             stdout=out,
             stderr=subprocess.STDOUT,
-            env={**os.environ, **CREDENTIALS},
+            env={**os.environ, **CREDENTIALS, **(env or {})},
         )
     _wait_listening(port, proc, log)
     return S3Server(f"http://127.0.0.1:{port}", proc)

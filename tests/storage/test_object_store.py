@@ -16,7 +16,7 @@ from ledger.processors.base import Document
 from ledger.processors.ingest import object_source
 from ledger.storage import objects
 from ledger.storage.urls import ObjectUrl
-from tests.helpers.s3 import S3Server
+from tests.helpers.s3 import S3Server, start_s3, stop_s3
 from tests.helpers.server import free_port
 
 
@@ -121,3 +121,33 @@ def test_store_answers_map_to_stable_codes() -> None:
     assert answer("InternalError", 500).retryable
     assert answer("NoSuchKey", 404).code == "source_missing"
     assert answer("PreconditionFailed", 412).code == "source_changed"
+
+
+def test_refused_or_missing_credentials_are_storage_denied(s3: S3Server, tmp_path: Path) -> None:
+    # A server that checks credentials from its first request (moto's IAM mode): the key
+    # the ledger holds is unknown to it.
+    strict = start_s3(tmp_path, {"INITIAL_NO_AUTH_ACTION_COUNT": "0"})
+    try:
+        client = objects.client(None, strict.endpoint)
+        with pytest.raises(PermanentError) as denied:
+            objects.stat(client, ObjectUrl.parse("s3://some-bucket/a.txt"))
+        assert denied.value.code == "storage_denied"
+        with pytest.raises(PermanentError) as listing:
+            list(objects.iter_objects(client, ObjectUrl.parse("s3://some-bucket/in/")))
+        assert listing.value.code == "storage_denied"
+    finally:
+        stop_s3(strict)
+    nobody = os.environ.copy()
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        os.environ.pop(name)
+    os.environ["AWS_SHARED_CREDENTIALS_FILE"] = os.environ["AWS_CONFIG_FILE"] = os.devnull
+    os.environ["AWS_EC2_METADATA_DISABLED"] = "true"  # no instance role to look for here
+    try:
+        objects.client.cache_clear()  # a client reads its credentials when it is made
+        with pytest.raises(PermanentError) as missing:
+            objects.stat(objects.client(None, s3.endpoint), ObjectUrl.parse("s3://b-1/a.txt"))
+        assert missing.value.code == "storage_denied"
+    finally:
+        os.environ.clear()
+        os.environ.update(nobody)
+        objects.client.cache_clear()

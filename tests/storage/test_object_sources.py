@@ -180,3 +180,13 @@ async def test_a_worker_killed_while_copying_an_object_leaves_it_to_the_other(
         "WHERE d.batch_id = 'objects-2' ORDER BY a.id",
     )
     assert [o for (o,) in outcomes][-1] == "done"
+
+
+async def test_an_allowed_prefix_with_no_objects_is_a_400(
+    api: Server, buckets: dict[str, str]
+) -> None:
+    sent = f"s3://{buckets['globex']}/in/nothing-here/"
+    async with api.client("globex") as client:
+        refused = await client.post("/api/v1/batches", json={"paths": [sent]})
+    assert refused.status_code == 400, refused.text
+    assert "hold no files" in refused.json()["detail"]

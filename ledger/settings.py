@@ -111,6 +111,11 @@ class Settings(BaseSettings):
         description="object prefixes each tenant may submit from; give them in "
         "LEDGER_TENANT_ROOTS",
     )
+    storage_url: str | None = Field(
+        default=None,
+        description="an object store prefix (s3://bucket/prefix) that files uploaded with "
+        "POST /batches/{id}/files are stored in instead of LEDGER_STORAGE_DIR",
+    )
     s3_profile: str | None = Field(
         default=None,
         description="the AWS profile (~/.aws/config) object storage is read and written "
@@ -330,6 +335,14 @@ class Settings(BaseSettings):
                         objects[str(tenant)] = [*objects.get(str(tenant), []), *urls]
                 data["tenant_roots"], data["tenant_object_roots"] = local, objects
         return data
+
+    @field_validator("storage_url")
+    @classmethod
+    def _check_storage_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        url = _object_root(value, "LEDGER_STORAGE_URL")
+        return url if url.endswith("/") else url + "/"
 
     @field_validator("allowed_object_roots")
     @classmethod

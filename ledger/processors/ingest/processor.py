@@ -306,9 +306,9 @@ def make_ingest_processor(context: ProcessorContext, options: JSON) -> Processor
 
     # Objects must lie inside the configured buckets whenever any roots are in force.
     object_roots = list(settings.all_object_roots)
+    confined = bool(config.roots or object_roots)
     if settings.storage_url is not None:  # uploads the API stored: always readable
         object_roots.append(settings.storage_url)
-    confined = bool(config.roots or object_roots)
 
     async def ingest(doc: Document) -> Done | Skip:
         if not is_object_url(doc.source):

@@ -66,3 +66,12 @@ def test_tenant_roots_take_urls_per_tenant(tmp_path: Path) -> None:
 def test_an_invalid_bucket_in_the_roots_is_refused_at_start(tmp_path: Path) -> None:
     with pytest.raises(ValidationError, match="LEDGER_ALLOWED_ROOTS"):
         Settings(home=tmp_path, allowed_roots="s3://Not_A_Bucket/x")  # type: ignore[arg-type]
+
+
+def test_the_storage_url_is_an_object_prefix(tmp_path: Path) -> None:
+    assert Settings(home=tmp_path, storage_url="s3://up-bucket/in").storage_url == (
+        "s3://up-bucket/in/"
+    )
+    assert Settings(home=tmp_path, storage_url="").storage_url is None
+    with pytest.raises(ValidationError, match="LEDGER_STORAGE_URL"):
+        Settings(home=tmp_path, storage_url="/srv/uploads")

@@ -88,7 +88,7 @@ def client(profile: str | None = None, endpoint_url: str | None = None) -> S3Cli
     import boto3
     from botocore.config import Config
 
-    session = boto3.session.Session(profile_name=profile)
+    profile_config = boto3.Session(profile_name=profile)
     config = Config(
         retries={"mode": "standard", "max_attempts": 3},
         connect_timeout=10,
@@ -97,7 +97,7 @@ def client(profile: str | None = None, endpoint_url: str | None = None) -> S3Cli
         s3={"addressing_style": "path"},
         max_pool_connections=2 * UPLOAD_THREADS + 4,
     )
-    return session.client("s3", endpoint_url=endpoint_url, config=config)
+    return profile_config.client("s3", endpoint_url=endpoint_url, config=config)
 
 
 def client_for(settings: Settings) -> S3Client:

@@ -114,7 +114,7 @@ def stop_s3(server: S3Server) -> None:
 
 @pytest.fixture(scope="session")
 def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
-    """The session's S3 server; this process's AWS variables point at it while it runs."""
+    """One S3 server for the whole test run; this process's AWS variables point at it."""
     server = start_s3(tmp_path_factory.mktemp("s3"))
     saved = {name: os.environ.get(name) for name in CREDENTIALS}
     os.environ.update(CREDENTIALS)

@@ -1,4 +1,4 @@
-"""Object storage tests share one real S3-compatible server (moto) for the session."""
+"""Object storage tests share one real S3-compatible server (moto) for the whole run."""
 
 from tests.cli.conftest import cli
 from tests.helpers.s3 import s3

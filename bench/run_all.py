@@ -31,6 +31,8 @@ BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
     "retention": ([], ["--batches", "2", "--docs", "1000"]),
     "deletion": ([], ["--docs", "1000"]),
     "startup": ([], ["--runs", "1"]),
+    # Without --corpus: the 1 GB upload into the store only (moto on loopback).
+    "object_store": ([], ["--upload-mb", "20"]),
 }
 
 
@@ -47,6 +49,8 @@ def main() -> None:
         corpus = str(args.corpus)
         benchmarks["corpus"] = ([corpus], [corpus])
         benchmarks["ingest"] = ([corpus], [corpus])
+        quick_store = ["--corpus", corpus, "--upload-mb", "20"]
+        benchmarks["object_store"] = (["--corpus", corpus], quick_store)
     if args.postgres:
         benchmarks["postgres_workers"] = ([], ["--documents", "500"])
     missing = [n for n in args.only or [] if n not in benchmarks]

@@ -107,6 +107,32 @@ class Settings(BaseSettings):
         description="server folders each tenant may submit from: inline JSON, or a JSON or "
         "TOML file, mapping tenant -> [folders]; a tenant not named may use no server paths",
     )
+    # s3:// entries of LEDGER_ALLOWED_ROOTS and LEDGER_TENANT_ROOTS, moved here when read.
+    allowed_object_roots: list[str] = Field(
+        default_factory=list,
+        description="object prefixes (s3://bucket/prefix) keyless callers may submit from; "
+        "give them in LEDGER_ALLOWED_ROOTS",
+    )
+    tenant_object_roots: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="object prefixes each tenant may submit from; give them in "
+        "LEDGER_TENANT_ROOTS",
+    )
+    storage_url: str | None = Field(
+        default=None,
+        description="an object store prefix (s3://bucket/prefix) that files uploaded with "
+        "POST /batches/{id}/files are stored in instead of LEDGER_STORAGE_DIR",
+    )
+    s3_profile: str | None = Field(
+        default=None,
+        description="the AWS profile (~/.aws/config) object storage is read and written "
+        "with; default: the standard AWS variables",
+    )
+    s3_endpoint_url: str | None = Field(
+        default=None,
+        description="the S3-compatible endpoint (MinIO, Ceph, R2...); default: AWS_ENDPOINT_URL "
+        "or AWS itself",
+    )
     tenant_upload_quota_bytes: int = Field(
         default=50 * 1024**3,
         ge=0,
@@ -290,25 +316,65 @@ class Settings(BaseSettings):
                 raise ValueError(f"LEDGER_PROCESSORS: {entry!r}: an alias needs module:function")
         return [e.replace(" ", "") for e in value]
 
+    @model_validator(mode="before")
+    @classmethod
+    def _object_roots(cls, data: object) -> object:
+        """Move the s3:// entries of the roots settings to the object roots: a URL is no
+        path (``Path`` would fold its ``//``), and the local checks must never see one."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        if "allowed_roots" in data:
+            paths, urls = _split_objects(_root_entries(data["allowed_roots"]))
+            data["allowed_roots"] = paths
+            data["allowed_object_roots"] = [*data.get("allowed_object_roots", []), *urls]
+        if "tenant_roots" in data:
+            tenants = _read_tenant_roots(data["tenant_roots"])
+            if isinstance(tenants, dict):
+                local: dict[str, object] = {}
+                objects: dict[str, list[str]] = dict(data.get("tenant_object_roots", {}))
+                for tenant, roots in tenants.items():
+                    if not isinstance(roots, list):
+                        local[tenant] = roots  # the field's own validation says what is wrong
+                        continue
+                    local[tenant], urls = _split_objects(roots)
+                    if urls:
+                        objects[str(tenant)] = [*objects.get(str(tenant), []), *urls]
+                data["tenant_roots"], data["tenant_object_roots"] = local, objects
+        return data
+
+    @field_validator("storage_url")
+    @classmethod
+    def _check_storage_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        url = _object_root(value, "LEDGER_STORAGE_URL")
+        return url if url.endswith("/") else url + "/"
+
+    @field_validator("allowed_object_roots")
+    @classmethod
+    def _check_object_roots(cls, value: list[str]) -> list[str]:
+        return [_object_root(url, "LEDGER_ALLOWED_ROOTS") for url in value]
+
+    @field_validator("tenant_object_roots")
+    @classmethod
+    def _check_tenant_object_roots(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        return {
+            tenant: [_object_root(url, f"LEDGER_TENANT_ROOTS of {tenant!r}") for url in urls]
+            for tenant, urls in value.items()
+        }
+
     @field_validator("allowed_roots", mode="before")
     @classmethod
     def _split_roots(cls, value: object) -> object:
         if isinstance(value, str):
-            parts = value.replace(",", os.pathsep).split(os.pathsep)
-            return [Path(p.strip()) for p in parts if p.strip()]
+            return [Path(str(p)) for p in _root_entries(value)]
         return value
 
     @field_validator("tenant_roots", mode="before")
     @classmethod
-    def _read_tenant_roots(cls, value: object) -> object:
-        if not isinstance(value, str):
-            return value
-        text = value.strip()
-        if not text:
-            return {}
-        if not text.startswith("{") and not Path(text).expanduser().is_file():
-            raise ValueError("LEDGER_TENANT_ROOTS must be inline JSON or a JSON or TOML file")
-        return read_json_or_toml(text)
+    def _tenant_roots(cls, value: object) -> object:
+        return _read_tenant_roots(value)
 
     @field_validator("tenant_roots")
     @classmethod
@@ -364,6 +430,21 @@ class Settings(BaseSettings):
                 f"not {self.host!r}: create API keys with `ledger keys create --tenant NAME`"
             )
         return self
+
+    def object_roots_for(self, owner: str | None) -> list[str]:
+        """The object prefixes (``s3://bucket/prefix``) a caller may submit from, chosen
+        like :meth:`roots_for`."""
+        if owner is None:
+            return list(self.allowed_object_roots)
+        return list(self.tenant_object_roots.get(owner, []))
+
+    @cached_property
+    def all_object_roots(self) -> list[str]:
+        """Every configured object prefix, of every tenant and of keyless use."""
+        seen = dict.fromkeys(self.allowed_object_roots)
+        for roots in self.tenant_object_roots.values():
+            seen.update(dict.fromkeys(roots))
+        return list(seen)
 
     def roots_for(self, owner: str | None) -> list[Path]:
         """The server folders a caller may submit from: the tenant's own roots, or
@@ -424,6 +505,52 @@ class Settings(BaseSettings):
     def heartbeat_interval(self) -> float:
         """Seconds between lease renewals: a third of the lease unless set."""
         return self.heartbeat_seconds or self.lease_seconds / 3
+
+
+_OBJECT_SCHEME = "s3://"
+# A separator (comma, or os.pathsep) that is not the colon of an "s3://" scheme.
+_ROOT_SEPARATOR = re.compile(r",|" + re.escape(os.pathsep) + r"(?!//)")
+
+
+def _root_entries(value: object) -> list[object]:
+    """The entries of a roots value: a string is split on commas and os.pathsep."""
+    if isinstance(value, str):
+        return [p.strip() for p in _ROOT_SEPARATOR.split(value) if p.strip()]
+    return list(value) if isinstance(value, list | tuple) else [value]
+
+
+def _split_objects(entries: list[object]) -> tuple[list[object], list[str]]:
+    """``entries`` as (local paths, object URLs)."""
+    paths: list[object] = []
+    urls: list[str] = []
+    for entry in entries:
+        if isinstance(entry, str) and entry[:5].lower() == _OBJECT_SCHEME:
+            urls.append(entry)
+        else:
+            paths.append(entry)
+    return paths, urls
+
+
+def _read_tenant_roots(value: object) -> object:
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if not text:
+        return {}
+    if not text.startswith("{") and not Path(text).expanduser().is_file():
+        raise ValueError("LEDGER_TENANT_ROOTS must be inline JSON or a JSON or TOML file")
+    return read_json_or_toml(text)
+
+
+def _object_root(url: str, setting: str) -> str:
+    """``url`` checked as an object root: ``s3://bucket`` or ``s3://bucket/prefix``."""
+    from ledger.errors import InvalidInput
+    from ledger.storage.urls import ObjectUrl
+
+    try:
+        return str(ObjectUrl.parse(url.strip()))
+    except InvalidInput as exc:
+        raise ValueError(f"{setting}: {exc.message}") from exc
 
 
 # The URLs people copy from elsewhere name no driver; ledger talks to both databases

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 from dataclasses import dataclass, replace
 from typing import Annotated, Any
@@ -15,7 +16,7 @@ from litestar.openapi.spec import OpenAPIMediaType, Operation, RequestBody, Sche
 from litestar.openapi.spec.enums import OpenAPIType
 from litestar.params import Parameter
 
-from ledger.api import multipart, paths, policy
+from ledger.api import multipart, object_uploads, paths, policy
 from ledger.api.errors import ERROR_RESPONSES
 from ledger.api.schemas import (
     BatchCreate,
@@ -40,6 +41,7 @@ from ledger.processors.builtin import unchanged_skip
 from ledger.records import Batch, BatchSpec, SourceSpec
 from ledger.settings import Settings
 from ledger.states import BatchFilter, BatchState
+from ledger.storage.objects import client_for
 
 MAX_OPTIONS_DEPTH = 32
 Limit = Annotated[int, Parameter(ge=1, le=500, description="items per page")]
@@ -141,7 +143,15 @@ class BatchController(Controller):
             except _SourcesNeeded:
                 pass
         sources = await asyncio.to_thread(
-            paths.expand, data.paths, settings.roots_for(owner), data.glob, patterns
+            functools.partial(
+                paths.expand,
+                object_roots=settings.object_roots_for(owner),
+                store=functools.partial(client_for, settings),
+            ),
+            data.paths,
+            settings.roots_for(owner),
+            data.glob,
+            patterns,
         )
         try:
             result = await ledger.create_batch(
@@ -318,22 +328,37 @@ class UploadController(Controller):
             )
             for f in stored
         ]
+        moved: list[object_uploads.StoredObject] = []
+        if settings.storage_url is not None:
+            moved = await object_uploads.move_to_store(settings, owner, batch.id, stored)
+            sources = [
+                replace(
+                    source,
+                    source=str(item.info.url),
+                    mtime_ns=item.info.last_modified_ns,
+                    meta={**(source.meta or {}), "etag": item.info.etag},
+                )
+                for source, item in zip(sources, moved, strict=True)
+            ]
         try:
             result = await ledger.submit(spec, sources)
         except BaseException:
-            await multipart.discard_paths([f.path for f in stored])
+            if moved:
+                await object_uploads.discard(settings, moved)
+            else:
+                await multipart.discard_paths([f.path for f in stored])
             raise
         return UploadResult(
             batch=BatchOut.of(result.batch),
             files=[
                 UploadedFile(
-                    source=str(f.path),
+                    source=source.source,
                     filename=f.filename,
                     size=f.size,
                     sha256=f.sha256,
                     content_type=f.content_type,
                 )
-                for f in stored
+                for f, source in zip(stored, sources, strict=True)
             ],
             added=result.added,
         )

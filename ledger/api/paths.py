@@ -3,7 +3,9 @@
 A path is accepted only when its real location (symlinks and ``..`` resolved) is inside one
 of the configured roots. Folders are walked once, off the event loop, into a temporary file
 of one JSON line per file; the ledger then reads that file lazily while inserting, so a
-million-file folder never sits in memory as a list.
+million-file folder never sits in memory as a list. An object URL (``s3://bucket/prefix``)
+must lie inside one of the caller's object roots; its prefix is listed a page at a time into
+the same file, each object with its size, last-modified time and ETag.
 """
 
 from __future__ import annotations
@@ -12,15 +14,16 @@ import fnmatch
 import os
 import stat
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import msgspec
 
 from ledger.errors import InvalidInput
 from ledger.path_patterns import PathPatterns
 from ledger.records import SourceSpec
+from ledger.storage.urls import ObjectUrl, is_object_url, within_any
 
 
 def _inside(real: Path, roots: Sequence[Path]) -> bool:
@@ -81,11 +84,17 @@ class SpooledSources:
         self._file.write(msgspec.json.encode((text, st.st_size, st.st_mtime_ns)) + b"\n")
         self.count += 1
 
+    def add_object(self, url: str, size: int, last_modified_ns: int, etag: str) -> None:
+        """An object found under a listed prefix; its ETag is checked when it is read."""
+        self._file.write(msgspec.json.encode((url, size, last_modified_ns, etag)) + b"\n")
+        self.count += 1
+
     def __iter__(self) -> Iterator[SourceSpec]:
         self._file.seek(0)
         for line in self._file:
-            source, size, mtime_ns = msgspec.json.decode(line)
-            yield SourceSpec(source=source, size=size, mtime_ns=mtime_ns)
+            source, size, mtime_ns, *etag = msgspec.json.decode(line)
+            meta = {"etag": etag[0]} if etag else None
+            yield SourceSpec(source=source, size=size, mtime_ns=mtime_ns, meta=meta)
 
     def close(self) -> None:
         self._file.close()
@@ -97,11 +106,28 @@ def _matches(relative: str, name: str, glob: str | None) -> bool:
     return fnmatch.fnmatchcase(relative if "/" in glob else name, glob)
 
 
+def confine_object(raw: str, object_roots: Sequence[str]) -> ObjectUrl:
+    """The object URL ``raw`` if it lies inside ``object_roots``; :class:`InvalidInput`
+    saying why (never naming a root, like :func:`confine`)."""
+    if not object_roots:
+        raise InvalidInput(
+            f"path {raw!r}: this server accepts no object URLs from you (no buckets are "
+            "allowed for your key)"
+        )
+    url = ObjectUrl.parse(raw)
+    if not within_any(url, object_roots):
+        raise InvalidInput(f"path {raw!r} is outside the allowed roots")
+    return url
+
+
 def expand(
     raw_paths: Sequence[str],
     roots: Sequence[Path],
     glob: str | None,
     patterns: PathPatterns | None = None,
+    *,
+    object_roots: Sequence[str] = (),
+    store: Callable[[], Any] | None = None,
 ) -> SpooledSources:
     """Resolve and confine every path, and walk folders into a :class:`SpooledSources`.
 
@@ -115,6 +141,12 @@ def expand(
     spooled = SpooledSources()
     try:
         for raw in raw_paths:
+            if is_object_url(raw):
+                url = confine_object(raw, object_roots)
+                spooled.roots.append(str(url))
+                assert store is not None, "object URLs need the store's client"
+                _list(url, store(), glob, patterns, spooled)
+                continue
             real = confine(raw, roots)
             spooled.roots.append(str(real))
             if real.is_dir():
@@ -138,6 +170,31 @@ def expand(
         spooled.close()
         raise
     return spooled
+
+
+def _list(
+    prefix: ObjectUrl,
+    s3: Any,
+    glob: str | None,
+    patterns: PathPatterns | None,
+    spooled: SpooledSources,
+) -> None:
+    from ledger.errors import ProcessingError
+    from ledger.storage.objects import SOURCE_MISSING, iter_objects
+
+    try:
+        for info in iter_objects(s3, prefix):
+            if info.url.key != prefix.key:  # an object named exactly is always taken
+                relative = prefix.relative(info.url.key)
+                if not _matches(relative, relative.rsplit("/", 1)[-1], glob):
+                    continue
+                if patterns is not None and not patterns.matches(relative):
+                    continue
+            spooled.add_object(str(info.url), info.size, info.last_modified_ns, info.etag)
+    except ProcessingError as exc:
+        if exc.code == SOURCE_MISSING:
+            raise InvalidInput(f"path {str(prefix)!r} does not exist") from exc
+        raise
 
 
 def _walk(

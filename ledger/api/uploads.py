@@ -33,7 +33,7 @@ from litestar import Controller, Request, Response, delete, head, patch, post, r
 from litestar.enums import HttpMethod, MediaType
 from litestar.exceptions import ClientException, HTTPException, MethodNotAllowedException
 
-from ledger.api import policy
+from ledger.api import object_uploads, policy
 from ledger.api.errors import problem
 from ledger.api.multipart import clean_filename
 from ledger.api.schemas import Problem
@@ -65,6 +65,7 @@ from ledger.maintenance.uploads import remove_ended
 from ledger.records import Upload, UploadSpec
 from ledger.settings import Settings
 from ledger.states import UploadState
+from ledger.storage import objects
 
 log = logging.getLogger(__name__)
 
@@ -234,20 +235,35 @@ async def _receive(
         await file.sync()
         if upload.length is not None and position == upload.length:
             digest = await _hash_holding(ledger, settings, upload, token)
+            mtime_ns = await file.mtime_ns()
+            stored: objects.ObjectInfo | None = None
+            if settings.storage_url is not None:
+                held = upload
+
+                async def renew() -> None:
+                    await ledger.renew_upload(held.id, token)
+
+                stored = await object_uploads.store_upload(settings, upload, renew)
+                mtime_ns = stored.last_modified_ns
             try:
                 upload = await ledger.complete_upload(
                     upload.id,
                     token,
                     sha256=digest,
                     size=position,
-                    mtime_ns=await file.mtime_ns(),
+                    mtime_ns=mtime_ns,
+                    stored_as=(str(stored.url), stored.etag) if stored is not None else None,
                 )
             except Conflict:
                 # The batch was cancelled or taken meanwhile: keep the bytes, say why.
+                if stored is not None:
+                    await object_uploads.remove_object(settings, stored)
                 await ledger.commit_upload(upload.id, token, offset=position)
                 released = True
                 raise
             released = True
+            if stored is not None:  # the store holds it now; the document names the object
+                await object_uploads.remove_local(upload.path)
             log.info(
                 "upload %s complete: %d bytes, document %s in batch %s",
                 upload.id,

@@ -17,7 +17,6 @@ import sys
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -38,7 +37,7 @@ from ledger.cli.app import (
 )
 from ledger.cli.ingest_request import Request, parse_options, profiles_of
 from ledger.cli.signals import StopSignals
-from ledger.cli.walk import WalkStats, batch_id_for, resolve_roots, walk
+from ledger.cli.walk import WalkStats, batch_id_for, resolve_roots
 from ledger.cli.walk_report import nothing_found, report_skipped, skipped_json
 from ledger.errors import DatabaseWriteFailed, InvalidInput
 from ledger.path_patterns import compile_patterns
@@ -70,11 +69,11 @@ def _pattern_option(flag: str, short: str, help_text: str) -> Any:
 def ingest_command(
     ctx: typer.Context,
     paths: Annotated[
-        list[Path],
+        list[str],
         typer.Argument(
             metavar="PATH",
-            exists=True,
-            help="Files and folders to ingest (folders are walked recursively).",
+            help="Files and folders to ingest (folders are walked recursively), or object "
+            "prefixes s3://bucket/prefix/ (listed; the s3 extra).",
             show_default=False,
         ),
     ],
@@ -190,8 +189,15 @@ def ingest_command(
     in flight; twice stops at once. Run the same command again to continue.
     """
     settings = options(ctx).settings()
+    from ledger.cli.walk_objects import parse_prefixes
+    from ledger.storage.urls import is_object_url
+
     try:
-        roots = resolve_roots([str(p) for p in paths])
+        prefixes = parse_prefixes([p for p in paths if is_object_url(p)])
+    except InvalidInput as exc:
+        raise CliError(str(exc), EXIT_USAGE) from exc
+    try:
+        roots = resolve_roots([p for p in paths if not is_object_url(p)])
     except FileNotFoundError as exc:
         raise CliError(f"no such file or folder: {exc.args[0]}", EXIT_USAGE) from exc
     except UnicodeError as exc:
@@ -207,9 +213,11 @@ def ingest_command(
         raise CliError(str(exc), EXIT_USAGE) from exc
     request = Request(
         roots=roots,
+        object_roots=prefixes,
         batch_id=batch
         or batch_id_for(
             roots,
+            objects=[str(p) for p in prefixes],
             pattern=glob,
             hidden=hidden,
             processor=processor,
@@ -403,14 +411,7 @@ class Session:
 
     def _sources(self, view: View) -> Iterator[SourceSpec]:
         req = self.request
-        found = walk(
-            req.roots,
-            pattern=req.pattern,
-            hidden=req.hidden,
-            follow_symlinks=req.follow_symlinks,
-            stats=self.stats,
-            patterns=req.patterns,
-        )
+        found = req.sources(self.ledger.settings, self.stats)
         for spec in found:
             if self.signals is not None and self.signals.requested:
                 raise _Interrupted

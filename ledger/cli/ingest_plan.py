@@ -15,7 +15,7 @@ from rich.text import Text
 from ledger.cli import render
 from ledger.cli.app import EXIT_OK, EXIT_USAGE, err, out
 from ledger.cli.ingest_request import Request, profiles_of
-from ledger.cli.walk import WalkStats, walk
+from ledger.cli.walk import WalkStats
 from ledger.cli.walk_report import nothing_found, report_skipped, skipped_json
 from ledger.core.ledger import Ledger
 from ledger.processors.builtin import unchanged_skip
@@ -26,14 +26,7 @@ async def plan(ledger: Ledger, request: Request) -> int:
     """Print (or emit as JSON) what a run would do; exit code 2 when there is no file."""
     stats = WalkStats()
 
-    sources = walk(
-        request.roots,
-        pattern=request.pattern,
-        hidden=request.hidden,
-        follow_symlinks=request.follow_symlinks,
-        stats=stats,
-        patterns=request.patterns,
-    )
+    sources = request.sources(ledger.settings, stats)
     first = next(sources, None)
     if first is None:
         if request.json_output:

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ledger.cli.app import EXIT_USAGE, CliError
+from ledger.cli.walk import WalkStats, walk
 from ledger.path_patterns import PathPatterns
-from ledger.records import BatchSpec
+from ledger.records import BatchSpec, SourceSpec
+from ledger.storage.urls import ObjectUrl
 
 if TYPE_CHECKING:
     from ledger.core.ledger import Ledger
+    from ledger.settings import Settings
 
 OPTION_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 
@@ -37,10 +41,41 @@ class Request:
     progress_interval: float
     follow_symlinks: bool = False
     patterns: PathPatterns | None = None  # --include / --exclude
+    object_roots: list[ObjectUrl] = field(default_factory=list)  # s3:// prefixes
+
+    @property
+    def where(self) -> list[str]:
+        """Every folder, file and object prefix asked for, as given (resolved)."""
+        return [str(root) for root in self.roots] + [str(url) for url in self.object_roots]
+
+    def sources(self, settings: Settings, stats: WalkStats) -> Iterator[SourceSpec]:
+        """The files under the roots, then the objects under the prefixes, lazily."""
+        found: Iterator[SourceSpec] = walk(
+            self.roots,
+            pattern=self.pattern,
+            hidden=self.hidden,
+            follow_symlinks=self.follow_symlinks,
+            stats=stats,
+            patterns=self.patterns,
+        )
+        if self.object_roots:
+            from ledger.cli.walk_objects import list_objects
+
+            listed = list_objects(
+                settings,
+                self.object_roots,
+                pattern=self.pattern,
+                hidden=self.hidden,
+                stats=stats,
+                patterns=self.patterns,
+            )
+            found = itertools.chain(found, listed)
+        return found
 
     def spec(self) -> BatchSpec:
-        more = len(self.roots) - 1
-        name = str(self.roots[0]) + (f" (+{more} more)" if more else "")
+        where = self.where
+        more = len(where) - 1
+        name = where[0] + (f" (+{more} more)" if more else "")
         return BatchSpec(
             id=self.batch_id,
             name=name[:500],
@@ -48,14 +83,14 @@ class Request:
             options=self.options,
             priority=self.priority,
             max_attempts=self.max_attempts,
-            roots=tuple(str(root) for root in self.roots),
+            roots=tuple(where),
         )
 
     def display(self, source: str) -> str:
         """A source as people want to read it: relative to the folder it was found in."""
         from ledger.core.citations import source_name  # not at the top: the core stays lazy
 
-        return source_name(source, None, [str(root) for root in self.roots])
+        return source_name(source, None, self.where)
 
 
 def parse_options(pairs: Sequence[str]) -> dict[str, Any]:

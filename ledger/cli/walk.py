@@ -93,7 +93,8 @@ GLOBSTAR = "**/"
 MAX_GLOBSTARS = 8  # each `**/` doubles the patterns tried; real patterns have one or two
 
 
-def _matches(relative: str, pattern: str | None) -> bool:
+def matches_pattern(relative: str, pattern: str | None) -> bool:
+    """Whether ``relative`` (a path below its root) matches the glob ``pattern``."""
     return pattern is None or any(fnmatch.fnmatchcase(relative, p) for p in _variants(pattern))
 
 
@@ -161,7 +162,7 @@ def walk(
                             subfolders.append(Path(entry.path))
                             continue
                         relative = os.path.relpath(entry.path, root).replace(os.sep, "/")
-                        if not _matches(relative, pattern) or (
+                        if not matches_pattern(relative, pattern) or (
                             patterns is not None and not patterns.matches(relative)
                         ):
                             stats.note_unmatched(relative)
@@ -213,6 +214,7 @@ def batch_id_for(
     options: dict[str, Any],
     follow_symlinks: bool = False,
     patterns: PathPatterns | None = None,
+    objects: Sequence[str] = (),
 ) -> str:
     """A batch id that is the same whenever the same files are asked for the same way.
 
@@ -231,11 +233,14 @@ def batch_id_for(
     if patterns is not None:  # likewise: different selections make different batches
         asked["include"] = list(patterns.include)
         asked["exclude"] = list(patterns.exclude)
+    if objects:  # object prefixes (s3://...), only when given
+        asked["objects"] = list(objects)
     key = json.dumps(
         asked,
         sort_keys=True,
         separators=(",", ":"),
     )
     digest = hashlib.sha256(key.encode()).hexdigest()[:12]
-    stem = re.sub(r"[^A-Za-z0-9._-]+", "-", roots[0].name if roots else "").strip("-.")
+    first = roots[0].name if roots else objects[0].rstrip("/").rsplit("/", 1)[-1] if objects else ""
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "-", first).strip("-.")
     return f"{stem[:40]}-{digest}" if stem else f"ingest-{digest}"

@@ -54,7 +54,7 @@ def report_skipped(stats: WalkStats) -> None:
 
 def nothing_found(request: Request, stats: WalkStats) -> str:
     """Why a walk found no file to ingest, as one line."""
-    where = ", ".join(str(root) for root in request.roots)
+    where = ", ".join(request.where)
     what = "no regular files"
     if request.pattern:
         what += f" matching {request.pattern!r}"

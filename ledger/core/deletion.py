@@ -50,8 +50,11 @@ from ledger.db.models import (
     events,
     uploads,
 )
-from ledger.errors import Conflict, NotFound
+from ledger.errors import Conflict, InvalidInput, NotFound, ProcessingError
+from ledger.settings import Settings
 from ledger.states import BatchState, DocumentStatus
+from ledger.storage import objects
+from ledger.storage.urls import ObjectUrl, is_object_url
 
 if TYPE_CHECKING:
     from ledger.core.ledger import Ledger
@@ -199,10 +202,15 @@ async def delete_uploads(conn: AsyncConnection, ids: Sequence[str]) -> int:
 
 
 async def documents_to_remove(
-    conn: AsyncConnection, batch_id: str, limit: int, storage_dir: Path
+    conn: AsyncConnection,
+    batch_id: str,
+    limit: int,
+    storage_dir: Path,
+    storage_url: str | None = None,
 ) -> tuple[list[int], list[str]]:
-    """Up to ``limit`` of the batch's document ids, and the stored files among their
-    sources that no other batch names (so they may be removed)."""
+    """Up to ``limit`` of the batch's document ids, and the stored files (and objects the
+    API stored under ``storage_url``) among their sources that no other batch names (so
+    they may be removed)."""
     query = (
         select(documents.c.id, documents.c.source)
         .where(documents.c.batch_id == batch_id)
@@ -210,7 +218,11 @@ async def documents_to_remove(
         .limit(limit)
     )
     rows = (await conn.execute(query)).all()
-    stored = {r.source for r in rows if _removable(r.source, storage_dir)}
+    stored = {
+        r.source
+        for r in rows
+        if _removable(r.source, storage_dir) or _stored_object(r.source, storage_url)
+    }
     return [r.id for r in rows], await _unshared(conn, batch_id, stored)
 
 
@@ -246,6 +258,33 @@ def _removable(path: str, storage_dir: Path) -> bool:
     root = os.path.normpath(os.path.abspath(storage_dir))
     normal = os.path.normpath(os.path.abspath(path))
     return normal != root and normal != os.path.join(root, storage.MARKER)
+
+
+def _stored_object(source: str, storage_url: str | None) -> bool:
+    """An object the API stored (under ``LEDGER_STORAGE_URL``), not a caller's own object."""
+    if storage_url is None or not is_object_url(source):
+        return False
+    try:
+        return ObjectUrl.parse(source).within(ObjectUrl.parse(storage_url))
+    except InvalidInput:
+        return False
+
+
+def remove_stored(paths: Sequence[str], settings: Settings) -> int:
+    """Remove these stored files and stored objects (see :func:`remove_files`); objects
+    outside ``LEDGER_STORAGE_URL`` and files outside the storage folder are left alone.
+    Returns how many were removed (objects: how many deletions the store accepted)."""
+    objects_there = [p for p in paths if _stored_object(p, settings.storage_url)]
+    removed = remove_files([p for p in paths if not is_object_url(p)], settings.storage)
+    if objects_there:
+        s3 = objects.client_for(settings)
+        for url in objects_there:
+            try:
+                objects.delete(s3, ObjectUrl.parse(url))
+                removed += 1
+            except ProcessingError as exc:
+                log.warning("could not remove stored object %s: %s", url, exc.message)
+    return removed
 
 
 def remove_files(paths: Sequence[str], storage_dir: Path) -> int:
@@ -329,7 +368,7 @@ async def delete_batch(
 
     while found := await ledger.run(upload_batch, write=False):
         files = [p for _, p in found if p]
-        report.files += await asyncio.to_thread(remove_files, files, store)
+        report.files += await asyncio.to_thread(remove_stored, files, ledger.settings)
         ids = [i for i, _ in found]
 
         async def drop_uploads(conn: AsyncConnection, now: datetime, ids: list[str] = ids) -> int:
@@ -338,13 +377,15 @@ async def delete_batch(
         stepped("uploads", await ledger.run(drop_uploads))
 
     async def document_batch(conn: AsyncConnection, now: datetime) -> tuple[list[int], list[str]]:
-        return await documents_to_remove(conn, batch_id, step_rows, store)
+        return await documents_to_remove(
+            conn, batch_id, step_rows, store, ledger.settings.storage_url
+        )
 
     while True:
         doc_ids, files = await ledger.run(document_batch, write=False)
         if not doc_ids:
             break
-        report.files += await asyncio.to_thread(remove_files, files, store)
+        report.files += await asyncio.to_thread(remove_stored, files, ledger.settings)
 
         async def drop_documents(
             conn: AsyncConnection, now: datetime, ids: list[int] = doc_ids

@@ -937,10 +937,18 @@ class Ledger:
         await self.run(work)
 
     async def complete_upload(
-        self, upload_id: str, token: str, *, sha256: str, size: int, mtime_ns: int | None
+        self,
+        upload_id: str,
+        token: str,
+        *,
+        sha256: str,
+        size: int,
+        mtime_ns: int | None,
+        stored_as: tuple[str, str] | None = None,
     ) -> Upload:
         """Count the last bytes, mark the upload complete and create its document (and its
-        batch if needed) in one transaction; exactly once, fenced by ``token``."""
+        batch if needed) in one transaction; exactly once, fenced by ``token``. With
+        ``stored_as`` (object URL, ETag) the document names that object."""
 
         async def work(conn: AsyncConnection, now: datetime) -> Upload:
             return await uploads.complete(
@@ -952,6 +960,7 @@ class Ledger:
                 mtime_ns=mtime_ns,
                 now=now,
                 default_max_attempts=self.settings.max_attempts,
+                stored_as=stored_as,
             )
 
         return await self.run(work)

@@ -189,14 +189,22 @@ async def _insert_documents(
     return submitted, requeued
 
 
+def _etag(meta: Any) -> str | None:
+    """An object's ETag recorded in a document's meta (objects only; files have none)."""
+    etag = meta.get("etag") if isinstance(meta, dict) else None
+    return etag if isinstance(etag, str) else None
+
+
 def _changed(spec: SourceSpec, row: Any) -> bool:
-    """A known source changed when a fact given now differs from the recorded one."""
+    """A known source changed when a fact given now differs from the recorded one (for an
+    object, its ETag too: the worker refuses to read an object whose ETag is another)."""
     return any(
         new is not None and old is not None and new != old
         for new, old in (
             (spec.size, row.source_size),
             (spec.mtime_ns, row.source_mtime_ns),
             (spec.sha256.lower() if spec.sha256 else None, row.source_sha256),
+            (_etag(spec.meta), _etag(row.meta)),
         )
     )
 
@@ -230,6 +238,7 @@ async def _update_changed(
                     documents.c.source_size,
                     documents.c.source_mtime_ns,
                     documents.c.source_sha256,
+                    documents.c.meta,
                 ).where(
                     documents.c.batch_id == batch_id,
                     documents.c.source.in_(list(by_source)),
@@ -248,6 +257,10 @@ async def _update_changed(
             "b_size": spec.size,
             "b_mtime": spec.mtime_ns,
             "b_sha": spec.sha256.lower() if spec.sha256 else None,
+            # An object's new ETag replaces the recorded one; a file keeps its meta.
+            "b_meta": {**(r.meta or {}), "etag": _etag(spec.meta)}
+            if _etag(spec.meta)
+            else r.meta,
         }
         for r, spec in changed
     ]
@@ -258,6 +271,7 @@ async def _update_changed(
             source_size=bindparam("b_size"),
             source_mtime_ns=bindparam("b_mtime"),
             source_sha256=bindparam("b_sha"),
+            meta=bindparam("b_meta", type_=documents.c.meta.type),
             updated_at=now,
         ),
         facts,

@@ -300,8 +300,12 @@ async def complete(
     mtime_ns: int | None,
     now: datetime,
     default_max_attempts: int,
+    stored_as: tuple[str, str] | None = None,
 ) -> Upload:
     """Count the last bytes, mark the upload complete and create its document, all at once.
+
+    ``stored_as`` (an object URL and its ETag): the file was moved into the object store
+    (``LEDGER_STORAGE_URL``) and the document names that object instead of the file.
 
     The document goes into the upload's batch, which is created (owned by the upload's
     tenant, with the upload's processor) when it does not exist. Fenced by ``token``:
@@ -333,12 +337,15 @@ async def complete(
     meta = {"filename": upload.filename, "upload_id": upload.id}
     if upload.meta.get("content_type"):
         meta["content_type"] = upload.meta["content_type"]
-    source = SourceSpec(source=upload.path, size=size, mtime_ns=mtime_ns, sha256=sha256, meta=meta)
+    path = upload.path
+    if stored_as is not None:
+        path, meta["etag"] = stored_as
+    source = SourceSpec(source=path, size=size, mtime_ns=mtime_ns, sha256=sha256, meta=meta)
     await submit.submit(conn, spec, [source], now=now, default_max_attempts=default_max_attempts)
     document_id = (
         await conn.execute(
             select(documents.c.id).where(
-                documents.c.batch_id == upload.batch_id, documents.c.source == upload.path
+                documents.c.batch_id == upload.batch_id, documents.c.source == path
             )
         )
     ).scalar_one()

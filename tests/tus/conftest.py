@@ -11,6 +11,7 @@ import base64
 import os
 import signal
 import subprocess
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -144,6 +145,24 @@ class TusServer:
 
 def metadata(**values: str) -> str:
     return ",".join(f"{k} {base64.b64encode(v.encode()).decode()}" for k, v in values.items())
+
+
+def upload_in_thread(uploader: Any) -> tuple[threading.Thread, list[BaseException]]:
+    """Run a tus client's ``upload()`` in a thread that records the failure it ends with
+    (the server is about to be killed under it)."""
+    from tusclient.exceptions import TusCommunicationError, TusUploadFailed
+
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            uploader.upload()
+        except (TusCommunicationError, TusUploadFailed) as exc:
+            failure.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread, failure
 
 
 def upload_id_of(url: str) -> str:

@@ -20,10 +20,9 @@ import httpx
 import psutil
 import pytest
 from tusclient import client as tus_client
-from tusclient.exceptions import TusCommunicationError, TusUploadFailed
 from tusclient.storage.filestorage import FileStorage
 
-from tests.tus.conftest import TusServer, launch, metadata, upload_id_of
+from tests.tus.conftest import TusServer, launch, metadata, upload_id_of, upload_in_thread
 
 MB = 1024 * 1024
 
@@ -102,16 +101,7 @@ def test_sigkill_mid_upload_then_resume_50mb(crash_server: TusServer, tmp_path: 
         )
 
     first = uploader()
-    failure: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            first.upload()  # type: ignore[attr-defined]
-        except (TusCommunicationError, TusUploadFailed) as exc:
-            failure.append(exc)
-
-    thread = threading.Thread(target=run)
-    thread.start()
+    thread, failure = upload_in_thread(first)
 
     def offset_in_db() -> int:
         rows = server.sql("SELECT upload_offset FROM uploads WHERE batch_id = 'big'")

@@ -25,6 +25,11 @@ Per document:
    the transaction that marks the document done, and replaces the chunks of older
    documents of the same source. The spool is deleted when that transaction is over.
 
+A source that is an object URL (``s3://bucket/key``) must lie inside the configured object
+roots when any roots are in force (else ``outside_roots``); it is copied to a local file
+first (:mod:`ledger.processors.ingest.object_source`, with its ETag checked) and that copy
+goes through the steps above, then is deleted with the spool.
+
 Before all of this, a file that is not a document (:mod:`ledger.processors.ingest.selection`:
 an image, font, script, archive, lock file... by its name, for an upload its original file
 name, or by its first bytes) is skipped with reason ``excluded_type: <what it is>``, not
@@ -53,7 +58,7 @@ from ledger.embedders import EmbedderSpec, build_embedder
 from ledger.embedders.profiles import profiles_for
 from ledger.errors import InvalidInput, PermanentError
 from ledger.processors.base import Document, Done, Processor, ProcessorContext, Skip
-from ledger.processors.ingest import embedding
+from ledger.processors.ingest import embedding, object_source
 from ledger.processors.ingest.chunking import ChunkRecord
 from ledger.processors.ingest.detect import HEAD_BYTES, DocType
 from ledger.processors.ingest.options import IngestOptions
@@ -70,7 +75,9 @@ from ledger.processors.ingest.selection import (
     excluded_reason,
 )
 from ledger.processors.ingest.spool import iter_spool, remove_stale_partials
-from ledger.records import JSON
+from ledger.records import JSON, Cleanup
+from ledger.storage import objects
+from ledger.storage.urls import is_object_url
 
 STORE_BATCH = 1_000  # chunks per INSERT: bounds the memory of storing a huge document
 OUTSIDE_ROOTS = "outside_roots"
@@ -253,6 +260,19 @@ def _remover(path: str) -> Any:
     return remove
 
 
+def _both(first: Cleanup | None, second: Cleanup) -> Cleanup:
+    if first is None:
+        return second
+
+    def both() -> None:
+        try:
+            first()
+        finally:
+            second()
+
+    return both
+
+
 def spool_dir_for(context: ProcessorContext) -> str:
     """Where this machine's workers put chunk spools (created if needed)."""
     directory = Path(context.ledger.settings.home) / "spool"
@@ -284,13 +304,46 @@ def make_ingest_processor(context: ProcessorContext, options: JSON) -> Processor
     if spec is not None:
         embedding.sweep_stage(stage_dir)
 
+    # Objects must lie inside the configured buckets whenever any roots are in force.
+    object_roots = list(settings.all_object_roots)
+    confined = bool(config.roots or object_roots)
+    if settings.storage_url is not None:  # uploads the API stored: always readable
+        object_roots.append(settings.storage_url)
+
     async def ingest(doc: Document) -> Done | Skip:
+        if not is_object_url(doc.source):
+            return await _ingest(doc, None)
+        if not config.include_all_types:
+            what = excluded_by_name(display_name(doc))
+            if what is not None:
+                return Skip(excluded_reason(what))
+        url = object_source.check_roots(doc.source, object_roots, confined)
+        copy = await asyncio.to_thread(
+            object_source.fetch,
+            objects.client_for(settings),
+            doc,
+            url,
+            spool_dir,
+            config.ingest.max_file_bytes,
+        )
+        try:
+            output = await _ingest(doc, copy)
+        except BaseException:
+            object_source.remove(copy)
+            raise
+        return dataclasses.replace(output, cleanup=_both(output.cleanup, _remover(copy)))
+
+    async def _ingest(doc: Document, copy: str | None) -> Done | Skip:
+        """Ingest ``doc`` from its source, or from ``copy``: a local copy of its object."""
         started = time.perf_counter()
         if not config.include_all_types:
             what = excluded_by_name(display_name(doc))
             if what is not None:
                 return Skip(excluded_reason(what))
-        path, before = await asyncio.to_thread(_locate, doc.source, config.roots)
+        if copy is None:
+            path, before = await asyncio.to_thread(_locate, doc.source, config.roots)
+        else:
+            path, before = copy, await asyncio.to_thread(_stat, copy)
         if before is not None:
             what = await asyncio.to_thread(_excluded_content, path)
             if what is not None:

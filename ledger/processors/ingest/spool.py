@@ -29,6 +29,7 @@ from ledger.processors.ingest.chunking import ChunkRecord
 MAGIC = b"LGSPOOL1"
 PARTIAL_SUFFIX = ".partial"
 SPOOL_SUFFIX = ".spool"
+SOURCE_SUFFIX = ".source"  # a worker's local copy of an object it reads (object_source)
 _LENGTH = struct.Struct("<I")
 _COUNT = struct.Struct("<Q")
 _END = 0xFFFFFFFF
@@ -128,13 +129,19 @@ def iter_spool(path: str, batch_size: int = 1000) -> Iterator[list[ChunkRecord]]
 def remove_stale_partials(spool_dir: str, older_than: float, *, complete: bool = False) -> int:
     """Delete ``*.partial`` spools not modified for ``older_than`` seconds (left by killed
     children); with ``complete``, also complete ``*.spool`` files that old (left by a
-    worker killed before it stored them). Return how many were deleted."""
+    worker killed before it stored them) and local copies of objects (``*.source``).
+    Return how many were deleted. A copy of an object carries the object's (old)
+    modification time, so its age is its ctime: when it was written here."""
     cutoff = time.time() - older_than
     removed = 0
-    suffixes = (PARTIAL_SUFFIX, SPOOL_SUFFIX) if complete else (PARTIAL_SUFFIX,)
+    suffixes = (PARTIAL_SUFFIX, SPOOL_SUFFIX, SOURCE_SUFFIX) if complete else (PARTIAL_SUFFIX,)
     with os.scandir(spool_dir) as entries:
         for entry in entries:
-            if entry.name.endswith(suffixes) and entry.stat().st_mtime < cutoff:
+            if not entry.name.endswith(suffixes):
+                continue
+            st = entry.stat()
+            age = st.st_ctime if entry.name.endswith(SOURCE_SUFFIX) else st.st_mtime
+            if age < cutoff:
                 try:
                     os.unlink(entry.path)
                     removed += 1

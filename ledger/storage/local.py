@@ -1,4 +1,4 @@
-"""The storage folder for uploaded files, shared by the API server and every worker.
+"""The local storage folder for uploaded files, shared by the API server and every worker.
 
 Uploaded files are stored under ``LEDGER_STORAGE_DIR`` and their documents name them by
 that absolute path, so every worker must see the same folder at the same path (a shared

@@ -42,7 +42,14 @@ from ledger.cli.walk import WalkStats, batch_id_for, resolve_roots, walk
 from ledger.cli.walk_report import nothing_found, report_skipped, skipped_json
 from ledger.errors import DatabaseWriteFailed, InvalidInput
 from ledger.path_patterns import compile_patterns
-from ledger.records import ClaimedDocument, DocumentInfo, FailureGroup, SourceSpec, SubmitResult
+from ledger.records import (
+    Batch,
+    ClaimedDocument,
+    DocumentInfo,
+    FailureGroup,
+    SourceSpec,
+    SubmitResult,
+)
 from ledger.records import Progress as BatchProgress
 from ledger.retry_advice import failures_advice, retry_may_help
 from ledger.states import BatchState, DocumentStatus
@@ -54,6 +61,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from ledger.cli.ingest_bar import Bar
+    from ledger.cli.watch import Watcher
     from ledger.core.ledger import Ledger
     from ledger.settings import Settings
     from ledger.worker.runtime import Worker
@@ -182,6 +190,28 @@ def ingest_command(
         metavar="SECONDS",
         help="Without a terminal: seconds between progress lines.",
     ),
+    sync: bool = typer.Option(
+        False,
+        "--sync",
+        help="Also retire the batch's documents whose file is gone or no longer selected: "
+        "their chunks and vectors leave the index.",
+    ),
+    watch: bool = typer.Option(
+        False,
+        "--watch",
+        help="Sync once, then keep watching: new and changed files are processed, deleted "
+        "ones retired, until Ctrl-C (needs the 'watch' extra).",
+    ),
+    debounce: float | None = typer.Option(
+        None,
+        "--debounce",
+        min=0.05,
+        max=3600,
+        metavar="SECONDS",
+        help="With --watch: how long a changed file must stay unchanged before it is taken. "
+        "Default: LEDGER_WATCH_DEBOUNCE_SECONDS (1).",
+        show_default=False,
+    ),
 ) -> None:
     """Ingest files: submit them as a batch and process it here, with live progress.
 
@@ -190,6 +220,15 @@ def ingest_command(
     in flight; twice stops at once. Run the same command again to continue.
     """
     settings = options(ctx).settings()
+    if dry_run and (sync or watch):
+        raise CliError("--dry-run does not combine with --sync or --watch", EXIT_USAGE)
+    if watch:
+        from ledger.extras import MissingExtra, require
+
+        try:
+            require("watch", "watchfiles", what="ledger ingest --watch")
+        except MissingExtra as exc:
+            raise CliError(str(exc), EXIT_USAGE) from exc
     try:
         roots = resolve_roots([str(p) for p in paths])
     except FileNotFoundError as exc:
@@ -229,6 +268,9 @@ def ingest_command(
         dry_run=dry_run,
         json_output=json_output,
         progress_interval=progress_interval,
+        sync=sync or watch,
+        watch=watch,
+        debounce=debounce or settings.watch_debounce_seconds,
     )
     code = asyncio.run(_main(settings, request))
     raise typer.Exit(code)
@@ -393,6 +435,8 @@ class Session:
     stop_reason: str | None = None
     view: View | None = None
     stats: WalkStats = field(default_factory=WalkStats)
+    watcher: Watcher | None = None
+    removed: int = 0  # documents retired by --sync / --watch in this run
     _run_start: tuple[float, int] | None = None
 
     def _make_view(self) -> View:
@@ -419,6 +463,8 @@ class Session:
             yield spec
 
     def _on_first(self, signum: int) -> None:
+        if self.watcher is not None:
+            self.watcher.stop.set()
         if self.worker is None:
             return  # still scanning: the walk sees the flag and stops
         running = len(self.worker.current)
@@ -447,7 +493,8 @@ class Session:
                     spec = req.spec()
                     sources = self._sources(view)
                     first = next(sources, None)
-                    if first is None:  # no batch for nothing: the command was wrong
+                    if first is None and not await self._syncs_empty_folder():
+                        # No batch for nothing: the command was wrong.
                         view.close()
                         report_skipped(self.stats)
                         err.print(f"error: {nothing_found(req, self.stats)}", markup=False)
@@ -456,7 +503,7 @@ class Session:
 
                     result = await self.ledger.submit(
                         spec,
-                        itertools.chain([first], sources),
+                        itertools.chain([first] if first else [], sources),
                         skip_unchanged=unchanged_skip(spec, profiles_of(self.ledger)),
                     )
                 except _Interrupted:
@@ -469,8 +516,12 @@ class Session:
                 view.started(result, req)
                 batch = result.batch
                 started = time.monotonic()
+                if req.sync and not signals.requested:
+                    batch = await self._retire_gone(view, batch.id)
                 if batch.state == BatchState.PAUSED:
                     self.stop_reason = f"batch is paused ({batch.pause_reason})"
+                elif req.watch and not signals.requested:
+                    await self._watch(view, batch.id)
                 elif not batch.is_complete and not signals.requested:
                     try:
                         await self._process(view, batch.id)
@@ -502,6 +553,7 @@ class Session:
                     "known": result.known,
                     "skipped_unchanged": result.skipped,
                     "requeued": result.requeued,
+                    "removed": self.removed,
                     "processed": processed,
                     "elapsed_seconds": round(elapsed, 3),
                     "rate_per_second": processed / elapsed if elapsed > 0 else None,
@@ -524,6 +576,54 @@ class Session:
                     markup=False,
                 )
         return code
+
+    async def _syncs_empty_folder(self) -> bool:
+        """A sync of a folder now empty retires every document of its batch; without a
+        batch (or a sync) an empty folder stays a mistake in the command. A watch starts
+        on an empty folder too: files are expected to come."""
+        from ledger.errors import NotFound
+
+        if self.request.watch:
+            return True
+        if not self.request.sync:
+            return False
+        try:
+            await self.ledger.batch(self.request.batch_id)
+        except NotFound:
+            return False
+        return True
+
+    async def _retire_gone(self, view: View, batch_id: str) -> Batch:
+        """The sync's second half: retire the documents whose file is gone."""
+        from ledger.core.retire import retire_gone
+
+        report = await retire_gone(self.ledger, batch_id, self.request.selection().still_there)
+        self.removed += report.documents
+        if report.documents or report.running:
+            running = len(report.running or [])
+            later = f"; {running:,} still running, retired by the next sync" if running else ""
+            view.note(
+                f"removed {plural(report.documents, 'document')} whose file is gone "
+                f"({report.chunks:,} chunks, {report.vectors:,} vectors){later}"
+            )
+        return await self.ledger.batch(batch_id)
+
+    async def _watch(self, view: View, batch_id: str) -> None:
+        from ledger.cli.watch import Watcher
+
+        self.watcher = Watcher(self, view, batch_id, self.request.selection())
+        try:
+            await self.watcher.run()
+        except DatabaseWriteFailed:
+            if not self.signals or not self.signals.requested:
+                raise
+        if self.signals is not None and self.signals.requested:
+            self.stop_reason = "watch stopped"
+
+    async def show_progress(self, view: View, batch_id: str) -> None:
+        """One progress update of the view for this run."""
+        progress = await self.ledger.progress(batch_id)
+        view.update(self._this_run(progress), self._in_flight(), None)
 
     async def _others_continuing(self, final: BatchProgress) -> int:
         """How many other live workers go on with this batch after this run stopped."""
@@ -601,6 +701,8 @@ class Session:
 
     def _exit_code(self, final: BatchProgress) -> int:
         b = final.batch
+        if self.request.watch and self.signals is not None and self.signals.requested:
+            return EXIT_OK  # Ctrl-C is how a watch ends
         if self.signals is not None and self.signals.requested:
             return EXIT_INTERRUPTED
         ok = b.counts[DocumentStatus.DONE] + b.counts[DocumentStatus.SKIPPED]

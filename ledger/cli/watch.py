@@ -125,7 +125,10 @@ class Watcher:
     batch_id: str
     selection: Selection
     stop: asyncio.Event = field(default_factory=asyncio.Event)
-    running_gone: set[str] = field(default_factory=set)  # retire once their worker is done
+    # Paths whose document was running when their change was applied: submit leaves a
+    # running document alone and a retire skips it, so they are applied again once done.
+    deferred: set[str] = field(default_factory=set)
+    _deferred_check: float = 0.0
     change_sets: int = 0
 
     async def run(self) -> None:
@@ -161,8 +164,8 @@ class Watcher:
                 settled = settling.settled()
                 if settled:
                     await self.apply(ChangeSet.of(settled, self.selection))
-                elif self.running_gone and not len(settling):
-                    self.report(0, 0, (await self.retire(sorted(self.running_gone))).documents)
+                elif self.deferred and not len(settling):
+                    await self.apply_deferred(req.debounce)
                 if work.done():
                     break  # the worker ended (an error): its result is raised below
                 await session.show_progress(self.view, self.batch_id)
@@ -188,6 +191,7 @@ class Watcher:
                 skip_unchanged=unchanged_skip(spec, profiles_of(ledger)),
             )
             added, changed = result.added, result.requeued
+            await self.defer_running([s.source for s in change.sources])
         removed = 0
         if change.gone:
             removed = (await self.retire(change.gone)).documents
@@ -204,12 +208,34 @@ class Watcher:
 
     async def retire(self, paths: list[str]) -> RetireReport:
         """Retire the documents at or below ``paths`` whose file is gone; running ones are
-        remembered and tried again once they finished."""
+        deferred until their worker is done."""
         from ledger.core.retire import retire_gone
 
         report = await retire_gone(
             self.session.ledger, self.batch_id, self.selection.still_there, paths=paths
         )
-        self.running_gone.difference_update(paths)
-        self.running_gone.update(report.running or [])
+        self.deferred.update(report.running or [])
         return report
+
+    async def defer_running(self, sources: list[str]) -> None:
+        """Defer the sources just submitted whose document is running (their change was
+        not taken: the worker is processing the file as it was)."""
+        from ledger.core.retire import running_among
+
+        self.deferred.update(await running_among(self.session.ledger, self.batch_id, sources))
+
+    async def apply_deferred(self, every: float) -> None:
+        """Apply the deferred paths again whose document is no longer running (at most
+        once per ``every`` seconds: it reads the ledger)."""
+        from ledger.core.retire import running_among
+
+        now = time.monotonic()
+        if now - self._deferred_check < every:
+            return
+        self._deferred_check = now
+        paths = sorted(self.deferred)
+        still = set(await running_among(self.session.ledger, self.batch_id, paths))
+        ready = [(path, False) for path in paths if path not in still]
+        self.deferred = still
+        if ready:
+            await self.apply(ChangeSet.of(ready, self.selection))

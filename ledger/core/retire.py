@@ -213,6 +213,24 @@ async def retire_gone(
             return report
 
 
+async def running_among(ledger: Ledger, batch_id: str, sources: Sequence[str]) -> list[str]:
+    """Which of ``sources`` have a running document in ``batch_id``."""
+    found: list[str] = []
+    for start in range(0, len(sources), RETIRE_STEP):
+        part = list(sources[start : start + RETIRE_STEP])
+
+        async def read(conn: AsyncConnection, now: datetime, part: list[str] = part) -> list[str]:
+            query = select(documents.c.source).where(
+                documents.c.batch_id == batch_id,
+                documents.c.source.in_(part),
+                documents.c.status == DocumentStatus.RUNNING.value,
+            )
+            return list((await conn.execute(query)).scalars())
+
+        found.extend(await ledger.run(read, write=False))
+    return found
+
+
 async def removed_count(conn: AsyncConnection, batch_id: str) -> int:
     """How many documents of the batch are retired (its partial index counts them)."""
     query = select(func.count()).select_from(documents).where(
@@ -221,4 +239,11 @@ async def removed_count(conn: AsyncConnection, batch_id: str) -> int:
     return int((await conn.execute(query)).scalar_one())
 
 
-__all__ = ["RETIRE_STEP", "RetireReport", "removed_count", "retire_documents", "retire_gone"]
+__all__ = [
+    "RETIRE_STEP",
+    "RetireReport",
+    "removed_count",
+    "retire_documents",
+    "retire_gone",
+    "running_among",
+]

@@ -164,10 +164,34 @@ def test_watch_adds_changes_deletes_and_takes_a_burst(
             "OR source LIKE '%/.hidden.txt' OR source LIKE '%~'"
         ) == 0
         _index_is_consistent(cli)
+
+        # A folder moved away (one event, for the folder) retires every file under it; a
+        # folder moved in (likewise) has all its files taken.
+        burst.rename(tmp_path / "moved-away")
+        cli.wait_for(
+            "SELECT count(*) FROM documents WHERE removed_at IS NOT NULL "
+            "AND source LIKE '%/burst/b%'",
+            lambda n: n == 200,
+            timeout=WAIT,
+        )
+        incoming = tmp_path / "incoming"
+        (incoming / "deep").mkdir(parents=True)
+        for i in range(3):
+            (incoming / "deep" / f"in{i}.txt").write_text(f"chess bishop rook {i}\n")
+        incoming.rename(folder / "incoming")
+        cli.wait_for(
+            "SELECT count(*) FROM documents WHERE status = 'done' "
+            "AND source LIKE '%/incoming/deep/in%'",
+            lambda n: n == 3,
+            timeout=WAIT,
+        )
+        _index_is_consistent(cli)
+        assert cli.scalar("SELECT count(*) FROM chunks WHERE text LIKE '%gardening%'") == 0
     finally:
         code, out, err = _stop(proc)
     assert code == 0, err
     assert "changes: 1 file added, 0 changed, 0 removed" in out + err
+    assert "0 changed, 200 removed" in out + err
     assert "0 changed, 1 removed" in out + err
 
 
@@ -215,6 +239,37 @@ def test_restart_after_sigkill_catches_up(
         assert cli.scalar("SELECT count(*) FROM chunks WHERE text LIKE '%compost%'") == 0
         assert _doc(cli, kept)[1] == "done"
         _index_is_consistent(cli)
+    finally:
+        code, _, err = _stop(proc)
+    assert code == 0, err
+
+
+def test_a_file_changed_while_its_document_runs_is_taken_after_it(
+    cli: Cli, tmp_path: Path
+) -> None:
+    folder = tmp_path / "watched"
+    folder.mkdir()
+    slow = folder / "slow.txt"
+    slow.write_text("first version\n")
+    proc = cli.start(
+        "ingest", str(folder), "--watch", "--debounce", "0.2", "-p", "sleep", "-o", "seconds=3"
+    )
+    try:
+        cli.wait_for(
+            "SELECT count(*) FROM documents WHERE status = 'running'",
+            lambda n: n == 1,
+            timeout=WAIT,
+        )
+        slow.write_text("second, longer version of the file\n")
+        size = slow.stat().st_size
+        # Submit leaves a running document alone; the watcher applies the change once the
+        # run ended, and the document is processed again with the new facts.
+        cli.wait_for(
+            f"SELECT count(*) FROM documents WHERE source_size = {size} AND status = 'done'",
+            lambda n: n == 1,
+            timeout=WAIT,
+        )
+        assert cli.scalar("SELECT count(*) FROM attempts") == 2
     finally:
         code, _, err = _stop(proc)
     assert code == 0, err

@@ -152,3 +152,16 @@ async def test_the_database_refuses_a_retired_document_that_is_not_finished(
     await ledger.submit(BatchSpec(id="b", processor="noop"), [_spec("pending")])
     with pytest.raises(IntegrityError):
         sql(sync_url, f"UPDATE documents SET removed_at = '{NOW}' WHERE batch_id = 'b'")
+
+
+async def test_retire_below_paths_takes_only_those(ledger: Ledger, sync_url: str) -> None:
+    sources = ["/w/a.txt", "/w/sub/b.txt", "/w/sub/deeper/c.txt", "/w/sub_other.txt",
+               "/w/100%_sure.txt"]  # fmt: skip
+    await ledger.submit(BatchSpec(id="p", processor="noop"), [SourceSpec(s) for s in sources])
+    gone = await retire_gone(ledger, "p", lambda source: False, paths=["/w/sub"])
+    assert gone.documents == 2  # below /w/sub/, not /w/sub_other.txt
+    exact = await retire_gone(ledger, "p", lambda source: False, paths=["/w/100%_sure.txt"])
+    assert exact.documents == 1  # LIKE's wildcards in a name are taken literally
+    left = {d.source for d in (await ledger.documents("p")).items if d.status is S.PENDING}
+    assert left == {"/w/a.txt", "/w/sub_other.txt"}
+    _counters_exact(sync_url, "p")

@@ -1,7 +1,8 @@
 """Optional parts of the install: the default one (SQLite, the CLI, every document format,
 ``ledger serve``) needs none of them. The PostgreSQL driver is the ``postgres`` extra; HTTP
 embedders and vector search (httpx, numpy) are the ``embed`` extra; the bundled local model
-is ``local-embed``. A path that needs a missing one says which to install."""
+is ``local-embed``; watching folders (``ingest --watch``, watchfiles) is ``watch``.
+A path that needs a missing one says which to install."""
 
 from __future__ import annotations
 

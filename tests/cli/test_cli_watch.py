@@ -273,3 +273,21 @@ def test_a_file_changed_while_its_document_runs_is_taken_after_it(
     finally:
         code, _, err = _stop(proc)
     assert code == 0, err
+
+
+def test_without_the_watch_extra_one_line_says_what_to_install(cli: Cli, tmp_path: Path) -> None:
+    hide = tmp_path / "hide"
+    hide.mkdir()
+    # Loaded at start-up: the import system then finds no watchfiles.
+    (hide / "sitecustomize.py").write_text("import sys\nsys.modules['watchfiles'] = None\n")
+    (tmp_path / "watched").mkdir()
+    result = cli(
+        "ingest",
+        str(tmp_path / "watched"),
+        "--watch",
+        env={"PYTHONPATH": f"{hide}{os.pathsep}{cli.env['PYTHONPATH']}"},
+    )
+    assert result.code == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "pip install 'ledger[watch]'" in lines[0], result.stderr
+    assert "Traceback" not in result.stderr

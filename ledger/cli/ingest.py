@@ -620,10 +620,17 @@ class Session:
         if self.signals is not None and self.signals.requested:
             self.stop_reason = "watch stopped"
 
-    async def show_progress(self, view: View, batch_id: str) -> None:
-        """One progress update of the view for this run."""
+    async def show_progress(
+        self, view: View, batch_id: str, last: tuple[int, ...] | None
+    ) -> tuple[int, ...]:
+        """A progress update of the view, unless nothing is in flight and the counts are
+        still ``last`` (an idle watch writes no lines to a log); returns the counts."""
         progress = await self.ledger.progress(batch_id)
-        view.update(self._this_run(progress), self._in_flight(), None)
+        counts = tuple(progress.batch.counts.values())
+        current = self._in_flight()
+        if current or counts != last:
+            view.update(self._this_run(progress), current, None)
+        return counts
 
     async def _others_continuing(self, final: BatchProgress) -> int:
         """How many other live workers go on with this batch after this run stopped."""
@@ -745,6 +752,11 @@ class Session:
             why = f": {UNCHANGED}" if b.is_complete and b.total else ""
             line = f"This run processed nothing{why}."
         out.print(line, markup=False)
+        if self.removed:
+            out.print(
+                f"This run retired {plural(self.removed, 'document')} whose file is gone.",
+                markup=False,
+            )
         n_failed = b.counts[DocumentStatus.FAILED]
         if failures:
             out.print(f"First failures ({n_failed:,} in all):", style="bold red")

@@ -43,6 +43,17 @@ def temporary(path: str, *, hidden: bool) -> bool:
     return name.endswith(TEMPORARY_SUFFIXES)
 
 
+def ignored(path: str, selection: Selection) -> bool:
+    """Events the watcher drops at once: temporary names, and (without ``--hidden``)
+    anything inside a hidden folder such as ``.git``, where churn is constant."""
+    if temporary(path, hidden=selection.hidden):
+        return True
+    found = selection.root_of(path)
+    if found is None or selection.hidden:
+        return False
+    return any(part.startswith(".") for part in found[1].split("/"))
+
+
 def _signature(path: str) -> tuple[int, int] | None:
     """(size, mtime) of what ``path`` names now; None when nothing is there. Folders count
     as (0, 0): only their appearing matters."""
@@ -147,11 +158,12 @@ class Watcher:
         work = asyncio.create_task(worker.run())
         settling = Settling(req.debounce)
         roots = [str(root) for root in req.roots]
+        counts: tuple[int, ...] | None = None
         self.view.note(f"Watching {', '.join(roots)} (Ctrl-C to stop).")
         try:
             async for changes in awatch(
                 *roots,
-                watch_filter=lambda _change, path: not temporary(path, hidden=req.hidden),
+                watch_filter=lambda _change, path: not ignored(path, self.selection),
                 stop_event=self.stop,
                 debounce=int(max(req.debounce, TICK_SECONDS) * 1000),
                 step=50,
@@ -164,11 +176,11 @@ class Watcher:
                 settled = settling.settled()
                 if settled:
                     await self.apply(ChangeSet.of(settled, self.selection))
-                elif self.deferred and not len(settling):
+                if self.deferred:
                     await self.apply_deferred(req.debounce)
                 if work.done():
                     break  # the worker ended (an error): its result is raised below
-                await session.show_progress(self.view, self.batch_id)
+                counts = await session.show_progress(self.view, self.batch_id, counts)
         finally:
             if not work.done():
                 worker.stop(graceful=True)
@@ -199,6 +211,7 @@ class Watcher:
 
     def report(self, added: int, changed: int, removed: int) -> None:
         """One line per change set that changed the batch."""
+        self.session.removed += removed
         if added or changed or removed:
             self.change_sets += 1
             self.view.note(

@@ -140,12 +140,23 @@ async def retire_documents(
     return report
 
 
+PATHS_EXACT = 500  # paths looked up by equality per query (bound parameters stay few)
+PATHS_BELOW = 50  # paths looked under per query: each is one LIKE over the batch's rows
+
+
 async def _page(
-    conn: AsyncConnection, batch_id: str, after: int, limit: int, paths: Sequence[str] | None
+    conn: AsyncConnection,
+    batch_id: str,
+    after: int,
+    limit: int,
+    *,
+    exact: Sequence[str] | None = None,
+    below: Sequence[str] | None = None,
 ) -> list[Any]:
     """A page of the batch's documents not yet retired (id, source, status), in id order
-    after ``after``; with ``paths``, only those whose source is one of them or lies below
-    one of them (a folder that went away)."""
+    after ``after``; with ``exact``, only those whose source is one of them (the unique
+    (batch, source) index finds them); with ``below``, only those under one of them (a
+    folder that went away)."""
     query = (
         select(documents.c.id, documents.c.source, documents.c.status)
         .where(
@@ -156,14 +167,15 @@ async def _page(
         .order_by(documents.c.id)
         .limit(limit)
     )
-    if paths is not None:
+    if exact is not None:
+        query = query.where(documents.c.source.in_(list(exact)))
+    if below is not None:
         query = query.where(
             or_(
-                documents.c.source.in_(list(paths)),
                 *(
                     documents.c.source.startswith(path.rstrip("/") + "/", autoescape=True)
-                    for path in paths
-                ),
+                    for path in below
+                )
             )
         )
     return list((await conn.execute(query)).all())
@@ -184,17 +196,47 @@ async def retire_gone(
 ) -> RetireReport:
     """Retire every document of ``batch_id`` whose source ``still_there`` says is gone;
     with ``paths``, only documents at or below those paths are looked at (the deletions a
-    watcher saw). Bounded: ``step`` documents per read and per write transaction."""
+    watcher saw: a path that is a document's source is found by equality, the others are
+    looked under as folders). Bounded: ``step`` documents per read and per write
+    transaction, and a few hundred paths per query."""
     report = RetireReport()
+    if paths is None:
+        await _retire_pages(ledger, batch_id, still_there, step, report)
+        return report
+    for start in range(0, len(paths), PATHS_EXACT):
+        part = list(paths[start : start + PATHS_EXACT])
+        found = await _retire_pages(ledger, batch_id, still_there, step, report, exact=part)
+        folders = [p for p in part if p not in found]
+        for first in range(0, len(folders), PATHS_BELOW):
+            below = folders[first : first + PATHS_BELOW]
+            await _retire_pages(ledger, batch_id, still_there, step, report, below=below)
+    return report
+
+
+async def _retire_pages(
+    ledger: Ledger,
+    batch_id: str,
+    still_there: StillThere,
+    step: int,
+    report: RetireReport,
+    *,
+    exact: Sequence[str] | None = None,
+    below: Sequence[str] | None = None,
+) -> set[str]:
+    """Page through the documents (see ``_page``), retiring those whose file is gone;
+    adds to ``report`` and returns the sources looked at when ``exact`` (else empty)."""
+    seen: set[str] = set()
     after = 0
     while True:
 
         async def read(conn: AsyncConnection, now: datetime, after: int = after) -> list[Any]:
-            return await _page(conn, batch_id, after, step, paths)
+            return await _page(conn, batch_id, after, step, exact=exact, below=below)
 
         rows = await ledger.run(read, write=False)
+        if exact is not None:
+            seen.update(r.source for r in rows)
         if not rows:
-            return report
+            return seen
         after = rows[-1].id
         gone = await asyncio.to_thread(_gone, rows, still_there)
         running = [r.source for r in gone if r.status == DocumentStatus.RUNNING.value]
@@ -210,7 +252,7 @@ async def retire_gone(
         if running:
             report.add(RetireReport(running=running))
         if len(rows) < step:
-            return report
+            return seen
 
 
 async def running_among(ledger: Ledger, batch_id: str, sources: Sequence[str]) -> list[str]:

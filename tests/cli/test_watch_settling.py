@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ledger.cli.selection import Selection
-from ledger.cli.watch import ChangeSet, Settling, temporary
+from ledger.cli.watch import ChangeSet, Settling, ignored, temporary
 
 
 class Clock:
@@ -66,3 +66,12 @@ def test_temporary_names() -> None:
         assert temporary(f"/w/{name}", hidden=False), name
     assert not temporary("/w/.e.txt", hidden=True)
     assert not temporary("/w/report.pdf", hidden=False)
+
+
+def test_events_inside_hidden_folders_are_ignored(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    plain = Selection(roots=[root])
+    assert ignored(str(root / ".git" / "objects" / "ab"), plain)
+    assert ignored(str(root / "a" / "draft.txt.part"), plain)
+    assert not ignored(str(root / "a" / "report.txt"), plain)
+    assert not ignored(str(root / ".git" / "HEAD"), Selection(roots=[root], hidden=True))

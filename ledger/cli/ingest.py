@@ -37,19 +37,13 @@ from ledger.cli.app import (
     real_console,
 )
 from ledger.cli.ingest_request import Request, parse_options, profiles_of
+from ledger.cli.ingest_sync import retire_gone_files, syncs_empty_folder
 from ledger.cli.signals import StopSignals
 from ledger.cli.walk import WalkStats, batch_id_for, resolve_roots, walk
 from ledger.cli.walk_report import nothing_found, report_skipped, skipped_json
 from ledger.errors import DatabaseWriteFailed, InvalidInput
 from ledger.path_patterns import compile_patterns
-from ledger.records import (
-    Batch,
-    ClaimedDocument,
-    DocumentInfo,
-    FailureGroup,
-    SourceSpec,
-    SubmitResult,
-)
+from ledger.records import ClaimedDocument, DocumentInfo, FailureGroup, SourceSpec, SubmitResult
 from ledger.records import Progress as BatchProgress
 from ledger.retry_advice import failures_advice, retry_may_help
 from ledger.states import BatchState, DocumentStatus
@@ -493,7 +487,7 @@ class Session:
                     spec = req.spec()
                     sources = self._sources(view)
                     first = next(sources, None)
-                    if first is None and not await self._syncs_empty_folder():
+                    if first is None and not await syncs_empty_folder(self.ledger, req):
                         # No batch for nothing: the command was wrong.
                         view.close()
                         report_skipped(self.stats)
@@ -517,7 +511,8 @@ class Session:
                 batch = result.batch
                 started = time.monotonic()
                 if req.sync and not signals.requested:
-                    batch = await self._retire_gone(view, batch.id)
+                    self.removed += await retire_gone_files(self.ledger, req, batch.id, view)
+                    batch = await self.ledger.batch(batch.id)
                 if batch.state == BatchState.PAUSED:
                     self.stop_reason = f"batch is paused ({batch.pause_reason})"
                 elif req.watch and not signals.requested:
@@ -576,37 +571,6 @@ class Session:
                     markup=False,
                 )
         return code
-
-    async def _syncs_empty_folder(self) -> bool:
-        """A sync of a folder now empty retires every document of its batch; without a
-        batch (or a sync) an empty folder stays a mistake in the command. A watch starts
-        on an empty folder too: files are expected to come."""
-        from ledger.errors import NotFound
-
-        if self.request.watch:
-            return True
-        if not self.request.sync:
-            return False
-        try:
-            await self.ledger.batch(self.request.batch_id)
-        except NotFound:
-            return False
-        return True
-
-    async def _retire_gone(self, view: View, batch_id: str) -> Batch:
-        """The sync's second half: retire the documents whose file is gone."""
-        from ledger.core.retire import retire_gone
-
-        report = await retire_gone(self.ledger, batch_id, self.request.selection().still_there)
-        self.removed += report.documents
-        if report.documents or report.running:
-            running = len(report.running or [])
-            later = f"; {running:,} still running, retired by the next sync" if running else ""
-            view.note(
-                f"removed {plural(report.documents, 'document')} whose file is gone "
-                f"({report.chunks:,} chunks, {report.vectors:,} vectors){later}"
-            )
-        return await self.ledger.batch(batch_id)
 
     async def _watch(self, view: View, batch_id: str) -> None:
         from ledger.cli.watch import Watcher

@@ -122,9 +122,12 @@ class ChangeSet:
         return change
 
     def all_sources(self, selection: Selection) -> Iterable[SourceSpec]:
+        """The files, then those found in the folders that appeared (less the files,
+        which had events of their own)."""
         yield from self.sources
+        named = {s.source for s in self.sources}
         for folder in self.folders:
-            yield from selection.below(folder)
+            yield from (s for s in selection.below(folder) if s.source not in named)
 
 
 @dataclass

@@ -2,7 +2,8 @@
 PDF and DOCX documents, ``ledger serve``) needs none of them. The PostgreSQL driver is the
 ``postgres`` extra; HTTP embedders and vector search (httpx, numpy) are the ``embed`` extra;
 the bundled local model is ``local-embed``; PPTX, XLSX, EPUB, ODT and RTF documents are the
-``office`` extra. A path that needs a missing one says which to install."""
+``office`` extra; object storage is ``s3``; watching folders (``ingest --watch``,
+watchfiles) is ``watch``. A path that needs a missing one says which to install."""
 
 from __future__ import annotations
 

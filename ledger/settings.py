@@ -67,6 +67,9 @@ class Settings(BaseSettings):
     commit_batch: int = Field(default=256, ge=1, le=100_000)
     commit_interval_seconds: float = Field(default=0.02, ge=0)
     poll_seconds: float = Field(default=1.0, gt=0)
+    # `ledger ingest --watch`: a changed path is taken once it had no event and kept its
+    # size and modification time for this long (a file still being written waits).
+    watch_debounce_seconds: float = Field(default=1.0, ge=0.05, le=3600)
     # After a wake-up many workers share (new work announced, leases expiring), each waits a
     # random delay up to this long before claiming, so they do not all hit the database at once.
     wake_jitter_seconds: float = Field(default=0.2, ge=0, le=10)

@@ -36,6 +36,7 @@ from ledger.cli.app import (
     real_console,
 )
 from ledger.cli.ingest_request import Request, parse_options, profiles_of
+from ledger.cli.ingest_sync import retire_gone_files, syncs_empty_folder
 from ledger.cli.signals import StopSignals
 from ledger.cli.walk import WalkStats, batch_id_for, resolve_roots
 from ledger.cli.walk_report import nothing_found, report_skipped, skipped_json
@@ -53,6 +54,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from ledger.cli.ingest_bar import Bar
+    from ledger.cli.watch import Watcher
     from ledger.core.ledger import Ledger
     from ledger.settings import Settings
     from ledger.worker.runtime import Worker
@@ -181,6 +183,28 @@ def ingest_command(
         metavar="SECONDS",
         help="Without a terminal: seconds between progress lines.",
     ),
+    sync: bool = typer.Option(
+        False,
+        "--sync",
+        help="Also retire the batch's documents whose file is gone or no longer selected: "
+        "their chunks and vectors leave the index.",
+    ),
+    watch: bool = typer.Option(
+        False,
+        "--watch",
+        help="Sync once, then keep watching: new and changed files are processed, deleted "
+        "ones retired, until Ctrl-C (needs the 'watch' extra).",
+    ),
+    debounce: float | None = typer.Option(
+        None,
+        "--debounce",
+        min=0.05,
+        max=3600,
+        metavar="SECONDS",
+        help="With --watch: how long a changed file must stay unchanged before it is taken. "
+        "Default: LEDGER_WATCH_DEBOUNCE_SECONDS (1).",
+        show_default=False,
+    ),
 ) -> None:
     """Ingest files: submit them as a batch and process it here, with live progress.
 
@@ -192,6 +216,20 @@ def ingest_command(
     from ledger.cli.walk_objects import parse_prefixes
     from ledger.storage.urls import is_object_url
 
+    if dry_run and (sync or watch):
+        raise CliError("--dry-run does not combine with --sync or --watch", EXIT_USAGE)
+    if watch:
+        from ledger.extras import MissingExtra, require
+
+        try:
+            require("watch", "watchfiles", what="ledger ingest --watch")
+        except MissingExtra as exc:
+            raise CliError(str(exc), EXIT_USAGE) from exc
+    if (sync or watch) and any(is_object_url(p) for p in paths):
+        raise CliError(
+            "--sync and --watch keep a folder in step; they do not take s3:// prefixes",
+            EXIT_USAGE,
+        )
     try:
         prefixes = parse_prefixes([p for p in paths if is_object_url(p)])
     except InvalidInput as exc:
@@ -237,6 +275,9 @@ def ingest_command(
         dry_run=dry_run,
         json_output=json_output,
         progress_interval=progress_interval,
+        sync=sync or watch,
+        watch=watch,
+        debounce=debounce or settings.watch_debounce_seconds,
     )
     code = asyncio.run(_main(settings, request))
     raise typer.Exit(code)
@@ -401,6 +442,8 @@ class Session:
     stop_reason: str | None = None
     view: View | None = None
     stats: WalkStats = field(default_factory=WalkStats)
+    watcher: Watcher | None = None
+    removed: int = 0  # documents retired by --sync / --watch in this run
     _run_start: tuple[float, int] | None = None
 
     def _make_view(self) -> View:
@@ -420,6 +463,8 @@ class Session:
             yield spec
 
     def _on_first(self, signum: int) -> None:
+        if self.watcher is not None:
+            self.watcher.stop.set()
         if self.worker is None:
             return  # still scanning: the walk sees the flag and stops
         running = len(self.worker.current)
@@ -448,7 +493,8 @@ class Session:
                     spec = req.spec()
                     sources = self._sources(view)
                     first = next(sources, None)
-                    if first is None:  # no batch for nothing: the command was wrong
+                    if first is None and not await syncs_empty_folder(self.ledger, req):
+                        # No batch for nothing: the command was wrong.
                         view.close()
                         report_skipped(self.stats)
                         err.print(f"error: {nothing_found(req, self.stats)}", markup=False)
@@ -457,7 +503,7 @@ class Session:
 
                     result = await self.ledger.submit(
                         spec,
-                        itertools.chain([first], sources),
+                        itertools.chain([first] if first else [], sources),
                         skip_unchanged=unchanged_skip(spec, profiles_of(self.ledger)),
                     )
                 except _Interrupted:
@@ -470,8 +516,13 @@ class Session:
                 view.started(result, req)
                 batch = result.batch
                 started = time.monotonic()
+                if req.sync and not signals.requested:
+                    self.removed += await retire_gone_files(self.ledger, req, batch.id, view)
+                    batch = await self.ledger.batch(batch.id)
                 if batch.state == BatchState.PAUSED:
                     self.stop_reason = f"batch is paused ({batch.pause_reason})"
+                elif req.watch and not signals.requested:
+                    await self._watch(view, batch.id)
                 elif not batch.is_complete and not signals.requested:
                     try:
                         await self._process(view, batch.id)
@@ -503,6 +554,7 @@ class Session:
                     "known": result.known,
                     "skipped_unchanged": result.skipped,
                     "requeued": result.requeued,
+                    "removed": self.removed,
                     "processed": processed,
                     "elapsed_seconds": round(elapsed, 3),
                     "rate_per_second": processed / elapsed if elapsed > 0 else None,
@@ -525,6 +577,30 @@ class Session:
                     markup=False,
                 )
         return code
+
+    async def _watch(self, view: View, batch_id: str) -> None:
+        from ledger.cli.watch import Watcher
+
+        self.watcher = Watcher(self, view, batch_id, self.request.selection())
+        try:
+            await self.watcher.run()
+        except DatabaseWriteFailed:
+            if not self.signals or not self.signals.requested:
+                raise
+        if self.signals is not None and self.signals.requested:
+            self.stop_reason = "watch stopped"
+
+    async def show_progress(
+        self, view: View, batch_id: str, last: tuple[int, ...] | None
+    ) -> tuple[int, ...]:
+        """A progress update of the view, unless nothing is in flight and the counts are
+        still ``last`` (an idle watch writes no lines to a log); returns the counts."""
+        progress = await self.ledger.progress(batch_id)
+        counts = tuple(progress.batch.counts.values())
+        current = self._in_flight()
+        if current or counts != last:
+            view.update(self._this_run(progress), current, None)
+        return counts
 
     async def _others_continuing(self, final: BatchProgress) -> int:
         """How many other live workers go on with this batch after this run stopped."""
@@ -602,6 +678,8 @@ class Session:
 
     def _exit_code(self, final: BatchProgress) -> int:
         b = final.batch
+        if self.request.watch and self.signals is not None and self.signals.requested:
+            return EXIT_OK  # Ctrl-C is how a watch ends
         if self.signals is not None and self.signals.requested:
             return EXIT_INTERRUPTED
         ok = b.counts[DocumentStatus.DONE] + b.counts[DocumentStatus.SKIPPED]
@@ -644,6 +722,11 @@ class Session:
             why = f": {UNCHANGED}" if b.is_complete and b.total else ""
             line = f"This run processed nothing{why}."
         out.print(line, markup=False)
+        if self.removed:
+            out.print(
+                f"This run retired {plural(self.removed, 'document')} whose file is gone.",
+                markup=False,
+            )
         n_failed = b.counts[DocumentStatus.FAILED]
         if failures:
             out.print(f"First failures ({n_failed:,} in all):", style="bold red")

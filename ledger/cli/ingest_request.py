@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ledger.cli.app import EXIT_USAGE, CliError
+from ledger.cli.selection import Selection
 from ledger.cli.walk import WalkStats, walk
 from ledger.path_patterns import PathPatterns
 from ledger.records import BatchSpec, SourceSpec
@@ -71,6 +72,19 @@ class Request:
             )
             found = itertools.chain(found, listed)
         return found
+    sync: bool = False  # also retire documents whose file is gone (--sync, --watch)
+    watch: bool = False
+    debounce: float = 1.0  # --watch: seconds a changed file must stay still
+
+    def selection(self) -> Selection:
+        """The walk's rules, to ask of one path at a time."""
+        return Selection(
+            roots=self.roots,
+            pattern=self.pattern,
+            hidden=self.hidden,
+            follow_symlinks=self.follow_symlinks,
+            patterns=self.patterns,
+        )
 
     def spec(self) -> BatchSpec:
         where = self.where

@@ -39,12 +39,12 @@ from sqlalchemy import ColumnElement, ScalarSelect, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ledger import storage
+from ledger.core.index import remove_chunks
 from ledger.db.dialect import lock_rows
 from ledger.db.models import (
     attempts,
     batch_requests,
     batches,
-    chunk_vectors,
     chunks,
     documents,
     events,
@@ -163,11 +163,13 @@ def _first(
 
 
 async def delete_chunks(conn: AsyncConnection, batch_id: str, limit: int) -> tuple[int, int]:
-    """Remove up to ``limit`` of the batch's chunks and their vectors: (chunks, vectors)."""
+    """Remove the batch's first ``limit`` chunks and their vectors: (chunks, vectors).
+    Through :func:`ledger.core.index.remove_chunks`, like every removal: the first chunks
+    of the documents holding them are exactly the batch's first chunks."""
     first = _first(chunks.c.id, chunks.c.batch_id, batch_id, limit)
-    vectors = await conn.execute(delete(chunk_vectors).where(chunk_vectors.c.chunk_id.in_(first)))
-    removed = await conn.execute(delete(chunks).where(chunks.c.id.in_(first)))
-    return removed.rowcount, vectors.rowcount
+    holders = select(chunks.c.document_id).where(chunks.c.id.in_(first)).distinct()
+    ids = sorted((await conn.execute(holders)).scalars())
+    return await remove_chunks(conn, ids, limit=limit)
 
 
 async def delete_attempts(conn: AsyncConnection, batch_id: str, limit: int) -> int:

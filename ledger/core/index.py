@@ -9,6 +9,10 @@ Rules (docs/ingest.md):
   recorded last. Storing a document's chunks deletes those of every other document of the
   same owner and source and marks them ``superseded_by`` it, in the same transaction, so a
   search never returns the text of an older version of a file.
+- Chunks leave the index only through :func:`remove_chunks` (a newer run of the source, a
+  retired document, a deleted batch), so whatever must follow a removal (vectors, and
+  outbound copies) is done in one place.
+- A retired document (its source file gone, ``removed_at`` set) holds nothing.
 - The dedup key is the SHA-256 of the content, scoped by owner. A source is *unchanged*
   when a document of the same owner and source holds chunks and its recorded size and
   modification time (or SHA-256) match; content is a *duplicate* when any document of the
@@ -37,7 +41,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ledger.core import vectors
 from ledger.core.prepared import prepared, time_param
-from ledger.db.models import batches, chunks, documents
+from ledger.db.models import batches, chunk_vectors, chunks, documents
 from ledger.errors import LedgerError
 from ledger.records import JSON, IndexedDocument
 from ledger.states import DocumentStatus
@@ -88,6 +92,7 @@ def _holders(batch_id: Any, model: Any = None) -> Any:
             batches.c.owner.is_not_distinct_from(_owner_of(batch_id)),
             documents.c.status == DocumentStatus.DONE.value,
             documents.c.superseded_by.is_(None),
+            documents.c.removed_at.is_(None),
         )
     )
     return query if model is None else query.where(vectors.has_vectors(model))
@@ -207,6 +212,7 @@ def _unchanged_new_documents(with_model: bool) -> Any:
             holder.c.id != new.c.id,
             holder.c.status == DocumentStatus.DONE.value,
             holder.c.superseded_by.is_(None),
+            holder.c.removed_at.is_(None),
             holder.c.source_sha256.is_not(None),
             holder.c.source_size == new.c.source_size,
             holder.c.source_mtime_ns == new.c.source_mtime_ns,
@@ -294,6 +300,36 @@ async def skip_unchanged_new(
         params["p_after"] = rows[-1].id
 
 
+async def remove_chunks(
+    conn: AsyncConnection, document_ids: Sequence[int], *, limit: int | None = None
+) -> tuple[int, int]:
+    """Remove the chunks of these documents, with their vectors (and full-text rows, by
+    trigger), in the caller's transaction: (chunks, vectors) removed. With ``limit``, only
+    the first ``limit`` chunks (by id) go: a bounded step of a long removal.
+
+    The one way chunks leave the index: storing a new run of a document, superseding
+    another document of its source, retiring a document whose file is gone and deleting a
+    batch all call it, so what must follow a removal is done here once.
+    """
+    removed_chunks = removed_vectors = 0
+    for start in range(0, len(document_ids), PARAMS_CHUNK):
+        if limit is not None and removed_chunks >= limit:
+            break
+        ids = list(document_ids[start : start + PARAMS_CHUNK])
+        doomed = select(chunks.c.id).where(chunks.c.document_id.in_(ids))
+        if limit is not None:
+            doomed = doomed.order_by(chunks.c.id).limit(limit - removed_chunks)
+        result = await conn.execute(
+            delete(chunk_vectors).where(chunk_vectors.c.chunk_id.in_(doomed.scalar_subquery()))
+        )
+        removed_vectors += result.rowcount
+        result = await conn.execute(
+            delete(chunks).where(chunks.c.id.in_(doomed.scalar_subquery()))
+        )
+        removed_chunks += result.rowcount
+    return removed_chunks, removed_vectors
+
+
 async def _supersede_others(
     conn: AsyncConnection, *, document_id: int, batch_id: str, source: str
 ) -> int:
@@ -316,7 +352,7 @@ async def _supersede_others(
     )
     for start in range(0, len(others), PARAMS_CHUNK):
         ids = others[start : start + PARAMS_CHUNK]
-        await conn.execute(delete(chunks).where(chunks.c.document_id.in_(ids)))
+        await remove_chunks(conn, ids)
         await conn.execute(
             update(documents).where(documents.c.id.in_(ids)).values(superseded_by=document_id)
         )
@@ -372,7 +408,7 @@ async def store_chunks(
     order, and :class:`ledger.core.vectors.VectorsIncomplete` when a vector is missing:
     then the transaction must not commit.
     """
-    await conn.execute(delete(chunks).where(chunks.c.document_id == document_id))
+    await remove_chunks(conn, [document_id])
     stored = 0
     async for batch in batches_of_chunks:
         rows = []
@@ -446,5 +482,6 @@ __all__ = [
     "indexed_source",
     "owner_matches",
     "record_content",
+    "remove_chunks",
     "store_chunks",
 ]

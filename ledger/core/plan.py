@@ -48,6 +48,7 @@ def _holders(owner: str | None) -> Any:
             owner_matches(owner),
             documents.c.status == DocumentStatus.DONE.value,
             documents.c.superseded_by.is_(None),
+            documents.c.removed_at.is_(None),
         )
     )
 

@@ -222,10 +222,11 @@ async def _update_changed(
     conn: AsyncConnection, batch_id: str, chunk: list[SourceSpec], now: datetime
 ) -> int:
     """Resubmission of sources the batch already has: where the size, modification time or
-    SHA-256 given now differ from those recorded, record the new ones, and put done,
-    skipped and failed documents back to pending with a fresh count of attempts. Their
-    chunks stay searchable until the new run replaces them (or until a newer document of
-    the same source does). Returns how many documents went back to pending."""
+    SHA-256 given now differ from those recorded (or the document was retired: its file
+    is back), record the new ones, and put done, skipped and failed documents back to
+    pending with a fresh count of attempts. Their chunks stay searchable until the new run
+    replaces them (or until a newer document of the same source does). Returns how many
+    documents went back to pending."""
     by_source = {s.source: s for s in chunk}
     rows = (
         await conn.execute(
@@ -239,6 +240,7 @@ async def _update_changed(
                     documents.c.source_mtime_ns,
                     documents.c.source_sha256,
                     documents.c.meta,
+                    documents.c.removed_at,
                 ).where(
                     documents.c.batch_id == batch_id,
                     documents.c.source.in_(list(by_source)),
@@ -248,7 +250,13 @@ async def _update_changed(
             )
         )
     ).all()
-    changed = [(r, by_source[r.source]) for r in rows if _changed(by_source[r.source], r)]
+    # A retired document (its file was gone) whose file is back is processed again, even
+    # when the file came back exactly as it was: its chunks were removed.
+    changed = [
+        (r, by_source[r.source])
+        for r in rows
+        if r.removed_at is not None or _changed(by_source[r.source], r)
+    ]
     if not changed:
         return 0
     facts = [
@@ -288,6 +296,7 @@ async def _update_changed(
                 error_code=None,
                 error_message=None,
                 finished_at=None,
+                removed_at=None,
                 updated_at=now,
             )
         )

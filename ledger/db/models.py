@@ -32,7 +32,7 @@ from ledger.states import AttemptOutcome, BatchState, DocumentStatus, UploadStat
 # The migration whose schema these tables describe. Opening a ledger compares the database
 # with it; reading it from the migration scripts instead would load Alembic, a large part
 # of a worker's start. A new migration moves it (a test holds it to Alembic's head).
-HEAD_REVISION = "0015"
+HEAD_REVISION = "0016"
 
 # Every constraint and index gets a stable name: Alembic's SQLite batch mode silently drops
 # unnamed CHECK constraints, and stable names make migrations reviewable.
@@ -161,7 +161,13 @@ documents = Table(
         doc="the later document of the same owner and source whose run removed this one's "
         "chunks; NULL while this document's chunks (if any) are the indexed ones",
     ),
+    # Migration 0016: set when a folder sync found the source file gone (ledger.core.retire);
+    # the document keeps its finished status and holds no chunks.
+    Column("removed_at", UTCDateTime, nullable=True, doc="when its source file was gone"),
     UniqueConstraint("batch_id", "source"),
+    CheckConstraint(
+        "removed_at IS NULL OR status IN ('done', 'skipped')", name="removed_only_finished"
+    ),
     CheckConstraint(_in("status", [s.value for s in DocumentStatus]), name="status_valid"),
     CheckConstraint("attempts >= 0", name="attempts_nonnegative"),
     CheckConstraint(
@@ -198,6 +204,13 @@ documents = Table(
     ),
     # Dedup ledger: has this content been processed before?
     Index(None, "source_sha256"),
+    # A batch's retired documents (0016). Partial: only they are in it.
+    Index(
+        "ix_documents_removed",
+        "batch_id",
+        sqlite_where=text("removed_at IS NOT NULL"),
+        postgresql_where=text("removed_at IS NOT NULL"),
+    ),
     # Has this source been indexed before (by any batch)? A hash index on PostgreSQL: paths
     # can be longer than a B-tree entry may be, and only equality is asked.
     Index("ix_documents_source", "source", postgresql_using="hash"),

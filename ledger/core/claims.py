@@ -31,6 +31,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ledger.backoff import RetryPolicy
+from ledger.core.children import replace_children
 from ledger.core.events import record_events
 from ledger.core.prepared import ids_param, prepared, time_param
 from ledger.db.dialect import lock_rows, random_token, seconds_between
@@ -669,6 +670,7 @@ async def complete(
             if r.lease_token == by_id[r.id].lease_token:
                 held[r.id] = r
     endings: list[_Ending] = []
+    due: set[str] = set()  # batches that got new child documents to claim
     for outcome in outcomes:
         row = held.get(outcome.document_id)
         if row is None:
@@ -678,11 +680,25 @@ async def complete(
             AttemptOutcome.SKIPPED,
         ):
             await outcome.write(conn)
-        endings.append(_ending_for(outcome, row, now, retry, rng))
+        ending = _ending_for(outcome, row, now, retry, rng)
+        # Not when the parent ends otherwise (its batch was cancelled meanwhile, say).
+        if outcome.children is not None and ending.status == DocumentStatus.DONE:
+            await replace_children(
+                conn,
+                parent_id=outcome.document_id,
+                batch_id=row.batch_id,
+                children=outcome.children,
+                now=now,
+            )
+            if outcome.children:
+                due.add(row.batch_id)
+        endings.append(ending)
     await _write_endings(conn, endings, now, worker_id=worker_id)
     for batch_id in sorted({e.batch_id for e in endings if e.systemic}):
         await check_breaker(conn, batch_id, breaker, now)
     await mark_completed(conn, {e.batch_id for e in endings}, now)
+    if due:
+        await announce_due(conn, sorted(due))
     return CompleteResult(
         recorded=[e.doc_id for e in endings],
         lost=[i for i in by_id if i not in held],

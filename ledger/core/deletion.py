@@ -203,10 +203,13 @@ async def documents_to_remove(
 ) -> tuple[list[int], list[str]]:
     """Up to ``limit`` of the batch's document ids, and the stored files among their
     sources that no other batch names (so they may be removed)."""
+    # Newest first: a child document (an archive's member) always has a larger id than its
+    # parent, so it is listed, and its extracted file removed, before the parent's deletion
+    # would take it along by the cascade.
     query = (
         select(documents.c.id, documents.c.source)
         .where(documents.c.batch_id == batch_id)
-        .order_by(documents.c.id)
+        .order_by(documents.c.id.desc())
         .limit(limit)
     )
     rows = (await conn.execute(query)).all()

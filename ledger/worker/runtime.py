@@ -18,7 +18,7 @@ import random
 import signal
 import time
 import traceback
-from collections.abc import Sequence
+from collections.abc import Sequence, Set
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -458,7 +458,7 @@ class Worker:
                 self._give_up(group)
                 continue
             try:
-                await self._record(group)
+                recorded_done = await self._record(group)
             except Exception as exc:  # database trouble: keep the outcomes, try again
                 failures += 1
                 log.error("recording %d outcomes failed (%s); will retry", len(group), exc)
@@ -476,7 +476,7 @@ class Worker:
                 await asyncio.sleep(delay)
                 continue
             del self._outbox[: len(group)]
-            _cleanup([o for _, o in group])
+            _cleanup([o for _, o in group], recorded_done)
             failures = 0
             self._write_retry.reset()
             self._wake.set()
@@ -486,7 +486,8 @@ class Worker:
         del self._outbox[: len(group)]
         _cleanup([o for _, o in group])
 
-    async def _record(self, group: list[tuple[ClaimedDocument, Outcome]]) -> None:
+    async def _record(self, group: list[tuple[ClaimedDocument, Outcome]]) -> set[int]:
+        """Record the group's outcomes; the ids of the documents recorded as done."""
         assert self.worker_id is not None
         try:
             result = await self.ledger.complete(self.worker_id, [o for _, o in group])
@@ -494,12 +495,14 @@ class Worker:
             if len(group) == 1:
                 raise
             # One document's writes may be what fails: record one at a time to find it.
+            done: set[int] = set()
             for item in group:
-                await self._record_single(item)
-            return
+                done |= await self._record_single(item)
+            return done
         self._tally(group, result)
+        return _done_ids(result)
 
-    async def _record_single(self, item: tuple[ClaimedDocument, Outcome]) -> None:
+    async def _record_single(self, item: tuple[ClaimedDocument, Outcome]) -> set[int]:
         assert self.worker_id is not None
         doc, outcome = item
         try:
@@ -516,6 +519,7 @@ class Worker:
             result = await self.ledger.complete(self.worker_id, [Outcome.failed(doc, info)])
             outcome = Outcome.failed(doc, info)
         self._tally([(doc, outcome)], result)
+        return _done_ids(result)
 
     def _tally(self, group: list[tuple[ClaimedDocument, Outcome]], result: CompleteResult) -> None:
         for doc, outcome in group:
@@ -563,18 +567,30 @@ class Worker:
             log.warning("lost %d leases (expired and taken over)", len(lost))
 
 
-def _cleanup(outcomes: Sequence[Outcome]) -> None:
+def _done_ids(result: CompleteResult) -> set[int]:
+    return {i for i, status in result.statuses.items() if status == DocumentStatus.DONE}
+
+
+def _cleanup(outcomes: Sequence[Outcome], recorded_done: Set[int] = frozenset()) -> None:
+    """Run each outcome's cleanup, and its discard unless it was recorded as done."""
     for outcome in outcomes:
-        if outcome.cleanup is not None:
+        calls = [outcome.cleanup]
+        if outcome.document_id not in recorded_done:
+            calls.append(outcome.discard)
+        for call in calls:
+            if call is None:
+                continue
             try:
-                outcome.cleanup()
+                call()
             except Exception as exc:  # a leftover file must not stop the worker
                 log.warning("cleanup after document %s failed: %s", outcome.document_id, exc)
 
 
 def _outcome_of(doc: ClaimedDocument, output: ProcessorOutput) -> Outcome:
     if isinstance(output, Done):
-        return Outcome.done(doc, output.result, output.write, output.cleanup)
+        return Outcome.done(
+            doc, output.result, output.write, output.cleanup, output.children, output.discard
+        )
     if isinstance(output, Skip):
         return Outcome.skipped(
             doc, {"reason": output.reason, **output.result}, output.write, output.cleanup

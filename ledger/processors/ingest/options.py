@@ -21,6 +21,9 @@ class IngestErrorCode(StrEnum):
     ENCRYPTED = "encrypted"  # needs a password
     NO_TEXT = "no_text"  # readable, but nothing to index (a scanned PDF, an empty page)
     UNSAFE_ARCHIVE = "unsafe_archive"  # a DOCX whose zip has ../, absolute or link members
+    # An archive or email over a whole-container cap (members, inflated bytes, tar stream
+    # ratio, email size) or nested too deep: no child is created.
+    ARCHIVE_TOO_LARGE = "archive_too_large"
     TOO_LARGE = "too_large"  # over a size, ratio, entry or character cap (or the memory limit)
     SOURCE_MISSING = "source_missing"  # the file is gone
     SOURCE_CHANGED = "source_changed"  # size, mtime or hash differ from what was expected
@@ -48,6 +51,13 @@ class IngestOptions:
     max_pdf_pages: int = 20_000
     max_chars_per_page: int = 2_000_000  # a dense real page has about 5,000
     max_chars_per_document: int = 2**31
+    # Archives (zip, tar) and emails expand into child documents (containers.py).
+    max_archive_members: int = 5_000  # members of one archive (directories not counted)
+    max_archive_inflated_bytes: int = 2 * GiB  # all members of one archive or email
+    max_archive_ratio: int = 100  # inflated / compressed per zip member (over 1 MiB)
+    max_archive_depth: int = 3  # containers inside containers, the top-level one counted
+    max_attachments: int = 100  # attachments of one email
+    max_email_bytes: int = 64 * MiB  # an email is parsed whole
     read_block_bytes: int = 1 * MiB  # unit of streaming reads (and of decoded text pieces)
     sample_bytes: int = 64 * KiB  # what encoding detection looks at
 
@@ -66,6 +76,12 @@ class IngestOptions:
             "max_pdf_pages",
             "max_chars_per_page",
             "max_chars_per_document",
+            "max_archive_members",
+            "max_archive_inflated_bytes",
+            "max_archive_ratio",
+            "max_archive_depth",
+            "max_attachments",
+            "max_email_bytes",
             "read_block_bytes",
             "sample_bytes",
         ):

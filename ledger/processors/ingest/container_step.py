@@ -72,7 +72,15 @@ async def index_body(
     body = expansion.body_path
     if body is None:
         return None
-    job = functools.partial(process_file, body, options=options, spool_dir=spool_dir)
+    job = functools.partial(
+        process_file,
+        body,
+        expected_size=None,
+        expected_mtime_ns=None,
+        expected_sha256=None,
+        options=options,
+        spool_dir=spool_dir,
+    )
     try:
         pool = context.pool
         if pool is None:

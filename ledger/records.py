@@ -212,9 +212,9 @@ class Outcome:
     # DONE only: the document's members, to become its child documents (None: it has none
     # and any it had stay; a tuple, even empty, replaces them).
     children: tuple[ChildFile, ...] | None = None
-    # Run by the worker when this outcome was NOT recorded as done (the lease was lost, the
-    # store failed, the worker gave up): removes what only a committed outcome would use
-    # (the extracted member files). Must not raise.
+    # Run by the worker when the outcome's children were NOT created (the lease was lost,
+    # the store failed, the worker gave up, the batch was cancelled): removes their
+    # extracted files. Must not raise.
     discard: Cleanup | None = None
 
     @classmethod
@@ -266,6 +266,8 @@ class CompleteResult:
     lost: list[int]  # document ids whose lease this worker no longer held
     # Where each recorded document ended up: a retryable error on the last attempt is FAILED.
     statuses: dict[int, DocumentStatus] = field(default_factory=dict)
+    # Documents whose outcome's children were made child documents (their files are used).
+    adopted: list[int] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

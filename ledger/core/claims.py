@@ -671,6 +671,7 @@ async def complete(
                 held[r.id] = r
     endings: list[_Ending] = []
     due: set[str] = set()  # batches that got new child documents to claim
+    adopted: list[int] = []  # parents whose children were created
     for outcome in outcomes:
         row = held.get(outcome.document_id)
         if row is None:
@@ -681,8 +682,13 @@ async def complete(
         ):
             await outcome.write(conn)
         ending = _ending_for(outcome, row, now, retry, rng)
-        # Not when the parent ends otherwise (its batch was cancelled meanwhile, say).
-        if outcome.children is not None and ending.status == DocumentStatus.DONE:
+        # Not when the parent ends otherwise, nor into a batch cancelled meanwhile (the
+        # parent's work is kept; nothing new is started there).
+        if (
+            outcome.children is not None
+            and ending.status == DocumentStatus.DONE
+            and row.state != BatchState.CANCELLED.value
+        ):
             await replace_children(
                 conn,
                 parent_id=outcome.document_id,
@@ -690,6 +696,7 @@ async def complete(
                 children=outcome.children,
                 now=now,
             )
+            adopted.append(outcome.document_id)
             if outcome.children:
                 due.add(row.batch_id)
         endings.append(ending)
@@ -703,6 +710,7 @@ async def complete(
         recorded=[e.doc_id for e in endings],
         lost=[i for i in by_id if i not in held],
         statuses={e.doc_id: e.status for e in endings},
+        adopted=adopted,
     )
 
 

@@ -458,7 +458,7 @@ class Worker:
                 self._give_up(group)
                 continue
             try:
-                recorded_done = await self._record(group)
+                adopted = await self._record(group)
             except Exception as exc:  # database trouble: keep the outcomes, try again
                 failures += 1
                 log.error("recording %d outcomes failed (%s); will retry", len(group), exc)
@@ -476,7 +476,7 @@ class Worker:
                 await asyncio.sleep(delay)
                 continue
             del self._outbox[: len(group)]
-            _cleanup([o for _, o in group], recorded_done)
+            _cleanup([o for _, o in group], adopted)
             failures = 0
             self._write_retry.reset()
             self._wake.set()
@@ -487,7 +487,7 @@ class Worker:
         _cleanup([o for _, o in group])
 
     async def _record(self, group: list[tuple[ClaimedDocument, Outcome]]) -> set[int]:
-        """Record the group's outcomes; the ids of the documents recorded as done."""
+        """Record the group's outcomes; the ids of those whose children were created."""
         assert self.worker_id is not None
         try:
             result = await self.ledger.complete(self.worker_id, [o for _, o in group])
@@ -500,7 +500,7 @@ class Worker:
                 done |= await self._record_single(item)
             return done
         self._tally(group, result)
-        return _done_ids(result)
+        return set(result.adopted)
 
     async def _record_single(self, item: tuple[ClaimedDocument, Outcome]) -> set[int]:
         assert self.worker_id is not None
@@ -519,7 +519,7 @@ class Worker:
             result = await self.ledger.complete(self.worker_id, [Outcome.failed(doc, info)])
             outcome = Outcome.failed(doc, info)
         self._tally([(doc, outcome)], result)
-        return _done_ids(result)
+        return set(result.adopted)
 
     def _tally(self, group: list[tuple[ClaimedDocument, Outcome]], result: CompleteResult) -> None:
         for doc, outcome in group:
@@ -567,15 +567,11 @@ class Worker:
             log.warning("lost %d leases (expired and taken over)", len(lost))
 
 
-def _done_ids(result: CompleteResult) -> set[int]:
-    return {i for i, status in result.statuses.items() if status == DocumentStatus.DONE}
-
-
-def _cleanup(outcomes: Sequence[Outcome], recorded_done: Set[int] = frozenset()) -> None:
-    """Run each outcome's cleanup, and its discard unless it was recorded as done."""
+def _cleanup(outcomes: Sequence[Outcome], adopted: Set[int] = frozenset()) -> None:
+    """Run each outcome's cleanup, and its discard unless its children were created."""
     for outcome in outcomes:
         calls = [outcome.cleanup]
-        if outcome.document_id not in recorded_done:
+        if outcome.document_id not in adopted:
             calls.append(outcome.discard)
         for call in calls:
             if call is None:

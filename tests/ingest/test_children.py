@@ -5,7 +5,6 @@ when the parent changes and removed with the batch."""
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -21,22 +20,12 @@ from tests.conftest import sql
 from tests.ingest import container_fixtures as cf
 from tests.pipeline.support import (
     check_index_invariants,
-    pipeline_settings,
     run_batch,
     source_specs,
     sync_url_of,
 )
 
 pytestmark = pytest.mark.timeout(180)
-
-
-@pytest.fixture
-async def led(db_url: str, tmp_path: Path) -> AsyncIterator[Ledger]:
-    ledger = await Ledger.open(pipeline_settings(db_url, tmp_path / "home"))
-    try:
-        yield ledger
-    finally:
-        await ledger.close()
 
 
 async def documents_of(ledger: Ledger, batch_id: str) -> list[DocumentInfo]:

@@ -25,6 +25,10 @@ Per document:
    the transaction that marks the document done, and replaces the chunks of older
    documents of the same source. The spool is deleted when that transaction is over.
 
+A zip or tar archive or an email (by name: :mod:`ledger.processors.ingest.containers`) goes
+another way before all of this: its members are extracted and become child documents of the
+batch in the transaction that marks it done (:mod:`ledger.processors.ingest.container_step`).
+
 Before all of this, a file that is not a document (:mod:`ledger.processors.ingest.selection`:
 an image, font, script, archive, lock file... by its name, for an upload its original file
 name, or by its first bytes) is skipped with reason ``excluded_type: <what it is>``, not

@@ -51,11 +51,12 @@ class Request:
             roots=tuple(str(root) for root in self.roots),
         )
 
-    def display(self, source: str) -> str:
-        """A source as people want to read it: relative to the folder it was found in."""
+    def display(self, source: str, meta: Any = None) -> str:
+        """A source as people want to read it: relative to the folder it was found in (a
+        member of an archive or email, with ``meta``: its parent's name, ``!/``, its path)."""
         from ledger.core.citations import source_name  # not at the top: the core stays lazy
 
-        return source_name(source, None, [str(root) for root in self.roots])
+        return source_name(source, meta, [str(root) for root in self.roots])
 
 
 def parse_options(pairs: Sequence[str]) -> dict[str, Any]:

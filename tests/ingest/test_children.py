@@ -13,7 +13,7 @@ import pytest
 from ledger.core import deletion
 from ledger.core.ledger import Ledger
 from ledger.processors.ingest.containers import MEMBERS_FOLDER
-from ledger.records import BatchSpec, DocumentInfo
+from ledger.records import BatchSpec, DocumentInfo, UnchangedSkip
 from ledger.states import DocumentStatus
 from ledger.worker.runtime import Worker
 from tests.conftest import sql
@@ -201,3 +201,20 @@ async def test_deleting_the_batch_removes_member_files(
     assert not members.exists() or os.listdir(members) == []
     assert sql(sync_url_of(db_url), "SELECT count(*) FROM documents") == [(0,)]
     assert box.exists()  # the submitted archive itself is never touched
+
+
+async def test_a_new_batch_of_the_same_folder_skips_an_unchanged_archive(
+    led: Ledger, db_url: str, tmp_path: Path
+) -> None:
+    box = cf.make_zip(tmp_path / "box.zip", {"a.txt": b"alpha\n", "b.txt": b"beta\n"})
+    await run_batch(led, BatchSpec(id="one", processor="ingest"), [box])
+    # What `ledger ingest` does on a re-run: a new batch that skips unchanged sources.
+    again = await led.submit(
+        BatchSpec(id="two", processor="ingest"), source_specs([box]), skip_unchanged=UnchangedSkip()
+    )
+    assert again.skipped == 1
+    await Worker(led, batch_ids=["two"]).run(until_complete=True)
+    (doc,) = await documents_of(led, "two")
+    assert doc.status is DocumentStatus.SKIPPED
+    assert len(await documents_of(led, "one")) == 3  # the children stay where they are
+    check_children_invariants(db_url)

@@ -14,8 +14,7 @@
   // A child document links to the archive or email it was extracted from.
   function parentFact(d) {
     if (d.parent_id === null || d.parent_id === undefined) return null;
-    const link = L.el("a", { href: "/documents/" + encodeURIComponent(d.parent_id), text: "document " + d.parent_id });
-    link.id = "document-parent";
+    const link = L.el("a", { id: "document-parent", href: "/documents/" + encodeURIComponent(d.parent_id), text: "document " + d.parent_id });
     return L.el("div", {}, L.el("dt", { text: "Member of" }), L.el("dd", {}, link));
   }
 

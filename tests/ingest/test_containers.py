@@ -235,3 +235,16 @@ def test_a_corrupt_zip_fails_as_corrupt(tmp_path: Path) -> None:
     with pytest.raises(PermanentError) as caught:
         expand_container(str(path), "zip", str(tmp_path / "o"), PARENT, OPTIONS)
     assert caught.value.code == "corrupt"
+
+
+def test_a_zip_member_with_broken_data_is_refused_the_rest_kept(tmp_path: Path) -> None:
+    path = cf.make_zip(tmp_path / "b.zip", {"bad.txt": b"a" * 5000, "good.txt": b"g"})
+    data = bytearray(path.read_bytes())
+    start = data.index(b"bad.txt") + len(b"bad.txt")  # the first member's compressed data
+    data[start + 2 : start + 12] = b"\xff" * 10
+    path.write_bytes(bytes(data))
+    expansion = expand_container(str(path), "zip", str(tmp_path / "o"), PARENT, OPTIONS)
+    assert [m.member_path for m in expansion.members] == ["good.txt"]
+    (refused,) = expansion.skipped
+    assert refused["member"] == "bad.txt" and refused["reason"].startswith("refused: unreadable")
+    assert sorted(os.listdir(tmp_path / "o")) == ["0.txt"]

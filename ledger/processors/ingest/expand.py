@@ -122,8 +122,13 @@ def _zip_member(archive: zipfile.ZipFile, member: zipfile.ZipInfo, sink: MemberS
     try:
         with archive.open(member) as file:
             sink.write(path, _blocks(file, sink.options.read_block_bytes))
-    except (zipfile.BadZipFile, NotImplementedError, EOFError, ValueError) as exc:
-        # One broken or unsupported member (a bad CRC, a compression method zipfile lacks).
+    except (
+        zipfile.BadZipFile, NotImplementedError, EOFError, ValueError, zlib.error,
+        lzma.LZMAError, OSError,
+    ) as exc:  # fmt: skip
+        # One broken or unsupported member: a bad CRC, a broken deflate, bzip2 (OSError) or
+        # LZMA stream, a compression method zipfile lacks. Writing its file raises
+        # RetryableError, not OSError, so a full disk is not taken for a bad member.
         sink.skip(path, f"refused: unreadable ({exc})")
 
 

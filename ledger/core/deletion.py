@@ -282,6 +282,23 @@ def remove_files(paths: Sequence[str], storage_dir: Path) -> int:
     return removed
 
 
+def remove_member_folders(document_ids: Sequence[int], storage_dir: Path) -> int:
+    """Remove the member folders of these documents (an archive's extracted files, what an
+    attempt killed before its finish left there); how many files were in them."""
+    removed = 0
+    for document_id in document_ids:
+        folder = storage.members_dir(storage_dir, document_id)
+        try:
+            entries = list(os.scandir(folder))
+        except FileNotFoundError:
+            continue  # the common case: not an archive
+        except OSError as exc:
+            log.warning("could not list member folder %s: %s", folder, exc)
+            continue
+        removed += remove_files([e.path for e in entries if e.is_file()], storage_dir)
+    return removed
+
+
 # ------------------------------------------------------------------ the whole deletion
 
 Progress = Callable[[DeletionReport], None]
@@ -348,6 +365,7 @@ async def delete_batch(
         if not doc_ids:
             break
         report.files += await asyncio.to_thread(remove_files, files, store)
+        report.files += await asyncio.to_thread(remove_member_folders, doc_ids, store)
 
         async def drop_documents(
             conn: AsyncConnection, now: datetime, ids: list[int] = doc_ids

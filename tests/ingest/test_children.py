@@ -12,9 +12,9 @@ import pytest
 
 from ledger.core import deletion
 from ledger.core.ledger import Ledger
-from ledger.processors.ingest.containers import MEMBERS_FOLDER
 from ledger.records import BatchSpec, DocumentInfo, UnchangedSkip
 from ledger.states import DocumentStatus
+from ledger.storage import MEMBERS_FOLDER
 from ledger.worker.runtime import Worker
 from tests.conftest import sql
 from tests.ingest import container_fixtures as cf
@@ -193,10 +193,15 @@ async def test_deleting_the_batch_removes_member_files(
         {"a.txt": b"alpha\n", "b.txt": b"beta\n", "inner.zip": inner.read_bytes()},
     )
     await run_batch(led, BatchSpec(id="gone", processor="ingest"), [box])
-    assert len(await documents_of(led, "gone")) == 5
+    docs = await documents_of(led, "gone")
+    assert len(docs) == 5
+    # What an attempt killed before its finish left behind goes with the batch too.
+    parent = next(d for d in docs if d.parent_id is None)
+    stray = led.settings.storage / MEMBERS_FOLDER / str(parent.id) / "9.txt.partial"
+    stray.write_bytes(b"left by a killed attempt")
     # Two rows a step: a parent and its children go in different transactions.
     report = await deletion.delete_batch(led, "gone", owner=None, force=False, step_rows=2)
-    assert report.files == 4  # a.txt, b.txt, inner.zip and inner.zip's c.txt
+    assert report.files == 5  # a.txt, b.txt, inner.zip, inner.zip's c.txt, the stray one
     members = led.settings.storage / MEMBERS_FOLDER
     assert not members.exists() or os.listdir(members) == []
     assert sql(sync_url_of(db_url), "SELECT count(*) FROM documents") == [(0,)]

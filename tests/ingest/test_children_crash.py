@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from ledger.core.ledger import Ledger
-from ledger.processors.ingest.containers import MEMBERS_FOLDER
 from ledger.records import BatchSpec
+from ledger.storage import MEMBERS_FOLDER
 from tests.conftest import sql
 from tests.ingest import container_fixtures as cf
 from tests.ingest.test_children import check_children_invariants

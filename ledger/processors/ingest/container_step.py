@@ -25,13 +25,13 @@ from ledger.processors.ingest.containers import (
     ContainerKind,
     Expansion,
     ParentRef,
-    members_dir,
     remove_files,
 )
 from ledger.processors.ingest.expand import expand_container
 from ledger.processors.ingest.options import IngestErrorCode, IngestOptions
 from ledger.processors.ingest.pipeline import IngestOutcome, process_file
 from ledger.records import JSON
+from ledger.storage import members_dir
 
 
 def depth_of(doc: Document) -> int:
@@ -55,7 +55,7 @@ async def expand(
             IngestErrorCode.ARCHIVE_TOO_LARGE,
             f"a container nested {depth + 1} deep, more than {options.max_archive_depth}",
         )
-    out_dir = members_dir(str(context.ledger.settings.storage), doc.id)
+    out_dir = members_dir(context.ledger.settings.storage, doc.id)
     parent = ParentRef(id=doc.id, source=doc.source, meta=doc.meta, depth=depth)
     job = functools.partial(expand_container, path, kind.value, out_dir, parent, options)
     pool = context.pool

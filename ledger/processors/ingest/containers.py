@@ -36,7 +36,6 @@ from ledger.processors.ingest.options import IngestErrorCode, IngestOptions
 from ledger.processors.ingest.selection import excluded_by_name, excluded_reason
 from ledger.records import JSON, ChildFile
 
-MEMBERS_FOLDER = "members"  # below the storage folder
 RATIO_CHECK_FROM = 1 << 20  # members (and tar streams) smaller than this may compress freely
 REPORTED_SKIPS = 100  # skipped members named in the parent's result; the rest are counted
 
@@ -59,11 +58,6 @@ def container_kind(name: str) -> ContainerKind | None:
     if base.endswith(".eml"):
         return ContainerKind.EMAIL
     return None
-
-
-def members_dir(storage: str, parent_id: int) -> str:
-    """The folder a parent document's member files are extracted to."""
-    return os.path.join(storage, MEMBERS_FOLDER, str(parent_id))
 
 
 def member_path_of(name: str) -> tuple[str | None, str | None]:

@@ -223,3 +223,30 @@ async def test_a_new_batch_of_the_same_folder_skips_an_unchanged_archive(
     assert doc.status is DocumentStatus.SKIPPED
     assert len(await documents_of(led, "one")) == 3  # the children stay where they are
     check_children_invariants(db_url)
+
+
+async def test_nesting_past_the_depth_is_refused_where_it_starts(
+    led: Ledger, db_url: str, tmp_path: Path
+) -> None:
+    # level4.zip inside level3.zip inside level2.zip inside level1.zip: the fourth level
+    # would sit 3 deep, past max_archive_depth=3.
+    inner = cf.make_zip(tmp_path / "level4.zip", {"deepest.txt": b"too deep\n"})
+    for level in (3, 2, 1):
+        inner = cf.make_zip(
+            tmp_path / f"level{level}.zip",
+            {f"level{level + 1}.zip": inner.read_bytes(), f"note{level}.txt": b"note %d\n" % level},
+        )
+    await run_batch(led, BatchSpec(id="deep", processor="ingest"), [inner])
+    docs = await documents_of(led, "deep")
+    assert all(d.status is DocumentStatus.DONE for d in docs), [
+        (d.member_path, d.error_code) for d in docs
+    ]
+    assert sorted(d.member_path or "" for d in docs) == [
+        "", "level2.zip", "level3.zip", "note1.txt", "note2.txt", "note3.txt",
+    ]  # fmt: skip
+    level3 = next(d for d in docs if d.member_path == "level3.zip")
+    assert level3.result is not None
+    assert level3.result["skipped"] == [
+        {"member": "level4.zip", "reason": "refused: nested more than 3 deep"}
+    ]
+    check_children_invariants(db_url)

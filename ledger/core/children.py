@@ -17,11 +17,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import delete
+from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ledger.db.dialect import DocumentRow, insert_documents
 from ledger.db.models import documents
+from ledger.errors import Conflict
 from ledger.records import ChildFile
 
 # Rows per INSERT (the set-based one submit uses: json_each on SQLite, unnest on
@@ -45,5 +46,14 @@ async def replace_children(
         rows: list[DocumentRow] = [(c.source, c.size, None, c.sha256, c.meta) for c in part]
         paths = [c.member_path for c in part]
         await insert_documents(conn, batch_id, now, rows, parent_id=parent_id, member_paths=paths)
+    # The insert skips a source the batch already has: a child whose file path some other
+    # document of the batch names would be lost without a word. All of them, or none.
+    made = await conn.execute(
+        select(func.count()).select_from(documents).where(documents.c.parent_id == parent_id)
+    )
+    if made.scalar_one() != len(children):
+        raise Conflict(
+            f"document {parent_id}: its member files are already documents of batch {batch_id}"
+        )
     return removed.rowcount
 

@@ -508,7 +508,7 @@ class Worker:
         try:
             result = await self.ledger.complete(self.worker_id, [outcome])
         except Exception as exc:
-            if outcome.write is None:
+            if outcome.write is None and outcome.children is None:
                 raise
             # Storing what the processor produced failed: that is this document's error.
             info = ErrorInfo(

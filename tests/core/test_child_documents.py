@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy.exc import IntegrityError
 
 from ledger.core.ledger import Ledger
+from ledger.errors import Conflict
 from ledger.records import BatchSpec, ChildFile, ClaimedDocument, Outcome, SourceSpec
 from ledger.states import DocumentStatus
 from tests.conftest import FakeClock, sql
@@ -125,3 +126,16 @@ async def test_the_schema_holds_parent_and_member_path_together(
         keys = sql(sync_url, "SELECT * FROM pragma_foreign_key_list('documents')")
         (parent_key,) = [k for k in keys if k[3] == "parent_id"]
         assert parent_key[2] == "documents" and parent_key[6] == "CASCADE"
+
+
+async def test_a_member_file_the_batch_already_names_fails_the_finish_whole(
+    ledger: Ledger, sync_url: str
+) -> None:
+    worker, doc = await claimed_parent(ledger)
+    taken = child(1).source  # someone submitted the extracted file itself to the batch
+    await ledger.submit(BatchSpec(id="b", processor="noop"), [SourceSpec(taken)])
+    with pytest.raises(Conflict, match="already documents"):
+        await ledger.complete(worker, [Outcome.done(doc, {}, children=(child(0), child(1)))])
+    assert children_rows(sync_url) == []  # rolled back: none of them
+    info, _ = await ledger.document(doc.id)
+    assert info.status is S.RUNNING

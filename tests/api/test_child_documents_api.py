@@ -53,3 +53,24 @@ async def test_children_show_their_parent_and_member_path(server: Server) -> Non
         rows = [r for r in lines(stream.text) if "chunk_id" in r]
         assert [r["source_name"] for r in rows] == ["inbox/box.zip!/notes/kestrel.txt"]
         assert rows[0]["document_id"] == child["id"]
+
+
+async def test_an_uploaded_archive_is_cited_by_its_upload_name(server: Server) -> None:
+    archive = cf.make_zip(server.root / "local.zip", {"swift.txt": b"The swift flies.\n"})
+    async with server.client("acme") as client:
+        created = await client.post("/api/v1/batches", json={"id": "up", "paths": []})
+        assert created.status_code == 201, created.text
+        upload = await client.post(
+            "/api/v1/batches/up/files",
+            files=[("f", ("Field Archive.zip", archive.read_bytes(), "application/zip"))],
+        )
+        assert upload.status_code == 201, upload.text
+    await process(server, "up")
+    async with server.client("acme") as client:
+        stream = await client.get("/api/v1/batches/up/chunks")
+        rows = [r for r in lines(stream.text) if "chunk_id" in r]
+        assert [r["source_name"] for r in rows] == ["Field Archive.zip!/swift.txt"]
+        hits = await client.get("/api/v1/search", params={"q": "swift"})
+        assert hits.status_code == 200, hits.text
+        (hit,) = hits.json()["hits"]
+        assert hit["source"] == hit["source_name"] == "Field Archive.zip!/swift.txt"

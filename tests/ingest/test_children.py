@@ -113,15 +113,18 @@ async def test_an_email_indexes_its_body_and_attachments(
         "The quarterly manatee census is attached.",
         {"report.pdf": members["report.pdf"], "minutes.docx": members["notes/minutes.docx"]},
     )
-    _, stats = await run_batch(led, BatchSpec(id="mail", processor="ingest"), [mail])
+    html = cf.make_eml(tmp_path / "html.eml", "A <b>flamingo</b> in HTML.", {}, html=True)
+    _, stats = await run_batch(led, BatchSpec(id="mail", processor="ingest"), [mail, html])
     assert stats.failed == 0
     docs = await documents_of(led, "mail")
-    parent = next(d for d in docs if d.parent_id is None)
+    parent = next(d for d in docs if d.source == str(mail))
     assert parent.result is not None and parent.result["type"] == "email"
     assert parent.result["chunks"] >= 1 and parent.result["members"] == 2
     assert parent.sha256 == parent.result["sha256"]
     (body_hit,) = await led.search("manatee", batch_id="mail")
     assert body_hit.document_id == parent.id and body_hit.source_name == str(mail)
+    (html_hit,) = await led.search("flamingo", batch_id="mail")
+    assert html_hit.source_name == str(html) and "<b>" not in html_hit.text
     (pdf_hit,) = await led.search("pelican", batch_id="mail")
     assert pdf_hit.source_name == f"{mail}!/report.pdf"
     # The body file was the parent's own: only the attachments' files stay.

@@ -185,6 +185,20 @@ Cleanup = Callable[[], None]
 
 
 @dataclass(frozen=True)
+class ChildFile:
+    """A member of a document (an archive's file, an email's attachment), extracted to
+    ``source`` before the parent's outcome is recorded. The transaction that marks the
+    parent done makes it a document of the parent's batch, replacing the parent's earlier
+    children: data, not a callback, so every child is created there or none is."""
+
+    member_path: str  # its path inside the parent, as the parent names it
+    source: str  # the extracted file (inside the storage folder)
+    size: int
+    sha256: str
+    meta: JSON  # how it is cited: the parent's source and meta, the member path, the depth
+
+
+@dataclass(frozen=True)
 class Outcome:
     """How a worker's attempt at one document ended."""
 
@@ -198,6 +212,13 @@ class Outcome:
     # RELEASED before the processor ever ran (claimed as a stop arrived): the document goes
     # back without an attempt row, since nothing was attempted.
     unstarted: bool = False
+    # DONE only: the document's members, to become its child documents (None: it has none
+    # and any it had stay; a tuple, even empty, replaces them).
+    children: tuple[ChildFile, ...] | None = None
+    # Run by the worker when the outcome's children were NOT created (the lease was lost,
+    # the store failed, the worker gave up, the batch was cancelled): removes their
+    # extracted files. Must not raise.
+    discard: Cleanup | None = None
 
     @classmethod
     def done(
@@ -206,10 +227,12 @@ class Outcome:
         result: JSON,
         write: TransactionalWrite | None = None,
         cleanup: Cleanup | None = None,
+        children: tuple[ChildFile, ...] | None = None,
+        discard: Cleanup | None = None,
     ) -> Outcome:
         return cls(
             doc.id, doc.lease_token, AttemptOutcome.DONE, result=result, write=write,
-            cleanup=cleanup,
+            cleanup=cleanup, children=children, discard=discard,
         )  # fmt: skip
 
     @classmethod
@@ -251,6 +274,8 @@ class CompleteResult:
     statuses: dict[int, DocumentStatus] = field(default_factory=dict)
     # What each recorded attempt row says: a throttle past the limit is recorded as RETRY.
     outcomes: dict[int, AttemptOutcome] = field(default_factory=dict)
+    # Documents whose outcome's children were made child documents (their files are used).
+    adopted: list[int] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -272,6 +297,9 @@ class DocumentInfo:
     size: int | None
     sha256: str | None
     created_at: datetime
+    # A member of an archive or email: the document it came from and its path inside it.
+    parent_id: int | None = None
+    member_path: str | None = None
 
 
 @dataclass(frozen=True)

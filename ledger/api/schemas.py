@@ -240,6 +240,9 @@ class DocumentOut(Struct, kw_only=True):
     size: int | None
     sha256: str | None
     created_at: datetime
+    # A member of an archive or email: the document it was extracted from, its path there.
+    parent_id: int | None = None
+    member_path: str | None = None
 
     @classmethod
     def of(cls, d: DocumentInfo) -> DocumentOut:
@@ -261,6 +264,8 @@ class DocumentOut(Struct, kw_only=True):
             size=d.size,
             sha256=d.sha256,
             created_at=d.created_at,
+            parent_id=d.parent_id,
+            member_path=None if d.member_path is None else escaped(d.member_path),
         )
 
 

@@ -250,7 +250,7 @@ def failures_command(
         table.add_column("source", overflow="fold", ratio=3)
         table.add_column("error", overflow="fold", ratio=2, style="dim")
         for doc in docs:
-            table.add_row(doc.source, render.first_line(doc.error_message))
+            table.add_row(render.document_name(doc), render.first_line(doc.error_message))
         out.print(table)
         if len(docs) < group.count:
             out.print(

@@ -665,7 +665,7 @@ class Session:
     def _in_flight(self) -> list[str]:
         current: dict[int, ClaimedDocument] = getattr(self.worker, "current", {}) or {}
         docs = sorted(current.values(), key=lambda d: d.started_at)
-        return [self.request.display(d.source) for d in docs]
+        return [self.request.display(d.source, d.meta) for d in docs]
 
     async def _waiting(self, batch_id: str) -> str | None:
         due = await self.ledger.next_due_at([batch_id])
@@ -737,7 +737,7 @@ class Session:
             for doc in failures:
                 ft.add_row(
                     doc.error_code or "",
-                    self.request.display(doc.source),
+                    self.request.display(doc.source, doc.meta),
                     render.first_line(doc.error_message, 120),
                 )
             out.print(ft)

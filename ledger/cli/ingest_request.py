@@ -100,11 +100,12 @@ class Request:
             roots=tuple(where),
         )
 
-    def display(self, source: str) -> str:
-        """A source as people want to read it: relative to the folder it was found in."""
+    def display(self, source: str, meta: Any = None) -> str:
+        """A source as people want to read it: relative to the folder it was found in (a
+        member of an archive or email, with ``meta``: its parent's name, ``!/``, its path)."""
         from ledger.core.citations import source_name  # not at the top: the core stays lazy
 
-        return source_name(source, None, self.where)
+        return source_name(source, meta, self.where)
 
 
 def parse_options(pairs: Sequence[str]) -> dict[str, Any]:

@@ -127,11 +127,23 @@ def progress_json(progress: Progress) -> dict[str, Any]:
     return out
 
 
+def document_name(doc: DocumentInfo) -> str:
+    """How a document is named to a person: its source, or for a member of an archive or
+    email its parent's source, ``!/`` and its path there (its own file is the ledger's)."""
+    if doc.parent_id is None:
+        return doc.source
+    from ledger.core.citations import source_name  # not at the top: the core stays lazy
+
+    return source_name(doc.source, doc.meta)
+
+
 def document_json(doc: DocumentInfo) -> dict[str, Any]:
     return {
         "id": doc.id,
         "batch_id": doc.batch_id,
         "source": doc.source,
+        "parent_id": doc.parent_id,
+        "member_path": doc.member_path,
         "status": doc.status.value,
         "attempts": doc.attempts,
         "error_code": doc.error_code,

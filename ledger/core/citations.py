@@ -15,7 +15,12 @@ from typing import Any
 
 def source_name(source: str, meta: Any, roots: Any = None) -> str:
     """How a document's source is shown: an upload by its file name, never its storage; a
-    path below one of ``roots`` (its batch's) relative to the deepest, under that root's name."""
+    path below one of ``roots`` (its batch's) relative to the deepest, under that root's name;
+    a member of an archive or email as its parent's name, ``!/`` and its path inside it."""
+    member = _member(meta)
+    if member is not None:
+        parent, path = member
+        return f"{source_name(parent.get('source', ''), parent.get('meta'), roots)}!/{path}"
     if isinstance(meta, dict) and ("upload_id" in meta or "filename" in meta):
         name = meta.get("filename")
         return name if isinstance(name, str) and name else "upload"
@@ -35,3 +40,13 @@ def source_name(source: str, meta: Any, roots: Any = None) -> str:
         if best is None or len(base) > best[0]:
             best = (len(base), shown)
     return source if best is None else best[1]
+
+
+def _member(meta: Any) -> tuple[dict[str, Any], str] | None:
+    """(the parent's source and meta, the member path) of a child document's meta."""
+    if not isinstance(meta, dict):
+        return None
+    parent, path = meta.get("member_of"), meta.get("member_path")
+    if isinstance(parent, dict) and isinstance(path, str) and path:
+        return parent, path
+    return None

@@ -31,6 +31,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ledger.backoff import RetryPolicy
+from ledger.core.children import replace_children
 from ledger.core.events import record_events
 from ledger.core.prepared import ids_param, prepared, time_param
 from ledger.core.throttles import past_limit_message, throttle_delay, throttle_runs
@@ -678,6 +679,8 @@ async def complete(
          if o.outcome is AttemptOutcome.THROTTLED and o.document_id in held],
     )  # fmt: skip
     endings: list[_Ending] = []
+    due: set[str] = set()  # batches that got new child documents to claim
+    adopted: list[int] = []  # parents whose children were created
     for outcome in outcomes:
         row = held.get(outcome.document_id)
         if row is None:
@@ -688,16 +691,37 @@ async def complete(
         ):
             await outcome.write(conn)
         throttle = _Throttle(runs.get(row.id, 0), throttle_limit)
-        endings.append(_ending_for(outcome, row, now, retry, rng, throttle))
+        ending = _ending_for(outcome, row, now, retry, rng, throttle)
+        # Not when the parent ends otherwise, nor into a batch cancelled meanwhile (the
+        # parent's work is kept; nothing new is started there).
+        if (
+            outcome.children is not None
+            and ending.status == DocumentStatus.DONE
+            and row.state != BatchState.CANCELLED.value
+        ):
+            await replace_children(
+                conn,
+                parent_id=outcome.document_id,
+                batch_id=row.batch_id,
+                children=outcome.children,
+                now=now,
+            )
+            adopted.append(outcome.document_id)
+            if outcome.children:
+                due.add(row.batch_id)
+        endings.append(ending)
     await _write_endings(conn, endings, now, worker_id=worker_id)
     for batch_id in sorted({e.batch_id for e in endings if e.systemic}):
         await check_breaker(conn, batch_id, breaker, now)
     await mark_completed(conn, {e.batch_id for e in endings}, now)
+    if due:
+        await announce_due(conn, sorted(due))
     return CompleteResult(
         recorded=[e.doc_id for e in endings],
         lost=[i for i in by_id if i not in held],
         statuses={e.doc_id: e.status for e in endings},
         outcomes={e.doc_id: e.outcome for e in endings},
+        adopted=adopted,
     )
 
 

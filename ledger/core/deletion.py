@@ -213,10 +213,13 @@ async def documents_to_remove(
     """Up to ``limit`` of the batch's document ids, and the stored files (and objects the
     API stored under ``storage_url``) among their sources that no other batch names (so
     they may be removed)."""
+    # Newest first: a child document (an archive's member) always has a larger id than its
+    # parent, so it is listed, and its extracted file removed, before the parent's deletion
+    # would take it along by the cascade.
     query = (
         select(documents.c.id, documents.c.source)
         .where(documents.c.batch_id == batch_id)
-        .order_by(documents.c.id)
+        .order_by(documents.c.id.desc())
         .limit(limit)
     )
     rows = (await conn.execute(query)).all()
@@ -320,6 +323,23 @@ def remove_files(paths: Sequence[str], storage_dir: Path) -> int:
     return removed
 
 
+def remove_member_folders(document_ids: Sequence[int], storage_dir: Path) -> int:
+    """Remove the member folders of these documents (an archive's extracted files, what an
+    attempt killed before its finish left there); how many files were in them."""
+    removed = 0
+    for document_id in document_ids:
+        folder = storage.members_dir(storage_dir, document_id)
+        try:
+            entries = list(os.scandir(folder))
+        except FileNotFoundError:
+            continue  # the common case: not an archive
+        except OSError as exc:
+            log.warning("could not list member folder %s: %s", folder, exc)
+            continue
+        removed += remove_files([e.path for e in entries if e.is_file()], storage_dir)
+    return removed
+
+
 # ------------------------------------------------------------------ the whole deletion
 
 Progress = Callable[[DeletionReport], None]
@@ -388,6 +408,7 @@ async def delete_batch(
         if not doc_ids:
             break
         report.files += await asyncio.to_thread(remove_stored, files, ledger.settings)
+        report.files += await asyncio.to_thread(remove_member_folders, doc_ids, store)
 
         async def drop_documents(
             conn: AsyncConnection, now: datetime, ids: list[int] = doc_ids

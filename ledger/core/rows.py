@@ -53,6 +53,8 @@ def document_from_row(row: Row[Any]) -> DocumentInfo:
         size=m["source_size"],
         sha256=m["source_sha256"],
         created_at=m["created_at"],
+        parent_id=m.get("parent_id"),
+        member_path=m.get("member_path"),
     )
 
 

@@ -112,14 +112,16 @@ def seconds_between(
 _PG_DOCUMENT_INSERT = text(
     """
     INSERT INTO documents (batch_id, source, source_size, source_mtime_ns, source_sha256, meta,
-        status, attempts, next_attempt_at, created_at, updated_at)
+        status, attempts, next_attempt_at, created_at, updated_at, parent_id, member_path)
     SELECT :batch_id, t.source, t.size, t.mtime_ns, t.sha256, t.meta,
-        'pending', 0, :now, :now, :now
-    FROM unnest(:sources, :sizes, :mtimes, :sha256s, :metas)
-        AS t(source, size, mtime_ns, sha256, meta)
+        'pending', 0, :now, :now, :now, :parent_id, t.member_path
+    FROM unnest(:sources, :sizes, :mtimes, :sha256s, :metas, :member_paths)
+        AS t(source, size, mtime_ns, sha256, meta, member_path)
     ON CONFLICT (batch_id, source) DO NOTHING
     """
 ).bindparams(
+    bindparam("parent_id", type_=BigInteger()),
+    bindparam("member_paths", type_=postgresql.ARRAY(String())),
     bindparam("sources", type_=postgresql.ARRAY(String())),
     bindparam("sizes", type_=postgresql.ARRAY(BigInteger())),
     bindparam("mtimes", type_=postgresql.ARRAY(BigInteger())),
@@ -137,10 +139,11 @@ _PG_DOCUMENT_INSERT = text(
 # json_extract (not ->>) keeps SQLite 3.37, the oldest a supported system ships, working.
 _SQLITE_DOCUMENT_INSERT = """
     INSERT INTO documents (batch_id, source, source_size, source_mtime_ns, source_sha256, meta,
-        status, attempts, next_attempt_at, created_at, updated_at)
+        status, attempts, next_attempt_at, created_at, updated_at, parent_id, member_path)
     SELECT ?1, json_extract(r.value, '$[0]'), json_extract(r.value, '$[1]'),
         json_extract(r.value, '$[2]'), json_extract(r.value, '$[3]'),
-        json_extract(r.value, '$[4]'), 'pending', 0, ?2, ?2, ?2
+        json_extract(r.value, '$[4]'), 'pending', 0, ?2, ?2, ?2, ?4,
+        json_extract(r.value, '$[5]')
     FROM json_each(?3) AS r
     WHERE true
     ON CONFLICT (batch_id, source) DO NOTHING
@@ -151,9 +154,16 @@ DocumentRow = tuple[str, int | None, int | None, str | None, Any]
 
 
 async def insert_documents(
-    conn: AsyncConnection, batch_id: str, now: datetime, rows: Sequence[DocumentRow]
+    conn: AsyncConnection,
+    batch_id: str,
+    now: datetime,
+    rows: Sequence[DocumentRow],
+    *,
+    parent_id: int | None = None,
+    member_paths: Sequence[str] | None = None,
 ) -> None:
-    """Insert new pending documents, skipping sources the batch already has.
+    """Insert new pending documents, skipping sources the batch already has; with
+    ``parent_id``, as that document's children at ``member_paths`` (one per row).
 
     One set-based statement per chunk on both databases: INSERT ... SELECT FROM json_each
     on SQLite, FROM unnest(arrays) on PostgreSQL (whose drivers would otherwise send one
@@ -161,16 +171,19 @@ async def insert_documents(
     """
     if not rows:
         return
+    paths: Sequence[str | None] = [None] * len(rows) if member_paths is None else member_paths
     if not is_postgres(conn):
         # meta travels as its JSON text (a JSON string), so json_extract returns the text.
         encoded = json.dumps(
             [
-                (source, size, mtime_ns, sha256, None if meta is None else json.dumps(meta))
-                for source, size, mtime_ns, sha256, meta in rows
+                (source, size, mtime_ns, sha256, None if meta is None else json.dumps(meta), path)
+                for (source, size, mtime_ns, sha256, meta), path in zip(
+                    rows, paths, strict=True
+                )
             ]
         )
         await conn.exec_driver_sql(
-            _SQLITE_DOCUMENT_INSERT, (batch_id, sqlite_timestamp(now), encoded)
+            _SQLITE_DOCUMENT_INSERT, (batch_id, sqlite_timestamp(now), encoded, parent_id)
         )
         return
     await conn.execute(
@@ -183,6 +196,8 @@ async def insert_documents(
             "mtimes": [r[2] for r in rows],
             "sha256s": [r[3] for r in rows],
             "metas": [r[4] for r in rows],
+            "parent_id": parent_id,
+            "member_paths": list(paths),
         },
     )
 

@@ -32,7 +32,7 @@ from ledger.states import AttemptOutcome, BatchState, DocumentStatus, UploadStat
 # The migration whose schema these tables describe. Opening a ledger compares the database
 # with it; reading it from the migration scripts instead would load Alembic, a large part
 # of a worker's start. A new migration moves it (a test holds it to Alembic's head).
-HEAD_REVISION = "0016"
+HEAD_REVISION = "0017"
 
 # Every constraint and index gets a stable name: Alembic's SQLite batch mode silently drops
 # unnamed CHECK constraints, and stable names make migrations reviewable.
@@ -164,9 +164,23 @@ documents = Table(
     # Migration 0016: set when a folder sync found the source file gone (ledger.core.retire);
     # the document keeps its finished status and holds no chunks.
     Column("removed_at", UTCDateTime, nullable=True, doc="when its source file was gone"),
+    # Migration 0017: a member of an archive or an email (its attachment) is a document of
+    # the same batch that names the document it was extracted from and its path inside it.
+    Column(
+        "parent_id",
+        BigIntId,
+        ForeignKey("documents.id", ondelete="CASCADE"),
+        nullable=True,
+        index=True,
+        doc="the archive or email this document was extracted from; NULL at the top level",
+    ),
+    Column("member_path", Text, nullable=True, doc="its path inside the parent"),
     UniqueConstraint("batch_id", "source"),
     CheckConstraint(
         "removed_at IS NULL OR status IN ('done', 'skipped')", name="removed_only_finished"
+    ),
+    CheckConstraint(
+        "(parent_id IS NULL) = (member_path IS NULL)", name="member_iff_parent"
     ),
     CheckConstraint(_in("status", [s.value for s in DocumentStatus]), name="status_valid"),
     CheckConstraint("attempts >= 0", name="attempts_nonnegative"),

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ledger.errors import InvalidInput, PermanentError
-from ledger.records import JSON, ClaimedDocument, Cleanup, TransactionalWrite
+from ledger.records import JSON, ChildFile, ClaimedDocument, Cleanup, TransactionalWrite
 from ledger.states import ErrorCode
 
 if TYPE_CHECKING:
@@ -48,6 +48,11 @@ class Done:
     result: JSON
     write: TransactionalWrite | None = None
     cleanup: Cleanup | None = None
+    # The document's members (an archive's files, an email's attachments), extracted before
+    # it returns: the same transaction makes them child documents (see ChildFile).
+    # ``discard`` removes their files when that transaction does not commit.
+    children: tuple[ChildFile, ...] | None = None
+    discard: Cleanup | None = None
 
 
 @dataclass(frozen=True)

@@ -10,10 +10,20 @@ from __future__ import annotations
 
 from ledger.storage.local import (
     MARKER,
+    MEMBERS_FOLDER,
     check_readable,
     check_readable_async,
     is_stored,
+    members_dir,
     prepare,
 )
 
-__all__ = ["MARKER", "check_readable", "check_readable_async", "is_stored", "prepare"]
+__all__ = [
+    "MARKER",
+    "MEMBERS_FOLDER",
+    "check_readable",
+    "check_readable_async",
+    "is_stored",
+    "members_dir",
+    "prepare",
+]

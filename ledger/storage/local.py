@@ -21,6 +21,9 @@ from ledger.errors import RetryableError
 from ledger.states import ErrorCode
 
 MARKER = ".ledger-storage"
+# Members extracted from an archive or email document: ``members/<document id>/`` (see
+# ledger.processors.ingest.containers). Whatever is there goes with its document.
+MEMBERS_FOLDER = "members"
 _MARKER_TEXT = (
     "This folder holds files uploaded to the ledger. Every API server and worker must see it\n"
     "at this same path (LEDGER_STORAGE_DIR). Do not delete this file: workers use it to tell\n"
@@ -78,3 +81,8 @@ async def check_readable_async(source: str, storage: Path) -> None:
     """:func:`check_readable` off the event loop (a hung network mount must not block it)."""
     if is_stored(source, storage):
         await asyncio.to_thread(check_readable, source, storage)
+
+
+def members_dir(storage: Path | str, document_id: int) -> str:
+    """The folder the members of document ``document_id`` are extracted to."""
+    return os.path.join(storage, MEMBERS_FOLDER, str(document_id))

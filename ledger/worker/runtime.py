@@ -18,7 +18,7 @@ import random
 import signal
 import time
 import traceback
-from collections.abc import Sequence
+from collections.abc import Sequence, Set
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -469,7 +469,7 @@ class Worker:
                 self._give_up(group)
                 continue
             try:
-                await self._record(group)
+                adopted = await self._record(group)
             except Exception as exc:  # database trouble: keep the outcomes, try again
                 failures += 1
                 log.error("recording %d outcomes failed (%s); will retry", len(group), exc)
@@ -487,7 +487,7 @@ class Worker:
                 await asyncio.sleep(delay)
                 continue
             del self._outbox[: len(group)]
-            _cleanup([o for _, o in group])
+            _cleanup([o for _, o in group], adopted)
             failures = 0
             self._write_retry.reset()
             self._wake.set()
@@ -497,7 +497,8 @@ class Worker:
         del self._outbox[: len(group)]
         _cleanup([o for _, o in group])
 
-    async def _record(self, group: list[tuple[ClaimedDocument, Outcome]]) -> None:
+    async def _record(self, group: list[tuple[ClaimedDocument, Outcome]]) -> set[int]:
+        """Record the group's outcomes; the ids of those whose children were created."""
         assert self.worker_id is not None
         try:
             result = await self.ledger.complete(self.worker_id, [o for _, o in group])
@@ -505,18 +506,20 @@ class Worker:
             if len(group) == 1:
                 raise
             # One document's writes may be what fails: record one at a time to find it.
+            done: set[int] = set()
             for item in group:
-                await self._record_single(item)
-            return
+                done |= await self._record_single(item)
+            return done
         self._tally(group, result)
+        return set(result.adopted)
 
-    async def _record_single(self, item: tuple[ClaimedDocument, Outcome]) -> None:
+    async def _record_single(self, item: tuple[ClaimedDocument, Outcome]) -> set[int]:
         assert self.worker_id is not None
         doc, outcome = item
         try:
             result = await self.ledger.complete(self.worker_id, [outcome])
         except Exception as exc:
-            if outcome.write is None:
+            if outcome.write is None and outcome.children is None:
                 raise
             # Storing what the processor produced failed: that is this document's error.
             info = ErrorInfo(
@@ -527,6 +530,7 @@ class Worker:
             result = await self.ledger.complete(self.worker_id, [Outcome.failed(doc, info)])
             outcome = Outcome.failed(doc, info)
         self._tally([(doc, outcome)], result)
+        return set(result.adopted)
 
     def _tally(self, group: list[tuple[ClaimedDocument, Outcome]], result: CompleteResult) -> None:
         for doc, outcome in group:
@@ -574,18 +578,26 @@ class Worker:
             log.warning("lost %d leases (expired and taken over)", len(lost))
 
 
-def _cleanup(outcomes: Sequence[Outcome]) -> None:
+def _cleanup(outcomes: Sequence[Outcome], adopted: Set[int] = frozenset()) -> None:
+    """Run each outcome's cleanup, and its discard unless its children were created."""
     for outcome in outcomes:
-        if outcome.cleanup is not None:
+        calls = [outcome.cleanup]
+        if outcome.document_id not in adopted:
+            calls.append(outcome.discard)
+        for call in calls:
+            if call is None:
+                continue
             try:
-                outcome.cleanup()
+                call()
             except Exception as exc:  # a leftover file must not stop the worker
                 log.warning("cleanup after document %s failed: %s", outcome.document_id, exc)
 
 
 def _outcome_of(doc: ClaimedDocument, output: ProcessorOutput) -> Outcome:
     if isinstance(output, Done):
-        return Outcome.done(doc, output.result, output.write, output.cleanup)
+        return Outcome.done(
+            doc, output.result, output.write, output.cleanup, output.children, output.discard
+        )
     if isinstance(output, Skip):
         return Outcome.skipped(
             doc, {"reason": output.reason, **output.result}, output.write, output.cleanup

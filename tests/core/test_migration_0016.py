@@ -27,7 +27,7 @@ def _add(url: str, doc_id: int, status: str) -> None:
     )
 
 
-def test_0015_adds_removed_at_with_its_check_and_downgrades(empty_url: str) -> None:
+def test_0016_adds_removed_at_with_its_check_and_downgrades(empty_url: str) -> None:
     url = _sync(empty_url)
     migrate.upgrade(empty_url, "0015")
     sql(

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -38,11 +39,16 @@ def finished(url: str) -> int:
 
 
 def kill_when(proc: subprocess.Popen[bytes], url: str, at_least: int, timeout: float) -> None:
+    kill_once(proc, lambda: finished(url) >= at_least, timeout)
+
+
+def kill_once(proc: subprocess.Popen[bytes], ready: Callable[[], bool], timeout: float) -> None:
+    """SIGKILL the worker as soon as ``ready()`` says so."""
     deadline = time.monotonic() + timeout
-    while finished(url) < at_least:
+    while not ready():
         assert proc.poll() is None, "the worker ended before it could be killed"
         assert time.monotonic() < deadline, "no progress"
-        time.sleep(0.01)
+        time.sleep(0.005)
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=10)
 

@@ -1,6 +1,6 @@
 """Retiring documents whose file is gone, on SQLite and PostgreSQL: status by status, in
 bounded steps, the per-status counters exact, only this batch's chunks and vectors removed,
-the CHECK of migration 0015 enforced, and a file that comes back processed again."""
+the CHECK of migration 0016 enforced, and a file that comes back processed again."""
 
 from __future__ import annotations
 

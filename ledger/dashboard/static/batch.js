@@ -230,7 +230,11 @@
     for (const d of page.items) {
       const detailsId = "attempts-" + d.id;
       const open = expanded.has(d.id);
-      const name = (d.meta && d.meta.filename) || d.source;
+      // A member of an archive or email: its parent's name, "!/" and its path inside it.
+      const parent = d.meta && d.meta.member_of;
+      const name = d.member_path && parent
+        ? ((parent.meta && parent.meta.filename) || parent.source) + "!/" + d.member_path
+        : (d.meta && d.meta.filename) || d.source;
       const toggle = L.el("button", {
         type: "button",
         class: "link",

@@ -11,9 +11,17 @@
       : L.el("div", {}, L.el("dt", { text: name }), L.el("dd", { text: String(value) }));
   }
 
+  // A child document links to the archive or email it was extracted from.
+  function parentFact(d) {
+    if (d.parent_id === null || d.parent_id === undefined) return null;
+    const link = L.el("a", { id: "document-parent", href: "/documents/" + encodeURIComponent(d.parent_id), text: "document " + d.parent_id });
+    return L.el("div", {}, L.el("dt", { text: "Member of" }), L.el("dd", {}, link));
+  }
+
   function render(data) {
     const d = data.document;
-    const name = (d.meta && d.meta.filename) || d.source.split("/").pop() || d.source;
+    // A member of an archive or email is named by its path inside it (its file is ours).
+    const name = d.member_path || (d.meta && d.meta.filename) || d.source.split("/").pop() || d.source;
     document.title = "Document " + d.id + " · ledger";
     $("document-name").textContent = name;
     $("document-status").textContent = d.status;
@@ -26,6 +34,8 @@
       ...[
         fact("Id", d.id),
         fact("Source", d.source),
+        parentFact(d),
+        fact("Member path", d.member_path),
         fact("Skipped because", reason),
         fact("Size", d.size === null ? null : L.count(d.size) + " bytes"),
         fact("SHA-256", d.sha256),

@@ -23,6 +23,9 @@ class IngestErrorCode(StrEnum):
     UNSAFE_ARCHIVE = "unsafe_archive"  # a zip-based document with ../, absolute or link members
     UNSAFE_XML = "unsafe_xml"  # XML that declares entities (billion laughs) or, in ODT, a DTD
     MISSING_EXTRA = "missing_extra"  # the format's library is an extra that is not installed
+    # An archive or email over a whole-container cap (members, inflated bytes, tar stream
+    # ratio, email size) or nested too deep: no child is created.
+    ARCHIVE_TOO_LARGE = "archive_too_large"
     TOO_LARGE = "too_large"  # over a size, ratio, entry or character cap (or the memory limit)
     SOURCE_MISSING = "source_missing"  # the file is gone
     SOURCE_CHANGED = "source_changed"  # size, mtime or hash differ from what was expected
@@ -56,6 +59,13 @@ class IngestOptions:
     # of 10 million cells is about 1 GiB in Excel's own memory; ingest streams it in ~2 s.
     max_xlsx_cells: int = 10_000_000
     max_rtf_bytes: int = 64 * MiB  # RTF is converted whole, like HTML
+    # Archives (zip, tar) and emails expand into child documents (containers.py).
+    max_archive_members: int = 5_000  # members of one archive (directories not counted)
+    max_archive_inflated_bytes: int = 2 * GiB  # all members of one archive or email
+    max_archive_ratio: int = 100  # inflated / compressed per zip member (over 1 MiB)
+    max_archive_depth: int = 3  # containers inside containers, the top-level one counted
+    max_attachments: int = 100  # attachments of one email
+    max_email_bytes: int = 64 * MiB  # an email is parsed whole
     read_block_bytes: int = 1 * MiB  # unit of streaming reads (and of decoded text pieces)
     sample_bytes: int = 64 * KiB  # what encoding detection looks at
 
@@ -76,6 +86,12 @@ class IngestOptions:
             "max_chars_per_document",
             "max_xlsx_cells",
             "max_rtf_bytes",
+            "max_archive_members",
+            "max_archive_inflated_bytes",
+            "max_archive_ratio",
+            "max_archive_depth",
+            "max_attachments",
+            "max_email_bytes",
             "read_block_bytes",
             "sample_bytes",
         ):

@@ -30,6 +30,10 @@ roots when any roots are in force (else ``outside_roots``); it is copied to a lo
 first (:mod:`ledger.processors.ingest.object_source`, with its ETag checked) and that copy
 goes through the steps above, then is deleted with the spool.
 
+A zip or tar archive or an email (by name: :mod:`ledger.processors.ingest.containers`) goes
+another way before all of this: its members are extracted and become child documents of the
+batch in the transaction that marks it done (:mod:`ledger.processors.ingest.container_step`).
+
 Before all of this, a file that is not a document (:mod:`ledger.processors.ingest.selection`:
 an image, font, script, archive, lock file... by its name, for an upload its original file
 name, or by its first bytes) is skipped with reason ``excluded_type: <what it is>``, not
@@ -58,8 +62,10 @@ from ledger.embedders import EmbedderSpec, build_embedder
 from ledger.embedders.profiles import profiles_for
 from ledger.errors import InvalidInput, PermanentError
 from ledger.processors.base import Document, Done, Processor, ProcessorContext, Skip
-from ledger.processors.ingest import embedding, object_source
+from ledger.processors.ingest import container_step, embedding, object_source
 from ledger.processors.ingest.chunking import ChunkRecord
+from ledger.processors.ingest.container_step import container_result, with_children
+from ledger.processors.ingest.containers import ContainerKind, container_kind
 from ledger.processors.ingest.detect import HEAD_BYTES, DocType
 from ledger.processors.ingest.options import IngestOptions
 from ledger.processors.ingest.pipeline import (
@@ -216,8 +222,13 @@ def display_name(doc: Document) -> str:
     """The name a document is judged by: an upload's original file name, else its source
     (an upload's storage name is random and says nothing about what it holds)."""
     meta = doc.meta if isinstance(doc.meta, dict) else {}
-    filename = meta.get("filename")
-    return filename if isinstance(filename, str) and filename else doc.source
+    # A member of an archive or email is judged by its path inside it (its file's name is
+    # the ledger's own).
+    for key in ("member_path", "filename"):
+        name = meta.get(key)
+        if isinstance(name, str) and name:
+            return name
+    return doc.source
 
 
 def _excluded_content(path: str) -> str | None:
@@ -336,6 +347,9 @@ def make_ingest_processor(context: ProcessorContext, options: JSON) -> Processor
     async def _ingest(doc: Document, copy: str | None) -> Done | Skip:
         """Ingest ``doc`` from its source, or from ``copy``: a local copy of its object."""
         started = time.perf_counter()
+        container = container_kind(display_name(doc))
+        if container is not None:
+            return await _container(doc, container, started, copy)
         if not config.include_all_types:
             what = excluded_by_name(display_name(doc))
             if what is not None:
@@ -421,6 +435,37 @@ def make_ingest_processor(context: ProcessorContext, options: JSON) -> Processor
             return _done(doc, outcome, before, started, extract_started, hash_seconds, remove)
         except BaseException:
             remove()
+            raise
+
+    async def _container(
+        doc: Document, kind: ContainerKind, started: float, copy: str | None
+    ) -> Done:
+        """An archive or an email (from its source, or from ``copy``: a local copy of its
+        object): its members become child documents (container_step)."""
+        if copy is None:
+            path, before = await asyncio.to_thread(_locate, doc.source, config.roots)
+        else:
+            path, before = copy, await asyncio.to_thread(_stat, copy)
+        expansion = await container_step.expand(context, doc, kind, path, config.ingest)
+        try:
+            body = await container_step.index_body(context, expansion, config.ingest, spool_dir)
+            if body is None:
+                result = container_result(expansion)
+                write = ledger.content_write(
+                    doc,
+                    sha256=expansion.sha256,
+                    size=expansion.size,
+                    mtime_ns=before.st_mtime_ns if before is not None else None,
+                )
+                done = Done(result, write=write)
+            elif spec is not None:
+                done = await _embedded(doc, body, before, started, started, 0.0)
+            else:
+                remove = _remover(body.spool_path)
+                done = _done(doc, body, before, started, started, 0.0, remove)
+            return with_children(done, expansion)
+        except BaseException:
+            container_step.member_remover(expansion)()
             raise
 
     async def _staged(doc: Document, path: str, sha256: str | None) -> IngestOutcome | None:

@@ -1,0 +1,129 @@
+"""The ingest processor's step for archives and emails: expand, index the body, hand over.
+
+1. **Expand** in the worker's process pool (time and memory limits; a thread without a pool):
+   :func:`ledger.processors.ingest.expand.expand_container` writes the members to their
+   files in the storage folder, before any transaction.
+2. **Body**: an email's body file goes through ``process_file`` like any text or HTML
+   document; its chunks are the parent's own. An archive has no text of its own.
+3. **Hand over**: ``Done`` carries the members as data (``children``); the transaction
+   that marks the parent done makes them child documents. ``discard`` removes the member
+   files when that transaction does not commit; the body file and its spool are removed
+   either way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import functools
+import os
+from collections.abc import Callable
+
+from ledger.errors import PermanentError
+from ledger.processors.base import Document, Done, ProcessorContext
+from ledger.processors.ingest.containers import (
+    ContainerKind,
+    Expansion,
+    ParentRef,
+    remove_files,
+)
+from ledger.processors.ingest.expand import expand_container
+from ledger.processors.ingest.options import IngestErrorCode, IngestOptions
+from ledger.processors.ingest.pipeline import IngestOutcome, process_file
+from ledger.records import JSON
+from ledger.storage import members_dir
+
+
+def depth_of(doc: Document) -> int:
+    """How deep a document sits in containers: 0 at the top, 1 for an archive's member."""
+    meta = doc.meta if isinstance(doc.meta, dict) else {}
+    depth = meta.get("depth", 0)
+    return depth if isinstance(depth, int) and depth >= 0 else 0
+
+
+async def expand(
+    context: ProcessorContext,
+    doc: Document,
+    kind: ContainerKind,
+    path: str,
+    options: IngestOptions,
+) -> Expansion:
+    """The container's members, extracted (see the module docstring, step 1)."""
+    depth = depth_of(doc)
+    if depth >= options.max_archive_depth:
+        raise PermanentError(
+            IngestErrorCode.ARCHIVE_TOO_LARGE,
+            f"a container nested {depth + 1} deep, more than {options.max_archive_depth}",
+        )
+    out_dir = members_dir(context.ledger.settings.storage, doc.id)
+    parent = ParentRef(id=doc.id, source=doc.source, meta=doc.meta, depth=depth)
+    job = functools.partial(expand_container, path, kind.value, out_dir, parent, options)
+    pool = context.pool
+    if pool is None:
+        return await asyncio.to_thread(job)
+    return await pool.run(job, timeout=context.task_timeout)
+
+
+async def index_body(
+    context: ProcessorContext, expansion: Expansion, options: IngestOptions, spool_dir: str
+) -> IngestOutcome | None:
+    """An email body's chunks in a spool, as the parent's own (named by the email's hash
+    and size); None when there is no body or it holds no text."""
+    body = expansion.body_path
+    if body is None:
+        return None
+    job = functools.partial(
+        process_file,
+        body,
+        expected_size=None,
+        expected_mtime_ns=None,
+        expected_sha256=None,
+        options=options,
+        spool_dir=spool_dir,
+    )
+    try:
+        pool = context.pool
+        if pool is None:
+            outcome = await asyncio.to_thread(job)
+        else:
+            outcome = await pool.run(job, timeout=context.task_timeout)
+    except PermanentError as exc:
+        if exc.code in (IngestErrorCode.EMPTY_FILE, IngestErrorCode.NO_TEXT):
+            return None
+        raise
+    finally:
+        await asyncio.to_thread(remove_files, [body], os.path.dirname(body))
+    return dataclasses.replace(outcome, sha256=expansion.sha256, size=expansion.size)
+
+
+def container_result(expansion: Expansion) -> JSON:
+    """The parent's result when it has no text of its own (an archive, a bodiless email)."""
+    return {
+        "type": expansion.kind,
+        "characters": 0,
+        "chunks": 0,
+        "size": expansion.size,
+        "sha256": expansion.sha256,
+        **expansion.summary(),
+    }
+
+
+def with_children(done: Done, expansion: Expansion) -> Done:
+    """``done`` carrying the expansion's members as children (and the result saying so),
+    with a discard that removes their files should the parent's finish not commit."""
+    result = {**done.result, "type": expansion.kind, **expansion.summary()}
+    return dataclasses.replace(
+        done, result=result, children=tuple(expansion.members), discard=member_remover(expansion)
+    )
+
+
+def member_remover(expansion: Expansion) -> Callable[[], None]:
+    """What removes the expansion's member files (and their folder, once empty)."""
+    files = [m.source for m in expansion.members]
+    folder = os.path.dirname(files[0]) if files else ""
+
+    def discard() -> None:
+        if files:
+            remove_files(files, folder)
+
+    return discard

@@ -65,6 +65,7 @@ from ledger.records import (
     Progress,
     QueueDepth,
     SearchHit,
+    SinkProgress,
     SourceSpec,
     SubmitResult,
     Throughput,
@@ -578,7 +579,8 @@ class Ledger:
             waiting = await workers_core.waiting_for_processor(
                 conn, found.batch, now=now, lease_seconds=self.settings.lease_seconds
             )
-            return found if waiting is None else replace(found, waiting_for_processor=waiting)
+            sinks = (await sink_rows.progress(conn, [batch_id])).get(batch_id, {})
+            return replace(found, waiting_for_processor=waiting, sinks=sinks)
 
         return await self.run(work, write=False)
 
@@ -1098,15 +1100,11 @@ class Ledger:
 
         return write
 
-    async def sink_progress(
-        self, batch_ids: Sequence[str]
-    ) -> dict[str, dict[str, dict[str, Any]]]:
+    async def sink_progress(self, batch_ids: Sequence[str]) -> dict[str, dict[str, SinkProgress]]:
         """Per batch, per sink profile: documents whose version is pending, done or failed
         in the store, and the latest error (``ledger.core.sink_rows``)."""
 
-        async def work(
-            conn: AsyncConnection, now: datetime
-        ) -> dict[str, dict[str, dict[str, Any]]]:
+        async def work(conn: AsyncConnection, now: datetime) -> dict[str, dict[str, SinkProgress]]:
             return await sink_rows.progress(conn, batch_ids)
 
         return await self.run(work, write=False)

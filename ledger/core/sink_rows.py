@@ -28,12 +28,12 @@ from ledger.core import leasing
 from ledger.core.citations import source_name
 from ledger.db.dialect import insert_or_update
 from ledger.db.models import batches, chunk_vectors, chunks, documents, sink_rows
+from ledger.records import SinkProgress
 from ledger.states import DocumentStatus
 
 _s = sink_rows
 MAX_ERROR = 2000
 PARAMS_CHUNK = 1_000
-STATUSES = ("pending", "done", "failed")
 
 
 def source_key(owner: str | None, source: str) -> str:
@@ -352,31 +352,35 @@ async def release(conn: AsyncConnection, task: SinkTask, *, now: datetime) -> No
 
 async def progress(
     conn: AsyncConnection, batch_ids: Sequence[str]
-) -> dict[str, dict[str, dict[str, Any]]]:
+) -> dict[str, dict[str, SinkProgress]]:
     """Per batch, per sink: how many of its documents' versions are pending, done and
-    failed, and the latest error."""
-    found: dict[str, dict[str, dict[str, Any]]] = {}
+    failed in the store, and the latest error (removals are not counted: their batch is
+    gone or the version is another batch's now)."""
+    counts: dict[tuple[str, str], dict[str, int]] = {}
     if not batch_ids:
-        return found
-    counts = (
-        await conn.execute(
-            select(_s.c.batch_id, _s.c.sink, _s.c.status, func.count(), func.max(_s.c.id))
-            .where(_s.c.batch_id.in_(list(batch_ids)), _s.c.document_id.is_not(None))
-            .group_by(_s.c.batch_id, _s.c.sink, _s.c.status)
-        )
-    ).all()
+        return {}
+    rows = await conn.execute(
+        select(_s.c.batch_id, _s.c.sink, _s.c.status, func.count(), func.max(_s.c.id))
+        .where(_s.c.batch_id.in_(list(batch_ids)), _s.c.document_id.is_not(None))
+        .group_by(_s.c.batch_id, _s.c.sink, _s.c.status)
+    )
     failed_ids = []
-    for batch_id, sink, status, count, last_id in counts:
-        entry = found.setdefault(batch_id, {}).setdefault(
-            sink, {"pending": 0, "done": 0, "failed": 0, "last_error": None}
-        )
-        entry[status] = int(count)
+    for batch_id, sink, status, count, last_id in rows.all():
+        counts.setdefault((batch_id, sink), {})[status] = int(count)
         if status == "failed":
             failed_ids.append(last_id)
+    errors: dict[tuple[str, str], str] = {}
     if failed_ids:
-        errors = await conn.execute(
+        found = await conn.execute(
             select(_s.c.batch_id, _s.c.sink, _s.c.last_error).where(_s.c.id.in_(failed_ids))
         )
-        for batch_id, sink, error in errors.all():
-            found[batch_id][sink]["last_error"] = error
-    return found
+        errors = {(b, s): e for b, s, e in found.all()}
+    result: dict[str, dict[str, SinkProgress]] = {}
+    for (batch_id, sink), by_status in sorted(counts.items()):
+        result.setdefault(batch_id, {})[sink] = SinkProgress(
+            pending=by_status.get("pending", 0),
+            done=by_status.get("done", 0),
+            failed=by_status.get("failed", 0),
+            last_error=errors.get((batch_id, sink)),
+        )
+    return result

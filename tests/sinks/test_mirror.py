@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from ledger.core.ledger import Ledger
-from ledger.records import BatchSpec
+from ledger.records import BatchSpec, SinkProgress
 from ledger.sinks.stage import SinkStage
 from tests.conftest import sql
 from tests.embed.server import EmbeddingServer
@@ -56,10 +56,8 @@ async def test_a_batch_is_mirrored_exactly_on_both_backends(
             assert assert_mirrored(kind, stores, url) == chunks
         assert await drain(led) == 0  # nothing owed twice
         progress = await led.sink_progress(["b1"])
-        assert progress["b1"] == {
-            k: {"pending": 0, "done": len(corpus), "failed": 0, "last_error": None}
-            for k in KINDS
-        }
+        assert progress["b1"] == {k: SinkProgress(done=len(corpus)) for k in KINDS}
+        assert (await led.progress("b1")).sinks == progress["b1"]
     finally:
         await led.close()
 
@@ -142,7 +140,6 @@ async def test_a_wrong_dimension_fails_the_row_with_its_reason(
     await drain(led)
     failed = [r for r in rows(url) if r.status == "failed"]
     assert len(failed) == 2 and all("dimension 8" in r.last_error for r in failed)
-    progress = await led.sink_progress(["b"])
-    assert progress["b"]["qdrant"]["failed"] == 2
-    assert "dimension" in progress["b"]["qdrant"]["last_error"]
+    shown = (await led.progress("b")).sinks["qdrant"]
+    assert shown.failed == 2 and shown.last_error and "dimension 8" in shown.last_error
     assert await drain(led) == 0  # a permanent error is not retried

@@ -96,10 +96,11 @@ def check_upload_metadata(settings: Settings, processor: str | None, keys: Itera
     """Raise :class:`NotAllowed` unless tus ``Upload-Metadata`` with ``keys`` naming
     ``processor`` (None: the default) is acceptable from an API caller."""
     for key in keys:
-        if secret_like(key) or key in ("embedder", "options"):
+        if secret_like(key) or key in ("embedder", "options", "sinks"):
             raise NotAllowed(
                 f"Upload-Metadata {key!r} is not accepted: URLs, keys and embedder settings "
-                "are set by the operator"
+                "are set by the operator (create the batch first, with POST /batches naming "
+                "its embedder and sink profiles, then upload into it)"
             )
     if processor is not None:
         registry_for(settings).check(processor)

@@ -95,6 +95,18 @@ def _builtin(name: str, kind: str, value: Mapping[str, Any]) -> dict[str, Any]:
     return settings
 
 
+def _installed(name: str, kind: str) -> None:
+    """A built-in kind's client library is there (looked up, not imported), or the start
+    stops with the one line naming the extra to install."""
+    from ledger.extras import MissingExtra, require
+
+    modules = ("lancedb", "pyarrow") if kind == "lancedb" else ("qdrant_client",)
+    try:
+        require(kind, *modules, what=f"LEDGER_SINKS profile {name!r} (kind {kind})")
+    except MissingExtra as exc:
+        raise SinkProfileError(exc.message) from exc
+
+
 def _profile(name: str, value: Any) -> SinkProfile:
     if not _NAME.fullmatch(name):
         raise SinkProfileError(f"LEDGER_SINKS: profile name {name!r} is not a plain name")
@@ -107,6 +119,7 @@ def _profile(name: str, value: Any) -> SinkProfile:
             "an installed 'ledger.sinks' entry point"
         )
     if kind in _BUILTIN_KEYS:
+        _installed(name, kind)
         return SinkProfile(name=name, kind=kind, settings=_builtin(name, kind, value))
     requires = value.get("requires_vectors", True)
     if not isinstance(requires, bool):

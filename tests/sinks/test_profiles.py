@@ -8,6 +8,7 @@ showing the sink's progress)."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,7 +24,7 @@ from tests.conftest import sql
 from tests.embed.server import EmbeddingServer
 from tests.embed.support import PROFILE, embedder_profiles, make_corpus
 from tests.pipeline.support import sync_url_of
-from tests.sinks.support import assert_mirrored, sink_profiles
+from tests.sinks.support import assert_mirrored, sink_profiles, stored_points
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -96,6 +97,17 @@ def api(tmp_path: Path, server: EmbeddingServer) -> Iterator[Server]:
     stop_server(srv)
 
 
+def _tus(batch: str, body: bytes, **extra: str) -> dict[str, str]:
+    fields = {"batch": batch, "filename": "sky notes.txt", **extra}
+    metadata = ",".join(f"{k} {base64.b64encode(v.encode()).decode()}" for k, v in fields.items())
+    return {
+        "Tus-Resumable": "1.0.0",
+        "Upload-Length": str(len(body)),
+        "Upload-Metadata": metadata,
+        "Content-Type": "application/offset+octet-stream",
+    }
+
+
 def _refused() -> list[dict[str, Any]]:
     return [
         {"embedder": PROFILE, "sinks": ["nope"]},  # unknown profile
@@ -140,7 +152,23 @@ async def test_the_api_mirrors_a_batch_into_a_named_sink_and_refuses_the_rest(
         assert batch["sinks"] == {
             "lance": {"pending": 0, "done": 6, "failed": 0, "last_error": None}
         }, batch
+        # A tus upload into the batch is mirrored too, cited by its file name (never the
+        # path it is stored under); the sinks are the batch's, never the metadata's.
+        named = _tus("mirrored", b"x", sinks="lance")
+        refused = await client.post("/api/v1/uploads", headers=named)
+        assert refused.status_code == 422, refused.text
+        text = b"Quasar light crossed the nebula before the comet.\n" * 20
+        sent = await client.post("/api/v1/uploads", headers=_tus("mirrored", text), content=text)
+        assert sent.status_code == 201, sent.text
+        for _ in range(1200):
+            batch = (await client.get("/api/v1/batches/mirrored")).json()
+            if batch["complete"] and batch["sinks"]["lance"]["done"] == 7:
+                break
+            await asyncio.sleep(0.05)
+        assert batch["sinks"]["lance"]["done"] == 7, batch
     assert assert_mirrored("lance", tmp_path / "stores", url) > 0
+    names = {p["display_name"] for _, p in stored_points("lance", tmp_path / "stores").values()}
+    assert "sky notes.txt" in names and not any("uploads" in n for n in names)
     stored = sql(url, "SELECT options FROM batches WHERE id = 'mirrored'")[0][0]
     assert (json.loads(stored) if isinstance(stored, str) else stored)["sinks"] == ["lance"]
 

@@ -72,15 +72,14 @@ class ChunkRecord:
 
 @dataclass(frozen=True)
 class DocumentVersion:
-    """The document a task mirrors, as it is now (None from :func:`version_of` when the
-    document is gone, superseded or no longer the row's: then its points must go)."""
+    """The document a task mirrors, as it is now (absent from :func:`versions_of` when
+    the document is gone, superseded or no longer the row's: then its points must go)."""
 
     document_id: int
     batch_id: str
     source_key: str
     display_name: str
     sha256: str
-    chunks: int
 
 
 # ------------------------------------------------------------------ written with the chunks
@@ -195,12 +194,16 @@ async def claim(
     ]
 
 
-async def version_of(conn: AsyncConnection, task: SinkTask) -> DocumentVersion | None:
-    """The document ``task`` mirrors, if it still holds its source's chunks."""
-    if task.document_id is None:
-        return None
-    row = (
-        await conn.execute(
+async def versions_of(
+    conn: AsyncConnection, tasks: Sequence[SinkTask]
+) -> dict[int, DocumentVersion]:
+    """The documents the tasks mirror that still hold their source's chunks (in the
+    version the row names), by row id; a row missing here must remove its points."""
+    wanted = {t.document_id: t for t in tasks if t.document_id is not None}
+    found: dict[int, DocumentVersion] = {}
+    ids = sorted(wanted)
+    for start in range(0, len(ids), PARAMS_CHUNK):
+        rows = await conn.execute(
             select(
                 documents.c.id,
                 documents.c.batch_id,
@@ -208,31 +211,26 @@ async def version_of(conn: AsyncConnection, task: SinkTask) -> DocumentVersion |
                 documents.c.meta,
                 documents.c.source_sha256,
                 batches.c.roots,
-                select(func.count())
-                .select_from(chunks)
-                .where(chunks.c.document_id == documents.c.id)
-                .scalar_subquery()
-                .label("n_chunks"),
             )
             .join(batches, batches.c.id == documents.c.batch_id)
             .where(
-                documents.c.id == task.document_id,
+                documents.c.id.in_(ids[start : start + PARAMS_CHUNK]),
                 documents.c.status == DocumentStatus.DONE.value,
                 documents.c.superseded_by.is_(None),
                 batches.c.deleting_at.is_(None),
             )
         )
-    ).first()
-    if row is None or row.source_sha256 != task.sha256:
-        return None
-    return DocumentVersion(
-        document_id=row.id,
-        batch_id=row.batch_id,
-        source_key=task.source_key,
-        display_name=source_name(row.source, row.meta, row.roots),
-        sha256=row.source_sha256,
-        chunks=int(row.n_chunks),
-    )
+        for row in rows.all():
+            for task in tasks:
+                if task.document_id == row.id and task.sha256 == row.source_sha256:
+                    found[task.id] = DocumentVersion(
+                        document_id=row.id,
+                        batch_id=row.batch_id,
+                        source_key=task.source_key,
+                        display_name=source_name(row.source, row.meta, row.roots),
+                        sha256=row.source_sha256,
+                    )
+    return found
 
 
 async def chunk_page(

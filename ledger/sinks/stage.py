@@ -20,9 +20,8 @@ import random
 import sys
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -32,6 +31,7 @@ from ledger.core.sink_rows import ChunkRecord, DocumentVersion, SinkTask
 from ledger.sinks.base import Sink, SinkError, SinkPoint, point_id
 from ledger.sinks.profiles import profiles_for
 from ledger.sinks.registry import build_sink
+from ledger.sinks.writer import Outcome, SinkWriter
 
 if TYPE_CHECKING:
     from ledger.core.ledger import Ledger
@@ -39,18 +39,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-ROWS_PER_ROUND = 32
-PAGE = 1_000  # chunks read and upserted at a time: bounds a round's memory
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What writing one row did: ``points`` written, ``removed`` (nothing of the source
-    is left to mirror), or the store's ``error``."""
-
-    points: int = 0
-    removed: bool = False
-    error: SinkError | None = None
+ROWS_PER_ROUND = 256  # rows claimed, written and recorded together
 
 
 def _floats(data: bytes | None) -> list[float] | None:
@@ -125,49 +114,18 @@ class SinkStage:
             finally:
                 executor.shutdown(wait=True)
 
-    async def write(self, task: SinkTask) -> Outcome:
-        """The store's writes for one row; no transaction is open while they run."""
+    async def write(self, tasks: Sequence[SinkTask]) -> list[Outcome]:
+        """The store writes of a round's rows, each sink's together; no transaction is
+        open while they run. Returns each row's outcome, in order."""
+        outcomes: dict[int, Outcome] = {}
+        for sink in dict.fromkeys(t.sink for t in tasks):
 
-        async def current(conn: AsyncConnection, now: datetime) -> DocumentVersion | None:
-            return await sink_rows.version_of(conn, task)
+            async def call(action: Callable[[Sink], Any], sink: str = sink) -> Any:
+                return await self._store(sink, action)
 
-        version = await self.ledger.run(current, write=False)
-        written = 0
-        if version is not None:
-            after = -1
-            while True:
-
-                async def page(
-                    conn: AsyncConnection, now: datetime, after: int = after
-                ) -> list[ChunkRecord]:
-                    assert version is not None
-                    return await sink_rows.chunk_page(
-                        conn, version.document_id, after=after, limit=PAGE
-                    )
-
-                records = await self.ledger.run(page, write=False)
-                if not records:
-                    break
-                points = points_of(version, records)
-                await self._store(task.sink, lambda s, p=points: s.upsert(p))  # type: ignore[misc]
-                written += len(points)
-                after = records[-1].ordinal
-            keep = version.document_id
-            await self._store(
-                task.sink, lambda s: s.delete(task.source_key, keep_document=keep, keep=written)
-            )
-        else:
-            await self._store(task.sink, lambda s: s.delete(task.source_key))
-        return Outcome(points=written, removed=version is None)
-
-    async def _attempt(self, task: SinkTask) -> Outcome:
-        try:
-            return await self.write(task)
-        except SinkError as exc:
-            return Outcome(error=exc)
-        except Exception as exc:  # a store's own error: its message is the row's error
-            reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-            return Outcome(error=SinkError(f"sink {task.sink!r}: {reason}"))
+            mine = [t for t in tasks if t.sink == sink]
+            outcomes.update(await SinkWriter(self.ledger, sink, call, points_of).write(mine))
+        return [outcomes[t.id] for t in tasks]
 
     async def run_round(self) -> int:
         """Claim one round of due rows, write them, record every outcome in one
@@ -179,7 +137,7 @@ class SinkStage:
         claimed = await self.ledger.run(take)
         if not claimed:
             return 0
-        outcomes = [await self._attempt(task) for task in claimed]
+        outcomes = await self.write(claimed)
 
         async def record(conn: AsyncConnection, now: datetime) -> None:
             for task, outcome in zip(claimed, outcomes, strict=True):

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -28,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[2]
 LEASE_SECONDS = 2
 
 
-def crash_once(url: str, stores: Path, report: Path) -> dict[str, int]:
+def crash_once(url: str, stores: Path, report: Path) -> dict[str, Any]:
     env = {
         **os.environ,
         "PYTHONPATH": str(ROOT),
@@ -43,7 +44,7 @@ def crash_once(url: str, stores: Path, report: Path) -> dict[str, int]:
         check=False,
     )
     assert proc.returncode == -signal.SIGKILL, proc.returncode
-    found: dict[str, int] = json.loads(report.read_text())
+    found: dict[str, Any] = json.loads(report.read_text())
     return found
 
 
@@ -58,24 +59,25 @@ async def test_sigkill_between_store_write_and_commit_leaves_no_duplicate_nor_or
         path.write_text(path.read_text() + "\nA postscript about harbour tides.\n")
     await run_batch(led, BatchSpec(id="v2", options=options(server, *KINDS)), corpus)
 
-    killed = []
+    killed: set[int] = set()
     for n in range(2):
         report = tmp_path / f"kill-{n}.json"
         crashed = crash_once(sqlite_url, stores, report)
-        assert not crashed["error"] and crashed["points"] > 0
-        row = sql(
-            url,
-            "SELECT status, lease_token, sink, source_key FROM sink_rows WHERE id = :i",
-            i=crashed["row"],
-        )[0]
-        # The store is ahead of the ledger: the row is still pending under the dead lease,
-        # while the store already holds this version's points and no longer the old ones.
-        assert row.status == "pending" and row.lease_token is not None
-        held = [p for _, p in stored_points(row.sink, stores).values()]
-        of_source = [p for p in held if p["source_key"] == row.source_key]
-        assert {p["batch_id"] for p in of_source} == {"v2"}
-        assert len(of_source) == crashed["points"]
-        killed.append(crashed["row"])
+        assert crashed["errors"] == [] and crashed["rows"], crashed
+        for row_id, points in zip(crashed["rows"], crashed["points"], strict=True):
+            row = sql(
+                url,
+                "SELECT status, lease_token, sink, source_key FROM sink_rows WHERE id = :i",
+                i=row_id,
+            )[0]
+            # The store is ahead of the ledger: the row is still pending under the dead
+            # lease, while the store holds this version's points and no longer the old ones.
+            assert row.status == "pending" and row.lease_token is not None
+            held = [p for _, p in stored_points(row.sink, stores).values()]
+            of_source = [p for p in held if p["source_key"] == row.source_key]
+            assert {p["batch_id"] for p in of_source} == {"v2"}
+            assert len(of_source) == points > 0
+            killed.add(row_id)
 
     resume = SinkStage(led)
     try:
@@ -90,7 +92,7 @@ async def test_sigkill_between_store_write_and_commit_leaves_no_duplicate_nor_or
     assert sql(url, "SELECT count(*) FROM sink_rows WHERE status <> 'done'")[0][0] == 0
     # The killed attempts recorded nothing (a row killed twice, its lease having run out
     # before the second process started, is the same): the replay recorded the one attempt.
-    for row_id in set(killed):
+    for row_id in killed:
         assert sql(url, "SELECT attempts FROM sink_rows WHERE id = :i", i=row_id)[0][0] == 1
     chunks = sql(url, "SELECT count(*) FROM chunks")[0][0]
     for kind in KINDS:

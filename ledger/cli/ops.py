@@ -97,7 +97,12 @@ async def _work(
     processors: list[str],
 ) -> None:
     from ledger.cli.runtime import make_worker
+    from ledger.sinks.profiles import SinkProfileError, profiles_for
 
+    try:
+        profiles_for(settings)  # a bad LEDGER_SINKS stops the start, with its message
+    except SinkProfileError as exc:
+        raise CliError(str(exc), EXIT_USAGE) from exc
     ledger = await open_ledger(settings)
     try:
         worker = make_worker(

@@ -87,7 +87,7 @@ def expected_points(url: str, sink: str) -> Points:
             "batch_id": batch,
             "document_id": doc,
         }
-        found[ident] = (_floats(bytes(vector)) or [], payload)
+        found[ident] = (_floats(None if vector is None else bytes(vector)) or [], payload)
     return found
 
 

@@ -42,7 +42,8 @@ T = TypeVar("T")
 ROWS_PER_ROUND = 256  # rows claimed, written and recorded together
 
 
-def _floats(data: bytes | None) -> list[float] | None:
+def floats_of(data: bytes | None) -> list[float] | None:
+    """A stored vector (float32 little-endian) as a list of floats; None stays None."""
     if data is None:
         return None
     values = array.array("f")
@@ -57,7 +58,7 @@ def points_of(version: DocumentVersion, records: Sequence[ChunkRecord]) -> list[
     return [
         SinkPoint(
             id=point_id(version.source_key, version.document_id, version.sha256, r.ordinal),
-            vector=_floats(r.vector),
+            vector=floats_of(r.vector),
             payload={
                 "text": r.text,
                 "source_key": version.source_key,

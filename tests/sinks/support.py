@@ -10,7 +10,7 @@ from typing import Any
 
 from ledger.core.citations import source_name
 from ledger.sinks.base import PAYLOAD_FIELDS, point_id
-from ledger.sinks.stage import _floats
+from ledger.sinks.stage import floats_of
 from tests.conftest import sql
 
 KINDS = ("lance", "qdrant")
@@ -87,7 +87,7 @@ def expected_points(url: str, sink: str) -> Points:
             "batch_id": batch,
             "document_id": doc,
         }
-        found[ident] = (_floats(None if vector is None else bytes(vector)) or [], payload)
+        found[ident] = (floats_of(None if vector is None else bytes(vector)) or [], payload)
     return found
 
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, func, select, update
+from sqlalchemy import ColumnElement, delete, func, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ledger.core import leasing
@@ -62,6 +62,7 @@ class SinkTask:
 class ChunkRecord:
     """One chunk as a sink receives it (no storage path: ``display_name`` is its citation)."""
 
+    document_id: int
     ordinal: int
     text: str
     vector: bytes | None
@@ -234,13 +235,19 @@ async def versions_of(
 
 
 async def chunk_page(
-    conn: AsyncConnection, document_id: int, *, after: int, limit: int
+    conn: AsyncConnection,
+    document_ids: Sequence[int],
+    *,
+    after: tuple[int, int],
+    limit: int,
 ) -> list[ChunkRecord]:
-    """Up to ``limit`` chunks of the document with ordinals above ``after``, in order,
-    each with its vector (None when its batch has no embedder)."""
+    """Up to ``limit`` chunks of these documents after (document id, ordinal) ``after``, in
+    that order, each with its vector (None when its batch has no embedder): the chunks of
+    many small documents come in one read."""
     rows = (
         await conn.execute(
             select(
+                chunks.c.document_id,
                 chunks.c.ordinal,
                 chunks.c.text,
                 chunks.c.page,
@@ -249,13 +256,17 @@ async def chunk_page(
                 chunk_vectors.c.vector,
             )
             .outerjoin(chunk_vectors, chunk_vectors.c.chunk_id == chunks.c.id)
-            .where(chunks.c.document_id == document_id, chunks.c.ordinal > after)
-            .order_by(chunks.c.ordinal)
+            .where(
+                chunks.c.document_id.in_(list(document_ids)),
+                tuple_(chunks.c.document_id, chunks.c.ordinal) > tuple_(*after),
+            )
+            .order_by(chunks.c.document_id, chunks.c.ordinal)
             .limit(limit)
         )
     ).all()
     return [
         ChunkRecord(
+            document_id=r.document_id,
             ordinal=r.ordinal,
             text=r.text,
             vector=r.vector,

@@ -1,12 +1,13 @@
-"""Writing one sink's claimed rows: points of several rows go to the store in one upsert.
+"""Writing one sink's claimed rows: the points of a round's rows go to the store together.
 
 A store's write has a fixed cost per call (LanceDB commits a new table version per
-``merge_insert``; a server answers one request per call), so the rows of a round are
-written together: their points are gathered, ``PAGE`` at a time, into one upsert; then
-each row's other points are deleted (older versions, or all of a removed source). A
-document larger than a page is upserted in pages as it is read. An error fails every row
-whose points were in the failed call, and only those; the ledger records each row's
-outcome afterwards, so a crash anywhere here leaves every row to be written again.
+``merge_insert``; a server answers one request per call), and so does each read of the
+ledger, so a round is written in pages: the chunks of all its rows' documents are read
+``PAGE`` at a time, in (document, ordinal) order, and each page is one upsert; then each
+row's other points are deleted (older versions, or all of a removed source). Memory is a
+page. An error fails the round's rows of this sink (they are retried with backoff: a
+store that fails one call usually fails the next); the ledger records the outcomes
+afterwards, so a crash anywhere here leaves every row to be written again.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from ledger.sinks.base import Sink, SinkError, SinkPoint
 if TYPE_CHECKING:
     from ledger.core.ledger import Ledger
 
-PAGE = 1_000  # points per upsert, and chunks read at a time: bounds a round's memory
+PAGE = 1_000  # chunks read, and points upserted, at a time: bounds a round's memory
 
 StoreCall = Callable[[Callable[[Sink], Any]], Awaitable[Any]]
 PointsOf = Callable[[DocumentVersion, Sequence[ChunkRecord]], list[SinkPoint]]
@@ -50,112 +51,76 @@ def as_sink_error(sink: str, exc: Exception) -> SinkError:
     return SinkError(f"sink {sink!r}: {reason}")
 
 
-@dataclass
-class _Member:
-    task: SinkTask
-    version: DocumentVersion | None
-    written: int = 0
+def _upsert(points: list[SinkPoint]) -> Callable[[Sink], None]:
+    return lambda s: s.upsert(points)
 
 
-def _tidy(member: _Member) -> Callable[[Sink], None]:
+def _tidy(task: SinkTask, version: DocumentVersion | None, written: int) -> Callable[[Sink], None]:
     """The delete that follows a row's upsert: every point of a removed source; for a new
     version, the source's other points. Generation 1 is the first version the row names,
     so the store holds no other (a row is deleted only once its source's points are gone):
     nothing to delete."""
-    task, version = member.task, member.version
     if version is None:
         return lambda s: s.delete(task.source_key)
     if task.generation == 1:
         return lambda s: None
-    document, keep = version.document_id, member.written
-    return lambda s: s.delete(task.source_key, keep_document=document, keep=keep)
+    document = version.document_id
+    return lambda s: s.delete(task.source_key, keep_document=document, keep=written)
 
 
 class SinkWriter:
     """Writes one sink's rows of a round (see the module docstring)."""
 
-    def __init__(
-        self, ledger: Ledger, sink: str, store: StoreCall, points_of: PointsOf
-    ) -> None:
+    def __init__(self, ledger: Ledger, sink: str, store: StoreCall, points_of: PointsOf) -> None:
         self.ledger = ledger
         self.sink = sink
         self.store = store
         self.points_of = points_of
-        self.outcomes: dict[int, Outcome] = {}
-        self._group: list[_Member] = []
-        self._buffer: list[SinkPoint] = []
 
     async def write(self, tasks: Sequence[SinkTask]) -> dict[int, Outcome]:
         """Every row's outcome, by row id."""
+        try:
+            written = await self._write(tasks)
+        except Exception as exc:  # the store's or the database's: the rows are tried again
+            error = as_sink_error(self.sink, exc)
+            return {task.id: Outcome(error=error) for task in tasks}
+        return {
+            task.id: Outcome(points=count, removed=version is None)
+            for task, (version, count) in written.items()
+        }
 
+    async def _write(
+        self, tasks: Sequence[SinkTask]
+    ) -> dict[SinkTask, tuple[DocumentVersion | None, int]]:
         async def current(conn: AsyncConnection, now: datetime) -> dict[int, DocumentVersion]:
             return await sink_rows.versions_of(conn, tasks)
 
-        try:
-            versions = await self.ledger.run(current, write=False)
-        except Exception as exc:  # the database's: every row is tried again later
-            for task in tasks:
-                self.outcomes[task.id] = Outcome(error=as_sink_error(self.sink, exc))
-            return self.outcomes
-        for task in tasks:
-            member = _Member(task, versions.get(task.id))
-            try:
-                self._group.append(member)
-                if member.version is not None:
-                    await self._gather(member)
-                if len(self._buffer) >= PAGE:
-                    await self._flush()
-            except Exception as exc:  # the store's or the database's: these rows fail
-                self._fail(exc, also=member)
-        await self._flush_safely()
-        return self.outcomes
-
-    async def _gather(self, member: _Member) -> None:
-        version = member.version
-        assert version is not None
-        after = -1
-        while True:
+        versions = await self.ledger.run(current, write=False)
+        by_document = {v.document_id: v for v in versions.values()}
+        counts = dict.fromkeys(by_document, 0)
+        after = (-1, -1)
+        while by_document:
 
             async def page(
-                conn: AsyncConnection, now: datetime, after: int = after
+                conn: AsyncConnection, now: datetime, after: tuple[int, int] = after
             ) -> list[ChunkRecord]:
-                document = version.document_id
-                return await sink_rows.chunk_page(conn, document, after=after, limit=PAGE)
+                return await sink_rows.chunk_page(conn, list(by_document), after=after, limit=PAGE)
 
             records = await self.ledger.run(page, write=False)
-            self._buffer.extend(self.points_of(version, records))
-            member.written += len(records)
+            points: list[SinkPoint] = []
+            for document_id in dict.fromkeys(r.document_id for r in records):
+                mine = [r for r in records if r.document_id == document_id]
+                points.extend(self.points_of(by_document[document_id], mine))
+                counts[document_id] += len(mine)
+            if points:
+                await self.store(_upsert(points))
             if len(records) < PAGE:
-                return
-            after = records[-1].ordinal
-            if len(self._buffer) >= PAGE:
-                await self._upsert()  # a large document: its pages go as they are read
-
-    async def _upsert(self) -> None:
-        points, self._buffer = self._buffer, []
-        if points:
-            await self.store(lambda s: s.upsert(points))
-
-    async def _flush(self) -> None:
-        await self._upsert()
-        for member in self._group:
-            await self.store(_tidy(member))
-        for member in self._group:
-            self.outcomes[member.task.id] = Outcome(
-                points=member.written, removed=member.version is None
-            )
-        self._group = []
-
-    async def _flush_safely(self) -> None:
-        try:
-            await self._flush()
-        except Exception as exc:  # the store's: the rows of this group fail
-            self._fail(exc)
-
-    def _fail(self, exc: Exception, also: _Member | None = None) -> None:
-        members = list(self._group)
-        if also is not None and also not in members:
-            members.append(also)
-        for member in members:
-            self.outcomes[member.task.id] = Outcome(error=as_sink_error(self.sink, exc))
-        self._group, self._buffer = [], []
+                break
+            after = (records[-1].document_id, records[-1].ordinal)
+        written: dict[SinkTask, tuple[DocumentVersion | None, int]] = {}
+        for task in tasks:
+            version = versions.get(task.id)
+            count = counts[version.document_id] if version is not None else 0
+            await self.store(_tidy(task, version, count))
+            written[task] = (version, count)
+        return written

@@ -143,3 +143,26 @@ async def test_a_wrong_dimension_fails_the_row_with_its_reason(
     shown = (await led.progress("b")).sinks["qdrant"]
     assert shown.failed == 2 and shown.last_error and "dimension 8" in shown.last_error
     assert await drain(led) == 0  # a permanent error is not retried
+
+
+async def test_remove_chunks_removes_the_points_of_those_documents(
+    led: Ledger, sqlite_url: str, tmp_path: Path, stores: Path, server: EmbeddingServer
+) -> None:
+    """What folder sync does for a source that disappeared: ``remove_chunks`` in its own
+    transaction; the sinks drop that source's points and keep the others."""
+    from ledger.core import index
+
+    corpus = make_corpus(tmp_path / "docs", per_topic=1)
+    url = sync_url_of(sqlite_url)
+    await run_batch(led, BatchSpec(id="sync", options=options(server, *KINDS)), corpus)
+    await drain(led)
+    gone = sql(url, "SELECT id FROM documents WHERE source = :s", s=str(corpus[2]))[0][0]
+    async with led.transaction() as conn:
+        removed, vectors = await index.remove_chunks(conn, [gone])
+    assert removed > 0 and vectors == removed
+    await drain(led)
+    for kind in KINDS:
+        assert assert_mirrored(kind, stores, url) > 0
+        held = stored_points(kind, stores)
+        assert gone not in {p["document_id"] for _, p in held.values()}
+        assert len({p["document_id"] for _, p in held.values()}) == len(corpus) - 1

@@ -105,22 +105,26 @@ async def test_a_batch_without_the_sink_superseding_a_source_removes_its_points(
     assert held > 0 and not any(n.endswith(corpus[1].name) for n in names)
 
 
-async def test_deleting_a_batch_removes_its_points(
-    led: Ledger, sqlite_url: str, tmp_path: Path, stores: Path, server: EmbeddingServer
+async def test_deleting_a_batch_removes_its_points_on_both_backends(
+    db_url: str, tmp_path: Path, stores: Path, server: EmbeddingServer
 ) -> None:
-    corpus = make_corpus(tmp_path / "docs", per_topic=1)
-    url = sync_url_of(sqlite_url)
-    await run_batch(led, BatchSpec(id="keep", options=options(server, *KINDS)), corpus[:3])
-    await run_batch(led, BatchSpec(id="gone", options=options(server, *KINDS)), corpus[3:])
-    await drain(led)
-    await led.delete_batch("gone")
-    # The rows outlive the batch (no foreign key) and now say: remove these points.
-    assert {r.status for r in rows(url) if r.document_id is None} == {"pending"}
-    await drain(led)
-    assert sql(url, "SELECT count(*) FROM sink_rows WHERE batch_id = 'gone'")[0][0] == 0
-    for kind in KINDS:
-        assert assert_mirrored(kind, stores, url) > 0
-        assert {p["batch_id"] for _, p in stored_points(kind, stores).values()} == {"keep"}
+    led = await open_ledger(db_url, tmp_path / "home", stores)
+    try:
+        corpus = make_corpus(tmp_path / "docs", per_topic=1)
+        url = sync_url_of(db_url)
+        await run_batch(led, BatchSpec(id="keep", options=options(server, *KINDS)), corpus[:3])
+        await run_batch(led, BatchSpec(id="gone", options=options(server, *KINDS)), corpus[3:])
+        await drain(led)
+        await led.delete_batch("gone")
+        # The rows outlive the batch (no foreign key) and now say: remove these points.
+        assert {r.status for r in rows(url) if r.document_id is None} == {"pending"}
+        await drain(led)
+        assert sql(url, "SELECT count(*) FROM sink_rows WHERE batch_id = 'gone'")[0][0] == 0
+        for kind in KINDS:
+            assert assert_mirrored(kind, stores, url) > 0
+            assert {p["batch_id"] for _, p in stored_points(kind, stores).values()} == {"keep"}
+    finally:
+        await led.close()
 
 
 async def test_a_wrong_dimension_fails_the_row_with_its_reason(

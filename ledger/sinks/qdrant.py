@@ -36,6 +36,7 @@ class QdrantSink:
         else:
             self._client = QdrantClient(location=":memory:")
         self._dimension: int | None = None
+        self._remote = "url" in settings  # local mode has no payload indexes
 
     def _call(self, what: str, action: Callable[[], T]) -> T:
         from qdrant_client.http.exceptions import UnexpectedResponse
@@ -69,6 +70,9 @@ class QdrantSink:
                         ),
                     ),
                 )
+                if self._remote:
+                    # Deletes filter on these: without an index a server scans the collection.
+                    self._index_payload(("source_key", "keyword"), ("document_id", "integer"))
                 self._dimension = dimension
         if self._dimension != dimension:
             raise SinkError(
@@ -76,6 +80,17 @@ class QdrantSink:
                 f"dimension {self._dimension}, this batch's have {dimension}",
                 permanent=True,
             )
+
+    def _index_payload(self, *fields: tuple[str, str]) -> None:
+        from qdrant_client import models
+
+        for field, kind in fields:
+            schema = models.PayloadSchemaType(kind)
+
+            def create(field: str = field, schema: models.PayloadSchemaType = schema) -> Any:
+                return self._client.create_payload_index(self.collection, field, schema)
+
+            self._call("index payload", create)
 
     def upsert(self, points: Sequence[SinkPoint]) -> None:
         from qdrant_client import models

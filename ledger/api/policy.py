@@ -85,6 +85,8 @@ def check_batch(settings: Settings, processor: str, options: Mapping[str, Any]) 
             )
     profiles = profiles_for(settings)
     _check_embedder(options, profiles)
+    if options.get("sinks") and processor != "ingest":
+        raise NotAllowed("option sinks is for the ingest processor (it mirrors its chunks)")
     try:
         check_options(declared_for(settings), processor, options)
         check_builtin_options(processor, dict(options), profiles, sink_profiles_for(settings))

@@ -132,6 +132,9 @@ async def test_the_api_mirrors_a_batch_into_a_named_sink_and_refuses_the_rest(
             body = {"id": f"refused-{n}", "options": options, "paths": [str(folder)]}
             response = await client.post("/api/v1/batches", json=body)
             assert response.status_code == 422, (options, response.text)
+        noop = {"id": "noop", "processor": "noop", "options": {"sinks": ["lance"]}}
+        response = await client.post("/api/v1/batches", json=noop)
+        assert response.status_code == 422 and "ingest" in response.text, response.text
         assert sql(url, "SELECT count(*) FROM batches")[0][0] == 0
 
         make_corpus(api.root / "docs", per_topic=1)

@@ -127,6 +127,16 @@ class SubmitResult:
 
 
 @dataclass(frozen=True)
+class SinkProgress:
+    """How far one sink has mirrored a batch's documents."""
+
+    pending: int = 0
+    done: int = 0
+    failed: int = 0
+    last_error: str | None = None
+
+
+@dataclass(frozen=True)
 class Progress:
     """A batch's counts with its recent rate and the time it will still take."""
 
@@ -137,6 +147,9 @@ class Progress:
     # Set while the batch has due work and no live worker can run its processor: it waits
     # (it never fails for that) until a worker that can starts.
     waiting_for_processor: str | None = None
+    # Per sink profile the batch names: its documents' versions pending, done and failed in
+    # the store, and the latest error. Apart from ``complete``, which is about documents.
+    sinks: Mapping[str, SinkProgress] = field(default_factory=dict)
 
     @property
     def percent(self) -> float:

@@ -281,6 +281,27 @@ class Settings(BaseSettings):
         description="batch.stalled: a batch has due documents but none finished this long",
     )
 
+
+    # ---------------------------------------------------------------- sinks (vector stores)
+    sinks: str | None = Field(
+        default=None,
+        description="named sink profiles: a JSON or TOML file, or inline JSON, mapping "
+        "name -> {kind: lancedb, uri, table} or {kind: qdrant, url | path, collection, "
+        "api_key_env | api_key_file}, or another installed 'ledger.sinks' kind",
+    )
+    sink_lease_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        description="how long the sink stage holds a row while writing its store; a row whose "
+        "writer died is written again after this",
+    )
+    sink_scan_seconds: float = Field(
+        default=2.0, gt=0, description="how often the sink stage looks for rows due"
+    )
+    sink_max_attempts: int = Field(
+        default=10, ge=1, description="attempts of a row (with backoff) before it is failed"
+    )
+
     @field_validator("retention_days", mode="before")
     @classmethod
     def _retention_off(cls, value: object) -> object:

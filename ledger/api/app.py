@@ -54,6 +54,8 @@ from ledger.maintenance.run import run_forever, runner_name
 from ledger.notify.sender import WebhookSender
 from ledger.processors.option_schemas import declared_for
 from ledger.settings import Settings
+from ledger.sinks.profiles import profiles_for as sink_profiles_for
+from ledger.sinks.stage import SinkStage
 from ledger.worker.supervisor import WorkerSupervisor
 
 log = logging.getLogger("ledger.api")
@@ -113,6 +115,7 @@ def create_app(
     """
     settings = settings or Settings()
     profiles_for(settings)  # a bad LEDGER_EMBEDDERS stops the start, with its message
+    sink_profiles_for(settings)  # and so does a bad LEDGER_SINKS
     declared_for(settings)  # so does a bad LEDGER_PROCESSOR_OPTIONS
 
     @contextlib.asynccontextmanager
@@ -142,6 +145,8 @@ def create_app(
         webhooks = asyncio.create_task(
             WebhookSender(app.state.ledger).run(), name="ledger-webhooks"
         )
+        # Sink rows: mirrored into the vector stores by every server (leases share the work).
+        sinks = asyncio.create_task(SinkStage(app.state.ledger).run(), name="ledger-sinks")
         # Deletions a stopped process left half-done: finished in the background.
         deletions = asyncio.create_task(
             finish_interrupted(app.state.ledger), name="ledger-deletions"
@@ -149,7 +154,7 @@ def create_app(
         try:
             yield
         finally:
-            for chore in (cleanup, webhooks, deletions):
+            for chore in (cleanup, webhooks, sinks, deletions):
                 chore.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await chore

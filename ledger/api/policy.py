@@ -1,11 +1,11 @@
 """What an API caller may ask for: the one check that REST, tus and the dashboard share.
 
 Callers never choose code, URLs or secrets. A batch names a processor the operator allows
-(built-ins, ``LEDGER_PROCESSORS``, installed entry points) and an embedder profile the
-operator defined (``LEDGER_EMBEDDERS``); options carrying a URL, a key or the name of a
-secret's variable are refused, wherever they are nested. Everything here runs before
-anything is written, and imports no code a caller names. Refusals are
-:class:`NotAllowed` (HTTP 422).
+(built-ins, ``LEDGER_PROCESSORS``, installed entry points), an embedder profile and sink
+profiles the operator defined (``LEDGER_EMBEDDERS``, ``LEDGER_SINKS``); options carrying
+a URL, a key or the name of a secret's variable are refused, wherever they are nested.
+Everything here runs before anything is written, and imports no code a caller names.
+Refusals are :class:`NotAllowed` (HTTP 422).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from ledger.processors.builtin import check_builtin_options
 from ledger.processors.option_schemas import check_options, declared_for
 from ledger.processors.registry import ProcessorRegistry
 from ledger.settings import Settings
+from ledger.sinks.profiles import profiles_for as sink_profiles_for
 
 # Option names that carry (or point at) key material or an outbound address.
 _SECRET_WORDS = re.compile(
@@ -84,9 +85,11 @@ def check_batch(settings: Settings, processor: str, options: Mapping[str, Any]) 
             )
     profiles = profiles_for(settings)
     _check_embedder(options, profiles)
+    if options.get("sinks") and processor != "ingest":
+        raise NotAllowed("option sinks is for the ingest processor (it mirrors its chunks)")
     try:
         check_options(declared_for(settings), processor, options)
-        check_builtin_options(processor, dict(options), profiles)
+        check_builtin_options(processor, dict(options), profiles, sink_profiles_for(settings))
     except InvalidInput as exc:
         raise NotAllowed(exc.message) from exc
 
@@ -95,10 +98,11 @@ def check_upload_metadata(settings: Settings, processor: str | None, keys: Itera
     """Raise :class:`NotAllowed` unless tus ``Upload-Metadata`` with ``keys`` naming
     ``processor`` (None: the default) is acceptable from an API caller."""
     for key in keys:
-        if secret_like(key) or key in ("embedder", "options"):
+        if secret_like(key) or key in ("embedder", "options", "sinks"):
             raise NotAllowed(
                 f"Upload-Metadata {key!r} is not accepted: URLs, keys and embedder settings "
-                "are set by the operator"
+                "are set by the operator (create the batch first, with POST /batches naming "
+                "its embedder and sink profiles, then upload into it)"
             )
     if processor is not None:
         registry_for(settings).check(processor)

@@ -140,6 +140,15 @@ class SkippedPathOut(Struct, kw_only=True):
     reason: str
 
 
+class SinkProgressOut(Struct, kw_only=True):
+    """How far one sink has mirrored the batch's documents into its store."""
+
+    pending: int
+    done: int
+    failed: int
+    last_error: str | None
+
+
 class ProgressOut(BatchOut, kw_only=True):
     """A batch with its progress: exact counts, recent rate and estimated time left.
 
@@ -168,6 +177,13 @@ class ProgressOut(BatchOut, kw_only=True):
     # skipped_paths_count); empty in every other answer.
     skipped_paths: list[SkippedPathOut] = msgspec.field(default_factory=list)
     skipped_paths_count: int = 0
+    sinks: Annotated[
+        dict[str, SinkProgressOut],
+        Meta(
+            description="per sink profile the batch names: its documents' versions pending,"
+            " done and failed in the store; apart from complete, which is about documents"
+        ),
+    ] = msgspec.field(default_factory=dict)
 
     @classmethod
     def from_progress(
@@ -186,6 +202,12 @@ class ProgressOut(BatchOut, kw_only=True):
             batch=batch,
             skipped_paths=[SkippedPathOut(path=a, reason=b) for a, b in skipped or []],
             skipped_paths_count=skipped_count,
+            sinks={
+                name: SinkProgressOut(
+                    pending=s.pending, done=s.done, failed=s.failed, last_error=s.last_error
+                )
+                for name, s in p.sinks.items()
+            },
         )
 
 

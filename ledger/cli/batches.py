@@ -166,6 +166,10 @@ def status_command(
     facts.add_row("started", render.when(b.started_at))
     facts.add_row("last finish", render.when(progress.last_finished_at))
     facts.add_row("completed", render.when(b.completed_at))
+    for name, sink in progress.sinks.items():
+        # Apart from "complete" (about documents): a store may be down for hours.
+        shown = f"{sink.done:,} done, {sink.pending:,} pending, {sink.failed:,} failed"
+        facts.add_row(f"sink {name}", shown + (f" ({sink.last_error})" if sink.last_error else ""))
     out.print(facts)
     if progress.waiting_for_processor is not None:
         out.print(waiting_note(progress.waiting_for_processor), style="yellow", markup=False)

@@ -156,6 +156,16 @@ def ingest_command(
             show_default=False,
         ),
     ] = None,
+    sink: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--sink",
+            metavar="NAME",
+            help="Mirror the chunks into this sink profile of LEDGER_SINKS (repeatable); "
+            "needs an embedder (-o embedder=NAME).",
+            show_default=False,
+        ),
+    ] = None,
     priority: int = typer.Option(
         0, "--priority", metavar="N", help="Higher runs first across batches."
     ),
@@ -245,6 +255,10 @@ def ingest_command(
         if processor != "ingest":
             raise CliError("--all-types is an option of the ingest processor", EXIT_USAGE)
         opts["include_all_types"] = True
+    if sink:
+        if processor != "ingest":
+            raise CliError("--sink is an option of the ingest processor", EXIT_USAGE)
+        opts["sinks"] = list(sink)
     try:
         patterns = compile_patterns(include or [], exclude or [])
     except InvalidInput as exc:
@@ -293,9 +307,24 @@ async def _main(settings: Settings, request: Request) -> int:
             from ledger.cli.ingest_plan import plan
 
             return await plan(ledger, request)
-        return await Session(ledger, request).run()
+        code = await Session(ledger, request).run()
+        if request.options.get("sinks"):
+            await _mirror(ledger)
+        return code
     finally:
         await ledger.close()
+
+
+async def _mirror(ledger: Ledger) -> None:
+    """Write what the batch owes its sinks now (a worker or server would do it later)."""
+    from ledger.sinks.stage import SinkStage
+
+    stage = SinkStage(ledger)
+    try:
+        rows = await stage.run_once()
+    finally:
+        await stage.close()
+    err.print(f"Sinks: {rows:,} rows written.", markup=False)
 
 
 # ---------------------------------------------------------------------------- views

@@ -97,7 +97,12 @@ async def _work(
     processors: list[str],
 ) -> None:
     from ledger.cli.runtime import make_worker
+    from ledger.sinks.profiles import SinkProfileError, profiles_for
 
+    try:
+        profiles_for(settings)  # a bad LEDGER_SINKS stops the start, with its message
+    except SinkProfileError as exc:
+        raise CliError(str(exc), EXIT_USAGE) from exc
     ledger = await open_ledger(settings)
     try:
         worker = make_worker(
@@ -131,10 +136,19 @@ async def _work(
 
 
 async def _run_with_maintenance(worker: Worker, ledger: Ledger, *, burst: bool) -> WorkerStats:
-    """Run the worker; unless in burst mode, the maintenance loop beside it (one process
-    at a time runs a pass: the others skip their turn)."""
+    """Run the worker and the sink stage; unless in burst mode, the maintenance loop beside
+    them (one process at a time runs a pass: the others skip their turn). In burst mode the
+    sink stage drains what is due once the documents are done."""
+    from ledger.sinks.stage import SinkStage
+
+    stage = SinkStage(ledger)
     if burst:
-        return await worker.run(burst=True)
+        stats = await worker.run(burst=True)
+        try:
+            await stage.run_once()  # and what the documents owe the sinks
+        finally:
+            await stage.close()
+        return stats
     from ledger.maintenance.run import run_forever, runner_name
 
     maintenance = asyncio.create_task(
@@ -145,12 +159,14 @@ async def _run_with_maintenance(worker: Worker, ledger: Ledger, *, burst: bool) 
         ),
         name="ledger-maintenance",
     )
+    sinks = asyncio.create_task(stage.run(), name="ledger-sinks")
     try:
         return await worker.run(burst=False)
     finally:
-        maintenance.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await maintenance
+        for chore in (maintenance, sinks):
+            chore.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await chore
 
 
 def _describe_stats(stats: Any) -> str:

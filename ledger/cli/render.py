@@ -122,6 +122,15 @@ def progress_json(progress: Progress) -> dict[str, Any]:
             "eta_seconds": progress.eta_seconds,
             "last_finished_at": iso(progress.last_finished_at),
             "waiting_for_processor": progress.waiting_for_processor,
+            "sinks": {
+                name: {
+                    "pending": s.pending,
+                    "done": s.done,
+                    "failed": s.failed,
+                    "last_error": s.last_error,
+                }
+                for name, s in progress.sinks.items()
+            },
         }
     )
     return out

@@ -22,6 +22,8 @@ def check_processor(ledger: Ledger, name: str, options: JSON) -> None:
     """
     # Here, not at the top: embedders load numpy, which most commands have no use for.
     from ledger.embedders.profiles import ProfileError, profiles_for
+    from ledger.sinks.profiles import SinkProfileError
+    from ledger.sinks.profiles import profiles_for as sink_profiles_for
 
     registry = ProcessorRegistry.from_settings(ledger.settings)
     context = ProcessorContext(
@@ -29,11 +31,13 @@ def check_processor(ledger: Ledger, name: str, options: JSON) -> None:
     )
     try:
         registry.validate(name)
-        check_builtin_options(name, options, profiles_for(ledger.settings))
+        check_builtin_options(
+            name, options, profiles_for(ledger.settings), sink_profiles_for(ledger.settings)
+        )
         registry.get(context, name, options)
     except InvalidInput as exc:
         raise CliError(exc.message, EXIT_USAGE) from exc
-    except ProfileError as exc:
+    except (ProfileError, SinkProfileError) as exc:
         raise CliError(str(exc), EXIT_USAGE) from exc
     except ImportError as exc:
         others = ", ".join(n for n in registry.names() if n != name)

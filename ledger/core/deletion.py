@@ -11,7 +11,10 @@ for many seconds and stop every worker, so deletion goes in steps:
    which cancels them first: their workers' leases are gone, so what they finish is dropped.
 2. **steps**, each its own transaction removing at most ``step_rows`` rows of one table
    (chunks take their vectors and full-text rows with them): chunks, attempts, tus uploads,
-   documents, events. Files are removed between the transactions, never inside one.
+   documents, events. Chunks go through ``index.remove_chunks``, which turns the sink rows
+   of their documents into removals in the same transaction: the rows have no foreign key,
+   so they outlive the batch until the sink stage has deleted its points from the stores.
+   Files are removed between the transactions, never inside one.
 3. **finish** (one transaction): the batch row and its create-request row.
 
 A deletion that dies half-way leaves the batch marked: running the deletion again (or
@@ -39,7 +42,7 @@ from sqlalchemy import ColumnElement, ScalarSelect, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ledger import storage
-from ledger.core.index import remove_chunks
+from ledger.core import index
 from ledger.db.dialect import lock_rows
 from ledger.db.models import (
     attempts,
@@ -162,14 +165,17 @@ def _first(
     return query.scalar_subquery()
 
 
-async def delete_chunks(conn: AsyncConnection, batch_id: str, limit: int) -> tuple[int, int]:
-    """Remove the batch's first ``limit`` chunks and their vectors: (chunks, vectors).
-    Through :func:`ledger.core.index.remove_chunks`, like every removal: the first chunks
-    of the documents holding them are exactly the batch's first chunks."""
+async def delete_chunks(
+    conn: AsyncConnection, batch_id: str, limit: int, now: datetime | None = None
+) -> tuple[int, int]:
+    """Remove up to ``limit`` of the batch's chunks and their vectors, through
+    ``index.remove_chunks`` (so sinks mirroring their documents remove their points):
+    (chunks, vectors)."""
     first = _first(chunks.c.id, chunks.c.batch_id, batch_id, limit)
-    holders = select(chunks.c.document_id).where(chunks.c.id.in_(first)).distinct()
-    ids = sorted((await conn.execute(holders)).scalars())
-    return await remove_chunks(conn, ids, limit=limit)
+    owners = select(chunks.c.document_id).where(chunks.c.id.in_(first)).distinct()
+    ids = list((await conn.execute(owners)).scalars())
+    # The batch's first chunks by id are the first chunks by id of their documents.
+    return await index.remove_chunks(conn, ids, now=now, limit=limit)
 
 
 async def delete_attempts(conn: AsyncConnection, batch_id: str, limit: int) -> int:
@@ -248,7 +254,12 @@ async def _unshared(conn: AsyncConnection, batch_id: str, paths: set[str]) -> li
     return sorted(paths)
 
 
-async def delete_documents(conn: AsyncConnection, batch_id: str, ids: Sequence[int]) -> int:
+async def delete_documents(
+    conn: AsyncConnection, batch_id: str, ids: Sequence[int], now: datetime | None = None
+) -> int:
+    """Remove these documents of the batch; a sink still mirroring one (a document with no
+    chunks has a sink row too) is told to remove its points first, in this transaction."""
+    await index.remove_chunks(conn, ids, now=now)
     query = delete(documents).where(documents.c.batch_id == batch_id, documents.c.id.in_(list(ids)))
     return (await conn.execute(query)).rowcount
 
@@ -374,7 +385,7 @@ async def delete_batch(
             on_step(report)
 
     async def chunk_step(conn: AsyncConnection, now: datetime) -> tuple[int, int]:
-        return await delete_chunks(conn, batch_id, step_rows)
+        return await delete_chunks(conn, batch_id, step_rows, now)
 
     while True:
         removed, vectors = await ledger.run(chunk_step)
@@ -413,7 +424,7 @@ async def delete_batch(
         async def drop_documents(
             conn: AsyncConnection, now: datetime, ids: list[int] = doc_ids
         ) -> int:
-            return await delete_documents(conn, batch_id, ids)
+            return await delete_documents(conn, batch_id, ids, now)
 
         stepped("documents", await ledger.run(drop_documents))
 

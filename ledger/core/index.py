@@ -22,7 +22,7 @@ Rules (docs/ingest.md):
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from sqlalchemy import (
@@ -39,7 +39,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ledger.core import vectors
+from ledger.core import sink_rows, vectors
 from ledger.core.prepared import prepared, time_param
 from ledger.db.models import batches, chunk_vectors, chunks, documents
 from ledger.errors import LedgerError
@@ -301,37 +301,41 @@ async def skip_unchanged_new(
 
 
 async def remove_chunks(
-    conn: AsyncConnection, document_ids: Sequence[int], *, limit: int | None = None
+    conn: AsyncConnection,
+    document_ids: Sequence[int],
+    *,
+    now: datetime | None = None,
+    limit: int | None = None,
 ) -> tuple[int, int]:
-    """Remove the chunks of these documents, with their vectors (and full-text rows, by
-    trigger), in the caller's transaction: (chunks, vectors) removed. With ``limit``, only
-    the first ``limit`` chunks (by id) go: a bounded step of a long removal.
-
-    The one way chunks leave the index: storing a new run of a document, superseding
-    another document of its source, retiring a document whose file is gone and deleting a
-    batch all call it, so what must follow a removal is done here once.
-    """
-    removed_chunks = removed_vectors = 0
-    for start in range(0, len(document_ids), PARAMS_CHUNK):
-        if limit is not None and removed_chunks >= limit:
-            break
-        ids = list(document_ids[start : start + PARAMS_CHUNK])
-        doomed = select(chunks.c.id).where(chunks.c.document_id.in_(ids))
+    """Remove these documents' chunks and vectors, and tell every sink mirroring them to
+    remove their points (in this same transaction: see ``ledger.core.sink_rows``). The one
+    way chunks leave the index: a newer version superseding, a batch deletion, a source
+    that disappeared. With ``limit``, only the first ``limit`` chunks (in id order) go, to
+    bound a deletion step; the sinks are told at the first step. Returns (chunks, vectors)
+    removed."""
+    at = now or datetime.now(UTC)
+    removed = vectors_removed = 0
+    ids = list(document_ids)
+    for start in range(0, len(ids), PARAMS_CHUNK):
+        part = ids[start : start + PARAMS_CHUNK]
+        own = select(chunks.c.id).where(chunks.c.document_id.in_(part))
         if limit is not None:
-            doomed = doomed.order_by(chunks.c.id).limit(limit - removed_chunks)
-        result = await conn.execute(
-            delete(chunk_vectors).where(chunk_vectors.c.chunk_id.in_(doomed.scalar_subquery()))
-        )
-        removed_vectors += result.rowcount
-        result = await conn.execute(
-            delete(chunks).where(chunks.c.id.in_(doomed.scalar_subquery()))
-        )
-        removed_chunks += result.rowcount
-    return removed_chunks, removed_vectors
+            own = own.order_by(chunks.c.id).limit(limit - removed)
+        chosen = list((await conn.execute(own)).scalars())
+        for first in range(0, len(chosen), PARAMS_CHUNK):
+            block = chosen[first : first + PARAMS_CHUNK]
+            vectors_removed += (
+                await conn.execute(delete(chunk_vectors).where(chunk_vectors.c.chunk_id.in_(block)))
+            ).rowcount
+            removed += (await conn.execute(delete(chunks).where(chunks.c.id.in_(block)))).rowcount
+        await sink_rows.mark_removed(conn, part, at)
+        if limit is not None and removed >= limit:
+            break
+    return removed, vectors_removed
 
 
 async def _supersede_others(
-    conn: AsyncConnection, *, document_id: int, batch_id: str, source: str
+    conn: AsyncConnection, *, document_id: int, batch_id: str, source: str, now: datetime | None
 ) -> int:
     """Delete the chunks of the other documents of this owner and source; mark them."""
     others = (
@@ -350,9 +354,9 @@ async def _supersede_others(
         .scalars()
         .all()
     )
+    await remove_chunks(conn, others, now=now)
     for start in range(0, len(others), PARAMS_CHUNK):
         ids = others[start : start + PARAMS_CHUNK]
-        await remove_chunks(conn, ids)
         await conn.execute(
             update(documents).where(documents.c.id.in_(ids)).values(superseded_by=document_id)
         )
@@ -369,6 +373,7 @@ async def record_content(
     size: int | None,
     mtime_ns: int | None,
     supersede: bool,
+    now: datetime | None = None,
 ) -> None:
     """Record what a document's source turned out to contain (size and mtime only where
     submit left them unknown); with ``supersede``, it replaces older documents of its source."""
@@ -383,7 +388,9 @@ async def record_content(
         )
     )
     if supersede:
-        await _supersede_others(conn, document_id=document_id, batch_id=batch_id, source=source)
+        await _supersede_others(
+            conn, document_id=document_id, batch_id=batch_id, source=source, now=now
+        )
 
 
 async def store_chunks(
@@ -399,16 +406,19 @@ async def store_chunks(
     batches_of_chunks: AsyncIterator[Sequence[ChunkData]],
     now: datetime,
     model: str | None = None,
+    sinks: Sequence[str] = (),
 ) -> int:
     """Store a document's chunks (replacing any of its own from an earlier run) and make
     them the indexed text of its source. Runs in the completing transaction. With a
-    ``model``, each chunk's vector is stored too, from the embedding cache.
+    ``model``, each chunk's vector is stored too, from the embedding cache; each of
+    ``sinks`` (profile names) is told to mirror this version of the source.
 
     Raises :class:`ChunksIncomplete` unless exactly ordinals ``0..expected-1`` came in, in
     order, and :class:`ledger.core.vectors.VectorsIncomplete` when a vector is missing:
     then the transaction must not commit.
     """
-    await remove_chunks(conn, [document_id])
+    # Its own chunks of an earlier run: replaced below, so its sink rows stay as they are.
+    await conn.execute(delete(chunks).where(chunks.c.document_id == document_id))
     stored = 0
     async for batch in batches_of_chunks:
         rows = []
@@ -454,6 +464,16 @@ async def store_chunks(
         size=size,
         mtime_ns=mtime_ns,
         supersede=True,
+        now=now,
+    )
+    await sink_rows.enqueue(
+        conn,
+        sinks=sinks,
+        document_id=document_id,
+        batch_id=batch_id,
+        source=source,
+        sha256=sha256.lower(),
+        now=now,
     )
     return stored
 

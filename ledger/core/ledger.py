@@ -28,6 +28,7 @@ from ledger.core import (
     index,
     keys,
     progress,
+    sink_rows,
     stats,
     submit,
     throughput,
@@ -65,6 +66,7 @@ from ledger.records import (
     Progress,
     QueueDepth,
     SearchHit,
+    SinkProgress,
     SourceSpec,
     SubmitResult,
     Throughput,
@@ -579,7 +581,8 @@ class Ledger:
             waiting = await workers_core.waiting_for_processor(
                 conn, found.batch, now=now, lease_seconds=self.settings.lease_seconds
             )
-            return found if waiting is None else replace(found, waiting_for_processor=waiting)
+            sinks = (await sink_rows.progress(conn, [batch_id])).get(batch_id, {})
+            return replace(found, waiting_for_processor=waiting, sinks=sinks)
 
         return await self.run(work, write=False)
 
@@ -1048,6 +1051,7 @@ class Ledger:
         chunks: Callable[[], AsyncIterator[Sequence[index.ChunkData]]],
         on_stored: Callable[[float], None] | None = None,
         model: str | None = None,
+        sinks: Sequence[str] = (),
     ) -> TransactionalWrite:
         """The write that stores a document's chunks with its outcome (``Done.write``).
 
@@ -1055,6 +1059,7 @@ class Ledger:
         again), and must yield the chunks ``0..expected-1`` in order. ``on_stored`` gets the
         seconds the store took. With ``model``, every chunk's vector is stored too, from the
         embedding cache (see :meth:`cache_vectors`); one missing fails the transaction.
+        Each of ``sinks`` (profile names) is told to mirror this version of the source.
         """
 
         async def write(conn: AsyncConnection) -> None:
@@ -1071,6 +1076,7 @@ class Ledger:
                 batches_of_chunks=chunks(),
                 now=await self.now(conn),
                 model=model,
+                sinks=sinks,
             )
             if on_stored is not None:
                 on_stored(asyncio.get_running_loop().time() - started)
@@ -1100,9 +1106,19 @@ class Ledger:
                 size=size,
                 mtime_ns=mtime_ns,
                 supersede=supersede,
+                now=await self.now(conn),
             )
 
         return write
+
+    async def sink_progress(self, batch_ids: Sequence[str]) -> dict[str, dict[str, SinkProgress]]:
+        """Per batch, per sink profile: documents whose version is pending, done or failed
+        in the store, and the latest error (``ledger.core.sink_rows``)."""
+
+        async def work(conn: AsyncConnection, now: datetime) -> dict[str, dict[str, SinkProgress]]:
+            return await sink_rows.progress(conn, batch_ids)
+
+        return await self.run(work, write=False)
 
     async def search(
         self,

@@ -38,6 +38,15 @@ def insert_ignoring_duplicates(conn: AsyncConnection, table: Table) -> Any:
     return sqlite.insert(table).on_conflict_do_nothing()
 
 
+def insert_or_update(
+    conn: AsyncConnection, table: Table, *, keys: Sequence[str], values: dict[str, Any]
+) -> Any:
+    """INSERT ... ON CONFLICT (``keys``) DO UPDATE SET ``values`` for the connection's
+    backend: the row is inserted, or the one with the same ``keys`` is updated."""
+    statement = (postgresql if is_postgres(conn) else sqlite).insert(table)
+    return statement.on_conflict_do_update(index_elements=list(keys), set_=values)
+
+
 def lock_rows(
     conn: AsyncConnection, query: Select[Any], *, of: Table, skip_locked: bool = False
 ) -> Select[Any]:

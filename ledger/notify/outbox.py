@@ -10,14 +10,13 @@ transaction: a commit per POST made the database, not the network, the bottlenec
 from __future__ import annotations
 
 import random
-import secrets
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, insert, or_, select, update
+from sqlalchemy import ColumnElement, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ledger.backoff import RetryPolicy
-from ledger.db.dialect import lock_rows
+from ledger.core import leasing
 from ledger.db.models import webhook_attempts, webhook_deliveries, webhooks
 from ledger.notify.records import Outgoing, SendResult
 
@@ -26,11 +25,7 @@ MAX_ERROR = 2000
 
 
 def _due(now: datetime) -> list[ColumnElement[bool]]:
-    return [
-        _d.c.status == "pending",
-        _d.c.next_attempt_at <= now,
-        or_(_d.c.lease_expires_at.is_(None), _d.c.lease_expires_at <= now),
-    ]
+    return leasing.due(_d, now)
 
 
 async def anything_to_do(conn: AsyncConnection, *, now: datetime) -> tuple[bool, bool]:
@@ -45,21 +40,9 @@ async def claim(
     conn: AsyncConnection, *, now: datetime, lease: timedelta, limit: int
 ) -> list[Outgoing]:
     """Lease up to ``limit`` due deliveries, oldest due first."""
-    query = lock_rows(
-        conn,
-        select(_d.c.id).where(*_due(now)).order_by(_d.c.next_attempt_at, _d.c.id).limit(limit),
-        of=_d,
-        skip_locked=True,
-    )
-    ids = list((await conn.execute(query)).scalars())
+    token, ids = await leasing.lease_due(conn, _d, now=now, lease=lease, limit=limit)
     if not ids:
         return []
-    token = secrets.token_hex(16)
-    await conn.execute(
-        update(_d)
-        .where(_d.c.id.in_(ids), *_due(now))
-        .values(lease_token=token, lease_expires_at=now + lease, updated_at=now)
-    )
     rows = (
         await conn.execute(
             select(

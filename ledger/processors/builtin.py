@@ -13,6 +13,7 @@ from ledger.records import JSON, BatchSpec, UnchangedSkip
 
 if TYPE_CHECKING:
     from ledger.embedders.base import EmbedderSpec
+    from ledger.sinks.base import SinkProfile
 
 _EMPTY: JSON = {}
 
@@ -75,7 +76,10 @@ def make_ingest(context: ProcessorContext, options: JSON) -> Processor:
 
 
 def check_builtin_options(
-    processor: str, options: JSON, embedders: Mapping[str, EmbedderSpec | None] | None = None
+    processor: str,
+    options: JSON,
+    embedders: Mapping[str, EmbedderSpec | None] | None = None,
+    sinks: Mapping[str, SinkProfile] | None = None,
 ) -> None:
     """Raise :class:`InvalidInput` now if a built-in processor's options are invalid, so a
     batch is refused at create instead of failing on every document. Other processors'
@@ -91,7 +95,7 @@ def check_builtin_options(
     elif processor == "ingest":
         from ledger.processors.ingest.processor import IngestConfig
 
-        IngestConfig.from_options(options, embedders=embedders)
+        IngestConfig.from_options(options, embedders=embedders, sinks=sinks)
 
 
 def unchanged_skip(
@@ -109,8 +113,8 @@ def unchanged_skip(
         config = IngestConfig.from_options(spec.options, embedders=embedders)
     except InvalidInput:
         return None
-    if config.reprocess:
-        return None
+    if config.reprocess or config.sinks:
+        return None  # a batch with sinks processes every source: see the ingest processor
     return UnchangedSkip(model=config.embedder.model if config.embedder is not None else None)
 
 

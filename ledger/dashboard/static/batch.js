@@ -49,6 +49,7 @@
     // A batch without documents has nothing to finish: no ETA, not "done".
     $("figure-eta").textContent =
       "ETA " + (!b.total ? "–" : b.state === "paused" ? "paused" : b.complete ? "done" : L.duration(progress.eta_seconds));
+    renderSinks(progress.sinks || {});
     for (const cell of document.querySelectorAll("[data-count]")) {
       const name = cell.dataset.count;
       cell.textContent = L.count(name === "total" ? b.total : b.counts[name]);
@@ -58,6 +59,32 @@
     $("pause-reason-field").hidden = $("pause").hidden;
     $("resume").hidden = b.state !== "paused";
     $("cancel").hidden = b.state === "cancelled" || b.complete;
+  }
+
+  // The batch's sinks: progress apart from "complete" (a store may lag or be down). Once the
+  // event stream has ended, the batch is re-read while a sink still has rows pending.
+  let sinkTimer = null;
+  function renderSinks(sinks) {
+    const names = Object.keys(sinks);
+    $("sinks").hidden = names.length === 0;
+    $("sink-rows").replaceChildren(
+      ...names.map((name) => {
+        const s = sinks[name];
+        return L.el(
+          "tr",
+          {},
+          L.el("th", { scope: "row", text: name }),
+          L.el("td", { "data-label": "done", text: L.count(s.done) }),
+          L.el("td", { "data-label": "pending", text: L.count(s.pending) }),
+          L.el("td", { "data-label": "failed", class: s.failed ? "error" : null, text: L.count(s.failed) }),
+          L.el("td", { "data-label": "latest error", text: s.last_error || "" }),
+        );
+      }),
+    );
+    clearTimeout(sinkTimer);
+    if (names.some((name) => sinks[name].pending > 0) && events && events.ended) {
+      sinkTimer = setTimeout(load, 3000);
+    }
   }
 
   async function load() {
@@ -90,6 +117,8 @@
         $("live-status").textContent = "Finished: every document reached an end.";
         refreshLists();
         chart();
+        load(); // and the sinks, which may still be writing
+
       },
       reconnecting() {
         $("live-status").textContent = "Connection lost; reconnecting…";

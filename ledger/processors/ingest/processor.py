@@ -82,6 +82,9 @@ from ledger.processors.ingest.selection import (
 )
 from ledger.processors.ingest.spool import iter_spool, remove_stale_partials
 from ledger.records import JSON, Cleanup
+from ledger.sinks.base import SinkProfile
+from ledger.sinks.profiles import chosen_sinks
+from ledger.sinks.profiles import profiles_for as sink_profiles_for
 from ledger.storage import objects
 from ledger.storage.urls import is_object_url
 
@@ -89,7 +92,7 @@ STORE_BATCH = 1_000  # chunks per INSERT: bounds the memory of storing a huge do
 OUTSIDE_ROOTS = "outside_roots"
 _NO_TIMINGS = StageTimings(read=0.0, extract=0.0, chunk=0.0, spool=0.0)
 _INGEST_FIELDS = {f.name for f in dataclasses.fields(IngestOptions)}
-_OWN_OPTIONS = {"reprocess", "roots", "embedder", "include_all_types"}
+_OWN_OPTIONS = {"reprocess", "roots", "embedder", "include_all_types", "sinks"}
 MIN_CHUNK_SIZE = 64  # characters: the smallest chunk_size a batch may ask for
 DEFAULT_CHUNK_SIZE = IngestOptions().chunk_size
 DEFAULT_OVERLAP_RATIO = 0.15  # chunk_overlap / chunk_size when the size is derived
@@ -107,6 +110,7 @@ class IngestConfig:
     roots: tuple[str, ...]  # real paths; empty: no containment check
     embedder: EmbedderSpec | None = None
     include_all_types: bool = False  # True: no file is excluded by its name
+    sinks: tuple[str, ...] = ()  # sink profiles mirroring the chunks
 
     @classmethod
     def from_options(
@@ -115,9 +119,11 @@ class IngestConfig:
         *,
         allowed_roots: Sequence[str] = (),
         embedders: Mapping[str, EmbedderSpec | None] | None = None,
+        sinks: Mapping[str, SinkProfile] | None = None,
     ) -> IngestConfig:
         """The validated options; ``embedders`` are the profiles an ``embedder`` name may
-        pick (default: the built-in ones)."""
+        pick (default: the built-in ones), ``sinks`` those a ``sinks`` name may (None: the
+        names are not checked)."""
         unknown = set(options) - _INGEST_FIELDS - _OWN_OPTIONS
         if unknown:
             raise InvalidInput(
@@ -142,12 +148,16 @@ class IngestConfig:
         embedder = EmbedderSpec.from_options(options.get("embedder"), embedders)
         if embedder is not None:
             values = _sized_for(embedder, values)
+        chosen_sink_names = chosen_sinks(
+            options.get("sinks"), sinks, has_embedder=embedder is not None
+        )
         return cls(
             ingest=IngestOptions(**values),
             reprocess=reprocess,
             roots=tuple(os.path.realpath(r) for r in chosen),
             embedder=embedder,
             include_all_types=include_all_types,
+            sinks=chosen_sink_names,
         )
 
 
@@ -297,7 +307,10 @@ def make_ingest_processor(context: ProcessorContext, options: JSON) -> Processor
     # Defence in depth behind the API's per-tenant check: any configured root will do here.
     allowed = [str(root) for root in settings.all_roots]
     config = IngestConfig.from_options(
-        options, allowed_roots=allowed, embedders=profiles_for(settings)
+        options,
+        allowed_roots=allowed,
+        embedders=profiles_for(settings),
+        sinks=sink_profiles_for(settings),
     )
     if config.roots:
         # Uploaded files live in the ledger's storage: always readable when roots apply.
@@ -364,7 +377,9 @@ def make_ingest_processor(context: ProcessorContext, options: JSON) -> Processor
                 return Skip(excluded_reason(what))
         sha256 = doc.sha256.lower() if doc.sha256 else None
         hash_seconds = 0.0
-        if not config.reprocess and before is not None:
+        # A batch with sinks processes every source (as reprocess does), so each source's
+        # version is one of its own documents, which its sinks then mirror.
+        if not config.reprocess and not config.sinks and before is not None:
             holder = await ledger.indexed_source(
                 doc.batch_id, doc.source, exclude_id=doc.id, model=model
             )
@@ -567,6 +582,7 @@ def make_ingest_processor(context: ProcessorContext, options: JSON) -> Processor
             chunks=functools.partial(_spool_batches, outcome.spool_path),
             on_stored=stored,
             model=model,
+            sinks=config.sinks,
         )
         return Done(result, write=write, cleanup=remove)
 

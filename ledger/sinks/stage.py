@@ -1,0 +1,204 @@
+"""The sink stage: mirror each claimed sink row's version of a source into its store.
+
+A round claims due rows (one committed transaction, leases), then, with no transaction
+open, reads each row's chunks a page at a time, upserts them as points with stable ids,
+deletes the source's other points (older versions, or all of them for a removal), and
+records every outcome in one transaction fenced by lease token and generation.
+
+Crash repair: a process killed after the store's write and before the ledger's commit
+leaves the row pending with a lease; when the lease runs out the next round writes the
+same points again (same ids: replaced, not added) and deletes by filter whatever else the
+source has in the store, so nothing is duplicated and nothing is orphaned.
+"""
+
+from __future__ import annotations
+
+import array
+import asyncio
+import logging
+import random
+import sys
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ledger.backoff import RetryPolicy
+from ledger.core import sink_rows
+from ledger.core.sink_rows import ChunkRecord, DocumentVersion, SinkTask
+from ledger.sinks.base import Sink, SinkError, SinkPoint, point_id
+from ledger.sinks.profiles import profiles_for
+from ledger.sinks.registry import build_sink
+from ledger.sinks.writer import Outcome, SinkWriter
+
+if TYPE_CHECKING:
+    from ledger.core.ledger import Ledger
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+ROWS_PER_ROUND = 256  # rows claimed, written and recorded together
+
+
+def floats_of(data: bytes | None) -> list[float] | None:
+    """A stored vector (float32 little-endian) as a list of floats; None stays None."""
+    if data is None:
+        return None
+    values = array.array("f")
+    values.frombytes(data)
+    if sys.byteorder == "big":  # stored little-endian
+        values.byteswap()
+    return values.tolist()
+
+
+def points_of(version: DocumentVersion, records: Sequence[ChunkRecord]) -> list[SinkPoint]:
+    """The points of a page of a version's chunks: ids stable per version and ordinal."""
+    return [
+        SinkPoint(
+            id=point_id(version.source_key, version.document_id, version.sha256, r.ordinal),
+            vector=floats_of(r.vector),
+            payload={
+                "text": r.text,
+                "source_key": version.source_key,
+                "display_name": version.display_name,
+                "page": r.page,
+                "char_start": r.char_start,
+                "char_end": r.char_end,
+                "ordinal": r.ordinal,
+                "sha256": version.sha256,
+                "batch_id": version.batch_id,
+                "document_id": version.document_id,
+            },
+        )
+        for r in records
+    ]
+
+
+class SinkStage:
+    """Mirrors sink rows for one ledger. Any number may run; leases keep each row with one
+    stage at a time. Each sink's store calls run on its own thread, one at a time."""
+
+    def __init__(self, ledger: Ledger, *, rng: random.Random | None = None) -> None:
+        settings = ledger.settings
+        self.ledger = ledger
+        self.lease = timedelta(seconds=settings.sink_lease_seconds)
+        self.max_attempts = settings.sink_max_attempts
+        self.policy = RetryPolicy(base=2.0, factor=2.0, cap=600.0, jitter=0.5)
+        self._rng = rng or random.Random()
+        self._sinks: dict[str, tuple[Sink, ThreadPoolExecutor]] = {}
+
+    async def _store(self, name: str, call: Callable[[Sink], T]) -> T:
+        held = self._sinks.get(name)
+        if held is None:
+            profile = profiles_for(self.ledger.settings).get(name)
+            if profile is None:
+                raise SinkError(f"no sink profile {name!r} in LEDGER_SINKS", permanent=True)
+            executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"sink-{name}")
+            loop = asyncio.get_running_loop()
+            try:
+                sink = await loop.run_in_executor(executor, build_sink, profile)
+            except BaseException:
+                executor.shutdown(wait=False)
+                raise
+            held = self._sinks[name] = (sink, executor)
+        sink, executor = held
+        return await asyncio.get_running_loop().run_in_executor(executor, call, sink)
+
+    async def close(self) -> None:
+        """Close every store client this stage opened."""
+        held, self._sinks = self._sinks, {}
+        for sink, executor in held.values():
+            try:
+                await asyncio.get_running_loop().run_in_executor(executor, sink.close)
+            finally:
+                executor.shutdown(wait=True)
+
+    async def write(self, tasks: Sequence[SinkTask]) -> list[Outcome]:
+        """The store writes of a round's rows, each sink's together; no transaction is
+        open while they run. Returns each row's outcome, in order."""
+        outcomes: dict[int, Outcome] = {}
+        for sink in dict.fromkeys(t.sink for t in tasks):
+
+            async def call(action: Callable[[Sink], Any], sink: str = sink) -> Any:
+                return await self._store(sink, action)
+
+            mine = [t for t in tasks if t.sink == sink]
+            outcomes.update(await SinkWriter(self.ledger, sink, call, points_of).write(mine))
+        return [outcomes[t.id] for t in tasks]
+
+    async def run_round(self) -> int:
+        """Claim one round of due rows, write them, record every outcome in one
+        transaction; returns how many rows were claimed."""
+
+        async def take(conn: AsyncConnection, now: datetime) -> list[SinkTask]:
+            return await sink_rows.claim(conn, now=now, lease=self.lease, limit=ROWS_PER_ROUND)
+
+        claimed = await self.ledger.run(take)
+        if not claimed:
+            return 0
+        outcomes = await self.write(claimed)
+
+        async def record(conn: AsyncConnection, now: datetime) -> None:
+            for task, outcome in zip(claimed, outcomes, strict=True):
+                await self._record(conn, task, outcome, now)
+
+        await self.ledger.run(record)
+        return len(claimed)
+
+    async def _record(
+        self, conn: AsyncConnection, task: SinkTask, outcome: Outcome, now: datetime
+    ) -> None:
+        if outcome.error is None:
+            kept = await sink_rows.record_done(
+                conn, task, points=outcome.points, removed=outcome.removed, now=now
+            )
+            what = "removed" if outcome.removed else f"{outcome.points} points"
+        else:
+            attempt = task.attempts + 1
+            final = outcome.error.permanent or attempt >= self.max_attempts
+            retry_at = (
+                None
+                if final
+                else now + timedelta(seconds=self.policy.delay(attempt, rng=self._rng))
+            )
+            kept = await sink_rows.record_error(
+                conn, task, outcome.error.message, retry_at=retry_at, now=now
+            )
+            what = ("failed: " if final else "will retry: ") + outcome.error.message
+        log.info(
+            "sink %s row %s: %s%s",
+            task.sink,
+            task.id,
+            what,
+            "" if kept else " (the version changed meanwhile: mirrored again next round)",
+            extra={"batch_id": task.batch_id, "document_id": task.document_id},
+        )
+
+    async def run_once(self) -> int:
+        """Write what is due until nothing is; returns how many rows were claimed."""
+
+        async def look(conn: AsyncConnection, now: datetime) -> bool:
+            return await sink_rows.anything_due(conn, now=now)
+
+        if not await self.ledger.run(look, write=False):
+            return 0
+        done = 0
+        while claimed := await self.run_round():
+            done += claimed
+        return done
+
+    async def run(self, *, interval: float | None = None) -> None:
+        """Run rounds every ``interval`` seconds (LEDGER_SINK_SCAN_SECONDS) until
+        cancelled. A failed round (database away) is logged and tried again next time."""
+        interval = interval or self.ledger.settings.sink_scan_seconds
+        try:
+            while True:
+                try:
+                    await self.run_once()
+                except Exception:  # the loop outlives a bad round; each round is atomic
+                    log.exception("sink round failed; trying again in %.0f s", interval)
+                await asyncio.sleep(interval)
+        finally:
+            await self.close()

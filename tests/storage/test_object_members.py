@@ -76,12 +76,12 @@ def _files_in(folder: Path) -> list[Path]:
     return [p for p in folder.rglob("*") if p.is_file() and p.name != ".ledger-storage"]
 
 
-async def _upload_box(api: Server, batch: str, box: Path) -> None:
+async def _upload_box(api: Server, batch: str, box: Path, kind: str = "application/zip") -> None:
     data = await asyncio.to_thread(box.read_bytes)
     async with api.client("acme") as acme:
         made = await acme.post("/api/v1/batches", json={"id": batch})
         assert made.status_code == 201, made.text
-        files = [("files", ("box.zip", data, "application/zip"))]
+        files = [("files", (box.name, data, kind))]
         stored = await acme.post(f"/api/v1/batches/{batch}/files", files=files)
         assert stored.status_code == 201, stored.text
 
@@ -170,5 +170,35 @@ async def test_objects_of_a_finish_that_never_committed_go_with_the_batch(
     assert len(left) == len(cf.MEMBER_WORDS)  # written before the finish, never adopted
     async with api.client("acme") as acme:
         deleted = await acme.delete("/api/v1/batches/members-2", params={"force": "true"})
+        assert deleted.status_code == 204, deleted.text
+    assert s3.keys(bucket) == []
+
+
+async def test_an_emails_attachments_are_objects_and_its_body_stays_the_parents(
+    api: Server, s3: S3Server, bucket: str, tmp_path: Path
+) -> None:
+    members = cf.member_bytes(tmp_path / "src")
+    mail = cf.make_eml(
+        tmp_path / "mail.eml",
+        "The quarterly manatee census is attached.",
+        {"report.pdf": members["report.pdf"], "minutes.docx": members["notes/minutes.docx"]},
+    )
+    await _upload_box(api, "members-3", mail, "message/rfc822")
+    db = _db(api)
+    worker = _worker(api, s3, bucket, "members-3", "a")
+    try:
+        await wait_for(lambda: batch_complete(db, "members-3"), timeout=150, what="batch complete")
+    finally:
+        stop_all([worker])
+    (parent_id,) = [r[0] for r in sql(db, "SELECT id FROM documents WHERE parent_id IS NULL")]
+    keys = [k for k in s3.keys(bucket) if "/members/" in k]
+    assert keys == [f"uploads/members/{parent_id}/0.pdf", f"uploads/members/{parent_id}/1.docx"]
+    # The body was indexed as the parent's own and left nothing on the worker's disk.
+    assert _files_in(api.home.parent / "members-3-a" / "storage") == []
+    async with api.client("acme") as acme:
+        for word, cited in {"manatee": "mail.eml", "pelican": "mail.eml!/report.pdf"}.items():
+            found = await acme.get("/api/v1/search", params={"q": word, "batch": "members-3"})
+            assert [h["source_name"] for h in found.json()["hits"]] == [cited]
+        deleted = await acme.delete("/api/v1/batches/members-3")
         assert deleted.status_code == 204, deleted.text
     assert s3.keys(bucket) == []

@@ -42,7 +42,7 @@ def api(s3: S3Server, bucket: str, tmp_path_factory: pytest.TempPathFactory) -> 
             **s3.env(),
             "LEDGER_AUTH": "on",
             "LEDGER_STORAGE_URL": f"s3://{bucket}/uploads",
-            "LEDGER_TENANT_ROOTS": json.dumps({"acme": []}),
+            "LEDGER_TENANT_ROOTS": json.dumps({"acme": [f"s3://{bucket}/in/"]}),
         },
         tenants=("acme",),
     )
@@ -202,3 +202,34 @@ async def test_an_emails_attachments_are_objects_and_its_body_stays_the_parents(
         deleted = await acme.delete("/api/v1/batches/members-3")
         assert deleted.status_code == 204, deleted.text
     assert s3.keys(bucket) == []
+
+
+async def test_a_zip_listed_from_the_store_expands_into_member_objects(
+    api: Server, s3: S3Server, bucket: str, tmp_path: Path
+) -> None:
+    box = cf.make_zip(tmp_path / "box.zip", {"notes/readme.txt": b"A listed albatross.\n" * 3})
+    s3.client().put_object(Bucket=bucket, Key="in/run/box.zip", Body=box.read_bytes())
+    async with api.client("acme") as acme:
+        made = await acme.post(
+            "/api/v1/batches", json={"id": "members-4", "paths": [f"s3://{bucket}/in/run/"]}
+        )
+        assert made.status_code == 201, made.text
+    db = _db(api)
+    worker = _worker(api, s3, bucket, "members-4", "a")
+    try:
+        await wait_for(lambda: batch_complete(db, "members-4"), timeout=150, what="batch complete")
+    finally:
+        stop_all([worker])
+    rows = sql(db, "SELECT source, status, parent_id FROM documents ORDER BY id")
+    (parent, child) = rows
+    assert parent == (f"s3://{bucket}/in/run/box.zip", "done", None)
+    assert child[0].startswith(f"s3://{bucket}/uploads/members/")
+    assert child[1] == "done"
+    async with api.client("acme") as acme:
+        found = await acme.get("/api/v1/search", params={"q": "albatross", "batch": "members-4"})
+        (hit,) = found.json()["hits"]
+        assert hit["source_name"].endswith("box.zip!/notes/readme.txt")
+        deleted = await acme.delete("/api/v1/batches/members-4")
+        assert deleted.status_code == 204, deleted.text
+    # The member objects are gone; the caller's own object is never touched.
+    assert s3.keys(bucket) == ["in/run/box.zip"]

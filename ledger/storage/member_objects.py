@@ -18,6 +18,7 @@ import contextlib
 import logging
 import os
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 from ledger.errors import ProcessingError
@@ -32,6 +33,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+MEMBER_THREADS = 8  # small members uploaded at once (boto3's client pool holds 12)
+
 
 def members_root(storage_url: str, parent_id: int) -> ObjectUrl:
     """The prefix the members of document ``parent_id`` are stored under."""
@@ -42,21 +45,36 @@ def members_root(storage_url: str, parent_id: int) -> ObjectUrl:
 def upload_members(
     s3: S3Client, storage_url: str, parent_id: int, paths: Sequence[str]
 ) -> list[objects.ObjectInfo]:
-    """Store the local member files ``paths`` under the parent's prefix (large ones in a
-    multipart upload), then remove the keys there that this attempt did not write. What the
-    store says of each, in the order of ``paths``. On a failure the objects this call wrote
-    are removed (as far as the store lets) and the store's error is raised."""
+    """Store the local member files ``paths`` under the parent's prefix, then remove the
+    keys there that this attempt did not write. What the store says of each, in the order
+    of ``paths``. On a failure this attempt's keys are removed (as far as the store lets)
+    and the store's error is raised.
+
+    Small members go up ``MEMBER_THREADS`` at a time (an archive of thousands of them would
+    otherwise wait on one round trip each); a member of ``MULTIPART_THRESHOLD`` or more goes
+    alone, in a multipart upload, so memory stays about ``PART_SIZE * UPLOAD_THREADS``.
+    """
     folder = members_root(storage_url, parent_id)
-    stored: list[objects.ObjectInfo] = []
+    targets = [folder.child(folder.key + os.path.basename(path)) for path in paths]
+    stored: dict[int, objects.ObjectInfo] = {}
+
+    def put(i: int) -> None:
+        stored[i] = objects.upload_file(s3, targets[i], paths[i])
+
     try:
-        for path in paths:
-            url = folder.child(folder.key + os.path.basename(path))
-            stored.append(objects.upload_file(s3, url, path))
+        sizes = [os.path.getsize(path) for path in paths]
+        small = [i for i, size in enumerate(sizes) if size < objects.MULTIPART_THRESHOLD]
+        with ThreadPoolExecutor(MEMBER_THREADS, thread_name_prefix="members") as pool:
+            # list(): every upload's failure is raised here, once all have ended.
+            list(pool.map(put, small))
+        for i, size in enumerate(sizes):
+            if size >= objects.MULTIPART_THRESHOLD:
+                put(i)
     except BaseException:
-        delete_objects(s3, (info.url for info in stored))
+        delete_objects(s3, targets)
         raise
-    remove_members(s3, storage_url, parent_id, keep={info.url.key for info in stored})
-    return stored
+    remove_members(s3, storage_url, parent_id, keep={url.key for url in targets})
+    return [stored[i] for i in range(len(paths))]
 
 
 def remove_members(

@@ -11,8 +11,8 @@
    document; its chunks are the parent's own. An archive has no text of its own.
 3. **Hand over**: ``Done`` carries the members as data (``children``); the transaction
    that marks the parent done makes them child documents. ``discard`` removes the member
-   files (or objects) when that transaction does not commit; the body file and its spool are removed
-   either way.
+   files (or objects) when that transaction does not commit; the body file and its spool
+   are removed either way.
 """
 
 from __future__ import annotations
@@ -120,8 +120,8 @@ def container_result(expansion: Expansion) -> JSON:
 
 async def store_members(settings: Settings, doc: Document, expansion: Expansion) -> Expansion:
     """The expansion with its members in the object store when ``LEDGER_STORAGE_URL`` is
-    set (unchanged otherwise); their local files are removed either way once this returns
-    or raises, so nothing of them stays on this machine."""
+    set (unchanged otherwise). With the store set, their local files are removed once this
+    returns or raises, so nothing of them stays on this machine."""
     storage_url = settings.storage_url
     if storage_url is None or not expansion.members:
         return expansion

@@ -205,10 +205,12 @@ class ChildFile:
     children: data, not a callback, so every child is created there or none is."""
 
     member_path: str  # its path inside the parent, as the parent names it
-    source: str  # the extracted file (inside the storage folder)
+    source: str  # the extracted file (inside the storage folder), or its object in the store
     size: int
     sha256: str
     meta: JSON  # how it is cited: the parent's source and meta, the member path, the depth
+    # An object's last-modified time (its ETag is in ``meta``), checked like a submit's.
+    mtime_ns: int | None = None
 
 
 @dataclass(frozen=True)

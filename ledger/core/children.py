@@ -43,7 +43,7 @@ async def replace_children(
     removed = await conn.execute(delete(documents).where(documents.c.parent_id == parent_id))
     for start in range(0, len(children), INSERT_ROWS):
         part = children[start : start + INSERT_ROWS]
-        rows: list[DocumentRow] = [(c.source, c.size, None, c.sha256, c.meta) for c in part]
+        rows: list[DocumentRow] = [(c.source, c.size, c.mtime_ns, c.sha256, c.meta) for c in part]
         paths = [c.member_path for c in part]
         await insert_documents(conn, batch_id, now, rows, parent_id=parent_id, member_paths=paths)
     # The insert skips a source the batch already has: a child whose file path some other

@@ -38,7 +38,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import ColumnElement, ScalarSelect, delete, select, update
+from sqlalchemy import ColumnElement, ScalarSelect, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ledger import storage
@@ -56,7 +56,7 @@ from ledger.db.models import (
 from ledger.errors import Conflict, InvalidInput, NotFound, ProcessingError
 from ledger.settings import Settings
 from ledger.states import BatchState, DocumentStatus
-from ledger.storage import objects
+from ledger.storage import member_objects, objects
 from ledger.storage.urls import ObjectUrl, is_object_url
 
 if TYPE_CHECKING:
@@ -334,6 +334,19 @@ def remove_files(paths: Sequence[str], storage_dir: Path) -> int:
     return removed
 
 
+async def attempted_unfinished(conn: AsyncConnection, ids: Sequence[int]) -> list[int]:
+    """Those of ``ids`` that were started and are not done: the only documents whose
+    member objects may have no child rows (an attempt that expanded them never committed;
+    a done parent's children name all of its objects, and the rest were removed). A
+    released attempt is not counted, so ``started_at`` says it ran too."""
+    query = select(documents.c.id).where(
+        documents.c.id.in_(list(ids)),
+        or_(documents.c.attempts > 0, documents.c.started_at.is_not(None)),
+        documents.c.status != DocumentStatus.DONE.value,
+    )
+    return list((await conn.execute(query)).scalars())
+
+
 def remove_member_folders(document_ids: Sequence[int], storage_dir: Path) -> int:
     """Remove the member folders of these documents (an archive's extracted files, what an
     attempt killed before its finish left there); how many files were in them."""
@@ -420,6 +433,18 @@ async def delete_batch(
             break
         report.files += await asyncio.to_thread(remove_stored, files, ledger.settings)
         report.files += await asyncio.to_thread(remove_member_folders, doc_ids, store)
+        if ledger.settings.storage_url is not None:
+
+            async def unadopted(
+                conn: AsyncConnection, now: datetime, ids: list[int] = doc_ids
+            ) -> list[int]:
+                return await attempted_unfinished(conn, ids)
+
+            parents = await ledger.run(unadopted, write=False)
+            removed = await asyncio.to_thread(
+                member_objects.remove_unadopted, ledger.settings, parents
+            )
+            report.files += removed
 
         async def drop_documents(
             conn: AsyncConnection, now: datetime, ids: list[int] = doc_ids

@@ -4,9 +4,13 @@ parent's lease, all or nothing, replacing earlier children."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
+from ledger.core import deletion
 from ledger.core.ledger import Ledger
 from ledger.errors import Conflict
 from ledger.records import BatchSpec, ChildFile, ClaimedDocument, Outcome, SourceSpec
@@ -139,3 +143,31 @@ async def test_a_member_file_the_batch_already_names_fails_the_finish_whole(
     assert children_rows(sync_url) == []  # rolled back: none of them
     info, _ = await ledger.document(doc.id)
     assert info.status is S.RUNNING
+
+
+async def test_an_object_member_keeps_its_time_and_etag_and_unadopted_parents_are_found(
+    ledger: Ledger, sync_url: str
+) -> None:
+    worker, doc = await claimed_parent(ledger)
+    await ledger.submit(BatchSpec(id="b", processor="noop"), [SourceSpec("/in/other.zip")])
+    stored = dataclasses.replace(
+        child(0),
+        source="s3://bucket/store/members/1/0.txt",
+        mtime_ns=1_700_000_000_000_000_000,
+        meta={**child(0).meta, "etag": "abc"},
+    )
+    ids = [r[0] for r in sql(sync_url, "SELECT id FROM documents ORDER BY id")]
+    assert len(ids) == 2
+
+    async def unadopted(conn: AsyncConnection, now: object) -> list[int]:
+        return await deletion.attempted_unfinished(conn, ids)
+
+    # Claimed and not done: its attempt may have written member objects no row names.
+    assert await ledger.run(unadopted, write=False) == [doc.id]
+    await ledger.complete(worker, [Outcome.done(doc, {"members": 1}, children=(stored,))])
+    assert await ledger.run(unadopted, write=False) == []  # done; the other never started
+    assert sql(
+        sync_url,
+        "SELECT source, source_mtime_ns, source_size FROM documents WHERE parent_id = :p",
+        p=doc.id,
+    ) == [("s3://bucket/store/members/1/0.txt", 1_700_000_000_000_000_000, 1)]

@@ -3,12 +3,16 @@
 1. **Expand** in the worker's process pool (time and memory limits; a thread without a pool):
    :func:`ledger.processors.ingest.expand.expand_container` writes the members to their
    files in the storage folder, before any transaction.
+   With ``LEDGER_STORAGE_URL`` set, :func:`store_members` then puts them into the object
+   store (:mod:`ledger.storage.member_objects`) and removes the local files, so a worker on
+   any machine can read a child; its source is the object, its ETag and time recorded as a
+   submit records them.
 2. **Body**: an email's body file goes through ``process_file`` like any text or HTML
    document; its chunks are the parent's own. An archive has no text of its own.
 3. **Hand over**: ``Done`` carries the members as data (``children``); the transaction
    that marks the parent done makes them child documents. ``discard`` removes the member
-   files when that transaction does not commit; the body file and its spool are removed
-   either way.
+   files (or objects) when that transaction does not commit; the body file and its spool
+   are removed either way.
 """
 
 from __future__ import annotations
@@ -17,7 +21,9 @@ import asyncio
 import dataclasses
 import functools
 import os
+import threading
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from ledger.errors import PermanentError
 from ledger.processors.base import Document, Done, ProcessorContext
@@ -30,8 +36,12 @@ from ledger.processors.ingest.containers import (
 from ledger.processors.ingest.expand import expand_container
 from ledger.processors.ingest.options import IngestErrorCode, IngestOptions
 from ledger.processors.ingest.pipeline import IngestOutcome, process_file
-from ledger.records import JSON
-from ledger.storage import members_dir
+from ledger.records import JSON, ChildFile
+from ledger.storage import member_objects, members_dir, objects
+from ledger.storage.urls import ObjectUrl, is_object_url
+
+if TYPE_CHECKING:
+    from ledger.settings import Settings
 
 
 def depth_of(doc: Document) -> int:
@@ -108,22 +118,69 @@ def container_result(expansion: Expansion) -> JSON:
     }
 
 
-def with_children(done: Done, expansion: Expansion) -> Done:
+async def store_members(settings: Settings, doc: Document, expansion: Expansion) -> Expansion:
+    """The expansion with its members in the object store when ``LEDGER_STORAGE_URL`` is
+    set (unchanged otherwise). With the store set, their local files are removed once this
+    returns or raises, so nothing of them stays on this machine."""
+    storage_url = settings.storage_url
+    if storage_url is None or not expansion.members:
+        return expansion
+    paths = [m.source for m in expansion.members]
+    try:
+        stored = await asyncio.to_thread(
+            member_objects.upload_members,
+            objects.client_for(settings),
+            storage_url,
+            doc.id,
+            paths,
+        )
+    finally:
+        await asyncio.to_thread(remove_files, paths, os.path.dirname(paths[0]))
+    members = [
+        dataclasses.replace(
+            member,
+            source=str(info.url),
+            mtime_ns=info.last_modified_ns,
+            meta={**_meta(member), "etag": info.etag},
+        )
+        for member, info in zip(expansion.members, stored, strict=True)
+    ]
+    return dataclasses.replace(expansion, members=members)
+
+
+def _meta(member: ChildFile) -> JSON:
+    return member.meta if isinstance(member.meta, dict) else {}
+
+
+def with_children(done: Done, expansion: Expansion, settings: Settings) -> Done:
     """``done`` carrying the expansion's members as children (and the result saying so),
     with a discard that removes their files should the parent's finish not commit."""
     result = {**done.result, "type": expansion.kind, **expansion.summary()}
+    discard = member_remover(expansion, settings)
     return dataclasses.replace(
-        done, result=result, children=tuple(expansion.members), discard=member_remover(expansion)
+        done, result=result, children=tuple(expansion.members), discard=discard
     )
 
 
-def member_remover(expansion: Expansion) -> Callable[[], None]:
-    """What removes the expansion's member files (and their folder, once empty)."""
-    files = [m.source for m in expansion.members]
+def member_remover(expansion: Expansion, settings: Settings) -> Callable[[], None]:
+    """What removes the expansion's member files or objects (and their folder, once
+    empty). The worker calls discards on its event loop, after the transaction: objects are
+    deleted in a thread of their own, so a slow store cannot hold up lease renewals (a
+    deletion lost with the process leaves keys the next attempt overwrites)."""
+    sources = [m.source for m in expansion.members]
+    stored = [ObjectUrl.parse(s) for s in sources if is_object_url(s)]
+    files = [s for s in sources if not is_object_url(s)]
+    if expansion.body_path is not None:  # an email's body not yet indexed (and removed)
+        files.append(expansion.body_path)
     folder = os.path.dirname(files[0]) if files else ""
 
     def discard() -> None:
         if files:
             remove_files(files, folder)
+        if stored:
+            client = objects.client_for(settings)
+            threading.Thread(
+                target=member_objects.delete_objects, args=(client, stored), daemon=True
+            ).start()
 
     return discard

@@ -337,8 +337,11 @@ def make_ingest_processor(context: ProcessorContext, options: JSON) -> Processor
     async def ingest(doc: Document) -> Done | Skip:
         if not is_object_url(doc.source):
             return await _ingest(doc, None)
-        if not config.include_all_types:
-            what = excluded_by_name(display_name(doc))
+        # Judged by name before a byte is fetched; an archive or email is a container, not
+        # an excluded type (as in _ingest, which looks at containers first).
+        name = display_name(doc)
+        if not config.include_all_types and container_kind(name) is None:
+            what = excluded_by_name(name)
             if what is not None:
                 return Skip(excluded_reason(what))
         url = object_source.check_roots(doc.source, object_roots, confined)
@@ -463,6 +466,7 @@ def make_ingest_processor(context: ProcessorContext, options: JSON) -> Processor
             path, before = copy, await asyncio.to_thread(_stat, copy)
         expansion = await container_step.expand(context, doc, kind, path, config.ingest)
         try:
+            expansion = await container_step.store_members(settings, doc, expansion)
             body = await container_step.index_body(context, expansion, config.ingest, spool_dir)
             if body is None:
                 result = container_result(expansion)
@@ -478,9 +482,9 @@ def make_ingest_processor(context: ProcessorContext, options: JSON) -> Processor
             else:
                 remove = _remover(body.spool_path)
                 done = _done(doc, body, before, started, started, 0.0, remove)
-            return with_children(done, expansion)
+            return with_children(done, expansion, settings)
         except BaseException:
-            container_step.member_remover(expansion)()
+            container_step.member_remover(expansion, settings)()
             raise
 
     async def _staged(doc: Document, path: str, sha256: str | None) -> IngestOutcome | None:

@@ -1,0 +1,67 @@
+"""Member objects against a real S3-compatible server (moto): a big member goes up in a
+multipart upload, a retried parent overwrites its keys and removes the ones it no longer
+writes, and removing a parent's members never touches a key outside its prefix."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from ledger.settings import Settings
+from ledger.storage import member_objects, objects
+from tests.helpers.s3 import S3Server
+
+
+def _write(path: Path, data: bytes) -> str:
+    path.write_bytes(data)
+    return str(path)
+
+
+def test_members_are_stored_under_the_parent_prefix_and_replaced_on_a_retry(
+    s3: S3Server, tmp_path: Path
+) -> None:
+    bucket = s3.bucket()
+    url = f"s3://{bucket}/store/"
+    client = s3.client()
+    # Neighbours that look alike but lie outside the parent's member prefix.
+    outside = ["store/members/70/0.txt", "store/members/7-old/0.txt", "other/members/7/0.txt"]
+    for key in outside:
+        client.put_object(Bucket=bucket, Key=key, Body=b"not this parent's")
+    big = os.urandom(objects.MULTIPART_THRESHOLD + (1 << 20))
+    paths = [
+        _write(tmp_path / "0.txt", b"first member"),
+        _write(tmp_path / "1.bin", big),
+        _write(tmp_path / "2.txt", b"third member"),
+    ]
+    s3_client = objects.client(None, s3.endpoint)
+    stored = member_objects.upload_members(s3_client, url, 7, paths)
+    assert [str(i.url) for i in stored] == [
+        f"s3://{bucket}/store/members/7/{n}" for n in ("0.txt", "1.bin", "2.txt")
+    ]
+    assert stored[1].size == len(big)
+    assert "-" in stored[1].etag  # a multipart upload's ETag names its part count
+    got = client.get_object(Bucket=bucket, Key="store/members/7/1.bin")["Body"].read()
+    assert got == big
+
+    # The retried parent has one member now: same key overwritten, the rest removed.
+    again = member_objects.upload_members(
+        s3_client, url, 7, [_write(tmp_path / "0.txt", b"changed member")]
+    )
+    assert [str(i.url) for i in again] == [f"s3://{bucket}/store/members/7/0.txt"]
+    assert again[0].etag != stored[0].etag
+    assert s3.keys(bucket) == sorted([*outside, "store/members/7/0.txt"])
+
+    settings = Settings(storage_url=url, s3_endpoint_url=s3.endpoint)
+    assert member_objects.remove_unadopted(settings, [7, 8]) == 1
+    assert s3.keys(bucket) == sorted(outside)
+
+
+def test_a_failed_upload_removes_what_it_wrote(s3: S3Server, tmp_path: Path) -> None:
+    bucket = s3.bucket()
+    s3_client = objects.client(None, s3.endpoint)
+    paths = [_write(tmp_path / "0.txt", b"written"), str(tmp_path / "gone.txt")]
+    with pytest.raises(FileNotFoundError):
+        member_objects.upload_members(s3_client, f"s3://{bucket}/p", 3, paths)
+    assert s3.keys(bucket) == []

@@ -105,15 +105,14 @@ class SinkStage:
         pace = self._paces.get(name)
         if pace is None:
             profile = profiles_for(self.ledger.settings).get(name)
+            # The profile's write_size is checked when the profiles are read.
             size = profile.settings.get("write_size") if profile is not None else None
             kind = profile.kind if profile is not None else "unknown"
-            if not isinstance(size, int) or isinstance(size, bool) or size < 1:
-                size = DEFAULT_WRITE_SIZE
 
             def gauge(points: int) -> None:
                 metrics.observe_stage_limit(f"sink:{name}", kind, points)
 
-            pace = self._paces[name] = WritePace(size, on_change=gauge)
+            pace = self._paces[name] = WritePace(size or DEFAULT_WRITE_SIZE, on_change=gauge)
         return pace
 
     async def _store(self, name: str, call: Callable[[Sink], T]) -> T:

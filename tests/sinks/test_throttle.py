@@ -152,27 +152,38 @@ async def throttled_run(led: Ledger, url: str) -> tuple[list[Any], int]:
 
 @pytest.mark.usefixtures("plugin_path")
 async def test_throttles_reschedule_rows_without_spending_attempts(
-    sqlite_url: str, tmp_path: Path
+    db_url: str, tmp_path: Path
 ) -> None:
-    url = sync_url_of(sqlite_url)
+    url = sync_url_of(db_url)
     corpus = make_corpus(tmp_path / "docs", per_topic=16)
-    async with throttling_ledger(sqlite_url, tmp_path) as led:
+    async with throttling_ledger(db_url, tmp_path) as led:
         await run_batch(led, BatchSpec(id="t", options={"sinks": ["third"]}), corpus)
         chunks = sql(url, "SELECT count(*) FROM chunks")[0][0]
         assert chunks > 3 * WRITE_SIZE  # so the first round meets its third write
         settled, pace = await throttled_run(led, url)
-    assert {r.status for r in settled} == {"done"}
+        assert {r.status for r in settled} == {"done"}
+        # New versions of some sources: their old points go by deletes, throttled too.
+        for path in corpus[:10]:
+            path.write_text(f"A new text about {path.stem}: lanterns, rivers and kites.\n")
+        await run_batch(led, BatchSpec(id="t2", options={"sinks": ["third"]}), corpus[:10])
+        stage = SinkStage(led)
+        try:
+            again = await work_until_settled(stage, url, "third")
+        finally:
+            await stage.close()
+    assert {(r.status, r.attempts, r.throttles) for r in again} == {("done", 1, 0)}
     # One attempt each, the one that wrote it: no throttle was charged.
     assert {(r.attempts, r.throttles, r.last_error) for r in settled} == {(1, 0, None)}
     log = (tmp_path / "third.log").read_text().splitlines()
     assert sum(line.startswith("throttled") for line in log) >= 2
+    assert "throttled delete" in log and "ok delete" in log
     # The write size was cut on a throttle: some writes after the first are smaller.
     sizes = [int(line.split()[-1]) for line in log if line.startswith("ok upsert")]
     assert sizes[0] == WRITE_SIZE and min(sizes[1:]) < WRITE_SIZE
     assert 1 <= pace <= WRITE_SIZE
     held = json.loads((tmp_path / "third.json").read_text())
     wanted = expected_points(url, "third")
-    assert len(wanted) == chunks and set(held) == set(wanted)
+    assert len(wanted) == chunks and set(held) == set(wanted)  # the old versions' are gone
     for ident, (_, payload) in wanted.items():
         assert held[ident]["payload"] == payload
     batch = sql(url, "SELECT state FROM batches WHERE id = 't'")[0]

@@ -156,6 +156,9 @@ async def test_throttles_reschedule_rows_without_spending_attempts(
 ) -> None:
     url = sync_url_of(db_url)
     corpus = make_corpus(tmp_path / "docs", per_topic=16)
+    registry = metrics.registry()  # the process's metrics, recorded from now on
+    labels = {"sink": "third"}
+    counted = registry.get_sample_value("ledger_sink_throttles_total", labels) or 0.0
     async with throttling_ledger(db_url, tmp_path) as led:
         await run_batch(led, BatchSpec(id="t", options={"sinks": ["third"]}), corpus)
         chunks = sql(url, "SELECT count(*) FROM chunks")[0][0]
@@ -177,6 +180,8 @@ async def test_throttles_reschedule_rows_without_spending_attempts(
     log = (tmp_path / "third.log").read_text().splitlines()
     assert sum(line.startswith("throttled") for line in log) >= 2
     assert "throttled delete" in log and "ok delete" in log
+    throttled_rows = registry.get_sample_value("ledger_sink_throttles_total", labels) or 0.0
+    assert throttled_rows - counted >= sum(line.startswith("throttled") for line in log)
     # The write size was cut on a throttle: some writes after the first are smaller.
     sizes = [int(line.split()[-1]) for line in log if line.startswith("ok upsert")]
     assert sizes[0] == WRITE_SIZE and min(sizes[1:]) < WRITE_SIZE

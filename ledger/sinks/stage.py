@@ -172,6 +172,10 @@ class SinkStage:
                 await self._record(conn, task, outcome, now)
 
         await self.ledger.run(record)
+        # Counted once committed (a transaction retried on a busy database runs again).
+        for task, outcome in zip(claimed, outcomes, strict=True):
+            if outcome.error is not None and outcome.error.throttled:
+                metrics.observe_sink_throttled(task.sink)
         return len(claimed)
 
     async def _record(
@@ -188,14 +192,12 @@ class SinkStage:
             kept = await sink_rows.record_throttle(
                 conn, task, error.message, retry_at=now + timedelta(seconds=wait), now=now
             )
-            metrics.observe_sink_throttled(task.sink)
             what = f"throttled, again in {wait:.1f} s (no attempt spent): {error.message}"
         else:
             error = outcome.error
             message = error.message
             if error.throttled:
                 message = past_limit_message(message, task.throttles, self.throttle_limit)
-                metrics.observe_sink_throttled(task.sink)
             attempt = task.attempts + 1
             final = error.permanent or attempt >= self.max_attempts
             delay = self.policy.delay(attempt, retry_after=error.retry_after, rng=self._rng)

@@ -28,6 +28,7 @@ class _Metrics:
     claim_seconds: Histogram
     processing_seconds: Histogram
     stage_concurrency: Gauge
+    sink_throttles: Counter
 
 
 _metrics: _Metrics | None = None
@@ -70,8 +71,16 @@ def registry() -> CollectorRegistry:
                 "ledger_stage_concurrency",
                 "Requests a stage of this process may have in flight to one service right "
                 "now: its adaptive limit (halved on a 429, grown by one after a run of "
-                "successes), by stage (embed...) and target (the model or store).",
+                "successes), by stage (embed...) and target (the model or store); for a "
+                "sink stage (sink:<name>), the points it sends its store in one write.",
                 ["stage", "target"],
+                registry=reg,
+            ),
+            sink_throttles=Counter(
+                "ledger_sink_throttles",
+                "Sink rows this process rescheduled because their store throttled (HTTP "
+                "429), by sink profile; those past LEDGER_THROTTLE_LIMIT in a row included.",
+                ["sink"],
                 registry=reg,
             ),
         )
@@ -127,6 +136,13 @@ def observe_stage_limit(stage: str, target: str, limit: int) -> None:
     m = _metrics
     if m is not None:
         m.stage_concurrency.labels(stage, target).set(limit)
+
+
+def observe_sink_throttled(sink: str) -> None:
+    """Hook: a row of ``sink`` was throttled by its store."""
+    m = _metrics
+    if m is not None:
+        m.sink_throttles.labels(sink).inc()
 
 
 def stage_limits() -> dict[tuple[str, str], int]:

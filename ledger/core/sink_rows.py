@@ -11,6 +11,11 @@ Every new version bumps ``generation``. The sink stage leases a row, writes the 
 no transaction open, and records the outcome only if the lease token and the generation
 are still the ones it claimed; otherwise it lets the row go, still pending, and the next
 round mirrors whatever is current then.
+
+A store that answers "slow down" (HTTP 429) reschedules the row without spending an
+attempt: ``throttles`` counts such answers in a row, and past LEDGER_THROTTLE_LIMIT each
+further one is charged (:func:`record_error`), so a store throttling for ever still fails
+the row in the end.
 """
 
 from __future__ import annotations
@@ -56,6 +61,7 @@ class SinkTask:
     generation: int
     attempts: int
     lease_token: str
+    throttles: int = 0  # the store's throttles in a row before this claim
 
 
 @dataclass(frozen=True)
@@ -134,6 +140,7 @@ def _pending(now: datetime, **version: Any) -> dict[str, Any]:
         "generation": _s.c.generation + 1,
         "status": "pending",
         "attempts": 0,
+        "throttles": 0,
         "points": None,
         "next_attempt_at": now,
         "last_error": None,
@@ -190,6 +197,7 @@ async def claim(
             generation=r.generation,
             attempts=r.attempts,
             lease_token=token,
+            throttles=r.throttles,
         )
         for r in rows
     ]
@@ -301,6 +309,7 @@ async def record_done(
             .values(
                 status="done",
                 attempts=task.attempts + 1,
+                throttles=0,
                 points=points,
                 lease_token=None,
                 lease_expires_at=None,
@@ -322,9 +331,12 @@ async def record_error(
     *,
     retry_at: datetime | None,
     now: datetime,
+    throttled: bool = False,
 ) -> bool:
-    """The store refused or failed: due again at ``retry_at``, or failed for good (None).
-    False when the lease or the version moved on."""
+    """The store refused or failed: due again at ``retry_at``, or failed for good (None);
+    an attempt is spent. ``throttled``: a throttle past the limit, charged (the run of
+    throttles goes on, so the next one is charged too). False when the lease or the
+    version moved on."""
     final = retry_at is None
     result = await conn.execute(
         update(_s)
@@ -332,11 +344,35 @@ async def record_error(
         .values(
             status="failed" if final else "pending",
             attempts=task.attempts + 1,
+            throttles=task.throttles + 1 if throttled else 0,
             next_attempt_at=retry_at or now,
             lease_token=None,
             lease_expires_at=None,
             last_error=error[:MAX_ERROR] or "error",
             finished_at=now if final else None,
+            updated_at=now,
+        )
+    )
+    if result.rowcount == 1:
+        return True
+    await release(conn, task, now=now)
+    return False
+
+
+async def record_throttle(
+    conn: AsyncConnection, task: SinkTask, error: str, *, retry_at: datetime, now: datetime
+) -> bool:
+    """The store asked for less traffic: due again at ``retry_at`` with no attempt spent
+    and one more throttle in a row. False when the lease or the version moved on."""
+    result = await conn.execute(
+        update(_s)
+        .where(*_fenced(task))
+        .values(
+            throttles=task.throttles + 1,
+            next_attempt_at=retry_at,
+            lease_token=None,
+            lease_expires_at=None,
+            last_error=f"throttled: {error}"[:MAX_ERROR],
             updated_at=now,
         )
     )

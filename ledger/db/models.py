@@ -32,7 +32,7 @@ from ledger.states import AttemptOutcome, BatchState, DocumentStatus, UploadStat
 # The migration whose schema these tables describe. Opening a ledger compares the database
 # with it; reading it from the migration scripts instead would load Alembic, a large part
 # of a worker's start. A new migration moves it (a test holds it to Alembic's head).
-HEAD_REVISION = "0018"
+HEAD_REVISION = "0019"
 
 # Every constraint and index gets a stable name: Alembic's SQLite batch mode silently drops
 # unnamed CHECK constraints, and stable names make migrations reviewable.
@@ -563,6 +563,14 @@ sink_rows = Table(
     Column("generation", BigIntId, nullable=False, server_default=text("1")),
     Column("status", String(16), nullable=False),
     Column("attempts", Integer, nullable=False, server_default=text("0")),
+    Column(
+        "throttles",
+        Integer,
+        CheckConstraint("throttles >= 0", name="throttles_nonnegative"),
+        nullable=False,
+        server_default=text("0"),
+        doc="the store's 429s in a row, not charged up to LEDGER_THROTTLE_LIMIT (0019)",
+    ),
     Column("points", BigIntId, nullable=True, doc="points the last success wrote"),
     Column("next_attempt_at", UTCDateTime, nullable=False),
     Column("lease_token", String(32), nullable=True),

@@ -9,6 +9,10 @@ and ``delete`` must succeed when there is nothing to delete.
 Other stores plug in through the ``ledger.sinks`` entry point group: the entry point's name
 is a profile ``kind``, its object a callable taking the :class:`SinkProfile` and returning
 a :class:`Sink`.
+
+A store that asks for less traffic (HTTP 429) raises ``SinkError(..., throttled=True,
+retry_after=seconds)`` or :class:`ledger.backpressure.Throttled`: its rows come back after
+the wait without being charged an attempt, and the stage writes smaller pages to it.
 """
 
 from __future__ import annotations
@@ -38,12 +42,23 @@ PAYLOAD_FIELDS = (
 
 class SinkError(Exception):
     """A store refused or failed a write. ``permanent``: retrying cannot help (a wrong
-    dimension, a refused key), so the row is failed at once with this message."""
+    dimension, a refused key), so the row is failed at once with this message.
+    ``throttled``: the store asked for less traffic (implied by ``retry_after``, the
+    seconds it asked to wait), so the row is rescheduled without spending an attempt."""
 
-    def __init__(self, message: str, *, permanent: bool = False) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        permanent: bool = False,
+        throttled: bool = False,
+        retry_after: float | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.permanent = permanent
+        self.throttled = not permanent and (throttled or retry_after is not None)
+        self.retry_after = retry_after
 
 
 @dataclass(frozen=True)

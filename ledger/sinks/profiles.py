@@ -16,7 +16,8 @@ once in ``LEDGER_SINKS`` (a JSON or TOML file, or inline JSON)::
     api_key_env = "QDRANT_API_KEY"         # or api_key_file = "/run/secrets/qdrant"
 
 and callers give names: ``{"sinks": ["docs-lance"]}``. Any other ``kind`` is a
-``ledger.sinks`` entry point, given the profile's settings as they are.
+``ledger.sinks`` entry point, given the profile's settings as they are. Every kind takes
+``write_size``: the most points sent in one write (``ledger/sinks/pacing.py``).
 """
 
 from __future__ import annotations
@@ -35,9 +36,10 @@ from ledger.sinks.base import SinkProfile
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 _KEY_SOURCES = ("api_key_env", "api_key_file")
 _BUILTIN_KEYS = {
-    "lancedb": {"kind", "uri", "table"},
-    "qdrant": {"kind", "url", "path", "location", "collection", *_KEY_SOURCES},
+    "lancedb": {"kind", "uri", "table", "write_size"},
+    "qdrant": {"kind", "url", "path", "location", "collection", "write_size", *_KEY_SOURCES},
 }
+MAX_WRITE_SIZE = 100_000
 
 Profiles = Mapping[str, SinkProfile]
 
@@ -62,11 +64,12 @@ def _builtin(name: str, kind: str, value: Mapping[str, Any]) -> dict[str, Any]:
             f"LEDGER_SINKS: profile {name!r}: unknown settings {', '.join(sorted(unknown))}; "
             f"a {kind} sink takes {', '.join(sorted(_BUILTIN_KEYS[kind] - {'kind'}))}"
         )
+    paced = {"write_size": value["write_size"]} if "write_size" in value else {}
     if kind == "lancedb":
         uri = _text(name, value, "uri", required=True)
         assert uri is not None
         table = _text(name, value, "table", required=False) or "chunks"
-        return {"uri": str(Path(uri).expanduser()), "table": table}
+        return {"uri": str(Path(uri).expanduser()), "table": table, **paced}
     places = [k for k in ("url", "path", "location") if value.get(k) is not None]
     if len(places) != 1:
         raise SinkProfileError(
@@ -74,7 +77,8 @@ def _builtin(name: str, kind: str, value: Mapping[str, Any]) -> dict[str, Any]:
             'location = ":memory:"'
         )
     settings: dict[str, Any] = {
-        "collection": _text(name, value, "collection", required=False) or "chunks"
+        "collection": _text(name, value, "collection", required=False) or "chunks",
+        **paced,
     }
     place = places[0]
     given = _text(name, value, place, required=True)
@@ -117,6 +121,12 @@ def _profile(name: str, value: Any) -> SinkProfile:
         raise SinkProfileError(
             f"LEDGER_SINKS: profile {name!r} needs a kind: lancedb, qdrant, or the name of "
             "an installed 'ledger.sinks' entry point"
+        )
+    size = value.get("write_size", 1)
+    if not isinstance(size, int) or isinstance(size, bool) or not 1 <= size <= MAX_WRITE_SIZE:
+        raise SinkProfileError(
+            f"LEDGER_SINKS: profile {name!r}: write_size is the most points in one write, "
+            f"a whole number from 1 to {MAX_WRITE_SIZE:,}"
         )
     if kind in _BUILTIN_KEYS:
         _installed(name, kind)

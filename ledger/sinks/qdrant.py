@@ -4,7 +4,8 @@ Points are upserted by id with ``wait=True`` (the call returns once they are sto
 ledger records only what the store holds); deletes are a payload filter on ``source_key``.
 The collection is created on the first write (cosine distance, the dimension of the
 vectors); a write of another dimension is refused as permanent, and so are refused keys
-(HTTP 401/403) and other 4xx answers; connection errors and 5xx are retried.
+(HTTP 401/403) and other 4xx answers; connection errors and 5xx are retried. A 429 (or
+gRPC's RESOURCE_EXHAUSTED) is a throttle, with the server's Retry-After when it gives one.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
+from ledger.backoff import parse_retry_after
 from ledger.sinks.base import SinkError, SinkPoint, SinkProfile, check_key
 
 T = TypeVar("T")
@@ -39,12 +41,24 @@ class QdrantSink:
         self._remote = "url" in settings  # local mode has no payload indexes
 
     def _call(self, what: str, action: Callable[[], T]) -> T:
+        from qdrant_client.common.client_exceptions import ResourceExhaustedResponse
         from qdrant_client.http.exceptions import UnexpectedResponse
 
         try:
             return action()
+        except ResourceExhaustedResponse as exc:  # a 429 with Retry-After, REST or gRPC
+            raise SinkError(
+                f"sink {self.name!r}: {what}: throttled ({exc})",
+                retry_after=float(exc.retry_after_s),
+            ) from exc
         except UnexpectedResponse as exc:
             code = exc.status_code
+            if code == 429:
+                raise SinkError(
+                    f"sink {self.name!r}: {what}: HTTP 429",
+                    throttled=True,
+                    retry_after=parse_retry_after(exc.headers.get("retry-after")),
+                ) from exc
             permanent = code is not None and 400 <= code < 500 and code not in (408, 429)
             reason = "the key was refused" if code in (401, 403) else f"HTTP {code}"
             raise SinkError(f"sink {self.name!r}: {what}: {reason}", permanent=permanent) from exc

@@ -9,6 +9,12 @@ Crash repair: a process killed after the store's write and before the ledger's c
 leaves the row pending with a lease; when the lease runs out the next round writes the
 same points again (same ids: replaced, not added) and deletes by filter whatever else the
 source has in the store, so nothing is duplicated and nothing is orphaned.
+
+Backpressure: a store that throttles (HTTP 429) gets smaller writes (``pacing.py``) and its
+rows come back after the wait it asked for without spending an attempt, up to
+LEDGER_THROTTLE_LIMIT throttles in a row; past it each throttle is charged, so a store
+that never stops throttling fails its rows after LEDGER_SINK_MAX_ATTEMPTS. A throttle
+never fails a row by itself and never pauses anything.
 """
 
 from __future__ import annotations
@@ -25,10 +31,13 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from ledger import metrics
 from ledger.backoff import RetryPolicy
 from ledger.core import sink_rows
 from ledger.core.sink_rows import ChunkRecord, DocumentVersion, SinkTask
+from ledger.core.throttles import past_limit_message, throttle_delay
 from ledger.sinks.base import Sink, SinkError, SinkPoint, point_id
+from ledger.sinks.pacing import DEFAULT_WRITE_SIZE, WritePace
 from ledger.sinks.profiles import profiles_for
 from ledger.sinks.registry import build_sink
 from ledger.sinks.writer import Outcome, SinkWriter
@@ -85,9 +94,26 @@ class SinkStage:
         self.ledger = ledger
         self.lease = timedelta(seconds=settings.sink_lease_seconds)
         self.max_attempts = settings.sink_max_attempts
+        self.throttle_limit = settings.throttle_limit
         self.policy = RetryPolicy(base=2.0, factor=2.0, cap=600.0, jitter=0.5)
         self._rng = rng or random.Random()
         self._sinks: dict[str, tuple[Sink, ThreadPoolExecutor]] = {}
+        self._paces: dict[str, WritePace] = {}
+
+    def pace(self, name: str) -> WritePace:
+        """The adaptive write size of sink ``name``, kept from round to round."""
+        pace = self._paces.get(name)
+        if pace is None:
+            profile = profiles_for(self.ledger.settings).get(name)
+            # The profile's write_size is checked when the profiles are read.
+            size = profile.settings.get("write_size") if profile is not None else None
+            kind = profile.kind if profile is not None else "unknown"
+
+            def gauge(points: int) -> None:
+                metrics.observe_stage_limit(f"sink:{name}", kind, points)
+
+            pace = self._paces[name] = WritePace(size or DEFAULT_WRITE_SIZE, on_change=gauge)
+        return pace
 
     async def _store(self, name: str, call: Callable[[Sink], T]) -> T:
         held = self._sinks.get(name)
@@ -125,7 +151,8 @@ class SinkStage:
                 return await self._store(sink, action)
 
             mine = [t for t in tasks if t.sink == sink]
-            outcomes.update(await SinkWriter(self.ledger, sink, call, points_of).write(mine))
+            writer = SinkWriter(self.ledger, sink, call, points_of, self.pace(sink))
+            outcomes.update(await writer.write(mine))
         return [outcomes[t.id] for t in tasks]
 
     async def run_round(self) -> int:
@@ -145,6 +172,10 @@ class SinkStage:
                 await self._record(conn, task, outcome, now)
 
         await self.ledger.run(record)
+        # Counted once committed (a transaction retried on a busy database runs again).
+        for task, outcome in zip(claimed, outcomes, strict=True):
+            if outcome.error is not None and outcome.error.throttled:
+                metrics.observe_sink_throttled(task.sink)
         return len(claimed)
 
     async def _record(
@@ -155,18 +186,26 @@ class SinkStage:
                 conn, task, points=outcome.points, removed=outcome.removed, now=now
             )
             what = "removed" if outcome.removed else f"{outcome.points} points"
+        elif outcome.error.throttled and task.throttles < self.throttle_limit:
+            error = outcome.error
+            wait = throttle_delay(task.throttles, error.retry_after, self.policy, self._rng)
+            kept = await sink_rows.record_throttle(
+                conn, task, error.message, retry_at=now + timedelta(seconds=wait), now=now
+            )
+            what = f"throttled, again in {wait:.1f} s (no attempt spent): {error.message}"
         else:
+            error = outcome.error
+            message = error.message
+            if error.throttled:
+                message = past_limit_message(message, task.throttles, self.throttle_limit)
             attempt = task.attempts + 1
-            final = outcome.error.permanent or attempt >= self.max_attempts
-            retry_at = (
-                None
-                if final
-                else now + timedelta(seconds=self.policy.delay(attempt, rng=self._rng))
-            )
+            final = error.permanent or attempt >= self.max_attempts
+            delay = self.policy.delay(attempt, retry_after=error.retry_after, rng=self._rng)
+            retry_at = None if final else now + timedelta(seconds=delay)
             kept = await sink_rows.record_error(
-                conn, task, outcome.error.message, retry_at=retry_at, now=now
+                conn, task, message, retry_at=retry_at, now=now, throttled=error.throttled
             )
-            what = ("failed: " if final else "will retry: ") + outcome.error.message
+            what = ("failed: " if final else "will retry: ") + message
         log.info(
             "sink %s row %s: %s%s",
             task.sink,

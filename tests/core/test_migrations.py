@@ -159,3 +159,25 @@ def test_0015_lets_attempts_end_throttled_and_downgrades_them_to_retry(empty_url
         _attempt(url, "t3", "throttled")
     migrate.upgrade(empty_url)
     assert sql(url, "SELECT count(*) FROM attempts") == [(2,)]
+
+
+def test_0019_counts_sink_throttles_from_zero_and_drops_the_count_on_downgrade(
+    empty_url: str,
+) -> None:
+    url = _sync(empty_url)
+    migrate.upgrade(empty_url, "0018")
+    sql(
+        url,
+        "INSERT INTO sink_rows (sink, source_key, batch_id, status, next_attempt_at,"
+        " created_at, updated_at) VALUES ('s', 'k', 'b', 'pending', CURRENT_TIMESTAMP,"
+        " CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)",
+    )
+    migrate.upgrade(empty_url, "0019")
+    assert sql(url, "SELECT throttles FROM sink_rows") == [(0,)]
+    sql(url, "UPDATE sink_rows SET throttles = 3")
+    with pytest.raises(IntegrityError):
+        sql(url, "UPDATE sink_rows SET throttles = -1")
+    migrate.downgrade(empty_url, "0018")
+    assert sql(url, "SELECT sink, status FROM sink_rows") == [("s", "pending")]
+    migrate.upgrade(empty_url)
+    assert sql(url, "SELECT throttles FROM sink_rows") == [(0,)]

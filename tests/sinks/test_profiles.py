@@ -34,12 +34,13 @@ def test_profiles_load_from_toml_and_json(tmp_path: Path) -> None:
     toml.write_text(
         '[lance]\nkind = "lancedb"\nuri = "~/vectors"\n\n'
         '[remote]\nkind = "qdrant"\nurl = "https://qdrant.internal:6333"\n'
-        'collection = "docs"\napi_key_env = "QDRANT_KEY"\n'
+        'collection = "docs"\napi_key_env = "QDRANT_KEY"\nwrite_size = 200\n'
     )
     loaded = load_profiles(str(toml))
     home_vectors = str(Path("~/vectors").expanduser())
     assert loaded["lance"].settings == {"uri": home_vectors, "table": "chunks"}
     assert loaded["remote"].settings["api_key_env"] == "QDRANT_KEY"
+    assert loaded["remote"].settings["write_size"] == 200
     plugin = load_profiles('{"mine": {"kind": "mystore", "requires_vectors": false}}')["mine"]
     assert plugin.requires_vectors is False and plugin.kind == "mystore"
     assert load_profiles(None) == {}
@@ -58,6 +59,8 @@ def test_profiles_load_from_toml_and_json(tmp_path: Path) -> None:
         ('{"a b": {"kind": "lancedb", "uri": "/x"}}', "not a plain name"),
         ('{"a": {"uri": "/x"}}', "needs a kind"),
         ('{"a": []}', "table of settings"),
+        ('{"a": {"kind": "lancedb", "uri": "/x", "write_size": 0}}', "write_size is the most"),
+        ('{"a": {"kind": "mystore", "write_size": "many"}}', "from 1 to 100,000"),
         ("[1]", "must map profile names"),
         ("{nope", "not valid JSON or TOML"),
     ],

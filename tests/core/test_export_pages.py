@@ -47,9 +47,8 @@ class CountingStream:
         pass
 
 
-async def test_export_reads_and_writes_one_page_at_a_time(
-    ledger: Ledger, db_url: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def batch_of_chunks(ledger: Ledger, db_url: str, count: int) -> None:
+    """Batch ``big``: one document with ``count`` chunks, written by SQL in one statement."""
     await ledger.submit(BatchSpec(id="big"), [SourceSpec("/data/big.txt")])
     url = sync_url_of(db_url)
     (document_id,) = sql(url, "SELECT id FROM documents WHERE batch_id = 'big'")[0]
@@ -60,8 +59,14 @@ async def test_export_reads_and_writes_one_page_at_a_time(
         "page, created_at) "
         "SELECT :d, 'big', i, 'chunk ' || i, i * 10, i * 10 + 9, NULL, CURRENT_TIMESTAMP FROM n",
         d=document_id,
-        last=CHUNKS - 1,
+        last=count - 1,
     )
+
+
+async def test_export_reads_and_writes_one_page_at_a_time(
+    ledger: Ledger, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await batch_of_chunks(ledger, db_url, CHUNKS)
 
     log: list[tuple[str, int]] = []
     read = ledger.batch_chunks
@@ -109,18 +114,7 @@ async def test_parquet_export_writes_each_row_group_before_reading_on(
     ledger: Ledger, db_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     chunks, row_group = 5_000, 1_000
-    await ledger.submit(BatchSpec(id="big"), [SourceSpec("/data/big.txt")])
-    url = sync_url_of(db_url)
-    (document_id,) = sql(url, "SELECT id FROM documents WHERE batch_id = 'big'")[0]
-    sql(
-        url,
-        "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < :last) "
-        "INSERT INTO chunks (document_id, batch_id, ordinal, text, char_start, char_end, "
-        "page, created_at) "
-        "SELECT :d, 'big', i, 'chunk ' || i, i * 10, i * 10 + 9, NULL, CURRENT_TIMESTAMP FROM n",
-        d=document_id,
-        last=chunks - 1,
-    )
+    await batch_of_chunks(ledger, db_url, chunks)
     log: list[tuple[str, int]] = []
     read = ledger.batch_chunks
     held: list[int] = []

@@ -31,6 +31,7 @@ BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
     "retention": ([], ["--batches", "2", "--docs", "1000"]),
     "deletion": ([], ["--docs", "1000"]),
     "startup": ([], ["--runs", "1"]),
+    "export": ([], ["--chunks", "2000"]),
     # Without --corpus: the 1 GB upload into the store only (moto on loopback).
     "object_store": ([], ["--upload-mb", "20"]),
 }

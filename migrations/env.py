@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 from alembic import context
 from sqlalchemy import Connection
 
 from ledger.db.engine import WRITE, create_engine
 from ledger.db.fts import include_name
+from ledger.db.migrate import compared_objects
 from ledger.db.models import metadata
 from ledger.settings import Settings
 
@@ -22,28 +22,13 @@ def _url() -> str:
 
 
 def _configure(connection: Connection) -> None:
-    sqlite = connection.dialect.name == "sqlite"
-
-    def include_object(
-        obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any
-    ) -> bool:
-        # On SQLite migration 0017 adds documents.parent_id with its foreign key written on
-        # the column (ADD COLUMN cannot add a table constraint, and a batch copy of
-        # documents would drop its counter triggers); SQLAlchemy reflects neither the name
-        # nor the ON DELETE of that form. tests/core/test_child_documents.py checks the key
-        # itself with PRAGMA foreign_key_list.
-        if sqlite and type_ == "foreign_key_constraint":
-            columns = {c.name for c in obj.columns}
-            return not (obj.table.name == "documents" and columns == {"parent_id"})
-        return True
-
     context.configure(
         connection=connection,
         target_metadata=metadata,
-        render_as_batch=sqlite,
+        render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
         include_name=include_name,
-        include_object=include_object,
+        include_object=compared_objects(connection.dialect.name),
     )
 
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
@@ -88,3 +90,22 @@ def history() -> list[tuple[str, str | None, str]]:
             )
         )
     return out
+
+
+def compared_objects(dialect: str) -> Callable[[Any, str | None, str, bool, Any], bool]:
+    """The ``include_object`` filter for comparing the database with the models (`alembic
+    check`, the migration tests).
+
+    On SQLite migration 0017 adds ``documents.parent_id`` with its foreign key written on
+    the column (ADD COLUMN cannot add a table constraint, and a batch copy of ``documents``
+    would drop its counter triggers); SQLAlchemy reflects neither the name nor the ON DELETE
+    of that form, so that one key is left out of the comparison there.
+    tests/core/test_child_documents.py checks the key itself with PRAGMA foreign_key_list."""
+
+    def include(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
+        if dialect == "sqlite" and type_ == "foreign_key_constraint":
+            columns = {c.name for c in obj.columns}
+            return not (obj.table.name == "documents" and columns == {"parent_id"})
+        return True
+
+    return include

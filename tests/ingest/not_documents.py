@@ -40,7 +40,7 @@ def woff2_bytes() -> bytes:
 # Name (relative to the folder) -> the excluded_type reason it must be skipped with.
 NOT_DOCUMENTS: dict[str, str] = {
     "_images/logo.png": "excluded_type: PNG image",
-    "_downloads/docs.tar.gz": "excluded_type: GZ compressed file",
+    "_downloads/objects.json.gz": "excluded_type: GZ compressed file",
     "objects.inv": "excluded_type: Sphinx inventory",
     "_static/searchindex.js": "excluded_type: JS web asset",
     "_static/style.css": "excluded_type: CSS web asset",
@@ -61,7 +61,7 @@ def make_docs_folder(root: Path) -> dict[str, Path]:
         "notes.txt": b"Plain notes about releases and how they are made.\n",
         "_images/logo.png": png_bytes(),
         "_images/diagram": png_bytes(),
-        "_downloads/docs.tar.gz": gzip.compress(b"index.html\x00" * 100),
+        "_downloads/objects.json.gz": gzip.compress(b"index.html\x00" * 100),
         "objects.inv": sphinx_inventory(),
         "_static/searchindex.js": JS_TEXT.encode(),
         "_static/style.css": b"body { font-family: Inter, sans-serif; }\n",

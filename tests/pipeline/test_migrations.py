@@ -42,7 +42,12 @@ def differences(url: str) -> list[object]:
     try:
         with engine.connect() as conn:
             context = MigrationContext.configure(
-                conn, opts={"compare_type": True, "include_name": include_name}
+                conn,
+                opts={
+                    "compare_type": True,
+                    "include_name": include_name,
+                    "include_object": migrate.compared_objects(conn.dialect.name),
+                },
             )
             return list(compare_metadata(context, metadata))
     finally:

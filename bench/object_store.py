@@ -11,7 +11,13 @@ bucket named by ``--bucket`` must exist; the benchmark writes below ``ledger-ben
   (submit from the paged listing; each worker read copies the object to the spool). The
   ratio store / disk is the cost of reading through the store.
 - **upload**: a 1 GB file of random bytes is uploaded with the ledger's multipart upload
-  (16 MiB parts, 4 in flight) in a child process, whose peak RSS is the upload's memory.
+  (16 MiB parts, 4 in flight) in a child process, whose peak RSS is the upload's memory:
+  the floor, a raw boto3 multipart upload.
+- **tus upload**: the same file is uploaded with the tus protocol to a real API server
+  (uvicorn, SQLite ledger, ``LEDGER_STORAGE_URL`` on the same store) in 64 MiB PATCH
+  requests; the server keeps the upload in the store as it arrives (5 MiB parts, the tail in
+  the ledger), then completes it and reads it back once for its SHA-256. Reported: seconds,
+  throughput, the server's peak RSS, and the ratio to the floor of the same run.
 """
 
 from __future__ import annotations
@@ -32,10 +38,13 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import Report, child_env, scratch, settings_for
+import httpx
+from harness import Report, child_env, scratch, settings_for, sqlite_url
 from ingest import corpus_files, scan
+from status_scale import start_server
 
 from ledger.core.ledger import Ledger
+from ledger.db import migrate
 from ledger.processors.builtin import unchanged_skip
 from ledger.records import BatchSpec, SourceSpec
 from ledger.storage import objects
@@ -117,6 +126,69 @@ def upload_child(path: str, url: str, endpoint: str) -> None:
                       "peak_rss_mb": peak, "etag": info.etag}))  # fmt: skip
 
 
+TUS_REQUEST = 64 << 20  # bytes per PATCH: a client's chunk size
+
+
+def _memory_mb(pid: int, field: str) -> float:
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError(f"{field} not in /proc/{pid}/status")
+
+
+def _chunks(path: Path, start: int, size: int) -> Any:
+    with open(path, "rb") as file:
+        file.seek(start)
+        left = size
+        while left:
+            block = file.read(min(1 << 20, left))
+            left -= len(block)
+            yield block
+
+
+def tus_upload(path: Path, endpoint: str, bucket: str, home: Path) -> dict[str, Any]:
+    """Upload ``path`` with tus to a real API server that keeps uploads in the store."""
+    url = sqlite_url(home / "ledger.db")
+    migrate.upgrade(url)
+    env = child_env(
+        LEDGER_HOME=str(home),
+        LEDGER_DATABASE_URL=url,
+        LEDGER_AUTH="off",
+        LEDGER_STORAGE_URL=f"s3://{bucket}/ledger-bench-tus",
+        LEDGER_S3_ENDPOINT_URL=endpoint,
+        LEDGER_TUS_MAX_BYTES=str(4 << 30),
+    )
+    proc, base = start_server(home, env)
+    try:
+        size = path.stat().st_size
+        tus = {"Tus-Resumable": "1.0.0"}
+        made = httpx.post(
+            f"{base}/api/v1/uploads",
+            headers={**tus, "Upload-Length": str(size), "Upload-Metadata": "batch YmVuY2g="},
+        )
+        made.raise_for_status()
+        location = httpx.URL(f"{base}/api/v1/uploads/").join(made.headers["Location"])
+        before = _memory_mb(proc.pid, "VmHWM")
+        started = time.perf_counter()
+        offset = 0
+        with httpx.Client(timeout=600) as client:
+            while offset < size:
+                step = min(TUS_REQUEST, size - offset)
+                headers = {**tus, "Upload-Offset": str(offset),
+                           "Content-Type": "application/offset+octet-stream"}  # fmt: skip
+                body = _chunks(path, offset, step)
+                answer = client.patch(location, headers=headers, content=body)
+                answer.raise_for_status()
+                offset = int(answer.headers["Upload-Offset"])
+        seconds = time.perf_counter() - started
+        return {"seconds": seconds, "bytes": size, "rss_before_mb": before,
+                "peak_rss_mb": _memory_mb(proc.pid, "VmHWM")}  # fmt: skip
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
 def make_file(path: Path, megabytes: int) -> None:
     with open(path, "wb") as out:
         for _ in range(megabytes):
@@ -167,9 +239,7 @@ def run(args: argparse.Namespace, endpoint: str) -> int:
         prefix = base.child(base.key + "corpus/")
         put_seconds = put_corpus(s3, files, args.corpus, prefix)
         with scratch("object-store-disk") as disk_home, scratch("object-store-s3") as s3_home:
-            disk = asyncio.run(
-                ingest(disk_home, endpoint, lambda: scan(files), args.concurrency)
-            )
+            disk = asyncio.run(ingest(disk_home, endpoint, lambda: scan(files), args.concurrency))
             store = asyncio.run(
                 ingest(s3_home, endpoint, lambda: object_specs(s3, prefix), args.concurrency)
             )
@@ -195,12 +265,16 @@ def run(args: argparse.Namespace, endpoint: str) -> int:
             env=child_env(), capture_output=True, text=True, check=True,
         )  # fmt: skip
         up = json.loads(proc.stdout.strip().splitlines()[-1])
+        with scratch("object-store-tus") as server_home:
+            tus = tus_upload(big, endpoint, bucket, server_home)
     report.section(
-        f"Multipart upload of a {args.upload_mb} MB file into the store",
-        ["MB", "seconds", "MB/s", "RSS before upload MB", "peak RSS MB"],
-        [[up["bytes"] / 2**20, up["seconds"], up["bytes"] / 2**20 / up["seconds"],
-          up["rss_before_mb"], up["peak_rss_mb"]]],
+        f"Upload of a {args.upload_mb} MB file into the store",
+        ["upload", "MB", "seconds", "MB/s", "RSS before upload MB", "peak RSS MB"],
+        [[name, r["bytes"] / 2**20, r["seconds"], r["bytes"] / 2**20 / r["seconds"],
+          r["rss_before_mb"], r["peak_rss_mb"]]
+         for name, r in (("floor: boto3 multipart (child)", up), ("tus via the API server", tus))],
     )  # fmt: skip
+    report.note(f"tus / floor time ratio: {tus['seconds'] / up['seconds']:.2f}")
     report.write()
     return 0
 

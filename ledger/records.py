@@ -460,6 +460,8 @@ class Upload:
     updated_at: datetime
     completed_at: datetime | None
     ended_at: datetime | None
+    store_upload_id: str | None = None  # the object store's multipart upload, if kept there
+    store_key: str | None = None  # the object (s3:// URL) it makes
 
     def writer_active(self, now: datetime) -> bool:
         """Whether some request holds this upload's lease at ``now``."""

@@ -300,13 +300,19 @@ class UploadController(Controller):
         batch = await ledger.batch(batch_id, owner=owner)
         if batch.state == BatchState.CANCELLED:
             raise Conflict(f"batch {batch_id!r} is cancelled; create a new batch")
-        folder = (
-            settings.storage / multipart.safe_component(owner) / multipart.safe_component(batch_id)
+        destination: multipart.Destination = (
+            object_uploads.ObjectFolder(settings, owner, batch.id)
+            if settings.storage_url is not None
+            else multipart.LocalFolder(
+                settings.storage
+                / multipart.safe_component(owner)
+                / multipart.safe_component(batch_id)
+            )
         )
         stored = await multipart.store_files(
             request.stream(),
             request.headers.get("content-type"),
-            folder,
+            destination,
             max_files=settings.max_upload_files,
         )
         spec = BatchSpec(
@@ -320,33 +326,19 @@ class UploadController(Controller):
         )
         sources = [
             SourceSpec(
-                source=str(f.path),
+                source=f.source,
                 size=f.size,
                 mtime_ns=f.mtime_ns,
                 sha256=f.sha256,
-                meta={"filename": f.filename, "content_type": f.content_type},
+                meta={"filename": f.filename, "content_type": f.content_type}
+                | ({"etag": f.etag} if f.etag is not None else {}),
             )
             for f in stored
         ]
-        moved: list[object_uploads.StoredObject] = []
-        if settings.storage_url is not None:
-            moved = await object_uploads.move_to_store(settings, owner, batch.id, stored)
-            sources = [
-                replace(
-                    source,
-                    source=str(item.info.url),
-                    mtime_ns=item.info.last_modified_ns,
-                    meta={**(source.meta or {}), "etag": item.info.etag},
-                )
-                for source, item in zip(sources, moved, strict=True)
-            ]
         try:
             result = await ledger.submit(spec, sources)
         except BaseException:
-            if moved:
-                await object_uploads.discard(settings, moved)
-            else:
-                await multipart.discard_paths([f.path for f in stored])
+            await destination.remove(stored)
             raise
         return UploadResult(
             batch=BatchOut.of(result.batch),

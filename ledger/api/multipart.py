@@ -1,9 +1,11 @@
-"""Streaming multipart/form-data uploads straight into the storage folder.
+"""Streaming multipart/form-data uploads straight into storage.
 
 The request body is parsed as it arrives (the ``multipart`` push parser Litestar itself
-depends on): each file part is written to a server-named file while its SHA-256 and size are
-computed, so memory stays at one buffer however large the upload. Anything that goes wrong
-removes every file this request wrote.
+depends on): each file part is written, while its SHA-256 and size are computed, to a
+destination: a server-named file in the storage folder (:class:`LocalFolder`), or an object
+of the store sent part by part (:class:`ledger.api.object_uploads.ObjectFolder`). Memory
+stays at a buffer or two however large the upload. Anything that goes wrong removes every
+file or object this request wrote.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Protocol
 
 from litestar.exceptions import ClientException, HTTPException
 from multipart import (  # type: ignore[import-untyped]
@@ -67,26 +69,57 @@ def safe_component(value: str | None) -> str:
 
 @dataclass(frozen=True)
 class StoredFile:
-    path: Path
+    """One file part, stored: ``source`` is the file's path or the object's URL."""
+
+    source: str
     filename: str | None
     content_type: str | None
     size: int
     sha256: str
     mtime_ns: int
+    etag: str | None = None  # an object's, as the store answered
+
+    @property
+    def path(self) -> Path:
+        """The stored file (a local destination's)."""
+        return Path(self.source)
 
 
-class _Writer:
-    """One file part on its way to disk."""
+class FileSink(Protocol):
+    """Where one file part's bytes go."""
 
-    def __init__(self, folder: Path, segment: MultipartSegment) -> None:
+    async def open(self) -> None:
+        """Make the file (or nothing yet)."""
+
+    async def write(self, data: bytes) -> None:
+        """Take the next bytes (about ``FLUSH_BYTES`` at a time)."""
+
+    async def close(self) -> tuple[str, int, str | None]:
+        """Make the bytes durable: the source, its mtime (ns) and its ETag if any."""
+
+    async def discard(self) -> None:
+        """Remove whatever this sink made (also after :meth:`close`)."""
+
+
+class Destination(Protocol):
+    """Where a request's file parts go."""
+
+    async def prepare(self) -> None:
+        """Get ready for the first file (a folder to make, for example)."""
+
+    def new_file(self) -> FileSink:
+        """A sink for the next file part."""
+
+    async def remove(self, stored: list[StoredFile]) -> None:
+        """Remove files stored by this request that could not be recorded."""
+
+
+class _LocalFile:
+    """A new file under a random name in the storage folder."""
+
+    def __init__(self, folder: Path) -> None:
         self.folder = folder
-        self.path: Path | None = None  # set once this writer made the file: it may remove it
-        self.filename = clean_filename(segment.filename)
-        self.content_type = segment.content_type
-        self._hash = hashlib.sha256()
-        self._size = 0
-        self._pending: list[bytes] = []
-        self._pending_size = 0
+        self.path: Path | None = None  # set once this sink made the file: it may remove it
         self._file: IO[bytes] | None = None
 
     async def open(self) -> None:
@@ -103,10 +136,58 @@ class _Writer:
             return
         raise OSError(f"no free file name in {self.folder} after {NAME_ATTEMPTS} attempts")
 
-    def _write(self, data: bytes) -> None:
+    async def write(self, data: bytes) -> None:
         assert self._file is not None
-        self._hash.update(data)
-        self._file.write(data)
+        await asyncio.to_thread(self._file.write, data)
+
+    async def close(self) -> tuple[str, int, str | None]:
+        assert self._file is not None and self.path is not None
+        file = self._file
+        self._file = None
+
+        def close() -> int:
+            file.flush()
+            os.fsync(file.fileno())
+            file.close()
+            return os.stat(file.name).st_mtime_ns
+
+        return str(self.path), await asyncio.to_thread(close), None
+
+    async def discard(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        if self.path is not None:
+            await discard_paths([self.path])
+
+
+class LocalFolder:
+    """The storage folder of a batch: one new file per part."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    async def prepare(self) -> None:
+        self.folder = await asyncio.to_thread(_make_folder, self.folder)
+
+    def new_file(self) -> FileSink:
+        return _LocalFile(self.folder)
+
+    async def remove(self, stored: list[StoredFile]) -> None:
+        await discard_paths([f.path for f in stored])
+
+
+class _Writer:
+    """One file part on its way to its sink, hashed and counted as it goes."""
+
+    def __init__(self, sink: FileSink, segment: MultipartSegment) -> None:
+        self.sink = sink
+        self.filename = clean_filename(segment.filename)
+        self.content_type = segment.content_type
+        self._hash = hashlib.sha256()
+        self._size = 0
+        self._pending: list[bytes] = []
+        self._pending_size = 0
 
     async def feed(self, data: bytes) -> None:
         self._pending.append(data)
@@ -120,35 +201,21 @@ class _Writer:
             self._pending.clear()
             self._pending_size = 0
             self._size += len(data)
-            await asyncio.to_thread(self._write, data)
+            await asyncio.to_thread(self._hash.update, data)
+            await self.sink.write(data)
 
     async def finish(self) -> StoredFile:
         await self._flush()
-        assert self._file is not None
-        file = self._file
-        self._file = None
-
-        def close() -> int:
-            file.flush()
-            os.fsync(file.fileno())
-            file.close()
-            return os.stat(file.name).st_mtime_ns
-
-        assert self.path is not None
-        mtime_ns = await asyncio.to_thread(close)
+        source, mtime_ns, etag = await self.sink.close()
         return StoredFile(
-            path=self.path,
+            source=source,
             filename=self.filename,
             content_type=self.content_type,
             size=self._size,
             sha256=self._hash.hexdigest(),
             mtime_ns=mtime_ns,
+            etag=etag,
         )
-
-    def abort(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
 
 
 def boundary_of(content_type: str | None) -> str:
@@ -166,15 +233,21 @@ def boundary_of(content_type: str | None) -> str:
 
 
 async def store_files(
-    stream: AsyncIterator[bytes], content_type: str | None, folder: Path, *, max_files: int
+    stream: AsyncIterator[bytes],
+    content_type: str | None,
+    destination: Path | Destination,
+    *,
+    max_files: int,
 ) -> list[StoredFile]:
-    """Write every file part of the multipart body in ``stream`` to a new file in ``folder``.
+    """Store every file part of the multipart body in ``stream`` at ``destination`` (a
+    folder: one new file per part).
 
     Parts without a file name (plain form fields) are read and ignored. Returns the stored
     files in the order they came; on any error, removes them all and raises.
     """
     boundary = boundary_of(content_type)
-    folder = await asyncio.to_thread(_make_folder, folder)
+    target = LocalFolder(destination) if isinstance(destination, Path) else destination
+    await target.prepare()
     stored: list[StoredFile] = []
     writer: _Writer | None = None
     try:
@@ -183,8 +256,8 @@ async def store_files(
                 for event in parser.parse(chunk):
                     if isinstance(event, MultipartSegment):
                         if event.filename is not None:
-                            writer = _Writer(folder, event)
-                            await writer.open()
+                            writer = _Writer(target.new_file(), event)
+                            await writer.sink.open()
                     elif event:
                         if writer is not None:
                             await writer.feed(bytes(event))
@@ -194,15 +267,15 @@ async def store_files(
                 if parser.closed:
                     break
     except ParserLimitReached as exc:
-        await _discard(stored, writer)
+        await _discard(target, stored, writer)
         raise HTTPException(
             status_code=413, detail=f"too many parts in one upload (at most {max_files}): {exc}"
         ) from None
     except ParserError as exc:
-        await _discard(stored, writer)
+        await _discard(target, stored, writer)
         raise ClientException(f"malformed multipart body: {exc}") from None
     except BaseException:
-        await _discard(stored, writer)
+        await _discard(target, stored, writer)
         raise
     if not stored:
         raise ClientException("the upload holds no file parts (parts need a filename)")
@@ -224,13 +297,14 @@ def _make_folder(folder: Path) -> Path:
     raise OSError(f"no free storage folder beside {folder} after {NAME_ATTEMPTS} attempts")
 
 
-async def _discard(stored: list[StoredFile], writer: _Writer | None) -> None:
-    paths = [s.path for s in stored]
-    if writer is not None:
-        writer.abort()
-        if writer.path is not None:
-            paths.append(writer.path)
-    await discard_paths(paths)
+async def _discard(target: Destination, stored: list[StoredFile], writer: _Writer | None) -> None:
+    # Shielded: what this request wrote goes even when the request is cancelled.
+    async def discard() -> None:
+        if writer is not None:
+            await writer.sink.discard()
+        await target.remove(stored)
+
+    await asyncio.shield(discard())
 
 
 async def discard_paths(paths: list[Path]) -> None:

@@ -6,16 +6,18 @@ No I/O here beyond the ASGI middleware that answers version mismatches (412) and
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import hashlib
 import re
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from email.utils import format_datetime
 from typing import Any
 
 import msgspec
+from litestar import Request
 from litestar.datastructures import MutableScopeHeaders
 from litestar.enums import ScopeType
 from litestar.exceptions import ClientException, HTTPException
@@ -29,6 +31,8 @@ from litestar.types import (
     Scope,
     Send,
 )
+
+from ledger.errors import Conflict
 
 TUS_VERSION = "1.0.0"
 OFFSET_OCTET_STREAM = "application/offset+octet-stream"
@@ -80,8 +84,61 @@ EXPOSED_HEADERS = (
 )
 
 
+class ClientGone(Exception):
+    """The client closed the connection, or its body stalled, before the body ended."""
+
+
 class ChecksumMismatch(Exception):
     """The chunk's checksum does not match the one the client sent (status 460)."""
+
+
+async def request_body(
+    request: Request[Any, Any, Any], idle_seconds: float
+) -> AsyncIterator[bytes]:
+    """The request body as it arrives; :class:`ClientGone` if the client leaves (or stalls
+    for ``idle_seconds``) before its end."""
+    while True:
+        try:
+            message = await asyncio.wait_for(request.receive(), idle_seconds)
+        except TimeoutError:
+            raise ClientGone from None
+        if message["type"] == "http.disconnect":
+            raise ClientGone
+        if message["type"] == "http.request":
+            if body := message.get("body", b""):
+                yield body
+            if not message.get("more_body", False):
+                return
+
+
+def too_large(limit: int, length: int | None) -> HTTPException:
+    """413: the upload would grow beyond its length or the server's largest."""
+    what = f"the Upload-Length ({length})" if length is not None else "Tus-Max-Size"
+    return HTTPException(status_code=413, detail=f"the upload would grow beyond {what}: {limit}")
+
+
+def check_append(
+    request: Request[Any, Any, Any],
+    *,
+    durable: int,
+    length: int | None,
+    max_bytes: int,
+    client_offset: int | None,
+    read_body: bool,
+) -> tuple[int, tuple[str, bytes] | None]:
+    """Before a byte of an append is read: 409 when ``client_offset`` is not the upload's
+    ``durable`` offset, 413 when the announced body would not fit. The size the upload may
+    grow to and the request's checksum (algorithm, digest), if it sent one."""
+    if client_offset is not None and client_offset != durable:
+        raise Conflict(
+            f"Upload-Offset is {client_offset} but the upload has {durable} bytes; "
+            f"resume from {durable}"
+        )
+    limit = length if length is not None else max_bytes
+    announced = request.content_length if read_body else 0
+    if announced is not None and durable + announced > limit:
+        raise too_large(limit, length)
+    return limit, parse_checksum(request.headers.get("upload-checksum")) if read_body else None
 
 
 def parse_size(name: str, value: str | None) -> int | None:

@@ -2,17 +2,13 @@
 
 Core protocol plus creation, creation-with-upload, creation-defer-length, expiration,
 checksum (sha1, sha256, md5) and termination. The upload's state is a ledger row (see
-:mod:`ledger.core.uploads`); its bytes are appended to ``storage/uploads/<id>`` as they
-arrive. Each request that writes holds the upload's lease in the database (several server
-processes may share uploads), this process's own set of uploads in progress, and an
-exclusive lock on the file; a second writer is answered 423 and the bytes stay right.
-
-Received bytes count once they are on disk: at the end of a request, every
-``tus_commit_bytes`` during a long one, and when the client goes away mid-body. Bytes of a
-chunk with a checksum count only after the checksum matched (else 460, and they are cut
-off). When the last byte counts, the same transaction completes the upload and creates its
-document. A file longer than the counted offset (a crash between write and commit) is cut
-back before anything else reads or writes it.
+:mod:`ledger.core.uploads`). Its bytes go, as they arrive, into a local file under
+``storage/uploads/<id>`` (:mod:`ledger.api.tus_local`), or, with ``LEDGER_STORAGE_URL``,
+straight into the object store's multipart upload (:mod:`ledger.api.tus_store`), so any
+API server can take any request of an upload. Each request that writes holds the upload's
+lease in the database (several server processes may share uploads) and this process's own
+set of uploads in progress; a local file is also locked. A second writer is answered 423
+and the bytes stay right.
 
 The routes are left out of the OpenAPI schema: they speak the tus protocol (headers, empty
 bodies), documented in docs/api.md, not JSON.
@@ -24,8 +20,6 @@ import asyncio
 import logging
 import re
 import secrets
-import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +27,7 @@ from litestar import Controller, Request, Response, delete, head, patch, post, r
 from litestar.enums import HttpMethod, MediaType
 from litestar.exceptions import ClientException, HTTPException, MethodNotAllowedException
 
-from ledger.api import object_uploads, policy
+from ledger.api import policy, tus_local, tus_store
 from ledger.api.errors import problem
 from ledger.api.multipart import clean_filename
 from ledger.api.schemas import Problem
@@ -42,7 +36,6 @@ from ledger.api.tus_files import (
     UploadFile,
     abandon,
     cut_back,
-    sha256_of,
 )
 from ledger.api.tus_protocol import (
     CHECKSUMS,
@@ -57,6 +50,7 @@ from ledger.api.tus_protocol import (
     parse_metadata,
     parse_size,
     require_offset_stream,
+    too_large,
     tus_middleware,
 )
 from ledger.core.ledger import Ledger
@@ -65,11 +59,9 @@ from ledger.maintenance.uploads import remove_ended
 from ledger.records import Upload, UploadSpec
 from ledger.settings import Settings
 from ledger.states import UploadState
-from ledger.storage import objects
 
 log = logging.getLogger(__name__)
 
-FLUSH_BYTES = 1024 * 1024  # bytes gathered before one write in a thread
 FILE_LOCK_WAIT = 1.0  # a status request may hold the file's lock for a moment
 MAX_PROCESSOR = 500
 MAX_CONTENT_TYPE = 255
@@ -78,14 +70,6 @@ _UPLOAD_ID = re.compile(r"^[0-9a-f]{32}$")
 # Uploads this process is writing right now: a second request for one of them is refused at
 # once, without a trip to the database. The database lease is what holds across processes.
 _writing: set[str] = set()
-
-
-class _ClientGone(Exception):
-    """The client closed the connection, or its body stalled, before the body ended."""
-
-
-class _TooLarge(Exception):
-    pass
 
 
 def _empty(status: int, headers: dict[str, str] | None = None) -> Response[Any]:
@@ -119,182 +103,6 @@ def _offset_headers(upload: Upload) -> dict[str, str]:
     return headers
 
 
-async def _body(request: Request[Any, Any, Any], idle_seconds: float) -> AsyncIterator[bytes]:
-    """The request body as it arrives; :class:`_ClientGone` if the client leaves (or stalls
-    for ``idle_seconds``) before its end."""
-    while True:
-        try:
-            message = await asyncio.wait_for(request.receive(), idle_seconds)
-        except TimeoutError:
-            raise _ClientGone from None
-        if message["type"] == "http.disconnect":
-            raise _ClientGone
-        if message["type"] == "http.request":
-            if body := message.get("body", b""):
-                yield body
-            if not message.get("more_body", False):
-                return
-
-
-def _too_large(limit: int, length: int | None) -> HTTPException:
-    what = f"the Upload-Length ({length})" if length is not None else "Tus-Max-Size"
-    return HTTPException(status_code=413, detail=f"the upload would grow beyond {what}: {limit}")
-
-
-async def _receive(
-    request: Request[Any, Any, Any],
-    ledger: Ledger,
-    settings: Settings,
-    upload: Upload,
-    token: str,
-    file: UploadFile,
-    *,
-    client_offset: int | None,
-    read_body: bool = True,
-) -> Upload:
-    """Append the request body to the upload held by ``token`` (whose ``file`` the caller
-    has open and locked, and closes after this returns) and count it; complete the upload
-    when its last byte is in. Always gives the lease up. Returns the upload as it is now;
-    raises for the protocol's errors (409, 413, 460...)."""
-    released = False
-    try:
-        durable = upload.offset
-        size = await file.size()
-        if size > durable:  # bytes written after the last count (a crash): not received
-            await file.truncate(durable)
-        elif size < durable:  # the file lost bytes the ledger counted (storage trouble)
-            log.warning(
-                "upload %s: file has %d bytes, the ledger counted %d; counting %d",
-                upload.id,
-                size,
-                durable,
-                size,
-            )
-            upload = await ledger.renew_upload(upload.id, token, offset=size)
-            durable = size
-        if client_offset is not None and client_offset != durable:
-            raise Conflict(
-                f"Upload-Offset is {client_offset} but the upload has {durable} bytes; "
-                f"resume from {durable}"
-            )
-        limit = upload.length if upload.length is not None else settings.tus_max_bytes
-        announced = request.content_length if read_body else 0
-        if announced is not None and durable + announced > limit:
-            raise _too_large(limit, upload.length)
-        checksum = parse_checksum(request.headers.get("upload-checksum")) if read_body else None
-        hasher = CHECKSUMS[checksum[0]]() if checksum else None
-        start = position = durable
-        pending: list[bytes] = []
-        pending_size = 0
-        renewed = time.monotonic()
-        gone = False
-
-        async def flush() -> None:
-            nonlocal position, pending_size
-            if pending:
-                data = b"".join(pending)
-                pending.clear()
-                pending_size = 0
-                await file.write_at(data, position, hasher)
-                position += len(data)
-
-        try:
-            if read_body:
-                async for chunk in _body(request, settings.tus_idle_seconds):
-                    if position + pending_size + len(chunk) > limit:
-                        raise _TooLarge
-                    pending.append(chunk)
-                    pending_size += len(chunk)
-                    if pending_size >= FLUSH_BYTES:
-                        await flush()
-                    if hasher is None and position - durable >= settings.tus_commit_bytes:
-                        # A checkpoint: what is on disk now survives a crash of this process.
-                        await file.sync()
-                        upload = await ledger.renew_upload(upload.id, token, offset=position)
-                        durable, renewed = position, time.monotonic()
-                    elif time.monotonic() - renewed > settings.tus_lease_seconds / 3:
-                        upload = await ledger.renew_upload(upload.id, token)
-                        renewed = time.monotonic()
-            await flush()
-        except _ClientGone:
-            await flush()
-            gone = True
-        except _TooLarge:
-            await file.truncate(durable)
-            raise _too_large(limit, upload.length) from None
-
-        # Nothing of a checksummed chunk was counted yet: keep all of it or none.
-        if checksum is not None and hasher is not None and (gone or hasher.digest() != checksum[1]):
-            await file.truncate(start)
-            if gone:
-                return upload
-            raise ChecksumMismatch(
-                f"the {checksum[0]} checksum of the {position - start} bytes received does "
-                "not match Upload-Checksum; they were discarded"
-            )
-        await file.sync()
-        if upload.length is not None and position == upload.length:
-            digest = await _hash_holding(ledger, settings, upload, token)
-            mtime_ns = await file.mtime_ns()
-            stored: objects.ObjectInfo | None = None
-            if settings.storage_url is not None:
-                held = upload
-
-                async def renew() -> None:
-                    await ledger.renew_upload(held.id, token)
-
-                stored = await object_uploads.store_upload(settings, upload, renew)
-                mtime_ns = stored.last_modified_ns
-            try:
-                upload = await ledger.complete_upload(
-                    upload.id,
-                    token,
-                    sha256=digest,
-                    size=position,
-                    mtime_ns=mtime_ns,
-                    stored_as=(str(stored.url), stored.etag) if stored is not None else None,
-                )
-            except Conflict:
-                # The batch was cancelled or taken meanwhile: keep the bytes, say why.
-                if stored is not None:
-                    await object_uploads.remove_object(settings, stored)
-                await ledger.commit_upload(upload.id, token, offset=position)
-                released = True
-                raise
-            released = True
-            if stored is not None:  # the store holds it now; the document names the object
-                await object_uploads.remove_local(upload.path)
-            log.info(
-                "upload %s complete: %d bytes, document %s in batch %s",
-                upload.id,
-                position,
-                upload.document_id,
-                upload.batch_id,
-            )
-        else:
-            upload = await ledger.commit_upload(upload.id, token, offset=position)
-            released = True
-        return upload
-    finally:
-        if not released:
-            await asyncio.shield(ledger.release_upload(upload.id, token))
-
-
-async def _hash_holding(ledger: Ledger, settings: Settings, upload: Upload, token: str) -> str:
-    """The whole file's SHA-256 (read in a thread), renewing the lease while it is read:
-    a large file on a slow disk may take longer than one lease."""
-    hashing = asyncio.ensure_future(sha256_of(Path(upload.path)))
-    try:
-        while True:
-            done, _ = await asyncio.wait({hashing}, timeout=settings.tus_lease_seconds / 3)
-            if done:
-                return hashing.result()
-            await ledger.renew_upload(upload.id, token)
-    finally:
-        if not hashing.done():
-            hashing.cancel()
-
-
 async def _append(
     request: Request[Any, Any, Any],
     upload_id: str,
@@ -310,7 +118,7 @@ async def _append(
         raise ClientException("send Upload-Offset: the number of bytes the upload has")
     length = parse_size("Upload-Length", request.headers.get("upload-length"))
     if length is not None and length > settings.tus_max_bytes:
-        raise _too_large(settings.tus_max_bytes, None)
+        raise too_large(settings.tus_max_bytes, None)
     parse_checksum(request.headers.get("upload-checksum"))  # 400 before any byte is read
     if upload_id in _writing:
         raise Locked(f"upload {upload_id!r} is being written by another request; retry shortly")
@@ -319,6 +127,15 @@ async def _append(
         upload = await ledger.upload(upload_id, owner=owner)  # 404, 410 before any file
         if upload.state == UploadState.COMPLETE:
             return _already_complete(request, upload, client_offset)
+        if _kept_in_store(settings, upload):  # no file: the ledger's lease alone fences
+            token = secrets.token_hex(16)
+            upload = await ledger.acquire_upload(upload_id, token, owner=owner, length=length)
+            if upload.state == UploadState.COMPLETE:
+                return _already_complete(request, upload, client_offset)
+            upload = await tus_store.receive(
+                request, ledger, settings, upload, token, client_offset=client_offset
+            )
+            return _empty(204, _offset_headers(upload))
         # The file's lock first, then the lease: a live writer holds both, so whoever gets
         # the lock may take over a lease left by a writer that died.
         file = await UploadFile.open(Path(upload.path), wait=FILE_LOCK_WAIT)
@@ -331,7 +148,7 @@ async def _append(
             )
             if upload.state == UploadState.COMPLETE:
                 return _already_complete(request, upload, client_offset)
-            upload = await _receive(
+            upload = await tus_local.receive(
                 request, ledger, settings, upload, token, file, client_offset=client_offset
             )
         finally:
@@ -339,6 +156,15 @@ async def _append(
     finally:
         _writing.discard(upload_id)
     return _empty(204, _offset_headers(upload))
+
+
+def _kept_in_store(settings: Settings, upload: Upload) -> bool:
+    """Whether the upload's bytes go into the object store as they arrive: with a store,
+    every upload but one begun on this server's disk before uploads in progress were kept
+    in the store (it ends there as it began)."""
+    return settings.storage_url is not None and (
+        upload.store_upload_id is not None or upload.offset == 0
+    )
 
 
 def _already_complete(
@@ -407,7 +233,7 @@ class TusController(Controller):
         if (length is None) == (not deferred):
             raise ClientException("send either Upload-Length or Upload-Defer-Length: 1")
         if length is not None and length > settings.tus_max_bytes:
-            raise _too_large(settings.tus_max_bytes, None)
+            raise too_large(settings.tus_max_bytes, None)
         with_body = is_offset_stream(headers.get("content-type"))
         if not with_body and request.content_length:
             raise HTTPException(
@@ -418,7 +244,7 @@ class TusController(Controller):
             parse_checksum(headers.get("upload-checksum"))
             announced = request.content_length
             if length is not None and announced is not None and announced > length:
-                raise _too_large(length, length)  # before any row or file exists
+                raise too_large(length, length)  # before any row or file exists
         raw_metadata = headers.get("upload-metadata")
         pairs = parse_metadata(raw_metadata)
         batch_id = metadata_text(pairs, "batch")
@@ -454,23 +280,27 @@ class TusController(Controller):
             spec, folder=settings.storage / "uploads", writer_token=token
         )
         location = f"{request.url.path.rstrip('/')}/{upload.id}"
+        in_store = settings.storage_url is not None
+        if in_store and token is None:  # the store's multipart upload starts with the upload
+            upload = await tus_store.start(ledger, settings, upload)
         if token is not None:
             _writing.add(upload.id)
-            file = await UploadFile.open(Path(upload.path), wait=FILE_LOCK_WAIT)
+            file: UploadFile | None = None
             try:
-                if file is None:  # nobody else knows the new upload's id yet: not expected
-                    await ledger.release_upload(upload.id, token)
-                    raise Locked(f"upload {upload.id!r} is locked by another process")
-                upload = await _receive(
-                    request,
-                    ledger,
-                    settings,
-                    upload,
-                    token,
-                    file,
-                    client_offset=0,
-                    read_body=with_body,
-                )
+                if in_store:
+                    upload = await tus_store.receive(
+                        request, ledger, settings, upload, token,
+                        client_offset=0, read_body=with_body,
+                    )  # fmt: skip
+                else:
+                    file = await UploadFile.open(Path(upload.path), wait=FILE_LOCK_WAIT)
+                    if file is None:  # nobody else knows the new upload's id yet: not expected
+                        await ledger.release_upload(upload.id, token)
+                        raise Locked(f"upload {upload.id!r} is locked by another process")
+                    upload = await tus_local.receive(
+                        request, ledger, settings, upload, token, file,
+                        client_offset=0, read_body=with_body,
+                    )  # fmt: skip
             except ChecksumMismatch as exc:
                 response = _checksum_mismatch(request, exc)
                 response.headers["Location"] = location
@@ -486,11 +316,17 @@ class TusController(Controller):
         return _empty(201, {"Location": location, **_offset_headers(upload)})
 
     @head("/{upload_id:str}", operation_id="uploadOffset")
-    async def status(self, upload_id: str, ledger: Ledger, owner: str | None) -> Response[None]:
+    async def status(
+        self, upload_id: str, ledger: Ledger, settings: Settings, owner: str | None
+    ) -> Response[None]:
         """How many bytes the upload has (Upload-Offset), and its length if known."""
         _check_id(upload_id)
         upload = await ledger.upload(upload_id, owner=owner)
-        if upload.state == UploadState.RECEIVING and upload_id not in _writing:
+        if (
+            upload.state == UploadState.RECEIVING
+            and upload_id not in _writing
+            and not _kept_in_store(settings, upload)
+        ):
 
             async def durable() -> int:
                 return (await ledger.upload(upload_id, owner=owner)).offset

@@ -67,6 +67,8 @@ def upload_from_row(row: Row[Any]) -> Upload:
         updated_at=m["updated_at"],
         completed_at=m["completed_at"],
         ended_at=m["ended_at"],
+        store_upload_id=m["store_upload_id"],
+        store_key=m["store_key"],
     )
 
 

@@ -19,6 +19,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     MetaData,
+    PrimaryKeyConstraint,
     String,
     Table,
     Text,
@@ -32,7 +33,7 @@ from ledger.states import AttemptOutcome, BatchState, DocumentStatus, UploadStat
 # The migration whose schema these tables describe. Opening a ledger compares the database
 # with it; reading it from the migration scripts instead would load Alembic, a large part
 # of a worker's start. A new migration moves it (a test holds it to Alembic's head).
-HEAD_REVISION = "0019"
+HEAD_REVISION = "0020"
 
 # Every constraint and index gets a stable name: Alembic's SQLite batch mode silently drops
 # unnamed CHECK constraints, and stable names make migrations reviewable.
@@ -179,9 +180,7 @@ documents = Table(
     CheckConstraint(
         "removed_at IS NULL OR status IN ('done', 'skipped')", name="removed_only_finished"
     ),
-    CheckConstraint(
-        "(parent_id IS NULL) = (member_path IS NULL)", name="member_iff_parent"
-    ),
+    CheckConstraint("(parent_id IS NULL) = (member_path IS NULL)", name="member_iff_parent"),
     CheckConstraint(_in("status", [s.value for s in DocumentStatus]), name="status_valid"),
     CheckConstraint("attempts >= 0", name="attempts_nonnegative"),
     CheckConstraint(
@@ -360,6 +359,19 @@ uploads = Table(
     Column("completed_at", UTCDateTime, nullable=True),
     Column("ended_at", UTCDateTime, nullable=True, doc="when it was terminated or expired"),
     Column("files_removed_at", UTCDateTime, nullable=True),
+    Column(
+        "store_upload_id",
+        Text,
+        nullable=True,
+        doc="the object store's multipart upload the bytes go into (LEDGER_STORAGE_URL)",
+    ),
+    Column(
+        "store_key",
+        Text,
+        CheckConstraint("(store_upload_id IS NULL) = (store_key IS NULL)", name="store_complete"),
+        nullable=True,
+        doc="the object (s3:// URL) that multipart upload makes (0020)",
+    ),
     CheckConstraint(_in("state", [s.value for s in UploadState]), name="state_valid"),
     CheckConstraint("upload_offset >= 0", name="offset_nonnegative"),
     CheckConstraint("upload_length IS NULL OR upload_length >= 0", name="length_nonnegative"),
@@ -382,6 +394,33 @@ uploads = Table(
     # Deleting documents checks this foreign key per row: without an index, a scan each.
     Index(None, "document_id"),
     Index(None, "batch_id"),
+)
+
+# An upload kept in the object store while it arrives (see ledger.core.upload_parts): the
+# parts its multipart upload holds, and the bytes past the last part, too few for a part yet.
+upload_parts = Table(
+    "upload_parts",
+    metadata,
+    Column("upload_id", String(32), ForeignKey("uploads.id", ondelete="CASCADE"), nullable=False),
+    Column("part_number", Integer, nullable=False),
+    Column("etag", String(200), nullable=False, doc="as the store answered; checked on completion"),
+    Column("start_offset", BigIntId, nullable=False, doc="the part holds [start, start + size)"),
+    Column("size", BigIntId, nullable=False),
+    PrimaryKeyConstraint("upload_id", "part_number"),
+    UniqueConstraint("upload_id", "start_offset"),
+    CheckConstraint("part_number BETWEEN 1 AND 10000", name="part_number_valid"),
+    CheckConstraint("start_offset >= 0", name="start_nonnegative"),
+    CheckConstraint("size > 0", name="size_positive"),
+)
+
+upload_tails = Table(
+    "upload_tails",
+    metadata,
+    Column("upload_id", String(32), ForeignKey("uploads.id", ondelete="CASCADE"), nullable=False),
+    Column("start_offset", BigIntId, nullable=False),
+    Column("data", LargeBinary, nullable=False, doc="less than one part in all, per upload"),
+    PrimaryKeyConstraint("upload_id", "start_offset"),
+    CheckConstraint("start_offset >= 0", name="start_nonnegative"),
 )
 
 # The chunk index: the text of every done document, in order. Written only in the

@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from functools import partial
 from pathlib import Path
 
 from ledger import storage
+from ledger.core import upload_parts
 from ledger.core.ledger import Ledger
+from ledger.storage import object_parts, objects
+from ledger.storage.urls import ObjectUrl
 
 log = logging.getLogger(__name__)
 
@@ -38,10 +42,26 @@ async def remove_ended(ledger: Ledger, *, upload_id: str | None = None) -> int:
         if not due:
             return removed
         await remove_files([path for _, path in due])
+        await abort_in_store(ledger, [upload_id for upload_id, _ in due])
         await ledger.upload_files_removed([upload_id for upload_id, _ in due])
         removed += len(due)
         if len(due) < CLEANUP_BATCH:
             return removed
+
+
+async def abort_in_store(ledger: Ledger, ids: list[str]) -> None:
+    """Abort the object store's multipart uploads of these ended uploads (parts and all)
+    and drop their parts and tails from the ledger. Aborted first, forgotten after: a crash
+    in between aborts again, which the store answers as done."""
+    ended = await ledger.run(partial(upload_parts.in_store, ids=ids), write=False)
+    if not ended:
+        return
+    s3 = objects.client_for(ledger.settings)
+    for upload in ended:
+        assert upload.store_upload_id is not None and upload.store_key is not None
+        url = ObjectUrl.parse(upload.store_key)
+        await asyncio.to_thread(object_parts.abort, s3, url, upload.store_upload_id)
+    await ledger.run(partial(upload_parts.forget, ids=[upload.id for upload in ended]))
 
 
 async def storage_here(ledger: Ledger) -> bool:

@@ -150,7 +150,7 @@ def storage_error(exc: BaseException, url: ObjectUrl | str) -> ProcessingError:
     raise exc
 
 
-def _guarded(
+def guarded(
     fn: Callable[Concatenate[S3Client, ObjectUrl, P], R],
 ) -> Callable[Concatenate[S3Client, ObjectUrl, P], R]:
     """Turn boto3's failures of ``fn(s3, url, ...)`` into :func:`storage_error`'s."""
@@ -182,7 +182,7 @@ def iter_objects(
     yield from _listed(s3, prefix, page_size)
 
 
-@_guarded
+@guarded
 def _page(s3: S3Client, prefix: ObjectUrl, page_size: int, token: str | None) -> Any:
     kwargs: dict[str, Any] = {"Bucket": prefix.bucket, "Prefix": prefix.prefix}
     kwargs["MaxKeys"] = page_size
@@ -215,7 +215,7 @@ def _ns(moment: Any) -> int:
     return int(moment.timestamp()) * 1_000_000_000
 
 
-@_guarded
+@guarded
 def stat(s3: S3Client, url: ObjectUrl) -> ObjectInfo:
     """What the store says of the object ``url`` (``source_missing`` when there is none)."""
     head = s3.head_object(Bucket=url.bucket, Key=url.key)
@@ -227,10 +227,8 @@ def stat(s3: S3Client, url: ObjectUrl) -> ObjectInfo:
     )
 
 
-@_guarded
-def download(
-    s3: S3Client, url: ObjectUrl, path: str, *, if_match: str | None = None
-) -> ObjectInfo:
+@guarded
+def download(s3: S3Client, url: ObjectUrl, path: str, *, if_match: str | None = None) -> ObjectInfo:
     """Copy the object to the local file ``path`` (via ``path.partial``, ``CHUNK`` bytes at
     a time) and give the file the object's last-modified time, so the size and time checks
     of local files apply unchanged. With ``if_match`` the store itself refuses an object
@@ -262,7 +260,7 @@ def download(
     return info
 
 
-@_guarded
+@guarded
 def upload_file(s3: S3Client, url: ObjectUrl, path: str) -> ObjectInfo:
     """Store the local file ``path`` as ``url``: a multipart upload in ``PART_SIZE`` parts
     for a large file (memory about ``PART_SIZE * UPLOAD_THREADS``), one PUT for a small one."""
@@ -278,7 +276,7 @@ def upload_file(s3: S3Client, url: ObjectUrl, path: str) -> ObjectInfo:
     return stat(s3, url)
 
 
-@_guarded
+@guarded
 def delete(s3: S3Client, url: ObjectUrl) -> None:
     """Remove the object (S3 answers success for an object already gone)."""
     s3.delete_object(Bucket=url.bucket, Key=url.key)

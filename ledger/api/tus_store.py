@@ -211,7 +211,7 @@ async def receive(
 ) -> Upload:
     """Stream the request body into the store for the upload held by ``token`` and count
     it; complete the upload when its last byte is in. Always gives the lease up. Raises the
-    protocol's errors (409, 413, 460) as :func:`ledger.api.uploads._receive` does."""
+    protocol's errors (409, 413, 460) as :func:`ledger.api.tus_local.receive` does."""
     released = False
     try:
         upload = await start(ledger, settings, upload)

@@ -20,7 +20,7 @@ import pytest
 
 from tests.helpers.s3 import S3Server
 from tests.reliability.support import batch_complete, start_worker, stop_all
-from tests.tus.conftest import TusServer, launch, upload_id_of
+from tests.tus.conftest import TusServer, launch, metadata, upload_id_of
 
 MB = 1024 * 1024
 PART = 5 * MB  # the store's minimum part size: the part size for these servers' limit
@@ -246,6 +246,36 @@ def test_termination_and_expiry_abort_the_multipart_upload(s3: S3Server, tmp_pat
             time.sleep(0.2)
         assert server.upload_row(ids[1]).state == "expired"
         assert s3.keys(bucket) == []
+    finally:
+        if server.proc is not None and server.proc.poll() is None:
+            server.stop()
+
+
+def test_empty_and_one_request_uploads_complete_into_objects(s3: S3Server, tmp_path: Path) -> None:
+    bucket = s3.bucket()
+    server = launch(tmp_path / "a", _servers_env(s3, bucket), tenants=("acme",))
+    try:
+        empty = server.create(0, batch="small", filename="empty.txt")
+        assert server.upload_row(upload_id_of(empty)).state == "complete"
+        data = _text(1000)
+        headers = server.headers(
+            "acme",
+            **{"Upload-Length": str(len(data)), "Upload-Checksum": _sha256_header(data),
+               "Upload-Metadata": metadata(batch="small", filename="one.txt"),
+               "Content-Type": "application/offset+octet-stream"},
+        )  # fmt: skip
+        made = httpx.post(server.endpoint, headers=headers, content=data, timeout=30)
+        assert made.status_code == 201 and made.headers["Upload-Offset"] == str(len(data))
+        one = upload_id_of(made.headers["Location"])
+        stored = {
+            row.source.split("/", 3)[3]: row.source_size
+            for row in server.sql("SELECT source, source_size FROM documents")
+        }
+        key = "uploads/acme/small/tus-"
+        assert stored == {f"{key}{upload_id_of(empty)}": 0, f"{key}{one}": len(data)}
+        client = s3.client()
+        assert client.get_object(Bucket=bucket, Key=f"{key}{one}")["Body"].read() == data
+        assert sorted(s3.keys(bucket)) == sorted(stored) and _multipart_uploads(s3, bucket) == []
     finally:
         if server.proc is not None and server.proc.poll() is None:
             server.stop()

@@ -480,6 +480,7 @@ class IndexedDocument:
     mtime_ns: int | None
     sha256: str | None
     chunks: int | None  # from its result
+    etag: str | None = None  # an object's, as recorded at submit; None for a file
 
 
 @dataclass(frozen=True)

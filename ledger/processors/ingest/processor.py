@@ -483,7 +483,7 @@ def make_ingest_processor(context: ProcessorContext, options: JSON) -> Processor
             else:
                 remove = _remover(body.spool_path)
                 done = _done(doc, body, before, started, started, 0.0, remove)
-            return with_children(done, expansion, settings)
+            return with_children(done, expansion, settings, doc.id)
         except BaseException:
             container_step.member_remover(expansion, settings)()
             raise

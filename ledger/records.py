@@ -234,6 +234,9 @@ class Outcome:
     # the store failed, the worker gave up, the batch was cancelled): removes their
     # extracted files. Must not raise.
     discard: Cleanup | None = None
+    # Run by the worker when they WERE created: removes the files of the children they
+    # replaced (no row names them any more). Must not raise.
+    replaced: Cleanup | None = None
 
     @classmethod
     def done(
@@ -244,10 +247,11 @@ class Outcome:
         cleanup: Cleanup | None = None,
         children: tuple[ChildFile, ...] | None = None,
         discard: Cleanup | None = None,
+        replaced: Cleanup | None = None,
     ) -> Outcome:
         return cls(
             doc.id, doc.lease_token, AttemptOutcome.DONE, result=result, write=write,
-            cleanup=cleanup, children=children, discard=discard,
+            cleanup=cleanup, children=children, discard=discard, replaced=replaced,
         )  # fmt: skip
 
     @classmethod
@@ -482,6 +486,7 @@ class IndexedDocument:
     mtime_ns: int | None
     sha256: str | None
     chunks: int | None  # from its result
+    etag: str | None = None  # an object's, as recorded at submit; None for a file
 
 
 @dataclass(frozen=True)

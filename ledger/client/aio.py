@@ -9,9 +9,8 @@ from typing import Any
 
 import httpx
 
-from ledger.client import protocol
+from ledger.client import flows
 from ledger.client.base import ClientBase
-from ledger.client.protocol import ChunkCursor
 from ledger.client.records import Chunk, SearchHit
 
 
@@ -48,15 +47,13 @@ class AsyncLedgerClient(ClientBase[httpx.AsyncClient]):
         model: str | None = None,
     ) -> list[SearchHit]:
         """As :meth:`LedgerClient.search`."""
-        params = protocol.search_params(
-            query, mode=mode, k=k, batch=batch, embedder=embedder, model=model
-        )
-        response = await self._open(protocol.SEARCH_PATH, params)
+        runner = self._searching(query, mode=mode, k=k, batch=batch, embedder=embedder, model=model)
         try:
-            body = await response.aread()
+            await self._advance(runner)
         finally:
-            await response.aclose()
-        return protocol.decode_search(body)
+            await self._close(runner)
+        result: list[SearchHit] = runner.result
+        return result
 
     async def iter_chunks(
         self,
@@ -68,66 +65,60 @@ class AsyncLedgerClient(ClientBase[httpx.AsyncClient]):
         page_size: int | None = None,
     ) -> AsyncIterator[Chunk]:
         """As :meth:`LedgerClient.iter_chunks`, for ``async for``."""
-        cursor = ChunkCursor(batch, after=after, rules=self.rules)
-        path = protocol.chunks_path(batch)
-        while not cursor.done:
-            params = cursor.params(vectors=vectors, model=model, page_size=page_size)
-            response = await self._open(path, params)
-            error: Exception | None = None
-            try:
-                async for line in response.aiter_lines():
-                    chunk = cursor.feed(line)
-                    if chunk is not None:
-                        yield chunk
-                    if cursor.stop:
-                        break
-            except httpx.TransportError as exc:
-                error = exc
-            finally:
-                await response.aclose()
-            delay = cursor.finish(error)
-            if delay:
-                await asyncio.sleep(delay)
+        runner = self._streaming(
+            batch, vectors=vectors, model=model, after=after, page_size=page_size
+        )
+        try:
+            while (emitted := await self._advance(runner)) is not None:
+                yield emitted.chunk
+        finally:
+            await self._close(runner)
 
-    async def _open(self, path: str, params: dict[str, str | int]) -> httpx.Response:
-        """The answer to ``GET path`` with a success status, its body not read yet."""
-        attempt = 0
-        while True:
-            attempt += 1
-            request = self._http.build_request("GET", path, params=params)
+    async def _advance(self, runner: flows.Runner) -> flows.Emit | None:
+        """Run the flow's steps up to its next item (None: to its end)."""
+        while (step := runner.next()) is not None:
+            if isinstance(step, flows.Emit):
+                return step
             try:
-                response = await self._http.send(request, stream=True)
+                runner.answer(step, await self._do(step, runner))
             except httpx.TransportError as exc:
-                await asyncio.sleep(
-                    protocol.retry_or_raise_transport(self.rules, attempt, exc, self.base_url)
-                )
-                continue
-            if response.is_success:  # a redirect is an error: the key stays with this host
-                return response
-            body = await self._error_body(response)
-            await asyncio.sleep(
-                protocol.retry_or_raise(
-                    self.rules,
-                    attempt,
-                    status=response.status_code,
-                    headers=response.headers,
-                    body=body,
-                    path=path,
-                )
-            )
+                runner.fail(exc)
+        return None
+
+    async def _do(self, step: flows.Step, runner: flows.Runner) -> Any:
+        if isinstance(step, flows.Send):
+            request = self._http.build_request("GET", step.path, params=step.params)
+            return await self._http.send(request, stream=True)
+        if isinstance(step, flows.NextLine):
+            lines = runner.lines.setdefault(id(step.response), step.response.aiter_lines())
+            return await anext(lines, None)
+        if isinstance(step, flows.ReadBody):
+            return await self._read(step.response, step.limit)
+        if isinstance(step, flows.Sleep):
+            await asyncio.sleep(step.seconds)
+        elif isinstance(step, flows.Close):
+            await step.response.aclose()
+        return None
 
     @staticmethod
-    async def _error_body(response: httpx.Response) -> bytes:
-        """The start of an error answer's body (enough for its problem document), then the
-        connection is closed; a body cut short is what arrived."""
+    async def _read(response: httpx.Response, limit: int | None) -> bytes:
+        """As :meth:`LedgerClient._read`."""
         body = b""
         try:
+            if limit is None:
+                return await response.aread()
             async for piece in response.aiter_bytes():
                 body += piece
-                if len(body) >= protocol.MAX_ERROR_BODY:
+                if len(body) >= limit:
                     break
         except httpx.TransportError:
-            pass
+            if limit is None:
+                raise
         finally:
             await response.aclose()
-        return body[: protocol.MAX_ERROR_BODY]
+        return body[:limit]
+
+    @staticmethod
+    async def _close(runner: flows.Runner) -> None:
+        for response in runner.opened():
+            await response.aclose()

@@ -1,6 +1,7 @@
 """What the sync and the async client share: the server's URL, the key (only ever in the
-``Authorization`` header of the HTTP session), the retry rules, the environment and the
-repr. Each subclass makes its own kind of httpx session and does the I/O."""
+``Authorization`` header of the HTTP session), the retry rules, the environment, the repr
+and the steps of each call (:mod:`ledger.client.flows`). Each subclass makes its own kind
+of httpx session and runs the steps' I/O."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any, Generic, Self, TypeVar
 import httpx
 from pydantic import SecretStr
 
-from ledger.client import protocol
+from ledger.client import flows, protocol
 from ledger.client.protocol import RetryRules
 
 Session = TypeVar("Session", httpx.Client, httpx.AsyncClient)
@@ -47,6 +48,15 @@ class ClientBase(Generic[Session]):
         """From ``LEDGER_URL`` (default ``http://127.0.0.1:8000``) and ``LEDGER_API_KEY``."""
         url = os.environ.get(protocol.URL_VARIABLE) or protocol.DEFAULT_URL
         return cls(url, os.environ.get(protocol.KEY_VARIABLE) or None, **kwargs)
+
+    def _searching(self, query: str, **options: Any) -> flows.Runner:
+        """The steps of a search (``options``: those of :func:`protocol.search_params`)."""
+        params = protocol.search_params(query, **options)
+        return flows.Runner(flows.search(self.rules, self.base_url, params))
+
+    def _streaming(self, batch: str, **options: Any) -> flows.Runner:
+        """The steps of a batch's chunk stream (``options``: those of :func:`flows.chunks`)."""
+        return flows.Runner(flows.chunks(self.rules, self.base_url, batch, **options))
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.base_url!r})"

@@ -9,9 +9,8 @@ from typing import Any
 
 import httpx
 
-from ledger.client import protocol
+from ledger.client import flows
 from ledger.client.base import ClientBase
-from ledger.client.protocol import ChunkCursor
 from ledger.client.records import Chunk, SearchHit
 
 
@@ -49,15 +48,13 @@ class LedgerClient(ClientBase[httpx.Client]):
         """The ``k`` best chunks for ``query`` of the key's tenant, best first, each with its
         citation. ``mode``: ``text`` (BM25), ``vector`` or ``hybrid`` (these embed the query
         with ``embedder``, an operator's profile, or the batch's own)."""
-        params = protocol.search_params(
-            query, mode=mode, k=k, batch=batch, embedder=embedder, model=model
-        )
-        response = self._open(protocol.SEARCH_PATH, params)
+        runner = self._searching(query, mode=mode, k=k, batch=batch, embedder=embedder, model=model)
         try:
-            body = response.read()
+            self._advance(runner)
         finally:
-            response.close()
-        return protocol.decode_search(body)
+            self._close(runner)
+        result: list[SearchHit] = runner.result
+        return result
 
     def iter_chunks(
         self,
@@ -71,66 +68,61 @@ class LedgerClient(ClientBase[httpx.Client]):
         """Every chunk of ``batch`` after chunk id ``after``, in chunk id order, streamed
         (memory stays bounded). A cut stream is resumed after the last chunk received;
         ``page_size`` asks for the batch in requests of that many chunks."""
-        cursor = ChunkCursor(batch, after=after, rules=self.rules)
-        path = protocol.chunks_path(batch)
-        while not cursor.done:
-            params = cursor.params(vectors=vectors, model=model, page_size=page_size)
-            response = self._open(path, params)
-            error: Exception | None = None
-            try:
-                for line in response.iter_lines():
-                    chunk = cursor.feed(line)
-                    if chunk is not None:
-                        yield chunk
-                    if cursor.stop:
-                        break
-            except httpx.TransportError as exc:
-                error = exc
-            finally:
-                response.close()
-            delay = cursor.finish(error)
-            if delay:
-                time.sleep(delay)
+        runner = self._streaming(
+            batch, vectors=vectors, model=model, after=after, page_size=page_size
+        )
+        try:
+            while (emitted := self._advance(runner)) is not None:
+                yield emitted.chunk
+        finally:
+            self._close(runner)
 
-    def _open(self, path: str, params: dict[str, str | int]) -> httpx.Response:
-        """The answer to ``GET path`` with a success status, its body not read yet."""
-        attempt = 0
-        while True:
-            attempt += 1
-            request = self._http.build_request("GET", path, params=params)
+    def _advance(self, runner: flows.Runner) -> flows.Emit | None:
+        """Run the flow's steps up to its next item (None: to its end)."""
+        while (step := runner.next()) is not None:
+            if isinstance(step, flows.Emit):
+                return step
             try:
-                response = self._http.send(request, stream=True)
+                runner.answer(step, self._do(step, runner))
             except httpx.TransportError as exc:
-                time.sleep(
-                    protocol.retry_or_raise_transport(self.rules, attempt, exc, self.base_url)
-                )
-                continue
-            if response.is_success:  # a redirect is an error: the key stays with this host
-                return response
-            body = self._error_body(response)
-            time.sleep(
-                protocol.retry_or_raise(
-                    self.rules,
-                    attempt,
-                    status=response.status_code,
-                    headers=response.headers,
-                    body=body,
-                    path=path,
-                )
-            )
+                runner.fail(exc)
+        return None
+
+    def _do(self, step: flows.Step, runner: flows.Runner) -> Any:
+        if isinstance(step, flows.Send):
+            request = self._http.build_request("GET", step.path, params=step.params)
+            return self._http.send(request, stream=True)
+        if isinstance(step, flows.NextLine):
+            lines = runner.lines.setdefault(id(step.response), step.response.iter_lines())
+            return next(lines, None)
+        if isinstance(step, flows.ReadBody):
+            return self._read(step.response, step.limit)
+        if isinstance(step, flows.Sleep):
+            time.sleep(step.seconds)
+        elif isinstance(step, flows.Close):
+            step.response.close()
+        return None
 
     @staticmethod
-    def _error_body(response: httpx.Response) -> bytes:
-        """The start of an error answer's body (enough for its problem document), then the
-        connection is closed; a body cut short is what arrived."""
+    def _read(response: httpx.Response, limit: int | None) -> bytes:
+        """The body (an error answer's start: ``limit`` bytes, or what arrived before a cut,
+        enough for its problem document), then the answer is closed."""
         body = b""
         try:
+            if limit is None:
+                return response.read()
             for piece in response.iter_bytes():
                 body += piece
-                if len(body) >= protocol.MAX_ERROR_BODY:
+                if len(body) >= limit:
                     break
         except httpx.TransportError:
-            pass
+            if limit is None:
+                raise
         finally:
             response.close()
-        return body[: protocol.MAX_ERROR_BODY]
+        return body[:limit]
+
+    @staticmethod
+    def _close(runner: flows.Runner) -> None:
+        for response in runner.opened():
+            response.close()

@@ -24,6 +24,7 @@ from ledger.db.dialect import DocumentRow, insert_documents
 from ledger.db.models import documents
 from ledger.errors import Conflict
 from ledger.records import ChildFile
+from ledger.states import DocumentStatus
 
 # Rows per INSERT (the set-based one submit uses: json_each on SQLite, unnest on
 # PostgreSQL, whose counter trigger runs once per statement).
@@ -57,3 +58,15 @@ async def replace_children(
         )
     return removed.rowcount
 
+
+async def member_holders(conn: AsyncConnection, parent_id: int) -> tuple[str | None, list[str]]:
+    """What may still name a member file of the parent: its lease token (the attempt that
+    can still make children; None when it is not running) and its children's sources."""
+    token = await conn.scalar(
+        select(documents.c.lease_token).where(
+            documents.c.id == parent_id, documents.c.status == DocumentStatus.RUNNING.value
+        )
+    )
+    query = select(documents.c.source).where(documents.c.parent_id == parent_id)
+    sources = await conn.scalars(query)
+    return token, list(sources)

@@ -30,6 +30,7 @@ batch, so it stays. A document of another batch that this batch's run superseded
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 from collections.abc import Awaitable, Callable, Sequence
@@ -334,34 +335,43 @@ def remove_files(paths: Sequence[str], storage_dir: Path) -> int:
     return removed
 
 
-async def attempted_unfinished(conn: AsyncConnection, ids: Sequence[int]) -> list[int]:
-    """Those of ``ids`` that were started and are not done: the only documents whose
-    member objects may have no child rows (an attempt that expanded them never committed;
-    a done parent's children name all of its objects, and the rest were removed). A
-    released attempt is not counted, so ``started_at`` says it ran too."""
+async def member_parents(conn: AsyncConnection, ids: Sequence[int]) -> list[int]:
+    """Those of ``ids`` whose member prefix may hold objects: documents with children, and
+    documents started and not done (an attempt that expanded them never committed). A done
+    parent's prefix may also hold what an attempt that lost its lease wrote and could not
+    remove (each attempt has a folder of its own there). A released attempt is not
+    counted, so ``started_at`` says it ran too."""
+    children = documents.alias("children")
+    has_children = select(children.c.id).where(children.c.parent_id == documents.c.id).exists()
     query = select(documents.c.id).where(
         documents.c.id.in_(list(ids)),
         or_(documents.c.attempts > 0, documents.c.started_at.is_not(None)),
-        documents.c.status != DocumentStatus.DONE.value,
+        or_(documents.c.status != DocumentStatus.DONE.value, has_children),
     )
     return list((await conn.execute(query)).scalars())
 
 
 def remove_member_folders(document_ids: Sequence[int], storage_dir: Path) -> int:
-    """Remove the member folders of these documents (an archive's extracted files, what an
-    attempt killed before its finish left there); how many files were in them."""
+    """Remove the member folders of these documents (an archive's extracted files in each
+    attempt's folder, and what attempts killed or refused at their finish left there); how
+    many files were in them."""
     removed = 0
     for document_id in document_ids:
         folder = storage.members_dir(storage_dir, document_id)
-        try:
-            entries = list(os.scandir(folder))
-        except FileNotFoundError:
+        if not os.path.isdir(folder):
             continue  # the common case: not an archive
-        except OSError as exc:
-            log.warning("could not list member folder %s: %s", folder, exc)
-            continue
-        removed += remove_files([e.path for e in entries if e.is_file()], storage_dir)
+        files = []
+        for parent, _, names in os.walk(folder, onerror=_walk_failed):
+            files += [os.path.join(parent, name) for name in names]
+        removed += remove_files(files, storage_dir)
+        for empty, _, _ in os.walk(folder, topdown=False):  # attempt folders left empty
+            with contextlib.suppress(OSError):
+                os.rmdir(empty)
     return removed
+
+
+def _walk_failed(exc: OSError) -> None:
+    log.warning("could not list member folder %s: %s", exc.filename, exc)
 
 
 # ------------------------------------------------------------------ the whole deletion
@@ -438,7 +448,7 @@ async def delete_batch(
             async def unadopted(
                 conn: AsyncConnection, now: datetime, ids: list[int] = doc_ids
             ) -> list[int]:
-                return await attempted_unfinished(conn, ids)
+                return await member_parents(conn, ids)
 
             parents = await ledger.run(unadopted, write=False)
             removed = await asyncio.to_thread(

@@ -14,9 +14,9 @@ Rules (docs/ingest.md):
   outbound copies) is done in one place.
 - A retired document (its source file gone, ``removed_at`` set) holds nothing.
 - The dedup key is the SHA-256 of the content, scoped by owner. A source is *unchanged*
-  when a document of the same owner and source holds chunks and its recorded size and
-  modification time (or SHA-256) match; content is a *duplicate* when any document of the
-  owner that holds chunks has the same SHA-256.
+  when a document of the same owner and source holds chunks and its recorded size,
+  modification time and (for an object) ETag match (``ledger.core.unchanged``); content
+  is a *duplicate* when any document of the owner that holds chunks has the same SHA-256.
 """
 
 from __future__ import annotations
@@ -33,7 +33,6 @@ from sqlalchemy import (
     delete,
     func,
     insert,
-    or_,
     select,
     update,
 )
@@ -41,6 +40,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ledger.core import sink_rows, vectors
 from ledger.core.prepared import prepared, time_param
+from ledger.core.unchanged import etag_of, unchanged_clause
 from ledger.db.models import batches, chunk_vectors, chunks, documents
 from ledger.errors import LedgerError
 from ledger.records import JSON, IndexedDocument
@@ -86,6 +86,7 @@ def _holders(batch_id: Any, model: Any = None) -> Any:
             documents.c.source_mtime_ns,
             documents.c.source_sha256,
             documents.c.result,
+            documents.c.meta,
         )
         .join(batches, batches.c.id == documents.c.batch_id)
         .where(
@@ -109,6 +110,7 @@ def _indexed(row: Any) -> IndexedDocument:
         mtime_ns=row.source_mtime_ns,
         sha256=row.source_sha256,
         chunks=count if isinstance(count, int) else None,
+        etag=etag_of(row.meta),
     )
 
 
@@ -187,8 +189,8 @@ async def indexed_content(
 def _unchanged_new_documents(with_model: bool) -> Any:
     """The documents a submission just added to a batch (pending, never attempted, created
     at ``p_now``) whose source is held, for the batch's owner, by a document with a known
-    SHA-256 and the same size and modification time: the processor's first dedup check,
-    as one join. A page of them after ``p_after``, in id order."""
+    SHA-256 and the same facts (``ledger.core.unchanged``): the processor's first dedup
+    check, as one join. A page of them after ``p_after``, in id order."""
     new = documents.alias("new")
     holder = documents.alias("holder")
     holder_batch = batches.alias("holder_batch")
@@ -213,10 +215,7 @@ def _unchanged_new_documents(with_model: bool) -> Any:
             holder.c.status == DocumentStatus.DONE.value,
             holder.c.superseded_by.is_(None),
             holder.c.removed_at.is_(None),
-            holder.c.source_sha256.is_not(None),
-            holder.c.source_size == new.c.source_size,
-            holder.c.source_mtime_ns == new.c.source_mtime_ns,
-            or_(new.c.source_sha256.is_(None), new.c.source_sha256 == holder.c.source_sha256),
+            unchanged_clause(holder, new),
             holder_batch.c.owner.is_not_distinct_from(_owner_of(batch_id)),
         )
         .order_by(new.c.id)

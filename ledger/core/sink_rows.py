@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, func, select, tuple_, update
+from sqlalchemy import Delete, Update, delete, func, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ledger.core import leasing
@@ -110,24 +110,12 @@ async def enqueue(
         await conn.execute(select(batches.c.owner).where(batches.c.id == batch_id))
     ).scalar_one()
     key = source_key(owner, source)
+    version = _pending(now, batch_id=batch_id, document_id=document_id, sha256=sha256)
+    # A new row takes the same values as a new version, from its first generation.
+    first = {name: value for name, value in version.items() if name != "generation"}
     for sink in sinks:
-        statement = insert_or_update(
-            conn,
-            _s,
-            keys=("sink", "source_key"),
-            values=_pending(now, batch_id=batch_id, document_id=document_id, sha256=sha256),
-        ).values(
-            sink=sink,
-            source_key=key,
-            batch_id=batch_id,
-            document_id=document_id,
-            sha256=sha256,
-            generation=1,
-            status="pending",
-            attempts=0,
-            next_attempt_at=now,
-            created_at=now,
-            updated_at=now,
+        statement = insert_or_update(conn, _s, keys=("sink", "source_key"), values=version).values(
+            {**first, "sink": sink, "source_key": key, "generation": 1, "created_at": now}
         )
         await conn.execute(statement)
 
@@ -286,12 +274,25 @@ async def chunk_page(
     ]
 
 
-def _fenced(task: SinkTask) -> list[ColumnElement[bool]]:
-    return [
+_UNLEASED: dict[str, Any] = {"lease_token": None, "lease_expires_at": None}
+
+
+async def _fenced_write(
+    conn: AsyncConnection, task: SinkTask, statement: Update | Delete, now: datetime
+) -> bool:
+    """Run ``statement`` on the task's row if the lease and the generation are still the
+    claimed ones; else let the row go (:func:`release`) and say False."""
+    fenced = statement.where(
         _s.c.id == task.id,
         _s.c.lease_token == task.lease_token,
         _s.c.generation == task.generation,
-    ]
+    )
+    if isinstance(fenced, Update):
+        fenced = fenced.values(updated_at=now)
+    if (await conn.execute(fenced)).rowcount == 1:
+        return True
+    await release(conn, task, now=now)
+    return False
 
 
 async def record_done(
@@ -301,27 +302,21 @@ async def record_done(
     row is done, or deleted when nothing of the source is left to mirror. False when the
     lease or the version moved on (the row is let go for the next round)."""
     if removed:
-        result = await conn.execute(delete(_s).where(*_fenced(task)))
-    else:
-        result = await conn.execute(
-            update(_s)
-            .where(*_fenced(task))
-            .values(
-                status="done",
-                attempts=task.attempts + 1,
-                throttles=0,
-                points=points,
-                lease_token=None,
-                lease_expires_at=None,
-                last_error=None,
-                finished_at=now,
-                updated_at=now,
-            )
-        )
-    if result.rowcount == 1:
-        return True
-    await release(conn, task, now=now)
-    return False
+        return await _fenced_write(conn, task, delete(_s), now)
+    return await _fenced_write(
+        conn,
+        task,
+        update(_s).values(
+            status="done",
+            attempts=task.attempts + 1,
+            throttles=0,
+            points=points,
+            last_error=None,
+            finished_at=now,
+            **_UNLEASED,
+        ),
+        now,
+    )
 
 
 async def record_error(
@@ -338,25 +333,20 @@ async def record_error(
     throttles goes on, so the next one is charged too). False when the lease or the
     version moved on."""
     final = retry_at is None
-    result = await conn.execute(
-        update(_s)
-        .where(*_fenced(task))
-        .values(
+    return await _fenced_write(
+        conn,
+        task,
+        update(_s).values(
             status="failed" if final else "pending",
             attempts=task.attempts + 1,
             throttles=task.throttles + 1 if throttled else 0,
             next_attempt_at=retry_at or now,
-            lease_token=None,
-            lease_expires_at=None,
             last_error=error[:MAX_ERROR] or "error",
             finished_at=now if final else None,
-            updated_at=now,
-        )
+            **_UNLEASED,
+        ),
+        now,
     )
-    if result.rowcount == 1:
-        return True
-    await release(conn, task, now=now)
-    return False
 
 
 async def record_throttle(
@@ -364,22 +354,17 @@ async def record_throttle(
 ) -> bool:
     """The store asked for less traffic: due again at ``retry_at`` with no attempt spent
     and one more throttle in a row. False when the lease or the version moved on."""
-    result = await conn.execute(
-        update(_s)
-        .where(*_fenced(task))
-        .values(
+    return await _fenced_write(
+        conn,
+        task,
+        update(_s).values(
             throttles=task.throttles + 1,
             next_attempt_at=retry_at,
-            lease_token=None,
-            lease_expires_at=None,
             last_error=f"throttled: {error}"[:MAX_ERROR],
-            updated_at=now,
-        )
+            **_UNLEASED,
+        ),
+        now,
     )
-    if result.rowcount == 1:
-        return True
-    await release(conn, task, now=now)
-    return False
 
 
 async def release(conn: AsyncConnection, task: SinkTask, *, now: datetime) -> None:
@@ -388,7 +373,7 @@ async def release(conn: AsyncConnection, task: SinkTask, *, now: datetime) -> No
     await conn.execute(
         update(_s)
         .where(_s.c.id == task.id, _s.c.lease_token == task.lease_token)
-        .values(lease_token=None, lease_expires_at=None, updated_at=now)
+        .values(updated_at=now, **_UNLEASED)
     )
 
 

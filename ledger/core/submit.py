@@ -7,7 +7,6 @@ import secrets
 import time
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -16,6 +15,7 @@ from ledger.core.claims import mark_completed
 from ledger.core.events import record_events
 from ledger.core.index import skip_unchanged_new
 from ledger.core.rows import batch_from_row
+from ledger.core.unchanged import ETAG, changed_since, etag_of
 from ledger.db.dialect import DocumentRow, insert_documents, lock_rows
 from ledger.db.models import batches, documents
 from ledger.db.notify import announce_due
@@ -189,26 +189,6 @@ async def _insert_documents(
     return submitted, requeued
 
 
-def _etag(meta: Any) -> str | None:
-    """An object's ETag recorded in a document's meta (objects only; files have none)."""
-    etag = meta.get("etag") if isinstance(meta, dict) else None
-    return etag if isinstance(etag, str) else None
-
-
-def _changed(spec: SourceSpec, row: Any) -> bool:
-    """A known source changed when a fact given now differs from the recorded one (for an
-    object, its ETag too: the worker refuses to read an object whose ETag is another)."""
-    return any(
-        new is not None and old is not None and new != old
-        for new, old in (
-            (spec.size, row.source_size),
-            (spec.mtime_ns, row.source_mtime_ns),
-            (spec.sha256.lower() if spec.sha256 else None, row.source_sha256),
-            (_etag(spec.meta), _etag(row.meta)),
-        )
-    )
-
-
 # Finished documents whose source changed are processed again; pending ones only take the
 # new facts (process_file checks them); running ones are left to finish (resubmit later).
 _REQUEUE_FROM = (
@@ -255,7 +235,7 @@ async def _update_changed(
     changed = [
         (r, by_source[r.source])
         for r in rows
-        if r.removed_at is not None or _changed(by_source[r.source], r)
+        if r.removed_at is not None or changed_since(by_source[r.source], r)
     ]
     if not changed:
         return 0
@@ -266,8 +246,8 @@ async def _update_changed(
             "b_mtime": spec.mtime_ns,
             "b_sha": spec.sha256.lower() if spec.sha256 else None,
             # An object's new ETag replaces the recorded one; a file keeps its meta.
-            "b_meta": {**(r.meta or {}), "etag": _etag(spec.meta)}
-            if _etag(spec.meta)
+            "b_meta": {**(r.meta or {}), ETAG: etag_of(spec.meta)}
+            if etag_of(spec.meta)
             else r.meta,
         }
         for r, spec in changed

@@ -20,18 +20,13 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
-import re
-import tomllib
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
-from ledger.config_files import read_json_or_toml
 from ledger.embedders.base import LOCAL_PROFILE, EmbedderSpec
+from ledger.operator_profiles import KEY_SOURCES, key_source, profile_table, read_profiles
 
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
-_KEY_SOURCES = ("api_key_env", "api_key_file", "auth")
+VARIABLE = "LEDGER_EMBEDDERS"
 
 Profiles = Mapping[str, EmbedderSpec | None]
 BUILTIN: dict[str, EmbedderSpec | None] = {"local": LOCAL_PROFILE, "none": None}
@@ -41,41 +36,22 @@ class ProfileError(ValueError):
     """``LEDGER_EMBEDDERS`` cannot be read or does not describe valid profiles."""
 
 
-def _read(source: str) -> Any:
-    try:
-        return read_json_or_toml(source)
-    except OSError as exc:
-        path = Path(source.strip()).expanduser()
-        raise ProfileError(f"LEDGER_EMBEDDERS: cannot read {path}: {exc.strerror}") from exc
-
-
 def _profile(name: str, value: Any) -> EmbedderSpec | None:
-    if not _NAME.fullmatch(name):
-        raise ProfileError(f"LEDGER_EMBEDDERS: profile name {name!r} is not a plain name")
-    if not isinstance(value, dict):
-        raise ProfileError(f"LEDGER_EMBEDDERS: profile {name!r} must be a table of settings")
+    value = profile_table(VARIABLE, name, value, ProfileError)
     settings = {k: v for k, v in value.items() if k not in ("api_key_file", "auth")}
-    key_file = value.get("api_key_file")
-    auth = value.get("auth")
+    source = None
     if value.get("kind") == "openai":
-        given = [k for k in _KEY_SOURCES if value.get(k) is not None]
-        if len(given) != 1 or (auth is not None and auth != "none"):
-            raise ProfileError(
-                f"LEDGER_EMBEDDERS: profile {name!r} needs exactly one key source: "
-                'api_key_env, api_key_file or auth = "none"'
-            )
-        if key_file is not None and (not isinstance(key_file, str) or not key_file):
-            raise ProfileError(f"LEDGER_EMBEDDERS: profile {name!r}: api_key_file is a path")
-    elif key_file is not None or auth not in (None, "none"):
-        raise ProfileError(f"LEDGER_EMBEDDERS: profile {name!r}: only kind openai takes a key")
+        source = key_source(VARIABLE, name, value, ProfileError, allowed=KEY_SOURCES, required=True)
+    elif value.get("api_key_file") is not None or value.get("auth") not in (None, "none"):
+        raise ProfileError(f"{VARIABLE}: profile {name!r}: only kind openai takes a key")
     from ledger.errors import InvalidInput
 
     try:
         spec = EmbedderSpec.from_options(settings)
     except InvalidInput as exc:
-        raise ProfileError(f"LEDGER_EMBEDDERS: profile {name!r}: {exc.message}") from exc
-    if spec is not None and key_file is not None:
-        spec = dataclasses.replace(spec, api_key_file=str(Path(key_file).expanduser()))
+        raise ProfileError(f"{VARIABLE}: profile {name!r}: {exc.message}") from exc
+    if spec is not None and source is not None and source[0] == "api_key_file":
+        spec = dataclasses.replace(spec, api_key_file=source[1])
     return spec
 
 
@@ -86,13 +62,7 @@ def load_profiles(source: str | None) -> Profiles:
     profiles: dict[str, EmbedderSpec | None] = dict(BUILTIN)
     if source is None or not source.strip():
         return profiles
-    try:
-        data = _read(source)
-    except (json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise ProfileError(f"LEDGER_EMBEDDERS is not valid JSON or TOML: {exc}") from exc
-    if not isinstance(data, dict):
-        raise ProfileError("LEDGER_EMBEDDERS must map profile names to their settings")
-    for name, value in data.items():
+    for name, value in read_profiles(source, VARIABLE, ProfileError).items():
         profiles[name] = _profile(name, value)
     return profiles
 

@@ -12,6 +12,7 @@ import asyncio
 import logging
 import random
 import time
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -19,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ledger.backoff import RetryPolicy
 from ledger.errors import NotAllowed
+from ledger.leased_stage import LeasedStage
 from ledger.notify import outbox, signing
 from ledger.notify.hosts import Resolver, check_before_send, resolve
 from ledger.notify.records import Outgoing, SendResult
@@ -34,9 +36,12 @@ log = logging.getLogger(__name__)
 PARALLEL_SENDS = 16  # deliveries claimed (and posted at once) per round
 
 
-class WebhookSender:
+class WebhookSender(LeasedStage[Outgoing, tuple[datetime, list[SendResult]], list[str | None]]):
     """Delivers webhooks for one ledger. Any number may run; leases keep each delivery with
-    one sender at a time."""
+    one sender at a time. A round claims up to ``PARALLEL_SENDS`` deliveries, posts them at
+    once and records every outcome together."""
+
+    what = "webhook round"
 
     def __init__(
         self,
@@ -89,33 +94,55 @@ class WebhookSender:
     async def send_due(self) -> int:
         """Claim one round of due deliveries, post them at once, record every outcome in one
         transaction; returns how many were posted."""
+        return await self.run_round()
 
-        async def take(conn: AsyncConnection, now: datetime) -> list[Outgoing]:
-            return await outbox.claim(conn, now=now, lease=self.lease, limit=PARALLEL_SENDS)
+    async def has_work(self) -> bool:
+        """Scans first when there are webhooks (the deliveries owed since the last scan)."""
 
-        claimed = await self.ledger.run(take)
-        if not claimed:
-            return 0
+        async def look(conn: AsyncConnection, now: datetime) -> tuple[bool, bool]:
+            return await outbox.anything_to_do(conn, now=now)
+
+        hooks, due = await self.ledger.run(look, write=False)
+        if hooks:
+            await self.scan()
+        return hooks or due
+
+    async def claim(self, conn: AsyncConnection, now: datetime) -> list[Outgoing]:
+        return await outbox.claim(conn, now=now, lease=self.lease, limit=PARALLEL_SENDS)
+
+    async def work(self, claimed: Sequence[Outgoing]) -> tuple[datetime, list[SendResult]]:
         started = await self.ledger.now()
-        results = await asyncio.gather(*(self._post(o) for o in claimed))
+        return started, list(await asyncio.gather(*(self._post(o) for o in claimed)))
 
-        async def record(conn: AsyncConnection, now: datetime) -> list[str | None]:
-            return [
-                await outbox.record(
-                    conn,
-                    outgoing,
-                    result,
-                    started_at=started,
-                    now=now,
-                    policy=self.policy,
-                    give_up_after=self.give_up_after,
-                    rng=self._rng,
-                )
-                for outgoing, result in zip(claimed, results, strict=True)
-            ]
+    async def record(
+        self,
+        conn: AsyncConnection,
+        now: datetime,
+        claimed: Sequence[Outgoing],
+        done: tuple[datetime, list[SendResult]],
+    ) -> list[str | None]:
+        started, results = done
+        return [
+            await outbox.record(
+                conn,
+                outgoing,
+                result,
+                started_at=started,
+                now=now,
+                policy=self.policy,
+                give_up_after=self.give_up_after,
+                rng=self._rng,
+            )
+            for outgoing, result in zip(claimed, results, strict=True)
+        ]
 
-        statuses = await self.ledger.run(record)
-        for outgoing, result, status in zip(claimed, results, statuses, strict=True):
+    def recorded(
+        self,
+        claimed: Sequence[Outgoing],
+        done: tuple[datetime, list[SendResult]],
+        recorded: list[str | None],
+    ) -> None:
+        for outgoing, result, status in zip(claimed, done[1], recorded, strict=True):
             log.info(
                 "webhook %s (delivery %s): %s, HTTP %s%s",
                 outgoing.event_id,
@@ -124,37 +151,11 @@ class WebhookSender:
                 result.status_code,
                 f" ({result.error})" if result.error else "",
             )
-        return len(claimed)
-
-    async def run_once(self) -> int:
-        """Scan, then post what is due until nothing is; returns how many were posted."""
-
-        async def look(conn: AsyncConnection, now: datetime) -> tuple[bool, bool]:
-            return await outbox.anything_to_do(conn, now=now)
-
-        hooks, due = await self.ledger.run(look, write=False)
-        if not hooks and not due:
-            return 0
-        if hooks:
-            await self.scan()
-        sent = 0
-        while posted := await self.send_due():
-            sent += posted
-        return sent
 
     async def run(self, *, interval: float | None = None) -> None:
         """Scan and send every ``interval`` seconds (LEDGER_WEBHOOK_SCAN_SECONDS) until
-        cancelled. A failed round (database away) is logged and tried again next time."""
-        interval = interval or self.settings.webhook_scan_seconds
-        try:
-            while True:
-                try:
-                    await self.run_once()
-                except Exception:  # the loop outlives a bad round; each round is atomic
-                    log.exception("webhook round failed; trying again in %.0f s", interval)
-                await asyncio.sleep(interval)
-        finally:
-            await self.close()
+        cancelled (see :class:`ledger.leased_stage.LeasedStage`)."""
+        await super().run(interval=interval or self.settings.webhook_scan_seconds)
 
     async def _post(self, outgoing: Outgoing) -> SendResult:
         import httpx

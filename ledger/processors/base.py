@@ -50,9 +50,11 @@ class Done:
     cleanup: Cleanup | None = None
     # The document's members (an archive's files, an email's attachments), extracted before
     # it returns: the same transaction makes them child documents (see ChildFile).
-    # ``discard`` removes their files when that transaction does not commit.
+    # ``discard`` removes their files when that transaction does not commit; ``replaced``
+    # removes those of the children they replaced when it does.
     children: tuple[ChildFile, ...] | None = None
     discard: Cleanup | None = None
+    replaced: Cleanup | None = None
 
 
 @dataclass(frozen=True)

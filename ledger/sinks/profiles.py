@@ -23,17 +23,14 @@ and callers give names: ``{"sinks": ["docs-lance"]}``. Any other ``kind`` is a
 from __future__ import annotations
 
 import functools
-import json
-import re
-import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ledger.config_files import read_json_or_toml
+from ledger.operator_profiles import NAME, key_source, profile_table, read_profiles
 from ledger.sinks.base import SinkProfile
 
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+VARIABLE = "LEDGER_SINKS"
 _KEY_SOURCES = ("api_key_env", "api_key_file")
 _BUILTIN_KEYS = {
     "lancedb": {"kind", "uri", "table", "write_size"},
@@ -86,16 +83,13 @@ def _builtin(name: str, kind: str, value: Mapping[str, Any]) -> dict[str, Any]:
     if place == "location" and given != ":memory:":
         raise SinkProfileError(f'LEDGER_SINKS: profile {name!r}: location can only be ":memory:"')
     settings[place] = str(Path(given).expanduser()) if place == "path" else given
-    keys = [k for k in _KEY_SOURCES if value.get(k) is not None]
-    if len(keys) > 1 or (keys and place != "url"):
-        raise SinkProfileError(
-            f"LEDGER_SINKS: profile {name!r}: at most one of api_key_env or api_key_file, "
-            "and only with a url"
-        )
-    for key in keys:
-        found = _text(name, value, key, required=True)
-        assert found is not None
-        settings[key] = str(Path(found).expanduser()) if key == "api_key_file" else found
+    source = key_source(
+        VARIABLE, name, value, SinkProfileError, allowed=_KEY_SOURCES, required=False
+    )
+    if source is not None:
+        if place != "url":
+            raise SinkProfileError(f"{VARIABLE}: profile {name!r}: a key only with a url")
+        settings[source[0]] = source[1]
     return settings
 
 
@@ -112,12 +106,9 @@ def _installed(name: str, kind: str) -> None:
 
 
 def _profile(name: str, value: Any) -> SinkProfile:
-    if not _NAME.fullmatch(name):
-        raise SinkProfileError(f"LEDGER_SINKS: profile name {name!r} is not a plain name")
-    if not isinstance(value, dict):
-        raise SinkProfileError(f"LEDGER_SINKS: profile {name!r} must be a table of settings")
+    value = profile_table(VARIABLE, name, value, SinkProfileError)
     kind = value.get("kind")
-    if not isinstance(kind, str) or not _NAME.fullmatch(kind):
+    if not isinstance(kind, str) or not NAME.fullmatch(kind):
         raise SinkProfileError(
             f"LEDGER_SINKS: profile {name!r} needs a kind: lancedb, qdrant, or the name of "
             "an installed 'ledger.sinks' entry point"
@@ -144,15 +135,7 @@ def load_profiles(source: str | None) -> Profiles:
     Raises :class:`SinkProfileError` with a message for the operator."""
     if source is None or not source.strip():
         return {}
-    try:
-        data = read_json_or_toml(source)
-    except OSError as exc:
-        path = Path(source.strip()).expanduser()
-        raise SinkProfileError(f"LEDGER_SINKS: cannot read {path}: {exc.strerror}") from exc
-    except (json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise SinkProfileError(f"LEDGER_SINKS is not valid JSON or TOML: {exc}") from exc
-    if not isinstance(data, dict):
-        raise SinkProfileError("LEDGER_SINKS must map profile names to their settings")
+    data = read_profiles(source, VARIABLE, SinkProfileError)
     return {name: _profile(name, value) for name, value in data.items()}
 
 
@@ -161,9 +144,7 @@ def profiles_for(settings: object) -> Profiles:
     return load_profiles(getattr(settings, "sinks", None))
 
 
-def chosen_sinks(
-    value: Any, profiles: Profiles | None, *, has_embedder: bool
-) -> tuple[str, ...]:
+def chosen_sinks(value: Any, profiles: Profiles | None, *, has_embedder: bool) -> tuple[str, ...]:
     """The sink names a batch's ``sinks`` option picks, checked: a list of profile names
     (``profiles`` None: the names are not checked here), each sink that needs vectors only
     with an embedder. Raises ``InvalidInput`` with the reason."""

@@ -36,6 +36,7 @@ from ledger.backoff import RetryPolicy
 from ledger.core import sink_rows
 from ledger.core.sink_rows import ChunkRecord, DocumentVersion, SinkTask
 from ledger.core.throttles import past_limit_message, throttle_delay
+from ledger.leased_stage import LeasedStage
 from ledger.sinks.base import Sink, SinkError, SinkPoint, point_id
 from ledger.sinks.pacing import DEFAULT_WRITE_SIZE, WritePace
 from ledger.sinks.profiles import profiles_for
@@ -85,9 +86,12 @@ def points_of(version: DocumentVersion, records: Sequence[ChunkRecord]) -> list[
     ]
 
 
-class SinkStage:
+class SinkStage(LeasedStage[SinkTask, list[Outcome], None]):
     """Mirrors sink rows for one ledger. Any number may run; leases keep each row with one
-    stage at a time. Each sink's store calls run on its own thread, one at a time."""
+    stage at a time. Each sink's store calls run on its own thread, one at a time. A round
+    claims up to ``ROWS_PER_ROUND`` rows, writes them and records every outcome at once."""
+
+    what = "sink round"
 
     def __init__(self, ledger: Ledger, *, rng: random.Random | None = None) -> None:
         settings = ledger.settings
@@ -155,28 +159,32 @@ class SinkStage:
             outcomes.update(await writer.write(mine))
         return [outcomes[t.id] for t in tasks]
 
-    async def run_round(self) -> int:
-        """Claim one round of due rows, write them, record every outcome in one
-        transaction; returns how many rows were claimed."""
+    async def has_work(self) -> bool:
+        async def look(conn: AsyncConnection, now: datetime) -> bool:
+            return await sink_rows.anything_due(conn, now=now)
 
-        async def take(conn: AsyncConnection, now: datetime) -> list[SinkTask]:
-            return await sink_rows.claim(conn, now=now, lease=self.lease, limit=ROWS_PER_ROUND)
+        return await self.ledger.run(look, write=False)
 
-        claimed = await self.ledger.run(take)
-        if not claimed:
-            return 0
-        outcomes = await self.write(claimed)
+    async def claim(self, conn: AsyncConnection, now: datetime) -> list[SinkTask]:
+        return await sink_rows.claim(conn, now=now, lease=self.lease, limit=ROWS_PER_ROUND)
 
-        async def record(conn: AsyncConnection, now: datetime) -> None:
-            for task, outcome in zip(claimed, outcomes, strict=True):
-                await self._record(conn, task, outcome, now)
+    async def work(self, claimed: Sequence[SinkTask]) -> list[Outcome]:
+        return await self.write(claimed)
 
-        await self.ledger.run(record)
-        # Counted once committed (a transaction retried on a busy database runs again).
-        for task, outcome in zip(claimed, outcomes, strict=True):
+    async def record(
+        self,
+        conn: AsyncConnection,
+        now: datetime,
+        claimed: Sequence[SinkTask],
+        done: list[Outcome],
+    ) -> None:
+        for task, outcome in zip(claimed, done, strict=True):
+            await self._record(conn, task, outcome, now)
+
+    def recorded(self, claimed: Sequence[SinkTask], done: list[Outcome], recorded: None) -> None:
+        for task, outcome in zip(claimed, done, strict=True):
             if outcome.error is not None and outcome.error.throttled:
                 metrics.observe_sink_throttled(task.sink)
-        return len(claimed)
 
     async def _record(
         self, conn: AsyncConnection, task: SinkTask, outcome: Outcome, now: datetime
@@ -215,29 +223,7 @@ class SinkStage:
             extra={"batch_id": task.batch_id, "document_id": task.document_id},
         )
 
-    async def run_once(self) -> int:
-        """Write what is due until nothing is; returns how many rows were claimed."""
-
-        async def look(conn: AsyncConnection, now: datetime) -> bool:
-            return await sink_rows.anything_due(conn, now=now)
-
-        if not await self.ledger.run(look, write=False):
-            return 0
-        done = 0
-        while claimed := await self.run_round():
-            done += claimed
-        return done
-
     async def run(self, *, interval: float | None = None) -> None:
         """Run rounds every ``interval`` seconds (LEDGER_SINK_SCAN_SECONDS) until
-        cancelled. A failed round (database away) is logged and tried again next time."""
-        interval = interval or self.ledger.settings.sink_scan_seconds
-        try:
-            while True:
-                try:
-                    await self.run_once()
-                except Exception:  # the loop outlives a bad round; each round is atomic
-                    log.exception("sink round failed; trying again in %.0f s", interval)
-                await asyncio.sleep(interval)
-        finally:
-            await self.close()
+        cancelled (see :class:`ledger.leased_stage.LeasedStage`)."""
+        await super().run(interval=interval or self.ledger.settings.sink_scan_seconds)

@@ -2,10 +2,10 @@
 
 Workers on other machines share only the database and the store, so a member extracted to
 the local storage folder could be read by no one else. With a storage URL set, each member
-file is stored as ``<storage url>members/<parent id>/<file name>`` (the same fixed name it has
-locally, ``<index><extension>``) before the parent's finish transaction, and its child's
-source is that object. A parent that is tried again overwrites the same keys, and removes
-keys an earlier attempt left that this one did not write (the parent has fewer members now).
+file is stored as ``<storage url>members/<parent id>/<lease token>/<file name>`` (the name
+it has locally, ``<index><extension>``, in its attempt's folder: see
+:mod:`ledger.storage.member_attempts`) before the parent's finish transaction, and its
+child's source is that object. Attempts at the same parent never share a key.
 
 Every call here blocks; async callers run it in a thread. Nothing outside the storage URL's
 prefix is ever listed or deleted: the member folder is built from the operator's URL and the
@@ -43,18 +43,19 @@ def members_root(storage_url: str, parent_id: int) -> ObjectUrl:
 
 
 def upload_members(
-    s3: S3Client, storage_url: str, parent_id: int, paths: Sequence[str]
+    s3: S3Client, storage_url: str, parent_id: int, token: str, paths: Sequence[str]
 ) -> list[objects.ObjectInfo]:
-    """Store the local member files ``paths`` under the parent's prefix, then remove the
-    keys there that this attempt did not write. What the store says of each, in the order
-    of ``paths``. On a failure this attempt's keys are removed (as far as the store lets)
-    and the store's error is raised.
+    """Store the local member files ``paths`` under the prefix of the parent's attempt with
+    lease ``token``. What the store says of each, in the order of ``paths``. On a failure
+    this attempt's keys are removed (as far as the store lets) and the store's error is
+    raised.
 
     Small members go up ``MEMBER_THREADS`` at a time (an archive of thousands of them would
     otherwise wait on one round trip each); a member of ``MULTIPART_THRESHOLD`` or more goes
     alone, in a multipart upload, so memory stays about ``PART_SIZE * UPLOAD_THREADS``.
     """
-    folder = members_root(storage_url, parent_id)
+    root = members_root(storage_url, parent_id)
+    folder = root.child(f"{root.key}{token}/")
     targets = [folder.child(folder.key + os.path.basename(path)) for path in paths]
     stored: dict[int, objects.ObjectInfo] = {}
 
@@ -73,21 +74,17 @@ def upload_members(
     except BaseException:
         delete_objects(s3, targets)
         raise
-    remove_members(s3, storage_url, parent_id, keep={url.key for url in targets})
     return [stored[i] for i in range(len(paths))]
 
 
-def remove_members(
-    s3: S3Client, storage_url: str, parent_id: int, keep: set[str] | None = None
-) -> int:
-    """Delete the objects under the parent's member prefix, except the keys in ``keep``;
-    how many were deleted. Deleting while listing is safe: S3's continuation token is a
-    position in key order, so one page in memory at a time is all this holds."""
+def remove_members(s3: S3Client, storage_url: str, parent_id: int) -> int:
+    """Delete every object under the parent's member prefix (all its attempts'); how many
+    were deleted. Deleting while listing is safe: S3's continuation token is a position in
+    key order, so one page in memory at a time is all this holds."""
     removed = 0
     for info in objects.iter_objects(s3, members_root(storage_url, parent_id)):
-        if keep is None or info.url.key not in keep:
-            objects.delete(s3, info.url)
-            removed += 1
+        objects.delete(s3, info.url)
+        removed += 1
     return removed
 
 
@@ -99,8 +96,8 @@ def delete_objects(s3: S3Client, urls: Iterable[ObjectUrl]) -> None:
 
 
 def remove_unadopted(settings: Settings, parent_ids: Sequence[int]) -> int:
-    """Delete the member objects of these documents (what an attempt killed before its
-    finish committed left under their prefixes); how many were deleted. Failures are
+    """Delete the member objects of these documents (their children's, and what attempts
+    killed before their finish or refused at it left); how many were deleted. Failures are
     logged, not raised: a batch deletion goes on."""
     if settings.storage_url is None or not parent_ids:
         return 0

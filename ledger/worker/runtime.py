@@ -579,11 +579,14 @@ class Worker:
 
 
 def _cleanup(outcomes: Sequence[Outcome], adopted: Set[int] = frozenset()) -> None:
-    """Run each outcome's cleanup, and its discard unless its children were created."""
+    """Run each outcome's cleanup, and its discard unless its children were created (the
+    removal of the children they replaced if they were)."""
     for outcome in outcomes:
         calls = [outcome.cleanup]
         if outcome.document_id not in adopted:
             calls.append(outcome.discard)
+        else:
+            calls.append(outcome.replaced)
         for call in calls:
             if call is None:
                 continue
@@ -596,7 +599,13 @@ def _cleanup(outcomes: Sequence[Outcome], adopted: Set[int] = frozenset()) -> No
 def _outcome_of(doc: ClaimedDocument, output: ProcessorOutput) -> Outcome:
     if isinstance(output, Done):
         return Outcome.done(
-            doc, output.result, output.write, output.cleanup, output.children, output.discard
+            doc,
+            output.result,
+            output.write,
+            output.cleanup,
+            output.children,
+            output.discard,
+            output.replaced,
         )
     if isinstance(output, Skip):
         return Outcome.skipped(

@@ -128,8 +128,8 @@ async def test_an_email_indexes_its_body_and_attachments(
     (pdf_hit,) = await led.search("pelican", batch_id="mail")
     assert pdf_hit.source_name == f"{mail}!/report.pdf"
     # The body file was the parent's own: only the attachments' files stay.
-    folder = led.settings.storage / MEMBERS_FOLDER / str(parent.id)
-    assert sorted(os.listdir(folder)) == ["0.pdf", "1.docx"]
+    (attempt,) = (led.settings.storage / MEMBERS_FOLDER / str(parent.id)).iterdir()
+    assert sorted(os.listdir(attempt)) == ["0.pdf", "1.docx"]
     check_index_invariants(db_url)
     check_children_invariants(db_url)
 
@@ -179,8 +179,10 @@ async def test_a_rerun_keeps_unchanged_children_and_replaces_changed_ones(
     assert child.status is DocumentStatus.DONE
     assert await led.search("gamma", batch_id="rerun")
     assert not await led.search("beta", batch_id="rerun")
-    folder = led.settings.storage / MEMBERS_FOLDER / str(parent.id)
-    assert os.listdir(folder) == ["0.txt"]
+    # The first run's member files went with the children they were: one attempt's remain.
+    (attempt,) = (led.settings.storage / MEMBERS_FOLDER / str(parent.id)).iterdir()
+    assert os.listdir(attempt) == ["0.txt"]
+    assert child.source == str(attempt / "0.txt")
     check_index_invariants(db_url)
     check_children_invariants(db_url)
     batch = await led.batch("rerun")

@@ -1,6 +1,7 @@
 """Member objects against a real S3-compatible server (moto): a big member goes up in a
-multipart upload, a retried parent overwrites its keys and removes the ones it no longer
-writes, and removing a parent's members never touches a key outside its prefix."""
+multipart upload, each attempt at a parent writes under a prefix of its own (another
+attempt's keys are never overwritten or removed), and removing a parent's members never
+touches a key outside its prefix."""
 
 from __future__ import annotations
 
@@ -19,9 +20,7 @@ def _write(path: Path, data: bytes) -> str:
     return str(path)
 
 
-def test_members_are_stored_under_the_parent_prefix_and_replaced_on_a_retry(
-    s3: S3Server, tmp_path: Path
-) -> None:
+def test_each_attempt_stores_members_under_its_own_prefix(s3: S3Server, tmp_path: Path) -> None:
     bucket = s3.bucket()
     url = f"s3://{bucket}/store/"
     client = s3.client()
@@ -36,25 +35,28 @@ def test_members_are_stored_under_the_parent_prefix_and_replaced_on_a_retry(
         _write(tmp_path / "2.txt", b"third member"),
     ]
     s3_client = objects.client(None, s3.endpoint)
-    stored = member_objects.upload_members(s3_client, url, 7, paths)
+    stored = member_objects.upload_members(s3_client, url, 7, "first", paths)
     assert [str(i.url) for i in stored] == [
-        f"s3://{bucket}/store/members/7/{n}" for n in ("0.txt", "1.bin", "2.txt")
+        f"s3://{bucket}/store/members/7/first/{n}" for n in ("0.txt", "1.bin", "2.txt")
     ]
     assert stored[1].size == len(big)
     assert "-" in stored[1].etag  # a multipart upload's ETag names its part count
-    got = client.get_object(Bucket=bucket, Key="store/members/7/1.bin")["Body"].read()
+    got = client.get_object(Bucket=bucket, Key="store/members/7/first/1.bin")["Body"].read()
     assert got == big
 
-    # The retried parent has one member now: same key overwritten, the rest removed.
+    # Another attempt at the same parent: its own keys; the first attempt's are untouched.
     again = member_objects.upload_members(
-        s3_client, url, 7, [_write(tmp_path / "0.txt", b"changed member")]
+        s3_client, url, 7, "second", [_write(tmp_path / "0.txt", b"changed member")]
     )
-    assert [str(i.url) for i in again] == [f"s3://{bucket}/store/members/7/0.txt"]
+    assert [str(i.url) for i in again] == [f"s3://{bucket}/store/members/7/second/0.txt"]
     assert again[0].etag != stored[0].etag
-    assert s3.keys(bucket) == sorted([*outside, "store/members/7/0.txt"])
+    firsts = [f"store/members/7/first/{n}" for n in ("0.txt", "1.bin", "2.txt")]
+    assert s3.keys(bucket) == sorted([*outside, *firsts, "store/members/7/second/0.txt"])
+    first = client.get_object(Bucket=bucket, Key="store/members/7/first/0.txt")["Body"].read()
+    assert first == b"first member"
 
     settings = Settings(storage_url=url, s3_endpoint_url=s3.endpoint)
-    assert member_objects.remove_unadopted(settings, [7, 8]) == 1
+    assert member_objects.remove_unadopted(settings, [7, 8]) == 4
     assert s3.keys(bucket) == sorted(outside)
 
 
@@ -63,5 +65,5 @@ def test_a_failed_upload_removes_what_it_wrote(s3: S3Server, tmp_path: Path) -> 
     s3_client = objects.client(None, s3.endpoint)
     paths = [_write(tmp_path / "0.txt", b"written"), str(tmp_path / "gone.txt")]
     with pytest.raises(FileNotFoundError):
-        member_objects.upload_members(s3_client, f"s3://{bucket}/p", 3, paths)
+        member_objects.upload_members(s3_client, f"s3://{bucket}/p", 3, "token", paths)
     assert s3.keys(bucket) == []

@@ -124,16 +124,12 @@ async def test_members_are_objects_read_by_another_machine_and_deleted_with_the_
 
     second = _worker(api, s3, bucket, "members-1", "b")
     try:
-        await wait_for(
-            lambda: batch_complete(db, "members-1"), timeout=150, what="batch complete"
-        )
+        await wait_for(lambda: batch_complete(db, "members-1"), timeout=150, what="batch complete")
     finally:
         stop_all([second])
     rows = sql(db, "SELECT member_path, status, error_code FROM documents ORDER BY id")
     assert all(status == "done" for _, status, _ in rows), rows
-    (grandchild,) = sql(
-        db, "SELECT source FROM documents WHERE member_path = 'deep/otter.txt'"
-    )
+    (grandchild,) = sql(db, "SELECT source FROM documents WHERE member_path = 'deep/otter.txt'")
     assert grandchild[0].startswith(f"s3://{bucket}/uploads/members/")
     assert _files_in(api.home.parent / "members-1-b" / "storage") == []
 
@@ -192,7 +188,9 @@ async def test_an_emails_attachments_are_objects_and_its_body_stays_the_parents(
         stop_all([worker])
     (parent_id,) = [r[0] for r in sql(db, "SELECT id FROM documents WHERE parent_id IS NULL")]
     keys = [k for k in s3.keys(bucket) if "/members/" in k]
-    assert keys == [f"uploads/members/{parent_id}/0.pdf", f"uploads/members/{parent_id}/1.docx"]
+    # In the folder of the attempt that made the children: one, named by its lease token.
+    (attempt,) = {k.split("/")[3] for k in keys}
+    assert keys == [f"uploads/members/{parent_id}/{attempt}/{n}" for n in ("0.pdf", "1.docx")]
     # The body was indexed as the parent's own and left nothing on the worker's disk.
     assert _files_in(api.home.parent / "members-3-a" / "storage") == []
     async with api.client("acme") as acme:

@@ -2,7 +2,9 @@
 
 1. **Expand** in the worker's process pool (time and memory limits; a thread without a pool):
    :func:`ledger.processors.ingest.expand.expand_container` writes the members to their
-   files in the storage folder, before any transaction.
+   files in the attempt's own folder of the storage folder, before any transaction (first
+   removing the parent's folders no row names and no lease holds:
+   :mod:`ledger.storage.member_attempts`).
    With ``LEDGER_STORAGE_URL`` set, :func:`store_members` then puts them into the object
    store (:mod:`ledger.storage.member_objects`) and removes the local files, so a worker on
    any machine can read a child; its source is the object, its ETag and time recorded as a
@@ -11,20 +13,26 @@
    document; its chunks are the parent's own. An archive has no text of its own.
 3. **Hand over**: ``Done`` carries the members as data (``children``); the transaction
    that marks the parent done makes them child documents. ``discard`` removes the member
-   files (or objects) when that transaction does not commit; the body file and its spool
-   are removed either way.
+   files (or objects) when that transaction does not commit, ``replaced`` the members of
+   the children it replaced when it does; the body file and its spool are removed either
+   way.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import functools
 import os
 import threading
 from collections.abc import Callable
+from datetime import datetime
 from typing import TYPE_CHECKING
 
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ledger.core.children import member_holders
 from ledger.errors import PermanentError
 from ledger.processors.base import Document, Done, ProcessorContext
 from ledger.processors.ingest.containers import (
@@ -37,7 +45,7 @@ from ledger.processors.ingest.expand import expand_container
 from ledger.processors.ingest.options import IngestErrorCode, IngestOptions
 from ledger.processors.ingest.pipeline import IngestOutcome, process_file
 from ledger.records import JSON, ChildFile
-from ledger.storage import member_objects, members_dir, objects
+from ledger.storage import member_attempts, member_objects, objects
 from ledger.storage.urls import ObjectUrl, is_object_url
 
 if TYPE_CHECKING:
@@ -65,13 +73,37 @@ async def expand(
             IngestErrorCode.ARCHIVE_TOO_LARGE,
             f"a container nested {depth + 1} deep, more than {options.max_archive_depth}",
         )
-    out_dir = members_dir(context.ledger.settings.storage, doc.id)
+    settings = context.ledger.settings
+    replaced = await sweep_attempts(context, doc)
+    out_dir = member_attempts.attempt_dir(settings.storage, doc.id, doc.lease_token)
     parent = ParentRef(id=doc.id, source=doc.source, meta=doc.meta, depth=depth)
     job = functools.partial(expand_container, path, kind.value, out_dir, parent, options)
     pool = context.pool
     if pool is None:
-        return await asyncio.to_thread(job)
-    return await pool.run(job, timeout=context.task_timeout)
+        expansion = await asyncio.to_thread(job)
+    else:
+        expansion = await pool.run(job, timeout=context.task_timeout)
+    expansion.replaced = sorted(replaced)
+    return expansion
+
+
+async def sweep_attempts(context: ProcessorContext, doc: Document) -> set[str]:
+    """Remove the parent's member folders that no child names and no lease holds (what
+    killed or outrun attempts left); the folders its current children name. Listed before
+    the database is read, so a folder made meanwhile is never taken for a leftover."""
+    settings = context.ledger.settings
+    names = await asyncio.to_thread(member_attempts.listed, settings, doc.id)
+    if not names:
+        return set()
+
+    async def holders(conn: AsyncConnection, now: datetime) -> tuple[str | None, list[str]]:
+        return await member_holders(conn, doc.id)
+
+    token, sources = await context.ledger.run(holders, write=False)
+    named = {member_attempts.entry_of(settings, doc.id, source) for source in sources}
+    keep = {name for name in (*named, token, doc.lease_token) if name}
+    await asyncio.to_thread(member_attempts.remove, settings, doc.id, names - keep)
+    return {name for name in named if name and name != doc.lease_token}
 
 
 async def index_body(
@@ -132,6 +164,7 @@ async def store_members(settings: Settings, doc: Document, expansion: Expansion)
             objects.client_for(settings),
             storage_url,
             doc.id,
+            doc.lease_token,
             paths,
         )
     finally:
@@ -152,13 +185,31 @@ def _meta(member: ChildFile) -> JSON:
     return member.meta if isinstance(member.meta, dict) else {}
 
 
-def with_children(done: Done, expansion: Expansion, settings: Settings) -> Done:
+def with_children(done: Done, expansion: Expansion, settings: Settings, parent_id: int) -> Done:
     """``done`` carrying the expansion's members as children (and the result saying so),
-    with a discard that removes their files should the parent's finish not commit."""
+    with a discard that removes their files should the parent's finish not commit, and a
+    cleanup of the members of the children it replaces should it commit."""
     result = {**done.result, "type": expansion.kind, **expansion.summary()}
-    discard = member_remover(expansion, settings)
+    replaced = expansion.replaced
+
+    def remove_replaced() -> None:
+        if not replaced:
+            return
+        if settings.storage_url is None:
+            member_attempts.remove(settings, parent_id, replaced)
+            return
+        # In a thread of its own: a slow store must not hold up lease renewals (what a
+        # deletion lost with the process leaves, the parent's next attempt removes).
+        threading.Thread(
+            target=member_attempts.remove, args=(settings, parent_id, replaced), daemon=True
+        ).start()
+
     return dataclasses.replace(
-        done, result=result, children=tuple(expansion.members), discard=discard
+        done,
+        result=result,
+        children=tuple(expansion.members),
+        discard=member_remover(expansion, settings),
+        replaced=remove_replaced,
     )
 
 
@@ -177,6 +228,8 @@ def member_remover(expansion: Expansion, settings: Settings) -> Callable[[], Non
     def discard() -> None:
         if files:
             remove_files(files, folder)
+            with contextlib.suppress(OSError):  # the parent's folder, when this emptied it
+                os.rmdir(os.path.dirname(folder))
         if stored:
             client = objects.client_for(settings)
             threading.Thread(

@@ -6,10 +6,10 @@ A container is recognised by its name (an upload's original file name, or its pa
 files by :class:`MemberSink` and become child documents of the same batch in the
 transaction that marks the container done (:mod:`ledger.core.children`).
 
-Member files go to ``<storage>/members/<parent id>/<index><extension>``: a path fixed by
-the parent and the member's position, so a parent that is tried again overwrites the files
-of its earlier attempt instead of leaving them behind. Each is written under a temporary
-name and renamed into place, so a child never reads half a file.
+Member files go to ``<storage>/members/<parent id>/<lease token>/<index><extension>``: a
+folder of the attempt's own (:mod:`ledger.storage.member_attempts`), so an attempt that lost
+its lease never writes or removes the files the new owner's children name. Each is written
+under a temporary name and renamed into place, so a child never reads half a file.
 
 A member is refused (reported in the parent's result, the rest goes on) when its name is
 absolute, has a ``..`` component, control characters or bytes that are not text, when it is
@@ -108,6 +108,9 @@ class Expansion:
     skipped_count: int = 0
     inflated: int = 0
     body_path: str | None = None  # an email's body, extracted to a file of its own
+    # The attempt folders the parent's current children name: the finish that makes these
+    # members its children replaces those, so it removes them (member_attempts).
+    replaced: list[str] = field(default_factory=list)
 
     def summary(self) -> JSON:
         """The parent's result fields that describe its members."""
@@ -217,19 +220,15 @@ class MemberSink:
         return size, digest.hexdigest()
 
     def finish(self) -> Expansion:
-        """The expansion; files an earlier attempt left that this one did not write are
-        removed (the parent changed and has fewer members now)."""
-        keep = set(self.written)
-        with contextlib.suppress(FileNotFoundError):
-            for entry in os.scandir(self.out_dir):
-                if entry.path not in keep:
-                    with contextlib.suppress(OSError):
-                        os.unlink(entry.path)
+        """The expansion (the attempt's folder holds exactly the files it wrote)."""
         return self.expansion
 
     def abandon(self) -> None:
-        """Remove what this attempt wrote (the container failed)."""
+        """Remove what this attempt wrote (the container failed), its folder, and the
+        parent's folder if that left it empty."""
         remove_files([*self.written, *(p + ".partial" for p in self.written)], self.out_dir)
+        with contextlib.suppress(OSError):
+            os.rmdir(os.path.dirname(self.out_dir))
 
 
 def remove_files(paths: Iterable[str], folder: str) -> None:

@@ -23,6 +23,7 @@ import os
 import shutil
 from typing import TYPE_CHECKING
 
+from ledger.core.unchanged import etag_of
 from ledger.errors import InvalidInput, PermanentError, RetryableError
 from ledger.processors.base import Document
 from ledger.processors.ingest.options import IngestErrorCode
@@ -37,13 +38,6 @@ SPOOL_FULL = "spool_full"
 FREE_MARGIN = 256 << 20  # bytes left free on the spool's disk after a copy
 
 
-def recorded_etag(doc: Document) -> str | None:
-    """The ETag the object had when it was submitted (None when none was recorded)."""
-    meta = doc.meta if isinstance(doc.meta, dict) else {}
-    etag = meta.get("etag")
-    return etag if isinstance(etag, str) and etag else None
-
-
 def check_roots(source: str, object_roots: list[str], confined: bool) -> ObjectUrl:
     """The object URL of ``source``; with ``confined`` (roots are in force on this worker)
     it must lie inside one of ``object_roots``, else ``outside_roots``."""
@@ -56,9 +50,7 @@ def check_roots(source: str, object_roots: list[str], confined: bool) -> ObjectU
     return url
 
 
-def fetch(
-    s3: S3Client, doc: Document, url: ObjectUrl, spool_dir: str, max_bytes: int
-) -> str:
+def fetch(s3: S3Client, doc: Document, url: ObjectUrl, spool_dir: str, max_bytes: int) -> str:
     """Copy the object of ``doc`` to a local file in ``spool_dir`` and return its path.
 
     Blocking: run it in a thread. Raises the document's error: ``source_missing``,
@@ -66,7 +58,7 @@ def fetch(
     (``storage_unavailable``, ``spool_full``).
     """
     info = objects.stat(s3, url)
-    etag = recorded_etag(doc)
+    etag = etag_of(doc.meta)
     if etag is not None and info.etag != etag:
         raise PermanentError(
             IngestErrorCode.SOURCE_CHANGED,

@@ -58,6 +58,7 @@ from pathlib import Path
 from typing import Any
 
 from ledger.core.index import skip_reason
+from ledger.core.unchanged import etag_of, unchanged_copy
 from ledger.embedders import EmbedderSpec, build_embedder
 from ledger.embedders.profiles import profiles_for
 from ledger.errors import InvalidInput, PermanentError
@@ -386,12 +387,12 @@ def make_ingest_processor(context: ProcessorContext, options: JSON) -> Processor
             holder = await ledger.indexed_source(
                 doc.batch_id, doc.source, exclude_id=doc.id, model=model
             )
-            if (
-                holder is not None
-                and holder.sha256 is not None
-                and holder.size == before.st_size
-                and holder.mtime_ns == before.st_mtime_ns
-                and sha256 in (None, holder.sha256)
+            if holder is not None and unchanged_copy(
+                holder,
+                size=before.st_size,
+                mtime_ns=before.st_mtime_ns,
+                etag=etag_of(doc.meta),
+                sha256=sha256,
             ):
                 return Skip(
                     skip_reason("unchanged", holder.id),
@@ -482,7 +483,7 @@ def make_ingest_processor(context: ProcessorContext, options: JSON) -> Processor
             else:
                 remove = _remover(body.spool_path)
                 done = _done(doc, body, before, started, started, 0.0, remove)
-            return with_children(done, expansion, settings)
+            return with_children(done, expansion, settings, doc.id)
         except BaseException:
             container_step.member_remover(expansion, settings)()
             raise

@@ -8,6 +8,7 @@ with a non-zero exit code, never a traceback.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import logging
 import os
 import sys
@@ -338,21 +339,51 @@ def _tolerate_undecodable_output() -> None:
             reconfigure(errors="backslashreplace")
 
 
+# Importing a command module registers its commands on ``app``. A command named here runs
+# with only its own module imported (what the others import is start-up time it does not
+# need); anything else (help, a group, a typo) imports every module, in this order.
+COMMAND_MODULES = (
+    "batches",
+    "batch_settings",
+    "deletion",
+    "export",
+    "ingest",
+    "maintain",
+    "ops",
+    "webhooks",
+    "workers",
+)
+_BATCH_COMMANDS = ("status", "failures", "retry", "pause", "resume", "cancel", "search")
+OWN_MODULE = {
+    **dict.fromkeys(_BATCH_COMMANDS, "batches"),
+    "delete": "deletion",
+    "export": "export",
+    "ingest": "ingest",
+    "maintain": "maintain",
+    "workers": "workers",
+}
+# Global options that take a value (the command name comes after it).
+_VALUED_OPTIONS = ("--database-url", "--home")
+
+
+def command_modules(argv: Sequence[str]) -> tuple[str, ...]:
+    """The command modules to import for the command line ``argv``."""
+    args = iter(argv)
+    for arg in args:
+        if arg in _VALUED_OPTIONS:
+            next(args, None)
+        elif arg in ("-h", "--help", "--version"):
+            break
+        elif not arg.startswith("-"):
+            own = OWN_MODULE.get(arg)
+            return COMMAND_MODULES if own is None else (own,)
+    return COMMAND_MODULES
+
+
 def run(argv: Sequence[str] | None = None) -> int:
     """Run the command line and return its exit code (what ``main`` exits with)."""
-    # Importing the command modules registers their commands on ``app``.
-    from ledger.cli import (  # noqa: F401
-        batch_settings,
-        batches,
-        deletion,
-        export,
-        ingest,
-        maintain,
-        ops,
-        webhooks,
-        workers,
-    )
-
+    for module in command_modules(sys.argv[1:] if argv is None else argv):
+        importlib.import_module(f"ledger.cli.{module}")
     _tolerate_undecodable_output()
     command = typer.main.get_command(app)
     try:

@@ -9,7 +9,16 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from ledger.cli import render
-from ledger.cli.app import EXIT_USAGE, CliError, app, err, out, run_with_ledger
+from ledger.cli.app import (
+    EXIT_USAGE,
+    CliError,
+    app,
+    err,
+    options,
+    out,
+    require_database,
+    run_with_ledger,
+)
 from ledger.records import Batch, DocumentInfo, FailureGroup, Progress, SearchHit
 from ledger.retry_advice import failures_advice, retry_may_help
 from ledger.states import BatchState, BatchStatus, DocumentStatus
@@ -130,7 +139,12 @@ def status_command(
         failed = found.batch.counts[DocumentStatus.FAILED]
         return found, (await ledger.failures(batch_id) if failed else [])
 
-    progress, groups = run_with_ledger(ctx, work)
+    from ledger.core.batch_status import read_status
+
+    settings = options(ctx).settings()
+    require_database(settings)  # before the read: opening a missing SQLite file creates it
+    found = read_status(settings, batch_id)
+    progress, groups = found if found is not None else run_with_ledger(ctx, work)
     if json_output:
         render.emit_json(render.progress_json(progress))
         return

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import secrets
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from sqlalchemy import ColumnElement, Table, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ledger.db.dialect import lock_rows
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection
 
 
 def due(table: Table, now: datetime) -> list[ColumnElement[bool]]:

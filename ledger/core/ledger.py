@@ -8,7 +8,6 @@ import logging
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -40,6 +39,7 @@ from ledger.core import plan as plan_core
 from ledger.core import search as search_core
 from ledger.core import workers as workers_core
 from ledger.core.batch_edits import BatchChanges, update_batch
+from ledger.core.batch_status import progress_of
 from ledger.core.chunk_reads import ChunkRecord
 from ledger.core.claims import BreakerPolicy
 from ledger.db import dialect
@@ -577,12 +577,9 @@ class Ledger:
 
     async def progress(self, batch_id: str, *, owner: str | None = None) -> Progress:
         async def work(conn: AsyncConnection, now: datetime) -> Progress:
-            found = await progress.progress(conn, batch_id, owner=owner, now=now)
-            waiting = await workers_core.waiting_for_processor(
-                conn, found.batch, now=now, lease_seconds=self.settings.lease_seconds
+            return await progress_of(
+                conn, batch_id, owner=owner, now=now, lease_seconds=self.settings.lease_seconds
             )
-            sinks = (await sink_rows.progress(conn, [batch_id])).get(batch_id, {})
-            return replace(found, waiting_for_processor=waiting, sinks=sinks)
 
         return await self.run(work, write=False)
 

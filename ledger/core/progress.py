@@ -5,10 +5,9 @@ from __future__ import annotations
 import base64
 import json
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import ColumnElement, and_, func, literal, or_, select
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ledger.core.rows import attempt_from_row, batch_from_row, document_from_row
 from ledger.db.models import attempts, batches, documents
@@ -22,6 +21,9 @@ from ledger.records import (
     Progress,
 )
 from ledger.states import BatchState, BatchStatus, DocumentStatus
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection
 
 RATE_WINDOW = timedelta(seconds=60)
 RATE_SAMPLE = 1_000  # at most this many recent finishes are looked at, however big the batch

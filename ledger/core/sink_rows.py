@@ -24,10 +24,9 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Delete, Update, delete, func, select, tuple_, update
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ledger.core import leasing
 from ledger.core.citations import source_name
@@ -35,6 +34,9 @@ from ledger.db.dialect import insert_or_update
 from ledger.db.models import batches, chunk_vectors, chunks, documents, sink_rows
 from ledger.records import SinkProgress
 from ledger.states import DocumentStatus
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection
 
 _s = sink_rows
 MAX_ERROR = 2000

@@ -13,15 +13,18 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from sqlalchemy import ColumnElement, and_, case, func, literal, select
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ledger.core.progress import _encode_cursor, newest_first
 from ledger.db.models import documents, workers
 from ledger.errors import InvalidInput
 from ledger.records import Batch, Page, WorkerInfo
 from ledger.states import BatchState, DocumentStatus, WorkerState
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection
 
 LIVE_WORKERS_READ = 10_000  # bound on the live workers read to answer a routing question
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
     BigInteger,
@@ -22,9 +22,11 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ledger.db.types import sqlite_timestamp
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 
 def is_postgres(conn: AsyncConnection) -> bool:
@@ -186,9 +188,7 @@ async def insert_documents(
         encoded = json.dumps(
             [
                 (source, size, mtime_ns, sha256, None if meta is None else json.dumps(meta), path)
-                for (source, size, mtime_ns, sha256, meta), path in zip(
-                    rows, paths, strict=True
-                )
+                for (source, size, mtime_ns, sha256, meta), path in zip(rows, paths, strict=True)
             ]
         )
         await conn.exec_driver_sql(

@@ -174,3 +174,33 @@ def test_office_parsers_load_with_the_first_document_of_their_type(
     assert cli.scalar("SELECT count(*) FROM documents WHERE status = 'done'") == 2
     # python-pptx parses with lxml; the RTF was done by the first run.
     assert packages(names, PARSERS) == {"pptx", "lxml"}
+
+
+# What a status read of a SQLite ledger does without: the rest of the core, the asyncio
+# engine (and the ORM SQLAlchemy's asyncio extension loads), and the other commands' modules.
+STATUS_NEEDS_NOT = {
+    "ledger.core.ledger",
+    "ledger.db.engine",
+    "sqlalchemy.ext.asyncio",
+    "sqlalchemy.orm",
+    "aiosqlite",
+    "ledger.cli.ingest",
+    "ledger.cli.ops",
+    "ledger.cli.webhooks",
+}
+
+
+def test_status_reads_sqlite_without_the_core_or_the_asyncio_engine(
+    cli: Cli, tmp_path: Path
+) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.txt").write_text("alpha\n")
+    assert cli("ingest", str(docs)).code == 0
+    batch_id = cli.scalar("SELECT id FROM batches")
+    for args in (["status", batch_id, "--json"], ["--home", str(cli.home), "status", batch_id]):
+        proc, names = run_importtime(cli, *args)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        assert batch_id in proc.stdout
+        assert "ledger.core.batch_status" in names and "sqlalchemy" in names
+        assert packages(names, STATUS_NEEDS_NOT | SERVER_AND_WORK) == set(), args

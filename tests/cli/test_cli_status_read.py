@@ -1,0 +1,69 @@
+"""``ledger status`` reads a SQLite ledger without opening the whole core
+(ledger.core.batch_status): the figures are the ledger's own, and a database that is not
+at this version's schema still goes through the ledger, which migrates it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+from ledger.core.batch_status import read_status
+from ledger.core.ledger import Ledger
+from ledger.db.engine import create_engine
+from ledger.settings import Settings
+from tests.cli.conftest import Cli
+
+
+def _ingest_one_good_one_broken(cli: Cli, tmp_path: Path) -> str:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "good.txt").write_text("plain words to index\n" * 5)
+    (docs / "broken.pdf").write_bytes(b"%PDF-1.7\nnot really a pdf\n")
+    cli("ingest", str(docs), env={"LEDGER_MAX_ATTEMPTS": "1"})
+    assert cli.scalar("SELECT count(*) FROM documents WHERE status = 'failed'") == 1
+    return str(cli.scalar("SELECT id FROM batches"))
+
+
+def test_the_sqlite_read_gives_what_the_ledger_gives(cli: Cli, tmp_path: Path) -> None:
+    batch_id = _ingest_one_good_one_broken(cli, tmp_path)
+    settings = Settings(home=cli.home)
+
+    async def through_the_ledger() -> tuple[object, object]:
+        ledger = Ledger(create_engine(settings), settings)
+        try:
+            return await ledger.progress(batch_id), await ledger.failures(batch_id)
+        finally:
+            await ledger.close()
+
+    found = read_status(settings, batch_id)
+    assert found is not None
+    progress, groups = found
+    assert progress.batch.total == 2 and progress.batch.is_complete
+    assert [(g.code, g.count) for g in groups] == [(groups[0].code, 1)]
+    # A complete batch: its rate is the run's average, the same whenever it is read.
+    assert (progress, groups) == asyncio.run(through_the_ledger())
+
+
+def test_a_schema_behind_this_version_is_migrated_then_read(cli: Cli, tmp_path: Path) -> None:
+    batch_id = _ingest_one_good_one_broken(cli, tmp_path)
+    head = cli.scalar("SELECT version_num FROM alembic_version")
+    down = cli("db", "downgrade", "--yes", "--", "-1")
+    assert down.code == 0, down.stderr
+    assert cli.scalar("SELECT version_num FROM alembic_version") != head
+    assert read_status(Settings(home=cli.home), batch_id) is None
+
+    shown = cli("status", batch_id, "--json")
+    assert shown.code == 0, shown.stderr
+    assert json.loads(shown.stdout)["counts"]["failed"] == 1
+    assert cli.scalar("SELECT version_num FROM alembic_version") == head
+
+
+def test_status_of_an_unknown_batch_and_of_no_database(cli: Cli, tmp_path: Path) -> None:
+    _ingest_one_good_one_broken(cli, tmp_path)
+    unknown = cli("status", "no-such-batch", "--json")
+    assert unknown.code == 1
+    assert "no batch 'no-such-batch'" in unknown.stderr
+    elsewhere = cli("--home", str(tmp_path / "empty"), "status", "x")
+    assert elsewhere.code == 2 and "no ledger database" in elsewhere.stderr
+    assert not (tmp_path / "empty").exists()  # reading created nothing

@@ -37,6 +37,7 @@ from ledger.processors.base import (
 from ledger.processors.registry import ProcessorRegistry
 from ledger.records import ClaimedDocument, CompleteResult, ErrorInfo, Outcome
 from ledger.states import AttemptOutcome, DocumentStatus, ErrorCode
+from ledger.worker import outcome_prep
 from ledger.worker.unreadable import check_row
 
 if TYPE_CHECKING:
@@ -139,7 +140,10 @@ class Worker:
         self.extra_processors = list(processors)
         self.processors: list[str] = []
         self.context = ProcessorContext(
-            ledger=ledger, pool=pool, task_timeout=settings.task_timeout_seconds
+            settings=settings,
+            pool=pool,
+            task_timeout=settings.task_timeout_seconds,
+            vectors=ledger,
         )
         self._owns_pool = pool is None
         self.claim_batch = settings.claim_batch
@@ -310,6 +314,10 @@ class Worker:
                 began = time.perf_counter()
                 claimed = await self._claim(want)
                 metrics.observe_claim(time.perf_counter() - began, len(claimed))
+                if claimed:  # what processors may skip, for the whole group in one read
+                    claimed = await outcome_prep.with_facts(
+                        self.ledger, self.registry, self.context, claimed
+                    )
                 self.stats.claimed += len(claimed)
                 self._ready.extend(claimed)
                 self._fill_slots()
@@ -414,7 +422,12 @@ class Worker:
             processor = self.registry.get(self.context, doc.processor, doc.options)
             await storage.check_readable_async(doc.source, self.ledger.settings.storage)
             output: ProcessorOutput = await processor(doc)
-            outcome = _outcome_of(doc, output)
+            made = _outcome_of(doc, output)
+            try:  # chunks read or staged now: the finish transaction reads no file
+                outcome = await outcome_prep.prepare(self.ledger, doc, made)
+            except BaseException:
+                _cleanup([made])
+                raise
         except asyncio.CancelledError:
             if doc.id in self._force_release:
                 outcome = Outcome.released(doc)
@@ -519,7 +532,7 @@ class Worker:
         try:
             result = await self.ledger.complete(self.worker_id, [outcome])
         except Exception as exc:
-            if outcome.write is None and outcome.children is None:
+            if outcome.index is None and outcome.children is None:
                 raise
             # Storing what the processor produced failed: that is this document's error.
             info = ErrorInfo(
@@ -596,10 +609,10 @@ def _cleanup(outcomes: Sequence[Outcome], adopted: Set[int] = frozenset()) -> No
 def _outcome_of(doc: ClaimedDocument, output: ProcessorOutput) -> Outcome:
     if isinstance(output, Done):
         return Outcome.done(
-            doc, output.result, output.write, output.cleanup, output.children, output.discard
+            doc, output.result, output.index, output.cleanup, output.children, output.discard
         )
     if isinstance(output, Skip):
         return Outcome.skipped(
-            doc, {"reason": output.reason, **output.result}, output.write, output.cleanup
+            doc, {"reason": output.reason, **output.result}, output.index, output.cleanup
         )
     raise TypeError(f"processor returned {type(output).__name__}, not Done or Skip")

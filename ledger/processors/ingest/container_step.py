@@ -65,7 +65,7 @@ async def expand(
             IngestErrorCode.ARCHIVE_TOO_LARGE,
             f"a container nested {depth + 1} deep, more than {options.max_archive_depth}",
         )
-    out_dir = members_dir(context.ledger.settings.storage, doc.id)
+    out_dir = members_dir(context.settings.storage, doc.id)
     parent = ParentRef(id=doc.id, source=doc.source, meta=doc.meta, depth=depth)
     job = functools.partial(expand_container, path, kind.value, out_dir, parent, options)
     pool = context.pool

@@ -10,8 +10,8 @@ changes in that one transaction, exactly as before.
 
 Rows of an abandoned attempt (killed, lease lost, finish failed) never reach ``chunks``:
 the finish only takes rows of the token that still holds the lease. They are deleted by
-the next attempt's first block, by the rescue that ends the attempt, by the finish of the
-document, or with the document (foreign key, cascade).
+the next attempt's first block, by the rescue that ends the attempt, by the worker whose
+finish failed, by the finish of the document, or with the document (foreign key, cascade).
 """
 
 from __future__ import annotations

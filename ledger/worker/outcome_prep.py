@@ -174,4 +174,12 @@ async def _stage(ledger: Ledger, doc: ClaimedDocument, spool: ChunkSpool, keyed:
         blocks.close()  # type: ignore[attr-defined]
 
 
-__all__ = ["INLINE_SPOOL_BYTES", "STAGE_BLOCK", "prepare", "with_facts"]
+async def unstage(ledger: Ledger, doc: ClaimedDocument, outcome: Outcome) -> None:
+    """Drop what ``outcome`` staged, once its finish failed (while the lease still holds:
+    otherwise the rescue or the next attempt drops it)."""
+    spool = outcome.index.spool if outcome.index is not None else None
+    if spool is not None and outcome.rows is None:
+        await ledger.run(_stager(doc, [], first=True))
+
+
+__all__ = ["INLINE_SPOOL_BYTES", "STAGE_BLOCK", "prepare", "unstage", "with_facts"]

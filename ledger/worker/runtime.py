@@ -540,6 +540,7 @@ class Worker:
                 message=f"storing the result failed: {type(exc).__name__}: {exc}",
                 retryable=True,
             )
+            await outcome_prep.unstage(self.ledger, doc, outcome)
             result = await self.ledger.complete(self.worker_id, [Outcome.failed(doc, info)])
             outcome = Outcome.failed(doc, info)
         self._tally([(doc, outcome)], result)

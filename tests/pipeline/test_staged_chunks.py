@@ -14,6 +14,7 @@ from ledger.core import staged_chunks
 from ledger.core.ledger import Ledger
 from ledger.records import BatchSpec, ClaimedDocument, Outcome, SourceSpec
 from ledger.states import DocumentStatus
+from ledger.worker import outcome_prep
 from tests.conftest import FakeClock, sql
 
 SHA = "ab" * 32
@@ -94,6 +95,9 @@ async def test_the_finish_refuses_staged_chunks_short_of_the_count(
     assert sql(sync_url, "SELECT status FROM documents") == [("running",)]
     assert sql(sync_url, "SELECT count(*) FROM chunks") == [(0,)]
     assert sql(sync_url, "SELECT count(*) FROM staged_chunks") == [(2,)]
+    # The worker then records the failure; what the attempt staged goes first.
+    await outcome_prep.unstage(ledger, doc, _staged_outcome(doc, 3))
+    assert sql(sync_url, "SELECT count(*) FROM staged_chunks") == [(0,)]
 
 
 async def test_chunks_in_the_outcome_must_be_the_whole_sequence(

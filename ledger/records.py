@@ -6,11 +6,12 @@ the workers only ever see these.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
+from ledger.artifacts import ChunkRow, DocumentFacts, IndexArtifacts
 from ledger.states import (
     AttemptOutcome,
     BatchState,
@@ -19,9 +20,6 @@ from ledger.states import (
     UploadState,
     WorkerState,
 )
-
-if TYPE_CHECKING:  # records are plain values: loading them loads no database library
-    from sqlalchemy.ext.asyncio import AsyncConnection
 
 JSON = dict[str, Any]
 T = TypeVar("T")
@@ -175,6 +173,9 @@ class ClaimedDocument:
     mtime_ns: int | None
     sha256: str | None
     meta: JSON | None
+    # What the ledger knows about its source and content (dedup), read by the worker for
+    # its whole claimed group before the processor runs; None: not looked up.
+    facts: DocumentFacts | None = None
 
 
 @dataclass(frozen=True)
@@ -189,11 +190,8 @@ class ErrorInfo:
     throttled: bool = False
 
 
-# Extra writes that must commit with a document's outcome (for example its chunks), run by
-# the ledger inside the completing transaction, only when the lease is still held.
-TransactionalWrite = Callable[["AsyncConnection"], Awaitable[None]]
 # Run by the worker once an outcome is recorded, or dropped (its lease was lost): removes
-# what only the write needed (a chunk spool file, say). Must not raise.
+# what only the finish needed (a chunk spool file, say). Must not raise.
 Cleanup = Callable[[], None]
 
 
@@ -222,7 +220,11 @@ class Outcome:
     outcome: AttemptOutcome  # DONE, SKIPPED, RETRY/FAILED (from error), RELEASED
     result: JSON | None = None
     error: ErrorInfo | None = None
-    write: TransactionalWrite | None = None
+    # DONE or SKIPPED: what the finish records in the index, as data (ledger.artifacts).
+    index: IndexArtifacts | None = None
+    # The spool's chunks, read by the worker before the finish (a small spool); None with a
+    # spool: the worker staged them in their own transactions (ledger.core.staged_chunks).
+    rows: tuple[ChunkRow, ...] | None = None
     cleanup: Cleanup | None = None
     # RELEASED before the processor ever ran (claimed as a stop arrived): the document goes
     # back without an attempt row, since nothing was attempted.
@@ -243,14 +245,14 @@ class Outcome:
         cls,
         doc: ClaimedDocument,
         result: JSON,
-        write: TransactionalWrite | None = None,
+        index: IndexArtifacts | None = None,
         cleanup: Cleanup | None = None,
         children: tuple[ChildFile, ...] | None = None,
         discard: Cleanup | None = None,
         replaced: Cleanup | None = None,
     ) -> Outcome:
         return cls(
-            doc.id, doc.lease_token, AttemptOutcome.DONE, result=result, write=write,
+            doc.id, doc.lease_token, AttemptOutcome.DONE, result=result, index=index,
             cleanup=cleanup, children=children, discard=discard, replaced=replaced,
         )  # fmt: skip
 
@@ -259,11 +261,11 @@ class Outcome:
         cls,
         doc: ClaimedDocument,
         result: JSON,
-        write: TransactionalWrite | None = None,
+        index: IndexArtifacts | None = None,
         cleanup: Cleanup | None = None,
     ) -> Outcome:
         return cls(
-            doc.id, doc.lease_token, AttemptOutcome.SKIPPED, result=result, write=write,
+            doc.id, doc.lease_token, AttemptOutcome.SKIPPED, result=result, index=index,
             cleanup=cleanup,
         )  # fmt: skip
 

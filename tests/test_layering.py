@@ -80,3 +80,57 @@ def test_faces_do_not_import_tables_or_sql() -> None:
 
 def test_the_import_check_sees_sql() -> None:
     assert "sqlalchemy" in _sql_imports(PACKAGE / "core" / "search.py")
+
+
+# Processors are pure with respect to the ledger: what they need from it comes with the
+# document (its dedup facts), what they produce goes back as data (their outcome). Nothing
+# under ledger/processors imports the storage layers, not even for type checking.
+_STORAGE_PACKAGES = ("ledger.core", "ledger.db", "ledger.queue", "ledger.index")
+
+
+def _storage_imports(path: Path) -> list[str]:
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.ImportFrom):
+            names = [node.module or ""]
+            if node.module == "ledger":  # from ledger import core
+                names = [f"ledger.{a.name}" for a in node.names]
+        elif isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        else:
+            continue
+        found += [
+            name
+            for name in names
+            if any(name == p or name.startswith(p + ".") for p in _STORAGE_PACKAGES)
+        ]
+    return found
+
+
+def test_processors_do_not_import_the_ledger_storage() -> None:
+    offenders = [
+        f"{path.relative_to(PACKAGE.parent)}: {module}"
+        for path in _modules(PACKAGE / "processors")
+        for module in _storage_imports(path)
+    ]
+    assert offenders == []
+
+
+def test_the_processor_check_sees_storage_imports(tmp_path: Path) -> None:
+    # The rule above must be able to fail: the worker imports the core, and each way of
+    # naming a storage package is seen.
+    assert "ledger.core.ledger" in _storage_imports(PACKAGE / "worker" / "runtime.py")
+    sample = tmp_path / "sample.py"
+    sample.write_text(
+        "import ledger.db.models\n"
+        "from ledger import core\n"
+        "from ledger.queue.claim import claim\n"
+        "if TYPE_CHECKING:\n    from ledger.index import search\n"
+        "import ledger.corelike\n"
+    )
+    assert _storage_imports(sample) == [
+        "ledger.db.models",
+        "ledger.core",
+        "ledger.queue.claim",
+        "ledger.index",
+    ]

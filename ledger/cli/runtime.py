@@ -27,7 +27,10 @@ def check_processor(ledger: Ledger, name: str, options: JSON) -> None:
 
     registry = ProcessorRegistry.from_settings(ledger.settings)
     context = ProcessorContext(
-        ledger=ledger, pool=None, task_timeout=ledger.settings.task_timeout_seconds
+        settings=ledger.settings,
+        pool=None,
+        task_timeout=ledger.settings.task_timeout_seconds,
+        vectors=ledger,
     )
     try:
         registry.validate(name)

@@ -31,6 +31,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ledger.backoff import RetryPolicy
+from ledger.core import outcome_store, staged_chunks
 from ledger.core.children import replace_children
 from ledger.core.events import record_events
 from ledger.core.prepared import ids_param, prepared, time_param
@@ -384,6 +385,9 @@ async def rescue_expired(conn: AsyncConnection, *, now: datetime, limit: int) ->
             )
         )
     await _write_endings(conn, endings, now, worker_id=None)
+    # What the ended attempts staged can never be attached now (the finish takes only the
+    # holding token's rows): dropped with the attempt.
+    await staged_chunks.clear(conn, [e.doc_id for e in endings])
     await mark_completed(conn, (e.batch_id for e in endings), now)
     return len(endings)
 
@@ -636,8 +640,8 @@ async def complete(
     """Record how attempts ended, for a whole group of documents in one transaction.
 
     Fenced: an outcome is recorded only if its lease token still holds the document; the
-    others come back in ``lost`` and change nothing. Each recorded outcome's extra write
-    (its chunks, say) runs in this same transaction, so a document is done exactly when
+    others come back in ``lost`` and change nothing. Each recorded outcome's artifacts (its
+    chunks, say) are stored in this same transaction, so a document is done exactly when
     everything it produced is stored. A throttled outcome is not charged an attempt, up to
     ``throttle_limit`` throttles in a row (see ``ledger/core/throttles.py``).
     """
@@ -685,11 +689,13 @@ async def complete(
         row = held.get(outcome.document_id)
         if row is None:
             continue
-        if outcome.write is not None and outcome.outcome in (
+        if outcome.index is not None and outcome.outcome in (
             AttemptOutcome.DONE,
             AttemptOutcome.SKIPPED,
         ):
-            await outcome.write(conn)
+            # Data, not a callback: no file is read here (the chunks came in memory or
+            # were staged before this transaction); a duplicate found now becomes a skip.
+            outcome = await outcome_store.record(conn, outcome, batch_id=row.batch_id, now=now)
         throttle = _Throttle(runs.get(row.id, 0), throttle_limit)
         ending = _ending_for(outcome, row, now, retry, rng, throttle)
         # Not when the parent ends otherwise, nor into a batch cancelled meanwhile (the

@@ -2,9 +2,10 @@
 
 Rules (docs/ingest.md):
 
-- Chunks are written only by :func:`store_chunks`, inside the transaction that marks their
-  document done (the ``write`` of its outcome), so a document is done exactly when all its
-  chunks are stored, and a worker that lost its lease stores nothing.
+- Chunks are written only by the finish (:mod:`ledger.core.outcome_store`), inside the
+  transaction that marks their document done, from its outcome's artifacts, so a document
+  is done exactly when all its chunks are stored, and a worker that lost its lease stores
+  nothing.
 - Per owner and source path only one document holds chunks: the one whose run was
   recorded last. Storing a document's chunks deletes those of every other document of the
   same owner and source and marks them ``superseded_by`` it, in the same transaction, so a
@@ -21,9 +22,9 @@ Rules (docs/ingest.md):
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -32,42 +33,21 @@ from sqlalchemy import (
     bindparam,
     delete,
     func,
-    insert,
     select,
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from ledger.artifacts import skip_reason
 from ledger.core import sink_rows, vectors
 from ledger.core.prepared import prepared, time_param
 from ledger.core.unchanged import etag_of, unchanged_clause
 from ledger.db.models import batches, chunk_vectors, chunks, documents
-from ledger.errors import LedgerError
 from ledger.records import JSON, IndexedDocument
 from ledger.states import DocumentStatus
-from ledger.wording import plural
 
 PARAMS_CHUNK = 1_000
 SKIP_PAGE = 5_000  # new documents looked at per query when skipping unchanged ones
-
-
-class ChunkData(Protocol):
-    """What a chunk to store must have (``ChunkRecord`` of the ingest engine has it)."""
-
-    @property
-    def ordinal(self) -> int: ...
-    @property
-    def text(self) -> str: ...
-    @property
-    def char_start(self) -> int: ...
-    @property
-    def char_end(self) -> int: ...
-    @property
-    def page(self) -> int | None: ...
-
-
-class ChunksIncomplete(LedgerError):
-    """The chunks handed in are not the numbered sequence 0..n-1 that was announced."""
 
 
 def _owner_of(batch_id: Any) -> Any:
@@ -242,11 +222,6 @@ def _skip_update() -> Any:
     )
 
 
-def skip_reason(kind: str, holder_id: int) -> str:
-    """Why a document was skipped: ``kind`` is ``unchanged`` or ``duplicate``."""
-    return f"{kind}: same content as document {holder_id}"
-
-
 def skip_result(holder_id: int, sha256: str) -> JSON:
     """What a document skipped at submit as unchanged records: what the ingest processor
     records when it decides the same."""
@@ -392,91 +367,6 @@ async def record_content(
         )
 
 
-async def store_chunks(
-    conn: AsyncConnection,
-    *,
-    document_id: int,
-    batch_id: str,
-    source: str,
-    sha256: str,
-    size: int | None,
-    mtime_ns: int | None,
-    expected: int,
-    batches_of_chunks: AsyncIterator[Sequence[ChunkData]],
-    now: datetime,
-    model: str | None = None,
-    sinks: Sequence[str] = (),
-) -> int:
-    """Store a document's chunks (replacing any of its own from an earlier run) and make
-    them the indexed text of its source. Runs in the completing transaction. With a
-    ``model``, each chunk's vector is stored too, from the embedding cache; each of
-    ``sinks`` (profile names) is told to mirror this version of the source.
-
-    Raises :class:`ChunksIncomplete` unless exactly ordinals ``0..expected-1`` came in, in
-    order, and :class:`ledger.core.vectors.VectorsIncomplete` when a vector is missing:
-    then the transaction must not commit.
-    """
-    # Its own chunks of an earlier run: replaced below, so its sink rows stay as they are.
-    await conn.execute(delete(chunks).where(chunks.c.document_id == document_id))
-    stored = 0
-    async for batch in batches_of_chunks:
-        rows = []
-        for chunk in batch:
-            if chunk.ordinal != stored:
-                raise ChunksIncomplete(
-                    f"document {document_id}: chunk {chunk.ordinal} came where {stored} "
-                    "was expected"
-                )
-            rows.append(
-                {
-                    "document_id": document_id,
-                    "batch_id": batch_id,
-                    "ordinal": chunk.ordinal,
-                    "text": chunk.text,
-                    "char_start": chunk.char_start,
-                    "char_end": chunk.char_end,
-                    "page": chunk.page,
-                    "created_at": now,
-                }
-            )
-            stored += 1
-        if rows:
-            await conn.execute(insert(chunks), rows)
-            if model is not None:
-                await vectors.attach_vectors(
-                    conn,
-                    document_id=document_id,
-                    model=model,
-                    ordinals=[(c.ordinal, vectors.text_sha256(c.text)) for c in batch],
-                    now=now,
-                )
-    if stored != expected:
-        raise ChunksIncomplete(
-            f"document {document_id}: {plural(stored, 'chunk')}, {expected:,} expected"
-        )
-    await record_content(
-        conn,
-        document_id=document_id,
-        batch_id=batch_id,
-        source=source,
-        sha256=sha256,
-        size=size,
-        mtime_ns=mtime_ns,
-        supersede=True,
-        now=now,
-    )
-    await sink_rows.enqueue(
-        conn,
-        sinks=sinks,
-        document_id=document_id,
-        batch_id=batch_id,
-        source=source,
-        sha256=sha256.lower(),
-        now=now,
-    )
-    return stored
-
-
 async def chunk_count(conn: AsyncConnection, document_id: int) -> int:
     return int(
         (
@@ -494,13 +384,10 @@ def owner_matches(owner: str | None) -> Any:
 
 
 __all__ = [
-    "ChunkData",
-    "ChunksIncomplete",
     "chunk_count",
     "indexed_content",
     "indexed_source",
     "owner_matches",
     "record_content",
     "remove_chunks",
-    "store_chunks",
 ]

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ledger.backoff import RetryPolicy
 from ledger.core import (
+    children,
     chunk_reads,
     claims,
     control,
@@ -70,7 +71,6 @@ from ledger.records import (
     SourceSpec,
     SubmitResult,
     Throughput,
-    TransactionalWrite,
     UnchangedSkip,
     Upload,
     UploadSpec,
@@ -1037,77 +1037,6 @@ class Ledger:
 
         return await self.run(work, write=False)
 
-    def chunks_write(
-        self,
-        doc: ClaimedDocument,
-        *,
-        sha256: str,
-        size: int | None,
-        mtime_ns: int | None,
-        expected: int,
-        chunks: Callable[[], AsyncIterator[Sequence[index.ChunkData]]],
-        on_stored: Callable[[float], None] | None = None,
-        model: str | None = None,
-        sinks: Sequence[str] = (),
-    ) -> TransactionalWrite:
-        """The write that stores a document's chunks with its outcome (``Done.write``).
-
-        ``chunks()`` is called afresh each time the write runs (a transaction may be run
-        again), and must yield the chunks ``0..expected-1`` in order. ``on_stored`` gets the
-        seconds the store took. With ``model``, every chunk's vector is stored too, from the
-        embedding cache (see :meth:`cache_vectors`); one missing fails the transaction.
-        Each of ``sinks`` (profile names) is told to mirror this version of the source.
-        """
-
-        async def write(conn: AsyncConnection) -> None:
-            started = asyncio.get_running_loop().time()
-            await index.store_chunks(
-                conn,
-                document_id=doc.id,
-                batch_id=doc.batch_id,
-                source=doc.source,
-                sha256=sha256,
-                size=size,
-                mtime_ns=mtime_ns,
-                expected=expected,
-                batches_of_chunks=chunks(),
-                now=await self.now(conn),
-                model=model,
-                sinks=sinks,
-            )
-            if on_stored is not None:
-                on_stored(asyncio.get_running_loop().time() - started)
-
-        return write
-
-    def content_write(
-        self,
-        doc: ClaimedDocument,
-        *,
-        sha256: str,
-        size: int | None = None,
-        mtime_ns: int | None = None,
-        supersede: bool = False,
-    ) -> TransactionalWrite:
-        """The write that records a skipped document's content hash; with ``supersede``,
-        the older documents of its source lose their chunks (its content is indexed
-        elsewhere now)."""
-
-        async def write(conn: AsyncConnection) -> None:
-            await index.record_content(
-                conn,
-                document_id=doc.id,
-                batch_id=doc.batch_id,
-                source=doc.source,
-                sha256=sha256,
-                size=size,
-                mtime_ns=mtime_ns,
-                supersede=supersede,
-                now=await self.now(conn),
-            )
-
-        return write
-
     async def sink_progress(self, batch_ids: Sequence[str]) -> dict[str, dict[str, SinkProgress]]:
         """Per batch, per sink profile: documents whose version is pending, done or failed
         in the store, and the latest error (``ledger.core.sink_rows``)."""
@@ -1156,6 +1085,14 @@ class Ledger:
     # ================================================================== embeddings
     # The embedding cache, vector search and its model (ledger.core.vectors; rules in
     # docs/ingest.md, "Embeddings"). Vectors of chunks are stored by ``chunks_write``.
+
+    async def member_holders(self, parent_id: int) -> tuple[str | None, list[str]]:
+        """The running attempt's lease token of a container and its children's sources."""
+
+        async def work(conn: AsyncConnection, now: datetime) -> tuple[str | None, list[str]]:
+            return await children.member_holders(conn, parent_id)
+
+        return await self.run(work, write=False)
 
     async def cached_keys(self, model: str, keys: Sequence[str]) -> set[str]:
         """Which text hashes of ``keys`` already have a ``model`` vector in the cache."""

@@ -9,8 +9,9 @@ for files as it stands.
 
 Three checks use the rule: :func:`unchanged_clause` skips a new batch's sources at submit
 (the dry-run plan runs that same submission), :func:`changed_since` finds the sources of a
-resubmitted batch that changed, and :func:`unchanged_copy` lets the worker skip a source
-whose indexed version is the one it just read.
+resubmitted batch that changed, and :meth:`ledger.artifacts.Holder.unchanged` lets the
+worker skip a source whose indexed version is the one it just read (it lives with the facts
+a processor is given, since a processor never imports the ledger's storage).
 """
 
 from __future__ import annotations
@@ -20,15 +21,10 @@ from typing import Any
 from sqlalchemy import and_
 from sqlalchemy.sql import ColumnElement
 
-from ledger.records import IndexedDocument, SourceSpec
+from ledger.artifacts import ETAG, etag_of
+from ledger.records import SourceSpec
 
-ETAG = "etag"
-
-
-def etag_of(meta: Any) -> str | None:
-    """An object's ETag recorded in a document's meta (None for a file)."""
-    etag = meta.get(ETAG) if isinstance(meta, dict) else None
-    return etag if isinstance(etag, str) and etag else None
+__all__ = ["ETAG", "changed_since", "etag_of", "unchanged_clause"]
 
 
 def unchanged_clause(holder: Any, new: Any) -> ColumnElement[bool]:
@@ -56,18 +52,4 @@ def changed_since(spec: SourceSpec, row: Any) -> bool:
             (spec.sha256.lower() if spec.sha256 else None, row.source_sha256),
             (etag_of(spec.meta), etag_of(row.meta)),
         )
-    )
-
-
-def unchanged_copy(
-    holder: IndexedDocument, *, size: int, mtime_ns: int, etag: str | None, sha256: str | None
-) -> bool:
-    """The worker's check: the source it read (``size`` and ``mtime_ns`` of the file or of
-    the object's local copy, the object's ``etag``) is the one ``holder`` indexed."""
-    return (
-        holder.sha256 is not None
-        and holder.size == size
-        and holder.mtime_ns == mtime_ns
-        and holder.etag == etag
-        and sha256 in (None, holder.sha256)
     )

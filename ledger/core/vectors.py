@@ -17,7 +17,6 @@ Rules (docs/ingest.md, "Embeddings"):
 
 from __future__ import annotations
 
-import hashlib
 import heapq
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
@@ -27,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import and_, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from ledger.artifacts import DTYPE, from_bytes, text_sha256, to_bytes
 from ledger.core.citations import source_name
 from ledger.db.dialect import insert_ignoring_duplicates
 from ledger.db.models import batches, chunk_vectors, chunks, documents, embedding_cache
@@ -41,37 +41,10 @@ if TYPE_CHECKING:
 
 PARAMS_CHUNK = 1_000
 SCAN_BLOCK = 10_000  # vectors read per query during a search: bounds its memory
-# float32 little-endian, by name: numpy is imported only by the functions that handle
-# vectors, so a process that never handles one (most workers) starts without loading it.
-DTYPE = "<f4"
 
 
 class VectorsIncomplete(LedgerError):
     """Some chunks of the document have no vector in the embedding cache."""
-
-
-def text_sha256(text: str) -> str:
-    """The cache key of a text (with the model)."""
-    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
-
-
-def to_bytes(vector: npt.ArrayLike) -> bytes:
-    """A vector as stored: unit length (a zero vector stays zero), float32 little-endian."""
-    import numpy as np
-
-    array = np.asarray(vector, dtype=np.float64).ravel()
-    norm = float(np.linalg.norm(array))
-    if not np.isfinite(norm):
-        raise ValueError("a vector with a non-finite value cannot be stored")
-    if norm > 0:
-        array = array / norm
-    return array.astype(DTYPE).tobytes()
-
-
-def from_bytes(data: bytes) -> Vector:
-    import numpy as np
-
-    return np.frombuffer(data, dtype=DTYPE)
 
 
 async def cached_keys(conn: AsyncConnection, model: str, keys: Sequence[str]) -> set[str]:

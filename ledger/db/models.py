@@ -33,7 +33,7 @@ from ledger.states import AttemptOutcome, BatchState, DocumentStatus, UploadStat
 # The migration whose schema these tables describe. Opening a ledger compares the database
 # with it; reading it from the migration scripts instead would load Alembic, a large part
 # of a worker's start. A new migration moves it (a test holds it to Alembic's head).
-HEAD_REVISION = "0020"
+HEAD_REVISION = "0021"
 
 # Every constraint and index gets a stable name: Alembic's SQLite batch mode silently drops
 # unnamed CHECK constraints, and stable names make migrations reviewable.
@@ -490,6 +490,30 @@ embedding_cache = Table(
     Column("created_at", UTCDateTime, nullable=False),
     CheckConstraint("dimension > 0", name="dimension_positive"),
     CheckConstraint("length(vector) = 4 * dimension", name="vector_length"),
+)
+
+# Chunks staged before their document's finish (migration 0020): a big spool is read into
+# these rows in short transactions of their own, each fenced by the attempt's lease token,
+# so the finish attaches them with one INSERT ... SELECT and reads no file under the write
+# lock. Never read by search or exports (they read ``chunks``); the finish deletes the
+# document's staged rows, a rescue or the next attempt those of an abandoned attempt.
+staged_chunks = Table(
+    "staged_chunks",
+    metadata,
+    Column(
+        "document_id",
+        BigIntId,
+        ForeignKey("documents.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("lease_token", String(32), primary_key=True),
+    Column("ordinal", Integer, primary_key=True),
+    Column("text", Text, nullable=False),
+    Column("char_start", BigIntId, nullable=False),
+    Column("char_end", BigIntId, nullable=False),
+    Column("page", Integer, nullable=True),
+    Column("text_sha256", String(64), nullable=True, doc="the embedding cache key, if any"),
+    CheckConstraint("ordinal >= 0", name="ordinal_nonnegative"),
 )
 
 # --------------------------------------------------------------------------- webhooks (0009)

@@ -22,16 +22,17 @@ import asyncio
 import functools
 import importlib
 import inspect
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from ledger.artifacts import IndexArtifacts
 from ledger.errors import InvalidInput, PermanentError
-from ledger.records import JSON, ChildFile, ClaimedDocument, Cleanup, TransactionalWrite
+from ledger.records import JSON, ChildFile, ClaimedDocument, Cleanup
 from ledger.states import ErrorCode
 
 if TYPE_CHECKING:
-    from ledger.core.ledger import Ledger
+    from ledger.settings import Settings
     from ledger.worker.pool import ProcessPool
 
 # What a processor is given: the leased document with its batch's processor options.
@@ -42,11 +43,12 @@ ENTRY_POINT_GROUP = "ledger.processors"
 
 @dataclass(frozen=True)
 class Done:
-    """The document was processed. ``write`` runs in the transaction that marks it done;
-    ``cleanup`` runs once that transaction is over (or the outcome is dropped)."""
+    """The document was processed. ``index``: what the transaction that marks it done
+    records in the index, as data (its chunk spool, its content's facts); ``cleanup`` runs
+    once that transaction is over (or the outcome is dropped)."""
 
     result: JSON
-    write: TransactionalWrite | None = None
+    index: IndexArtifacts | None = None
     cleanup: Cleanup | None = None
     # The document's members (an archive's files, an email's attachments), extracted before
     # it returns: the same transaction makes them child documents (see ChildFile).
@@ -63,7 +65,7 @@ class Skip:
 
     reason: str
     result: JSON = field(default_factory=dict)
-    write: TransactionalWrite | None = None
+    index: IndexArtifacts | None = None  # the content's facts, recorded with the skip
     cleanup: Cleanup | None = None
 
 
@@ -76,14 +78,36 @@ class Processor(Protocol):
     def __call__(self, doc: Document) -> Awaitable[ProcessorOutput]: ...
 
 
+class VectorCache(Protocol):
+    """The embedding cache, as an embedding processor sees it: which texts (by key) have a
+    vector, and storing new ones as soon as an embedder answers (so no text is paid for
+    twice, even across a crash). The worker passes the ledger's."""
+
+    async def cached_keys(self, model: str, keys: Sequence[str]) -> set[str]: ...
+
+    async def cache_vectors(self, model: str, items: Sequence[tuple[str, bytes]]) -> None: ...
+
+
+class MemberHolders(Protocol):
+    """Who holds a container's member folders, as its expansion sees it: the lease token of
+    the parent's running attempt and the sources its current children name (so a sweep of
+    leftover attempt folders never removes a live one). The worker passes the ledger's."""
+
+    async def member_holders(self, parent_id: int) -> tuple[str | None, list[str]]: ...
+
+
 @dataclass
 class ProcessorContext:
-    """What a processor factory may use: the ledger (for reads and transactional writes),
-    the process pool for CPU-bound work, and per-task limits."""
+    """What a processor factory may use: the settings, the process pool for CPU-bound work,
+    per-task limits, and the embedding cache. Never the ledger itself: what a processor
+    needs to know from it comes with the document (``ClaimedDocument.facts``), and what it
+    produces goes back as data (``Done.index``)."""
 
-    ledger: Ledger
+    settings: Settings
     pool: ProcessPool | None
     task_timeout: float
+    vectors: VectorCache | None = None
+    members: MemberHolders | None = None
 
 
 Factory = Callable[[ProcessorContext, JSON], Processor]
@@ -174,3 +198,18 @@ def processor_exit(exc: BaseException) -> PermanentError:
 def partial_processor(fn: Callable[..., Any], **options: Any) -> Callable[..., Any]:
     """A picklable processor with options bound (for user factories)."""
     return functools.partial(fn, **options)
+
+
+# Set on a processor that reads ``doc.facts``: the worker then looks them up for its claimed
+# group (one read per group; processors without it cost no read).
+FACTS_ATTRIBUTE = "__ledger_wants_facts__"
+
+
+def wanting_facts(processor: Processor) -> Processor:
+    """Mark ``processor`` as one that reads its documents' dedup facts."""
+    setattr(processor, FACTS_ATTRIBUTE, True)
+    return processor
+
+
+def wants_facts(processor: Processor) -> bool:
+    return bool(getattr(processor, FACTS_ATTRIBUTE, False))

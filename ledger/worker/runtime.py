@@ -37,6 +37,7 @@ from ledger.processors.base import (
 from ledger.processors.registry import ProcessorRegistry
 from ledger.records import ClaimedDocument, CompleteResult, ErrorInfo, Outcome
 from ledger.states import AttemptOutcome, DocumentStatus, ErrorCode
+from ledger.worker import outcome_prep
 from ledger.worker.unreadable import check_row
 
 if TYPE_CHECKING:
@@ -139,7 +140,11 @@ class Worker:
         self.extra_processors = list(processors)
         self.processors: list[str] = []
         self.context = ProcessorContext(
-            ledger=ledger, pool=pool, task_timeout=settings.task_timeout_seconds
+            settings=settings,
+            pool=pool,
+            task_timeout=settings.task_timeout_seconds,
+            vectors=ledger,
+            members=ledger,
         )
         self._owns_pool = pool is None
         self.claim_batch = settings.claim_batch
@@ -310,6 +315,10 @@ class Worker:
                 began = time.perf_counter()
                 claimed = await self._claim(want)
                 metrics.observe_claim(time.perf_counter() - began, len(claimed))
+                if claimed:  # what processors may skip, for the whole group in one read
+                    claimed = await outcome_prep.with_facts(
+                        self.ledger, self.registry, self.context, claimed
+                    )
                 self.stats.claimed += len(claimed)
                 self._ready.extend(claimed)
                 self._fill_slots()
@@ -414,7 +423,12 @@ class Worker:
             processor = self.registry.get(self.context, doc.processor, doc.options)
             await storage.check_readable_async(doc.source, self.ledger.settings.storage)
             output: ProcessorOutput = await processor(doc)
-            outcome = _outcome_of(doc, output)
+            made = _outcome_of(doc, output)
+            try:  # chunks read or staged now: the finish transaction reads no file
+                outcome = await outcome_prep.prepare(self.ledger, doc, made)
+            except BaseException:
+                _cleanup([made])
+                raise
         except asyncio.CancelledError:
             if doc.id in self._force_release:
                 outcome = Outcome.released(doc)
@@ -519,7 +533,7 @@ class Worker:
         try:
             result = await self.ledger.complete(self.worker_id, [outcome])
         except Exception as exc:
-            if outcome.write is None and outcome.children is None:
+            if outcome.index is None and outcome.children is None:
                 raise
             # Storing what the processor produced failed: that is this document's error.
             info = ErrorInfo(
@@ -527,6 +541,7 @@ class Worker:
                 message=f"storing the result failed: {type(exc).__name__}: {exc}",
                 retryable=True,
             )
+            await outcome_prep.unstage(self.ledger, doc, outcome)
             result = await self.ledger.complete(self.worker_id, [Outcome.failed(doc, info)])
             outcome = Outcome.failed(doc, info)
         self._tally([(doc, outcome)], result)
@@ -601,7 +616,7 @@ def _outcome_of(doc: ClaimedDocument, output: ProcessorOutput) -> Outcome:
         return Outcome.done(
             doc,
             output.result,
-            output.write,
+            output.index,
             output.cleanup,
             output.children,
             output.discard,
@@ -609,6 +624,6 @@ def _outcome_of(doc: ClaimedDocument, output: ProcessorOutput) -> Outcome:
         )
     if isinstance(output, Skip):
         return Outcome.skipped(
-            doc, {"reason": output.reason, **output.result}, output.write, output.cleanup
+            doc, {"reason": output.reason, **output.result}, output.index, output.cleanup
         )
     raise TypeError(f"processor returned {type(output).__name__}, not Done or Skip")

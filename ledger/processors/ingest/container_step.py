@@ -27,12 +27,8 @@ import functools
 import os
 import threading
 from collections.abc import Callable
-from datetime import datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy.ext.asyncio import AsyncConnection
-
-from ledger.core.children import member_holders
 from ledger.errors import PermanentError
 from ledger.processors.base import Document, Done, ProcessorContext
 from ledger.processors.ingest.containers import (
@@ -73,7 +69,7 @@ async def expand(
             IngestErrorCode.ARCHIVE_TOO_LARGE,
             f"a container nested {depth + 1} deep, more than {options.max_archive_depth}",
         )
-    settings = context.ledger.settings
+    settings = context.settings
     replaced = await sweep_attempts(context, doc)
     out_dir = member_attempts.attempt_dir(settings.storage, doc.id, doc.lease_token)
     parent = ParentRef(id=doc.id, source=doc.source, meta=doc.meta, depth=depth)
@@ -91,15 +87,13 @@ async def sweep_attempts(context: ProcessorContext, doc: Document) -> set[str]:
     """Remove the parent's member folders that no child names and no lease holds (what
     killed or outrun attempts left); the folders its current children name. Listed before
     the database is read, so a folder made meanwhile is never taken for a leftover."""
-    settings = context.ledger.settings
+    settings = context.settings
+    if context.members is None:  # nobody to ask who holds what: leave every folder
+        return set()
     names = await asyncio.to_thread(member_attempts.listed, settings, doc.id)
     if not names:
         return set()
-
-    async def holders(conn: AsyncConnection, now: datetime) -> tuple[str | None, list[str]]:
-        return await member_holders(conn, doc.id)
-
-    token, sources = await context.ledger.run(holders, write=False)
+    token, sources = await context.members.member_holders(doc.id)
     named = {member_attempts.entry_of(settings, doc.id, source) for source in sources}
     keep = {name for name in (*named, token, doc.lease_token) if name}
     await asyncio.to_thread(member_attempts.remove, settings, doc.id, names - keep)

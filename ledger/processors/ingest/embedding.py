@@ -16,7 +16,9 @@ vector in the embedding cache out.
    when no group failed for a real reason: a real failure is what the attempt reports.
 
 The vectors are then attached to the chunks by the transaction that marks the document
-done (``Ledger.chunks_write(model=...)``), from the cache.
+done, from the cache (the outcome names the model: ``IndexArtifacts.model``). The cache is
+reached through the port the worker passes in (``ProcessorContext.vectors``): this module
+never imports the ledger.
 
 **Stage checkpoint.** When embedding fails after extraction succeeded, the spool is kept in
 ``LEDGER_HOME/stage`` as ``<document id>-<sha256>.spool`` (with its outcome in a ``.json``
@@ -40,11 +42,11 @@ from pathlib import Path
 from typing import Any
 
 from ledger import metrics
+from ledger.artifacts import text_sha256, to_bytes
 from ledger.backpressure import AdaptiveLimiter, Throttled, is_throttle
-from ledger.core.ledger import Ledger
-from ledger.core.vectors import text_sha256, to_bytes
 from ledger.embedders import Embedder
 from ledger.errors import RetryableError
+from ledger.processors.base import VectorCache
 from ledger.processors.ingest.chunking import ChunkRecord
 from ledger.processors.ingest.pipeline import IngestOutcome, StageTimings
 
@@ -55,9 +57,9 @@ STAGE_MAX_AGE = 86_400.0
 # This bounds what a kill can cost (answers received but not yet cached are asked for
 # again) to ``concurrency * batch_size`` texts, even when cache commits queue behind other
 # writes.
-_WINDOWS: weakref.WeakKeyDictionary[
-    asyncio.AbstractEventLoop, dict[str, AdaptiveLimiter]
-] = weakref.WeakKeyDictionary()
+_WINDOWS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, AdaptiveLimiter]] = (
+    weakref.WeakKeyDictionary()
+)
 
 # Texts being embedded in this process: (model, key) -> future resolved once cached.
 _INFLIGHT: weakref.WeakKeyDictionary[
@@ -81,7 +83,7 @@ class EmbedStats:
 
 
 async def embed_chunks(
-    ledger: Ledger,
+    ledger: VectorCache,
     embedder: Embedder,
     batches: AsyncIterator[Sequence[ChunkRecord]],
 ) -> EmbedStats:
@@ -168,7 +170,7 @@ def _interrupted(cause: BaseException | None) -> RetryableError:
 
 
 async def _embed_group(
-    ledger: Ledger,
+    ledger: VectorCache,
     embedder: Embedder,
     keys: list[str],
     texts: dict[str, str],

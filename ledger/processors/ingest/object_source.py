@@ -23,7 +23,7 @@ import os
 import shutil
 from typing import TYPE_CHECKING
 
-from ledger.core.unchanged import etag_of
+from ledger.artifacts import etag_of
 from ledger.errors import InvalidInput, PermanentError, RetryableError
 from ledger.processors.base import Document
 from ledger.processors.ingest.options import IngestErrorCode

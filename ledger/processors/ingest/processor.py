@@ -21,9 +21,16 @@ Per document:
    C parser that could crash or hang, in time and memory bounded by that size; starting a
    pool process (an interpreter start) for them cost more than the work. Anything detected
    as PDF, DOCX or HTML, and every larger file, goes to the pool as before.
-4. **Store**: ``Done(result, write)``; the write streams the spool into ``chunks`` inside
-   the transaction that marks the document done, and replaces the chunks of older
-   documents of the same source. The spool is deleted when that transaction is over.
+4. **Store**: ``Done(result, index=IndexArtifacts(spool=...))``: the outcome is data, a
+   handle on the chunk spool. The worker stages the chunks before the finish (or reads a
+   small spool into memory); the transaction that marks the document done attaches them,
+   replaces the chunks of older documents of the same source, and, as the last dedup
+   check, records the document as a duplicate instead when another document of the owner
+   came to hold the same content. The spool is deleted when that transaction is over.
+
+Dedup facts (the holders of the source, and of the content when its hash is known at
+claim) come with the document (``doc.facts``): the worker reads them for its whole claimed
+group at once, so the processor never reads the ledger.
 
 A source that is an object URL (``s3://bucket/key``) must lie inside the configured object
 roots when any roots are in force (else ``outside_roots``); it is copied to a local file
@@ -57,12 +64,18 @@ from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ledger.core.index import skip_reason
-from ledger.core.unchanged import etag_of, unchanged_copy
+from ledger.artifacts import NO_FACTS, ChunkSpool, IndexArtifacts, etag_of, skip_reason
 from ledger.embedders import EmbedderSpec, build_embedder
 from ledger.embedders.profiles import profiles_for
 from ledger.errors import InvalidInput, PermanentError
-from ledger.processors.base import Document, Done, Processor, ProcessorContext, Skip
+from ledger.processors.base import (
+    Document,
+    Done,
+    Processor,
+    ProcessorContext,
+    Skip,
+    wanting_facts,
+)
 from ledger.processors.ingest import container_step, embedding, object_source
 from ledger.processors.ingest.chunking import ChunkRecord
 from ledger.processors.ingest.container_step import container_result, with_children
@@ -297,14 +310,14 @@ def _both(first: Cleanup | None, second: Cleanup) -> Cleanup:
 
 def spool_dir_for(context: ProcessorContext) -> str:
     """Where this machine's workers put chunk spools (created if needed)."""
-    directory = Path(context.ledger.settings.home) / "spool"
+    directory = Path(context.settings.home) / "spool"
     directory.mkdir(parents=True, exist_ok=True)
     return str(directory)
 
 
 def make_ingest_processor(context: ProcessorContext, options: JSON) -> Processor:
     """The ``ingest`` processor for a batch with these options (see the module docstring)."""
-    settings = context.ledger.settings
+    settings = context.settings
     # Defence in depth behind the API's per-tenant check: any configured root will do here.
     allowed = [str(root) for root in settings.all_roots]
     config = IngestConfig.from_options(
@@ -319,10 +332,12 @@ def make_ingest_processor(context: ProcessorContext, options: JSON) -> Processor
             config, roots=(*config.roots, os.path.realpath(settings.storage))
         )
     spool_dir = spool_dir_for(context)
+    # A batch with sinks processes every source (as reprocess does), so each source's
+    # version is one of its own documents, which its sinks then mirror.
+    dedup = not config.reprocess and not config.sinks
     # Spools older than any attempt can last were left by killed workers or children.
     stale_after = max(3600.0, context.task_timeout + 2 * settings.lease_seconds)
     remove_stale_partials(spool_dir, stale_after, complete=True)
-    ledger = context.ledger
     spec = config.embedder
     model = spec.model if spec is not None else None
     stage_dir = embedding.stage_dir_for(Path(settings.home)) if spec is not None else ""
@@ -381,14 +396,10 @@ def make_ingest_processor(context: ProcessorContext, options: JSON) -> Processor
                 return Skip(excluded_reason(what))
         sha256 = doc.sha256.lower() if doc.sha256 else None
         hash_seconds = 0.0
-        # A batch with sinks processes every source (as reprocess does), so each source's
-        # version is one of its own documents, which its sinks then mirror.
-        if not config.reprocess and not config.sinks and before is not None:
-            holder = await ledger.indexed_source(
-                doc.batch_id, doc.source, exclude_id=doc.id, model=model
-            )
-            if holder is not None and unchanged_copy(
-                holder,
+        if dedup and before is not None:
+            facts = doc.facts or NO_FACTS
+            holder = facts.source_holder(model)
+            if holder is not None and holder.unchanged(
                 size=before.st_size,
                 mtime_ns=before.st_mtime_ns,
                 etag=etag_of(doc.meta),
@@ -398,15 +409,13 @@ def make_ingest_processor(context: ProcessorContext, options: JSON) -> Processor
                     skip_reason("unchanged", holder.id),
                     {"duplicate_of": holder.id, "sha256": holder.sha256},
                 )
-            if sha256 is None:
+            # Hashed here only when a known holder could match: a duplicate of content
+            # nobody was known to hold at claim is caught by the finish instead.
+            if sha256 is None and holder is not None:
                 hashed = time.perf_counter()
                 sha256 = await asyncio.to_thread(_hash, path)
                 hash_seconds = time.perf_counter() - hashed
-            twin = None
-            if sha256 is not None:
-                twin = await ledger.indexed_content(
-                    doc.batch_id, sha256, exclude_id=doc.id, model=model
-                )
+            twin = facts.content_holder(sha256, model) if sha256 is not None else None
             if twin is not None:
                 same_source = twin.source == doc.source
                 kind = "unchanged" if same_source else "duplicate"
@@ -414,8 +423,7 @@ def make_ingest_processor(context: ProcessorContext, options: JSON) -> Processor
                 return Skip(
                     skip_reason(kind, twin.id),
                     {"duplicate_of": twin.id, "sha256": sha256},
-                    write=ledger.content_write(
-                        doc,
+                    index=IndexArtifacts(
                         sha256=sha256,
                         size=before.st_size,
                         mtime_ns=before.st_mtime_ns,
@@ -470,19 +478,20 @@ def make_ingest_processor(context: ProcessorContext, options: JSON) -> Processor
             expansion = await container_step.store_members(settings, doc, expansion)
             body = await container_step.index_body(context, expansion, config.ingest, spool_dir)
             if body is None:
-                result = container_result(expansion)
-                write = ledger.content_write(
-                    doc,
+                index = IndexArtifacts(
                     sha256=expansion.sha256,
                     size=expansion.size,
                     mtime_ns=before.st_mtime_ns if before is not None else None,
                 )
-                done = Done(result, write=write)
+                done = Done(container_result(expansion), index=index)
             elif spec is not None:
                 done = await _embedded(doc, body, before, started, started, 0.0)
             else:
                 remove = _remover(body.spool_path)
                 done = _done(doc, body, before, started, started, 0.0, remove)
+            if done.index is not None:
+                # A container is never a duplicate: its members must become documents.
+                done = dataclasses.replace(done, index=dataclasses.replace(done.index, dedup=False))
             return with_children(done, expansion, settings, doc.id)
         except BaseException:
             container_step.member_remover(expansion, settings)()
@@ -507,13 +516,17 @@ def make_ingest_processor(context: ProcessorContext, options: JSON) -> Processor
         extract_started: float,
         hash_seconds: float,
     ) -> Done:
-        """Embed the outcome's chunks into the cache, then ``Done`` with a write that
-        stores chunks and vectors. On failure the spool is staged for the next attempt."""
+        """Embed the outcome's chunks into the cache, then ``Done`` with the spool, whose
+        chunks get their vectors from the cache. On failure the spool is staged for the
+        next attempt."""
         assert spec is not None
+        cache = context.vectors
+        if cache is None:
+            raise InvalidInput("embedding needs the ledger's embedding cache")
         try:
             embedder = build_embedder(spec)
             stats = await embedding.embed_chunks(
-                ledger, embedder, _spool_batches(outcome.spool_path)
+                cache, embedder, _spool_batches(outcome.spool_path)
             )
         except BaseException as exc:
             if isinstance(exc, Exception) and getattr(exc, "retryable", False):
@@ -573,22 +586,17 @@ def make_ingest_processor(context: ProcessorContext, options: JSON) -> Processor
             "timings": timings,
         }
 
-        def stored(seconds: float) -> None:
-            # The result is written after the chunks, in the same transaction.
-            timings["store"] = round(seconds, 6)
-
         same_file = before is not None and before.st_size == outcome.size
-        write = ledger.chunks_write(
-            doc,
+        index = IndexArtifacts(
             sha256=outcome.sha256,
             size=outcome.size,
             mtime_ns=before.st_mtime_ns if same_file and before is not None else None,
-            expected=outcome.chunks,
-            chunks=functools.partial(_spool_batches, outcome.spool_path),
-            on_stored=stored,
+            spool=ChunkSpool(outcome.spool_path, outcome.chunks, outcome.sha256),
+            supersede=True,
             model=model,
             sinks=config.sinks,
+            dedup=dedup,
         )
-        return Done(result, write=write, cleanup=remove)
+        return Done(result, index=index, cleanup=remove)
 
-    return ingest
+    return wanting_facts(ingest) if dedup else ingest

@@ -1,0 +1,185 @@
+"""What the worker does around a processor so that the processor never touches the ledger.
+
+Before: :func:`with_facts` reads the dedup facts of a claimed group in one read (only for
+documents whose processor asks for them, :func:`ledger.processors.base.wants_facts`) and
+hands each document its own (``ClaimedDocument.facts``).
+
+After: :func:`prepare` turns an outcome's chunk spool into what the finish transaction can
+store without reading a file under the write lock. A small spool (at most
+``INLINE_SPOOL_BYTES``) is read into the outcome (``Outcome.rows``); a bigger one is staged,
+``STAGE_BLOCK`` chunks per short transaction, each fenced by the lease
+(:mod:`ledger.core.staged_chunks`), so a huge document never sits in memory. The chunks'
+cache keys (SHA-256 of their text) are computed here too, in a thread, when vectors are
+attached from the cache.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import os
+import time
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ledger.artifacts import ChunkRow, ChunkSpool, DocumentFacts, text_sha256
+from ledger.core import dedup_facts, staged_chunks
+from ledger.errors import LeaseLost, RetryableError
+from ledger.processors.base import ProcessorContext, wants_facts
+from ledger.processors.ingest.chunking import ChunkRecord
+from ledger.processors.ingest.spool import iter_spool
+from ledger.records import ClaimedDocument, Outcome
+
+if TYPE_CHECKING:
+    from ledger.core.ledger import Ledger
+    from ledger.processors.registry import ProcessorRegistry
+
+log = logging.getLogger(__name__)
+
+# A spool up to this size travels in the outcome (a commit group of 256 such outcomes
+# holds at most 16 MiB); a bigger one is staged a block at a time.
+INLINE_SPOOL_BYTES = 64 * 1024
+STAGE_BLOCK = 1_000  # chunks per staging transaction: bounds memory and the lock's hold
+
+
+async def with_facts(
+    ledger: Ledger,
+    registry: ProcessorRegistry,
+    context: ProcessorContext,
+    docs: Sequence[ClaimedDocument],
+) -> list[ClaimedDocument]:
+    """``docs``, each with its dedup facts when its processor reads them. A failed read
+    leaves them without: the processor then does the work and the finish still dedups."""
+    wanting: list[ClaimedDocument] = []
+    asks: dict[str, bool] = {}  # per batch: its documents share processor and options
+    for doc in docs:
+        if doc.batch_id not in asks:
+            try:
+                asks[doc.batch_id] = wants_facts(registry.get(context, doc.processor, doc.options))
+            except Exception:  # an unusable processor: its documents report it themselves
+                asks[doc.batch_id] = False
+        if asks[doc.batch_id]:
+            wanting.append(doc)
+    if not wanting:
+        return list(docs)
+
+    async def read(conn: AsyncConnection, now: datetime) -> dict[int, DocumentFacts]:
+        return await dedup_facts.read_facts(conn, wanting)
+
+    try:
+        facts = await ledger.run(read, write=False)
+    except Exception as exc:
+        log.warning("reading dedup facts for %d documents failed: %s", len(wanting), exc)
+        return list(docs)
+    return [dataclasses.replace(d, facts=facts[d.id]) if d.id in facts else d for d in docs]
+
+
+def _rows(batch: Sequence[ChunkRecord], keyed: bool) -> list[ChunkRow]:
+    return [
+        ChunkRow(
+            ordinal=c.ordinal,
+            text=c.text,
+            char_start=c.char_start,
+            char_end=c.char_end,
+            page=c.page,
+            key=text_sha256(c.text) if keyed else None,
+        )
+        for c in batch
+    ]
+
+
+def _read_all(spool: ChunkSpool, keyed: bool) -> tuple[ChunkRow, ...]:
+    rows: list[ChunkRow] = []
+    for batch in iter_spool(spool.path, batch_size=STAGE_BLOCK):
+        rows += _rows(batch, keyed)
+    return tuple(rows)
+
+
+def _next_rows(blocks: Iterator[list[ChunkRecord]], keyed: bool) -> list[ChunkRow] | None:
+    batch = next(blocks, None)
+    return None if batch is None else _rows(batch, keyed)
+
+
+async def prepare(ledger: Ledger, doc: ClaimedDocument, outcome: Outcome) -> Outcome:
+    """``outcome`` ready for the finish: its spool's chunks in memory, or staged. Raises
+    :class:`LeaseLost` when the lease went meanwhile, and a retryable ``store_failed``
+    when the spool cannot be read or staged."""
+    artifacts = outcome.index
+    if artifacts is None or artifacts.spool is None:
+        return outcome
+    spool = artifacts.spool
+    keyed = artifacts.model is not None
+    started = time.perf_counter()
+    try:
+        size = await asyncio.to_thread(os.path.getsize, spool.path)
+        if size <= INLINE_SPOOL_BYTES:
+            rows = await asyncio.to_thread(_read_all, spool, keyed)
+            prepared = dataclasses.replace(outcome, rows=rows)
+        else:
+            await _stage(ledger, doc, spool, keyed)
+            prepared = outcome
+    except (LeaseLost, asyncio.CancelledError):
+        raise
+    except Exception as exc:
+        raise RetryableError(
+            "store_failed",
+            f"storing the result failed: {type(exc).__name__}: {exc}",
+            systemic=False,
+        ) from exc
+    timings = (outcome.result or {}).get("timings")
+    if isinstance(timings, dict):
+        timings["store"] = round(time.perf_counter() - started, 6)
+    return prepared
+
+
+def _stager(
+    doc: ClaimedDocument, rows: list[ChunkRow], *, first: bool
+) -> Callable[[AsyncConnection, datetime], Awaitable[bool]]:
+    async def stage(conn: AsyncConnection, now: datetime) -> bool:
+        return await staged_chunks.stage_block(
+            conn, document_id=doc.id, lease_token=doc.lease_token, rows=rows, first=first
+        )
+
+    return stage
+
+
+async def _stage(ledger: Ledger, doc: ClaimedDocument, spool: ChunkSpool, keyed: bool) -> None:
+    blocks: Iterator[list[ChunkRecord]] = iter_spool(spool.path, batch_size=STAGE_BLOCK)
+    try:
+        first = True
+        expected_ordinal = 0
+        while True:
+            rows = await asyncio.to_thread(_next_rows, blocks, keyed)
+            if rows is None and not first:
+                return
+            rows = rows or []
+            for row in rows:  # the finish counts them; the order is checked here
+                if row.ordinal != expected_ordinal:
+                    raise staged_chunks.ChunksIncomplete(
+                        f"document {doc.id}: chunk {row.ordinal} came where "
+                        f"{expected_ordinal} was expected"
+                    )
+                expected_ordinal += 1
+
+            if not await ledger.run(_stager(doc, rows, first=first)):
+                raise LeaseLost(f"document {doc.id}: the lease went while staging its chunks")
+            if not rows:
+                return
+            first = False
+    finally:
+        blocks.close()  # type: ignore[attr-defined]
+
+
+async def unstage(ledger: Ledger, doc: ClaimedDocument, outcome: Outcome) -> None:
+    """Drop what ``outcome`` staged, once its finish failed (while the lease still holds:
+    otherwise the rescue or the next attempt drops it)."""
+    spool = outcome.index.spool if outcome.index is not None else None
+    if spool is not None and outcome.rows is None:
+        await ledger.run(_stager(doc, [], first=True))
+
+
+__all__ = ["INLINE_SPOOL_BYTES", "STAGE_BLOCK", "prepare", "unstage", "with_facts"]

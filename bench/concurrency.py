@@ -1,6 +1,10 @@
 """Concurrency: the ``sleep`` processor (50 ms per document) through the real Worker.
 
 Run: python bench/concurrency.py [--levels 1 10 50 200] [--rounds 40] [--seconds 0.05]
+     [--no-prefetch]
+
+--no-prefetch runs the worker with the default settings (no leasing ahead), the setting a
+crash costs least with; without it the worker leases ahead as the other figures did.
 
 At concurrency C a perfect worker finishes C / 0.05 documents per second. Each level
 processes C x rounds documents (so every level ideally takes the same time), and reports
@@ -47,8 +51,11 @@ async def asyncio_floor(concurrency: int, docs: int, seconds: float) -> float:
     return time.perf_counter() - started
 
 
-async def ledger_level(home: Path, concurrency: int, docs: int, seconds: float) -> dict[str, Any]:
-    settings = settings_for(home, concurrency=concurrency)
+async def ledger_level(
+    home: Path, concurrency: int, docs: int, seconds: float, prefetch: bool = True
+) -> dict[str, Any]:
+    extra = {} if prefetch else {"prefetch": 0}
+    settings = settings_for(home, concurrency=concurrency, **extra)
     await migrate.upgrade_async(settings.url)
     async with await Ledger.open(settings) as ledger:
         result = await ledger.submit(
@@ -70,6 +77,7 @@ def main() -> None:
     parser.add_argument("--levels", type=int, nargs="+", default=[1, 10, 50, 200])
     parser.add_argument("--rounds", type=int, default=40)
     parser.add_argument("--seconds", type=float, default=0.05)
+    parser.add_argument("--no-prefetch", action="store_true", help="the default settings")
     args = parser.parse_args()
     report = Report("concurrency", vars(args))
     rows = []
@@ -77,13 +85,16 @@ def main() -> None:
         docs = level * args.rounds
         ideal = level / args.seconds
         with scratch("concurrency") as folder:
-            got = asyncio.run(ledger_level(folder, level, docs, args.seconds))
+            got = asyncio.run(
+                ledger_level(folder, level, docs, args.seconds, prefetch=not args.no_prefetch)
+            )
         floor_s = asyncio.run(asyncio_floor(level, docs, args.seconds))
         rate = docs / got["seconds"]
         floor_rate = docs / floor_s
         rows.append([level, docs, ideal, rate, rate / ideal, floor_rate / ideal, rate / floor_rate])
     report.section(
-        f"sleep {args.seconds * 1000:.0f} ms per document, SQLite, one worker",
+        f"sleep {args.seconds * 1000:.0f} ms per document, SQLite, one worker"
+        + (", default settings (no leasing ahead)" if args.no_prefetch else ", leasing ahead"),
         [
             "concurrency",
             "documents",

@@ -89,6 +89,33 @@ def raw_connect(path: Path) -> sqlite3.Connection:
     return conn
 
 
+def thread_cpu_seconds() -> dict[str, float]:
+    """CPU seconds so far of this process's threads, by role: ``sql`` for the SQLite
+    driver's threads (statements and the hand-offs to them), ``main`` for the event loop's
+    (the ledger's Python), ``other`` for the rest. Linux only (read from /proc); empty
+    elsewhere."""
+    import threading
+
+    tick = os.sysconf("SC_CLK_TCK")
+    roles: dict[str, float] = {"main": 0.0, "sql": 0.0, "other": 0.0}
+    main_id = threading.main_thread().native_id
+    for thread in threading.enumerate():
+        try:
+            stat = Path(f"/proc/self/task/{thread.native_id}/stat").read_text()
+        except OSError:
+            return {}
+        fields = stat.rsplit(")", 1)[1].split()
+        seconds = (int(fields[11]) + int(fields[12])) / tick  # utime + stime
+        if thread.native_id == main_id:
+            role = "main"
+        elif "_connection_worker_thread" in thread.name:
+            role = "sql"
+        else:
+            role = "other"
+        roles[role] += seconds
+    return roles
+
+
 def percentile(values: Sequence[float], p: float) -> float:
     """The p-th percentile (0-100) by linear interpolation."""
     ordered = sorted(values)

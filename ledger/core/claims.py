@@ -36,7 +36,7 @@ from ledger.core.children import replace_children
 from ledger.core.events import record_events
 from ledger.core.prepared import ids_param, prepared, time_param
 from ledger.core.throttles import past_limit_message, throttle_delay, throttle_runs
-from ledger.db.dialect import lock_rows, random_token, seconds_between
+from ledger.db.dialect import has_single_writer, lock_rows, random_token, seconds_between
 from ledger.db.models import attempts, batches, documents, events, workers
 from ledger.db.notify import announce_due
 from ledger.records import ClaimedDocument, CompleteResult, Outcome
@@ -665,6 +665,7 @@ async def complete(
                     documents.c.attempts,
                     batches.c.max_attempts,
                     batches.c.state,
+                    batches.c.n_pending,
                 )
                 .join(batches, batches.c.id == documents.c.batch_id)
                 .where(
@@ -719,7 +720,7 @@ async def complete(
     await _write_endings(conn, endings, now, worker_id=worker_id)
     for batch_id in sorted({e.batch_id for e in endings if e.systemic}):
         await check_breaker(conn, batch_id, breaker, now)
-    await mark_completed(conn, {e.batch_id for e in endings}, now)
+    await mark_completed(conn, _completable(conn, endings, held), now)
     if due:
         await announce_due(conn, sorted(due))
     return CompleteResult(
@@ -729,6 +730,20 @@ async def complete(
         outcomes={e.doc_id: e.outcome for e in endings},
         adopted=adopted,
     )
+
+
+def _completable(
+    conn: AsyncConnection, endings: Sequence[_Ending], held: dict[int, Any]
+) -> set[str]:
+    """The batches these endings may have completed.
+
+    With one writer at a time (SQLite), the fence's read of a batch's pending count is still
+    true at commit but for this transaction's own writes, and endings only add pending
+    documents: a batch that had some is not complete, and its check (a statement, a trip to
+    the driver's thread) is saved. Concurrent writers (PostgreSQL) may claim them meanwhile.
+    """
+    single_writer = has_single_writer(conn.engine)
+    return {e.batch_id for e in endings if not single_writer or held[e.doc_id].n_pending == 0}
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,8 @@ or four calls per statement (create a cursor, execute, fetch the rows, close). E
 is a hand-off to that thread and back through the event loop, and the hand-offs, not
 SQLite, were most of what a claim or a finish cost: a claim of one document took about
 4 ms for a few microseconds of SQL. Here a statement's cursor is made, executed, read and
-closed in one call on the driver's thread, and only its results come back.
+closed in one call on the driver's thread, and only its results come back. A transaction's
+BEGIN travels with its first statement, and a transaction that ran none ends without a trip.
 
 Everything else is SQLAlchemy's own dialect (type handling, errors, pooling, isolation).
 Like SQLAlchemy's adapter, this reaches into aiosqlite's queue of calls (``_execute``);
@@ -47,10 +48,12 @@ class _Executed:
 
 
 def _run(
-    raw: sqlite3.Connection, operation: str, parameters: Any, many: bool
+    raw: sqlite3.Connection, operation: str, parameters: Any, many: bool, begin: str | None
 ) -> tuple[_Executed, list[Any] | None]:
     cursor = raw.cursor()
     try:
+        if begin is not None:
+            cursor.execute(begin)
         if many:
             cursor.executemany(operation, parameters)
         elif parameters is None:
@@ -83,10 +86,12 @@ class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
         return await self._one_trip(operation, seq_of_parameters, many=True)
 
     async def _one_trip(self, operation: Any, parameters: Any, *, many: bool) -> Any:
-        async with self._adapt_connection._execute_mutex:
+        adapted: Any = self._adapt_connection
+        async with adapted._execute_mutex:
+            begin, adapted.deferred_begin = adapted.deferred_begin, None
             connection: Any = self._connection
             executed, rows = await connection._execute(
-                _run, connection._conn, operation, parameters, many
+                _run, connection._conn, operation, parameters, many, begin
             )
             self._cursor = executed
             if rows is not None:
@@ -95,8 +100,29 @@ class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
 
 
 class OneTripConnection(AsyncAdapt_aiosqlite_connection):
-    __slots__ = ()
+    __slots__ = ("deferred_begin",)
     _cursor_cls = OneTripCursor  # type: ignore[assignment]
+
+    def __init__(self, dbapi: Any, connection: Any) -> None:
+        super().__init__(dbapi, connection)
+        # The BEGIN of a transaction that has run no statement yet: it is sent with the
+        # first one, in the same trip (a trip costs more than most of the ledger's SQL).
+        self.deferred_begin: str | None = None
+
+    def begin_with_next_statement(self, sql: str) -> None:
+        self.deferred_begin = sql
+
+    def commit(self) -> None:
+        if self.deferred_begin is not None:  # nothing ran: there is no transaction to end
+            self.deferred_begin = None
+            return
+        super().commit()
+
+    def rollback(self) -> None:
+        if self.deferred_begin is not None:
+            self.deferred_begin = None
+            return
+        super().rollback()
 
 
 # Text that is not UTF-8 (a row written by another program, a file name from an old

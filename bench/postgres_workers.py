@@ -1,7 +1,8 @@
 """Worker processes on PostgreSQL: documents per second with 1, 2 and 4 `ledger worker`s.
 
 Run: python bench/postgres_workers.py [--url postgresql+asyncpg://...] [--documents N]
-                                      [--workers 1,2,4] [--json results.json]
+                                      [--workers 1,2,4] [--rounds R] [--cases noop,sleep]
+                                      [--json results.json]
 
 For each processor (``noop``, and ``sleep`` with 10 ms per document at concurrency 50) and
 each number of worker processes, a fresh database is created and migrated, one batch of N
@@ -9,12 +10,14 @@ documents is submitted, and that many real ``ledger worker --burst`` processes d
 The rate is measured by the database itself: documents / (last finish - first claim), so
 process start-up is not counted.
 
-The floor is measured in the same run on the same schema (triggers included): raw asyncpg
+Each ledger run is preceded by its own floor run, measured on the same schema (triggers
+included) with the same number of connections: raw asyncpg
 connections (one per "worker") that claim ``claim_batch`` documents with the same
 ``FOR UPDATE SKIP LOCKED`` statement and mark them done with one UPDATE, with no attempts,
 events, fencing or Python processing. ``ratio`` is ledger rate / floor rate for the same
 number of connections: the share of PostgreSQL's bare claim+finish capacity that the
-ledger delivers.
+ledger delivers. ``vs 1`` is the ledger's scaling against its own one-worker rate; with
+``--rounds`` every figure is the median over rounds.
 """
 
 from __future__ import annotations
@@ -183,67 +186,115 @@ async def floor_rate(db_url: str, connections: int, n: int) -> float:
     return n / seconds
 
 
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+
+def measure_floor(url: str, k: int, n: int) -> float:
+    db_url = fresh_database(url)
+    try:
+        asyncio.run(submit(db_url, n, "noop", {}))
+        return asyncio.run(floor_rate(db_url, k, n))
+    finally:
+        drop_database(url, db_url)
+
+
+def measure_ledger(
+    url: str, k: int, n: int, processor: str, options: dict[str, Any], concurrency: int
+) -> tuple[float, float, dict[str, int]]:
+    db_url = fresh_database(url)
+    try:
+        asyncio.run(submit(db_url, n, processor, options))
+        wall = run_workers(db_url, k, concurrency)
+        rate, extra = asyncio.run(measured_rate(db_url, n))
+    finally:
+        drop_database(url, db_url)
+    return rate, wall, extra
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--url", default=DEFAULT_URL, help="server (any database on it)")
     parser.add_argument("--documents", type=int, default=20_000)
     parser.add_argument("--workers", default="1,2,4")
+    parser.add_argument("--rounds", type=int, default=1, help="repeat, report medians")
+    parser.add_argument("--cases", default="noop,sleep", help="noop, sleep or both")
     parser.add_argument("--json", default="postgres_workers.json", help="results file")
     args = parser.parse_args()
     counts = [int(x) for x in args.workers.split(",")]
+    wanted = set(args.cases.split(","))
     cases: list[tuple[str, str, dict[str, Any], int]] = [
-        ("noop", "noop", {}, 16),
-        ("sleep 10ms c50", "sleep", {"seconds": 0.01}, 50),
+        c
+        for c in [
+            ("noop", "noop", {}, 16),
+            ("sleep 10ms c50", "sleep", {"seconds": 0.01}, 50),
+        ]
+        if c[1] in wanted
     ]
     n = args.documents
-    results: list[dict[str, Any]] = []
-    floors: dict[int, float] = {}
-    for k in counts:
-        db_url = fresh_database(args.url)
-        try:
-            asyncio.run(submit(db_url, n, "noop", {}))
-            floors[k] = asyncio.run(floor_rate(db_url, k, n))
-        finally:
-            drop_database(args.url, db_url)
-        print(f"floor, {k} connection(s): {floors[k]:,.0f} docs/s", flush=True)
-    for label, processor, options, concurrency in cases:
+    runs: list[dict[str, Any]] = []
+    # Each ledger run follows its own floor run, so both see the same machine load (a shared
+    # two-core machine drifts by tens of percent over minutes).
+    for round_no in range(args.rounds):
+        for label, processor, options, concurrency in cases:
+            for k in counts:
+                floor = measure_floor(args.url, k, n)
+                rate, wall, extra = measure_ledger(args.url, k, n, processor, options, concurrency)
+                runs.append(
+                    {
+                        "round": round_no,
+                        "processor": label,
+                        "workers": k,
+                        "concurrency": concurrency,
+                        "documents": n,
+                        "docs_per_second": round(rate, 1),
+                        "wall_seconds": round(wall, 2),
+                        "floor_docs_per_second": round(floor, 1),
+                        "ratio_to_floor": round(rate / floor, 3),
+                        **extra,
+                    }
+                )
+                print(
+                    f"round {round_no + 1}, {label}, {k} worker(s): {rate:,.0f} docs/s,"
+                    f" floor {floor:,.0f}, ratio {rate / floor:.2f}",
+                    flush=True,
+                )
+
+    results = []
+    for label, *_ in cases:
         for k in counts:
-            db_url = fresh_database(args.url)
-            try:
-                asyncio.run(submit(db_url, n, processor, options))
-                wall = run_workers(db_url, k, concurrency)
-                rate, extra = asyncio.run(measured_rate(db_url, n))
-            finally:
-                drop_database(args.url, db_url)
+            mine = [r for r in runs if r["processor"] == label and r["workers"] == k]
             results.append(
                 {
                     "processor": label,
                     "workers": k,
-                    "concurrency": concurrency,
-                    "documents": n,
-                    "docs_per_second": round(rate, 1),
-                    "wall_seconds": round(wall, 2),
-                    "floor_docs_per_second": round(floors[k], 1),
-                    "ratio_to_floor": round(rate / floors[k], 3),
-                    **extra,
+                    "docs_per_second": round(_median([r["docs_per_second"] for r in mine]), 1),
+                    "floor_docs_per_second": round(
+                        _median([r["floor_docs_per_second"] for r in mine]), 1
+                    ),
+                    "ratio_to_floor": round(_median([r["ratio_to_floor"] for r in mine]), 3),
+                    "rounds": len(mine),
                 }
             )
-            print(f"{label}, {k} worker(s): {rate:,.0f} docs/s", flush=True)
-
     print()
-    header = f"{'processor':<16}{'workers':>8}{'docs/s':>10}{'vs 1':>7}{'floor':>10}{'ratio':>7}"
+    header = (
+        f"{'processor':<16}{'workers':>8}{'docs/s':>10}{'vs 1':>7}"
+        f"{'floor':>10}{'floor vs 1':>11}{'ratio':>7}"
+    )
     print(header)
     print("-" * len(header))
     for r in results:
         one = next(
-            x["docs_per_second"]
-            for x in results
-            if x["processor"] == r["processor"] and x["workers"] == counts[0]
+            x for x in results if x["processor"] == r["processor"] and x["workers"] == counts[0]
         )
+        r["vs_first"] = round(r["docs_per_second"] / one["docs_per_second"], 3)
+        r["floor_vs_first"] = round(r["floor_docs_per_second"] / one["floor_docs_per_second"], 3)
         print(
             f"{r['processor']:<16}{r['workers']:>8}{r['docs_per_second']:>10,.0f}"
-            f"{r['docs_per_second'] / one:>6.2f}x{r['floor_docs_per_second']:>10,.0f}"
-            f"{r['ratio_to_floor']:>7.2f}"
+            f"{r['vs_first']:>6.2f}x{r['floor_docs_per_second']:>10,.0f}"
+            f"{r['floor_vs_first']:>10.2f}x{r['ratio_to_floor']:>7.2f}"
         )
     machine = {
         "cpus": os.cpu_count(),
@@ -251,7 +302,7 @@ def main() -> None:
         "platform": platform.platform(),
     }
     Path(args.json).write_text(
-        json.dumps({"machine": machine, "floor": floors, "results": results}, indent=2) + "\n"
+        json.dumps({"machine": machine, "results": results, "runs": runs}, indent=2) + "\n"
     )
     print(f"\nwrote {args.json}")
 

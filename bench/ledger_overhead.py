@@ -117,18 +117,8 @@ async def ledger_run(home: Path, docs: int, config: tuple[Any, ...]) -> dict[str
             sizes["complete"].append(len(outcomes))
             return await complete(worker_id, outcomes)
 
-        combined = ledger.complete_and_claim
-
-        async def counted_combined(worker_id: str, outcomes: Any, *args: Any, **kwargs: Any) -> Any:
-            sizes["complete"].append(len(outcomes))
-            recorded, got = await combined(worker_id, outcomes, *args, **kwargs)
-            if got:
-                sizes["claim"].append(len(got))
-            return recorded, got
-
         ledger.claim = counted_claim  # type: ignore[method-assign]
         ledger.complete = counted_complete  # type: ignore[method-assign]
-        ledger.complete_and_claim = counted_combined  # type: ignore[method-assign]
         started = time.perf_counter()
         threads_before = thread_cpu_seconds()
         stats = await worker.run(burst=True)

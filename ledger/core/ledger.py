@@ -388,33 +388,19 @@ class Ledger:
         (only of batches whose processor is in ``processors``, when given)."""
 
         async def work(conn: AsyncConnection, now: datetime) -> list[ClaimedDocument]:
-            return await self._claim_in(
-                conn, now, worker_id, limit, batch_ids, lease_seconds, processors
+            await claims.rescue_expired(conn, now=now, limit=RESCUE_PER_CLAIM)
+            return await claims.claim(
+                conn,
+                worker_id=worker_id,
+                limit=limit,
+                now=now,
+                lease_seconds=lease_seconds or self.settings.lease_seconds,
+                batch_ids=batch_ids,
+                processors=processors,
+                rng=self._rng,
             )
 
         return await self.run(work)
-
-    async def _claim_in(
-        self,
-        conn: AsyncConnection,
-        now: datetime,
-        worker_id: str,
-        limit: int,
-        batch_ids: Sequence[str] | None,
-        lease_seconds: float | None,
-        processors: Sequence[str] | None,
-    ) -> list[ClaimedDocument]:
-        await claims.rescue_expired(conn, now=now, limit=RESCUE_PER_CLAIM)
-        return await claims.claim(
-            conn,
-            worker_id=worker_id,
-            limit=limit,
-            now=now,
-            lease_seconds=lease_seconds or self.settings.lease_seconds,
-            batch_ids=batch_ids,
-            processors=processors,
-            rng=self._rng,
-        )
 
     async def heartbeat(
         self,
@@ -442,48 +428,18 @@ class Ledger:
         """Record a group of outcomes in one transaction, each fenced by its lease."""
 
         async def work(conn: AsyncConnection, now: datetime) -> CompleteResult:
-            return await self._complete_in(conn, now, worker_id, outcomes)
+            return await claims.complete(
+                conn,
+                worker_id=worker_id,
+                outcomes=outcomes,
+                now=now,
+                retry=self.retry_policy,
+                breaker=self.breaker_policy,
+                rng=self._rng,
+                throttle_limit=self.settings.throttle_limit,
+            )
 
         return await self.run(work)
-
-    async def complete_and_claim(
-        self,
-        worker_id: str,
-        outcomes: Sequence[Outcome],
-        limit: int,
-        *,
-        batch_ids: Sequence[str] | None = None,
-        processors: Sequence[str] | None = None,
-    ) -> tuple[CompleteResult, list[ClaimedDocument]]:
-        """:meth:`complete`, then :meth:`claim`, in one transaction: a worker hands back
-        what it finished and takes new work with one commit instead of two."""
-
-        async def work(
-            conn: AsyncConnection, now: datetime
-        ) -> tuple[CompleteResult, list[ClaimedDocument]]:
-            recorded = await self._complete_in(conn, now, worker_id, outcomes)
-            claimed = await self._claim_in(conn, now, worker_id, limit, batch_ids, None, processors)
-            return recorded, claimed
-
-        return await self.run(work)
-
-    async def _complete_in(
-        self,
-        conn: AsyncConnection,
-        now: datetime,
-        worker_id: str,
-        outcomes: Sequence[Outcome],
-    ) -> CompleteResult:
-        return await claims.complete(
-            conn,
-            worker_id=worker_id,
-            outcomes=outcomes,
-            now=now,
-            retry=self.retry_policy,
-            breaker=self.breaker_policy,
-            rng=self._rng,
-            throttle_limit=self.settings.throttle_limit,
-        )
 
     async def rescue_expired(self) -> int:
         """End every expired lease now (claims also do this, a bounded number at a time)."""

@@ -301,18 +301,16 @@ class Worker:
             # Cleared before looking at the state, so any change after this wakes the wait.
             self._wake.clear()
             self._fill_slots()
+            if self._outbox and not self._tasks:
+                # Nothing in flight: record what is done before taking new work, so a
+                # document that kills this process cannot take finished ones down with it
+                # (their leases would expire and be charged an attempt).
+                await self._flush_outbox()
             # Room for every slot plus one prefetch; claim once at least half a prefetch
             # (or a whole claim) is missing, so claims stay large and slots never wait.
             room = self.concurrency + self.prefetch - len(self._tasks) - len(self._ready)
-            claiming = room >= max(1, self.prefetch // 2)
-            if self._outbox and not self._tasks and not claiming:
-                # Nothing in flight: record what is done before taking new work, so a
-                # document that kills this process cannot take finished ones down with it
-                # (their leases would expire and be charged an attempt). A claim records
-                # them in its own transaction (see _claim).
-                await self._flush_outbox()
             claimed: list[ClaimedDocument] = []
-            if claiming:
+            if room >= max(1, self.prefetch // 2):
                 want = min(room, self.claim_batch)
                 began = time.perf_counter()
                 claimed = await self._claim(want)
@@ -337,27 +335,7 @@ class Worker:
             await self._sleep(await self._idle_wait())
 
     async def _claim(self, want: int) -> list[ClaimedDocument]:
-        """Lease up to ``want`` documents; the outcomes waiting to be recorded go in the
-        same transaction (group commit: one commit where there were two)."""
         assert self.worker_id is not None
-        if self._outbox and self.fatal is None and not self._flush_lock.locked():
-            async with self._flush_lock:
-                group = self._outbox[: self.commit_batch]
-                try:
-                    result, claimed = await self.ledger.complete_and_claim(
-                        self.worker_id,
-                        [o for _, o in group],
-                        want,
-                        batch_ids=self.batch_ids,
-                        processors=self.processors,
-                    )
-                except Exception as exc:  # recorded apart below, with the committer's care
-                    log.info("recording %d outcomes with a claim failed: %s", len(group), exc)
-                else:
-                    self._tally(group, result)
-                    self._recorded(group, set(result.adopted))
-                    return claimed
-            await self._flush_outbox()
         while True:
             try:
                 return await self.ledger.claim(
@@ -522,15 +500,11 @@ class Worker:
                     delay = min(0.1 * 2**failures, 5.0)
                 await asyncio.sleep(delay)
                 continue
-            self._recorded(group, adopted)
+            del self._outbox[: len(group)]
+            _cleanup([o for _, o in group], adopted)
             failures = 0
-
-    def _recorded(self, group: list[tuple[ClaimedDocument, Outcome]], adopted: Set[int]) -> None:
-        """The group's outcomes are committed: drop them from the outbox, clean up after them."""
-        del self._outbox[: len(group)]
-        _cleanup([o for _, o in group], adopted)
-        self._write_retry.reset()
-        self._wake.set()
+            self._write_retry.reset()
+            self._wake.set()
 
     def _give_up(self, group: list[tuple[ClaimedDocument, Outcome]]) -> None:
         log.error("giving up on %d outcomes; their leases will expire", len(group))

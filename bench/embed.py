@@ -35,10 +35,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from ledger.core.ledger import Ledger
 from ledger.embedders import EmbedderSpec
 from ledger.embedders.local import load_model
+from ledger.model import BatchSpec, SourceSpec
 from ledger.processors.ingest import process_file
 from ledger.processors.ingest.processor import IngestConfig
 from ledger.processors.ingest.spool import iter_spool
-from ledger.records import BatchSpec, SourceSpec
 from ledger.settings import Settings
 from ledger.worker.runtime import Worker
 

@@ -36,8 +36,8 @@ from harness import Report, child_env, scratch, settings_for
 from ingest import corpus_files, scan
 
 from ledger.core.ledger import Ledger
+from ledger.model import BatchSpec, SourceSpec
 from ledger.processors.builtin import unchanged_skip
-from ledger.records import BatchSpec, SourceSpec
 from ledger.storage import objects
 from ledger.storage.urls import ObjectUrl
 from ledger.worker.runtime import Worker

@@ -27,7 +27,7 @@ from harness import Report, raw_connect, scratch, settings_for
 from ledger.core.ledger import Ledger
 from ledger.db import migrate
 from ledger.db.types import sqlite_timestamp
-from ledger.records import BatchSpec, SourceSpec
+from ledger.model import BatchSpec, SourceSpec
 
 CHUNK = 5_000  # rows per statement, as the ledger's submit
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ledger.records import FailureGroup
+from ledger.model import FailureGroup
 
 PERMANENT_CODES = frozenset(
     {

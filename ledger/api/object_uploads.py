@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ledger.api.multipart import StoredFile, safe_component
-from ledger.records import Upload
+from ledger.model import Upload
 from ledger.settings import Settings
 from ledger.storage import objects
 from ledger.storage.urls import ObjectUrl

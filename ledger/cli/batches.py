@@ -10,7 +10,7 @@ import typer
 
 from ledger.cli import render
 from ledger.cli.app import EXIT_USAGE, CliError, app, err, out, run_with_ledger
-from ledger.records import Batch, DocumentInfo, FailureGroup, Progress, SearchHit
+from ledger.model import Batch, DocumentInfo, FailureGroup, Progress, SearchHit
 from ledger.retry_advice import failures_advice, retry_may_help
 from ledger.states import BatchState, BatchStatus, DocumentStatus
 from ledger.wording import plural, waiting_note

@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any
 from ledger.cli.app import EXIT_USAGE, CliError
 from ledger.cli.selection import Selection
 from ledger.cli.walk import WalkStats, walk
+from ledger.model import BatchSpec, SourceSpec
 from ledger.path_patterns import PathPatterns
-from ledger.records import BatchSpec, SourceSpec
 from ledger.storage.urls import ObjectUrl
 
 if TYPE_CHECKING:

@@ -7,10 +7,10 @@ from collections.abc import Sequence
 from ledger.cli.app import EXIT_USAGE, CliError
 from ledger.core.ledger import Ledger
 from ledger.errors import InvalidInput
+from ledger.model import JSON
 from ledger.processors.base import ProcessorContext
 from ledger.processors.builtin import check_builtin_options
 from ledger.processors.registry import ProcessorRegistry
-from ledger.records import JSON
 from ledger.worker.runtime import Worker
 
 

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ledger.cli.walk import _inside, matches_pattern
+from ledger.model import SourceSpec
 from ledger.path_patterns import PathPatterns
-from ledger.records import SourceSpec
 from ledger.text import is_utf8
 
 

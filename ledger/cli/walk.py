@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ledger.model import SourceSpec
 from ledger.path_patterns import PathPatterns
-from ledger.records import SourceSpec
 from ledger.text import escaped
 from ledger.text import is_utf8 as decodable
 

@@ -14,8 +14,8 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
 from ledger.cli.walk import WalkStats, matches_pattern
+from ledger.model import SourceSpec
 from ledger.path_patterns import PathPatterns
-from ledger.records import SourceSpec
 from ledger.storage.urls import ObjectUrl
 
 if TYPE_CHECKING:

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ledger.cli.selection import Selection
-from ledger.records import SourceSpec
+from ledger.model import SourceSpec
 from ledger.wording import plural
 
 if TYPE_CHECKING:

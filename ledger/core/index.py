@@ -43,7 +43,7 @@ from ledger.core import sink_rows, vectors
 from ledger.core.prepared import prepared, time_param
 from ledger.db.models import batches, chunk_vectors, chunks, documents
 from ledger.errors import LedgerError
-from ledger.records import JSON, IndexedDocument
+from ledger.model import JSON, IndexedDocument
 from ledger.states import DocumentStatus
 from ledger.wording import plural
 

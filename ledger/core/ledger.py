@@ -8,11 +8,11 @@ import logging
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+import msgspec
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -48,7 +48,7 @@ from ledger.db.models import HEAD_REVISION, batches, documents
 from ledger.db.notify import DueListener
 from ledger.db.server_clock import ServerClock
 from ledger.errors import InvalidInput, LedgerError
-from ledger.records import (
+from ledger.model import (
     ApiKey,
     AttemptInfo,
     Batch,
@@ -582,7 +582,7 @@ class Ledger:
                 conn, found.batch, now=now, lease_seconds=self.settings.lease_seconds
             )
             sinks = (await sink_rows.progress(conn, [batch_id])).get(batch_id, {})
-            return replace(found, waiting_for_processor=waiting, sinks=sinks)
+            return msgspec.structs.replace(found, waiting_for_processor=waiting, sinks=sinks)
 
         return await self.run(work, write=False)
 

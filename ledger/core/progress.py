@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from ledger.core.rows import attempt_from_row, batch_from_row, document_from_row
 from ledger.db.models import attempts, batches, documents
 from ledger.errors import InvalidInput, NotFound
-from ledger.records import (
+from ledger.model import (
     AttemptInfo,
     Batch,
     DocumentInfo,

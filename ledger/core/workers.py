@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from ledger.core.progress import _encode_cursor, newest_first
 from ledger.db.models import documents, workers
 from ledger.errors import InvalidInput
-from ledger.records import Batch, Page, WorkerInfo
+from ledger.model import Batch, Page, WorkerInfo
 from ledger.states import BatchState, DocumentStatus, WorkerState
 
 LIVE_WORKERS_READ = 10_000  # bound on the live workers read to answer a routing question
@@ -68,7 +68,7 @@ async def list_workers(
     items = [
         WorkerInfo(
             id=r.id,
-            hostname=r.hostname,
+            host=r.hostname,
             pid=r.pid,
             state=WorkerState(r.state),
             processors=list(r.processors or []),
@@ -76,7 +76,7 @@ async def list_workers(
             in_flight=held.get(r.id, 0),
             finished=int(r.documents_finished),
             started_at=r.started_at,
-            heartbeat_at=r.heartbeat_at,
+            last_heartbeat_at=r.heartbeat_at,
             stopped_at=r.stopped_at,
         )
         for r in page

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ledger.errors import InvalidInput, PermanentError
-from ledger.records import JSON, ChildFile, ClaimedDocument, Cleanup, TransactionalWrite
+from ledger.model import JSON, ChildFile, ClaimedDocument, Cleanup, TransactionalWrite
 from ledger.states import ErrorCode
 
 if TYPE_CHECKING:

@@ -4,8 +4,7 @@ parent's lease, all or nothing, replacing earlier children."""
 
 from __future__ import annotations
 
-import dataclasses
-
+import msgspec
 import pytest
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -13,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from ledger.core import deletion
 from ledger.core.ledger import Ledger
 from ledger.errors import Conflict
-from ledger.records import BatchSpec, ChildFile, ClaimedDocument, Outcome, SourceSpec
+from ledger.model import BatchSpec, ChildFile, ClaimedDocument, Outcome, SourceSpec
 from ledger.states import DocumentStatus
 from tests.conftest import FakeClock, sql
 
@@ -83,9 +82,7 @@ async def test_a_lost_lease_creates_no_child(
     assert [r[0] for r in children_rows(sync_url)] == ["dir/m1.txt", "dir/m2.txt"]
 
 
-async def test_a_parent_done_again_replaces_its_children(
-    ledger: Ledger, sync_url: str
-) -> None:
+async def test_a_parent_done_again_replaces_its_children(ledger: Ledger, sync_url: str) -> None:
     worker, doc = await claimed_parent(ledger)
     await ledger.complete(worker, [Outcome.done(doc, {}, children=(child(0), child(1)))])
     # The parent's file changed: resubmitting requeues it.
@@ -150,7 +147,7 @@ async def test_an_object_member_keeps_its_time_and_etag_and_unadopted_parents_ar
 ) -> None:
     worker, doc = await claimed_parent(ledger)
     await ledger.submit(BatchSpec(id="b", processor="noop"), [SourceSpec("/in/other.zip")])
-    stored = dataclasses.replace(
+    stored = msgspec.structs.replace(
         child(0),
         source="s3://bucket/store/members/1/0.txt",
         mtime_ns=1_700_000_000_000_000_000,

@@ -9,7 +9,7 @@ from sqlalchemy.exc import IntegrityError
 
 from ledger.core.ledger import Ledger
 from ledger.core.retire import removed_count, retire_gone
-from ledger.records import BatchSpec, ErrorInfo, Outcome, SourceSpec
+from ledger.model import BatchSpec, ErrorInfo, Outcome, SourceSpec
 from ledger.states import DocumentStatus as S
 from tests.conftest import sql
 

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from ledger.core.ledger import Ledger
-from ledger.records import BatchSpec
+from ledger.model import BatchSpec
 from tests.conftest import sql
 from tests.embed.server import EmbeddingServer
 from tests.embed.support import embedder_options, make_corpus

@@ -18,7 +18,6 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any
 
-import msgspec
 import typer
 
 from ledger.cli import render
@@ -41,8 +40,6 @@ from ledger.cli.signals import StopSignals
 from ledger.cli.walk import WalkStats, batch_id_for, resolve_roots
 from ledger.cli.walk_report import nothing_found, report_skipped, skipped_json
 from ledger.errors import DatabaseWriteFailed, InvalidInput
-from ledger.model import ClaimedDocument, DocumentInfo, FailureGroup, SourceSpec, SubmitResult
-from ledger.model import Progress as BatchProgress
 from ledger.path_patterns import compile_patterns
 from ledger.retry_advice import failures_advice, retry_may_help
 from ledger.states import BatchState, DocumentStatus
@@ -56,6 +53,8 @@ if TYPE_CHECKING:
     from ledger.cli.ingest_bar import Bar
     from ledger.cli.watch import Watcher
     from ledger.core.ledger import Ledger
+    from ledger.model import ClaimedDocument, DocumentInfo, FailureGroup, SourceSpec, SubmitResult
+    from ledger.model import Progress as BatchProgress
     from ledger.settings import Settings
     from ledger.worker.runtime import Worker
 
@@ -689,7 +688,9 @@ class Session:
         speed = processed / elapsed
         left = progress.batch.total - progress.batch.finished
         eta = left / speed if progress.batch.state == BatchState.ACTIVE else None
-        return msgspec.structs.replace(progress, rate=speed, eta_seconds=eta)
+        from msgspec.structs import replace  # not at --help
+
+        return replace(progress, rate=speed, eta_seconds=eta)
 
     def _in_flight(self) -> list[str]:
         current: dict[int, ClaimedDocument] = getattr(self.worker, "current", {}) or {}

@@ -13,12 +13,12 @@ from typing import TYPE_CHECKING, Any
 from ledger.cli.app import EXIT_USAGE, CliError
 from ledger.cli.selection import Selection
 from ledger.cli.walk import WalkStats, walk
-from ledger.model import BatchSpec, SourceSpec
 from ledger.path_patterns import PathPatterns
 from ledger.storage.urls import ObjectUrl
 
 if TYPE_CHECKING:
     from ledger.core.ledger import Ledger
+    from ledger.model import BatchSpec, SourceSpec
     from ledger.settings import Settings
 
 OPTION_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
@@ -87,6 +87,8 @@ class Request:
         )
 
     def spec(self) -> BatchSpec:
+        from ledger.model import BatchSpec  # loads msgspec: not at --help
+
         where = self.where
         more = len(where) - 1
         name = where[0] + (f" (+{more} more)" if more else "")

@@ -10,10 +10,12 @@ import json
 import sys
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ledger.model import AttemptInfo, Batch, DocumentInfo, FailureGroup, Progress
 from ledger.states import BatchState, BatchStatus, DocumentStatus
+
+if TYPE_CHECKING:
+    from ledger.model import AttemptInfo, Batch, DocumentInfo, FailureGroup, Progress
 
 STATUS_STYLE: Mapping[DocumentStatus, str] = {
     DocumentStatus.PENDING: "dim",

@@ -15,7 +15,7 @@ V = TypeVar("V", bound=msgspec.Struct)
 
 
 def view(record: msgspec.Struct, cls: type[V], **changes: Any) -> V:
-    """``record`` as its public view ``cls`` (one of its bases), with ``changes`` applied."""
-    values = {name: getattr(record, name) for name in cls.__struct_fields__}
-    values.update(changes)
-    return cls(**values)
+    """``record`` as ``cls``: one of its bases, or a view that adds ``changes`` (fields the
+    record does not have, such as a secret shown once)."""
+    values = {n: getattr(record, n) for n in cls.__struct_fields__ if n not in changes}
+    return cls(**values, **changes)

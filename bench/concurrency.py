@@ -27,7 +27,7 @@ from harness import Report, scratch, settings_for
 
 from ledger.core.ledger import Ledger
 from ledger.db import migrate
-from ledger.records import BatchSpec, SourceSpec
+from ledger.model import BatchSpec, SourceSpec
 from ledger.states import DocumentStatus
 from ledger.worker.runtime import Worker
 

@@ -39,7 +39,7 @@ from harness import Report, child_env, scratch, settings_for
 from ledger.core.ledger import Ledger
 from ledger.db import migrate
 from ledger.export import ROW_GROUP, parquet_schema
-from ledger.records import BatchSpec, SourceSpec
+from ledger.model import BatchSpec, SourceSpec
 
 FLOOR = Path(__file__).resolve().parent / "export_floor.py"
 MODEL = "bench-384"

@@ -44,10 +44,10 @@ from harness import child_env
 
 from ledger.core.ledger import Ledger
 from ledger.errors import ProcessingError
+from ledger.model import BatchSpec, SourceSpec
 from ledger.processors.builtin import unchanged_skip
 from ledger.processors.ingest import IngestOptions, process_file
 from ledger.processors.ingest.spool import iter_spool
-from ledger.records import BatchSpec, SourceSpec
 from ledger.settings import Settings
 from ledger.states import DocumentStatus
 from ledger.worker.pool import ProcessPool

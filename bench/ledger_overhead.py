@@ -23,7 +23,7 @@ from harness import Report, raw_connect, scratch, settings_for, thread_cpu_secon
 
 from ledger.core.ledger import Ledger
 from ledger.db import migrate
-from ledger.records import BatchSpec, SourceSpec
+from ledger.model import BatchSpec, SourceSpec
 from ledger.states import DocumentStatus
 from ledger.worker.runtime import Worker
 

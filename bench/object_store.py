@@ -45,8 +45,8 @@ from status_scale import start_server
 
 from ledger.core.ledger import Ledger
 from ledger.db import migrate
+from ledger.model import BatchSpec, SourceSpec
 from ledger.processors.builtin import unchanged_skip
-from ledger.records import BatchSpec, SourceSpec
 from ledger.storage import objects
 from ledger.storage.urls import ObjectUrl
 from ledger.worker.runtime import Worker

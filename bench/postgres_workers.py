@@ -42,7 +42,7 @@ from sqlalchemy.engine import make_url  # noqa: E402
 
 from ledger.core.ledger import Ledger  # noqa: E402
 from ledger.db import migrate  # noqa: E402
-from ledger.records import BatchSpec, SourceSpec  # noqa: E402
+from ledger.model import BatchSpec, SourceSpec  # noqa: E402
 from ledger.settings import Settings  # noqa: E402
 
 DEFAULT_URL = os.environ.get(

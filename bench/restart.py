@@ -42,7 +42,7 @@ MAX_ATTEMPTS = 3
 async def build(home: Path, docs: int, expired: int) -> dict[str, float]:
     from ledger.core.ledger import Ledger
     from ledger.db import migrate
-    from ledger.records import BatchSpec, SourceSpec
+    from ledger.model import BatchSpec, SourceSpec
 
     veterans = expired // 5
     settings = settings_for(home)

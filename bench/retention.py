@@ -35,7 +35,7 @@ from ledger.core import retention
 from ledger.core.ledger import Ledger
 from ledger.db import migrate
 from ledger.maintenance import run as maintenance
-from ledger.records import BatchSpec, Outcome, SourceSpec
+from ledger.model import BatchSpec, Outcome, SourceSpec
 
 CLAIM = 1_000
 

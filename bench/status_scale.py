@@ -39,7 +39,7 @@ from harness import (
 
 from ledger.core.ledger import Ledger
 from ledger.db import migrate
-from ledger.records import BatchSpec, SourceSpec
+from ledger.model import BatchSpec, SourceSpec
 
 BATCH = "status-scale"
 API = "/api/v1"

@@ -18,9 +18,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ledger.errors import PermanentError
+from ledger.model import BatchSpec, SourceSpec
 from ledger.processors.base import Document
 from ledger.processors.ingest import ChunkRecord, with_extracted_text
-from ledger.records import BatchSpec, SourceSpec
 
 WORD = re.compile(r"\w+", re.UNICODE)
 WORD_REST = re.compile(r"^\w+", re.UNICODE)

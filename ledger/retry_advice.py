@@ -11,8 +11,10 @@ down, a processor's own error): those may pass on a later attempt.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from ledger.records import FailureGroup
+if TYPE_CHECKING:  # records load msgspec, which the command line's --help does without
+    from ledger.model import FailureGroup
 
 PERMANENT_CODES = frozenset(
     {

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import hashlib
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 import msgspec
@@ -21,7 +21,6 @@ from ledger.api.errors import ERROR_RESPONSES
 from ledger.api.schemas import (
     BatchCreate,
     BatchId,
-    BatchOut,
     BatchPage,
     BatchUpdate,
     Cursor,
@@ -36,9 +35,9 @@ from ledger.core.batch_edits import BatchChanges
 from ledger.core.ledger import Ledger
 from ledger.embedders.profiles import profiles_for
 from ledger.errors import Conflict, InvalidInput
+from ledger.model import Batch, BatchSpec, SourceSpec
 from ledger.path_patterns import compile_patterns
 from ledger.processors.builtin import unchanged_skip
-from ledger.records import Batch, BatchSpec, SourceSpec
 from ledger.settings import Settings
 from ledger.states import BatchFilter, BatchState
 from ledger.storage.objects import client_for
@@ -155,7 +154,7 @@ class BatchController(Controller):
         )
         try:
             result = await ledger.create_batch(
-                replace(spec, roots=tuple(sources.roots)),
+                msgspec.structs.replace(spec, roots=tuple(sources.roots)),
                 sources,
                 fingerprint=fingerprint,
                 skip_unchanged=unchanged_skip(spec, profiles_for(settings)),
@@ -230,9 +229,9 @@ class BatchController(Controller):
         ledger: Ledger,
         owner: str | None,
         data: PauseRequest | None = None,
-    ) -> BatchOut:
+    ) -> Batch:
         reason = data.reason if data is not None else None
-        return BatchOut.of(await ledger.pause(batch_id, owner=owner, reason=reason))
+        return await ledger.pause(batch_id, owner=owner, reason=reason)
 
     @post(
         "/{batch_id:str}/resume",
@@ -240,8 +239,8 @@ class BatchController(Controller):
         responses=ERROR_RESPONSES,
         status_code=200,
     )
-    async def resume(self, batch_id: BatchId, ledger: Ledger, owner: str | None) -> BatchOut:
-        return BatchOut.of(await ledger.resume(batch_id, owner=owner))
+    async def resume(self, batch_id: BatchId, ledger: Ledger, owner: str | None) -> Batch:
+        return await ledger.resume(batch_id, owner=owner)
 
     @post(
         "/{batch_id:str}/cancel",
@@ -249,8 +248,8 @@ class BatchController(Controller):
         responses=ERROR_RESPONSES,
         status_code=200,
     )
-    async def cancel(self, batch_id: BatchId, ledger: Ledger, owner: str | None) -> BatchOut:
-        return BatchOut.of(await ledger.cancel(batch_id, owner=owner))
+    async def cancel(self, batch_id: BatchId, ledger: Ledger, owner: str | None) -> Batch:
+        return await ledger.cancel(batch_id, owner=owner)
 
     @post(
         "/{batch_id:str}/retry",
@@ -269,7 +268,7 @@ class BatchController(Controller):
         code = data.code if data is not None else None
         count = await ledger.retry_failed(batch_id, owner=owner, code=code)
         batch = await ledger.batch(batch_id, owner=owner)
-        return RetryResult(retried=count, batch=BatchOut.of(batch))
+        return RetryResult(retried=count, batch=batch)
 
 
 class UploadController(Controller):
@@ -341,7 +340,7 @@ class UploadController(Controller):
             await destination.remove(stored)
             raise
         return UploadResult(
-            batch=BatchOut.of(result.batch),
+            batch=result.batch,
             files=[
                 UploadedFile(
                     source=source.source,

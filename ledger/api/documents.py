@@ -9,13 +9,10 @@ from litestar.params import Parameter
 
 from ledger.api.errors import ERROR_RESPONSES
 from ledger.api.schemas import (
-    AttemptOut,
     BatchId,
     Cursor,
     DocumentDetail,
-    DocumentOut,
     DocumentPage,
-    FailureGroupOut,
     Failures,
 )
 from ledger.core.ledger import Ledger
@@ -60,9 +57,7 @@ class DocumentController(Controller):
         self, document_id: DocumentId, ledger: Ledger, owner: str | None
     ) -> DocumentDetail:
         document, attempts = await ledger.document(document_id, owner=owner)
-        return DocumentDetail(
-            document=DocumentOut.of(document), attempts=[AttemptOut.of(a) for a in attempts]
-        )
+        return DocumentDetail(document=document.public(), attempts=[a.public() for a in attempts])
 
     @get(
         "/batches/{batch_id:str}/failures",
@@ -75,5 +70,5 @@ class DocumentController(Controller):
         return Failures(
             batch_id=batch_id,
             total=sum(g.count for g in groups),
-            groups=[FailureGroupOut.of(g) for g in groups],
+            groups=groups,
         )

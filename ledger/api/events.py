@@ -35,7 +35,7 @@ from litestar.response import ServerSentEvent, ServerSentEventMessage
 
 from ledger.api.auth import Caller, still_allowed
 from ledger.api.errors import ERROR_RESPONSES
-from ledger.api.schemas import BatchId, EventOut, ProgressOut
+from ledger.api.schemas import BatchId, ProgressOut
 from ledger.api.streams import StreamQuota
 from ledger.core.ledger import Ledger
 from ledger.errors import NotFound
@@ -83,7 +83,7 @@ async def event_stream(
         # Completion is read before the log is drained: every event committed before the
         # batch completed is then certainly sent before the stream ends.
         before = await ledger.progress(batch_id, owner=owner)
-        complete = before.batch.completed_at is not None and before.batch.is_complete
+        complete = before.batch.completed_at is not None and before.batch.complete
         sent = 0
         while True:
             page = await ledger.events(batch_id, owner=owner, after_id=after, limit=PAGE)
@@ -91,7 +91,7 @@ async def event_stream(
                 yield ServerSentEventMessage(
                     id=event.id,
                     event=event.kind,
-                    data=msgspec.json.encode(EventOut.of(event)).decode(),
+                    data=msgspec.json.encode(event.public()).decode(),
                 )
                 after = event.id
             sent += len(page)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from litestar import get
@@ -13,36 +12,14 @@ from msgspec import Struct
 from ledger.api.auth import OPERATOR, Caller
 from ledger.api.errors import ERROR_RESPONSES
 from ledger.core.ledger import Ledger
-from ledger.core.maintenance_runs import MaintenanceRun
 from ledger.maintenance.run import last_runs
-
-
-class MaintenanceRunOut(Struct, kw_only=True):
-    """One maintenance pass: who ran it, when, and what each step did (rows or files)."""
-
-    id: int
-    runner: str
-    started_at: datetime
-    finished_at: datetime | None
-    counts: dict[str, int]
-    error: str | None
-
-    @classmethod
-    def of(cls, run: MaintenanceRun) -> MaintenanceRunOut:
-        return cls(
-            id=run.id,
-            runner=run.runner,
-            started_at=run.started_at,
-            finished_at=run.finished_at,
-            counts=dict(run.counts),
-            error=run.error,
-        )
+from ledger.model import MaintenanceRun
 
 
 class MaintenanceOut(Struct, kw_only=True):
     """The most recent maintenance runs, newest first."""
 
-    runs: list[MaintenanceRunOut]
+    runs: list[MaintenanceRun]
 
 
 @get(
@@ -66,4 +43,4 @@ async def maintenance_runs(
             "(`ledger keys create --role operator`)"
         )
     runs = await last_runs(ledger, limit=limit)
-    return MaintenanceOut(runs=[MaintenanceRunOut.of(r) for r in runs])
+    return MaintenanceOut(runs=runs)

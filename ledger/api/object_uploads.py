@@ -23,7 +23,7 @@ import uuid
 from typing import TYPE_CHECKING
 
 from ledger.api.multipart import FileSink, StoredFile, safe_component
-from ledger.records import Upload
+from ledger.model import Upload
 from ledger.settings import Settings
 from ledger.storage import object_parts, objects
 from ledger.storage.urls import ObjectUrl

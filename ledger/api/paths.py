@@ -21,8 +21,8 @@ from typing import IO, Any
 import msgspec
 
 from ledger.errors import InvalidInput
+from ledger.model import SourceSpec
 from ledger.path_patterns import PathPatterns
-from ledger.records import SourceSpec
 from ledger.storage.urls import ObjectUrl, is_object_url, within_any
 
 

@@ -1,6 +1,9 @@
-"""Request and response bodies of the HTTP API: msgspec Structs, so the OpenAPI schema is exact.
+"""Request bodies and response envelopes of the HTTP API: msgspec Structs, so the OpenAPI
+schema is exact.
 
-Converters from ledger records live beside the types they fill.
+The records themselves (a batch, a document, an attempt...) are the ledger's own types from
+:mod:`ledger.model`, sent as they are or as their public view; this module only holds what
+is particular to the API: requests, pages, and answers that combine records.
 """
 
 from __future__ import annotations
@@ -11,20 +14,17 @@ from typing import Annotated, Any
 import msgspec
 from msgspec import Meta, Struct
 
-from ledger.records import (
-    AttemptInfo,
+from ledger.model import (
+    AttemptView,
     Batch,
     DocumentInfo,
-    Event,
     FailureGroup,
     Page,
     Progress,
-    Throughput,
-    ThroughputMinute,
+    SearchHit,
+    SinkProgress,
     WorkerInfo,
 )
-from ledger.states import AttemptOutcome, BatchState, BatchStatus, DocumentStatus
-from ledger.text import escaped
 from ledger.wording import waiting_note
 
 BatchId = Annotated[
@@ -83,56 +83,6 @@ class BatchCreate(Struct, kw_only=True, forbid_unknown_fields=True):
     ] = msgspec.field(default_factory=list)
 
 
-class BatchOut(Struct, kw_only=True):
-    id: str
-    name: str | None
-    owner: str | None
-    state: BatchState
-    status: Annotated[
-        BatchStatus,
-        Meta(
-            description="where it stands: the word the CLI shows and ?state= filters on"
-            " (an empty batch is complete)"
-        ),
-    ]
-    pause_reason: str | None
-    priority: int
-    processor: str
-    options: dict[str, Any]
-    max_attempts: int
-    counts: dict[DocumentStatus, int]
-    total: int
-    finished: int
-    complete: bool
-    created_at: datetime
-    updated_at: datetime
-    started_at: datetime | None
-    completed_at: datetime | None
-
-    @classmethod
-    def of(cls, b: Batch) -> BatchOut:
-        return cls(
-            id=b.id,
-            name=b.name,
-            owner=b.owner,
-            state=b.state,
-            status=b.status,
-            pause_reason=b.pause_reason,
-            priority=b.priority,
-            processor=b.processor,
-            options=dict(b.options),
-            max_attempts=b.max_attempts,
-            counts={s: b.counts.get(s, 0) for s in DocumentStatus},
-            total=b.total,
-            finished=b.finished,
-            complete=b.is_complete,
-            created_at=b.created_at,
-            updated_at=b.updated_at,
-            started_at=b.started_at,
-            completed_at=b.completed_at,
-        )
-
-
 class SkippedPathOut(Struct, kw_only=True):
     """An entry of a submitted folder that was left out, and why."""
 
@@ -140,16 +90,7 @@ class SkippedPathOut(Struct, kw_only=True):
     reason: str
 
 
-class SinkProgressOut(Struct, kw_only=True):
-    """How far one sink has mirrored the batch's documents into its store."""
-
-    pending: int
-    done: int
-    failed: int
-    last_error: str | None
-
-
-class ProgressOut(BatchOut, kw_only=True):
+class ProgressOut(Batch, frozen=True, kw_only=True):
     """A batch with its progress: exact counts, recent rate and estimated time left.
 
     Every answer about one batch (create, read, change, SSE ``progress``) has this shape:
@@ -172,13 +113,13 @@ class ProgressOut(BatchOut, kw_only=True):
         str | None,
         Meta(description="why the batch is not moving, in words (for example who it waits for)"),
     ] = None
-    batch: BatchOut
+    batch: Batch
     # What the request that created the batch left out of its folders (first 100 of
     # skipped_paths_count); empty in every other answer.
     skipped_paths: list[SkippedPathOut] = msgspec.field(default_factory=list)
     skipped_paths_count: int = 0
     sinks: Annotated[
-        dict[str, SinkProgressOut],
+        dict[str, SinkProgress],
         Meta(
             description="per sink profile the batch names: its documents' versions pending,"
             " done and failed in the store; apart from complete, which is about documents"
@@ -189,7 +130,7 @@ class ProgressOut(BatchOut, kw_only=True):
     def from_progress(
         cls, p: Progress, skipped: list[tuple[str, str]] | None = None, skipped_count: int = 0
     ) -> ProgressOut:
-        batch = BatchOut.of(p.batch)
+        batch = p.batch
         return cls(
             **msgspec.structs.asdict(batch),
             percent=round(p.percent, 3),
@@ -202,22 +143,17 @@ class ProgressOut(BatchOut, kw_only=True):
             batch=batch,
             skipped_paths=[SkippedPathOut(path=a, reason=b) for a, b in skipped or []],
             skipped_paths_count=skipped_count,
-            sinks={
-                name: SinkProgressOut(
-                    pending=s.pending, done=s.done, failed=s.failed, last_error=s.last_error
-                )
-                for name, s in p.sinks.items()
-            },
+            sinks=dict(p.sinks),
         )
 
 
 class BatchPage(Struct, kw_only=True):
-    items: list[BatchOut]
+    items: list[Batch]
     next_cursor: str | None
 
     @classmethod
     def of(cls, page: Page[Batch]) -> BatchPage:
-        return cls(items=[BatchOut.of(b) for b in page.items], next_cursor=page.next_cursor)
+        return cls(items=page.items, next_cursor=page.next_cursor)
 
 
 class PauseRequest(Struct, kw_only=True, forbid_unknown_fields=True):
@@ -238,113 +174,30 @@ class RetryRequest(Struct, kw_only=True, forbid_unknown_fields=True):
 
 class RetryResult(Struct, kw_only=True):
     retried: int  # documents put back to pending
-    batch: BatchOut
+    batch: Batch
 
 
 # ---------------------------------------------------------------------------- documents
 
 
-class DocumentOut(Struct, kw_only=True):
-    id: int
-    batch_id: str
-    source: str
-    status: DocumentStatus
-    attempts: int
-    next_attempt_at: datetime
-    lease_owner: str | None
-    lease_expires_at: datetime | None
-    error_code: str | None
-    error_message: str | None
-    started_at: datetime | None
-    finished_at: datetime | None
-    result: dict[str, Any] | None
-    meta: dict[str, Any] | None
-    size: int | None
-    sha256: str | None
-    created_at: datetime
-    # A member of an archive or email: the document it was extracted from, its path there.
-    parent_id: int | None = None
-    member_path: str | None = None
-
-    @classmethod
-    def of(cls, d: DocumentInfo) -> DocumentOut:
-        return cls(
-            id=d.id,
-            batch_id=d.batch_id,
-            source=escaped(d.source),  # a row written by another program may hold non-UTF-8
-            status=d.status,
-            attempts=d.attempts,
-            next_attempt_at=d.next_attempt_at,
-            lease_owner=d.lease_owner,
-            lease_expires_at=d.lease_expires_at,
-            error_code=d.error_code,
-            error_message=d.error_message,
-            started_at=d.started_at,
-            finished_at=d.finished_at,
-            result=d.result,
-            meta=d.meta,
-            size=d.size,
-            sha256=d.sha256,
-            created_at=d.created_at,
-            parent_id=d.parent_id,
-            member_path=None if d.member_path is None else escaped(d.member_path),
-        )
-
-
-class AttemptOut(Struct, kw_only=True):
-    id: int
-    attempt: int
-    worker_id: str | None
-    started_at: datetime
-    finished_at: datetime
-    duration_seconds: float
-    outcome: AttemptOutcome
-    error_code: str | None
-    error_message: str | None
-
-    @classmethod
-    def of(cls, a: AttemptInfo) -> AttemptOut:
-        return cls(
-            id=a.id,
-            attempt=a.attempt,
-            worker_id=a.worker_id,
-            started_at=a.started_at,
-            finished_at=a.finished_at,
-            duration_seconds=a.duration_seconds,
-            outcome=a.outcome,
-            error_code=a.error_code,
-            error_message=a.error_message,
-        )
-
-
 class DocumentDetail(Struct, kw_only=True):
-    document: DocumentOut
-    attempts: list[AttemptOut]
+    document: DocumentInfo
+    attempts: list[AttemptView]
 
 
 class DocumentPage(Struct, kw_only=True):
-    items: list[DocumentOut]
+    items: list[DocumentInfo]
     next_cursor: str | None
 
     @classmethod
     def of(cls, page: Page[DocumentInfo]) -> DocumentPage:
-        return cls(items=[DocumentOut.of(d) for d in page.items], next_cursor=page.next_cursor)
-
-
-class FailureGroupOut(Struct, kw_only=True):
-    code: str
-    count: int
-    example_message: str | None
-
-    @classmethod
-    def of(cls, g: FailureGroup) -> FailureGroupOut:
-        return cls(code=g.code, count=g.count, example_message=g.example_message)
+        return cls(items=[d.public() for d in page.items], next_cursor=page.next_cursor)
 
 
 class Failures(Struct, kw_only=True):
     batch_id: str
     total: int
-    groups: list[FailureGroupOut]
+    groups: list[FailureGroup]
 
 
 class UploadedFile(Struct, kw_only=True):
@@ -360,7 +213,7 @@ class UploadedFile(Struct, kw_only=True):
 class UploadResult(Struct, kw_only=True):
     """What one multipart upload added to its batch (one document per file part)."""
 
-    batch: BatchOut
+    batch: Batch
     files: list[UploadedFile]
     added: int  # documents new to the batch
 
@@ -368,71 +221,13 @@ class UploadResult(Struct, kw_only=True):
 # ---------------------------------------------------------------------------- events
 
 
-def _document_event_data(e: Event) -> dict[str, Any] | None:
-    """What a live view needs to show one document's transition without another request:
-    its id, source, the status it moved to (``pending`` for a retry) and its error code."""
-    if e.document_id is None or not e.kind.startswith("document_"):
-        return e.data
-    extra = dict(e.data) if isinstance(e.data, dict) else {}
-    status = e.kind.removeprefix("document_")
-    return {
-        "document_id": e.document_id,
-        "source": e.document_source,
-        "status": "pending" if status == "retry" else status,
-        "error_code": extra.pop("error_code", None),
-        **extra,
-    }
-
-
-class EventOut(Struct, kw_only=True):
-    """One row of the ledger's event log, as sent in an SSE ``data`` field. Per-document
-    events (``document_done``, ``document_failed``, ``document_skipped``,
-    ``document_retry``...) carry ``document_id``, ``source``, ``status`` and ``error_code``
-    (and ``error_message`` on errors) in ``data``."""
-
-    id: int
-    batch_id: str
-    document_id: int | None
-    kind: str
-    data: dict[str, Any] | None
-    created_at: datetime
-
-    @classmethod
-    def of(cls, e: Event) -> EventOut:
-        return cls(
-            id=e.id,
-            batch_id=e.batch_id,
-            document_id=e.document_id,
-            kind=e.kind,
-            data=_document_event_data(e),
-            created_at=e.created_at,
-        )
-
-
 # ---------------------------------------------------------------------------- search, ops
-
-
-class SearchHitOut(Struct, kw_only=True):
-    """One matching chunk: where it comes from (for citations) and how well it matched."""
-
-    chunk_id: int
-    document_id: int
-    batch_id: str
-    source: str  # the server path, or for an upload its file name (never its storage path)
-    source_name: str  # how to cite it: an upload's original file name, else the source path
-    ordinal: int
-    page: int | None  # 1-based page of a paged format (PDF), else null
-    char_start: int  # offsets of the chunk in the document's extracted text
-    char_end: int
-    text: str
-    snippet: str  # a short excerpt with the matches between « and »
-    score: float  # higher is better; comparable within one backend only
 
 
 class SearchResults(Struct, kw_only=True):
     query: str
     k: int
-    hits: list[SearchHitOut]
+    hits: list[SearchHit]
 
 
 class Health(Struct, kw_only=True):
@@ -445,87 +240,10 @@ class Health(Struct, kw_only=True):
 # ---------------------------------------------------------------------------- throughput
 
 
-class ThroughputMinuteOut(Struct, kw_only=True):
-    """Attempts that ended in one UTC minute, by how they ended."""
-
-    minute: datetime  # start of the minute
-    done: int
-    failed: int
-    skipped: int
-    retried: int  # retryable errors, expired leases, released or cancelled attempts
-    per_second: float  # documents finished (done + failed + skipped) per second
-
-    @classmethod
-    def of(cls, m: ThroughputMinute) -> ThroughputMinuteOut:
-        return cls(
-            minute=m.minute,
-            done=m.done,
-            failed=m.failed,
-            skipped=m.skipped,
-            retried=m.retried,
-            per_second=round(m.finished / 60, 4),
-        )
-
-
-class ThroughputOut(Struct, kw_only=True):
-    """A batch's throughput per minute, oldest minute first, every minute present."""
-
-    batch_id: str
-    until: datetime
-    truncated: bool  # more attempts than were read: the oldest minutes undercount
-    minutes: list[ThroughputMinuteOut]
-
-    @classmethod
-    def of(cls, t: Throughput) -> ThroughputOut:
-        return cls(
-            batch_id=t.batch_id,
-            until=t.until,
-            truncated=t.truncated,
-            minutes=[ThroughputMinuteOut.of(m) for m in t.minutes],
-        )
-
-
-class WorkerOut(Struct, kw_only=True):
-    """A worker process and what it is doing; its state is derived when read."""
-
-    id: str
-    host: str
-    pid: int
-    state: Annotated[
-        str,
-        Meta(
-            description="alive; lost (no heartbeat within the lease time: killed or hung); stopped"
-        ),
-    ]
-    processors: list[str]
-    concurrency: int
-    in_flight: Annotated[int, Meta(description="documents it holds a lease on now")]
-    finished: Annotated[int, Meta(description="documents it ended done, skipped or failed")]
-    started_at: datetime
-    last_heartbeat_at: datetime
-    stopped_at: datetime | None
-
-    @classmethod
-    def of(cls, w: WorkerInfo) -> WorkerOut:
-        return cls(
-            id=w.id,
-            host=w.hostname,
-            pid=w.pid,
-            state=w.state.value,
-            processors=list(w.processors),
-            concurrency=w.concurrency,
-            in_flight=w.in_flight,
-            finished=w.finished,
-            started_at=w.started_at,
-            last_heartbeat_at=w.heartbeat_at,
-            stopped_at=w.stopped_at,
-        )
-
-
 class WorkerPage(Struct, kw_only=True):
-    items: list[WorkerOut]
+    items: list[WorkerInfo]
     next_cursor: str | None
 
     @classmethod
     def of(cls, page: Page[WorkerInfo]) -> WorkerPage:
-        return cls(items=[WorkerOut.of(w) for w in page.items], next_cursor=page.next_cursor)
+        return cls(items=page.items, next_cursor=page.next_cursor)

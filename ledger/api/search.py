@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Annotated, Any, Literal
 
 from litestar import Request, get
@@ -10,7 +9,7 @@ from litestar.params import Parameter
 
 from ledger.api import policy
 from ledger.api.errors import ERROR_RESPONSES
-from ledger.api.schemas import SearchHitOut, SearchResults
+from ledger.api.schemas import SearchResults
 from ledger.core.ledger import Ledger
 from ledger.embedders.profiles import profiles_for
 from ledger.embedders.search import search as search_modes
@@ -71,4 +70,4 @@ async def search(
         allow_inline=False,
         deadline=settings.search_embed_deadline_seconds,
     )
-    return SearchResults(query=q, k=k, hits=[SearchHitOut(**dataclasses.asdict(h)) for h in hits])
+    return SearchResults(query=q, k=k, hits=hits)

@@ -8,8 +8,9 @@ from litestar import get
 from litestar.params import Parameter
 
 from ledger.api.errors import ERROR_RESPONSES
-from ledger.api.schemas import BatchId, ThroughputOut
+from ledger.api.schemas import BatchId
 from ledger.core.ledger import Ledger
+from ledger.model import Throughput
 
 
 @get(
@@ -24,7 +25,7 @@ async def batch_throughput(
     ledger: Ledger,
     owner: str | None,
     minutes: Annotated[int, Parameter(ge=1, le=1440, description="window length")] = 60,
-) -> ThroughputOut:
+) -> Throughput:
     """The window ends now while the batch is active with work left, otherwise at its last
     attempt. Every minute of the window is present (zeros included), oldest first."""
-    return ThroughputOut.of(await ledger.throughput(batch_id, owner=owner, minutes=minutes))
+    return await ledger.throughput(batch_id, owner=owner, minutes=minutes)

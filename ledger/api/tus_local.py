@@ -33,7 +33,7 @@ from ledger.api.tus_protocol import (
 from ledger.api.tus_store import holding
 from ledger.core.ledger import Ledger
 from ledger.errors import Conflict
-from ledger.records import Upload
+from ledger.model import Upload
 from ledger.settings import Settings
 from ledger.storage import objects
 

@@ -43,7 +43,7 @@ from ledger.core import upload_parts
 from ledger.core.ledger import Ledger
 from ledger.core.upload_parts import StoredPart
 from ledger.errors import Conflict, PermanentError
-from ledger.records import Upload
+from ledger.model import Upload
 from ledger.settings import Settings
 from ledger.storage import object_parts, objects
 from ledger.storage.urls import ObjectUrl

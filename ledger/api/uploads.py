@@ -56,7 +56,7 @@ from ledger.api.tus_protocol import (
 from ledger.core.ledger import Ledger
 from ledger.errors import Conflict, Locked, NotFound
 from ledger.maintenance.uploads import remove_ended
-from ledger.records import Upload, UploadSpec
+from ledger.model import Upload, UploadSpec
 from ledger.settings import Settings
 from ledger.states import UploadState
 

@@ -3,19 +3,18 @@ and reads what was delivered. The signing secret is in the creation answer only.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
-import msgspec
 from litestar import Controller, delete, get, post
 from litestar.params import Parameter
 from msgspec import Meta, Struct
 
 from ledger.api.errors import ERROR_RESPONSES
 from ledger.core.ledger import Ledger
+from ledger.model import DeliveryView, Webhook, WebhookView
+from ledger.model.view import view
 from ledger.notify.events import SUBSCRIBABLE
 from ledger.notify.hosts import MAX_URL
-from ledger.notify.records import Delivery, Webhook
 from ledger.notify.service import Webhooks
 
 WebhookId = Annotated[str, Parameter(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_]+$")]
@@ -51,68 +50,20 @@ class WebhookCreate(Struct, kw_only=True, forbid_unknown_fields=True):
     ) = None
 
 
-class WebhookOut(Struct, kw_only=True):
-    id: str
-    url: str
-    events: list[str]
-    failure_threshold: float
-    created_at: datetime
-
-    @classmethod
-    def of(cls, hook: Webhook) -> WebhookOut:
-        return cls(
-            id=hook.id,
-            url=hook.url,
-            events=list(hook.events),
-            failure_threshold=hook.failure_threshold,
-            created_at=hook.created_at,
-        )
-
-
-class WebhookCreated(WebhookOut, kw_only=True):
+class WebhookCreated(WebhookView, frozen=True, kw_only=True):
     secret: str = ""  # whsec_...: verify signatures with it; shown only in this answer
 
     @classmethod
     def made(cls, hook: Webhook, secret: str) -> WebhookCreated:
-        return cls(**msgspec.structs.asdict(WebhookOut.of(hook)), secret=secret)
+        return view(hook, cls, secret=secret)
 
 
 class WebhookList(Struct, kw_only=True):
-    items: list[WebhookOut]
-
-
-class DeliveryOut(Struct, kw_only=True):
-    id: int
-    event_id: str
-    event_type: str
-    batch_id: str | None
-    status: str
-    attempts: int
-    next_attempt_at: datetime | None
-    last_status_code: int | None
-    last_error: str | None
-    created_at: datetime
-    finished_at: datetime | None
-
-    @classmethod
-    def of(cls, d: Delivery) -> DeliveryOut:
-        return cls(
-            id=d.id,
-            event_id=d.event_id,
-            event_type=d.event_type,
-            batch_id=d.batch_id,
-            status=d.status,
-            attempts=d.attempts,
-            next_attempt_at=d.next_attempt_at,
-            last_status_code=d.last_status_code,
-            last_error=d.last_error,
-            created_at=d.created_at,
-            finished_at=d.finished_at,
-        )
+    items: list[WebhookView]
 
 
 class DeliveryList(Struct, kw_only=True):
-    items: list[DeliveryOut]
+    items: list[DeliveryView]
 
 
 class WebhookController(Controller):
@@ -138,9 +89,7 @@ class WebhookController(Controller):
 
     @get("/", operation_id="listWebhooks", responses=ERROR_RESPONSES, summary="Your webhooks")
     async def list_webhooks(self, ledger: Ledger, owner: str | None) -> WebhookList:
-        return WebhookList(
-            items=[WebhookOut.of(h) for h in await Webhooks(ledger).all(owner=owner)]
-        )
+        return WebhookList(items=[h.public() for h in await Webhooks(ledger).all(owner=owner)])
 
     @get(
         "/{webhook_id:str}",
@@ -150,8 +99,8 @@ class WebhookController(Controller):
     )
     async def get_webhook(
         self, webhook_id: WebhookId, ledger: Ledger, owner: str | None
-    ) -> WebhookOut:
-        return WebhookOut.of(await Webhooks(ledger).get(webhook_id, owner=owner))
+    ) -> WebhookView:
+        return (await Webhooks(ledger).get(webhook_id, owner=owner)).public()
 
     @delete(
         "/{webhook_id:str}",
@@ -176,4 +125,4 @@ class WebhookController(Controller):
         limit: Annotated[int, Parameter(ge=1, le=1000)] = 100,
     ) -> DeliveryList:
         found = await Webhooks(ledger).deliveries(webhook_id, owner=owner, limit=limit)
-        return DeliveryList(items=[DeliveryOut.of(d) for d in found])
+        return DeliveryList(items=[d.public() for d in found])

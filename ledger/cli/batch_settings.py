@@ -17,7 +17,7 @@ from ledger.errors import InvalidInput
 # The database and the core load when the command runs, not for --help.
 if TYPE_CHECKING:
     from ledger.core.ledger import Ledger
-    from ledger.records import Batch
+    from ledger.model import Batch
 
 
 def _unchanged(flag: str, metavar: str, help: str) -> Any:

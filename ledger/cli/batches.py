@@ -19,7 +19,6 @@ from ledger.cli.app import (
     require_database,
     run_with_ledger,
 )
-from ledger.records import Batch, DocumentInfo, FailureGroup, Progress, SearchHit
 from ledger.retry_advice import failures_advice, retry_may_help
 from ledger.states import BatchState, BatchStatus, DocumentStatus
 from ledger.wording import plural, waiting_note
@@ -29,6 +28,7 @@ if TYPE_CHECKING:
     from rich.text import Text
 
     from ledger.core.ledger import Ledger
+    from ledger.model import Batch, DocumentInfo, FailureGroup, Progress, SearchHit
 
 JSON_OPTION = typer.Option(False, "--json", help="Print JSON for scripts (stable keys).")
 BATCH_ARGUMENT = typer.Argument(..., metavar="BATCH", help="Batch id (see `ledger batches`).")

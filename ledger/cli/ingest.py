@@ -9,7 +9,6 @@ that matters.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import itertools
 import os
 import shlex
@@ -42,8 +41,6 @@ from ledger.cli.walk import WalkStats, batch_id_for, resolve_roots
 from ledger.cli.walk_report import nothing_found, report_skipped, skipped_json
 from ledger.errors import DatabaseWriteFailed, InvalidInput
 from ledger.path_patterns import compile_patterns
-from ledger.records import ClaimedDocument, DocumentInfo, FailureGroup, SourceSpec, SubmitResult
-from ledger.records import Progress as BatchProgress
 from ledger.retry_advice import failures_advice, retry_may_help
 from ledger.states import BatchState, DocumentStatus
 from ledger.wording import plural
@@ -56,6 +53,8 @@ if TYPE_CHECKING:
     from ledger.cli.ingest_bar import Bar
     from ledger.cli.watch import Watcher
     from ledger.core.ledger import Ledger
+    from ledger.model import ClaimedDocument, DocumentInfo, FailureGroup, SourceSpec, SubmitResult
+    from ledger.model import Progress as BatchProgress
     from ledger.settings import Settings
     from ledger.worker.runtime import Worker
 
@@ -405,7 +404,7 @@ class PlainView:
 
     def started(self, result: SubmitResult, request: Request) -> None:
         self._start = self._last = time.monotonic()
-        self._idle = result.batch.is_complete
+        self._idle = result.batch.complete
         self._print(_started_line(result, request))
 
     def update(self, progress: BatchProgress, current: Sequence[str], waiting: str | None) -> None:
@@ -552,7 +551,7 @@ class Session:
                     self.stop_reason = f"batch is paused ({batch.pause_reason})"
                 elif req.watch and not signals.requested:
                     await self._watch(view, batch.id)
-                elif not batch.is_complete and not signals.requested:
+                elif not batch.complete and not signals.requested:
                     try:
                         await self._process(view, batch.id)
                     except DatabaseWriteFailed:
@@ -634,7 +633,7 @@ class Session:
     async def _others_continuing(self, final: BatchProgress) -> int:
         """How many other live workers go on with this batch after this run stopped."""
         b = final.batch
-        if self.worker is None or b.is_complete or b.state != BatchState.ACTIVE:
+        if self.worker is None or b.complete or b.state != BatchState.ACTIVE:
             return 0
         return await self.ledger.others_able(b.processor, exclude=self.worker.worker_id)
 
@@ -689,7 +688,9 @@ class Session:
         speed = processed / elapsed
         left = progress.batch.total - progress.batch.finished
         eta = left / speed if progress.batch.state == BatchState.ACTIVE else None
-        return dataclasses.replace(progress, rate=speed, eta_seconds=eta)
+        from msgspec.structs import replace  # not at --help
+
+        return replace(progress, rate=speed, eta_seconds=eta)
 
     def _in_flight(self) -> list[str]:
         current: dict[int, ClaimedDocument] = getattr(self.worker, "current", {}) or {}
@@ -748,7 +749,7 @@ class Session:
             line = f"This run processed {plural(processed, 'document')} in {took} ({speed})."
         else:
             # Nothing finished here and nothing is left: there was nothing to do at the start.
-            why = f": {UNCHANGED}" if b.is_complete and b.total else ""
+            why = f": {UNCHANGED}" if b.complete and b.total else ""
             line = f"This run processed nothing{why}."
         out.print(line, markup=False)
         if self.removed:
@@ -771,7 +772,7 @@ class Session:
                 )
             out.print(ft)
             out.print(failures_advice(b.id, groups), style="dim", markup=False)
-        if code == EXIT_INTERRUPTED or (self.stop_reason and not b.is_complete):
+        if code == EXIT_INTERRUPTED or (self.stop_reason and not b.complete):
             if b.state == BatchState.PAUSED:
                 out.print(f"Resume with: ledger resume {b.id}, then run again:", markup=False)
             elif b.state == BatchState.ACTIVE:

@@ -14,11 +14,11 @@ from ledger.cli.app import EXIT_USAGE, CliError
 from ledger.cli.selection import Selection
 from ledger.cli.walk import WalkStats, walk
 from ledger.path_patterns import PathPatterns
-from ledger.records import BatchSpec, SourceSpec
 from ledger.storage.urls import ObjectUrl
 
 if TYPE_CHECKING:
     from ledger.core.ledger import Ledger
+    from ledger.model import BatchSpec, SourceSpec
     from ledger.settings import Settings
 
 OPTION_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
@@ -72,6 +72,7 @@ class Request:
             )
             found = itertools.chain(found, listed)
         return found
+
     sync: bool = False  # also retire documents whose file is gone (--sync, --watch)
     watch: bool = False
     debounce: float = 1.0  # --watch: seconds a changed file must stay still
@@ -87,6 +88,8 @@ class Request:
         )
 
     def spec(self) -> BatchSpec:
+        from ledger.model import BatchSpec  # loads msgspec: not at --help
+
         where = self.where
         more = len(where) - 1
         name = where[0] + (f" (+{more} more)" if more else "")

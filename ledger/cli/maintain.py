@@ -15,7 +15,7 @@ from ledger.cli.signals import StopSignals
 # The database and the core load when the command runs, not for --help.
 if TYPE_CHECKING:
     from ledger.core.ledger import Ledger
-    from ledger.core.maintenance_runs import MaintenanceRun
+    from ledger.model import MaintenanceRun
 
 log = logging.getLogger("ledger.cli")
 

@@ -10,10 +10,12 @@ import json
 import sys
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ledger.records import AttemptInfo, Batch, DocumentInfo, FailureGroup, Progress
 from ledger.states import BatchState, BatchStatus, DocumentStatus
+
+if TYPE_CHECKING:
+    from ledger.model import AttemptInfo, Batch, DocumentInfo, FailureGroup, Progress
 
 STATUS_STYLE: Mapping[DocumentStatus, str] = {
     DocumentStatus.PENDING: "dim",
@@ -105,7 +107,7 @@ def batch_json(batch: Batch) -> dict[str, Any]:
         "counts": counts_json(batch),
         "total": batch.total,
         "finished": batch.finished,
-        "complete": batch.is_complete,
+        "complete": batch.complete,
         "created_at": iso(batch.created_at),
         "updated_at": iso(batch.updated_at),
         "started_at": iso(batch.started_at),

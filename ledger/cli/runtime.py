@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from ledger.cli.app import EXIT_USAGE, CliError
 from ledger.core.ledger import Ledger
@@ -10,8 +11,10 @@ from ledger.errors import InvalidInput
 from ledger.processors.base import ProcessorContext
 from ledger.processors.builtin import check_builtin_options
 from ledger.processors.registry import ProcessorRegistry
-from ledger.records import JSON
 from ledger.worker.runtime import Worker
+
+if TYPE_CHECKING:
+    from ledger.model import JSON
 
 
 def check_processor(ledger: Ledger, name: str, options: JSON) -> None:

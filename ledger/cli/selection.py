@@ -14,11 +14,14 @@ import stat
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ledger.cli.walk import _inside, matches_pattern
 from ledger.path_patterns import PathPatterns
-from ledger.records import SourceSpec
 from ledger.text import is_utf8
+
+if TYPE_CHECKING:
+    from ledger.model import SourceSpec
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,8 @@ class Selection:
     def spec(self, path: str) -> SourceSpec | None:
         """The source to submit for ``path``, or None when the walk would not yield it (gone,
         not a regular file, left out by the rules)."""
+        from ledger.model import SourceSpec  # loads msgspec: not at --help
+
         found = self.root_of(path)
         if found is None or not is_utf8(path):
             return None

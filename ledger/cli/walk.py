@@ -18,12 +18,14 @@ import stat
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ledger.path_patterns import PathPatterns
-from ledger.records import SourceSpec
 from ledger.text import escaped
 from ledger.text import is_utf8 as decodable
+
+if TYPE_CHECKING:
+    from ledger.model import SourceSpec
 
 EXAMPLES = 5  # examples kept per kind of skipped entry: enough to find them, bounded
 
@@ -194,6 +196,8 @@ def _leads_outside(entry: os.DirEntry[str], root: Path, stats: WalkStats) -> boo
 
 
 def _spec(path: str, entry: os.DirEntry[str] | None, stats: WalkStats) -> SourceSpec | None:
+    from ledger.model import SourceSpec  # loads msgspec: not at --help
+
     try:
         st = entry.stat() if entry is not None else os.stat(path)
     except OSError as exc:  # a broken symbolic link, or a file removed while we walk

@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING
 
 from ledger.cli.walk import WalkStats, matches_pattern
 from ledger.path_patterns import PathPatterns
-from ledger.records import SourceSpec
 from ledger.storage.urls import ObjectUrl
 
 if TYPE_CHECKING:
+    from ledger.model import SourceSpec
     from ledger.settings import Settings
 
 
@@ -44,6 +44,7 @@ def list_objects(
 ) -> Iterator[SourceSpec]:
     """Yield every selected object under ``prefixes`` (a prefix may name one object, which
     is then always taken). Errors of the store are raised as the ledger's errors."""
+    from ledger.model import SourceSpec  # loads msgspec: not at --help
     from ledger.storage import objects
 
     stats = stats if stats is not None else WalkStats()

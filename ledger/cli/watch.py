@@ -24,12 +24,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ledger.cli.selection import Selection
-from ledger.records import SourceSpec
 from ledger.wording import plural
 
 if TYPE_CHECKING:
     from ledger.cli.ingest import Session, View
     from ledger.core.retire import RetireReport
+    from ledger.model import SourceSpec
 
 TEMPORARY_SUFFIXES = ("~", ".part", ".tmp", ".crdownload", ".swp", ".swx")
 TICK_SECONDS = 0.25  # how often settled paths are looked for when no event comes
@@ -218,8 +218,7 @@ class Watcher:
         if added or changed or removed:
             self.change_sets += 1
             self.view.note(
-                f"changes: {plural(added, 'file')} added, {changed:,} changed, "
-                f"{removed:,} removed"
+                f"changes: {plural(added, 'file')} added, {changed:,} changed, {removed:,} removed"
             )
 
     async def retire(self, paths: list[str]) -> RetireReport:

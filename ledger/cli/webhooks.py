@@ -12,7 +12,7 @@ from ledger.cli.app import app, out, run_with_ledger
 
 if TYPE_CHECKING:
     from ledger.core.ledger import Ledger
-    from ledger.notify.records import Delivery, Webhook
+    from ledger.model import Delivery, Webhook
 
 JSON_OPTION = typer.Option(False, "--json", help="Print JSON for scripts (stable keys).")
 ID_ARGUMENT = typer.Argument(..., metavar="ID", help="Webhook id (see `ledger webhooks list`).")

@@ -14,7 +14,7 @@ from ledger.states import WorkerState
 # The database, the core and rich load when the command runs, not for --help.
 if TYPE_CHECKING:
     from ledger.core.ledger import Ledger
-    from ledger.records import Page, WorkerInfo
+    from ledger.model import Page, WorkerInfo
 
 _STATE_STYLE = {WorkerState.ALIVE: "green", WorkerState.LOST: "red", WorkerState.STOPPED: "dim"}
 
@@ -28,7 +28,7 @@ class WorkerStateFilter(StrEnum):
 def worker_json(w: WorkerInfo) -> dict[str, Any]:
     return {
         "id": w.id,
-        "host": w.hostname,
+        "host": w.host,
         "pid": w.pid,
         "state": w.state.value,
         "processors": w.processors,
@@ -36,7 +36,7 @@ def worker_json(w: WorkerInfo) -> dict[str, Any]:
         "in_flight": w.in_flight,
         "finished": w.finished,
         "started_at": render.iso(w.started_at),
-        "last_heartbeat_at": render.iso(w.heartbeat_at),
+        "last_heartbeat_at": render.iso(w.last_heartbeat_at),
         "stopped_at": render.iso(w.stopped_at),
     }
 
@@ -90,7 +90,7 @@ def workers_command(
             f"{w.finished:,}",
             str(w.concurrency),
             render.when(w.started_at),
-            render.when(w.heartbeat_at),
+            render.when(w.last_heartbeat_at),
             ", ".join(w.processors),
         )
     out.print(table)

@@ -18,7 +18,7 @@ from ledger.core.events import record_events
 from ledger.core.submit import load_batch
 from ledger.db.models import batches
 from ledger.errors import InvalidInput, NotFound
-from ledger.records import Batch
+from ledger.model import Batch
 
 PRIORITY_RANGE = (-1_000_000, 1_000_000)
 MAX_ATTEMPTS_RANGE = (1, 1000)

@@ -3,15 +3,16 @@ ETA, the processor it may be waiting for, its sinks, and its failures by error c
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
+
+from msgspec.structs import replace
 
 from ledger.core import progress as progress_reads
 from ledger.core import sink_rows
 from ledger.core import workers as workers_core
 from ledger.db.sqlite_reads import read, sqlite_path
-from ledger.records import FailureGroup, Progress
+from ledger.model import FailureGroup, Progress
 from ledger.states import DocumentStatus
 
 if TYPE_CHECKING:

@@ -3,7 +3,7 @@
 A child is an ordinary document of its parent's batch (same counters, retries, claims and
 statuses) whose row names the parent (``parent_id``) and its path inside it
 (``member_path``). The ingest processor extracts the members to files and hands them over
-as data (:class:`ledger.records.ChildFile`); :func:`replace_children` runs in the
+as data (:class:`ledger.model.ChildFile`); :func:`replace_children` runs in the
 transaction that marks the parent done, fenced by the parent's lease like everything else,
 so a crash at any moment leaves either all of a parent's children or none, never twice.
 
@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from ledger.db.dialect import DocumentRow, insert_documents
 from ledger.db.models import documents
 from ledger.errors import Conflict
-from ledger.records import ChildFile
+from ledger.model import ChildFile
 from ledger.states import DocumentStatus
 
 # Rows per INSERT (the set-based one submit uses: json_each on SQLite, unnest on

@@ -39,7 +39,7 @@ from ledger.core.throttles import past_limit_message, throttle_delay, throttle_r
 from ledger.db.dialect import has_single_writer, lock_rows, random_token, seconds_between
 from ledger.db.models import attempts, batches, documents, events, workers
 from ledger.db.notify import announce_due
-from ledger.records import ClaimedDocument, CompleteResult, Outcome
+from ledger.model import ClaimedDocument, CompleteResult, Outcome
 from ledger.states import (
     TERMINAL_STATUSES,
     AttemptOutcome,

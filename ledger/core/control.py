@@ -18,7 +18,7 @@ from ledger.core.submit import load_batch
 from ledger.db.models import attempts, batches, documents, workers
 from ledger.db.notify import announce_due
 from ledger.errors import Conflict, NotFound
-from ledger.records import Batch
+from ledger.model import Batch
 from ledger.states import BatchState, DocumentStatus
 
 
@@ -36,7 +36,7 @@ def _refuse_finished(batch: Batch, action: str) -> None:
     leave a complete batch labelled paused, or hide its results behind "cancelled"."""
     if batch.state == BatchState.CANCELLED:
         raise Conflict(f"batch {batch.id!r} is cancelled: it cannot be {action}")
-    if batch.total and batch.is_complete:
+    if batch.total and batch.complete:
         raise Conflict(
             f"batch {batch.id!r} is complete (every document finished): it cannot be {action}"
         )

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from ledger.core import submit
 from ledger.db.models import batch_requests
 from ledger.errors import Conflict
-from ledger.records import BatchSpec, SourceSpec, SubmitResult, UnchangedSkip
+from ledger.model import BatchSpec, SourceSpec, SubmitResult, UnchangedSkip
 
 
 async def create_batch(

@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ledger.artifacts import DocumentFacts, Holder, etag_of
 from ledger.db.models import batches, chunk_vectors, chunks, documents
-from ledger.records import ClaimedDocument
+from ledger.model import ClaimedDocument
 from ledger.states import DocumentStatus
 
 PARAMS_CHUNK = 1_000

@@ -22,7 +22,7 @@ from ledger.core.progress import get_batch
 from ledger.core.rows import event_from_row
 from ledger.db.dialect import settled_txid
 from ledger.db.models import documents, events
-from ledger.records import Event
+from ledger.model import Event
 
 # (batch_id, document_id, kind, data)
 EventRow = tuple[str, int | None, str, dict[str, Any] | None]

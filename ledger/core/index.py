@@ -43,7 +43,7 @@ from ledger.core import sink_rows, vectors
 from ledger.core.prepared import prepared, time_param
 from ledger.core.unchanged import etag_of, unchanged_clause
 from ledger.db.models import batches, chunk_vectors, chunks, documents
-from ledger.records import JSON, IndexedDocument
+from ledger.model import JSON, IndexedDocument
 from ledger.states import DocumentStatus
 
 PARAMS_CHUNK = 1_000

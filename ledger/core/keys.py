@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ledger.db.models import api_keys
 from ledger.errors import InvalidInput, NotFound
-from ledger.records import ApiKey, KeyHolder
+from ledger.model import ApiKey, KeyHolder
 
 KEY_PREFIX = "ldg_"
 _KEY_RE = re.compile(r"^ldg_([0-9a-f]{16})_([A-Za-z0-9_-]{43})$")

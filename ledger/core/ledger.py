@@ -49,7 +49,7 @@ from ledger.db.models import HEAD_REVISION, batches, documents
 from ledger.db.notify import DueListener
 from ledger.db.server_clock import ServerClock
 from ledger.errors import InvalidInput, LedgerError
-from ledger.records import (
+from ledger.model import (
     ApiKey,
     AttemptInfo,
     Batch,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -11,29 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ledger.db.leader import LEADER_ROW
 from ledger.db.models import maintenance, maintenance_runs
-
-
-@dataclass(frozen=True)
-class MaintenanceRun:
-    """One run: who ran it, when, and how many rows or files each step handled.
-    ``finished_at`` is None while it runs (or when its process died mid-run)."""
-
-    id: int
-    runner: str
-    started_at: datetime
-    finished_at: datetime | None
-    counts: dict[str, int] = field(default_factory=dict)
-    error: str | None = None
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "runner": self.runner,
-            "started_at": self.started_at.isoformat(),
-            "finished_at": self.finished_at.isoformat() if self.finished_at else None,
-            "counts": dict(self.counts),
-            "error": self.error,
-        }
+from ledger.model.maintenance import MaintenanceRun
 
 
 def _run(row: Any) -> MaintenanceRun:

@@ -17,10 +17,10 @@ the same content by now, the document is recorded as skipped (``unchanged`` or
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
 from datetime import datetime
 
+import msgspec
 from sqlalchemy import delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -28,7 +28,7 @@ from ledger.artifacts import ChunkRow, IndexArtifacts, skip_reason
 from ledger.core import index, sink_rows, staged_chunks, vectors
 from ledger.core.staged_chunks import ChunksIncomplete
 from ledger.db.models import chunks, documents
-from ledger.records import Outcome
+from ledger.model import Outcome
 from ledger.states import AttemptOutcome
 from ledger.wording import plural
 
@@ -60,7 +60,7 @@ async def record(
             if artifacts.spool is not None and outcome.rows is None:
                 await staged_chunks.clear(conn, [document_id])
             kind = "unchanged" if same_source else "duplicate"
-            return dataclasses.replace(
+            return msgspec.structs.replace(
                 outcome,
                 outcome=AttemptOutcome.SKIPPED,
                 result={

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from ledger.core.index import owner_matches
 from ledger.core.submit import submit
 from ledger.db.models import batches, documents
-from ledger.records import BatchSpec, Plan, PlanGroup, SourceSpec, UnchangedSkip
+from ledger.model import BatchSpec, Plan, PlanGroup, SourceSpec, UnchangedSkip
 from ledger.states import DocumentStatus
 
 PLAN_CHUNK = 1_000

@@ -12,7 +12,7 @@ from sqlalchemy import ColumnElement, and_, func, literal, or_, select
 from ledger.core.rows import attempt_from_row, batch_from_row, document_from_row
 from ledger.db.models import attempts, batches, documents
 from ledger.errors import InvalidInput, NotFound
-from ledger.records import (
+from ledger.model import (
     AttemptInfo,
     Batch,
     DocumentInfo,

@@ -12,9 +12,10 @@ from ledger.core.citations import source_name
 from ledger.db import fts
 from ledger.db.types import JSONDoc
 from ledger.errors import InvalidInput
-from ledger.records import SearchHit
+from ledger.model import SearchHit
 
 MAX_K = 1_000
+
 
 async def search(
     conn: AsyncConnection,

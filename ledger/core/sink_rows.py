@@ -32,7 +32,7 @@ from ledger.core import leasing
 from ledger.core.citations import source_name
 from ledger.db.dialect import insert_or_update
 from ledger.db.models import batches, chunk_vectors, chunks, documents, sink_rows
-from ledger.records import SinkProgress
+from ledger.model import SinkProgress
 from ledger.states import DocumentStatus
 
 if TYPE_CHECKING:

@@ -6,7 +6,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ledger.db.models import COUNTED_STATUSES, batches
-from ledger.records import QueueDepth
+from ledger.model import QueueDepth
 from ledger.states import DocumentStatus
 
 

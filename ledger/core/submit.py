@@ -20,7 +20,7 @@ from ledger.db.dialect import DocumentRow, insert_documents, lock_rows
 from ledger.db.models import batches, documents
 from ledger.db.notify import announce_due
 from ledger.errors import Conflict, InvalidInput
-from ledger.records import Batch, BatchSpec, SourceSpec, SubmitResult, UnchangedSkip
+from ledger.model import Batch, BatchSpec, SourceSpec, SubmitResult, UnchangedSkip
 from ledger.states import BatchState, DocumentStatus
 
 INSERT_CHUNK = 5_000  # rows per INSERT: bounded memory however many sources come in
@@ -149,7 +149,7 @@ async def submit(
     if skipped:
         data = {"documents": skipped, "reason": "unchanged"}
         await record_events(conn, now, [(batch_id, None, "documents_skipped", data)])
-        if batch.is_complete and batch.completed_at is None:
+        if batch.complete and batch.completed_at is None:
             await mark_completed(conn, [batch_id], now)
             batch = await load_batch(conn, batch_id)
             assert batch is not None

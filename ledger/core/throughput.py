@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from ledger.core.progress import get_batch
 from ledger.db.dialect import minute_of
 from ledger.db.models import attempts
-from ledger.records import Throughput, ThroughputMinute
+from ledger.model import Throughput, ThroughputMinute
 from ledger.states import AttemptOutcome, BatchState
 
 MINUTE = timedelta(minutes=1)
@@ -69,7 +69,7 @@ async def throughput(
         counts.setdefault(start, Counter())[_FIELD.get(outcome, "retried")] += int(row.n)
         read += int(row.n)
 
-    running = batch.state == BatchState.ACTIVE and not batch.is_complete
+    running = batch.state == BatchState.ACTIVE and not batch.complete
     until = _floor(now) if running or not counts else max(counts)
     first = until - (minutes - 1) * MINUTE
     series = []
@@ -77,8 +77,8 @@ async def throughput(
         start = first + i * MINUTE
         c = counts.get(start, Counter())
         series.append(
-            ThroughputMinute(
-                minute=start,
+            ThroughputMinute.counted(
+                start,
                 done=c["done"],
                 failed=c["failed"],
                 skipped=c["skipped"],

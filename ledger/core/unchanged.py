@@ -22,7 +22,7 @@ from sqlalchemy import and_
 from sqlalchemy.sql import ColumnElement
 
 from ledger.artifacts import ETAG, etag_of
-from ledger.records import SourceSpec
+from ledger.model import SourceSpec
 
 __all__ = ["ETAG", "changed_since", "etag_of", "unchanged_clause"]
 

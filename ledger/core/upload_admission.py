@@ -23,7 +23,7 @@ from ledger.core import submit
 from ledger.db.dialect import lock_for_transaction
 from ledger.db.models import uploads
 from ledger.errors import Conflict, QuotaExceeded
-from ledger.records import BatchSpec, UploadSpec
+from ledger.model import BatchSpec, UploadSpec
 from ledger.states import BatchState, UploadState
 
 DEFAULT_PROCESSOR = "ingest"

@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from ledger.core.uploads import upload_from_row
 from ledger.db.models import upload_parts, upload_tails, uploads
 from ledger.errors import LeaseLost, LedgerError
-from ledger.records import Upload
+from ledger.model import Upload
 from ledger.states import UploadState
 
 

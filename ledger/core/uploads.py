@@ -27,7 +27,7 @@ from ledger.core import submit, upload_admission
 from ledger.db.dialect import lock_rows
 from ledger.db.models import documents, uploads
 from ledger.errors import Conflict, Gone, InvalidInput, LeaseLost, Locked, NotFound
-from ledger.records import BatchSpec, SourceSpec, Upload, UploadSpec
+from ledger.model import BatchSpec, SourceSpec, Upload, UploadSpec
 from ledger.states import UploadState
 
 log = logging.getLogger(__name__)

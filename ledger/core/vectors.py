@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Iterable, Sequence
-from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+import msgspec
 from sqlalchemy import and_, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -31,7 +31,7 @@ from ledger.core.citations import source_name
 from ledger.db.dialect import insert_ignoring_duplicates
 from ledger.db.models import batches, chunk_vectors, chunks, documents, embedding_cache
 from ledger.errors import InvalidInput, LedgerError
-from ledger.records import SearchHit
+from ledger.model import SearchHit
 
 if TYPE_CHECKING:
     import numpy as np
@@ -313,7 +313,7 @@ def fuse(lists: Sequence[Sequence[SearchHit]], *, k: int, constant: int = 60) ->
             scores[hit.chunk_id] = scores.get(hit.chunk_id, 0.0) + 1.0 / (constant + rank)
             first.setdefault(hit.chunk_id, hit)
     order = sorted(scores, key=lambda chunk_id: (-scores[chunk_id], chunk_id))[:k]
-    return [replace(first[chunk_id], score=scores[chunk_id]) for chunk_id in order]
+    return [msgspec.structs.replace(first[chunk_id], score=scores[chunk_id]) for chunk_id in order]
 
 
 __all__ = [

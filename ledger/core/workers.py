@@ -20,7 +20,7 @@ from sqlalchemy import ColumnElement, and_, case, func, literal, select
 from ledger.core.progress import _encode_cursor, newest_first
 from ledger.db.models import documents, workers
 from ledger.errors import InvalidInput
-from ledger.records import Batch, Page, WorkerInfo
+from ledger.model import Batch, Page, WorkerInfo
 from ledger.states import BatchState, DocumentStatus, WorkerState
 
 if TYPE_CHECKING:
@@ -71,7 +71,7 @@ async def list_workers(
     items = [
         WorkerInfo(
             id=r.id,
-            hostname=r.hostname,
+            host=r.hostname,
             pid=r.pid,
             state=WorkerState(r.state),
             processors=list(r.processors or []),
@@ -79,7 +79,7 @@ async def list_workers(
             in_flight=held.get(r.id, 0),
             finished=int(r.documents_finished),
             started_at=r.started_at,
-            heartbeat_at=r.heartbeat_at,
+            last_heartbeat_at=r.heartbeat_at,
             stopped_at=r.stopped_at,
         )
         for r in page

@@ -25,7 +25,7 @@ from ledger.core.search import MAX_K
 from ledger.core.vectors import fuse
 from ledger.embedders.base import EmbedderSpec, build_embedder
 from ledger.errors import InvalidInput, NotAllowed
-from ledger.records import SearchHit
+from ledger.model import SearchHit
 
 Mode = Literal["text", "vector", "hybrid"]
 MODES: tuple[str, ...] = ("text", "vector", "hybrid")

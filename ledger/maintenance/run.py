@@ -26,10 +26,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ledger.core import maintenance_runs, retention
 from ledger.core.ledger import Ledger
-from ledger.core.maintenance_runs import MaintenanceRun
 from ledger.db import upkeep
 from ledger.db.leader import Held, leadership
 from ledger.maintenance.uploads import clean_uploads
+from ledger.model import MaintenanceRun
 
 log = logging.getLogger(__name__)
 

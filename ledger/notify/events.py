@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from ledger.records import Batch
+from ledger.model import Batch
 from ledger.states import DocumentStatus
 
 

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from ledger.backoff import RetryPolicy
 from ledger.core import leasing
 from ledger.db.models import webhook_attempts, webhook_deliveries, webhooks
-from ledger.notify.records import Outgoing, SendResult
+from ledger.model import Outgoing, SendResult
 
 _d = webhook_deliveries
 MAX_ERROR = 2000

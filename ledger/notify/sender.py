@@ -21,9 +21,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from ledger.backoff import RetryPolicy
 from ledger.errors import NotAllowed
 from ledger.leased_stage import LeasedStage
+from ledger.model import Outgoing, SendResult
 from ledger.notify import outbox, signing
 from ledger.notify.hosts import Resolver, check_before_send, resolve
-from ledger.notify.records import Outgoing, SendResult
 from ledger.notify.scan import scan
 
 if TYPE_CHECKING:

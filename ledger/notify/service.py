@@ -8,8 +8,8 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ledger.core.ledger import Ledger
+from ledger.model import Delivery, Webhook
 from ledger.notify import store
-from ledger.notify.records import Delivery, Webhook
 
 
 class Webhooks:

@@ -13,9 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ledger.db.models import webhook_deliveries, webhooks
 from ledger.errors import InvalidInput, NotFound
+from ledger.model import Delivery, Webhook
 from ledger.notify import events, signing
 from ledger.notify.hosts import check_url
-from ledger.notify.records import Delivery, Webhook
 
 DEFAULT_FAILURE_THRESHOLD = 0.5
 MAX_WEBHOOKS_PER_OWNER = 100
@@ -27,7 +27,7 @@ def webhook_from_row(row: Any) -> Webhook:
         id=m["id"],
         owner=m["owner"],
         url=m["url"],
-        events=tuple(m["events"]),
+        events=list(m["events"]),
         failure_threshold=m["failure_threshold"],
         created_at=m["created_at"],
     )
@@ -97,7 +97,7 @@ async def create(
         id=webhook_id,
         owner=owner,
         url=url,
-        events=chosen,
+        events=list(chosen),
         failure_threshold=threshold,
         created_at=now,
     )

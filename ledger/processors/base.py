@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from ledger.artifacts import IndexArtifacts
 from ledger.errors import InvalidInput, PermanentError
-from ledger.records import JSON, ChildFile, ClaimedDocument, Cleanup
+from ledger.model import JSON, ChildFile, ClaimedDocument, Cleanup
 from ledger.states import ErrorCode
 
 if TYPE_CHECKING:

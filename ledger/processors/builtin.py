@@ -8,8 +8,8 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from ledger.errors import InvalidInput, PermanentError, RetryableError
+from ledger.model import JSON, BatchSpec, UnchangedSkip
 from ledger.processors.base import Document, Done, Factory, Processor, ProcessorContext
-from ledger.records import JSON, BatchSpec, UnchangedSkip
 
 if TYPE_CHECKING:
     from ledger.embedders.base import EmbedderSpec

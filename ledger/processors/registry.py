@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from importlib.metadata import entry_points
 
 from ledger.errors import InvalidInput, NotAllowed
+from ledger.model import JSON
 from ledger.processors.base import (
     ENTRY_POINT_GROUP,
     Factory,
@@ -27,7 +28,6 @@ from ledger.processors.base import (
     from_object,
     load_object,
 )
-from ledger.records import JSON
 
 
 class ProcessorNotAllowed(NotAllowed):

@@ -16,7 +16,6 @@ attached from the cache.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import os
 import time
@@ -24,15 +23,16 @@ from collections.abc import Awaitable, Callable, Iterator, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+import msgspec
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ledger.artifacts import ChunkRow, ChunkSpool, DocumentFacts, text_sha256
 from ledger.core import dedup_facts, staged_chunks
 from ledger.errors import LeaseLost, RetryableError
+from ledger.model import ClaimedDocument, Outcome
 from ledger.processors.base import ProcessorContext, wants_facts
 from ledger.processors.ingest.chunking import ChunkRecord
 from ledger.processors.ingest.spool import iter_spool
-from ledger.records import ClaimedDocument, Outcome
 
 if TYPE_CHECKING:
     from ledger.core.ledger import Ledger
@@ -75,7 +75,7 @@ async def with_facts(
     except Exception as exc:
         log.warning("reading dedup facts for %d documents failed: %s", len(wanting), exc)
         return list(docs)
-    return [dataclasses.replace(d, facts=facts[d.id]) if d.id in facts else d for d in docs]
+    return [msgspec.structs.replace(d, facts=facts[d.id]) if d.id in facts else d for d in docs]
 
 
 def _rows(batch: Sequence[ChunkRecord], keyed: bool) -> list[ChunkRow]:
@@ -118,7 +118,7 @@ async def prepare(ledger: Ledger, doc: ClaimedDocument, outcome: Outcome) -> Out
         size = await asyncio.to_thread(os.path.getsize, spool.path)
         if size <= INLINE_SPOOL_BYTES:
             rows = await asyncio.to_thread(_read_all, spool, keyed)
-            prepared = dataclasses.replace(outcome, rows=rows)
+            prepared = msgspec.structs.replace(outcome, rows=rows)
         else:
             await _stage(ledger, doc, spool, keyed)
             prepared = outcome

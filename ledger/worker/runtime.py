@@ -27,6 +27,7 @@ from ledger.backpressure import is_throttle
 from ledger.core.ledger import Ledger
 from ledger.core.write_failures import WriteRetry, is_write_failure, write_failed
 from ledger.errors import InvalidInput, LedgerError, NotFound, ProcessingError
+from ledger.model import ClaimedDocument, CompleteResult, ErrorInfo, Outcome
 from ledger.processors.base import (
     Done,
     ProcessorContext,
@@ -35,7 +36,6 @@ from ledger.processors.base import (
     processor_exit,
 )
 from ledger.processors.registry import ProcessorRegistry
-from ledger.records import ClaimedDocument, CompleteResult, ErrorInfo, Outcome
 from ledger.states import AttemptOutcome, DocumentStatus, ErrorCode
 from ledger.worker import outcome_prep
 from ledger.worker.unreadable import check_row
@@ -354,7 +354,7 @@ class Worker:
         assert self.batch_ids is not None
         for batch_id in self.batch_ids:
             batch = await self.ledger.batch(batch_id)
-            if not batch.is_complete:
+            if not batch.complete:
                 return False
         return True
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 
 from ledger.errors import PermanentError
-from ledger.records import ClaimedDocument
+from ledger.model import ClaimedDocument
 from ledger.text import is_utf8
 
 UNREADABLE_ROW = "unreadable_row"

@@ -20,7 +20,7 @@ import pytest
 from ledger.core.ledger import Ledger
 from ledger.db import migrate
 from ledger.errors import PermanentError
-from ledger.records import ErrorInfo, Outcome
+from ledger.model import ErrorInfo, Outcome
 from ledger.settings import Settings
 from tests.helpers.server import free_port, spawn, stop, uvicorn_args
 

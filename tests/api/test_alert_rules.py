@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from ledger.core.ledger import Ledger
-from ledger.records import BatchSpec, ErrorInfo, Outcome, SourceSpec
+from ledger.model import BatchSpec, ErrorInfo, Outcome, SourceSpec
 from tests.api.conftest import REPO, Server
 
 RULES = REPO / "docs" / "alerts.yml"

@@ -13,7 +13,7 @@ from sqlalchemy import create_engine, text
 from ledger import metrics
 from ledger.core.ledger import Ledger
 from ledger.db import migrate
-from ledger.records import BatchSpec, SourceSpec
+from ledger.model import BatchSpec, SourceSpec
 from ledger.settings import Settings
 from tests.api.conftest import Server
 

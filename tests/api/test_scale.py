@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 
 from ledger.core.ledger import Ledger
-from ledger.records import BatchSpec, SourceSpec
+from ledger.model import BatchSpec, SourceSpec
 from tests.api.conftest import Server, drain
 
 SIZE = int(os.environ.get("LEDGER_TEST_SCALE_DOCUMENTS", "1000000"))

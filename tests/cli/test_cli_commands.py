@@ -6,7 +6,7 @@ import asyncio
 from pathlib import Path
 
 from ledger.core.ledger import Ledger
-from ledger.records import BatchSpec, SourceSpec
+from ledger.model import BatchSpec, SourceSpec
 from ledger.settings import Settings
 from tests.cli.conftest import Cli
 

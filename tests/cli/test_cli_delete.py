@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from ledger.core.ledger import Ledger
-from ledger.records import BatchSpec, SourceSpec
+from ledger.model import BatchSpec, SourceSpec
 from tests.cli.conftest import Cli
 from tests.conftest import settings_for, sql
 

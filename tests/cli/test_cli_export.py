@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from ledger.core.ledger import Ledger
-from ledger.records import BatchSpec
+from ledger.model import BatchSpec
 from tests.cli.conftest import Cli
 from tests.conftest import sql
 from tests.ingest.fixtures import make_pdf

@@ -39,7 +39,7 @@ def test_the_sqlite_read_gives_what_the_ledger_gives(cli: Cli, tmp_path: Path) -
     found = read_status(settings, batch_id)
     assert found is not None
     progress, groups = found
-    assert progress.batch.total == 2 and progress.batch.is_complete
+    assert progress.batch.total == 2 and progress.batch.complete
     assert [(g.code, g.count) for g in groups] == [(groups[0].code, 1)]
     # A complete batch: its rate is the run's average, the same whenever it is read.
     assert (progress, groups) == asyncio.run(through_the_ledger())

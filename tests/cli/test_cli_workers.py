@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ledger.core.ledger import Ledger
-from ledger.records import BatchSpec, SourceSpec
+from ledger.model import BatchSpec, SourceSpec
 from ledger.settings import Settings
 from tests.cli.conftest import Cli
 

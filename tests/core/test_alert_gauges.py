@@ -6,7 +6,7 @@ import pytest
 
 from ledger.core.ledger import Ledger
 from ledger.db.models import metadata
-from ledger.records import BatchSpec, ErrorInfo, Outcome, SourceSpec
+from ledger.model import BatchSpec, ErrorInfo, Outcome, SourceSpec
 from tests.conftest import FakeClock
 
 

@@ -7,7 +7,7 @@ import pytest
 from ledger.core.batch_edits import BatchChanges
 from ledger.core.ledger import Ledger
 from ledger.errors import InvalidInput, NotFound
-from ledger.records import BatchSpec, SourceSpec
+from ledger.model import BatchSpec, SourceSpec
 
 
 async def test_changes_apply_to_the_next_claim_with_an_event(ledger: Ledger) -> None:

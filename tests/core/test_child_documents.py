@@ -4,8 +4,7 @@ parent's lease, all or nothing, replacing earlier children."""
 
 from __future__ import annotations
 
-import dataclasses
-
+import msgspec
 import pytest
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -13,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from ledger.core import deletion
 from ledger.core.ledger import Ledger
 from ledger.errors import Conflict
-from ledger.records import BatchSpec, ChildFile, ClaimedDocument, Outcome, SourceSpec
+from ledger.model import BatchSpec, ChildFile, ClaimedDocument, Outcome, SourceSpec
 from ledger.states import DocumentStatus
 from tests.conftest import FakeClock, sql
 
@@ -148,7 +147,7 @@ async def test_an_object_member_keeps_its_time_and_etag_and_unadopted_parents_ar
 ) -> None:
     worker, doc = await claimed_parent(ledger)
     await ledger.submit(BatchSpec(id="b", processor="noop"), [SourceSpec("/in/other.zip")])
-    stored = dataclasses.replace(
+    stored = msgspec.structs.replace(
         child(0),
         source="s3://bucket/store/members/1/0.txt",
         mtime_ns=1_700_000_000_000_000_000,

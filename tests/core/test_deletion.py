@@ -16,7 +16,7 @@ from ledger.core import deletion
 from ledger.core.batch_edits import BatchChanges
 from ledger.core.ledger import Ledger
 from ledger.errors import Conflict, NotFound
-from ledger.records import BatchSpec, Outcome, SourceSpec
+from ledger.model import BatchSpec, Outcome, SourceSpec
 from ledger.states import DocumentStatus
 from tests.conftest import FakeClock, settings_for, sql
 

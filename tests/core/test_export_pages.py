@@ -16,7 +16,7 @@ from ledger import export as exporting
 from ledger.core.chunk_reads import ChunkRecord
 from ledger.core.ledger import Ledger
 from ledger.export import export
-from ledger.records import BatchSpec, SourceSpec
+from ledger.model import BatchSpec, SourceSpec
 from tests.conftest import sql
 from tests.pipeline.support import sync_url_of
 

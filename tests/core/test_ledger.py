@@ -10,7 +10,7 @@ import pytest
 from ledger.backoff import RetryPolicy
 from ledger.core.ledger import Ledger
 from ledger.errors import Conflict, InvalidInput, NotFound
-from ledger.records import BatchSpec, ErrorInfo, Outcome, SourceSpec
+from ledger.model import BatchSpec, ErrorInfo, Outcome, SourceSpec
 from ledger.states import AttemptOutcome, BatchState, DocumentStatus
 from tests.conftest import FakeClock, sql
 
@@ -102,7 +102,7 @@ async def test_complete_records_result_attempt_and_event(ledger: Ledger, sync_ur
     kinds = [e.kind for e in await ledger.events("b")]
     assert kinds == ["batch_created", "document_done", "document_skipped", "batch_completed"]
     batch = await ledger.batch("b")
-    assert batch.is_complete and batch.completed_at is not None
+    assert batch.complete and batch.completed_at is not None
 
 
 async def test_heartbeat_extends_held_leases_and_reports_lost_ones(
@@ -247,7 +247,7 @@ async def test_pause_resume_and_cancel(ledger: Ledger) -> None:
     # The running document finishes; a retryable failure in a cancelled batch is final.
     await ledger.complete(worker, [Outcome.failed(running, retryable())])
     batch = await ledger.batch("b")
-    assert batch.counts[S.CANCELLED] == 4 and batch.is_complete
+    assert batch.counts[S.CANCELLED] == 4 and batch.complete
     with pytest.raises(Conflict):
         await ledger.resume("b")
     with pytest.raises(Conflict):

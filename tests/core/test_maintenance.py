@@ -18,7 +18,7 @@ from ledger.core.ledger import Ledger
 from ledger.db.leader import leadership
 from ledger.maintenance import run as maintenance
 from ledger.maintenance.uploads import clean_uploads
-from ledger.records import BatchSpec, ErrorInfo, Outcome, SourceSpec, UploadSpec
+from ledger.model import BatchSpec, ErrorInfo, Outcome, SourceSpec, UploadSpec
 from ledger.states import DocumentStatus
 from tests.conftest import FakeClock, _postgres_database, postgres_available, settings_for, sql
 
@@ -54,7 +54,7 @@ async def _finish_batch_with_a_failure(ledger: Ledger, clock: FakeClock) -> None
             Outcome.failed(d, _flaky()) if d.id == flaky.id else Outcome.done(d, {}) for d in again
         ]
         await ledger.complete(worker, outcomes)
-    assert (await ledger.batch("old")).is_complete
+    assert (await ledger.batch("old")).complete
     await ledger.worker_stopped(worker)
 
 

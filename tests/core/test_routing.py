@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from ledger.core.ledger import Ledger
+from ledger.model import BatchSpec, Outcome, SourceSpec
 from ledger.processors.registry import ProcessorRegistry
-from ledger.records import BatchSpec, Outcome, SourceSpec
 from ledger.states import DocumentStatus, WorkerState
 from ledger.wording import waiting_note
 from ledger.worker.runtime import Worker
@@ -162,7 +162,7 @@ async def test_a_worker_declares_what_imports_and_leaves_out_what_does_not(
     assert "gone" not in worker.processors
     assert any("gone" in r.getMessage() and "left out" in r.getMessage() for r in caplog.records)
     assert stats.done == 2
-    assert (await ledger.batch("ok")).is_complete
+    assert (await ledger.batch("ok")).complete
     gone = await ledger.batch("gone")
     assert gone.counts[DocumentStatus.PENDING] == 2  # waited, never failed
     (row,) = (await ledger.workers()).items

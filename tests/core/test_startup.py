@@ -22,7 +22,7 @@ WORKER_START = """
 import asyncio, json, sys
 
 from ledger.core.ledger import Ledger
-from ledger.records import BatchSpec, SourceSpec
+from ledger.model import BatchSpec, SourceSpec
 from ledger.settings import Settings
 from ledger.worker.runtime import Worker
 

@@ -12,7 +12,7 @@ from sqlalchemy.exc import DBAPIError
 
 from ledger.core.ledger import Ledger
 from ledger.db.migrate import migrations_dir
-from ledger.records import BatchSpec, ErrorInfo, Outcome, SourceSpec
+from ledger.model import BatchSpec, ErrorInfo, Outcome, SourceSpec
 from ledger.states import DOCUMENT_TRANSITIONS, DocumentStatus, transition_allowed
 from tests.conftest import sql
 

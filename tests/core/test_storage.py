@@ -10,7 +10,7 @@ import pytest
 from ledger import storage
 from ledger.core.ledger import Ledger
 from ledger.errors import RetryableError
-from ledger.records import BatchSpec, SourceSpec
+from ledger.model import BatchSpec, SourceSpec
 from ledger.states import DocumentStatus
 from ledger.worker.runtime import Worker
 from tests.conftest import FakeClock, settings_for, sql

@@ -8,7 +8,7 @@ import pytest
 
 from ledger.core.ledger import Ledger
 from ledger.errors import Conflict, NotFound
-from ledger.records import BatchSpec, Outcome, SourceSpec
+from ledger.model import BatchSpec, Outcome, SourceSpec
 from tests.conftest import sql
 
 

@@ -9,7 +9,7 @@ import pytest
 from ledger.core import throughput as throughput_reads
 from ledger.core.ledger import Ledger
 from ledger.errors import NotFound
-from ledger.records import BatchSpec, ErrorInfo, Outcome, SourceSpec
+from ledger.model import BatchSpec, ErrorInfo, Outcome, SourceSpec
 from tests.conftest import FakeClock
 
 

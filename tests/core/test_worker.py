@@ -10,6 +10,7 @@ import pytest
 
 from ledger.core.ledger import Ledger
 from ledger.errors import PermanentError
+from ledger.model import BatchSpec, SourceSpec
 from ledger.processors.base import (
     Document,
     Done,
@@ -18,7 +19,6 @@ from ledger.processors.base import (
     Skip,
 )
 from ledger.processors.registry import ProcessorRegistry
-from ledger.records import BatchSpec, SourceSpec
 from ledger.states import AttemptOutcome, DocumentStatus
 from ledger.worker.runtime import Worker
 from tests.conftest import settings_for, sql
@@ -53,7 +53,7 @@ async def test_burst_processes_everything_with_the_noop_processor(db_url: str) -
         stats = await Worker(ledger, concurrency=50).run(burst=True)
         batch = await ledger.batch("b")
     assert stats.done == 500 and stats.claimed == 500
-    assert batch.counts[S.DONE] == 500 and batch.is_complete
+    assert batch.counts[S.DONE] == 500 and batch.complete
 
 
 async def test_documents_really_run_concurrently(db_url: str) -> None:

@@ -130,7 +130,7 @@ async def search_api(tmp: Path, base_url: str, env: dict[str, str] | None = None
     database holding one embedded document per topic (batch ``api``); stop it with
     ``tests.api.conftest.stop_server``."""
     from ledger.core.ledger import Ledger
-    from ledger.records import BatchSpec
+    from ledger.model import BatchSpec
     from tests.api.conftest import start_server
     from tests.pipeline.support import pipeline_settings, run_batch
 

@@ -21,7 +21,7 @@ from ledger.backpressure import (
 )
 from ledger.core.throttles import throttle_delay
 from ledger.errors import PermanentError, RetryableError, ServiceUnavailable
-from ledger.records import ClaimedDocument, ErrorInfo, Outcome
+from ledger.model import ClaimedDocument, ErrorInfo, Outcome
 from ledger.states import AttemptOutcome
 from ledger.worker.runtime import error_info
 

@@ -11,7 +11,7 @@ import pytest
 
 from ledger.core.ledger import Ledger
 from ledger.core.vectors import from_bytes
-from ledger.records import BatchSpec
+from ledger.model import BatchSpec
 from tests.cli.conftest import Cli
 from tests.cli.test_cli_export import parquet_rows
 from tests.conftest import sql

@@ -16,8 +16,8 @@ from ledger.backoff import parse_retry_after
 from ledger.core.ledger import Ledger
 from ledger.embedders.search import search
 from ledger.errors import InvalidInput
+from ledger.model import BatchSpec
 from ledger.processors.ingest.processor import IngestConfig
-from ledger.records import BatchSpec
 from ledger.states import BatchState, DocumentStatus
 from ledger.worker.runtime import Worker
 from tests.conftest import sql

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from ledger.core.ledger import Ledger
-from ledger.records import BatchSpec
+from ledger.model import BatchSpec
 from ledger.states import DocumentStatus
 from tests.conftest import sql
 from tests.embed.server import EmbeddingServer

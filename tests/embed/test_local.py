@@ -17,7 +17,7 @@ from ledger.core.ledger import Ledger
 from ledger.embedders import EmbedderSpec, build_embedder
 from ledger.embedders.local import LocalEmbedder
 from ledger.embedders.search import search
-from ledger.records import BatchSpec
+from ledger.model import BatchSpec
 from ledger.states import DocumentStatus
 from tests.conftest import sql
 from tests.embed.support import check_vector_invariants

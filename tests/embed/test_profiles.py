@@ -16,7 +16,7 @@ import pytest
 from ledger.core.ledger import Ledger
 from ledger.embedders.http import HttpEmbedder
 from ledger.embedders.profiles import ProfileError, load_profiles
-from ledger.records import BatchSpec
+from ledger.model import BatchSpec
 from tests.api.conftest import Server, start_server, stop_server
 from tests.conftest import sql
 from tests.embed.server import MODEL, EmbeddingServer

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ledger.core.ledger import Ledger
 from ledger.embedders.search import search
-from ledger.records import BatchSpec
+from ledger.model import BatchSpec
 from tests.embed.server import EmbeddingServer
 from tests.embed.support import embedder_options, embedder_profiles, make_corpus, search_api
 from tests.pipeline.support import run_batch

@@ -25,7 +25,7 @@ import sys
 from collections.abc import Sequence
 
 from ledger.core.ledger import Ledger
-from ledger.records import CompleteResult, Outcome
+from ledger.model import CompleteResult, Outcome
 from ledger.settings import Settings
 from ledger.worker.pool import ProcessPool
 from ledger.worker.runtime import Worker

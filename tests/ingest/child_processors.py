@@ -8,8 +8,8 @@ import hashlib
 import os
 from pathlib import Path
 
+from ledger.model import ChildFile
 from ledger.processors.base import Document, Done
-from ledger.records import ChildFile
 
 GATE = "gate"  # the file whose existence lets the processor return
 

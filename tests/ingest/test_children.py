@@ -12,7 +12,7 @@ import pytest
 
 from ledger.core import deletion
 from ledger.core.ledger import Ledger
-from ledger.records import BatchSpec, DocumentInfo, UnchangedSkip
+from ledger.model import BatchSpec, DocumentInfo, UnchangedSkip
 from ledger.states import DocumentStatus
 from ledger.storage import MEMBERS_FOLDER
 from ledger.worker.runtime import Worker
@@ -101,7 +101,7 @@ async def test_a_zip_of_real_documents_becomes_cited_child_documents(
     check_index_invariants(db_url)
     check_children_invariants(db_url)
     batch = await led.batch("zip")
-    assert batch.is_complete and batch.counts[DocumentStatus.DONE] == 7
+    assert batch.complete and batch.counts[DocumentStatus.DONE] == 7
 
 
 async def test_an_email_indexes_its_body_and_attachments(
@@ -186,7 +186,7 @@ async def test_a_rerun_keeps_unchanged_children_and_replaces_changed_ones(
     check_index_invariants(db_url)
     check_children_invariants(db_url)
     batch = await led.batch("rerun")
-    assert batch.total == 2 and batch.is_complete
+    assert batch.total == 2 and batch.complete
 
 
 async def test_deleting_the_batch_removes_member_files(

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from ledger.core.ledger import Ledger
-from ledger.records import BatchSpec
+from ledger.model import BatchSpec
 from ledger.storage import MEMBERS_FOLDER
 from tests.conftest import sql
 from tests.ingest import container_fixtures as cf
@@ -72,7 +72,7 @@ async def test_sigkill_while_expanding_then_resume_makes_each_child_once(
     assert proc.wait(timeout=150) == 0
 
     batch = await led.batch("crash")
-    assert batch.is_complete and batch.total == ARCHIVES * (MEMBERS + 1)
+    assert batch.complete and batch.total == ARCHIVES * (MEMBERS + 1)
     assert sql(url, "SELECT status, count(*) FROM documents GROUP BY status") == [
         ("done", ARCHIVES * (MEMBERS + 1))
     ]

@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 
 from ledger.core.ledger import Ledger
-from ledger.records import BatchSpec, SourceSpec
+from ledger.model import BatchSpec, SourceSpec
 from ledger.states import DocumentStatus
 from ledger.worker.runtime import Worker
 from tests.ingest.child_processors import GATE

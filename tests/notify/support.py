@@ -7,7 +7,7 @@ from collections.abc import Callable
 from sqlalchemy.engine import make_url
 
 from ledger.core.ledger import Ledger
-from ledger.records import BatchSpec, ErrorInfo, Outcome, SourceSpec
+from ledger.model import BatchSpec, ErrorInfo, Outcome, SourceSpec
 
 
 async def submit(ledger: Ledger, batch_id: str, n: int, *, owner: str | None = None) -> None:

@@ -11,8 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ledger.core.ledger import Ledger
 from ledger.errors import NotAllowed, NotFound
+from ledger.model import Outgoing, Webhook
 from ledger.notify import outbox
-from ledger.notify.records import Outgoing, Webhook
 from ledger.notify.sender import WebhookSender
 from ledger.notify.service import Webhooks
 from tests.conftest import FakeClock, settings_for, sql

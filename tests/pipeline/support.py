@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy.engine import make_url
 
 from ledger.core.ledger import Ledger
-from ledger.records import BatchSpec, SourceSpec, SubmitResult
+from ledger.model import BatchSpec, SourceSpec, SubmitResult
 from ledger.worker.runtime import Worker, WorkerStats
 from tests.conftest import settings_for, sql
 

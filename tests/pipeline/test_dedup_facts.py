@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from ledger.artifacts import ChunkRow, ChunkSpool, DocumentFacts, IndexArtifacts
 from ledger.core import dedup_facts
 from ledger.core.ledger import Ledger
-from ledger.records import BatchSpec, ClaimedDocument, Outcome, SourceSpec
+from ledger.model import BatchSpec, ClaimedDocument, Outcome, SourceSpec
 
 SHA = "cd" * 32
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from ledger.core.ledger import Ledger
-from ledger.records import BatchSpec
+from ledger.model import BatchSpec
 from ledger.states import DocumentStatus
 from tests.conftest import sql
 from tests.ingest import fixtures as fx
@@ -74,7 +74,7 @@ async def test_sigkill_during_a_batch_leaves_exact_chunks(
     assert proc.wait(timeout=90) == 0
 
     batch = await led.batch("crash")
-    assert batch.is_complete
+    assert batch.complete
     done, skipped = batch.counts[DocumentStatus.DONE], batch.counts[DocumentStatus.SKIPPED]
     assert (done, skipped) in ((100, 1), (101, 0))
     stats = check_index_invariants(db_url)

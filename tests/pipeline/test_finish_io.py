@@ -21,9 +21,9 @@ from typing import Any
 import pytest
 
 from ledger.core.ledger import Ledger
+from ledger.model import BatchSpec, Outcome
 from ledger.processors.base import Done, ProcessorContext
 from ledger.processors.registry import ProcessorRegistry
-from ledger.records import BatchSpec, Outcome
 from ledger.states import DocumentStatus
 from ledger.worker import outcome_prep
 from tests.conftest import sql

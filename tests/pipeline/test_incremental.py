@@ -7,8 +7,8 @@ import os
 from pathlib import Path
 
 from ledger.core.ledger import Ledger
+from ledger.model import BatchSpec, DocumentInfo, SourceSpec, UnchangedSkip
 from ledger.processors.builtin import unchanged_skip
-from ledger.records import BatchSpec, DocumentInfo, SourceSpec, UnchangedSkip
 from ledger.states import DocumentStatus
 from ledger.worker.pool import ProcessPool
 from ledger.worker.runtime import Worker
@@ -131,7 +131,7 @@ async def test_a_batch_of_unchanged_files_is_complete_at_submit(
         spec, source_specs(paths.values()), skip_unchanged=unchanged_skip(spec)
     )
     assert result.skipped == 4
-    assert result.batch.is_complete and result.batch.completed_at is not None
+    assert result.batch.complete and result.batch.completed_at is not None
     sync = sync_url_of(db_url)
     kinds = sql(sync, "SELECT kind FROM events WHERE batch_id = 'again' ORDER BY id")
     assert [k for (k,) in kinds] == ["batch_created", "documents_skipped", "batch_completed"]

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from ledger.core.ledger import Ledger
-from ledger.records import BatchSpec, DocumentInfo
+from ledger.model import BatchSpec, DocumentInfo
 from ledger.states import DocumentStatus
 from tests.ingest import fixtures as fx
 from tests.pipeline.support import check_index_invariants, run_batch
@@ -61,7 +61,7 @@ async def test_every_bad_document_ends_with_its_code(
     cases = fx.make_bad_corpus(tmp_path / "bad", include_huge=db_url.startswith("sqlite"))
     await run_batch(led, BatchSpec(id="bad", processor="ingest"), cases)
     batch = await led.batch("bad")
-    assert batch.is_complete
+    assert batch.complete
     assert batch.counts[DocumentStatus.RUNNING] == 0 and batch.counts[DocumentStatus.PENDING] == 0
     docs = await all_documents(led, "bad")
     # Files that are not documents (an image, an archive) are skipped, whatever their code

@@ -8,7 +8,7 @@ import pytest
 
 from ledger.core.ledger import Ledger
 from ledger.errors import InvalidInput
-from ledger.records import BatchSpec
+from ledger.model import BatchSpec
 from tests.ingest import fixtures as fx
 from tests.pipeline.support import run_batch
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from ledger.core.ledger import Ledger
-from ledger.records import BatchSpec, SourceSpec
+from ledger.model import BatchSpec, SourceSpec
 from ledger.states import DocumentStatus
 from ledger.worker.runtime import Worker
 from tests.ingest.not_documents import DOCUMENTS, NOT_DOCUMENTS, make_docs_folder, png_bytes
@@ -35,7 +35,7 @@ async def test_a_docs_folder_indexes_its_documents_and_skips_the_rest(
         assert doc.status is DocumentStatus.SKIPPED, (name, doc.status, doc.error_message)
         assert doc.result is not None and doc.result["reason"] == NOT_DOCUMENTS[name], name
     batch = await led.batch("site")
-    assert batch.is_complete and batch.counts[DocumentStatus.FAILED] == 0
+    assert batch.complete and batch.counts[DocumentStatus.FAILED] == 0
     check_index_invariants(db_url)  # among others: a skipped document holds no chunk
 
 

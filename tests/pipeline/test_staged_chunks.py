@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from ledger.artifacts import ChunkRow, ChunkSpool, IndexArtifacts
 from ledger.core import staged_chunks
 from ledger.core.ledger import Ledger
-from ledger.records import BatchSpec, ClaimedDocument, Outcome, SourceSpec
+from ledger.model import BatchSpec, ClaimedDocument, Outcome, SourceSpec
 from ledger.states import DocumentStatus
 from ledger.worker import outcome_prep
 from tests.conftest import FakeClock, sql

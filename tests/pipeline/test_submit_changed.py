@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ledger.core.ledger import Ledger
-from ledger.records import BatchSpec, ErrorInfo, Outcome, SourceSpec
+from ledger.model import BatchSpec, ErrorInfo, Outcome, SourceSpec
 from ledger.states import DocumentStatus as S
 
 SPEC = BatchSpec(id="b", processor="noop")

@@ -13,8 +13,8 @@ import pytest
 from examples.word_count_processor import word_count
 from ledger.core.ledger import Ledger
 from ledger.errors import InvalidInput
+from ledger.model import BatchSpec
 from ledger.processors.ingest import ChunkRecord, with_extracted_text
-from ledger.records import BatchSpec
 from ledger.states import DocumentStatus
 from tests.ingest import fixtures as fx
 from tests.pipeline.support import run_batch

@@ -15,7 +15,7 @@ from sqlalchemy.engine import make_url
 
 from ledger.core.ledger import Ledger
 from ledger.db.migrate import head_revision
-from ledger.records import BatchSpec, SourceSpec
+from ledger.model import BatchSpec, SourceSpec
 from tests.conftest import settings_for, sql
 
 pytestmark = pytest.mark.postgres

@@ -18,7 +18,7 @@ import psycopg2  # type: ignore[import-untyped]  # a plain driver: two raw trans
 import pytest
 
 from ledger.core.ledger import Ledger
-from ledger.records import BatchSpec, Outcome, SourceSpec
+from ledger.model import BatchSpec, Outcome, SourceSpec
 from tests.conftest import POSTGRES_URL, FakeClock, settings_for
 
 pytestmark = pytest.mark.postgres

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from ledger.core.ledger import Ledger
-from ledger.records import BatchSpec, SourceSpec
+from ledger.model import BatchSpec, SourceSpec
 from tests.conftest import settings_for, sql
 
 pytestmark = pytest.mark.postgres

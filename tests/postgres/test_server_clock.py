@@ -10,7 +10,7 @@ from sqlalchemy import event
 
 from ledger.core.ledger import Ledger
 from ledger.db.server_clock import ServerClock
-from ledger.records import BatchSpec, SourceSpec
+from ledger.model import BatchSpec, SourceSpec
 from tests.conftest import settings_for, sql
 
 pytestmark = pytest.mark.postgres

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from ledger.core.ledger import Ledger
-from ledger.records import BatchSpec, SourceSpec
+from ledger.model import BatchSpec, SourceSpec
 from tests.api.conftest import start_server, stop_server
 from tests.conftest import settings_for
 from tests.reliability.support import Zygote, batch_complete, wait_for

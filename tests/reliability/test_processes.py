@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from ledger.core.ledger import Ledger
-from ledger.records import BatchSpec, SourceSpec
+from ledger.model import BatchSpec, SourceSpec
 from tests.conftest import settings_for, sql
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -24,7 +24,7 @@ from ledger.core.ledger import Ledger
 from ledger.db import migrate
 from ledger.db.engine import create_engine
 from ledger.errors import Conflict, NotFound
-from ledger.records import BatchSpec, ClaimedDocument, ErrorInfo, Outcome, SourceSpec
+from ledger.model import BatchSpec, ClaimedDocument, ErrorInfo, Outcome, SourceSpec
 from tests.conftest import FakeClock, settings_for
 
 T = TypeVar("T")

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from ledger.core.ledger import Ledger
-from ledger.records import BatchSpec
+from ledger.model import BatchSpec
 from ledger.sinks.stage import SinkStage
 from tests.conftest import sql
 from tests.embed.server import EmbeddingServer

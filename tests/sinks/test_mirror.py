@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from ledger.core.ledger import Ledger
-from ledger.records import BatchSpec, SinkProgress
+from ledger.model import BatchSpec, SinkProgress
 from ledger.sinks.stage import SinkStage
 from tests.conftest import sql
 from tests.embed.server import EmbeddingServer
@@ -56,7 +56,8 @@ async def test_a_batch_is_mirrored_exactly_on_both_backends(
             assert assert_mirrored(kind, stores, url) == chunks
         assert await drain(led) == 0  # nothing owed twice
         progress = await led.sink_progress(["b1"])
-        assert progress["b1"] == {k: SinkProgress(done=len(corpus)) for k in KINDS}
+        mirrored = SinkProgress(pending=0, done=len(corpus), failed=0, last_error=None)
+        assert progress["b1"] == {k: mirrored for k in KINDS}
         assert (await led.progress("b1")).sinks == progress["b1"]
     finally:
         await led.close()

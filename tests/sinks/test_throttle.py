@@ -18,7 +18,7 @@ import pytest
 
 from ledger import metrics
 from ledger.core.ledger import Ledger
-from ledger.records import BatchSpec
+from ledger.model import BatchSpec
 from ledger.sinks.stage import SinkStage
 from tests.conftest import sql
 from tests.embed.support import make_corpus

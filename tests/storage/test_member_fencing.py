@@ -15,7 +15,7 @@ import pytest
 
 from ledger.core import deletion
 from ledger.core.ledger import Ledger
-from ledger.records import BatchSpec, ClaimedDocument
+from ledger.model import BatchSpec, ClaimedDocument
 from ledger.storage import MEMBERS_FOLDER
 from ledger.worker.runtime import Worker, _cleanup, _outcome_of
 from tests.conftest import sql

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from ledger.core.ledger import Ledger
-from ledger.records import BatchSpec, SourceSpec, UnchangedSkip
+from ledger.model import BatchSpec, SourceSpec, UnchangedSkip
 from ledger.storage import objects
 from ledger.storage.urls import ObjectUrl
 from ledger.worker.runtime import Worker

@@ -13,7 +13,7 @@ from sqlalchemy import text
 
 from ledger.core.ledger import Ledger
 from ledger.errors import Conflict, QuotaExceeded
-from ledger.records import BatchSpec, UploadSpec
+from ledger.model import BatchSpec, UploadSpec
 from tests.conftest import FakeClock, settings_for
 
 QUOTA = 1000

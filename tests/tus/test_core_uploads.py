@@ -8,7 +8,7 @@ import pytest
 
 from ledger.core.ledger import Ledger
 from ledger.errors import Conflict, Gone, InvalidInput, LeaseLost, Locked, NotFound
-from ledger.records import BatchSpec, UploadSpec
+from ledger.model import BatchSpec, UploadSpec
 from ledger.states import BatchState, UploadState
 from tests.conftest import FakeClock
 

@@ -13,7 +13,7 @@ from ledger.core import upload_parts
 from ledger.core.ledger import Ledger
 from ledger.core.upload_parts import StoredPart, StoreMismatch, StoreState
 from ledger.errors import LeaseLost
-from ledger.records import Upload, UploadSpec
+from ledger.model import Upload, UploadSpec
 from tests.conftest import FakeClock
 
 KEY = "s3://bucket/uploads/acme/b1/tus-x"

@@ -29,7 +29,10 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+import msgspec
+
 from ledger.errors import PermanentError
+from ledger.model import JSON, ChildFile
 from ledger.processors.base import Document, Done, ProcessorContext
 from ledger.processors.ingest.containers import (
     ContainerKind,
@@ -40,7 +43,6 @@ from ledger.processors.ingest.containers import (
 from ledger.processors.ingest.expand import expand_container
 from ledger.processors.ingest.options import IngestErrorCode, IngestOptions
 from ledger.processors.ingest.pipeline import IngestOutcome, process_file
-from ledger.records import JSON, ChildFile
 from ledger.storage import member_attempts, member_objects, objects
 from ledger.storage.urls import ObjectUrl, is_object_url
 
@@ -164,7 +166,7 @@ async def store_members(settings: Settings, doc: Document, expansion: Expansion)
     finally:
         await asyncio.to_thread(remove_files, paths, os.path.dirname(paths[0]))
     members = [
-        dataclasses.replace(
+        msgspec.structs.replace(
             member,
             source=str(info.url),
             mtime_ns=info.last_modified_ns,

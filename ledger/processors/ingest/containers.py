@@ -32,9 +32,9 @@ from enum import StrEnum
 from typing import Any
 
 from ledger.errors import PermanentError, RetryableError
+from ledger.model import JSON, ChildFile
 from ledger.processors.ingest.options import IngestErrorCode, IngestOptions
 from ledger.processors.ingest.selection import excluded_by_name, excluded_reason
-from ledger.records import JSON, ChildFile
 
 RATIO_CHECK_FROM = 1 << 20  # members (and tar streams) smaller than this may compress freely
 REPORTED_SKIPS = 100  # skipped members named in the parent's result; the rest are counted

@@ -68,6 +68,7 @@ from ledger.artifacts import NO_FACTS, ChunkSpool, IndexArtifacts, etag_of, skip
 from ledger.embedders import EmbedderSpec, build_embedder
 from ledger.embedders.profiles import profiles_for
 from ledger.errors import InvalidInput, PermanentError
+from ledger.model import JSON, Cleanup
 from ledger.processors.base import (
     Document,
     Done,
@@ -95,7 +96,6 @@ from ledger.processors.ingest.selection import (
     excluded_reason,
 )
 from ledger.processors.ingest.spool import iter_spool, remove_stale_partials
-from ledger.records import JSON, Cleanup
 from ledger.sinks.base import SinkProfile
 from ledger.sinks.profiles import chosen_sinks
 from ledger.sinks.profiles import profiles_for as sink_profiles_for

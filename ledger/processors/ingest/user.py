@@ -33,6 +33,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from ledger.errors import InvalidInput
+from ledger.model import JSON
 from ledger.processors.base import (
     FACTORY_ATTRIBUTE,
     Document,
@@ -46,7 +47,6 @@ from ledger.processors.ingest.chunking import ChunkRecord
 from ledger.processors.ingest.options import IngestOptions
 from ledger.processors.ingest.pipeline import process_file
 from ledger.processors.ingest.spool import iter_spool
-from ledger.records import JSON
 
 UserFunction = Callable[[Document, Iterator[ChunkRecord]], Any]
 _FIELDS = {f.name for f in dataclasses.fields(IngestOptions)}

@@ -1,26 +1,32 @@
-"""What the faces get back about webhooks and their deliveries (never the secret, except
-the one time it is made)."""
+"""Webhooks and their deliveries: what clients see (never the secret, except the one time
+it is made, and never another tenant's rows), and what the sender claims."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 
+from msgspec import Struct
 
-@dataclass(frozen=True)
-class Webhook:
+from ledger.model.view import view
+
+
+class WebhookView(Struct, frozen=True, kw_only=True):
     id: str
-    owner: str | None
     url: str
-    events: tuple[str, ...]
+    events: list[str]
     failure_threshold: float
     created_at: datetime
 
 
-@dataclass(frozen=True)
-class Delivery:
+class Webhook(WebhookView, frozen=True, kw_only=True):
+    owner: str | None
+
+    def public(self) -> WebhookView:
+        return view(self, WebhookView)
+
+
+class DeliveryView(Struct, frozen=True, kw_only=True):
     id: int
-    webhook_id: str
     event_id: str
     event_type: str
     batch_id: str | None
@@ -33,8 +39,14 @@ class Delivery:
     finished_at: datetime | None
 
 
-@dataclass(frozen=True)
-class Outgoing:
+class Delivery(DeliveryView, frozen=True, kw_only=True):
+    webhook_id: str
+
+    def public(self) -> DeliveryView:
+        return view(self, DeliveryView)
+
+
+class Outgoing(Struct, frozen=True):
     """A claimed delivery, with what sending it needs (the lease proves it is still ours)."""
 
     id: int
@@ -47,8 +59,7 @@ class Outgoing:
     lease_token: str
 
 
-@dataclass(frozen=True)
-class SendResult:
+class SendResult(Struct, frozen=True):
     status_code: int | None
     error: str | None
 

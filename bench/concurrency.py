@@ -21,7 +21,7 @@ from typing import Any
 
 from harness import Report, scratch, settings_for
 
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from ledger.db import migrate
 from ledger.records import BatchSpec, SourceSpec
 from ledger.states import DocumentStatus

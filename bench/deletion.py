@@ -23,7 +23,7 @@ from typing import Any
 
 from harness import Report, median, percentile, raw_connect, scratch, settings_for
 
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from ledger.db import migrate
 
 NOW = "2026-01-01 12:00:00.000000+00:00"

@@ -32,7 +32,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from ledger.embedders import EmbedderSpec
 from ledger.embedders.local import load_model
 from ledger.processors.ingest import process_file
@@ -61,8 +61,12 @@ def chunk_texts(files: list[Path], spool: Path, options: Any = None) -> list[str
     spool.mkdir(parents=True, exist_ok=True)
     for path in files:
         outcome = process_file(
-            str(path), expected_size=None, expected_mtime_ns=None, expected_sha256=None,
-            options=options, spool_dir=str(spool),
+            str(path),
+            expected_size=None,
+            expected_mtime_ns=None,
+            expected_sha256=None,
+            options=options,
+            spool_dir=str(spool),
         )
         for batch in iter_spool(outcome.spool_path):
             texts.extend(c.text for c in batch)
@@ -84,20 +88,25 @@ def model_alone(texts: list[str], *, in_order: bool = False) -> dict[str, Any]:
     started = time.perf_counter()
     if in_order:
         for i in range(0, len(texts), 16):
-            model.encode(texts[i : i + 16], batch_size=16, normalize_embeddings=True,
-                         show_progress_bar=False)
+            model.encode(
+                texts[i : i + 16], batch_size=16, normalize_embeddings=True, show_progress_bar=False
+            )
     else:
         model.encode(texts, batch_size=16, normalize_embeddings=True, show_progress_bar=False)
     seconds = time.perf_counter() - started
-    return {"chunks": len(texts), "seconds": round(seconds, 2),
-            "chunks_per_second": round(len(texts) / seconds, 2)}
+    return {
+        "chunks": len(texts),
+        "seconds": round(seconds, 2),
+        "chunks_per_second": round(len(texts) / seconds, 2),
+    }
 
 
 async def ledger_run(
     ledger: Ledger, batch_id: str, files: list[Path], options: dict[str, Any]
 ) -> dict[str, Any]:
-    sources = [SourceSpec(str(p), size=p.stat().st_size, mtime_ns=p.stat().st_mtime_ns)
-               for p in files]
+    sources = [
+        SourceSpec(str(p), size=p.stat().st_size, mtime_ns=p.stat().st_mtime_ns) for p in files
+    ]
     started = time.perf_counter()
     await ledger.submit(BatchSpec(id=batch_id, options=options), sources)
     stats = await Worker(ledger, batch_ids=[batch_id]).run(until_complete=True)
@@ -110,9 +119,14 @@ async def ledger_run(
         embedded += int(result.get("embedded", 0))
         hits += int(result.get("cache_hits", 0))
     return {
-        "batch": batch_id, "seconds": round(seconds, 2), "done": stats.done,
-        "skipped": stats.skipped, "failed": stats.failed, "chunks": chunks,
-        "embedded": embedded, "cache_hits": hits,
+        "batch": batch_id,
+        "seconds": round(seconds, 2),
+        "done": stats.done,
+        "skipped": stats.skipped,
+        "failed": stats.failed,
+        "chunks": chunks,
+        "embedded": embedded,
+        "cache_hits": hits,
         "chunks_per_second": round(chunks / seconds, 2) if chunks else None,
     }
 
@@ -140,14 +154,20 @@ async def main() -> None:
         from ledger.processors.ingest import IngestOptions
 
         plain = chunk_texts(files, Path(tmp) / "spool", IngestOptions())
-        overflow = {"chunks_1000_chars_over_256_tokens": round(over_limit(plain), 3),
-                    "chunks_sized_for_the_model_over_256_tokens": round(over_limit(texts), 3)}
+        overflow = {
+            "chunks_1000_chars_over_256_tokens": round(over_limit(plain), 3),
+            "chunks_sized_for_the_model_over_256_tokens": round(over_limit(texts), 3),
+        }
         model_alone(texts[:32])  # warm-up
         before = model_alone(texts)
         before_in_order = model_alone(texts, in_order=True)
 
-        settings = Settings(home=Path(tmp) / "home", process_workers=2,
-                            commit_interval_seconds=0.01, poll_seconds=0.05)
+        settings = Settings(
+            home=Path(tmp) / "home",
+            process_workers=2,
+            commit_interval_seconds=0.01,
+            poll_seconds=0.05,
+        )
         async with await Ledger.open(settings, migrate=True) as ledger:
             first = await ledger_run(ledger, "embed", files, {"embedder": EMBEDDER})
             after = model_alone(texts)
@@ -168,35 +188,58 @@ async def main() -> None:
     spec = EmbedderSpec.from_options(EMBEDDER)
     assert spec is not None
     report = {
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                    "load_average": os.getloadavg()},
-        "files": len(files), "distinct_chunks": len(texts), "chunk_chars": spec.chunk_chars,
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "load_average": os.getloadavg(),
+        },
+        "files": len(files),
+        "distinct_chunks": len(texts),
+        "chunk_chars": spec.chunk_chars,
         "model_load_seconds": round(load_seconds, 2),
-        "model_alone_before": before, "model_alone_after": after,
+        "model_alone_before": before,
+        "model_alone_after": after,
         "model_alone_in_order_before": before_in_order,
-        "model_alone_in_order_after": after_in_order, **overflow,
-        "ledger": first, "ledger_vs_model": round(ratio, 3),
+        "model_alone_in_order_after": after_in_order,
+        **overflow,
+        "ledger": first,
+        "ledger_vs_model": round(ratio, 3),
         "ledger_vs_model_in_order": round(ratio_in_order, 3),
         "unchanged_rerun": {**unchanged, "calls_saved": first["embedded"]},
         "reparsed_rerun": {**reparsed, "calls_saved": reparsed["cache_hits"]},
         "changed_rerun": {**changed, "calls_saved": first["embedded"] - changed["embedded"]},
     }
     print(f"{'run':<40}{'chunks':>8}{'sent':>8}{'hits':>8}{'s':>9}{'chunks/s':>10}")
-    print(f"{'model alone (before)':<40}{before['chunks']:>8}{'':>8}{'':>8}"
-          f"{before['seconds']:>9}{before['chunks_per_second']:>10}")
-    print(f"{'model alone (after)':<40}{after['chunks']:>8}{'':>8}{'':>8}"
-          f"{after['seconds']:>9}{after['chunks_per_second']:>10}")
-    for name, run in (("model alone, batches in order (before)", before_in_order),
-                      ("model alone, batches in order (after)", after_in_order)):
-        print(f"{name:<40}{run['chunks']:>8}{'':>8}{'':>8}"
-              f"{run['seconds']:>9}{run['chunks_per_second']:>10}")
-    for name, run in (("through the ledger", first), ("unchanged re-run", unchanged),
-                      ("re-parsed re-run (reprocess)", reparsed),
-                      ("one file changed", changed)):
-        print(f"{name:<40}{run['chunks']:>8}{run['embedded']:>8}{run['cache_hits']:>8}"
-              f"{run['seconds']:>9}{run['chunks_per_second'] or '-':>10}")
-    print(f"ledger / model alone (length-sorted): {ratio:.1%}; "
-          f"ledger / model alone (in order): {ratio_in_order:.1%}")
+    print(
+        f"{'model alone (before)':<40}{before['chunks']:>8}{'':>8}{'':>8}"
+        f"{before['seconds']:>9}{before['chunks_per_second']:>10}"
+    )
+    print(
+        f"{'model alone (after)':<40}{after['chunks']:>8}{'':>8}{'':>8}"
+        f"{after['seconds']:>9}{after['chunks_per_second']:>10}"
+    )
+    for name, run in (
+        ("model alone, batches in order (before)", before_in_order),
+        ("model alone, batches in order (after)", after_in_order),
+    ):
+        print(
+            f"{name:<40}{run['chunks']:>8}{'':>8}{'':>8}"
+            f"{run['seconds']:>9}{run['chunks_per_second']:>10}"
+        )
+    for name, run in (
+        ("through the ledger", first),
+        ("unchanged re-run", unchanged),
+        ("re-parsed re-run (reprocess)", reparsed),
+        ("one file changed", changed),
+    ):
+        print(
+            f"{name:<40}{run['chunks']:>8}{run['embedded']:>8}{run['cache_hits']:>8}"
+            f"{run['seconds']:>9}{run['chunks_per_second'] or '-':>10}"
+        )
+    print(
+        f"ledger / model alone (length-sorted): {ratio:.1%}; "
+        f"ledger / model alone (in order): {ratio_in_order:.1%}"
+    )
     print(f"over 256 tokens: {overflow}")
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(report, indent=2))

@@ -42,7 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from harness import child_env
 
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from ledger.errors import ProcessingError
 from ledger.processors.builtin import unchanged_skip
 from ledger.processors.ingest import IngestOptions, process_file

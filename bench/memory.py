@@ -28,7 +28,7 @@ from pathlib import Path
 
 from harness import Report, peak_rss_mb, run_child, scratch, settings_for
 
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from ledger.db import migrate
 from ledger.records import BatchSpec, SourceSpec
 from ledger.states import DocumentStatus

@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness import Report, child_env, scratch, settings_for
 from ingest import corpus_files, scan
 
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from ledger.processors.builtin import unchanged_skip
 from ledger.records import BatchSpec, SourceSpec
 from ledger.storage import objects
@@ -167,9 +167,7 @@ def run(args: argparse.Namespace, endpoint: str) -> int:
         prefix = base.child(base.key + "corpus/")
         put_seconds = put_corpus(s3, files, args.corpus, prefix)
         with scratch("object-store-disk") as disk_home, scratch("object-store-s3") as s3_home:
-            disk = asyncio.run(
-                ingest(disk_home, endpoint, lambda: scan(files), args.concurrency)
-            )
+            disk = asyncio.run(ingest(disk_home, endpoint, lambda: scan(files), args.concurrency))
             store = asyncio.run(
                 ingest(s3_home, endpoint, lambda: object_specs(s3, prefix), args.concurrency)
             )

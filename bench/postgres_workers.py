@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 import asyncpg  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
-from ledger.core.ledger import Ledger  # noqa: E402
+from ledger.app import Ledger  # noqa: E402
 from ledger.db import migrate  # noqa: E402
 from ledger.records import BatchSpec, SourceSpec  # noqa: E402
 from ledger.settings import Settings  # noqa: E402

@@ -40,7 +40,7 @@ MAX_ATTEMPTS = 3
 
 
 async def build(home: Path, docs: int, expired: int) -> dict[str, float]:
-    from ledger.core.ledger import Ledger
+    from ledger.app import Ledger
     from ledger.db import migrate
     from ledger.records import BatchSpec, SourceSpec
 
@@ -84,7 +84,7 @@ async def build(home: Path, docs: int, expired: int) -> dict[str, float]:
 
 async def child_worker() -> dict[str, Any]:
     """Run in the measured process: a real Worker, stopped right after its first claim."""
-    from ledger.core.ledger import Ledger
+    from ledger.app import Ledger
     from ledger.settings import Settings
     from ledger.worker.runtime import Worker
 
@@ -116,7 +116,7 @@ async def child_worker() -> dict[str, Any]:
 
 
 def floor_child() -> dict[str, float]:
-    import ledger.core.ledger
+    import ledger.app
     import ledger.settings
     import ledger.worker.runtime  # noqa: F401
 
@@ -134,7 +134,7 @@ def spawn(args: list[str], env: dict[str, str]) -> tuple[float, dict[str, Any]]:
 
 
 async def rescue_all(home: Path) -> tuple[float, int]:
-    from ledger.core.ledger import Ledger
+    from ledger.app import Ledger
 
     async with await Ledger.open(settings_for(home)) as ledger:
         started = time.perf_counter()

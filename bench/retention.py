@@ -31,10 +31,10 @@ from typing import Any
 
 from harness import Report, raw_connect, scratch, settings_for
 
-from ledger.core import retention
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from ledger.db import migrate
 from ledger.maintenance import run as maintenance
+from ledger.queue import retention
 from ledger.records import BatchSpec, Outcome, SourceSpec
 
 CLAIM = 1_000

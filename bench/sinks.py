@@ -29,7 +29,7 @@ from typing import Any
 
 from harness import Report, raw_connect, scratch, settings_for
 
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from ledger.db import migrate
 from ledger.sinks.base import PAYLOAD_FIELDS, point_id
 from ledger.sinks.stage import SinkStage

@@ -37,7 +37,7 @@ from harness import (
     settings_for,
 )
 
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from ledger.db import migrate
 from ledger.records import BatchSpec, SourceSpec
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from harness import Report, raw_connect, scratch, settings_for
 
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from ledger.db import migrate
 from ledger.db.types import sqlite_timestamp
 from ledger.records import BatchSpec, SourceSpec
@@ -50,9 +50,7 @@ async def ledger_submit(home: Path, specs: list[SourceSpec]) -> tuple[float, flo
         return elapsed, cpu
 
 
-def raw_same_schema(
-    home: Path, specs: list[SourceSpec], *, set_based: bool
-) -> tuple[float, float]:
+def raw_same_schema(home: Path, specs: list[SourceSpec], *, set_based: bool) -> tuple[float, float]:
     """Into the migrated schema (the same indexes and triggers): one INSERT ... SELECT FROM
     json_each per chunk, or one executemany of per-row statements."""
     url = settings_for(home).url

@@ -65,7 +65,7 @@ def scan(folder: str) -> list[SourceSpec]:
 
 async def main(folder: str) -> None:
     """Submit every file under ``folder`` with this processor, work it, print results."""
-    from ledger.core.ledger import Ledger
+    from ledger.app import Ledger
     from ledger.worker.runtime import Worker
 
     sources = await asyncio.to_thread(scan, folder)

@@ -101,7 +101,7 @@ class Batch:
 
         A batch with nothing left to do is complete, an empty one included, unless someone
         paused it before anything arrived: that pause is the one fact it has (the SQL filter
-        in core/progress.py says the same from the counter columns).
+        in queue/progress.py says the same from the counter columns).
         """
         if self.state == BatchState.CANCELLED:
             return BatchStatus.CANCELLED

@@ -29,7 +29,7 @@ from litestar import Request
 from litestar.datastructures import State
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
 
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from ledger.settings import Settings
 
 log = logging.getLogger(__name__)

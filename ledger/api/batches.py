@@ -32,12 +32,12 @@ from ledger.api.schemas import (
     UploadedFile,
     UploadResult,
 )
-from ledger.core.batch_edits import BatchChanges
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from ledger.embedders.profiles import profiles_for
 from ledger.errors import Conflict, InvalidInput
 from ledger.path_patterns import compile_patterns
 from ledger.processors.builtin import unchanged_skip
+from ledger.queue.batch_edits import BatchChanges
 from ledger.records import Batch, BatchSpec, SourceSpec
 from ledger.settings import Settings
 from ledger.states import BatchFilter, BatchState

@@ -22,8 +22,8 @@ from msgspec import Struct
 from ledger.api import policy
 from ledger.api.errors import ERROR_RESPONSES
 from ledger.api.schemas import BatchId
-from ledger.core.chunk_reads import ChunkRecord
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
+from ledger.index.chunk_reads import ChunkRecord
 
 NDJSON = "application/x-ndjson"
 STREAM_PAGE = 500  # chunks per query while streaming

@@ -10,7 +10,7 @@ from litestar.params import Parameter
 
 from ledger.api.errors import ERROR_RESPONSES
 from ledger.api.schemas import BatchId
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 
 log = logging.getLogger("ledger.api")
 

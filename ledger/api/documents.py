@@ -18,7 +18,7 @@ from ledger.api.schemas import (
     FailureGroupOut,
     Failures,
 )
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from ledger.states import DocumentStatus
 
 Limit = Annotated[int, Parameter(ge=1, le=1000, description="items per page")]

@@ -37,7 +37,7 @@ from ledger.api.auth import Caller, still_allowed
 from ledger.api.errors import ERROR_RESPONSES
 from ledger.api.schemas import BatchId, EventOut, ProgressOut
 from ledger.api.streams import StreamQuota
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from ledger.errors import NotFound
 from ledger.settings import Settings
 

@@ -12,9 +12,9 @@ from msgspec import Struct
 
 from ledger.api.auth import OPERATOR, Caller
 from ledger.api.errors import ERROR_RESPONSES
-from ledger.core.ledger import Ledger
-from ledger.core.maintenance_runs import MaintenanceRun
+from ledger.app import Ledger
 from ledger.maintenance.run import last_runs
+from ledger.maintenance.runs import MaintenanceRun
 
 
 class MaintenanceRunOut(Struct, kw_only=True):

@@ -18,7 +18,7 @@ from ledger.api.auth import Caller, require_operator
 from ledger.api.errors import ERROR_RESPONSES
 from ledger.api.gauges import AlertGauges, worker_gauges
 from ledger.api.schemas import Health
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from ledger.records import QueueDepth
 from ledger.states import DocumentStatus, WorkerState
 from ledger.worker.supervisor import WorkerSupervisor

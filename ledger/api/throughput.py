@@ -9,7 +9,7 @@ from litestar.params import Parameter
 
 from ledger.api.errors import ERROR_RESPONSES
 from ledger.api.schemas import BatchId, ThroughputOut
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 
 
 @get(

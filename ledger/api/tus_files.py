@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from ledger.maintenance.uploads import remove_ended
 
 try:

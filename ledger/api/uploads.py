@@ -2,7 +2,7 @@
 
 Core protocol plus creation, creation-with-upload, creation-defer-length, expiration,
 checksum (sha1, sha256, md5) and termination. The upload's state is a ledger row (see
-:mod:`ledger.core.uploads`); its bytes are appended to ``storage/uploads/<id>`` as they
+:mod:`ledger.uploads.state`); its bytes are appended to ``storage/uploads/<id>`` as they
 arrive. Each request that writes holds the upload's lease in the database (several server
 processes may share uploads), this process's own set of uploads in progress, and an
 exclusive lock on the file; a second writer is answered 423 and the bytes stay right.
@@ -59,7 +59,7 @@ from ledger.api.tus_protocol import (
     require_offset_stream,
     tus_middleware,
 )
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from ledger.errors import Conflict, Locked, NotFound
 from ledger.maintenance.uploads import remove_ended
 from ledger.records import Upload, UploadSpec

@@ -12,7 +12,7 @@ from litestar.params import Parameter
 from msgspec import Meta, Struct
 
 from ledger.api.errors import ERROR_RESPONSES
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from ledger.notify.events import SUBSCRIBABLE
 from ledger.notify.hosts import MAX_URL
 from ledger.notify.records import Delivery, Webhook

@@ -14,7 +14,7 @@ from litestar.params import Parameter
 from ledger.api.auth import Caller, require_operator
 from ledger.api.errors import ERROR_RESPONSES
 from ledger.api.schemas import Cursor, WorkerPage
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from ledger.states import WorkerState
 
 Limit = Annotated[int, Parameter(ge=1, le=1000, description="items per page")]

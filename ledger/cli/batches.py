@@ -19,7 +19,7 @@ from ledger.wording import plural, waiting_note
 if TYPE_CHECKING:
     from rich.text import Text
 
-    from ledger.core.ledger import Ledger
+    from ledger.app import Ledger
 
 JSON_OPTION = typer.Option(False, "--json", help="Print JSON for scripts (stable keys).")
 BATCH_ARGUMENT = typer.Argument(..., metavar="BATCH", help="Batch id (see `ledger batches`).")

@@ -17,7 +17,7 @@ from ledger.cli.app import EXIT_USAGE, CliError, app, out, run_with_ledger
 from ledger.wording import plural
 
 if TYPE_CHECKING:
-    from ledger.core.ledger import Ledger
+    from ledger.app import Ledger
 
 
 @app.command("delete")

@@ -53,9 +53,9 @@ from ledger.wording import plural
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from ledger.app import Ledger
     from ledger.cli.ingest_bar import Bar
     from ledger.cli.watch import Watcher
-    from ledger.core.ledger import Ledger
     from ledger.settings import Settings
     from ledger.worker.runtime import Worker
 

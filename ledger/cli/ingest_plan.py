@@ -12,12 +12,12 @@ import itertools
 from rich.table import Table
 from rich.text import Text
 
+from ledger.app import Ledger
 from ledger.cli import render
 from ledger.cli.app import EXIT_OK, EXIT_USAGE, err, out
 from ledger.cli.ingest_request import Request, profiles_of
 from ledger.cli.walk import WalkStats
 from ledger.cli.walk_report import nothing_found, report_skipped, skipped_json
-from ledger.core.ledger import Ledger
 from ledger.processors.builtin import unchanged_skip
 from ledger.states import DocumentStatus
 

@@ -18,7 +18,7 @@ from ledger.records import BatchSpec, SourceSpec
 from ledger.storage.urls import ObjectUrl
 
 if TYPE_CHECKING:
-    from ledger.core.ledger import Ledger
+    from ledger.app import Ledger
     from ledger.settings import Settings
 
 OPTION_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
@@ -72,6 +72,7 @@ class Request:
             )
             found = itertools.chain(found, listed)
         return found
+
     sync: bool = False  # also retire documents whose file is gone (--sync, --watch)
     watch: bool = False
     debounce: float = 1.0  # --watch: seconds a changed file must stay still
@@ -103,7 +104,7 @@ class Request:
     def display(self, source: str, meta: Any = None) -> str:
         """A source as people want to read it: relative to the folder it was found in (a
         member of an archive or email, with ``meta``: its parent's name, ``!/``, its path)."""
-        from ledger.core.citations import source_name  # not at the top: the core stays lazy
+        from ledger.index.citations import source_name  # not at the top: the core stays lazy
 
         return source_name(source, meta, self.where)
 

@@ -14,8 +14,8 @@ from ledger.cli.signals import StopSignals
 
 # The database and the core load when the command runs, not for --help.
 if TYPE_CHECKING:
-    from ledger.core.ledger import Ledger
-    from ledger.core.maintenance_runs import MaintenanceRun
+    from ledger.app import Ledger
+    from ledger.maintenance.runs import MaintenanceRun
 
 log = logging.getLogger("ledger.cli")
 

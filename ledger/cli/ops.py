@@ -32,7 +32,7 @@ from ledger.cli.signals import StopSignals
 
 # The worker, the server, rich and the database load when a command runs, not for --help.
 if TYPE_CHECKING:
-    from ledger.core.ledger import Ledger
+    from ledger.app import Ledger
     from ledger.records import ApiKey
     from ledger.settings import Settings
     from ledger.worker.runtime import Worker, WorkerStats

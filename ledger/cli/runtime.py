@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from ledger.app import Ledger
 from ledger.cli.app import EXIT_USAGE, CliError
-from ledger.core.ledger import Ledger
 from ledger.errors import InvalidInput
 from ledger.processors.base import ProcessorContext
 from ledger.processors.builtin import check_builtin_options

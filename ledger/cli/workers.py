@@ -13,7 +13,7 @@ from ledger.states import WorkerState
 
 # The database, the core and rich load when the command runs, not for --help.
 if TYPE_CHECKING:
-    from ledger.core.ledger import Ledger
+    from ledger.app import Ledger
     from ledger.records import Page, WorkerInfo
 
 _STATE_STYLE = {WorkerState.ALIVE: "green", WorkerState.LOST: "red", WorkerState.STOPPED: "dim"}

@@ -19,12 +19,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Literal
 
+from ledger.app import Ledger
 from ledger.backpressure import retry_within
-from ledger.core.ledger import Ledger
-from ledger.core.search import MAX_K
-from ledger.core.vectors import fuse
 from ledger.embedders.base import EmbedderSpec, build_embedder
 from ledger.errors import InvalidInput, NotAllowed
+from ledger.index.search import MAX_K
+from ledger.index.vectors import fuse
 from ledger.records import SearchHit
 
 Mode = Literal["text", "vector", "hybrid"]

@@ -11,7 +11,7 @@ import logging
 from pathlib import Path
 
 from ledger import storage
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 
 log = logging.getLogger(__name__)
 

@@ -31,7 +31,7 @@ from ledger.records import JSON, ChildFile, ClaimedDocument, Cleanup, Transactio
 from ledger.states import ErrorCode
 
 if TYPE_CHECKING:
-    from ledger.core.ledger import Ledger
+    from ledger.app import Ledger
     from ledger.worker.pool import ProcessPool
 
 # What a processor is given: the leased document with its batch's processor options.

@@ -23,9 +23,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ledger import metrics, storage
+from ledger.app import Ledger
 from ledger.backpressure import is_throttle
-from ledger.core.ledger import Ledger
-from ledger.core.write_failures import WriteRetry, is_write_failure, write_failed
+from ledger.db.write_failures import WriteRetry, is_write_failure, write_failed
 from ledger.errors import InvalidInput, LedgerError, NotFound, ProcessingError
 from ledger.processors.base import (
     Done,

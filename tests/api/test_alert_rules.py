@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from ledger.records import BatchSpec, ErrorInfo, Outcome, SourceSpec
 from tests.api.conftest import REPO, Server
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from tests.api.conftest import Server, start_server, stop_server
 from tests.api.test_chunks import process, store_vector
 from tests.cli.conftest import Cli

@@ -12,8 +12,8 @@ from pathlib import Path
 import httpx
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ledger.core import deletion
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
+from ledger.queue import deletion
 from ledger.records import BatchSpec, SourceSpec
 from ledger.settings import Settings
 from tests.api.conftest import REPO, Server, drain

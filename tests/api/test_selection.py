@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from ledger.states import DocumentStatus
 from ledger.worker.runtime import Worker
 from tests.api.conftest import Server

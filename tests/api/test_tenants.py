@@ -7,7 +7,7 @@ import uuid
 
 import httpx
 
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from tests.api.conftest import Server, drain
 
 

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from tests.api.conftest import Server, start_server, stop_server
 
 # Callers may name 'gone' (the operator allows it), but its module exists nowhere: the

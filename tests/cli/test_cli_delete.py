@@ -8,7 +8,7 @@ import signal
 import time
 from pathlib import Path
 
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from ledger.records import BatchSpec, SourceSpec
 from tests.cli.conftest import Cli
 from tests.conftest import settings_for, sql

@@ -50,7 +50,12 @@ DATABASE_AND_SETTINGS = {
     "aiosqlite",
     "pydantic",
     "pydantic_settings",
-    "ledger.core",
+    "ledger.app",
+    "ledger.queue",
+    "ledger.index",
+    "ledger.uploads",
+    "ledger.access",
+    "ledger.monitoring",
     "ledger.db",
     "ledger.settings",
 }

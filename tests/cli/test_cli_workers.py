@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from ledger.records import BatchSpec, SourceSpec
 from ledger.settings import Settings
 from tests.cli.conftest import Cli

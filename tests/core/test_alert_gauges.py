@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from ledger.db.models import metadata
 from ledger.records import BatchSpec, ErrorInfo, Outcome, SourceSpec
 from tests.conftest import FakeClock

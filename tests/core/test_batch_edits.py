@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from ledger.core.batch_edits import BatchChanges
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from ledger.errors import InvalidInput, NotFound
+from ledger.queue.batch_edits import BatchChanges
 from ledger.records import BatchSpec, SourceSpec
 
 

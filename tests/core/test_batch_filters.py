@@ -4,7 +4,7 @@ finished one."""
 
 from __future__ import annotations
 
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from ledger.records import BatchSpec, Outcome, SourceSpec
 from ledger.states import BatchFilter, BatchStatus
 

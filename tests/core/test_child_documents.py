@@ -10,9 +10,9 @@ import pytest
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ledger.core import deletion
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from ledger.errors import Conflict
+from ledger.queue import deletion
 from ledger.records import BatchSpec, ChildFile, ClaimedDocument, Outcome, SourceSpec
 from ledger.states import DocumentStatus
 from tests.conftest import FakeClock, sql
@@ -83,9 +83,7 @@ async def test_a_lost_lease_creates_no_child(
     assert [r[0] for r in children_rows(sync_url)] == ["dir/m1.txt", "dir/m2.txt"]
 
 
-async def test_a_parent_done_again_replaces_its_children(
-    ledger: Ledger, sync_url: str
-) -> None:
+async def test_a_parent_done_again_replaces_its_children(ledger: Ledger, sync_url: str) -> None:
     worker, doc = await claimed_parent(ledger)
     await ledger.complete(worker, [Outcome.done(doc, {}, children=(child(0), child(1)))])
     # The parent's file changed: resubmitting requeues it.

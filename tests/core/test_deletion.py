@@ -12,10 +12,10 @@ import pytest
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ledger.core import deletion
-from ledger.core.batch_edits import BatchChanges
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from ledger.errors import Conflict, NotFound
+from ledger.queue import deletion
+from ledger.queue.batch_edits import BatchChanges
 from ledger.records import BatchSpec, Outcome, SourceSpec
 from ledger.states import DocumentStatus
 from tests.conftest import FakeClock, settings_for, sql

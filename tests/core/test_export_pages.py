@@ -13,9 +13,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from ledger import export as exporting
-from ledger.core.chunk_reads import ChunkRecord
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from ledger.export import export
+from ledger.index.chunk_reads import ChunkRecord
 from ledger.records import BatchSpec, SourceSpec
 from tests.conftest import sql
 from tests.pipeline.support import sync_url_of

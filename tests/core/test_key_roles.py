@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import sqlalchemy.exc
 
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from ledger.errors import InvalidInput
 from tests.conftest import sql
 

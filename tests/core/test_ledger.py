@@ -7,8 +7,8 @@ from collections import Counter
 
 import pytest
 
+from ledger.app import Ledger
 from ledger.backoff import RetryPolicy
-from ledger.core.ledger import Ledger
 from ledger.errors import Conflict, InvalidInput, NotFound
 from ledger.records import BatchSpec, ErrorInfo, Outcome, SourceSpec
 from ledger.states import AttemptOutcome, BatchState, DocumentStatus

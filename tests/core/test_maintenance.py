@@ -13,11 +13,11 @@ from typing import Any
 import pytest
 
 from ledger import storage
-from ledger.core import retention
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from ledger.db.leader import leadership
 from ledger.maintenance import run as maintenance
 from ledger.maintenance.uploads import clean_uploads
+from ledger.queue import retention
 from ledger.records import BatchSpec, ErrorInfo, Outcome, SourceSpec, UploadSpec
 from ledger.states import DocumentStatus
 from tests.conftest import FakeClock, _postgres_database, postgres_available, settings_for, sql

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from ledger.processors.registry import ProcessorRegistry
 from ledger.records import BatchSpec, Outcome, SourceSpec
 from ledger.states import DocumentStatus, WorkerState

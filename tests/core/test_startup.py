@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from ledger.core.ledger import Ledger, SchemaOutOfDate
+from ledger.app import Ledger, SchemaOutOfDate
 from ledger.db.models import HEAD_REVISION
 from tests.conftest import settings_for, sql
 
@@ -21,7 +21,7 @@ REPO = Path(__file__).resolve().parents[2]
 WORKER_START = """
 import asyncio, json, sys
 
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from ledger.records import BatchSpec, SourceSpec
 from ledger.settings import Settings
 from ledger.worker.runtime import Worker
@@ -59,7 +59,7 @@ def test_a_starting_worker_loads_none_of_the_libraries_it_does_not_use(
     )
     assert proc.returncode == 0, proc.stderr
     modules = set(json.loads(proc.stdout.strip().splitlines()[-1]))
-    assert "ledger.core.ledger" in modules
+    assert "ledger.app" in modules
     loaded = [name for name in NOT_LOADED if name in modules]
     assert loaded == []
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy.exc import DBAPIError
 
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from ledger.db.migrate import migrations_dir
 from ledger.records import BatchSpec, ErrorInfo, Outcome, SourceSpec
 from ledger.states import DOCUMENT_TRANSITIONS, DocumentStatus, transition_allowed

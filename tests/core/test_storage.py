@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from ledger import storage
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from ledger.errors import RetryableError
 from ledger.records import BatchSpec, SourceSpec
 from ledger.states import DocumentStatus

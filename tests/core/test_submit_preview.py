@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from ledger.errors import Conflict, NotFound
 from ledger.records import BatchSpec, Outcome, SourceSpec
 from tests.conftest import sql

@@ -6,9 +6,9 @@ from datetime import timedelta
 
 import pytest
 
-from ledger.core import throughput as throughput_reads
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from ledger.errors import NotFound
+from ledger.queue import throughput as throughput_reads
 from ledger.records import BatchSpec, ErrorInfo, Outcome, SourceSpec
 from tests.conftest import FakeClock
 

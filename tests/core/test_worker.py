@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from ledger.errors import PermanentError
 from ledger.processors.base import (
     Document,

@@ -24,7 +24,7 @@ from typing import Any
 import httpx
 import pytest
 
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from ledger.db import migrate
 from ledger.settings import Settings
 from tests.helpers.server import free_port, spawn

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from ledger.app import Ledger
 from ledger.backoff import parse_retry_after
-from ledger.core.ledger import Ledger
 from ledger.embedders.search import search
 from ledger.errors import InvalidInput
 from ledger.processors.ingest.processor import IngestConfig

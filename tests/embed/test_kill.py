@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from ledger.records import BatchSpec
 from ledger.states import DocumentStatus
 from tests.conftest import sql

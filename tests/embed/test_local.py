@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from ledger.embedders import EmbedderSpec, build_embedder
 from ledger.embedders.local import LocalEmbedder
 from ledger.embedders.search import search

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from ledger import metrics
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from ledger.records import BatchSpec
 from ledger.states import DocumentStatus
 from tests.conftest import sql
@@ -21,9 +21,7 @@ FLAKY = [(5, ("429", 1)), (7, ("500",))]  # the endpoint of the issue
 
 
 def _outcomes(url: str) -> Counter[tuple[str, str | None]]:
-    return Counter(
-        (r[0], r[1]) for r in sql(url, "SELECT outcome, error_code FROM attempts")
-    )
+    return Counter((r[0], r[1]) for r in sql(url, "SELECT outcome, error_code FROM attempts"))
 
 
 def _stamp(value: object) -> datetime:

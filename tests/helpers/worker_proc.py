@@ -24,7 +24,7 @@ import signal
 import sys
 from collections.abc import Sequence
 
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from ledger.records import CompleteResult, Outcome
 from ledger.settings import Settings
 from ledger.worker.pool import ProcessPool

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from ledger.core import deletion
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
+from ledger.queue import deletion
 from ledger.records import BatchSpec, DocumentInfo, UnchangedSkip
 from ledger.states import DocumentStatus
 from ledger.storage import MEMBERS_FOLDER

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from ledger.records import BatchSpec
 from ledger.storage import MEMBERS_FOLDER
 from tests.conftest import sql

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from sqlalchemy.engine import make_url
 
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from ledger.records import BatchSpec, ErrorInfo, Outcome, SourceSpec
 
 

@@ -9,7 +9,7 @@ from datetime import datetime
 import pytest
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from ledger.errors import NotAllowed, NotFound
 from ledger.notify import outbox
 from ledger.notify.records import Outgoing, Webhook

@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy.engine import make_url
 
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from ledger.records import BatchSpec, SourceSpec, SubmitResult
 from ledger.worker.runtime import Worker, WorkerStats
 from tests.conftest import settings_for, sql

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from ledger.processors.builtin import unchanged_skip
 from ledger.records import BatchSpec, DocumentInfo, SourceSpec, UnchangedSkip
 from ledger.states import DocumentStatus

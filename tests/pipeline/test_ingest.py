@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from ledger.records import BatchSpec, DocumentInfo
 from ledger.states import DocumentStatus
 from tests.ingest import fixtures as fx

@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 from sqlalchemy.exc import IntegrityError
 
-from ledger.core.ledger import Ledger
-from ledger.core.retire import removed_count, retire_gone
+from ledger.app import Ledger
+from ledger.queue.retire import removed_count, retire_gone
 from ledger.records import BatchSpec, ErrorInfo, Outcome, SourceSpec
 from ledger.states import DocumentStatus as S
 from tests.conftest import sql
@@ -100,9 +100,7 @@ def _counters_exact(url: str, batch_id: str) -> None:
 
 async def test_retire_by_status_in_bounded_steps(ledger: Ledger, sync_url: str) -> None:
     ids, theirs = await _setup(ledger, sync_url)
-    report = await retire_gone(
-        ledger, "b", lambda source: source.endswith("/kept"), step=2
-    )
+    report = await retire_gone(ledger, "b", lambda source: source.endswith("/kept"), step=2)
     assert report.documents == 4  # done, skipped, failed, pending
     assert report.running == ["/d/running"]  # left to its worker
     assert (report.chunks, report.vectors) == (3, 3)
@@ -113,10 +111,7 @@ async def test_retire_by_status_in_bounded_steps(ledger: Ledger, sync_url: str) 
     assert docs["failed"].status is S.SKIPPED and docs["failed"].error_code is None
     assert docs["pending"].status is S.SKIPPED
     assert docs["running"].status is S.RUNNING and docs["kept"].status is S.DONE
-    removed = {
-        r[0]
-        for r in sql(sync_url, "SELECT id FROM documents WHERE removed_at IS NOT NULL")
-    }
+    removed = {r[0] for r in sql(sync_url, "SELECT id FROM documents WHERE removed_at IS NOT NULL")}
     assert removed == {ids[n] for n in ("done", "skipped", "failed", "pending")}
     assert _held(sync_url, ids["done"]) == (0, 0)
     assert _held(sync_url, ids["kept"]) == (3, 3)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from ledger.errors import InvalidInput
 from ledger.records import BatchSpec
 from tests.ingest import fixtures as fx

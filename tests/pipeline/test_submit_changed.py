@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from ledger.records import BatchSpec, ErrorInfo, Outcome, SourceSpec
 from ledger.states import DocumentStatus as S
 

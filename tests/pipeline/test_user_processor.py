@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from examples.word_count_processor import word_count
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from ledger.errors import InvalidInput
 from ledger.processors.ingest import ChunkRecord, with_extracted_text
 from ledger.records import BatchSpec

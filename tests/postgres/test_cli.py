@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from sqlalchemy.engine import make_url
 
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from ledger.db.migrate import head_revision
 from ledger.records import BatchSpec, SourceSpec
 from tests.conftest import settings_for, sql

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 import psycopg2  # type: ignore[import-untyped]  # a plain driver: two raw transactions
 import pytest
 
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from ledger.records import BatchSpec, Outcome, SourceSpec
 from tests.conftest import POSTGRES_URL, FakeClock, settings_for
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from sqlalchemy import event
 
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from ledger.db.server_clock import ServerClock
 from ledger.records import BatchSpec, SourceSpec
 from tests.conftest import settings_for, sql

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from ledger.records import BatchSpec, SourceSpec
 from tests.conftest import settings_for, sql
 from tests.ingest.fixtures import excluded_type, make_bad_corpus, make_good_corpus

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from ledger.records import BatchSpec, SourceSpec
 from tests.conftest import settings_for, sql
 from tests.helpers.poison import POISON

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from ledger.records import BatchSpec, SinkProgress
 from ledger.sinks.stage import SinkStage
 from tests.conftest import sql
@@ -154,7 +154,7 @@ async def test_remove_chunks_removes_the_points_of_those_documents(
 ) -> None:
     """What folder sync does for a source that disappeared: ``remove_chunks`` in its own
     transaction; the sinks drop that source's points and keep the others."""
-    from ledger.core import index
+    from ledger.index import chunks as index
 
     corpus = make_corpus(tmp_path / "docs", per_topic=1)
     url = sync_url_of(sqlite_url)

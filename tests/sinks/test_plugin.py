@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from ledger.records import BatchSpec
 from tests.conftest import sql
 from tests.embed.server import EmbeddingServer
@@ -24,7 +24,7 @@ from tests.sinks.test_mirror import drain
 
 pytestmark = pytest.mark.timeout(120)
 
-PLUGIN = '''
+PLUGIN = """
 import json
 from pathlib import Path
 
@@ -57,7 +57,7 @@ class JsonFileSink:
 
 def build(profile):
     return JsonFileSink(profile)
-'''
+"""
 
 
 @pytest.fixture

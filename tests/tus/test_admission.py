@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from ledger.errors import Conflict, QuotaExceeded
 from ledger.records import BatchSpec, UploadSpec
 from tests.conftest import FakeClock, settings_for

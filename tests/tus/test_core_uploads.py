@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from ledger.errors import Conflict, Gone, InvalidInput, LeaseLost, Locked, NotFound
 from ledger.records import BatchSpec, UploadSpec
 from ledger.states import BatchState, UploadState

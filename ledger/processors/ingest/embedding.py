@@ -40,11 +40,11 @@ from pathlib import Path
 from typing import Any
 
 from ledger import metrics
+from ledger.app import Ledger
 from ledger.backpressure import AdaptiveLimiter, Throttled, is_throttle
-from ledger.core.ledger import Ledger
-from ledger.core.vectors import text_sha256, to_bytes
 from ledger.embedders import Embedder
 from ledger.errors import RetryableError
+from ledger.index.vectors import text_sha256, to_bytes
 from ledger.processors.ingest.chunking import ChunkRecord
 from ledger.processors.ingest.pipeline import IngestOutcome, StageTimings
 
@@ -55,9 +55,9 @@ STAGE_MAX_AGE = 86_400.0
 # This bounds what a kill can cost (answers received but not yet cached are asked for
 # again) to ``concurrency * batch_size`` texts, even when cache commits queue behind other
 # writes.
-_WINDOWS: weakref.WeakKeyDictionary[
-    asyncio.AbstractEventLoop, dict[str, AdaptiveLimiter]
-] = weakref.WeakKeyDictionary()
+_WINDOWS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, AdaptiveLimiter]] = (
+    weakref.WeakKeyDictionary()
+)
 
 # Texts being embedded in this process: (model, key) -> future resolved once cached.
 _INFLIGHT: weakref.WeakKeyDictionary[

@@ -57,10 +57,10 @@ from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ledger.core.index import skip_reason
 from ledger.embedders import EmbedderSpec, build_embedder
 from ledger.embedders.profiles import profiles_for
 from ledger.errors import InvalidInput, PermanentError
+from ledger.index.chunks import skip_reason
 from ledger.processors.base import Document, Done, Processor, ProcessorContext, Skip
 from ledger.processors.ingest import container_step, embedding, object_source
 from ledger.processors.ingest.chunking import ChunkRecord

@@ -1,6 +1,6 @@
 """The dry-run plan of a submission: which sources are new, changed, unchanged or gone.
 
-The plan is decided by the real submission (:func:`ledger.core.submit.submit`, with the
+The plan is decided by the real submission (:func:`ledger.queue.submit.submit`, with the
 same unchanged check that skips indexed sources at submit) in the caller's transaction,
 which the caller rolls back: a plan and the submission after it cannot disagree.
 """
@@ -15,9 +15,9 @@ from typing import Any
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ledger.core.index import owner_matches
-from ledger.core.submit import submit
 from ledger.db.models import batches, documents
+from ledger.index.chunks import owner_matches
+from ledger.queue.submit import submit
 from ledger.records import BatchSpec, Plan, PlanGroup, SourceSpec, UnchangedSkip
 from ledger.states import DocumentStatus
 

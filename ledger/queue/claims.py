@@ -31,13 +31,13 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ledger.backoff import RetryPolicy
-from ledger.core.children import replace_children
-from ledger.core.events import record_events
-from ledger.core.prepared import ids_param, prepared, time_param
-from ledger.core.throttles import past_limit_message, throttle_delay, throttle_runs
 from ledger.db.dialect import lock_rows, random_token, seconds_between
 from ledger.db.models import attempts, batches, documents, events, workers
 from ledger.db.notify import announce_due
+from ledger.db.prepared import ids_param, prepared, time_param
+from ledger.queue.children import replace_children
+from ledger.queue.events import record_events
+from ledger.queue.throttles import past_limit_message, throttle_delay, throttle_runs
 from ledger.records import ClaimedDocument, CompleteResult, Outcome
 from ledger.states import (
     TERMINAL_STATUSES,
@@ -639,7 +639,7 @@ async def complete(
     others come back in ``lost`` and change nothing. Each recorded outcome's extra write
     (its chunks, say) runs in this same transaction, so a document is done exactly when
     everything it produced is stored. A throttled outcome is not charged an attempt, up to
-    ``throttle_limit`` throttles in a row (see ``ledger/core/throttles.py``).
+    ``throttle_limit`` throttles in a row (see ``ledger/queue/throttles.py``).
     """
     if not outcomes:
         return CompleteResult(recorded=[], lost=[])

@@ -12,12 +12,12 @@ from typing import Any
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ledger.core.claims import mark_completed
-from ledger.core.events import record_events
-from ledger.core.submit import load_batch
 from ledger.db.models import attempts, batches, documents, workers
 from ledger.db.notify import announce_due
 from ledger.errors import Conflict, NotFound
+from ledger.queue.claims import mark_completed
+from ledger.queue.events import record_events
+from ledger.queue.submit import load_batch
 from ledger.records import Batch
 from ledger.states import BatchState, DocumentStatus
 

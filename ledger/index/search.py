@@ -8,13 +8,14 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ledger.core.citations import source_name
 from ledger.db import fts
 from ledger.db.types import JSONDoc
 from ledger.errors import InvalidInput
+from ledger.index.citations import source_name
 from ledger.records import SearchHit
 
 MAX_K = 1_000
+
 
 async def search(
     conn: AsyncConnection,

@@ -17,9 +17,9 @@ from datetime import datetime, timedelta
 from sqlalchemy import ColumnElement, and_, case, func, literal, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ledger.core.progress import _encode_cursor, newest_first
 from ledger.db.models import documents, workers
 from ledger.errors import InvalidInput
+from ledger.queue.progress import _encode_cursor, newest_first
 from ledger.records import Batch, Page, WorkerInfo
 from ledger.states import BatchState, DocumentStatus, WorkerState
 

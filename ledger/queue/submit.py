@@ -12,14 +12,14 @@ from typing import Any
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ledger.core.claims import mark_completed
-from ledger.core.events import record_events
-from ledger.core.index import skip_unchanged_new
-from ledger.core.rows import batch_from_row
 from ledger.db.dialect import DocumentRow, insert_documents, lock_rows
 from ledger.db.models import batches, documents
 from ledger.db.notify import announce_due
 from ledger.errors import Conflict, InvalidInput
+from ledger.index.chunks import skip_unchanged_new
+from ledger.queue.claims import mark_completed
+from ledger.queue.events import record_events
+from ledger.queue.rows import batch_from_row
 from ledger.records import Batch, BatchSpec, SourceSpec, SubmitResult, UnchangedSkip
 from ledger.states import BatchState, DocumentStatus
 
@@ -266,9 +266,7 @@ async def _update_changed(
             "b_mtime": spec.mtime_ns,
             "b_sha": spec.sha256.lower() if spec.sha256 else None,
             # An object's new ETag replaces the recorded one; a file keeps its meta.
-            "b_meta": {**(r.meta or {}), "etag": _etag(spec.meta)}
-            if _etag(spec.meta)
-            else r.meta,
+            "b_meta": {**(r.meta or {}), "etag": _etag(spec.meta)} if _etag(spec.meta) else r.meta,
         }
         for r, spec in changed
     ]

@@ -29,10 +29,10 @@ from typing import Any
 from sqlalchemy import ColumnElement, delete, func, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ledger.core import leasing
-from ledger.core.citations import source_name
 from ledger.db.dialect import insert_or_update
 from ledger.db.models import batches, chunk_vectors, chunks, documents, sink_rows
+from ledger.index.citations import source_name
+from ledger.queue import leasing
 from ledger.records import SinkProgress
 from ledger.states import DocumentStatus
 

@@ -19,10 +19,10 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ledger.core import submit
 from ledger.db.dialect import lock_for_transaction
 from ledger.db.models import uploads
 from ledger.errors import Conflict, QuotaExceeded
+from ledger.queue import submit
 from ledger.records import BatchSpec, UploadSpec
 from ledger.states import BatchState, UploadState
 

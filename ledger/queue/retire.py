@@ -4,7 +4,7 @@ A folder synced with ``ledger ingest DIR --sync`` (or ``--watch``) keeps the ind
 with the folder: a file that was deleted, moved away or is no longer selected by the
 command's include/exclude has its document *retired*. In one transaction per step:
 
-- its chunks and their vectors leave the index (:func:`ledger.core.index.remove_chunks`);
+- its chunks and their vectors leave the index (:func:`ledger.index.chunks.remove_chunks`);
   only this document's: when another batch's document of the same source holds the
   indexed chunks, those stay;
 - a ``pending`` document becomes ``skipped`` and a ``failed`` one goes through ``pending``
@@ -15,7 +15,7 @@ command's include/exclude has its document *retired*. In one transaction per ste
 
 Running documents are left alone (their worker owns them): the caller tries them again
 once they finished. A retired document whose file comes back is submitted again, and
-submit puts it back to ``pending`` (``ledger.core.submit``).
+submit puts it back to ``pending`` (``ledger.queue.submit``).
 
 Which files are gone is decided outside any transaction: a page of the batch's documents
 is read, the caller's ``still_there`` looks at the files (in a thread: it stats them), and
@@ -34,15 +34,15 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ledger.core.claims import mark_completed
-from ledger.core.events import record_events
-from ledger.core.index import remove_chunks
 from ledger.db.dialect import lock_rows
 from ledger.db.models import documents
+from ledger.index.chunks import remove_chunks
+from ledger.queue.claims import mark_completed
+from ledger.queue.events import record_events
 from ledger.states import DocumentStatus
 
 if TYPE_CHECKING:
-    from ledger.core.ledger import Ledger
+    from ledger.app import Ledger
 
 RETIRE_STEP = 2_000  # documents looked at (and at most retired) per transaction
 REMOVED_REASON = "removed: the source file is gone"
@@ -275,8 +275,10 @@ async def running_among(ledger: Ledger, batch_id: str, sources: Sequence[str]) -
 
 async def removed_count(conn: AsyncConnection, batch_id: str) -> int:
     """How many documents of the batch are retired (its partial index counts them)."""
-    query = select(func.count()).select_from(documents).where(
-        documents.c.batch_id == batch_id, documents.c.removed_at.is_not(None)
+    query = (
+        select(func.count())
+        .select_from(documents)
+        .where(documents.c.batch_id == batch_id, documents.c.removed_at.is_not(None))
     )
     return int((await conn.execute(query)).scalar_one())
 

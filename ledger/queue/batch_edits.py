@@ -14,10 +14,10 @@ from typing import Any
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ledger.core.events import record_events
-from ledger.core.submit import load_batch
 from ledger.db.models import batches
 from ledger.errors import InvalidInput, NotFound
+from ledger.queue.events import record_events
+from ledger.queue.submit import load_batch
 from ledger.records import Batch
 
 PRIORITY_RANGE = (-1_000_000, 1_000_000)

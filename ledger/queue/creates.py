@@ -14,9 +14,9 @@ from datetime import datetime
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ledger.core import submit
 from ledger.db.models import batch_requests
 from ledger.errors import Conflict
+from ledger.queue import submit
 from ledger.records import BatchSpec, SourceSpec, SubmitResult, UnchangedSkip
 
 

@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ledger.core.progress import get_batch
 from ledger.db.dialect import minute_of
 from ledger.db.models import attempts
+from ledger.queue.progress import get_batch
 from ledger.records import Throughput, ThroughputMinute
 from ledger.states import AttemptOutcome, BatchState
 

@@ -42,7 +42,6 @@ from sqlalchemy import ColumnElement, ScalarSelect, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ledger import storage
-from ledger.core import index
 from ledger.db.dialect import lock_rows
 from ledger.db.models import (
     attempts,
@@ -54,13 +53,14 @@ from ledger.db.models import (
     uploads,
 )
 from ledger.errors import Conflict, InvalidInput, NotFound, ProcessingError
+from ledger.index import chunks as index
 from ledger.settings import Settings
 from ledger.states import BatchState, DocumentStatus
 from ledger.storage import member_objects, objects
 from ledger.storage.urls import ObjectUrl, is_object_url
 
 if TYPE_CHECKING:
-    from ledger.core.ledger import Ledger
+    from ledger.app import Ledger
 
 log = logging.getLogger(__name__)
 

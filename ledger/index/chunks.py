@@ -39,10 +39,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ledger.core import sink_rows, vectors
-from ledger.core.prepared import prepared, time_param
 from ledger.db.models import batches, chunk_vectors, chunks, documents
+from ledger.db.prepared import prepared, time_param
 from ledger.errors import LedgerError
+from ledger.index import sink_rows, vectors
 from ledger.records import JSON, IndexedDocument
 from ledger.states import DocumentStatus
 from ledger.wording import plural
@@ -308,7 +308,7 @@ async def remove_chunks(
     limit: int | None = None,
 ) -> tuple[int, int]:
     """Remove these documents' chunks and vectors, and tell every sink mirroring them to
-    remove their points (in this same transaction: see ``ledger.core.sink_rows``). The one
+    remove their points (in this same transaction: see ``ledger.index.sink_rows``). The one
     way chunks leave the index: a newer version superseding, a batch deletion, a source
     that disappeared. With ``limit``, only the first ``limit`` chunks (in id order) go, to
     bound a deletion step; the sinks are told at the first step. Returns (chunks, vectors)
@@ -414,7 +414,7 @@ async def store_chunks(
     ``sinks`` (profile names) is told to mirror this version of the source.
 
     Raises :class:`ChunksIncomplete` unless exactly ordinals ``0..expected-1`` came in, in
-    order, and :class:`ledger.core.vectors.VectorsIncomplete` when a vector is missing:
+    order, and :class:`ledger.index.vectors.VectorsIncomplete` when a vector is missing:
     then the transaction must not commit.
     """
     # Its own chunks of an earlier run: replaced below, so its sink rows stay as they are.

@@ -27,10 +27,10 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import and_, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ledger.core.citations import source_name
 from ledger.db.dialect import insert_ignoring_duplicates
 from ledger.db.models import batches, chunk_vectors, chunks, documents, embedding_cache
 from ledger.errors import InvalidInput, LedgerError
+from ledger.index.citations import source_name
 from ledger.records import SearchHit
 
 if TYPE_CHECKING:

@@ -10,9 +10,9 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, func, literal, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ledger.core.rows import attempt_from_row, batch_from_row, document_from_row
 from ledger.db.models import attempts, batches, documents
 from ledger.errors import InvalidInput, NotFound
+from ledger.queue.rows import attempt_from_row, batch_from_row, document_from_row
 from ledger.records import (
     AttemptInfo,
     Batch,
@@ -44,7 +44,7 @@ def _decode_cursor(cursor: str, size: int) -> list[Any]:
 
 
 def _scoped(query: Any, owner: str | None) -> Any:
-    """Only ``owner``'s batches (all for None), never one being deleted (ledger.core.deletion):
+    """Only ``owner``'s batches (all for None), never one being deleted (ledger.queue.deletion):
     a half-deleted batch is not shown at all."""
     query = query.where(batches.c.deleting_at.is_(None))
     return query if owner is None else query.where(batches.c.owner == owner)

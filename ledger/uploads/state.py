@@ -23,12 +23,13 @@ from typing import Any
 from sqlalchemy import Row, and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ledger.core import submit, upload_admission
 from ledger.db.dialect import lock_rows
 from ledger.db.models import documents, uploads
 from ledger.errors import Conflict, Gone, InvalidInput, LeaseLost, Locked, NotFound
+from ledger.queue import submit
 from ledger.records import BatchSpec, SourceSpec, Upload, UploadSpec
 from ledger.states import UploadState
+from ledger.uploads import admission as upload_admission
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +111,7 @@ async def create(
 ) -> Upload:
     """A new upload whose file will be ``folder/<id>``; held by ``writer_token`` when given
     (an upload created with its first bytes). Admits it first (see
-    :mod:`ledger.core.upload_admission`): within its tenant's quota, and its batch reserved
+    :mod:`ledger.uploads.admission`): within its tenant's quota, and its batch reserved
     for its tenant, so a client learns of a bad batch before sending any bytes."""
     if spec.length is not None and spec.length < 0:
         raise InvalidInput("Upload-Length must not be negative")

@@ -25,8 +25,8 @@ from sqlalchemy import ColumnElement, FromClause, and_, func, not_, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ledger.backoff import RetryPolicy
-from ledger.core.prepared import ids_param, prepared
 from ledger.db.models import attempts
+from ledger.db.prepared import ids_param, prepared
 from ledger.states import AttemptOutcome, ErrorCode
 
 # Retry-After is honoured exactly as a floor; documents throttled together are spread over

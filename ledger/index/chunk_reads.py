@@ -14,11 +14,11 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ledger.core.citations import source_name
-from ledger.core.progress import get_batch
-from ledger.core.vectors import from_bytes, text_sha256
 from ledger.db.models import batches, chunk_vectors, chunks, documents
 from ledger.errors import NotFound
+from ledger.index.citations import source_name
+from ledger.index.vectors import from_bytes, text_sha256
+from ledger.queue.progress import get_batch
 
 MAX_PAGE = 1_000
 

@@ -17,37 +17,25 @@ from sqlalchemy import func, select, text
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from ledger.access import keys
 from ledger.backoff import RetryPolicy
-from ledger.core import (
-    chunk_reads,
-    claims,
-    control,
-    creates,
-    deletion,
-    gauges,
-    index,
-    keys,
-    progress,
-    sink_rows,
-    stats,
-    submit,
-    throughput,
-    uploads,
-    vectors,
-)
-from ledger.core import events as event_log
-from ledger.core import plan as plan_core
-from ledger.core import search as search_core
-from ledger.core import workers as workers_core
-from ledger.core.batch_edits import BatchChanges, update_batch
-from ledger.core.chunk_reads import ChunkRecord
-from ledger.core.claims import BreakerPolicy
 from ledger.db import dialect
 from ledger.db.engine import WRITE, create_engine
 from ledger.db.models import HEAD_REVISION, batches, documents
 from ledger.db.notify import DueListener
 from ledger.db.server_clock import ServerClock
 from ledger.errors import InvalidInput, LedgerError
+from ledger.index import chunk_reads, sink_rows, vectors
+from ledger.index import chunks as index
+from ledger.index import plan as plan_core
+from ledger.index import search as search_core
+from ledger.index.chunk_reads import ChunkRecord
+from ledger.monitoring import gauges, stats
+from ledger.queue import claims, control, creates, deletion, progress, submit, throughput
+from ledger.queue import events as event_log
+from ledger.queue import workers as workers_core
+from ledger.queue.batch_edits import BatchChanges, update_batch
+from ledger.queue.claims import BreakerPolicy
 from ledger.records import (
     ApiKey,
     AttemptInfo,
@@ -78,6 +66,7 @@ from ledger.records import (
 )
 from ledger.settings import Settings
 from ledger.states import BatchState, BatchStatus, DocumentStatus, WorkerState
+from ledger.uploads import state as uploads
 
 log = logging.getLogger(__name__)
 
@@ -514,7 +503,7 @@ class Ledger:
     async def update_batch(
         self, batch_id: str, changes: BatchChanges, *, owner: str | None = None
     ) -> Batch:
-        """Change a batch's name, priority or max_attempts (see core/batch_edits.py)."""
+        """Change a batch's name, priority or max_attempts (see queue/batch_edits.py)."""
 
         async def work(conn: AsyncConnection, now: datetime) -> Batch:
             return await update_batch(conn, batch_id, changes, owner=owner, now=now)
@@ -639,7 +628,7 @@ class Ledger:
         vectors: bool = False,
         model: str | None = None,
     ) -> list[ChunkRecord]:
-        """A page of a batch's chunks after chunk id ``after`` (see core/chunk_reads.py)."""
+        """A page of a batch's chunks after chunk id ``after`` (see index/chunk_reads.py)."""
 
         async def work(conn: AsyncConnection, now: datetime) -> list[ChunkRecord]:
             return await chunk_reads.batch_chunks(
@@ -658,7 +647,7 @@ class Ledger:
         after: int = -1,
         limit: int = 100,
     ) -> list[ChunkRecord]:
-        """A page of one document's chunks after ordinal ``after`` (core/chunk_reads.py)."""
+        """A page of one document's chunks after ordinal ``after`` (index/chunk_reads.py)."""
 
         async def work(conn: AsyncConnection, now: datetime) -> list[ChunkRecord]:
             return await chunk_reads.document_chunks(
@@ -751,7 +740,7 @@ class Ledger:
         fingerprint: str,
         skip_unchanged: UnchangedSkip | None = None,
     ) -> SubmitResult:
-        """Create a batch for a request that may be resent (see :mod:`ledger.core.creates`).
+        """Create a batch for a request that may be resent (see :mod:`ledger.queue.creates`).
 
         Concurrent identical requests converge on one batch: on PostgreSQL the losers of the
         insert race run again and find the winner's batch. ``sources`` is iterated again in
@@ -798,7 +787,7 @@ class Ledger:
         self, *, limit: int = 1000
     ) -> tuple[list[gauges.BatchGauge], dict[str, int]]:
         """Per unfinished batch (up to ``limit``) and per table figures for alerting (see
-        :mod:`ledger.core.gauges`), in one read."""
+        :mod:`ledger.monitoring.gauges`), in one read."""
 
         async def work(
             conn: AsyncConnection, now: datetime
@@ -830,7 +819,7 @@ class Ledger:
         return await self.run(work, write=False)
 
     # ================================================================== tus uploads
-    # Resumable uploads (the tus protocol face): one row per upload, see core/uploads.py.
+    # Resumable uploads (the tus protocol face): one row per upload, see uploads/state.py.
     # Every method is one transaction; the writer's token fences the ones that move bytes.
 
     async def create_upload(
@@ -881,7 +870,7 @@ class Ledger:
         length: int | None = None,
         take_over: bool = False,
     ) -> Upload:
-        """Take the upload's writer lease (see :func:`ledger.core.uploads.acquire`)."""
+        """Take the upload's writer lease (see :func:`ledger.uploads.state.acquire`)."""
 
         async def work(conn: AsyncConnection, now: datetime) -> Upload:
             return await uploads.acquire(
@@ -1003,8 +992,8 @@ class Ledger:
         await self.run(work)
 
     # ================================================================== chunk index
-    # Chunks, the dedup ledger, search and the dry-run plan (ledger.core.index and
-    # ledger.core.search; rules in docs/ingest.md).
+    # Chunks, the dedup ledger, search and the dry-run plan (ledger.index.chunks and
+    # ledger.index.search; rules in docs/ingest.md).
 
     async def indexed_source(
         self,
@@ -1113,7 +1102,7 @@ class Ledger:
 
     async def sink_progress(self, batch_ids: Sequence[str]) -> dict[str, dict[str, SinkProgress]]:
         """Per batch, per sink profile: documents whose version is pending, done or failed
-        in the store, and the latest error (``ledger.core.sink_rows``)."""
+        in the store, and the latest error (``ledger.index.sink_rows``)."""
 
         async def work(conn: AsyncConnection, now: datetime) -> dict[str, dict[str, SinkProgress]]:
             return await sink_rows.progress(conn, batch_ids)
@@ -1157,7 +1146,7 @@ class Ledger:
         return await self._rolled_back(work)
 
     # ================================================================== embeddings
-    # The embedding cache, vector search and its model (ledger.core.vectors; rules in
+    # The embedding cache, vector search and its model (ledger.index.vectors; rules in
     # docs/ingest.md, "Embeddings"). Vectors of chunks are stored by ``chunks_write``.
 
     async def cached_keys(self, model: str, keys: Sequence[str]) -> set[str]:
@@ -1171,7 +1160,7 @@ class Ledger:
     async def cache_vectors(self, model: str, items: Sequence[tuple[str, bytes]]) -> None:
         """Commit (text hash, vector bytes) pairs to the embedding cache now, in a
         transaction of their own, so they are never computed again whatever happens next.
-        Vector bytes come from :func:`ledger.core.vectors.to_bytes`."""
+        Vector bytes come from :func:`ledger.index.vectors.to_bytes`."""
 
         async def work(conn: AsyncConnection, now: datetime) -> None:
             await vectors.cache_vectors(conn, model=model, items=items, now=now)

@@ -18,10 +18,10 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, exists, func, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ledger.core.progress import get_batch
-from ledger.core.rows import event_from_row
 from ledger.db.dialect import settled_txid
 from ledger.db.models import documents, events
+from ledger.queue.progress import get_batch
+from ledger.queue.rows import event_from_row
 from ledger.records import Event
 
 # (batch_id, document_id, kind, data)

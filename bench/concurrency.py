@@ -51,7 +51,7 @@ async def ledger_level(home: Path, concurrency: int, docs: int, seconds: float) 
     settings = settings_for(home, concurrency=concurrency)
     await migrate.upgrade_async(settings.url)
     async with await Ledger.open(settings) as ledger:
-        result = await ledger.submit(
+        result = await ledger.queue.submit(
             BatchSpec(processor="sleep", options={"seconds": seconds}),
             [SourceSpec(source=f"/bench/doc-{i:06d}") for i in range(docs)],
         )
@@ -59,7 +59,7 @@ async def ledger_level(home: Path, concurrency: int, docs: int, seconds: float) 
         started = time.perf_counter()
         stats = await worker.run(burst=True)
         elapsed = time.perf_counter() - started
-        batch = await ledger.batch(result.batch.id)
+        batch = await ledger.reads.batch(result.batch.id)
         if batch.counts[DocumentStatus.DONE] != docs:
             raise SystemExit(f"concurrency {concurrency}: not every document was done")
         return {"seconds": elapsed, "claimed": stats.claimed}

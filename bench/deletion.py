@@ -6,7 +6,7 @@ Run: python bench/deletion.py [--docs 100000] [--chunks 2] [--step-rows 2000]
    each, ``--chunks`` chunks each (with their FTS5 rows, written by the trigger) and a
    vector per chunk, plus a second batch of the same shape that must stay; all with raw
    sqlite3 inserts (building is not what is measured).
-2. Deletes the first batch with ``Ledger.delete_batch`` and times every write transaction
+2. Deletes the first batch with ``ledger.control.delete_batch`` and times every write transaction
    it runs (from taking the write lock to commit: the time other writers wait at most).
 3. Floor, on a copy of the same file: the same rows deleted in one transaction with raw
    sqlite3 (what a one-shot ``DELETE`` would hold the write lock for).
@@ -130,7 +130,7 @@ async def timed_delete(ledger: Ledger, batch_id: str) -> tuple[list[float], floa
 
     ledger.run = timing_run  # type: ignore[method-assign]
     started = time.perf_counter()
-    await ledger.delete_batch(batch_id)
+    await ledger.control.delete_batch(batch_id)
     return held, time.perf_counter() - started
 
 

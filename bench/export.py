@@ -62,7 +62,7 @@ async def create_batches(home: Path) -> str:
     await migrate.upgrade_async(settings.url)
     async with await Ledger.open(settings) as ledger:
         for batch in (BIG, SMALL):
-            await ledger.submit(BatchSpec(id=batch, processor="noop"), [SourceSpec("/seed")])
+            await ledger.queue.submit(BatchSpec(id=batch, processor="noop"), [SourceSpec("/seed")])
     conn = sqlite3.connect(home / "ledger.db")
     try:
         stamp: str = conn.execute("SELECT created_at FROM batches LIMIT 1").fetchone()[0]

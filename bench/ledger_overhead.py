@@ -97,7 +97,7 @@ async def ledger_run(home: Path, docs: int, config: tuple[Any, ...]) -> dict[str
     async with await Ledger.open(settings) as ledger:
         cpu_started = time.process_time()
         started = time.perf_counter()
-        submitted = await ledger.submit(
+        submitted = await ledger.queue.submit(
             BatchSpec(processor="noop", name="overhead"),
             (SourceSpec(source=f"/bench/doc-{i:07d}.txt") for i in range(docs)),
         )
@@ -123,7 +123,7 @@ async def ledger_run(home: Path, docs: int, config: tuple[Any, ...]) -> dict[str
         stats = await worker.run(burst=True)
         process_s = time.perf_counter() - started
         cpu_processed = time.process_time()
-        batch = await ledger.batch(submitted.batch.id)
+        batch = await ledger.reads.batch(submitted.batch.id)
         return {
             "submit_s": submit_s,
             "process_s": process_s,

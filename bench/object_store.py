@@ -91,12 +91,12 @@ async def ingest(home: Path, endpoint: str, sources: Any, concurrency: int) -> d
     async with await Ledger.open(settings, migrate=True) as ledger:
         spec = BatchSpec(id="bench-objects", processor="ingest")
         started = time.perf_counter()
-        await ledger.submit(spec, sources(), skip_unchanged=unchanged_skip(spec))
+        await ledger.queue.submit(spec, sources(), skip_unchanged=unchanged_skip(spec))
         submitted = time.perf_counter()
         worker = Worker(ledger, batch_ids=[spec.id], concurrency=concurrency)
         await worker.run(until_complete=True)
         finished = time.perf_counter()
-        batch = await ledger.batch(spec.id)
+        batch = await ledger.reads.batch(spec.id)
     return {
         "seconds": finished - started,
         "submit_seconds": submitted - started,

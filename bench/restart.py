@@ -10,7 +10,7 @@ allowed attempt (max_attempts 3): they were claimed, expired and rescued twice b
    is spawned until its first claim returns is measured, split into interpreter start and
    imports, opening the ledger, and the first claim (which also rescues a bounded number
    of expired leases).
-2. Then every expired lease is rescued (``Ledger.rescue_expired``), timed, and the ledger is
+2. Then every expired lease is rescued (``ledger.queue.rescue_expired``), timed, and the ledger is
    checked: no document has more attempts than its batch allows, no document has more
    attempt rows than that, and every document whose last attempt expired is failed.
 
@@ -52,21 +52,21 @@ async def build(home: Path, docs: int, expired: int) -> dict[str, float]:
     clock = [datetime.now(UTC) - timedelta(hours=1)]
     async with await Ledger.open(settings, clock=lambda: clock[0]) as ledger:
         started = time.perf_counter()
-        await ledger.submit(
+        await ledger.queue.submit(
             BatchSpec(processor="noop", id=MAIN, max_attempts=MAX_ATTEMPTS),
             (SourceSpec(source=f"/bench/restart/doc-{i:08d}") for i in range(docs - veterans)),
         )
-        await ledger.submit(
+        await ledger.queue.submit(
             BatchSpec(processor="noop", id=VETERANS, max_attempts=MAX_ATTEMPTS),
             (SourceSpec(source=f"/bench/restart/veteran-{i:08d}") for i in range(veterans)),
         )
         submit_s = time.perf_counter() - started
-        crashed = await ledger.register_worker(concurrency=1)
+        crashed = await ledger.workers.register(concurrency=1)
 
         async def lease(batch: str, count: int) -> None:
             left = count
             while left > 0:
-                got = await ledger.claim(
+                got = await ledger.queue.claim(
                     crashed, min(left, 10_000), batch_ids=[batch], lease_seconds=LEASE
                 )
                 assert got, "nothing left to lease"
@@ -76,7 +76,7 @@ async def build(home: Path, docs: int, expired: int) -> dict[str, float]:
         for _ in range(MAX_ATTEMPTS - 1):  # the veterans crash twice and are rescued
             await lease(VETERANS, veterans)
             clock[0] += timedelta(seconds=LEASE * 2)
-            await ledger.rescue_expired()
+            await ledger.queue.rescue_expired()
         await lease(VETERANS, veterans)  # ... and are on their last attempt now
         await lease(MAIN, expired - veterans)
         return {"submit_s": submit_s, "lease_s": time.perf_counter() - started}
@@ -138,7 +138,7 @@ async def rescue_all(home: Path) -> tuple[float, int]:
 
     async with await Ledger.open(settings_for(home)) as ledger:
         started = time.perf_counter()
-        count = await ledger.rescue_expired()
+        count = await ledger.queue.rescue_expired()
         return time.perf_counter() - started, count
 
 

@@ -133,7 +133,7 @@ async def through_ledger(home: Path, sink: str, folder: Path) -> float:
         finally:
             await stage.close()
         elapsed = time.perf_counter() - started
-        progress = await ledger.sink_progress(["bench"])
+        progress = await ledger.index.sink_progress(["bench"])
     assert progress["bench"][sink].done == rows, progress
     return elapsed
 

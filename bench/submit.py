@@ -44,7 +44,7 @@ async def ledger_submit(home: Path, specs: list[SourceSpec]) -> tuple[float, flo
     await migrate.upgrade_async(settings.url)
     async with await Ledger.open(settings) as ledger:
         started, cpu = time.perf_counter(), time.process_time()
-        result = await ledger.submit(BatchSpec(processor="noop", id="submit-bench"), specs)
+        result = await ledger.queue.submit(BatchSpec(processor="noop", id="submit-bench"), specs)
         elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
         assert result.added == len(specs)
         return elapsed, cpu

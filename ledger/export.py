@@ -46,7 +46,7 @@ async def all_batch_ids(ledger: Ledger) -> list[str]:
     ids: list[str] = []
     cursor: str | None = None
     while True:
-        page = await ledger.batches(cursor=cursor, limit=200)
+        page = await ledger.reads.batches(cursor=cursor, limit=200)
         ids.extend(b.id for b in page.items)
         if page.next_cursor is None:
             return ids[::-1]  # the list pages newest first; files read better oldest first
@@ -68,7 +68,7 @@ async def chunk_pages(
     for batch_id in batch_ids:
         after = 0
         while True:
-            rows = await source.batch_chunks(
+            rows = await source.index.batch_chunks(
                 batch_id, after=after, limit=page, vectors=vectors, model=model
             )
             if rows:

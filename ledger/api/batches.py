@@ -138,7 +138,7 @@ class BatchController(Controller):
         if data.id is not None:
             # A resent request must not walk the folders again: ask the ledger first.
             try:
-                result = await ledger.create_batch(spec, _Deferred(), fingerprint=fingerprint)
+                result = await ledger.queue.create_batch(spec, _Deferred(), fingerprint=fingerprint)
                 return await _created(ledger, owner, result.batch, result.created)
             except _SourcesNeeded:
                 pass
@@ -154,7 +154,7 @@ class BatchController(Controller):
             patterns,
         )
         try:
-            result = await ledger.create_batch(
+            result = await ledger.queue.create_batch(
                 replace(spec, roots=tuple(sources.roots)),
                 sources,
                 fingerprint=fingerprint,
@@ -188,7 +188,7 @@ class BatchController(Controller):
         limit: Limit = 50,
     ) -> BatchPage:
         state, status = batch_filter(state_filter).as_query() if state_filter else (None, None)
-        page = await ledger.batches(
+        page = await ledger.reads.batches(
             owner=owner, state=state, status=status, cursor=cursor, limit=limit
         )
         return BatchPage.of(page)
@@ -200,7 +200,7 @@ class BatchController(Controller):
         summary="A batch with its progress",
     )
     async def get_batch(self, batch_id: BatchId, ledger: Ledger, owner: str | None) -> ProgressOut:
-        return ProgressOut.from_progress(await ledger.progress(batch_id, owner=owner))
+        return ProgressOut.from_progress(await ledger.reads.progress(batch_id, owner=owner))
 
     @patch(
         "/{batch_id:str}",
@@ -215,8 +215,8 @@ class BatchController(Controller):
         changes = BatchChanges(
             name=data.name, priority=data.priority, max_attempts=data.max_attempts
         )
-        await ledger.update_batch(batch_id, changes, owner=owner)
-        return ProgressOut.from_progress(await ledger.progress(batch_id, owner=owner))
+        await ledger.control.update_batch(batch_id, changes, owner=owner)
+        return ProgressOut.from_progress(await ledger.reads.progress(batch_id, owner=owner))
 
     @post(
         "/{batch_id:str}/pause",
@@ -232,7 +232,7 @@ class BatchController(Controller):
         data: PauseRequest | None = None,
     ) -> BatchOut:
         reason = data.reason if data is not None else None
-        return BatchOut.of(await ledger.pause(batch_id, owner=owner, reason=reason))
+        return BatchOut.of(await ledger.control.pause(batch_id, owner=owner, reason=reason))
 
     @post(
         "/{batch_id:str}/resume",
@@ -241,7 +241,7 @@ class BatchController(Controller):
         status_code=200,
     )
     async def resume(self, batch_id: BatchId, ledger: Ledger, owner: str | None) -> BatchOut:
-        return BatchOut.of(await ledger.resume(batch_id, owner=owner))
+        return BatchOut.of(await ledger.control.resume(batch_id, owner=owner))
 
     @post(
         "/{batch_id:str}/cancel",
@@ -250,7 +250,7 @@ class BatchController(Controller):
         status_code=200,
     )
     async def cancel(self, batch_id: BatchId, ledger: Ledger, owner: str | None) -> BatchOut:
-        return BatchOut.of(await ledger.cancel(batch_id, owner=owner))
+        return BatchOut.of(await ledger.control.cancel(batch_id, owner=owner))
 
     @post(
         "/{batch_id:str}/retry",
@@ -267,8 +267,8 @@ class BatchController(Controller):
         data: RetryRequest | None = None,
     ) -> RetryResult:
         code = data.code if data is not None else None
-        count = await ledger.retry_failed(batch_id, owner=owner, code=code)
-        batch = await ledger.batch(batch_id, owner=owner)
+        count = await ledger.control.retry_failed(batch_id, owner=owner, code=code)
+        batch = await ledger.reads.batch(batch_id, owner=owner)
         return RetryResult(retried=count, batch=BatchOut.of(batch))
 
 
@@ -297,7 +297,7 @@ class UploadController(Controller):
         settings: Settings,
         owner: str | None,
     ) -> UploadResult:
-        batch = await ledger.batch(batch_id, owner=owner)
+        batch = await ledger.reads.batch(batch_id, owner=owner)
         if batch.state == BatchState.CANCELLED:
             raise Conflict(f"batch {batch_id!r} is cancelled; create a new batch")
         folder = (
@@ -341,7 +341,7 @@ class UploadController(Controller):
                 for source, item in zip(sources, moved, strict=True)
             ]
         try:
-            result = await ledger.submit(spec, sources)
+            result = await ledger.queue.submit(spec, sources)
         except BaseException:
             if moved:
                 await object_uploads.discard(settings, moved)
@@ -373,7 +373,7 @@ async def _created(
     skipped_count: int = 0,
 ) -> Response[ProgressOut]:
     """The same shape as ``GET /batches/{id}``, so a client parses one answer for a batch."""
-    progress = await ledger.progress(batch.id, owner=owner)
+    progress = await ledger.reads.progress(batch.id, owner=owner)
     answer = ProgressOut.from_progress(progress, skipped, skipped_count)
     return Response(answer, status_code=201 if created else 200)
 

@@ -45,7 +45,7 @@ class DocumentController(Controller):
         cursor: Cursor | None = None,
         limit: Limit = 100,
     ) -> DocumentPage:
-        page = await ledger.documents(
+        page = await ledger.reads.documents(
             batch_id, owner=owner, status=status, code=code, cursor=cursor, limit=limit
         )
         return DocumentPage.of(page)
@@ -59,7 +59,7 @@ class DocumentController(Controller):
     async def get_document(
         self, document_id: DocumentId, ledger: Ledger, owner: str | None
     ) -> DocumentDetail:
-        document, attempts = await ledger.document(document_id, owner=owner)
+        document, attempts = await ledger.reads.document(document_id, owner=owner)
         return DocumentDetail(
             document=DocumentOut.of(document), attempts=[AttemptOut.of(a) for a in attempts]
         )
@@ -71,7 +71,7 @@ class DocumentController(Controller):
         summary="A batch's failed documents grouped by error code, largest group first",
     )
     async def failures(self, batch_id: BatchId, ledger: Ledger, owner: str | None) -> Failures:
-        groups = await ledger.failures(batch_id, owner=owner)
+        groups = await ledger.reads.failures(batch_id, owner=owner)
         return Failures(
             batch_id=batch_id,
             total=sum(g.count for g in groups),

@@ -27,4 +27,4 @@ async def batch_throughput(
 ) -> ThroughputOut:
     """The window ends now while the batch is active with work left, otherwise at its last
     attempt. Every minute of the window is present (zeros included), oldest first."""
-    return ThroughputOut.of(await ledger.throughput(batch_id, owner=owner, minutes=minutes))
+    return ThroughputOut.of(await ledger.reads.throughput(batch_id, owner=owner, minutes=minutes))

@@ -170,7 +170,7 @@ async def _receive(
                 durable,
                 size,
             )
-            upload = await ledger.renew_upload(upload.id, token, offset=size)
+            upload = await ledger.uploads.renew(upload.id, token, offset=size)
             durable = size
         if client_offset is not None and client_offset != durable:
             raise Conflict(
@@ -210,10 +210,10 @@ async def _receive(
                     if hasher is None and position - durable >= settings.tus_commit_bytes:
                         # A checkpoint: what is on disk now survives a crash of this process.
                         await file.sync()
-                        upload = await ledger.renew_upload(upload.id, token, offset=position)
+                        upload = await ledger.uploads.renew(upload.id, token, offset=position)
                         durable, renewed = position, time.monotonic()
                     elif time.monotonic() - renewed > settings.tus_lease_seconds / 3:
-                        upload = await ledger.renew_upload(upload.id, token)
+                        upload = await ledger.uploads.renew(upload.id, token)
                         renewed = time.monotonic()
             await flush()
         except _ClientGone:
@@ -241,12 +241,12 @@ async def _receive(
                 held = upload
 
                 async def renew() -> None:
-                    await ledger.renew_upload(held.id, token)
+                    await ledger.uploads.renew(held.id, token)
 
                 stored = await object_uploads.store_upload(settings, upload, renew)
                 mtime_ns = stored.last_modified_ns
             try:
-                upload = await ledger.complete_upload(
+                upload = await ledger.uploads.complete(
                     upload.id,
                     token,
                     sha256=digest,
@@ -258,7 +258,7 @@ async def _receive(
                 # The batch was cancelled or taken meanwhile: keep the bytes, say why.
                 if stored is not None:
                     await object_uploads.remove_object(settings, stored)
-                await ledger.commit_upload(upload.id, token, offset=position)
+                await ledger.uploads.commit(upload.id, token, offset=position)
                 released = True
                 raise
             released = True
@@ -272,12 +272,12 @@ async def _receive(
                 upload.batch_id,
             )
         else:
-            upload = await ledger.commit_upload(upload.id, token, offset=position)
+            upload = await ledger.uploads.commit(upload.id, token, offset=position)
             released = True
         return upload
     finally:
         if not released:
-            await asyncio.shield(ledger.release_upload(upload.id, token))
+            await asyncio.shield(ledger.uploads.release(upload.id, token))
 
 
 async def _hash_holding(ledger: Ledger, settings: Settings, upload: Upload, token: str) -> str:
@@ -289,7 +289,7 @@ async def _hash_holding(ledger: Ledger, settings: Settings, upload: Upload, toke
             done, _ = await asyncio.wait({hashing}, timeout=settings.tus_lease_seconds / 3)
             if done:
                 return hashing.result()
-            await ledger.renew_upload(upload.id, token)
+            await ledger.uploads.renew(upload.id, token)
     finally:
         if not hashing.done():
             hashing.cancel()
@@ -316,7 +316,7 @@ async def _append(
         raise Locked(f"upload {upload_id!r} is being written by another request; retry shortly")
     _writing.add(upload_id)
     try:
-        upload = await ledger.upload(upload_id, owner=owner)  # 404, 410 before any file
+        upload = await ledger.uploads.get(upload_id, owner=owner)  # 404, 410 before any file
         if upload.state == UploadState.COMPLETE:
             return _already_complete(request, upload, client_offset)
         # The file's lock first, then the lease: a live writer holds both, so whoever gets
@@ -326,7 +326,7 @@ async def _append(
             raise Locked(f"upload {upload_id!r} is being written by another process")
         try:
             token = secrets.token_hex(16)
-            upload = await ledger.acquire_upload(
+            upload = await ledger.uploads.acquire(
                 upload_id, token, owner=owner, length=length, take_over=FILE_LOCKS
             )
             if upload.state == UploadState.COMPLETE:
@@ -352,7 +352,7 @@ def _already_complete(
 
 async def _terminate(upload_id: str, ledger: Ledger, owner: str | None) -> Response[Any]:
     _check_id(upload_id)
-    await ledger.terminate_upload(upload_id, owner=owner)
+    await ledger.uploads.terminate(upload_id, owner=owner)
     # At once unless a request still holds the lease; then the periodic cleanup does it.
     await remove_ended(ledger, upload_id=upload_id)
     return _empty(204)
@@ -450,7 +450,7 @@ class TusController(Controller):
         # the start so that no other request can write before this one has.
         writes = with_body or length == 0
         token = secrets.token_hex(16) if writes else None
-        upload = await ledger.create_upload(
+        upload = await ledger.uploads.create(
             spec, folder=settings.storage / "uploads", writer_token=token
         )
         location = f"{request.url.path.rstrip('/')}/{upload.id}"
@@ -459,7 +459,7 @@ class TusController(Controller):
             file = await UploadFile.open(Path(upload.path), wait=FILE_LOCK_WAIT)
             try:
                 if file is None:  # nobody else knows the new upload's id yet: not expected
-                    await ledger.release_upload(upload.id, token)
+                    await ledger.uploads.release(upload.id, token)
                     raise Locked(f"upload {upload.id!r} is locked by another process")
                 upload = await _receive(
                     request,
@@ -489,11 +489,11 @@ class TusController(Controller):
     async def status(self, upload_id: str, ledger: Ledger, owner: str | None) -> Response[None]:
         """How many bytes the upload has (Upload-Offset), and its length if known."""
         _check_id(upload_id)
-        upload = await ledger.upload(upload_id, owner=owner)
+        upload = await ledger.uploads.get(upload_id, owner=owner)
         if upload.state == UploadState.RECEIVING and upload_id not in _writing:
 
             async def durable() -> int:
-                return (await ledger.upload(upload_id, owner=owner)).offset
+                return (await ledger.uploads.get(upload_id, owner=owner)).offset
 
             await cut_back(Path(upload.path), upload.offset, durable)
         headers = _offset_headers(upload)

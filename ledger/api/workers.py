@@ -44,4 +44,4 @@ async def list_workers(
     heartbeat is older than the lease time, ``stopped``), the processors it can run, the
     documents it holds now and has finished. For the operator only."""
     require_operator(caller, "workers")
-    return WorkerPage.of(await ledger.workers(state=state_filter, cursor=cursor, limit=limit))
+    return WorkerPage.of(await ledger.workers.page(state=state_filter, cursor=cursor, limit=limit))

@@ -226,8 +226,9 @@ async def open_ledger(settings: Settings, *, migrate: bool = True) -> Ledger:
     """
     from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
-    from ledger.app import Ledger, SchemaOutOfDate
+    from ledger.app import Ledger
     from ledger.db.engine import create_engine
+    from ledger.db.runner import SchemaOutOfDate
 
     where = shown_url(settings.url)
     try:

@@ -50,7 +50,7 @@ def set_command(
         raise CliError("nothing to change: give --priority, --max-attempts or --name", EXIT_USAGE)
 
     async def work(ledger: Ledger) -> Batch:
-        return await ledger.update_batch(batch_id, changes)
+        return await ledger.control.update_batch(batch_id, changes)
 
     batch = run_with_ledger(ctx, work)
     if json_output:

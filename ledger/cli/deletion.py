@@ -45,10 +45,10 @@ def delete_command(
         )
 
     async def work(ledger: Ledger) -> list[dict[str, Any]]:
-        ids = [batch_id] if batch_id is not None else await ledger.unfinished_deletions()
+        ids = [batch_id] if batch_id is not None else await ledger.control.unfinished_deletions()
         reports = []
         for one in ids:
-            report = await ledger.delete_batch(one, force=force)
+            report = await ledger.control.delete_batch(one, force=force)
             reports.append(
                 {
                     "batch": report.batch_id,

@@ -37,7 +37,7 @@ async def plan(ledger: Ledger, request: Request) -> int:
         return EXIT_USAGE
 
     spec = request.spec()
-    result = await ledger.submit_preview(
+    result = await ledger.queue.submit_preview(
         spec,
         itertools.chain([first], sources),
         skip_unchanged=unchanged_skip(spec, profiles_of(ledger)),

@@ -33,7 +33,7 @@ async def syncs_empty_folder(ledger: Ledger, request: Request) -> bool:
     if not request.sync:
         return False
     try:
-        await ledger.batch(request.batch_id)
+        await ledger.reads.batch(request.batch_id)
     except NotFound:
         return False
     return True
@@ -42,9 +42,7 @@ async def syncs_empty_folder(ledger: Ledger, request: Request) -> bool:
 async def retire_gone_files(ledger: Ledger, request: Request, batch_id: str, view: Notes) -> int:
     """Retire the batch's documents whose file is gone, with one line saying so; returns
     how many were retired."""
-    from ledger.queue.retire import retire_gone
-
-    report = await retire_gone(ledger, batch_id, request.selection().still_there)
+    report = await ledger.control.retire_gone(batch_id, request.selection().still_there)
     if report.documents or report.running:
         running = len(report.running or [])
         later = f"; {running:,} still running, retired by the next sync" if running else ""

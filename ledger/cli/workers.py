@@ -62,7 +62,7 @@ def workers_command(
 
     async def work(ledger: Ledger) -> Page[WorkerInfo]:
         wanted = WorkerState(state.value) if state is not None else None
-        return await ledger.workers(state=wanted, limit=limit)
+        return await ledger.workers.page(state=wanted, limit=limit)
 
     page = run_with_ledger(ctx, work)
     if json_output:

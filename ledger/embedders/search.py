@@ -57,14 +57,14 @@ async def search(
     if mode not in MODES:
         raise InvalidInput(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
     if mode == "text":
-        return await ledger.search(query, k=k, owner=owner, batch_id=batch_id)
+        return await ledger.index.search(query, k=k, owner=owner, batch_id=batch_id)
     if not query.strip():
         raise InvalidInput("the query is empty")
     if embedder is not None:
         if model is not None and model != embedder.model:
             raise InvalidInput(f"the embedder profile's model is {embedder.model}, not {model}")
         model = embedder.model
-    choice = await ledger.vector_model(owner=owner, batch_id=batch_id, model=model)
+    choice = await ledger.index.vector_model(owner=owner, batch_id=batch_id, model=model)
     if choice is None:
         where = f"model {model}" if model else "any model"
         raise InvalidInput(
@@ -88,10 +88,10 @@ async def search(
     )
     vector = matrix[0]
     depth = k if mode == "vector" else min(MAX_K, max(HYBRID_DEPTH, 4 * k))
-    nearest = await ledger.search_vectors(
+    nearest = await ledger.index.search_vectors(
         vector, model=name, k=depth, owner=owner, batch_id=batch_id
     )
     if mode == "vector":
         return nearest
-    ranked = await ledger.search(query, k=depth, owner=owner, batch_id=batch_id)
+    ranked = await ledger.index.search(query, k=depth, owner=owner, batch_id=batch_id)
     return fuse([ranked, nearest], k=k, constant=RRF_K)

@@ -84,7 +84,7 @@ PRUNE_STEPS: tuple[tuple[str, Prune], ...] = (
 
 
 async def _steps(ledger: Ledger, held: Held, counts: dict[str, int]) -> None:
-    counts["leases_rescued"] = await ledger.rescue_expired()
+    counts["leases_rescued"] = await ledger.queue.rescue_expired()
     if not await held.renew():
         raise LeaseLostError
     counts["uploads_expired"], counts["upload_files_removed"] = await clean_uploads(ledger)

@@ -60,7 +60,7 @@ from ledger.storage import member_objects, objects
 from ledger.storage.urls import ObjectUrl, is_object_url
 
 if TYPE_CHECKING:
-    from ledger.app import Ledger
+    from ledger.db.runner import Runner
 
 log = logging.getLogger(__name__)
 
@@ -370,7 +370,7 @@ Progress = Callable[[DeletionReport], None]
 
 
 async def delete_batch(
-    ledger: Ledger,
+    db: Runner,
     batch_id: str,
     *,
     owner: str | None,
@@ -383,12 +383,12 @@ async def delete_batch(
     Resumable: called again after an interruption, it finishes what is left.
     """
     report = DeletionReport(batch_id)
-    store = ledger.settings.storage
+    store = db.settings.storage
 
     async def begin(conn: AsyncConnection, now: datetime) -> int:
         return await start(conn, batch_id, owner=owner, force=force, now=now)
 
-    report.cancelled = await ledger.run(begin)
+    report.cancelled = await db.run(begin)
     log.info("deleting batch", extra={"batch_id": batch_id, "cancelled": report.cancelled})
 
     def stepped(table: str, count: int) -> None:
@@ -401,49 +401,45 @@ async def delete_batch(
         return await delete_chunks(conn, batch_id, step_rows, now)
 
     while True:
-        removed, vectors = await ledger.run(chunk_step)
+        removed, vectors = await db.run(chunk_step)
         report.add("chunk_vectors", vectors)
         stepped("chunks", removed)
         if not removed:
             break
 
-    await _table_steps(ledger, "attempts", delete_attempts, batch_id, step_rows, stepped)
+    await _table_steps(db, "attempts", delete_attempts, batch_id, step_rows, stepped)
 
     async def upload_batch(conn: AsyncConnection, now: datetime) -> list[tuple[str, str]]:
         return await uploads_to_remove(conn, batch_id, step_rows)
 
-    while found := await ledger.run(upload_batch, write=False):
+    while found := await db.run(upload_batch, write=False):
         files = [p for _, p in found if p]
-        report.files += await asyncio.to_thread(remove_stored, files, ledger.settings)
+        report.files += await asyncio.to_thread(remove_stored, files, db.settings)
         ids = [i for i, _ in found]
 
         async def drop_uploads(conn: AsyncConnection, now: datetime, ids: list[str] = ids) -> int:
             return await delete_uploads(conn, ids)
 
-        stepped("uploads", await ledger.run(drop_uploads))
+        stepped("uploads", await db.run(drop_uploads))
 
     async def document_batch(conn: AsyncConnection, now: datetime) -> tuple[list[int], list[str]]:
-        return await documents_to_remove(
-            conn, batch_id, step_rows, store, ledger.settings.storage_url
-        )
+        return await documents_to_remove(conn, batch_id, step_rows, store, db.settings.storage_url)
 
     while True:
-        doc_ids, files = await ledger.run(document_batch, write=False)
+        doc_ids, files = await db.run(document_batch, write=False)
         if not doc_ids:
             break
-        report.files += await asyncio.to_thread(remove_stored, files, ledger.settings)
+        report.files += await asyncio.to_thread(remove_stored, files, db.settings)
         report.files += await asyncio.to_thread(remove_member_folders, doc_ids, store)
-        if ledger.settings.storage_url is not None:
+        if db.settings.storage_url is not None:
 
             async def unadopted(
                 conn: AsyncConnection, now: datetime, ids: list[int] = doc_ids
             ) -> list[int]:
                 return await attempted_unfinished(conn, ids)
 
-            parents = await ledger.run(unadopted, write=False)
-            removed = await asyncio.to_thread(
-                member_objects.remove_unadopted, ledger.settings, parents
-            )
+            parents = await db.run(unadopted, write=False)
+            removed = await asyncio.to_thread(member_objects.remove_unadopted, db.settings, parents)
             report.files += removed
 
         async def drop_documents(
@@ -451,14 +447,14 @@ async def delete_batch(
         ) -> int:
             return await delete_documents(conn, batch_id, ids, now)
 
-        stepped("documents", await ledger.run(drop_documents))
+        stepped("documents", await db.run(drop_documents))
 
-    await _table_steps(ledger, "events", delete_events, batch_id, step_rows, stepped)
+    await _table_steps(db, "events", delete_events, batch_id, step_rows, stepped)
 
     async def last(conn: AsyncConnection, now: datetime) -> tuple[int, int]:
         return await finish(conn, batch_id)
 
-    removed, requests = await ledger.run(last)
+    removed, requests = await db.run(last)
     report.add("batch_requests", requests)
     stepped("batches", removed)
     log.info("deleted batch", extra={"batch_id": batch_id, "rows": report.rows})
@@ -466,7 +462,7 @@ async def delete_batch(
 
 
 async def _table_steps(
-    ledger: Ledger,
+    db: Runner,
     table: str,
     step: Callable[[AsyncConnection, str, int], Awaitable[int]],
     batch_id: str,
@@ -477,7 +473,7 @@ async def _table_steps(
         return await step(conn, batch_id, step_rows)
 
     while True:
-        count = await ledger.run(work)
+        count = await db.run(work)
         stepped(table, count)
         if not count:
             return

@@ -42,7 +42,7 @@ from ledger.queue.events import record_events
 from ledger.states import DocumentStatus
 
 if TYPE_CHECKING:
-    from ledger.app import Ledger
+    from ledger.db.runner import Runner
 
 RETIRE_STEP = 2_000  # documents looked at (and at most retired) per transaction
 REMOVED_REASON = "removed: the source file is gone"
@@ -187,7 +187,7 @@ def _gone(rows: list[Any], still_there: StillThere) -> list[Any]:
 
 
 async def retire_gone(
-    ledger: Ledger,
+    db: Runner,
     batch_id: str,
     still_there: StillThere,
     *,
@@ -201,20 +201,20 @@ async def retire_gone(
     transaction, and a few hundred paths per query."""
     report = RetireReport()
     if paths is None:
-        await _retire_pages(ledger, batch_id, still_there, step, report)
+        await _retire_pages(db, batch_id, still_there, step, report)
         return report
     for start in range(0, len(paths), PATHS_EXACT):
         part = list(paths[start : start + PATHS_EXACT])
-        found = await _retire_pages(ledger, batch_id, still_there, step, report, exact=part)
+        found = await _retire_pages(db, batch_id, still_there, step, report, exact=part)
         folders = [p for p in part if p not in found]
         for first in range(0, len(folders), PATHS_BELOW):
             below = folders[first : first + PATHS_BELOW]
-            await _retire_pages(ledger, batch_id, still_there, step, report, below=below)
+            await _retire_pages(db, batch_id, still_there, step, report, below=below)
     return report
 
 
 async def _retire_pages(
-    ledger: Ledger,
+    db: Runner,
     batch_id: str,
     still_there: StillThere,
     step: int,
@@ -232,7 +232,7 @@ async def _retire_pages(
         async def read(conn: AsyncConnection, now: datetime, after: int = after) -> list[Any]:
             return await _page(conn, batch_id, after, step, exact=exact, below=below)
 
-        rows = await ledger.run(read, write=False)
+        rows = await db.run(read, write=False)
         if exact is not None:
             seen.update(r.source for r in rows)
         if not rows:
@@ -248,14 +248,14 @@ async def _retire_pages(
             ) -> RetireReport:
                 return await retire_documents(conn, batch_id, ids, now)
 
-            report.add(await ledger.run(write))
+            report.add(await db.run(write))
         if running:
             report.add(RetireReport(running=running))
         if len(rows) < step:
             return seen
 
 
-async def running_among(ledger: Ledger, batch_id: str, sources: Sequence[str]) -> list[str]:
+async def running_among(db: Runner, batch_id: str, sources: Sequence[str]) -> list[str]:
     """Which of ``sources`` have a running document in ``batch_id``."""
     found: list[str] = []
     for start in range(0, len(sources), RETIRE_STEP):
@@ -269,7 +269,7 @@ async def running_among(ledger: Ledger, batch_id: str, sources: Sequence[str]) -
             )
             return list((await conn.execute(query)).scalars())
 
-        found.extend(await ledger.run(read, write=False))
+        found.extend(await db.run(read, write=False))
     return found
 
 

@@ -78,7 +78,7 @@ def test_usage_needs_a_batch_or_unfinished(cli: Cli) -> None:
 async def _submit(url: str, batch_id: str, count: int) -> None:
     async with await Ledger.open(settings_for(url)) as ledger:
         sources = [SourceSpec(f"/{batch_id}/{i}") for i in range(count)]
-        await ledger.submit(BatchSpec(id=batch_id, processor="noop"), sources)
+        await ledger.queue.submit(BatchSpec(id=batch_id, processor="noop"), sources)
 
 
 def test_a_deletion_killed_half_way_is_hidden_and_finished_by_the_next_run(

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from ledger.app import Ledger, SchemaOutOfDate
+from ledger.app import Ledger
 from ledger.db.models import HEAD_REVISION
+from ledger.db.runner import SchemaOutOfDate
 from tests.conftest import settings_for, sql
 
 REPO = Path(__file__).resolve().parents[2]
@@ -29,7 +30,7 @@ from ledger.worker.runtime import Worker
 
 async def main() -> None:
     async with await Ledger.open(Settings(database_url=sys.argv[1])) as ledger:
-        await ledger.submit(BatchSpec(processor="noop"), [SourceSpec("/startup/doc")])
+        await ledger.queue.submit(BatchSpec(processor="noop"), [SourceSpec("/startup/doc")])
         stats = await Worker(ledger).run(burst=True)
         assert stats.done == 1, stats
 

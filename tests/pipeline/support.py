@@ -51,7 +51,7 @@ async def run_batch(
     ledger: Ledger, spec: BatchSpec, paths: Iterable[str | Path]
 ) -> tuple[SubmitResult, WorkerStats]:
     """Submit and work the batch until nothing is left to do."""
-    submitted = await ledger.submit(spec, source_specs(paths))
+    submitted = await ledger.queue.submit(spec, source_specs(paths))
     worker = Worker(ledger, batch_ids=[submitted.batch.id])
     stats = await worker.run(until_complete=True)
     return submitted, stats

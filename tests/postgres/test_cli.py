@@ -57,7 +57,7 @@ class PgCli:
 async def _submit(url: str, batch: str, n: int) -> None:
     async with await Ledger.open(settings_for(url)) as ledger:
         spec = BatchSpec(id=batch, processor="noop")
-        await ledger.submit(spec, [SourceSpec(f"/{batch}/{i}") for i in range(n)])
+        await ledger.queue.submit(spec, [SourceSpec(f"/{batch}/{i}") for i in range(n)])
 
 
 def test_every_command_against_postgres(empty_pg_url: str, tmp_path: Path) -> None:

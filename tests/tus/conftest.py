@@ -77,7 +77,7 @@ class TusServer:
             settings = Settings(home=self.home, database_url=self.db_url)
             async with await Ledger.open(settings) as ledger:
                 for tenant in tenants:
-                    _, self.keys[tenant] = await ledger.create_key(tenant)
+                    _, self.keys[tenant] = await ledger.keys.create(tenant)
 
         asyncio.run(make_keys())
 

@@ -16,7 +16,7 @@ vector in the embedding cache out.
    when no group failed for a real reason: a real failure is what the attempt reports.
 
 The vectors are then attached to the chunks by the transaction that marks the document
-done (``Ledger.chunks_write(model=...)``), from the cache.
+done (``ledger.index.chunks_write(model=...)``), from the cache.
 
 **Stage checkpoint.** When embedding fails after extraction succeeded, the spool is kept in
 ``LEDGER_HOME/stage`` as ``<document id>-<sha256>.spool`` (with its outcome in a ``.json``
@@ -102,7 +102,7 @@ async def embed_chunks(
         texts: dict[str, str] = {}
         for chunk in batch:
             texts.setdefault(text_sha256(chunk.text), chunk.text)
-        present = await ledger.cached_keys(model, list(texts))
+        present = await ledger.index.cached_keys(model, list(texts))
         mine: dict[str, asyncio.Future[None]] = {}
         theirs: list[asyncio.Future[None]] = []
         loop = asyncio.get_running_loop()
@@ -177,7 +177,7 @@ async def _embed_group(
 ) -> int:
     async with window.slot():
         matrix = await embedder.embed([texts[k] for k in keys])
-        await ledger.cache_vectors(
+        await ledger.index.cache_vectors(
             embedder.model,
             [(key, to_bytes(row)) for key, row in zip(keys, matrix, strict=True)],
         )

@@ -383,7 +383,7 @@ def make_ingest_processor(context: ProcessorContext, options: JSON) -> Processor
         # A batch with sinks processes every source (as reprocess does), so each source's
         # version is one of its own documents, which its sinks then mirror.
         if not config.reprocess and not config.sinks and before is not None:
-            holder = await ledger.indexed_source(
+            holder = await ledger.index.indexed_source(
                 doc.batch_id, doc.source, exclude_id=doc.id, model=model
             )
             if (
@@ -403,7 +403,7 @@ def make_ingest_processor(context: ProcessorContext, options: JSON) -> Processor
                 hash_seconds = time.perf_counter() - hashed
             twin = None
             if sha256 is not None:
-                twin = await ledger.indexed_content(
+                twin = await ledger.index.indexed_content(
                     doc.batch_id, sha256, exclude_id=doc.id, model=model
                 )
             if twin is not None:
@@ -413,7 +413,7 @@ def make_ingest_processor(context: ProcessorContext, options: JSON) -> Processor
                 return Skip(
                     skip_reason(kind, twin.id),
                     {"duplicate_of": twin.id, "sha256": sha256},
-                    write=ledger.content_write(
+                    write=ledger.index.content_write(
                         doc,
                         sha256=sha256,
                         size=before.st_size,
@@ -470,7 +470,7 @@ def make_ingest_processor(context: ProcessorContext, options: JSON) -> Processor
             body = await container_step.index_body(context, expansion, config.ingest, spool_dir)
             if body is None:
                 result = container_result(expansion)
-                write = ledger.content_write(
+                write = ledger.index.content_write(
                     doc,
                     sha256=expansion.sha256,
                     size=expansion.size,
@@ -577,7 +577,7 @@ def make_ingest_processor(context: ProcessorContext, options: JSON) -> Processor
             timings["store"] = round(seconds, 6)
 
         same_file = before is not None and before.st_size == outcome.size
-        write = ledger.chunks_write(
+        write = ledger.index.chunks_write(
             doc,
             sha256=outcome.sha256,
             size=outcome.size,

@@ -117,7 +117,7 @@ def one_shot(path: Any, batch_id: str) -> float:
 async def timed_delete(ledger: Ledger, batch_id: str) -> tuple[list[float], float]:
     """Run the deletion, timing each write transaction the ledger runs for it."""
     held: list[float] = []
-    run = ledger.run
+    run = ledger.runner.run
 
     async def timing_run(work: Callable[..., Awaitable[Any]], **kwargs: Any) -> Any:
         if not kwargs.get("write", True):
@@ -128,7 +128,7 @@ async def timed_delete(ledger: Ledger, batch_id: str) -> tuple[list[float], floa
         finally:
             held.append(time.perf_counter() - started)
 
-    ledger.run = timing_run  # type: ignore[method-assign]
+    ledger.runner.run = timing_run  # type: ignore[method-assign]
     started = time.perf_counter()
     await ledger.control.delete_batch(batch_id)
     return held, time.perf_counter() - started

@@ -105,7 +105,7 @@ async def ledger_run(home: Path, docs: int, config: tuple[Any, ...]) -> dict[str
         cpu_submitted = time.process_time()
         worker = Worker(ledger)
         sizes: dict[str, list[int]] = {"claim": [], "complete": []}
-        claim, complete = ledger.claim, ledger.complete
+        claim, complete = ledger.queue.claim, ledger.queue.complete
 
         async def counted_claim(*args: Any, **kwargs: Any) -> Any:
             got = await claim(*args, **kwargs)
@@ -117,8 +117,8 @@ async def ledger_run(home: Path, docs: int, config: tuple[Any, ...]) -> dict[str
             sizes["complete"].append(len(outcomes))
             return await complete(worker_id, outcomes)
 
-        ledger.claim = counted_claim  # type: ignore[method-assign]
-        ledger.complete = counted_complete  # type: ignore[method-assign]
+        ledger.queue.claim = counted_claim  # type: ignore[method-assign]
+        ledger.queue.complete = counted_complete  # type: ignore[method-assign]
         started = time.perf_counter()
         stats = await worker.run(burst=True)
         process_s = time.perf_counter() - started

@@ -93,7 +93,7 @@ async def child_worker() -> dict[str, Any]:
     opened = time.time()
     first: dict[str, Any] = {}
     worker = Worker(ledger)
-    claim = ledger.claim
+    claim = ledger.queue.claim
 
     async def claim_and_stop(*args: Any, **kwargs: Any) -> Any:
         got = await claim(*args, **kwargs)
@@ -102,7 +102,7 @@ async def child_worker() -> dict[str, Any]:
             worker.stop(graceful=False)  # measured: give everything back at once
         return got
 
-    ledger.claim = claim_and_stop  # type: ignore[method-assign]
+    ledger.queue.claim = claim_and_stop  # type: ignore[method-assign]
     try:
         await worker.run()
     finally:

@@ -56,4 +56,3 @@ async def replace_children(
             f"document {parent_id}: its member files are already documents of batch {batch_id}"
         )
     return removed.rowcount
-

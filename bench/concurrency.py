@@ -25,7 +25,7 @@ from typing import Any
 
 from harness import Report, scratch, settings_for
 
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from ledger.db import migrate
 from ledger.model import BatchSpec, SourceSpec
 from ledger.states import DocumentStatus
@@ -58,7 +58,7 @@ async def ledger_level(
     settings = settings_for(home, concurrency=concurrency, **extra)
     await migrate.upgrade_async(settings.url)
     async with await Ledger.open(settings) as ledger:
-        result = await ledger.submit(
+        result = await ledger.queue.submit(
             BatchSpec(processor="sleep", options={"seconds": seconds}),
             [SourceSpec(source=f"/bench/doc-{i:06d}") for i in range(docs)],
         )
@@ -66,7 +66,7 @@ async def ledger_level(
         started = time.perf_counter()
         stats = await worker.run(burst=True)
         elapsed = time.perf_counter() - started
-        batch = await ledger.batch(result.batch.id)
+        batch = await ledger.reads.batch(result.batch.id)
         if batch.counts[DocumentStatus.DONE] != docs:
             raise SystemExit(f"concurrency {concurrency}: not every document was done")
         return {"seconds": elapsed, "claimed": stats.claimed}

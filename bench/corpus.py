@@ -82,11 +82,30 @@ EXTENSIONS: Final[dict[str, Kind]] = {
     ".rst": "txt",
 }
 # Extension-less doc files that are prose (README.Debian, changelog.Debian.gz, NEWS...).
-TEXT_PREFIXES: Final = ("readme", "news", "changelog", "changes", "todo", "authors", "thanks",
-                        "history", "faq", "bugs")
+TEXT_PREFIXES: Final = (
+    "readme",
+    "news",
+    "changelog",
+    "changes",
+    "todo",
+    "authors",
+    "thanks",
+    "history",
+    "faq",
+    "bugs",
+)
 # Packaging metadata and licences: boilerplate repeated across packages, not documents.
-SKIP_NAME_PREFIXES: Final = ("license", "licence", "copying", "copyright", "requirements",
-                             "entry_points", "top_level", "dependency_links", "namespace_packages")
+SKIP_NAME_PREFIXES: Final = (
+    "license",
+    "licence",
+    "copying",
+    "copyright",
+    "requirements",
+    "entry_points",
+    "top_level",
+    "dependency_links",
+    "namespace_packages",
+)
 SKIP_DIR_SUFFIXES: Final = (".dist-info", ".egg-info", "__pycache__")
 
 
@@ -332,8 +351,9 @@ def text_block(kind: TextKind, node: LexborNode, level: int = 0) -> Iterator[Blo
 def table_block(node: LexborNode) -> Iterator[Block]:
     rows = []
     for tr in node.css("tr"):
-        cells = tuple(clean(c.text(deep=True)) for c in tr.iter(include_text=False)
-                      if c.tag in ("td", "th"))
+        cells = tuple(
+            clean(c.text(deep=True)) for c in tr.iter(include_text=False) if c.tag in ("td", "th")
+        )
         if any(cells):
             rows.append(cells)
     if rows:
@@ -573,7 +593,7 @@ def base_name(label: str) -> str:
     name = "__".join(parts).strip("._") or "doc"
     if len(name) > MAX_NAME:
         tag = hashlib.sha1(name.encode()).hexdigest()[:8]
-        name = f"{name[-(MAX_NAME - 9):]}-{tag}".lstrip("._")
+        name = f"{name[-(MAX_NAME - 9) :]}-{tag}".lstrip("._")
     return name
 
 
@@ -617,8 +637,9 @@ def produce(item: Item) -> bytes:
     return data
 
 
-def materialise(out_dir: Path, rel: str, item: Item, previous: Entry | None,
-                packages: dict[Path, str]) -> tuple[Entry, bool]:
+def materialise(
+    out_dir: Path, rel: str, item: Item, previous: Entry | None, packages: dict[Path, str]
+) -> tuple[Entry, bool]:
     """Ensure one file is in place; returns its entry and whether it was (re)written."""
     path = out_dir / rel
     expected = item.sha256
@@ -642,8 +663,15 @@ def reusable(previous: Entry, rel: str, item: Item) -> bool:
 
 
 def make_entry(rel: str, item: Item, size: int, digest: str, packages: dict[Path, str]) -> Entry:
-    return Entry(path=rel, type=item.kind, bytes=size, sha256=digest, origin=str(item.source.path),
-                 method=item.method, package=packages.get(item.source.path))
+    return Entry(
+        path=rel,
+        type=item.kind,
+        bytes=size,
+        sha256=digest,
+        origin=str(item.source.path),
+        method=item.method,
+        package=packages.get(item.source.path),
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -799,8 +827,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         action="store_true",
         help=f"apt-get install the documentation packages first: {' '.join(DOC_PACKAGES)}",
     )
-    parser.add_argument("--source-dirs", type=Path, nargs="+", default=list(DEFAULT_SOURCE_DIRS),
-                        help="directories to take documents from (default: Debian doc trees)")
+    parser.add_argument(
+        "--source-dirs",
+        type=Path,
+        nargs="+",
+        default=list(DEFAULT_SOURCE_DIRS),
+        help="directories to take documents from (default: Debian doc trees)",
+    )
     parser.add_argument("--seed", type=int, default=SEED, help="selection seed (default fixed)")
     args = parser.parse_args(argv)
     if args.min_files < 1 or args.min_mb < 0:

@@ -6,7 +6,7 @@ Run: python bench/deletion.py [--docs 100000] [--chunks 2] [--step-rows 2000]
    each, ``--chunks`` chunks each (with their FTS5 rows, written by the trigger) and a
    vector per chunk, plus a second batch of the same shape that must stay; all with raw
    sqlite3 inserts (building is not what is measured).
-2. Deletes the first batch with ``Ledger.delete_batch`` and times every write transaction
+2. Deletes the first batch with ``ledger.control.delete_batch`` and times every write transaction
    it runs (from taking the write lock to commit: the time other writers wait at most).
 3. Floor, on a copy of the same file: the same rows deleted in one transaction with raw
    sqlite3 (what a one-shot ``DELETE`` would hold the write lock for).
@@ -23,7 +23,7 @@ from typing import Any
 
 from harness import Report, median, percentile, raw_connect, scratch, settings_for
 
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from ledger.db import migrate
 
 NOW = "2026-01-01 12:00:00.000000+00:00"
@@ -117,7 +117,7 @@ def one_shot(path: Any, batch_id: str) -> float:
 async def timed_delete(ledger: Ledger, batch_id: str) -> tuple[list[float], float]:
     """Run the deletion, timing each write transaction the ledger runs for it."""
     held: list[float] = []
-    run = ledger.run
+    run = ledger.runner.run
 
     async def timing_run(work: Callable[..., Awaitable[Any]], **kwargs: Any) -> Any:
         if not kwargs.get("write", True):
@@ -128,9 +128,9 @@ async def timed_delete(ledger: Ledger, batch_id: str) -> tuple[list[float], floa
         finally:
             held.append(time.perf_counter() - started)
 
-    ledger.run = timing_run  # type: ignore[method-assign]
+    ledger.runner.run = timing_run  # type: ignore[method-assign]
     started = time.perf_counter()
-    await ledger.delete_batch(batch_id)
+    await ledger.control.delete_batch(batch_id)
     return held, time.perf_counter() - started
 
 

@@ -32,7 +32,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from ledger.embedders import EmbedderSpec
 from ledger.embedders.local import load_model
 from ledger.model import BatchSpec, SourceSpec
@@ -108,11 +108,11 @@ async def ledger_run(
         SourceSpec(str(p), size=p.stat().st_size, mtime_ns=p.stat().st_mtime_ns) for p in files
     ]
     started = time.perf_counter()
-    await ledger.submit(BatchSpec(id=batch_id, options=options), sources)
+    await ledger.queue.submit(BatchSpec(id=batch_id, options=options), sources)
     stats = await Worker(ledger, batch_ids=[batch_id]).run(until_complete=True)
     seconds = time.perf_counter() - started
     embedded = hits = chunks = 0
-    page = await ledger.documents(batch_id, limit=1000)
+    page = await ledger.reads.documents(batch_id, limit=1000)
     for doc in page.items:
         result = doc.result or {}
         chunks += int(result.get("chunks", 0))

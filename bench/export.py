@@ -36,7 +36,7 @@ from typing import Any
 
 from harness import Report, child_env, scratch, settings_for
 
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from ledger.db import migrate
 from ledger.export import ROW_GROUP, parquet_schema
 from ledger.model import BatchSpec, SourceSpec
@@ -51,7 +51,7 @@ WORDS = (
 )
 # What the command line and the floor import before any work: the idle process's figure.
 IMPORTS = (
-    "import ledger.cli, ledger.cli.export, ledger.export, ledger.core.ledger, "
+    "import ledger.cli, ledger.cli.export, ledger.export, ledger.app, "
     "sqlalchemy.ext.asyncio, aiosqlite, msgspec, numpy, pyarrow.parquet"
 )
 
@@ -62,7 +62,7 @@ async def create_batches(home: Path) -> str:
     await migrate.upgrade_async(settings.url)
     async with await Ledger.open(settings) as ledger:
         for batch in (BIG, SMALL):
-            await ledger.submit(BatchSpec(id=batch, processor="noop"), [SourceSpec("/seed")])
+            await ledger.queue.submit(BatchSpec(id=batch, processor="noop"), [SourceSpec("/seed")])
     conn = sqlite3.connect(home / "ledger.db")
     try:
         stamp: str = conn.execute("SELECT created_at FROM batches LIMIT 1").fetchone()[0]

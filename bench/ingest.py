@@ -42,7 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from harness import child_env
 
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from ledger.errors import ProcessingError
 from ledger.model import BatchSpec, SourceSpec
 from ledger.processors.builtin import unchanged_skip
@@ -138,11 +138,11 @@ async def through_ledger(
     started = time.perf_counter()
     spec = BatchSpec(id=batch_id, processor="ingest")
     # As ``ledger ingest`` and the API submit: sources indexed unchanged are skipped at once.
-    await ledger.submit(spec, scan(files), skip_unchanged=unchanged_skip(spec))
+    await ledger.queue.submit(spec, scan(files), skip_unchanged=unchanged_skip(spec))
     submitted = time.perf_counter()
     await Worker(ledger, batch_ids=[batch_id], concurrency=concurrency).run(until_complete=True)
     finished = time.perf_counter()
-    batch = await ledger.batch(batch_id)
+    batch = await ledger.reads.batch(batch_id)
     return {
         "seconds": finished - started,
         "submit_seconds": submitted - started,
@@ -186,7 +186,7 @@ async def killed_half_way(
     batch_id = "bench-kill"
     settings = Settings(home=home)
     async with await Ledger.open(settings, migrate=True) as ledger:
-        await ledger.submit(BatchSpec(id=batch_id, processor="ingest"), scan(files))
+        await ledger.queue.submit(BatchSpec(id=batch_id, processor="ingest"), scan(files))
     db = home / "ledger.db"
     started = time.perf_counter()
     first = _worker_process(home, batch_id, workers, concurrency)

@@ -21,7 +21,7 @@ from typing import Any
 
 from harness import Report, raw_connect, scratch, settings_for, thread_cpu_seconds
 
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from ledger.db import migrate
 from ledger.model import BatchSpec, SourceSpec
 from ledger.states import DocumentStatus
@@ -97,7 +97,7 @@ async def ledger_run(home: Path, docs: int, config: tuple[Any, ...]) -> dict[str
     async with await Ledger.open(settings) as ledger:
         cpu_started = time.process_time()
         started = time.perf_counter()
-        submitted = await ledger.submit(
+        submitted = await ledger.queue.submit(
             BatchSpec(processor="noop", name="overhead"),
             (SourceSpec(source=f"/bench/doc-{i:07d}.txt") for i in range(docs)),
         )
@@ -105,7 +105,7 @@ async def ledger_run(home: Path, docs: int, config: tuple[Any, ...]) -> dict[str
         cpu_submitted = time.process_time()
         worker = Worker(ledger)
         sizes: dict[str, list[int]] = {"claim": [], "complete": []}
-        claim, complete = ledger.claim, ledger.complete
+        claim, complete = ledger.queue.claim, ledger.queue.complete
 
         async def counted_claim(*args: Any, **kwargs: Any) -> Any:
             got = await claim(*args, **kwargs)
@@ -117,8 +117,8 @@ async def ledger_run(home: Path, docs: int, config: tuple[Any, ...]) -> dict[str
             sizes["complete"].append(len(outcomes))
             return await complete(worker_id, outcomes)
 
-        ledger.claim = counted_claim  # type: ignore[method-assign]
-        ledger.complete = counted_complete  # type: ignore[method-assign]
+        ledger.queue.claim = counted_claim  # type: ignore[method-assign]
+        ledger.queue.complete = counted_complete  # type: ignore[method-assign]
         started = time.perf_counter()
         threads_before = thread_cpu_seconds()
         stats = await worker.run(burst=True)
@@ -126,7 +126,7 @@ async def ledger_run(home: Path, docs: int, config: tuple[Any, ...]) -> dict[str
         cpu_processed = time.process_time()
         # The driver's threads live as long as their pooled connections: still there now.
         threads_after = thread_cpu_seconds()
-        batch = await ledger.batch(submitted.batch.id)
+        batch = await ledger.reads.batch(submitted.batch.id)
         return {
             "submit_s": submit_s,
             "process_s": process_s,

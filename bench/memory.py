@@ -28,7 +28,7 @@ from pathlib import Path
 
 from harness import Report, peak_rss_mb, run_child, scratch, settings_for
 
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from ledger.db import migrate
 from ledger.model import BatchSpec, SourceSpec
 from ledger.states import DocumentStatus
@@ -44,13 +44,13 @@ async def child_noop(home: Path, docs: int, concurrency: int) -> dict[str, float
         if docs == 0:
             return {"seconds": 0.0, "peak_rss_mb": peak_rss_mb()}
         started = time.perf_counter()
-        result = await ledger.submit(
+        result = await ledger.queue.submit(
             BatchSpec(processor="noop", id="memory"),
             (SourceSpec(source=f"/bench/memory/doc-{i:08d}") for i in range(docs)),
         )
         submitted_rss = peak_rss_mb()
         await Worker(ledger).run(burst=True)
-        batch = await ledger.batch(result.batch.id)
+        batch = await ledger.reads.batch(result.batch.id)
         if batch.counts[DocumentStatus.DONE] != docs:
             raise SystemExit("not every document was done")
         return {
@@ -71,11 +71,11 @@ async def child_ingest(home: Path, megabytes: int) -> dict[str, float]:
     await migrate.upgrade_async(settings.url)
     async with await Ledger.open(settings) as ledger:
         started = time.perf_counter()
-        result = await ledger.submit(
+        result = await ledger.queue.submit(
             BatchSpec(processor="ingest", id="ingest"), [SourceSpec(source=str(path))]
         )
         await Worker(ledger).run(burst=True)
-        batch = await ledger.batch(result.batch.id)
+        batch = await ledger.reads.batch(result.batch.id)
         children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
         return {
             "seconds": time.perf_counter() - started,

@@ -43,7 +43,7 @@ from harness import Report, child_env, scratch, settings_for, sqlite_url
 from ingest import corpus_files, scan
 from status_scale import start_server
 
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from ledger.db import migrate
 from ledger.model import BatchSpec, SourceSpec
 from ledger.processors.builtin import unchanged_skip
@@ -100,12 +100,12 @@ async def ingest(home: Path, endpoint: str, sources: Any, concurrency: int) -> d
     async with await Ledger.open(settings, migrate=True) as ledger:
         spec = BatchSpec(id="bench-objects", processor="ingest")
         started = time.perf_counter()
-        await ledger.submit(spec, sources(), skip_unchanged=unchanged_skip(spec))
+        await ledger.queue.submit(spec, sources(), skip_unchanged=unchanged_skip(spec))
         submitted = time.perf_counter()
         worker = Worker(ledger, batch_ids=[spec.id], concurrency=concurrency)
         await worker.run(until_complete=True)
         finished = time.perf_counter()
-        batch = await ledger.batch(spec.id)
+        batch = await ledger.reads.batch(spec.id)
     return {
         "seconds": finished - started,
         "submit_seconds": submitted - started,

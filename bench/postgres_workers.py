@@ -40,7 +40,7 @@ sys.path.insert(0, str(ROOT))
 import asyncpg  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
-from ledger.core.ledger import Ledger  # noqa: E402
+from ledger.app import Ledger  # noqa: E402
 from ledger.db import migrate  # noqa: E402
 from ledger.model import BatchSpec, SourceSpec  # noqa: E402
 from ledger.settings import Settings  # noqa: E402
@@ -103,7 +103,7 @@ def drop_database(url: str, db_url: str) -> None:
 async def submit(db_url: str, n: int, processor: str, options: dict[str, Any]) -> None:
     async with await Ledger.open(Settings(database_url=db_url)) as ledger:
         spec = BatchSpec(id="bench", processor=processor, options=options)
-        await ledger.submit(spec, [SourceSpec(f"/bench/{i:07d}") for i in range(n)])
+        await ledger.queue.submit(spec, [SourceSpec(f"/bench/{i:07d}") for i in range(n)])
 
 
 async def measured_rate(db_url: str, n: int) -> tuple[float, dict[str, int]]:

@@ -10,7 +10,7 @@ allowed attempt (max_attempts 3): they were claimed, expired and rescued twice b
    is spawned until its first claim returns is measured, split into interpreter start and
    imports, opening the ledger, and the first claim (which also rescues a bounded number
    of expired leases).
-2. Then every expired lease is rescued (``Ledger.rescue_expired``), timed, and the ledger is
+2. Then every expired lease is rescued (``ledger.queue.rescue_expired``), timed, and the ledger is
    checked: no document has more attempts than its batch allows, no document has more
    attempt rows than that, and every document whose last attempt expired is failed.
 
@@ -40,7 +40,7 @@ MAX_ATTEMPTS = 3
 
 
 async def build(home: Path, docs: int, expired: int) -> dict[str, float]:
-    from ledger.core.ledger import Ledger
+    from ledger.app import Ledger
     from ledger.db import migrate
     from ledger.model import BatchSpec, SourceSpec
 
@@ -52,21 +52,21 @@ async def build(home: Path, docs: int, expired: int) -> dict[str, float]:
     clock = [datetime.now(UTC) - timedelta(hours=1)]
     async with await Ledger.open(settings, clock=lambda: clock[0]) as ledger:
         started = time.perf_counter()
-        await ledger.submit(
+        await ledger.queue.submit(
             BatchSpec(processor="noop", id=MAIN, max_attempts=MAX_ATTEMPTS),
             (SourceSpec(source=f"/bench/restart/doc-{i:08d}") for i in range(docs - veterans)),
         )
-        await ledger.submit(
+        await ledger.queue.submit(
             BatchSpec(processor="noop", id=VETERANS, max_attempts=MAX_ATTEMPTS),
             (SourceSpec(source=f"/bench/restart/veteran-{i:08d}") for i in range(veterans)),
         )
         submit_s = time.perf_counter() - started
-        crashed = await ledger.register_worker(concurrency=1)
+        crashed = await ledger.workers.register(concurrency=1)
 
         async def lease(batch: str, count: int) -> None:
             left = count
             while left > 0:
-                got = await ledger.claim(
+                got = await ledger.queue.claim(
                     crashed, min(left, 10_000), batch_ids=[batch], lease_seconds=LEASE
                 )
                 assert got, "nothing left to lease"
@@ -76,7 +76,7 @@ async def build(home: Path, docs: int, expired: int) -> dict[str, float]:
         for _ in range(MAX_ATTEMPTS - 1):  # the veterans crash twice and are rescued
             await lease(VETERANS, veterans)
             clock[0] += timedelta(seconds=LEASE * 2)
-            await ledger.rescue_expired()
+            await ledger.queue.rescue_expired()
         await lease(VETERANS, veterans)  # ... and are on their last attempt now
         await lease(MAIN, expired - veterans)
         return {"submit_s": submit_s, "lease_s": time.perf_counter() - started}
@@ -84,7 +84,7 @@ async def build(home: Path, docs: int, expired: int) -> dict[str, float]:
 
 async def child_worker() -> dict[str, Any]:
     """Run in the measured process: a real Worker, stopped right after its first claim."""
-    from ledger.core.ledger import Ledger
+    from ledger.app import Ledger
     from ledger.settings import Settings
     from ledger.worker.runtime import Worker
 
@@ -93,7 +93,7 @@ async def child_worker() -> dict[str, Any]:
     opened = time.time()
     first: dict[str, Any] = {}
     worker = Worker(ledger)
-    claim = ledger.claim
+    claim = ledger.queue.claim
 
     async def claim_and_stop(*args: Any, **kwargs: Any) -> Any:
         got = await claim(*args, **kwargs)
@@ -102,7 +102,7 @@ async def child_worker() -> dict[str, Any]:
             worker.stop(graceful=False)  # measured: give everything back at once
         return got
 
-    ledger.claim = claim_and_stop  # type: ignore[method-assign]
+    ledger.queue.claim = claim_and_stop  # type: ignore[method-assign]
     try:
         await worker.run()
     finally:
@@ -116,7 +116,7 @@ async def child_worker() -> dict[str, Any]:
 
 
 def floor_child() -> dict[str, float]:
-    import ledger.core.ledger
+    import ledger.app
     import ledger.settings
     import ledger.worker.runtime  # noqa: F401
 
@@ -134,11 +134,11 @@ def spawn(args: list[str], env: dict[str, str]) -> tuple[float, dict[str, Any]]:
 
 
 async def rescue_all(home: Path) -> tuple[float, int]:
-    from ledger.core.ledger import Ledger
+    from ledger.app import Ledger
 
     async with await Ledger.open(settings_for(home)) as ledger:
         started = time.perf_counter()
-        count = await ledger.rescue_expired()
+        count = await ledger.queue.rescue_expired()
         return time.perf_counter() - started, count
 
 

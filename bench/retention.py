@@ -31,11 +31,11 @@ from typing import Any
 
 from harness import Report, raw_connect, scratch, settings_for
 
-from ledger.core import retention
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from ledger.db import migrate
 from ledger.maintenance import run as maintenance
 from ledger.model import BatchSpec, Outcome, SourceSpec
+from ledger.queue import retention
 
 CLAIM = 1_000
 
@@ -52,13 +52,13 @@ async def fill(home: Path, batches: int, docs: int) -> None:
     settings = settings_for(home, retention_days=None)
     await migrate.upgrade_async(settings.url)
     async with await Ledger.open(settings) as ledger:
-        worker = await ledger.register_worker(concurrency=CLAIM)
+        worker = await ledger.workers.register(concurrency=CLAIM)
         for b in range(batches):
             specs = [SourceSpec(f"/bench/{b}/{i:07d}") for i in range(docs)]
-            await ledger.submit(BatchSpec(id=f"b{b}", processor="noop"), specs)
-            while claimed := await ledger.claim(worker, CLAIM, batch_ids=[f"b{b}"]):
-                await ledger.complete(worker, [Outcome.done(d, {}) for d in claimed])
-        await ledger.worker_stopped(worker)
+            await ledger.queue.submit(BatchSpec(id=f"b{b}", processor="noop"), specs)
+            while claimed := await ledger.queue.claim(worker, CLAIM, batch_ids=[f"b{b}"]):
+                await ledger.queue.complete(worker, [Outcome.done(d, {}) for d in claimed])
+        await ledger.workers.stopped(worker)
 
 
 def sizes(path: Path) -> dict[str, Any]:

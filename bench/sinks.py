@@ -29,7 +29,7 @@ from typing import Any
 
 from harness import Report, raw_connect, scratch, settings_for
 
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from ledger.db import migrate
 from ledger.sinks.base import PAYLOAD_FIELDS, point_id
 from ledger.sinks.stage import SinkStage
@@ -133,7 +133,7 @@ async def through_ledger(home: Path, sink: str, folder: Path) -> float:
         finally:
             await stage.close()
         elapsed = time.perf_counter() - started
-        progress = await ledger.sink_progress(["bench"])
+        progress = await ledger.index.sink_progress(["bench"])
     assert progress["bench"][sink].done == rows, progress
     return elapsed
 

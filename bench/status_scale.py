@@ -6,7 +6,7 @@ Run: python bench/status_scale.py [--docs 1000000] [--requests 200] [--cli 5]
    memory stays bounded) and reports how long that took.
 2. Starts two ``ledger worker`` processes on the batch (``noop``: they write as fast as they
    can, every finish moving the batch's counters) and a real uvicorn server.
-3. While they write: ``GET /batches/{id}`` over HTTP, ``Ledger.progress`` (the call
+3. While they write: ``GET /batches/{id}`` over HTTP, ``ledger.reads.progress`` (the call
    ``ledger status`` makes) in process, and ``ledger status --json`` as a subprocess.
 
 Floors, measured in the same run: ``GET /health`` on the same server (HTTP and framework
@@ -37,7 +37,7 @@ from harness import (
     settings_for,
 )
 
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from ledger.db import migrate
 from ledger.model import BatchSpec, SourceSpec
 
@@ -58,7 +58,7 @@ async def build(home: Path, docs: int) -> float:
     await migrate.upgrade_async(settings.url)
     async with await Ledger.open(settings) as ledger:
         started = time.perf_counter()
-        result = await ledger.submit(
+        result = await ledger.queue.submit(
             BatchSpec(processor="noop", id=BATCH),
             (SourceSpec(source=f"/bench/scale/doc-{i:08d}") for i in range(docs)),
         )
@@ -118,7 +118,7 @@ async def progress_calls(home: Path, n: int) -> tuple[list[float], int]:
         finished = 0
         for _ in range(n):
             started = time.perf_counter()
-            progress = await ledger.progress(BATCH)
+            progress = await ledger.reads.progress(BATCH)
             times.append((time.perf_counter() - started) * 1000)
             finished = progress.batch.finished
         return times, finished
@@ -230,7 +230,7 @@ def main() -> None:
         [
             row("GET /batches/{id} (uvicorn, HTTP)", api, health_p95),
             row("floor: GET /health, same server", health),
-            row("Ledger.progress (in process)", progress, counters_p95),
+            row("ledger.reads.progress (in process)", progress, counters_p95),
             row("floor: raw counter-row read", counters),
             row("ledger status --json (whole CLI process)", cli),
             row("for comparison: raw GROUP BY status", group_by),
@@ -240,7 +240,7 @@ def main() -> None:
         "workers' progress during the measurement: "
         f"{_finished(finished_before):,} -> {_finished(finished_after):,} documents finished"
     )
-    report.note("target: p95 under 50 ms (GET /batches/{id} and Ledger.progress)")
+    report.note("target: p95 under 50 ms (GET /batches/{id} and ledger.reads.progress)")
     report.write()
 
 

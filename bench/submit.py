@@ -24,7 +24,7 @@ from pathlib import Path
 
 from harness import Report, raw_connect, scratch, settings_for
 
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from ledger.db import migrate
 from ledger.db.types import sqlite_timestamp
 from ledger.model import BatchSpec, SourceSpec
@@ -44,7 +44,7 @@ async def ledger_submit(home: Path, specs: list[SourceSpec]) -> tuple[float, flo
     await migrate.upgrade_async(settings.url)
     async with await Ledger.open(settings) as ledger:
         started, cpu = time.perf_counter(), time.process_time()
-        result = await ledger.submit(BatchSpec(processor="noop", id="submit-bench"), specs)
+        result = await ledger.queue.submit(BatchSpec(processor="noop", id="submit-bench"), specs)
         elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
         assert result.added == len(specs)
         return elapsed, cpu

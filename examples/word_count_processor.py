@@ -65,17 +65,17 @@ def scan(folder: str) -> list[SourceSpec]:
 
 async def main(folder: str) -> None:
     """Submit every file under ``folder`` with this processor, work it, print results."""
-    from ledger.core.ledger import Ledger
+    from ledger.app import Ledger
     from ledger.worker.runtime import Worker
 
     sources = await asyncio.to_thread(scan, folder)
     async with await Ledger.open(migrate=True) as ledger:
-        submitted = await ledger.submit(
+        submitted = await ledger.queue.submit(
             BatchSpec(processor="examples.word_count_processor:word_count"), sources
         )
         batch_id = submitted.batch.id
         await Worker(ledger, batch_ids=[batch_id]).run(until_complete=True)
-        page = await ledger.documents(batch_id, limit=1000)
+        page = await ledger.reads.documents(batch_id, limit=1000)
         for doc in page.items:
             summary = doc.result if doc.result else f"{doc.status}: {doc.error_code}"
             print(doc.source, summary)

@@ -124,7 +124,7 @@ class Holder:
     etag: str | None = None  # an object's, as recorded at submit; None for a file
 
     def unchanged(self, *, size: int, mtime_ns: int, etag: str | None, sha256: str | None) -> bool:
-        """The worker's check (the rule of :mod:`ledger.core.unchanged`): the source it
+        """The worker's check (the rule of :mod:`ledger.index.unchanged`): the source it
         read (``size`` and ``mtime_ns`` of the file or of the object's local copy, the
         object's ``etag``) is the one this holder indexed."""
         return (

@@ -32,7 +32,6 @@ from ledger.errors import RetryableError, ServiceUnavailable
 T = TypeVar("T")
 
 
-
 class Throttled(RetryableError):
     """The remote service asked us to slow down (HTTP 429); try again after ``retry_after``
     seconds (None: the ledger's backoff decides)."""

@@ -1,6 +1,6 @@
 """Exporting the chunk index: every chunk of some batches as JSON Lines or Parquet.
 
-A row is a :class:`~ledger.core.chunk_reads.ChunkRecord`, the same record the NDJSON chunk
+A row is a :class:`~ledger.index.chunk_reads.ChunkRecord`, the same record the NDJSON chunk
 stream of the API sends: chunk, document and batch ids, ordinal, text, page, character
 offsets, the source's display name, the content hashes, and with ``vectors`` each chunk's
 stored vectors by model. Chunks are read in keyset pages (one bounded read transaction
@@ -20,11 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Protocol
 
-from ledger.core.chunk_reads import MAX_PAGE, ChunkRecord
 from ledger.errors import InvalidInput
+from ledger.index.chunk_reads import MAX_PAGE, ChunkRecord
 
 if TYPE_CHECKING:
-    from ledger.core.ledger import Ledger
+    from ledger.app import Ledger
 
 FORMATS = ("jsonl", "parquet")
 PAGE = 1_000  # chunks per read
@@ -46,7 +46,7 @@ async def all_batch_ids(ledger: Ledger) -> list[str]:
     ids: list[str] = []
     cursor: str | None = None
     while True:
-        page = await ledger.batches(cursor=cursor, limit=200)
+        page = await ledger.reads.batches(cursor=cursor, limit=200)
         ids.extend(b.id for b in page.items)
         if page.next_cursor is None:
             return ids[::-1]  # the list pages newest first; files read better oldest first
@@ -68,7 +68,7 @@ async def chunk_pages(
     for batch_id in batch_ids:
         after = 0
         while True:
-            rows = await source.batch_chunks(
+            rows = await source.index.batch_chunks(
                 batch_id, after=after, limit=page, vectors=vectors, model=model
             )
             if rows:

@@ -1,6 +1,6 @@
 """The loop of a stage that works through leased outbox rows (sink rows, webhook deliveries).
 
-A round claims due rows in one committed transaction (their leases: ``core/leasing.py``),
+A round claims due rows in one committed transaction (their leases: ``queue/leasing.py``),
 does the round's work with no transaction open (writes to a vector store, HTTP posts), and
 records every outcome in one transaction fenced by the leases; then the next round, until a
 claim finds nothing. :meth:`LeasedStage.run` does that every interval until cancelled: a
@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Generic, TypeVar
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 if TYPE_CHECKING:
-    from ledger.core.ledger import Ledger
+    from ledger.app import Ledger
 
 log = logging.getLogger(__name__)
 Row = TypeVar("Row")

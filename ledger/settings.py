@@ -118,8 +118,7 @@ class Settings(BaseSettings):
     )
     tenant_object_roots: dict[str, list[str]] = Field(
         default_factory=dict,
-        description="object prefixes each tenant may submit from; give them in "
-        "LEDGER_TENANT_ROOTS",
+        description="object prefixes each tenant may submit from; give them in LEDGER_TENANT_ROOTS",
     )
     storage_url: str | None = Field(
         default=None,
@@ -280,7 +279,6 @@ class Settings(BaseSettings):
         gt=0,
         description="batch.stalled: a batch has due documents but none finished this long",
     )
-
 
     # ---------------------------------------------------------------- sinks (vector stores)
     sinks: str | None = Field(

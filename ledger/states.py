@@ -129,7 +129,7 @@ class UploadState(StrEnum):
 
 
 class WorkerState(StrEnum):
-    """A worker process as every face shows it, derived when read (core/workers.py)."""
+    """A worker process as every face shows it, derived when read (queue/workers.py)."""
 
     ALIVE = "alive"
     LOST = "lost"

@@ -47,7 +47,7 @@ from ledger.api.tus_protocol import EXPOSED_HEADERS, REQUEST_HEADERS
 from ledger.api.uploads import TusController, tus_options
 from ledger.api.webhooks import WebhookController
 from ledger.api.workers import list_workers
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from ledger.dashboard.routes import STATIC_PATH, dashboard_router, template_config
 from ledger.embedders.profiles import profiles_for
 from ledger.maintenance.run import run_forever, runner_name

@@ -29,7 +29,7 @@ from litestar import Request
 from litestar.datastructures import State
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
 
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from ledger.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -73,7 +73,7 @@ class KeyPresence:
         now = time.monotonic()
         if now - self._checked_at >= self.RECHECK_SECONDS:
             self._checked_at = now
-            self._exists = await ledger.any_keys()
+            self._exists = await ledger.keys.any_keys()
         return self._exists
 
 
@@ -128,7 +128,7 @@ async def provide_caller(request: Request[Any, Any, Any]) -> Caller:
         if scheme.lower() != "bearer" or not key:
             raise _unauthorized("send an API key as 'Authorization: Bearer KEY'", invalid=True)
         ledger: Ledger = state.ledger
-        holder = await ledger.identify_key(key)
+        holder = await ledger.keys.identify(key)
         if holder is None:
             raise _unauthorized("the API key is unknown or revoked", invalid=True)
         return Caller(tenant=holder.tenant, role=holder.role, key_id=holder.key_id, key=key)
@@ -166,5 +166,5 @@ async def still_allowed(state: State, caller: Caller) -> bool:
     """Whether a caller admitted earlier would be admitted now: an open stream's check."""
     if caller.key is not None:
         ledger: Ledger = state.ledger
-        return await ledger.identify_key(caller.key) is not None
+        return await ledger.keys.identify(caller.key) is not None
     return not await keys_required(state)

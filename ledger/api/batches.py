@@ -31,13 +31,13 @@ from ledger.api.schemas import (
     UploadedFile,
     UploadResult,
 )
-from ledger.core.batch_edits import BatchChanges
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from ledger.embedders.profiles import profiles_for
 from ledger.errors import Conflict, InvalidInput
 from ledger.model import Batch, BatchSpec, SourceSpec
 from ledger.path_patterns import compile_patterns
 from ledger.processors.builtin import unchanged_skip
+from ledger.queue.batch_edits import BatchChanges
 from ledger.settings import Settings
 from ledger.states import BatchFilter, BatchState
 from ledger.storage.objects import client_for
@@ -137,7 +137,7 @@ class BatchController(Controller):
         if data.id is not None:
             # A resent request must not walk the folders again: ask the ledger first.
             try:
-                result = await ledger.create_batch(spec, _Deferred(), fingerprint=fingerprint)
+                result = await ledger.queue.create_batch(spec, _Deferred(), fingerprint=fingerprint)
                 return await _created(ledger, owner, result.batch, result.created)
             except _SourcesNeeded:
                 pass
@@ -153,7 +153,7 @@ class BatchController(Controller):
             patterns,
         )
         try:
-            result = await ledger.create_batch(
+            result = await ledger.queue.create_batch(
                 msgspec.structs.replace(spec, roots=tuple(sources.roots)),
                 sources,
                 fingerprint=fingerprint,
@@ -187,7 +187,7 @@ class BatchController(Controller):
         limit: Limit = 50,
     ) -> BatchPage:
         state, status = batch_filter(state_filter).as_query() if state_filter else (None, None)
-        page = await ledger.batches(
+        page = await ledger.reads.batches(
             owner=owner, state=state, status=status, cursor=cursor, limit=limit
         )
         return BatchPage.of(page)
@@ -199,7 +199,7 @@ class BatchController(Controller):
         summary="A batch with its progress",
     )
     async def get_batch(self, batch_id: BatchId, ledger: Ledger, owner: str | None) -> ProgressOut:
-        return ProgressOut.from_progress(await ledger.progress(batch_id, owner=owner))
+        return ProgressOut.from_progress(await ledger.reads.progress(batch_id, owner=owner))
 
     @patch(
         "/{batch_id:str}",
@@ -214,8 +214,8 @@ class BatchController(Controller):
         changes = BatchChanges(
             name=data.name, priority=data.priority, max_attempts=data.max_attempts
         )
-        await ledger.update_batch(batch_id, changes, owner=owner)
-        return ProgressOut.from_progress(await ledger.progress(batch_id, owner=owner))
+        await ledger.control.update_batch(batch_id, changes, owner=owner)
+        return ProgressOut.from_progress(await ledger.reads.progress(batch_id, owner=owner))
 
     @post(
         "/{batch_id:str}/pause",
@@ -231,7 +231,7 @@ class BatchController(Controller):
         data: PauseRequest | None = None,
     ) -> Batch:
         reason = data.reason if data is not None else None
-        return await ledger.pause(batch_id, owner=owner, reason=reason)
+        return await ledger.control.pause(batch_id, owner=owner, reason=reason)
 
     @post(
         "/{batch_id:str}/resume",
@@ -240,7 +240,7 @@ class BatchController(Controller):
         status_code=200,
     )
     async def resume(self, batch_id: BatchId, ledger: Ledger, owner: str | None) -> Batch:
-        return await ledger.resume(batch_id, owner=owner)
+        return await ledger.control.resume(batch_id, owner=owner)
 
     @post(
         "/{batch_id:str}/cancel",
@@ -249,7 +249,7 @@ class BatchController(Controller):
         status_code=200,
     )
     async def cancel(self, batch_id: BatchId, ledger: Ledger, owner: str | None) -> Batch:
-        return await ledger.cancel(batch_id, owner=owner)
+        return await ledger.control.cancel(batch_id, owner=owner)
 
     @post(
         "/{batch_id:str}/retry",
@@ -266,8 +266,8 @@ class BatchController(Controller):
         data: RetryRequest | None = None,
     ) -> RetryResult:
         code = data.code if data is not None else None
-        count = await ledger.retry_failed(batch_id, owner=owner, code=code)
-        batch = await ledger.batch(batch_id, owner=owner)
+        count = await ledger.control.retry_failed(batch_id, owner=owner, code=code)
+        batch = await ledger.reads.batch(batch_id, owner=owner)
         return RetryResult(retried=count, batch=batch)
 
 
@@ -296,7 +296,7 @@ class UploadController(Controller):
         settings: Settings,
         owner: str | None,
     ) -> UploadResult:
-        batch = await ledger.batch(batch_id, owner=owner)
+        batch = await ledger.reads.batch(batch_id, owner=owner)
         if batch.state == BatchState.CANCELLED:
             raise Conflict(f"batch {batch_id!r} is cancelled; create a new batch")
         destination: multipart.Destination = (
@@ -335,7 +335,7 @@ class UploadController(Controller):
             for f in stored
         ]
         try:
-            result = await ledger.submit(spec, sources)
+            result = await ledger.queue.submit(spec, sources)
         except BaseException:
             await destination.remove(stored)
             raise
@@ -364,7 +364,7 @@ async def _created(
     skipped_count: int = 0,
 ) -> Response[ProgressOut]:
     """The same shape as ``GET /batches/{id}``, so a client parses one answer for a batch."""
-    progress = await ledger.progress(batch.id, owner=owner)
+    progress = await ledger.reads.progress(batch.id, owner=owner)
     answer = ProgressOut.from_progress(progress, skipped, skipped_count)
     return Response(answer, status_code=201 if created else 200)
 

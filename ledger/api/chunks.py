@@ -22,8 +22,8 @@ from msgspec import Struct
 from ledger.api import policy
 from ledger.api.errors import ERROR_RESPONSES
 from ledger.api.schemas import BatchId
-from ledger.core.chunk_reads import ChunkRecord
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
+from ledger.index.chunk_reads import ChunkRecord
 
 NDJSON = "application/x-ndjson"
 STREAM_PAGE = 500  # chunks per query while streaming
@@ -57,7 +57,7 @@ async def _ndjson(
         if want <= 0:
             yield encoder.encode({"next_after": after}) + b"\n"
             return
-        page = await ledger.batch_chunks(
+        page = await ledger.index.batch_chunks(
             batch_id, owner=owner, after=after, limit=want, vectors=vectors, model=model
         )
         if page:
@@ -101,7 +101,7 @@ class ChunkController(Controller):
         ] = None,
     ) -> Stream:
         policy.check_query(request.query_params.keys())
-        await ledger.batch(batch_id, owner=owner)  # a 404 now, not an empty stream
+        await ledger.reads.batch(batch_id, owner=owner)  # a 404 now, not an empty stream
         lines = _ndjson(
             ledger, batch_id, owner, after=after, limit=limit, vectors=vectors, model=model
         )
@@ -124,7 +124,7 @@ class ChunkController(Controller):
         ] = -1,
         limit: Annotated[int, Parameter(ge=1, le=1000, description="items per page")] = 100,
     ) -> DocumentChunks:
-        page = await ledger.document_chunks(
+        page = await ledger.index.document_chunks(
             batch_id, document_id, owner=owner, after=after, limit=limit + 1
         )
         items = page[:limit]

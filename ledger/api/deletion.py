@@ -10,7 +10,7 @@ from litestar.params import Parameter
 
 from ledger.api.errors import ERROR_RESPONSES
 from ledger.api.schemas import BatchId
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 
 log = logging.getLogger("ledger.api")
 
@@ -40,14 +40,14 @@ class DeletionController(Controller):
             bool, Parameter(description="cancel running documents instead of refusing")
         ] = False,
     ) -> None:
-        await ledger.delete_batch(batch_id, owner=owner, force=force)
+        await ledger.control.delete_batch(batch_id, owner=owner, force=force)
 
 
 async def finish_interrupted(ledger: Ledger) -> None:
     """Finish every deletion that a stopped process left half-done (run once at start)."""
     try:
-        for batch_id in await ledger.unfinished_deletions():
-            report = await ledger.delete_batch(batch_id)
+        for batch_id in await ledger.control.unfinished_deletions():
+            report = await ledger.control.delete_batch(batch_id)
             log.info("finished an interrupted deletion of batch %s: %s", batch_id, report.rows)
     except Exception:  # a background chore: the next start or a repeated request tries again
         log.exception("finishing interrupted deletions failed")

@@ -15,7 +15,7 @@ from ledger.api.schemas import (
     DocumentPage,
     Failures,
 )
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from ledger.states import DocumentStatus
 
 Limit = Annotated[int, Parameter(ge=1, le=1000, description="items per page")]
@@ -42,7 +42,7 @@ class DocumentController(Controller):
         cursor: Cursor | None = None,
         limit: Limit = 100,
     ) -> DocumentPage:
-        page = await ledger.documents(
+        page = await ledger.reads.documents(
             batch_id, owner=owner, status=status, code=code, cursor=cursor, limit=limit
         )
         return DocumentPage.of(page)
@@ -56,7 +56,7 @@ class DocumentController(Controller):
     async def get_document(
         self, document_id: DocumentId, ledger: Ledger, owner: str | None
     ) -> DocumentDetail:
-        document, attempts = await ledger.document(document_id, owner=owner)
+        document, attempts = await ledger.reads.document(document_id, owner=owner)
         return DocumentDetail(document=document.public(), attempts=[a.public() for a in attempts])
 
     @get(
@@ -66,7 +66,7 @@ class DocumentController(Controller):
         summary="A batch's failed documents grouped by error code, largest group first",
     )
     async def failures(self, batch_id: BatchId, ledger: Ledger, owner: str | None) -> Failures:
-        groups = await ledger.failures(batch_id, owner=owner)
+        groups = await ledger.reads.failures(batch_id, owner=owner)
         return Failures(
             batch_id=batch_id,
             total=sum(g.count for g in groups),

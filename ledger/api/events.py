@@ -37,7 +37,7 @@ from ledger.api.auth import Caller, still_allowed
 from ledger.api.errors import ERROR_RESPONSES
 from ledger.api.schemas import BatchId, ProgressOut
 from ledger.api.streams import StreamQuota
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from ledger.errors import NotFound
 from ledger.settings import Settings
 
@@ -82,11 +82,11 @@ async def event_stream(
                 return
         # Completion is read before the log is drained: every event committed before the
         # batch completed is then certainly sent before the stream ends.
-        before = await ledger.progress(batch_id, owner=owner)
+        before = await ledger.reads.progress(batch_id, owner=owner)
         complete = before.batch.completed_at is not None and before.batch.complete
         sent = 0
         while True:
-            page = await ledger.events(batch_id, owner=owner, after_id=after, limit=PAGE)
+            page = await ledger.reads.events(batch_id, owner=owner, after_id=after, limit=PAGE)
             for event in page:
                 yield ServerSentEventMessage(
                     id=event.id,
@@ -99,13 +99,15 @@ async def event_stream(
                 break
         now = time.monotonic()
         if sent or complete or now - last_progress >= PROGRESS_EVERY:
-            current = await ledger.progress(batch_id, owner=owner) if sent else before
+            current = await ledger.reads.progress(batch_id, owner=owner) if sent else before
             yield ServerSentEventMessage(
                 event="progress",
                 data=msgspec.json.encode(ProgressOut.from_progress(current)).decode(),
             )
             last_progress = last_sent = now
-        if complete and not await ledger.has_events_after(batch_id, owner=owner, after_id=after):
+        if complete and not await ledger.reads.has_events_after(
+            batch_id, owner=owner, after_id=after
+        ):
             yield ServerSentEventMessage(event="end", data='{"reason": "complete"}')
             return
         if now - last_sent >= KEEPALIVE_EVERY:
@@ -151,7 +153,7 @@ async def batch_events(
     ] = None,
 ) -> ServerSentEvent:
     start = _start_after(last_event_id, after)
-    await ledger.batch(batch_id, owner=owner)  # a 404 now, not an empty stream
+    await ledger.reads.batch(batch_id, owner=owner)  # a 404 now, not an empty stream
     state = request.app.state
 
     async def allowed() -> bool:

@@ -14,7 +14,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 if TYPE_CHECKING:
-    from ledger.core.gauges import BatchGauge
+    from ledger.monitoring.gauges import BatchGauge
 
 
 # --------------------------------------------------------------------------- workers
@@ -40,7 +40,7 @@ def worker_gauges(by_state: Mapping[str, int], in_flight: int) -> Iterator[Gauge
 
 
 # ---------------------------------------------------------------------------- alert gauges
-# Read from the ledger at scrape time (ledger.core.gauges), one series per unfinished active
+# Read from the ledger at scrape time (ledger.monitoring.gauges), one series per unfinished active
 # batch (bounded by the scrape's batch limit) and per table. docs/alerts.yml alerts on them.
 
 

@@ -11,7 +11,7 @@ from msgspec import Struct
 
 from ledger.api.auth import OPERATOR, Caller
 from ledger.api.errors import ERROR_RESPONSES
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from ledger.maintenance.run import last_runs
 from ledger.model import MaintenanceRun
 

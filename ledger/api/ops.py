@@ -18,7 +18,7 @@ from ledger.api.auth import Caller, require_operator
 from ledger.api.errors import ERROR_RESPONSES
 from ledger.api.gauges import AlertGauges, worker_gauges
 from ledger.api.schemas import Health
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from ledger.model import QueueDepth
 from ledger.states import DocumentStatus, WorkerState
 from ledger.worker.supervisor import WorkerSupervisor
@@ -126,10 +126,10 @@ async def prometheus_metrics(ledger: Ledger, caller: Caller) -> Response[bytes]:
     'operator' role (`ledger keys create --role operator`), or, while no key exists, a
     loopback client without one. A tenant key gets 403."""
     require_operator(caller, "metrics")
-    totals = await ledger.document_totals(owner=None)
-    depths = await ledger.queue_depths(owner=None, limit=QUEUE_DEPTH_BATCHES)
-    workers = await ledger.worker_counts()
-    batch_gauges, table_rows = await ledger.alert_gauges(limit=QUEUE_DEPTH_BATCHES)
+    totals = await ledger.reads.document_totals(owner=None)
+    depths = await ledger.reads.queue_depths(owner=None, limit=QUEUE_DEPTH_BATCHES)
+    workers = await ledger.workers.counts()
+    batch_gauges, table_rows = await ledger.reads.alert_gauges(limit=QUEUE_DEPTH_BATCHES)
     scrape = CollectorRegistry(auto_describe=False)
     scrape.register(_ScrapeCollector(totals, depths, workers))
     scrape.register(AlertGauges(batch_gauges, table_rows))

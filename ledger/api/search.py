@@ -10,7 +10,7 @@ from litestar.params import Parameter
 from ledger.api import policy
 from ledger.api.errors import ERROR_RESPONSES
 from ledger.api.schemas import SearchResults
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from ledger.embedders.profiles import profiles_for
 from ledger.embedders.search import search as search_modes
 from ledger.settings import Settings

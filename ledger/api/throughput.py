@@ -9,7 +9,7 @@ from litestar.params import Parameter
 
 from ledger.api.errors import ERROR_RESPONSES
 from ledger.api.schemas import BatchId
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from ledger.model import Throughput
 
 
@@ -28,4 +28,4 @@ async def batch_throughput(
 ) -> Throughput:
     """The window ends now while the batch is active with work left, otherwise at its last
     attempt. Every minute of the window is present (zeros included), oldest first."""
-    return await ledger.throughput(batch_id, owner=owner, minutes=minutes)
+    return await ledger.reads.throughput(batch_id, owner=owner, minutes=minutes)

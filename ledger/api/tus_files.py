@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from ledger.maintenance.uploads import remove_ended
 
 try:
@@ -174,7 +174,7 @@ async def abandon(ledger: Ledger, upload_id: str, owner: str | None) -> None:
     is what the client must hear: a failure here is logged (the cleanup ends the upload at
     its expiry) and not raised in its place."""
     try:
-        await ledger.terminate_upload(upload_id, owner=owner)
+        await ledger.uploads.terminate(upload_id, owner=owner)
         await remove_ended(ledger, upload_id=upload_id)
     except Exception:
         log.warning("upload %s: could not end it after its 413", upload_id, exc_info=True)

@@ -31,7 +31,7 @@ from ledger.api.tus_protocol import (
     too_large,
 )
 from ledger.api.tus_store import holding
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from ledger.errors import Conflict
 from ledger.model import Upload
 from ledger.settings import Settings
@@ -75,7 +75,7 @@ async def receive(
                 durable,
                 size,
             )
-            upload = await ledger.renew_upload(upload.id, token, offset=size)
+            upload = await ledger.uploads.renew(upload.id, token, offset=size)
             durable = size
         limit, checksum = check_append(
             request,
@@ -113,10 +113,10 @@ async def receive(
                     if hasher is None and position - durable >= settings.tus_commit_bytes:
                         # A checkpoint: what is on disk now survives a crash of this process.
                         await file.sync()
-                        upload = await ledger.renew_upload(upload.id, token, offset=position)
+                        upload = await ledger.uploads.renew(upload.id, token, offset=position)
                         durable, renewed = position, time.monotonic()
                     elif time.monotonic() - renewed > settings.tus_lease_seconds / 3:
-                        upload = await ledger.renew_upload(upload.id, token)
+                        upload = await ledger.uploads.renew(upload.id, token)
                         renewed = time.monotonic()
             await flush()
         except ClientGone:
@@ -150,7 +150,7 @@ async def receive(
                 )
                 mtime_ns = stored.last_modified_ns
             try:
-                upload = await ledger.complete_upload(
+                upload = await ledger.uploads.complete(
                     upload.id,
                     token,
                     sha256=digest,
@@ -162,7 +162,7 @@ async def receive(
                 # The batch was cancelled or taken meanwhile: keep the bytes, say why.
                 if stored is not None:
                     await object_uploads.remove_object(settings, stored)
-                await ledger.commit_upload(upload.id, token, offset=position)
+                await ledger.uploads.commit(upload.id, token, offset=position)
                 released = True
                 raise
             released = True
@@ -176,9 +176,9 @@ async def receive(
                 upload.batch_id,
             )
         else:
-            upload = await ledger.commit_upload(upload.id, token, offset=position)
+            upload = await ledger.uploads.commit(upload.id, token, offset=position)
             released = True
         return upload
     finally:
         if not released:
-            await asyncio.shield(ledger.release_upload(upload.id, token))
+            await asyncio.shield(ledger.uploads.release(upload.id, token))

@@ -4,7 +4,7 @@ Nothing of such an upload is on the API server's disk, so any server can take it
 request. Its bytes go into one multipart upload of the store, started with the upload; a
 request streams its body into parts of :func:`~ledger.storage.object_parts.part_size`
 (one part in memory at a time) and records each part in the ledger as the store confirms
-it, advancing the offset in the same transaction (see :mod:`ledger.core.upload_parts`).
+it, advancing the offset in the same transaction (see :mod:`ledger.uploads.parts`).
 What is left at the end of a request, too little for a part, is recorded as the upload's
 tail in the ledger, and the next request starts its first part with it. A request with
 ``Upload-Checksum`` records its parts and tail only once the checksum matched: all of its
@@ -39,14 +39,14 @@ from ledger.api.tus_protocol import (
     request_body,
     too_large,
 )
-from ledger.core import upload_parts
-from ledger.core.ledger import Ledger
-from ledger.core.upload_parts import StoredPart
+from ledger.app import Ledger
 from ledger.errors import Conflict, PermanentError
 from ledger.model import Upload
 from ledger.settings import Settings
 from ledger.storage import object_parts, objects
 from ledger.storage.urls import ObjectUrl
+from ledger.uploads import parts as upload_parts
+from ledger.uploads.parts import StoredPart
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -76,7 +76,7 @@ async def start(ledger: Ledger, settings: Settings, upload: Upload) -> Upload:
     )
     if recorded is None:  # another request recorded one first: keep that one
         await asyncio.to_thread(object_parts.abort, s3, url, store_upload_id)
-        return await ledger.upload(upload.id)
+        return await ledger.uploads.get(upload.id)
     return recorded
 
 
@@ -91,7 +91,7 @@ async def holding(
             done, _ = await asyncio.wait({running}, timeout=settings.tus_lease_seconds / 3)
             if done:
                 return running.result()
-            await ledger.renew_upload(upload_id, token)
+            await ledger.uploads.renew(upload_id, token)
     finally:
         if not running.done():
             running.cancel()
@@ -170,7 +170,7 @@ class _Writer:
         )
         info = await asyncio.to_thread(objects.stat, self.s3, self.url)
         try:
-            upload = await self.ledger.complete_upload(
+            upload = await self.ledger.uploads.complete(
                 upload.id,
                 self.token,
                 sha256=digest,
@@ -181,7 +181,7 @@ class _Writer:
         except Conflict:
             # The batch was cancelled or taken meanwhile: the object goes, the offset stays.
             await object_uploads.remove_object(self.settings, info)
-            await self.ledger.commit_upload(upload.id, self.token, offset=length)
+            await self.ledger.uploads.commit(upload.id, self.token, offset=length)
             raise
         await self.ledger.run(partial(upload_parts.forget, ids=[upload.id]))
         return upload
@@ -245,7 +245,7 @@ async def receive(
                             await writer.record(tail=False, release=False)
                             renewed = time.monotonic()
                     if time.monotonic() - renewed > settings.tus_lease_seconds / 3:
-                        await ledger.renew_upload(upload.id, token)
+                        await ledger.uploads.renew(upload.id, token)
                         renewed = time.monotonic()
         except ClientGone:
             gone = True
@@ -275,4 +275,4 @@ async def receive(
         return upload
     finally:
         if not released:
-            await asyncio.shield(ledger.release_upload(upload.id, token))
+            await asyncio.shield(ledger.uploads.release(upload.id, token))

@@ -2,7 +2,7 @@
 
 Core protocol plus creation, creation-with-upload, creation-defer-length, expiration,
 checksum (sha1, sha256, md5) and termination. The upload's state is a ledger row (see
-:mod:`ledger.core.uploads`). Its bytes go, as they arrive, into a local file under
+:mod:`ledger.uploads.state`). Its bytes go, as they arrive, into a local file under
 ``storage/uploads/<id>`` (:mod:`ledger.api.tus_local`), or, with ``LEDGER_STORAGE_URL``,
 straight into the object store's multipart upload (:mod:`ledger.api.tus_store`), so any
 API server can take any request of an upload. Each request that writes holds the upload's
@@ -53,7 +53,7 @@ from ledger.api.tus_protocol import (
     too_large,
     tus_middleware,
 )
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from ledger.errors import Conflict, Locked, NotFound
 from ledger.maintenance.uploads import remove_ended
 from ledger.model import Upload, UploadSpec
@@ -124,12 +124,12 @@ async def _append(
         raise Locked(f"upload {upload_id!r} is being written by another request; retry shortly")
     _writing.add(upload_id)
     try:
-        upload = await ledger.upload(upload_id, owner=owner)  # 404, 410 before any file
+        upload = await ledger.uploads.get(upload_id, owner=owner)  # 404, 410 before any file
         if upload.state == UploadState.COMPLETE:
             return _already_complete(request, upload, client_offset)
         if _kept_in_store(settings, upload):  # no file: the ledger's lease alone fences
             token = secrets.token_hex(16)
-            upload = await ledger.acquire_upload(upload_id, token, owner=owner, length=length)
+            upload = await ledger.uploads.acquire(upload_id, token, owner=owner, length=length)
             if upload.state == UploadState.COMPLETE:
                 return _already_complete(request, upload, client_offset)
             upload = await tus_store.receive(
@@ -143,7 +143,7 @@ async def _append(
             raise Locked(f"upload {upload_id!r} is being written by another process")
         try:
             token = secrets.token_hex(16)
-            upload = await ledger.acquire_upload(
+            upload = await ledger.uploads.acquire(
                 upload_id, token, owner=owner, length=length, take_over=FILE_LOCKS
             )
             if upload.state == UploadState.COMPLETE:
@@ -178,7 +178,7 @@ def _already_complete(
 
 async def _terminate(upload_id: str, ledger: Ledger, owner: str | None) -> Response[Any]:
     _check_id(upload_id)
-    await ledger.terminate_upload(upload_id, owner=owner)
+    await ledger.uploads.terminate(upload_id, owner=owner)
     # At once unless a request still holds the lease; then the periodic cleanup does it.
     await remove_ended(ledger, upload_id=upload_id)
     return _empty(204)
@@ -276,7 +276,7 @@ class TusController(Controller):
         # the start so that no other request can write before this one has.
         writes = with_body or length == 0
         token = secrets.token_hex(16) if writes else None
-        upload = await ledger.create_upload(
+        upload = await ledger.uploads.create(
             spec, folder=settings.storage / "uploads", writer_token=token
         )
         location = f"{request.url.path.rstrip('/')}/{upload.id}"
@@ -295,7 +295,7 @@ class TusController(Controller):
                 else:
                     file = await UploadFile.open(Path(upload.path), wait=FILE_LOCK_WAIT)
                     if file is None:  # nobody else knows the new upload's id yet: not expected
-                        await ledger.release_upload(upload.id, token)
+                        await ledger.uploads.release(upload.id, token)
                         raise Locked(f"upload {upload.id!r} is locked by another process")
                     upload = await tus_local.receive(
                         request, ledger, settings, upload, token, file,
@@ -321,7 +321,7 @@ class TusController(Controller):
     ) -> Response[None]:
         """How many bytes the upload has (Upload-Offset), and its length if known."""
         _check_id(upload_id)
-        upload = await ledger.upload(upload_id, owner=owner)
+        upload = await ledger.uploads.get(upload_id, owner=owner)
         if (
             upload.state == UploadState.RECEIVING
             and upload_id not in _writing
@@ -329,7 +329,7 @@ class TusController(Controller):
         ):
 
             async def durable() -> int:
-                return (await ledger.upload(upload_id, owner=owner)).offset
+                return (await ledger.uploads.get(upload_id, owner=owner)).offset
 
             await cut_back(Path(upload.path), upload.offset, durable)
         headers = _offset_headers(upload)

@@ -10,7 +10,7 @@ from litestar.params import Parameter
 from msgspec import Meta, Struct
 
 from ledger.api.errors import ERROR_RESPONSES
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from ledger.model import DeliveryView, Webhook, WebhookView
 from ledger.model.view import view
 from ledger.notify.events import SUBSCRIBABLE

@@ -14,7 +14,7 @@ from litestar.params import Parameter
 from ledger.api.auth import Caller, require_operator
 from ledger.api.errors import ERROR_RESPONSES
 from ledger.api.schemas import Cursor, WorkerPage
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from ledger.states import WorkerState
 
 Limit = Annotated[int, Parameter(ge=1, le=1000, description="items per page")]
@@ -44,4 +44,4 @@ async def list_workers(
     heartbeat is older than the lease time, ``stopped``), the processors it can run, the
     documents it holds now and has finished. For the operator only."""
     require_operator(caller, "workers")
-    return WorkerPage.of(await ledger.workers(state=state_filter, cursor=cursor, limit=limit))
+    return WorkerPage.of(await ledger.workers.page(state=state_filter, cursor=cursor, limit=limit))

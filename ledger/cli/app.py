@@ -1,6 +1,6 @@
 """The ``ledger`` command: global options, settings, opening the ledger, and error handling.
 
-Every command is a thin face over :class:`ledger.core.ledger.Ledger`: it validates what the
+Every command is a thin face over :class:`ledger.app.Ledger`: it validates what the
 user typed, calls the ledger, and shows the answer. User mistakes end as one line on stderr
 with a non-zero exit code, never a traceback.
 """
@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from pydantic import ValidationError
     from rich.console import Console
 
-    from ledger.core.ledger import Ledger
+    from ledger.app import Ledger
     from ledger.settings import Settings
 
 T = TypeVar("T")
@@ -227,8 +227,9 @@ async def open_ledger(settings: Settings, *, migrate: bool = True) -> Ledger:
     """
     from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
-    from ledger.core.ledger import Ledger, SchemaOutOfDate
+    from ledger.app import Ledger
     from ledger.db.engine import create_engine
+    from ledger.db.runner import SchemaOutOfDate
 
     where = shown_url(settings.url)
     try:
@@ -441,7 +442,7 @@ def _database_error(exc: Exception) -> int | None:
 
     if not isinstance(exc, DBAPIError):
         return None
-    from ledger.core.write_failures import is_write_failure, write_failed
+    from ledger.db.write_failures import is_write_failure, write_failed
 
     if is_write_failure(exc):
         _error(write_failed(exc).message)

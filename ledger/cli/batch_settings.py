@@ -16,7 +16,7 @@ from ledger.errors import InvalidInput
 
 # The database and the core load when the command runs, not for --help.
 if TYPE_CHECKING:
-    from ledger.core.ledger import Ledger
+    from ledger.app import Ledger
     from ledger.model import Batch
 
 
@@ -39,7 +39,7 @@ def set_command(
     json_output: bool = JSON_OPTION,
 ) -> None:
     """Change a batch's priority, attempt budget or name; the next claim uses them."""
-    from ledger.core.batch_edits import BatchChanges
+    from ledger.queue.batch_edits import BatchChanges
 
     changes = BatchChanges(name=name, priority=priority, max_attempts=max_attempts)
     try:
@@ -50,7 +50,7 @@ def set_command(
         raise CliError("nothing to change: give --priority, --max-attempts or --name", EXIT_USAGE)
 
     async def work(ledger: Ledger) -> Batch:
-        return await ledger.update_batch(batch_id, changes)
+        return await ledger.control.update_batch(batch_id, changes)
 
     batch = run_with_ledger(ctx, work)
     if json_output:

@@ -27,7 +27,7 @@ from ledger.wording import plural, waiting_note
 if TYPE_CHECKING:
     from rich.text import Text
 
-    from ledger.core.ledger import Ledger
+    from ledger.app import Ledger
     from ledger.model import Batch, DocumentInfo, FailureGroup, Progress, SearchHit
 
 JSON_OPTION = typer.Option(False, "--json", help="Print JSON for scripts (stable keys).")
@@ -88,10 +88,10 @@ def batches_command(
 
     async def work(ledger: Ledger) -> tuple[list[Batch], bool]:
         if state is StateFilter.ACTIVE:
-            page = await ledger.batches(state=BatchState.ACTIVE, limit=limit)
+            page = await ledger.reads.batches(state=BatchState.ACTIVE, limit=limit)
         else:
             status = BatchStatus(state.value) if state else None
-            page = await ledger.batches(status=status, limit=limit)
+            page = await ledger.reads.batches(status=status, limit=limit)
         return page.items, page.next_cursor is not None
 
     items, more = run_with_ledger(ctx, work)
@@ -135,11 +135,11 @@ def status_command(
     """Show one batch: counts per status, rate, ETA and timestamps."""
 
     async def work(ledger: Ledger) -> tuple[Progress, list[FailureGroup]]:
-        found = await ledger.progress(batch_id)
+        found = await ledger.reads.progress(batch_id)
         failed = found.batch.counts[DocumentStatus.FAILED]
-        return found, (await ledger.failures(batch_id) if failed else [])
+        return found, (await ledger.reads.failures(batch_id) if failed else [])
 
-    from ledger.core.batch_status import read_status
+    from ledger.queue.batch_status import read_status
 
     settings = options(ctx).settings()
     require_database(settings)  # before the read: opening a missing SQLite file creates it
@@ -211,7 +211,7 @@ async def _failed_documents(
     cursor: str | None = None
     while True:
         want = 500 if limit is None else min(500, limit - len(docs))
-        page = await ledger.documents(
+        page = await ledger.reads.documents(
             batch_id, status=DocumentStatus.FAILED, code=code, cursor=cursor, limit=want
         )
         docs.extend(page.items)
@@ -233,7 +233,7 @@ def failures_command(
     """List a batch's failed documents with their error, grouped by error code."""
 
     async def work(ledger: Ledger) -> list[tuple[Any, list[DocumentInfo]]]:
-        groups = await ledger.failures(batch_id)
+        groups = await ledger.reads.failures(batch_id)
         if code is not None:
             groups = [g for g in groups if g.code == code]
         return [
@@ -295,8 +295,8 @@ def retry_command(
     """Put a batch's failed documents back in the queue (with a fresh attempt budget)."""
 
     async def work(ledger: Ledger) -> tuple[int, Batch]:
-        count = await ledger.retry_failed(batch_id, code=code)
-        return count, await ledger.batch(batch_id)
+        count = await ledger.control.retry_failed(batch_id, code=code)
+        return count, await ledger.reads.batch(batch_id)
 
     count, batch = run_with_ledger(ctx, work)
     if json_output:
@@ -317,10 +317,10 @@ def retry_command(
 def _control(ctx: typer.Context, action: str, batch_id: str, json_output: bool) -> Batch:
     async def work(ledger: Ledger) -> Batch:
         if action == "pause":
-            return await ledger.pause(batch_id)
+            return await ledger.control.pause(batch_id)
         if action == "resume":
-            return await ledger.resume(batch_id)
-        return await ledger.cancel(batch_id)
+            return await ledger.control.resume(batch_id)
+        return await ledger.control.cancel(batch_id)
 
     batch = run_with_ledger(ctx, work)
     if json_output:

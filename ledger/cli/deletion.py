@@ -17,7 +17,7 @@ from ledger.cli.app import EXIT_USAGE, CliError, app, out, run_with_ledger
 from ledger.wording import plural
 
 if TYPE_CHECKING:
-    from ledger.core.ledger import Ledger
+    from ledger.app import Ledger
 
 
 @app.command("delete")
@@ -45,10 +45,10 @@ def delete_command(
         )
 
     async def work(ledger: Ledger) -> list[dict[str, Any]]:
-        ids = [batch_id] if batch_id is not None else await ledger.unfinished_deletions()
+        ids = [batch_id] if batch_id is not None else await ledger.control.unfinished_deletions()
         reports = []
         for one in ids:
-            report = await ledger.delete_batch(one, force=force)
+            report = await ledger.control.delete_batch(one, force=force)
             reports.append(
                 {
                     "batch": report.batch_id,

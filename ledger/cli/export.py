@@ -16,7 +16,7 @@ from ledger.cli.app import EXIT_USAGE, CliError, app, err, run_with_ledger
 from ledger.wording import plural
 
 if TYPE_CHECKING:
-    from ledger.core.ledger import Ledger
+    from ledger.app import Ledger
     from ledger.export import Exported
 
 FORMATS = ("jsonl", "parquet")  # as ledger.export.FORMATS, without importing it for --help

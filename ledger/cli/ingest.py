@@ -50,9 +50,9 @@ from ledger.wording import plural
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from ledger.app import Ledger
     from ledger.cli.ingest_bar import Bar
     from ledger.cli.watch import Watcher
-    from ledger.core.ledger import Ledger
     from ledger.model import ClaimedDocument, DocumentInfo, FailureGroup, SourceSpec, SubmitResult
     from ledger.model import Progress as BatchProgress
     from ledger.settings import Settings
@@ -529,7 +529,7 @@ class Session:
                         return EXIT_USAGE
                     from ledger.processors.builtin import unchanged_skip
 
-                    result = await self.ledger.submit(
+                    result = await self.ledger.queue.submit(
                         spec,
                         itertools.chain([first] if first else [], sources),
                         skip_unchanged=unchanged_skip(spec, profiles_of(self.ledger)),
@@ -546,7 +546,7 @@ class Session:
                 started = time.monotonic()
                 if req.sync and not signals.requested:
                     self.removed += await retire_gone_files(self.ledger, req, batch.id, view)
-                    batch = await self.ledger.batch(batch.id)
+                    batch = await self.ledger.reads.batch(batch.id)
                 if batch.state == BatchState.PAUSED:
                     self.stop_reason = f"batch is paused ({batch.pause_reason})"
                 elif req.watch and not signals.requested:
@@ -559,15 +559,15 @@ class Session:
                             raise  # exit code 3; stopped by the user it is still 130
                 if signals.requested:
                     self.stop_reason = "interrupted"
-                final = await self.ledger.progress(batch.id)
+                final = await self.ledger.reads.progress(batch.id)
                 view.update(final, [], None)
             finally:
                 view.close()
             elapsed = time.monotonic() - started
-            failures = await self.ledger.documents(
+            failures = await self.ledger.reads.documents(
                 batch.id, status=DocumentStatus.FAILED, limit=FIRST_FAILURES
             )
-            groups = await self.ledger.failures(batch.id) if failures.items else []
+            groups = await self.ledger.reads.failures(batch.id) if failures.items else []
         report_skipped(self.stats)
         code = self._exit_code(final)
         # This run's own work: other workers (a server's, say) may serve the same batch.
@@ -623,7 +623,7 @@ class Session:
     ) -> tuple[int, ...]:
         """A progress update of the view, unless nothing is in flight and the counts are
         still ``last`` (an idle watch writes no lines to a log); returns the counts."""
-        progress = await self.ledger.progress(batch_id)
+        progress = await self.ledger.reads.progress(batch_id)
         counts = tuple(progress.batch.counts.values())
         current = self._in_flight()
         if current or counts != last:
@@ -635,7 +635,7 @@ class Session:
         b = final.batch
         if self.worker is None or b.complete or b.state != BatchState.ACTIVE:
             return 0
-        return await self.ledger.others_able(b.processor, exclude=self.worker.worker_id)
+        return await self.ledger.workers.others_able(b.processor, exclude=self.worker.worker_id)
 
     async def _process(self, view: View, batch_id: str) -> None:
         from ledger.cli.runtime import make_worker
@@ -651,7 +651,7 @@ class Session:
         poll = 0.25 if isinstance(view, LiveView) else min(1.0, req.progress_interval)
         try:
             while not task.done():
-                progress = await self.ledger.progress(batch_id)
+                progress = await self.ledger.reads.progress(batch_id)
                 current = self._in_flight()
                 waiting = None
                 if not current and progress.batch.counts[DocumentStatus.PENDING]:
@@ -698,7 +698,7 @@ class Session:
         return [self.request.display(d.source, d.meta) for d in docs]
 
     async def _waiting(self, batch_id: str) -> str | None:
-        due = await self.ledger.next_due_at([batch_id])
+        due = await self.ledger.queue.next_due_at([batch_id])
         if due is None:
             return None
         seconds = (due - await self.ledger.now()).total_seconds()

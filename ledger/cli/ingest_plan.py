@@ -12,12 +12,12 @@ import itertools
 from rich.table import Table
 from rich.text import Text
 
+from ledger.app import Ledger
 from ledger.cli import render
 from ledger.cli.app import EXIT_OK, EXIT_USAGE, err, out
 from ledger.cli.ingest_request import Request, profiles_of
 from ledger.cli.walk import WalkStats
 from ledger.cli.walk_report import nothing_found, report_skipped, skipped_json
-from ledger.core.ledger import Ledger
 from ledger.processors.builtin import unchanged_skip
 from ledger.states import DocumentStatus
 
@@ -37,7 +37,7 @@ async def plan(ledger: Ledger, request: Request) -> int:
         return EXIT_USAGE
 
     spec = request.spec()
-    result = await ledger.submit_preview(
+    result = await ledger.queue.submit_preview(
         spec,
         itertools.chain([first], sources),
         skip_unchanged=unchanged_skip(spec, profiles_of(ledger)),

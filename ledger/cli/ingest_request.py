@@ -17,7 +17,7 @@ from ledger.path_patterns import PathPatterns
 from ledger.storage.urls import ObjectUrl
 
 if TYPE_CHECKING:
-    from ledger.core.ledger import Ledger
+    from ledger.app import Ledger
     from ledger.model import BatchSpec, SourceSpec
     from ledger.settings import Settings
 
@@ -106,7 +106,7 @@ class Request:
     def display(self, source: str, meta: Any = None) -> str:
         """A source as people want to read it: relative to the folder it was found in (a
         member of an archive or email, with ``meta``: its parent's name, ``!/``, its path)."""
-        from ledger.core.citations import source_name  # not at the top: the core stays lazy
+        from ledger.index.citations import source_name  # not at the top: the core stays lazy
 
         return source_name(source, meta, self.where)
 

@@ -1,7 +1,7 @@
 """``ledger ingest --sync``: the half of a sync that a plain ingest does not do.
 
 A plain run submits new and changed files. A sync also retires the batch's documents whose
-file is gone or no longer selected (``ledger.core.retire``), and it accepts a folder that
+file is gone or no longer selected (``ledger.queue.retire``), and it accepts a folder that
 is now empty (everything in it was removed) when its batch exists.
 """
 
@@ -13,7 +13,7 @@ from ledger.cli.ingest_request import Request
 from ledger.wording import plural
 
 if TYPE_CHECKING:
-    from ledger.core.ledger import Ledger
+    from ledger.app import Ledger
 
 
 class Notes(Protocol):
@@ -33,7 +33,7 @@ async def syncs_empty_folder(ledger: Ledger, request: Request) -> bool:
     if not request.sync:
         return False
     try:
-        await ledger.batch(request.batch_id)
+        await ledger.reads.batch(request.batch_id)
     except NotFound:
         return False
     return True
@@ -42,9 +42,7 @@ async def syncs_empty_folder(ledger: Ledger, request: Request) -> bool:
 async def retire_gone_files(ledger: Ledger, request: Request, batch_id: str, view: Notes) -> int:
     """Retire the batch's documents whose file is gone, with one line saying so; returns
     how many were retired."""
-    from ledger.core.retire import retire_gone
-
-    report = await retire_gone(ledger, batch_id, request.selection().still_there)
+    report = await ledger.control.retire_gone(batch_id, request.selection().still_there)
     if report.documents or report.running:
         running = len(report.running or [])
         later = f"; {running:,} still running, retired by the next sync" if running else ""

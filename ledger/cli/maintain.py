@@ -14,7 +14,7 @@ from ledger.cli.signals import StopSignals
 
 # The database and the core load when the command runs, not for --help.
 if TYPE_CHECKING:
-    from ledger.core.ledger import Ledger
+    from ledger.app import Ledger
     from ledger.model import MaintenanceRun
 
 log = logging.getLogger("ledger.cli")

@@ -32,7 +32,7 @@ from ledger.cli.signals import StopSignals
 
 # The worker, the server, rich and the database load when a command runs, not for --help.
 if TYPE_CHECKING:
-    from ledger.core.ledger import Ledger
+    from ledger.app import Ledger
     from ledger.model import ApiKey
     from ledger.settings import Settings
     from ledger.worker.runtime import Worker, WorkerStats
@@ -251,7 +251,7 @@ def keys_create(
     """Create an API key for a tenant. The key is shown once: store it now."""
 
     async def work(ledger: Ledger) -> tuple[str, str]:
-        return await ledger.create_key(tenant, role=role.value)
+        return await ledger.keys.create(tenant, role=role.value)
 
     key_id, secret = run_with_ledger(ctx, work, create=True)
     if json_output:
@@ -267,7 +267,7 @@ def keys_list(ctx: typer.Context, json_output: bool = JSON_OPTION) -> None:
     """List API keys (their ids and first characters, never the keys)."""
 
     async def work(ledger: Ledger) -> list[ApiKey]:
-        return await ledger.list_keys()
+        return await ledger.keys.list_keys()
 
     keys = run_with_ledger(ctx, work)
     if json_output:
@@ -301,7 +301,7 @@ def keys_revoke(
     """Revoke an API key: requests made with it are refused from now on."""
 
     async def work(ledger: Ledger) -> None:
-        await ledger.revoke_key(key_id)
+        await ledger.keys.revoke(key_id)
 
     run_with_ledger(ctx, work)
     out.print(f"Revoked key {key_id}.", markup=False)

@@ -143,7 +143,7 @@ def document_name(doc: DocumentInfo) -> str:
     email its parent's source, ``!/`` and its path there (its own file is the ledger's)."""
     if doc.parent_id is None:
         return doc.source
-    from ledger.core.citations import source_name  # not at the top: the core stays lazy
+    from ledger.index.citations import source_name  # not at the top: the core stays lazy
 
     return source_name(doc.source, doc.meta)
 

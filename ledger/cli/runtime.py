@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from ledger.app import Ledger
 from ledger.cli.app import EXIT_USAGE, CliError
-from ledger.core.ledger import Ledger
 from ledger.errors import InvalidInput
 from ledger.processors.base import ProcessorContext
 from ledger.processors.builtin import check_builtin_options
@@ -33,7 +33,7 @@ def check_processor(ledger: Ledger, name: str, options: JSON) -> None:
         settings=ledger.settings,
         pool=None,
         task_timeout=ledger.settings.task_timeout_seconds,
-        vectors=ledger,
+        vectors=ledger.index,
     )
     try:
         registry.validate(name)

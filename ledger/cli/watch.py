@@ -7,7 +7,7 @@ the debounce (``LEDGER_WATCH_DEBOUNCE_SECONDS`` or ``--debounce``) *and* its siz
 modification time did not move over it, so a file still being written waits. Everything
 that settled in one tick is one change set: new and changed files are submitted in one
 transaction (the in-process worker, running all along, processes them), files gone are
-retired (``ledger.core.retire``), and one line tells what happened.
+retired (``ledger.queue.retire``), and one line tells what happened.
 
 Temporary names never reach the ledger: dotfiles (unless ``--hidden``), ``~`` backups and
 ``.part``, ``.tmp``, ``.crdownload``, ``.swp`` downloads and editor files. Memory holds the
@@ -28,8 +28,8 @@ from ledger.wording import plural
 
 if TYPE_CHECKING:
     from ledger.cli.ingest import Session, View
-    from ledger.core.retire import RetireReport
     from ledger.model import SourceSpec
+    from ledger.queue.retire import RetireReport
 
 TEMPORARY_SUFFIXES = ("~", ".part", ".tmp", ".crdownload", ".swp", ".swx")
 TICK_SECONDS = 0.25  # how often settled paths are looked for when no event comes
@@ -200,7 +200,7 @@ class Watcher:
         if change.sources or change.folders:
             spec = req.spec()
             sources = change.all_sources(self.selection)
-            result = await ledger.submit(
+            result = await ledger.queue.submit(
                 spec,
                 change.sources if not change.folders else sources,
                 skip_unchanged=unchanged_skip(spec, profiles_of(ledger)),
@@ -224,10 +224,8 @@ class Watcher:
     async def retire(self, paths: list[str]) -> RetireReport:
         """Retire the documents at or below ``paths`` whose file is gone; running ones are
         deferred until their worker is done."""
-        from ledger.core.retire import retire_gone
-
-        report = await retire_gone(
-            self.session.ledger, self.batch_id, self.selection.still_there, paths=paths
+        report = await self.session.ledger.control.retire_gone(
+            self.batch_id, self.selection.still_there, paths=paths
         )
         self.deferred.update(report.running or [])
         return report
@@ -235,21 +233,19 @@ class Watcher:
     async def defer_running(self, sources: list[str]) -> None:
         """Defer the sources just submitted whose document is running (their change was
         not taken: the worker is processing the file as it was)."""
-        from ledger.core.retire import running_among
-
-        self.deferred.update(await running_among(self.session.ledger, self.batch_id, sources))
+        self.deferred.update(
+            await self.session.ledger.control.running_among(self.batch_id, sources)
+        )
 
     async def apply_deferred(self, every: float) -> None:
         """Apply the deferred paths again whose document is no longer running (at most
         once per ``every`` seconds: it reads the ledger)."""
-        from ledger.core.retire import running_among
-
         now = time.monotonic()
         if now - self._deferred_check < every:
             return
         self._deferred_check = now
         paths = sorted(self.deferred)
-        still = set(await running_among(self.session.ledger, self.batch_id, paths))
+        still = set(await self.session.ledger.control.running_among(self.batch_id, paths))
         ready = [(path, False) for path in paths if path not in still]
         self.deferred = still
         if ready:

@@ -11,7 +11,7 @@ from ledger.cli import render
 from ledger.cli.app import app, out, run_with_ledger
 
 if TYPE_CHECKING:
-    from ledger.core.ledger import Ledger
+    from ledger.app import Ledger
     from ledger.model import Delivery, Webhook
 
 JSON_OPTION = typer.Option(False, "--json", help="Print JSON for scripts (stable keys).")

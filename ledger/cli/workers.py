@@ -13,7 +13,7 @@ from ledger.states import WorkerState
 
 # The database, the core and rich load when the command runs, not for --help.
 if TYPE_CHECKING:
-    from ledger.core.ledger import Ledger
+    from ledger.app import Ledger
     from ledger.model import Page, WorkerInfo
 
 _STATE_STYLE = {WorkerState.ALIVE: "green", WorkerState.LOST: "red", WorkerState.STOPPED: "dim"}
@@ -62,7 +62,7 @@ def workers_command(
 
     async def work(ledger: Ledger) -> Page[WorkerInfo]:
         wanted = WorkerState(state.value) if state is not None else None
-        return await ledger.workers(state=wanted, limit=limit)
+        return await ledger.workers.page(state=wanted, limit=limit)
 
     page = run_with_ledger(ctx, work)
     if json_output:

@@ -124,7 +124,7 @@ def websearch_text(parsed: ParsedQuery) -> str:
     return " OR ".join(" ".join(term(t) for t in group) for group in parsed.groups)
 
 
-# The ranked full-text statements: the joins and columns core/search.py maps into hits;
+# The ranked full-text statements: the joins and columns index/search.py maps into hits;
 # ``{filters}`` is its tenant and batch conditions (bound parameters only).
 _SQLITE_SEARCH = """
 SELECT c.id AS chunk_id, c.document_id, c.batch_id, d.source, d.meta, b.roots, c.ordinal, c.page,

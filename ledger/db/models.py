@@ -112,7 +112,7 @@ batches = Table(
     Column("updated_at", UTCDateTime, nullable=False),
     Column("started_at", UTCDateTime, nullable=True, doc="first claim"),
     Column("completed_at", UTCDateTime, nullable=True, doc="when nothing was left to do"),
-    # Migration 0012: set when the batch's deletion starts (ledger.core.deletion). The batch
+    # Migration 0012: set when the batch's deletion starts (ledger.queue.deletion). The batch
     # is then hidden from every read; triggers refuse new documents in it and skip its
     # documents in claims.
     Column("deleting_at", UTCDateTime, nullable=True, doc="when its deletion started"),
@@ -162,7 +162,7 @@ documents = Table(
         doc="the later document of the same owner and source whose run removed this one's "
         "chunks; NULL while this document's chunks (if any) are the indexed ones",
     ),
-    # Migration 0016: set when a folder sync found the source file gone (ledger.core.retire);
+    # Migration 0016: set when a folder sync found the source file gone (ledger.queue.retire);
     # the document keeps its finished status and holds no chunks.
     Column("removed_at", UTCDateTime, nullable=True, doc="when its source file was gone"),
     # Migration 0017: a member of an archive or an email (its attachment) is a document of
@@ -396,7 +396,7 @@ uploads = Table(
     Index(None, "batch_id"),
 )
 
-# An upload kept in the object store while it arrives (see ledger.core.upload_parts): the
+# An upload kept in the object store while it arrives (see ledger.uploads.parts): the
 # parts its multipart upload holds, and the bytes past the last part, too few for a part yet.
 upload_parts = Table(
     "upload_parts",
@@ -424,7 +424,7 @@ upload_tails = Table(
 )
 
 # The chunk index: the text of every done document, in order. Written only in the
-# transaction that marks the document done (see ledger.core.index), so a document is done
+# transaction that marks the document done (see ledger.index.chunks), so a document is done
 # exactly when all its chunks are here. The full-text index over ``text`` is
 # dialect-specific and lives in the migrations only (ledger.db.fts): an FTS5
 # external-content table on SQLite, a generated tsvector column with a GIN index on
@@ -609,7 +609,7 @@ webhook_attempts = Table(
 # One row per (sink profile, source key): the version of a source (a document and its
 # content hash) a vector-store sink must mirror, or, with no document, that every point of
 # the source must go. Written in the transaction that stores or removes the chunks
-# (ledger.core.sink_rows); the sink stage leases it, writes the store with no transaction
+# (ledger.index.sink_rows); the sink stage leases it, writes the store with no transaction
 # open, and commits the outcome fenced by the lease token and ``generation`` (bumped by
 # every new version, so an outcome for an older one is never recorded as current). No
 # foreign keys: a row outlives the batch and document whose removal it still has to carry

@@ -19,12 +19,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Literal
 
+from ledger.app import Ledger
 from ledger.backpressure import retry_within
-from ledger.core.ledger import Ledger
-from ledger.core.search import MAX_K
-from ledger.core.vectors import fuse
 from ledger.embedders.base import EmbedderSpec, build_embedder
 from ledger.errors import InvalidInput, NotAllowed
+from ledger.index.search import MAX_K
+from ledger.index.vectors import fuse
 from ledger.model import SearchHit
 
 Mode = Literal["text", "vector", "hybrid"]
@@ -57,14 +57,14 @@ async def search(
     if mode not in MODES:
         raise InvalidInput(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
     if mode == "text":
-        return await ledger.search(query, k=k, owner=owner, batch_id=batch_id)
+        return await ledger.index.search(query, k=k, owner=owner, batch_id=batch_id)
     if not query.strip():
         raise InvalidInput("the query is empty")
     if embedder is not None:
         if model is not None and model != embedder.model:
             raise InvalidInput(f"the embedder profile's model is {embedder.model}, not {model}")
         model = embedder.model
-    choice = await ledger.vector_model(owner=owner, batch_id=batch_id, model=model)
+    choice = await ledger.index.vector_model(owner=owner, batch_id=batch_id, model=model)
     if choice is None:
         where = f"model {model}" if model else "any model"
         raise InvalidInput(
@@ -88,10 +88,10 @@ async def search(
     )
     vector = matrix[0]
     depth = k if mode == "vector" else min(MAX_K, max(HYBRID_DEPTH, 4 * k))
-    nearest = await ledger.search_vectors(
+    nearest = await ledger.index.search_vectors(
         vector, model=name, k=depth, owner=owner, batch_id=batch_id
     )
     if mode == "vector":
         return nearest
-    ranked = await ledger.search(query, k=depth, owner=owner, batch_id=batch_id)
+    ranked = await ledger.index.search(query, k=depth, owner=owner, batch_id=batch_id)
     return fuse([ranked, nearest], k=k, constant=RRF_K)

@@ -84,9 +84,7 @@ class LedgerRetriever(BaseRetriever):
     async def _aget_relevant_documents(
         self, query: str, *, run_manager: AsyncCallbackManagerForRetrieverRun
     ) -> list[Document]:
-        async with AsyncLedgerClient(
-            self.base_url, self.api_key, timeout=self.timeout
-        ) as client:
+        async with AsyncLedgerClient(self.base_url, self.api_key, timeout=self.timeout) as client:
             hits = await client.search(query, **self._search_args())
         return [_document(hit) for hit in hits]
 
@@ -120,8 +118,6 @@ class LedgerLoader(BaseLoader):
                 yield _document(chunk)
 
     async def alazy_load(self) -> AsyncIterator[Document]:
-        async with AsyncLedgerClient(
-            self.base_url, self._api_key, timeout=self.timeout
-        ) as client:
+        async with AsyncLedgerClient(self.base_url, self._api_key, timeout=self.timeout) as client:
             async for chunk in client.iter_chunks(self.batch, after=self.after):
                 yield _document(chunk)

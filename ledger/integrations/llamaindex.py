@@ -119,9 +119,7 @@ class LedgerRetriever(BaseRetriever):
         return _scored(hits)
 
     async def _aretrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
-        async with AsyncLedgerClient(
-            self.base_url, self._api_key, timeout=self.timeout
-        ) as client:
+        async with AsyncLedgerClient(self.base_url, self._api_key, timeout=self.timeout) as client:
             hits = await client.search(query_bundle.query_str, **self._search_args())
         return _scored(hits)
 

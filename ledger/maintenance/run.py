@@ -2,7 +2,7 @@
 
 A pass: rescue expired leases; expire unfinished uploads past their expiry and remove
 ended uploads' files; prune the history of batches finished more than
-``LEDGER_RETENTION_DAYS`` ago (see :mod:`ledger.core.retention` for what is kept and why);
+``LEDGER_RETENTION_DAYS`` ago (see :mod:`ledger.queue.retention` for what is kept and why);
 on SQLite, now and then, ``PRAGMA optimize`` and a WAL checkpoint. Every step deletes or
 changes a bounded number of rows per transaction. The pass records what it did in
 ``maintenance_runs``.
@@ -24,12 +24,13 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ledger.core import maintenance_runs, retention
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from ledger.db import upkeep
 from ledger.db.leader import Held, leadership
+from ledger.maintenance import runs as maintenance_runs
 from ledger.maintenance.uploads import clean_uploads
 from ledger.model import MaintenanceRun
+from ledger.queue import retention
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +84,7 @@ PRUNE_STEPS: tuple[tuple[str, Prune], ...] = (
 
 
 async def _steps(ledger: Ledger, held: Held, counts: dict[str, int]) -> None:
-    counts["leases_rescued"] = await ledger.rescue_expired()
+    counts["leases_rescued"] = await ledger.queue.rescue_expired()
     if not await held.renew():
         raise LeaseLostError
     counts["uploads_expired"], counts["upload_files_removed"] = await clean_uploads(ledger)

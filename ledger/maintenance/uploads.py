@@ -12,10 +12,10 @@ from functools import partial
 from pathlib import Path
 
 from ledger import storage
-from ledger.core import upload_parts
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from ledger.storage import object_parts, objects
 from ledger.storage.urls import ObjectUrl
+from ledger.uploads import parts as upload_parts
 
 log = logging.getLogger(__name__)
 
@@ -38,12 +38,12 @@ async def remove_ended(ledger: Ledger, *, upload_id: str | None = None) -> int:
     a crash in between leaves a row whose (missing) file the next pass removes again."""
     removed = 0
     while True:
-        due = await ledger.upload_files_to_remove(limit=CLEANUP_BATCH, upload_id=upload_id)
+        due = await ledger.uploads.files_to_remove(limit=CLEANUP_BATCH, upload_id=upload_id)
         if not due:
             return removed
         await remove_files([path for _, path in due])
         await abort_in_store(ledger, [upload_id for upload_id, _ in due])
-        await ledger.upload_files_removed([upload_id for upload_id, _ in due])
+        await ledger.uploads.files_removed([upload_id for upload_id, _ in due])
         removed += len(due)
         if len(due) < CLEANUP_BATCH:
             return removed
@@ -75,7 +75,7 @@ async def clean_uploads(ledger: Ledger) -> tuple[int, int]:
     """Expire unfinished uploads past their expiry, then remove ended uploads' files when
     this machine sees the storage folder. Returns (expired, files removed)."""
     expired = 0
-    while (count := await ledger.expire_uploads(limit=CLEANUP_BATCH)) > 0:
+    while (count := await ledger.uploads.expire(limit=CLEANUP_BATCH)) > 0:
         expired += count
         if count < CLEANUP_BATCH:
             break

@@ -64,7 +64,7 @@ def totals(state: BatchState, counts: dict[DocumentStatus, int]) -> Totals:
 
     A batch with nothing left to do is complete, an empty one included, unless someone
     paused it before anything arrived: that pause is the one fact it has (the SQL filter in
-    core/progress.py says the same from the counter columns).
+    queue/progress.py says the same from the counter columns).
     """
     total = sum(counts.values())
     finished = total - counts[DocumentStatus.PENDING] - counts[DocumentStatus.RUNNING]

@@ -80,7 +80,7 @@ class Outcome(Struct, frozen=True):
     # DONE or SKIPPED: what the finish records in the index, as data (ledger.artifacts).
     index: IndexArtifacts | None = None
     # The spool's chunks, read by the worker before the finish (a small spool); None with a
-    # spool: the worker staged them in their own transactions (ledger.core.staged_chunks).
+    # spool: the worker staged them in their own transactions (ledger.index.staged_chunks).
     rows: tuple[ChunkRow, ...] | None = None
     cleanup: Cleanup | None = None
     # RELEASED before the processor ever ran (claimed as a stop arrived): the document goes

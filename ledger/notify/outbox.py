@@ -16,9 +16,9 @@ from sqlalchemy import ColumnElement, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ledger.backoff import RetryPolicy
-from ledger.core import leasing
 from ledger.db.models import webhook_attempts, webhook_deliveries, webhooks
 from ledger.model import Outgoing, SendResult
+from ledger.queue import leasing
 
 _d = webhook_deliveries
 MAX_ERROR = 2000

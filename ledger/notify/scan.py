@@ -17,13 +17,13 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, exists, func, or_, select, type_coerce
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ledger.core.rows import batch_from_row
 from ledger.db.dialect import insert_ignoring_duplicates
 from ledger.db.models import batches, documents, events, webhook_deliveries, webhooks
 from ledger.db.types import UTCDateTime
 from ledger.model import Batch, Webhook
 from ledger.notify.events import EventType, batch_data, body, event_id, failed_share, occurrence
 from ledger.notify.store import webhook_from_row
+from ledger.queue.rows import batch_from_row
 from ledger.states import BatchState, DocumentStatus
 
 _d = webhook_deliveries

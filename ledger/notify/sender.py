@@ -29,7 +29,7 @@ from ledger.notify.scan import scan
 if TYPE_CHECKING:
     import httpx
 
-    from ledger.core.ledger import Ledger
+    from ledger.app import Ledger
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from ledger.model import Delivery, Webhook
 from ledger.notify import store
 

@@ -33,10 +33,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ledger import metrics
 from ledger.backoff import RetryPolicy
-from ledger.core import sink_rows
-from ledger.core.sink_rows import ChunkRecord, DocumentVersion, SinkTask
-from ledger.core.throttles import past_limit_message, throttle_delay
+from ledger.index import sink_rows
+from ledger.index.sink_rows import ChunkRecord, DocumentVersion, SinkTask
 from ledger.leased_stage import LeasedStage
+from ledger.queue.throttles import past_limit_message, throttle_delay
 from ledger.sinks.base import Sink, SinkError, SinkPoint, point_id
 from ledger.sinks.pacing import DEFAULT_WRITE_SIZE, WritePace
 from ledger.sinks.profiles import profiles_for
@@ -44,7 +44,7 @@ from ledger.sinks.registry import build_sink
 from ledger.sinks.writer import Outcome, SinkWriter
 
 if TYPE_CHECKING:
-    from ledger.core.ledger import Ledger
+    from ledger.app import Ledger
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -24,13 +24,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ledger.backoff import MAX_RETRY_AFTER
 from ledger.backpressure import is_throttle
-from ledger.core import sink_rows
-from ledger.core.sink_rows import ChunkRecord, DocumentVersion, SinkTask
+from ledger.index import sink_rows
+from ledger.index.sink_rows import ChunkRecord, DocumentVersion, SinkTask
 from ledger.sinks.base import Sink, SinkError, SinkPoint
 from ledger.sinks.pacing import WritePace
 
 if TYPE_CHECKING:
-    from ledger.core.ledger import Ledger
+    from ledger.app import Ledger
 
 PAGE = 1_000  # chunks read, and points upserted, at a time: bounds a round's memory
 

@@ -8,7 +8,7 @@ After: :func:`prepare` turns an outcome's chunk spool into what the finish trans
 store without reading a file under the write lock. A small spool (at most
 ``INLINE_SPOOL_BYTES``) is read into the outcome (``Outcome.rows``); a bigger one is staged,
 ``STAGE_BLOCK`` chunks per short transaction, each fenced by the lease
-(:mod:`ledger.core.staged_chunks`), so a huge document never sits in memory. The chunks'
+(:mod:`ledger.index.staged_chunks`), so a huge document never sits in memory. The chunks'
 cache keys (SHA-256 of their text) are computed here too, in a thread, when vectors are
 attached from the cache.
 """
@@ -27,15 +27,15 @@ import msgspec
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ledger.artifacts import ChunkRow, ChunkSpool, DocumentFacts, text_sha256
-from ledger.core import dedup_facts, staged_chunks
 from ledger.errors import LeaseLost, RetryableError
+from ledger.index import dedup_facts, staged_chunks
 from ledger.model import ClaimedDocument, Outcome
 from ledger.processors.base import ProcessorContext, wants_facts
 from ledger.processors.ingest.chunking import ChunkRecord
 from ledger.processors.ingest.spool import iter_spool
 
 if TYPE_CHECKING:
-    from ledger.core.ledger import Ledger
+    from ledger.app import Ledger
     from ledger.processors.registry import ProcessorRegistry
 
 log = logging.getLogger(__name__)

@@ -23,9 +23,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ledger import metrics, storage
+from ledger.app import Ledger
 from ledger.backpressure import is_throttle
-from ledger.core.ledger import Ledger
-from ledger.core.write_failures import WriteRetry, is_write_failure, write_failed
+from ledger.db.write_failures import WriteRetry, is_write_failure, write_failed
 from ledger.errors import InvalidInput, LedgerError, NotFound, ProcessingError
 from ledger.model import ClaimedDocument, CompleteResult, ErrorInfo, Outcome
 from ledger.processors.base import (
@@ -143,8 +143,8 @@ class Worker:
             settings=settings,
             pool=pool,
             task_timeout=settings.task_timeout_seconds,
-            vectors=ledger,
-            members=ledger,
+            vectors=ledger.index,
+            members=ledger.queue,
         )
         self._owns_pool = pool is None
         self.claim_batch = settings.claim_batch
@@ -243,7 +243,7 @@ class Worker:
         extra = list(self.extra_processors)
         for batch_id in self.batch_ids or ():
             try:
-                extra.append((await self.ledger.batch(batch_id)).processor)
+                extra.append((await self.ledger.reads.batch(batch_id)).processor)
             except NotFound:
                 continue  # not submitted yet: nothing of it to claim either
         names, failed = self.registry.runnable(extra)
@@ -257,7 +257,7 @@ class Worker:
 
     async def _run(self, *, burst: bool, until_complete: bool) -> WorkerStats:
         self.processors = await self._declare()
-        self.worker_id = await self.ledger.register_worker(
+        self.worker_id = await self.ledger.workers.register(
             concurrency=self.concurrency, processors=self.processors
         )
         log.info(
@@ -268,7 +268,7 @@ class Worker:
         )
         committer = asyncio.create_task(self._commit_loop(), name="ledger-committer")
         heartbeat = asyncio.create_task(self._heartbeat_loop(), name="ledger-heartbeat")
-        listener = self.ledger.due_listener(self._due_announced)  # None on SQLite
+        listener = self.ledger.queue.due_listener(self._due_announced)  # None on SQLite
         try:
             if listener is not None:
                 await listener.start()
@@ -288,7 +288,7 @@ class Worker:
                 await heartbeat
             with contextlib.suppress(Exception):
                 await asyncio.shield(
-                    self.ledger.worker_stopped(self.worker_id, finished=self.finished())
+                    self.ledger.workers.stopped(self.worker_id, finished=self.finished())
                 )
             log.info("worker %s stopped: %s", self.worker_id, self.stats)
         if self.fatal is not None:
@@ -338,7 +338,7 @@ class Worker:
         assert self.worker_id is not None
         while True:
             try:
-                return await self.ledger.claim(
+                return await self.ledger.queue.claim(
                     self.worker_id, want, batch_ids=self.batch_ids, processors=self.processors
                 )
             except Exception as exc:
@@ -353,7 +353,7 @@ class Worker:
     async def _batches_complete(self) -> bool:
         assert self.batch_ids is not None
         for batch_id in self.batch_ids:
-            batch = await self.ledger.batch(batch_id)
+            batch = await self.ledger.reads.batch(batch_id)
             if not batch.complete:
                 return False
         return True
@@ -362,8 +362,8 @@ class Worker:
         """How long to sleep when idle: until the next retry is due or the first lease runs
         out (its document is then rescued and claimed), at most a poll."""
         wait = self.poll_seconds
-        due = await self.ledger.next_due_at(self.batch_ids, processors=self.processors)
-        expiry = await self.ledger.earliest_lease_expiry(self.batch_ids)
+        due = await self.ledger.queue.next_due_at(self.batch_ids, processors=self.processors)
+        expiry = await self.ledger.queue.earliest_lease_expiry(self.batch_ids)
         if due is not None or expiry is not None:
             now = await self.ledger.now()
             if due is not None:
@@ -515,7 +515,7 @@ class Worker:
         """Record the group's outcomes; the ids of those whose children were created."""
         assert self.worker_id is not None
         try:
-            result = await self.ledger.complete(self.worker_id, [o for _, o in group])
+            result = await self.ledger.queue.complete(self.worker_id, [o for _, o in group])
         except Exception:
             if len(group) == 1:
                 raise
@@ -531,7 +531,7 @@ class Worker:
         assert self.worker_id is not None
         doc, outcome = item
         try:
-            result = await self.ledger.complete(self.worker_id, [outcome])
+            result = await self.ledger.queue.complete(self.worker_id, [outcome])
         except Exception as exc:
             if outcome.index is None and outcome.children is None:
                 raise
@@ -542,7 +542,7 @@ class Worker:
                 retryable=True,
             )
             await outcome_prep.unstage(self.ledger, doc, outcome)
-            result = await self.ledger.complete(self.worker_id, [Outcome.failed(doc, info)])
+            result = await self.ledger.queue.complete(self.worker_id, [Outcome.failed(doc, info)])
             outcome = Outcome.failed(doc, info)
         self._tally([(doc, outcome)], result)
         return set(result.adopted)
@@ -578,7 +578,7 @@ class Worker:
             held = [(d.id, d.lease_token) for d in self.current.values()]
             held += [(d.id, d.lease_token) for d in self._ready]
             held += [(d.id, d.lease_token) for d, _ in self._outbox]
-            lost = await self.ledger.heartbeat(self.worker_id, held, finished=self.finished())
+            lost = await self.ledger.queue.heartbeat(self.worker_id, held, finished=self.finished())
         if lost:
             gone = set(lost)
             self._ready = collections.deque(d for d in self._ready if d.id not in gone)

@@ -15,7 +15,7 @@ import contextlib
 import logging
 import time
 
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from ledger.worker.runtime import Worker
 
 log = logging.getLogger(__name__)

@@ -55,9 +55,11 @@ _POSTGRES_FTS = [
 
 
 def _postgres_statements() -> list[str]:
-    available = op.get_bind().exec_driver_sql(
-        "SELECT 1 FROM pg_available_extensions WHERE name = 'unaccent'"
-    ).first()
+    available = (
+        op.get_bind()
+        .exec_driver_sql("SELECT 1 FROM pg_available_extensions WHERE name = 'unaccent'")
+        .first()
+    )
     return _POSTGRES_CONFIG + (_POSTGRES_UNACCENT if available else []) + _POSTGRES_FTS
 
 
@@ -82,7 +84,10 @@ def upgrade() -> None:
         sa.CheckConstraint("char_end >= char_start", name=op.f("ck_chunks_char_end_after_start")),
         sa.CheckConstraint("page IS NULL OR page >= 1", name=op.f("ck_chunks_page_positive")),
         sa.ForeignKeyConstraint(
-            ["batch_id"], ["batches.id"], name=op.f("fk_chunks_batch_id_batches"), ondelete="CASCADE"
+            ["batch_id"],
+            ["batches.id"],
+            name=op.f("fk_chunks_batch_id_batches"),
+            ondelete="CASCADE",
         ),
         sa.ForeignKeyConstraint(
             ["document_id"],

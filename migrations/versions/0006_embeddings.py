@@ -40,9 +40,7 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("chunk_id", "model", name=op.f("pk_chunk_vectors")),
     )
-    op.create_index(
-        op.f("ix_chunk_vectors_model_chunk_id"), "chunk_vectors", ["model", "chunk_id"]
-    )
+    op.create_index(op.f("ix_chunk_vectors_model_chunk_id"), "chunk_vectors", ["model", "chunk_id"])
     op.create_table(
         "embedding_cache",
         sa.Column("text_sha256", sa.String(length=64), nullable=False),

@@ -1,6 +1,6 @@
 """Batch deletion: a batch being deleted is marked, and no document of it is added or claimed.
 
-Deleting a batch removes its rows in many short transactions (see ledger.core.deletion), so
+Deleting a batch removes its rows in many short transactions (see ledger.queue.deletion), so
 a deletion can be interrupted half-way. ``batches.deleting_at`` marks a batch whose deletion
 has started: the ledger hides it from every read, a trigger refuses to add a document to it,
 and another one skips its documents in any claim (the row stays as it was, so a claim racing

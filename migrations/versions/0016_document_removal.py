@@ -4,7 +4,7 @@
 selected). The row keeps its history (attempts, result) and its status, which is ``done``
 or ``skipped``: a CHECK holds that, so the per-status counters stay as they are and a
 retired document still counts as finished. Its chunks and vectors are gone from the index
-(ledger.core.retire). A file that comes back is submitted again: the row goes back to
+(ledger.queue.retire). A file that comes back is submitted again: the row goes back to
 ``pending`` with ``removed_at`` cleared, in one update the CHECK allows.
 
 Revision ID: 0016

@@ -55,13 +55,15 @@ def upgrade() -> None:
             name=op.f("ck_sink_rows_lease_complete"),
         ),
         sa.CheckConstraint(
-            "status = 'pending' OR lease_token IS NULL", name=op.f("ck_sink_rows_lease_only_pending")
+            "status = 'pending' OR lease_token IS NULL",
+            name=op.f("ck_sink_rows_lease_only_pending"),
         ),
         sa.CheckConstraint(
             "(document_id IS NULL) = (sha256 IS NULL)", name=op.f("ck_sink_rows_version_complete")
         ),
         sa.CheckConstraint(
-            "status <> 'failed' OR last_error IS NOT NULL", name=op.f("ck_sink_rows_failed_has_error")
+            "status <> 'failed' OR last_error IS NOT NULL",
+            name=op.f("ck_sink_rows_failed_has_error"),
         ),
     )
     op.create_index(

@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from ledger.db import migrate
 from ledger.errors import PermanentError
 from ledger.model import ErrorInfo, Outcome
@@ -79,9 +79,9 @@ def start_server(
     async def make_keys() -> None:
         async with await Ledger.open(Settings(home=home, database_url=db_url)) as ledger:
             for tenant in tenants:
-                key_ids[tenant], server_keys[tenant] = await ledger.create_key(tenant)
+                key_ids[tenant], server_keys[tenant] = await ledger.keys.create(tenant)
             for name in operators:
-                key_ids[name], server_keys[name] = await ledger.create_key(name, role="operator")
+                key_ids[name], server_keys[name] = await ledger.keys.create(name, role="operator")
 
     asyncio.run(make_keys())
     port = free_port()
@@ -143,11 +143,11 @@ async def drain(
     ``fail(source)`` returns an error code for documents that should fail permanently.
     Stops after ``limit`` documents when given. Returns how many were completed.
     """
-    worker = await ledger.register_worker(concurrency=8)
+    worker = await ledger.workers.register(concurrency=8)
     done = 0
     while limit is None or done < limit:
         take = 8 if limit is None else min(8, limit - done)
-        claimed = await ledger.claim(worker, take, batch_ids=[batch_id])
+        claimed = await ledger.queue.claim(worker, take, batch_ids=[batch_id])
         if not claimed:
             break
         outcomes = []
@@ -162,8 +162,8 @@ async def drain(
                         doc, ErrorInfo(code=error.code, message=error.message, retryable=False)
                     )
                 )
-        result = await ledger.complete(worker, outcomes)
+        result = await ledger.queue.complete(worker, outcomes)
         assert not result.lost
         done += len(result.recorded)
-    await ledger.worker_stopped(worker)
+    await ledger.workers.stopped(worker)
     return done

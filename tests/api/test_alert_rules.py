@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from ledger.model import BatchSpec, ErrorInfo, Outcome, SourceSpec
 from tests.api.conftest import REPO, Server
 
@@ -38,15 +38,15 @@ def test_promtool_accepts_the_rules(tmp_path: Path) -> None:
 
 async def test_every_rule_reads_metrics_the_server_exports(server: Server, ledger: Ledger) -> None:
     # A batch with due work and a failure, so the per-batch series have samples.
-    await ledger.submit(
+    await ledger.queue.submit(
         BatchSpec(id="alerting", processor="noop", owner="acme"),
         [SourceSpec(f"/a/{i}") for i in range(5)],
     )
-    worker = await ledger.register_worker(concurrency=2)
-    claimed = await ledger.claim(worker, 2, batch_ids=["alerting"])
+    worker = await ledger.workers.register(concurrency=2)
+    claimed = await ledger.queue.claim(worker, 2, batch_ids=["alerting"])
     broken = ErrorInfo(code="corrupt", message="not a PDF", retryable=False)
-    await ledger.complete(worker, [Outcome.failed(claimed[0], broken)])
-    await ledger.complete(worker, [Outcome.released(d) for d in claimed[1:]])
+    await ledger.queue.complete(worker, [Outcome.failed(claimed[0], broken)])
+    await ledger.queue.complete(worker, [Outcome.released(d) for d in claimed[1:]])
 
     async with server.client("ops") as ops:
         response = await ops.get("/metrics")

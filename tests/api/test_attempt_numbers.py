@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from tests.api.conftest import Server, drain
 
 

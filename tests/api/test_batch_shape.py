@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from tests.api.conftest import Server, drain
 from tests.api.sse import read_events
 

@@ -6,7 +6,7 @@ import uuid
 
 import httpx
 
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from tests.api.conftest import Server, drain
 
 
@@ -26,8 +26,8 @@ async def test_every_status_filters_on_the_server(server: Server, ledger: Ledger
             for label in ("pending", "running", "paused", "complete", "cancelled")
         }
         assert await drain(ledger, made["complete"]) == 1
-        worker = await ledger.register_worker(concurrency=1)
-        assert len(await ledger.claim(worker, 1, batch_ids=[made["running"]])) == 1
+        worker = await ledger.workers.register(concurrency=1)
+        assert len(await ledger.queue.claim(worker, 1, batch_ids=[made["running"]])) == 1
         assert (await client.post(f"/api/v1/batches/{made['paused']}/pause")).status_code == 200
         assert (await client.post(f"/api/v1/batches/{made['cancelled']}/cancel")).status_code == 200
 

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from ledger.core.ledger import Ledger
-from ledger.core.vectors import to_bytes
+from ledger.app import Ledger
+from ledger.index.vectors import to_bytes
 from ledger.worker.runtime import Worker
 from tests.api.conftest import Server, start_server, stop_server
 from tests.conftest import settings_for, sql

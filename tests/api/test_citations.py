@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from tests.api.conftest import Server, start_server, stop_server
 from tests.api.test_chunks import process, store_vector
 from tests.cli.conftest import Cli
@@ -90,7 +90,7 @@ async def test_search_hits_cite_uploads_by_their_file_name(cite_server: Server) 
     for chunk_id in chunks:
         store_vector(url, chunk_id, [1.0, 0.0, 0.0])
     async with await Ledger.open(settings_for(server.db_url, home=server.home)) as ledger:
-        nearest = await ledger.search_vectors([1.0, 0.0, 0.0], model="m1", k=10, owner="acme")
+        nearest = await ledger.index.search_vectors([1.0, 0.0, 0.0], model="m1", k=10, owner="acme")
     assert {Path(h.source_name).name for h in nearest} == CITED
     assert {h.source_name for h in nearest} == {"Field Report.txt", "Survey Notes.pdf",
                                                "docs/harbour.txt"}  # fmt: skip

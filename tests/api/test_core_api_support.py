@@ -11,7 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import create_engine, text
 
 from ledger import metrics
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from ledger.db import migrate
 from ledger.model import BatchSpec, SourceSpec
 from ledger.settings import Settings
@@ -46,26 +46,26 @@ def _database_bytes(folder: Path) -> bytes:
 
 async def test_api_keys(fresh: Ledger, tmp_path: Path) -> None:
     async with fresh as ledger:
-        key_id, key = await ledger.create_key("acme")
-        _, other = await ledger.create_key("globex")
+        key_id, key = await ledger.keys.create("acme")
+        _, other = await ledger.keys.create("globex")
         assert key.startswith(f"ldg_{key_id}_")
-        assert await ledger.authenticate(key) == "acme"
-        assert await ledger.authenticate(other) == "globex"
-        assert await ledger.authenticate(key[:-1] + ("A" if key[-1] != "A" else "B")) is None
-        assert await ledger.authenticate(f"ldg_{key_id}_") is None
-        assert await ledger.authenticate("") is None
-        listed = {k.id: k for k in await ledger.list_keys()}
+        assert await ledger.keys.authenticate(key) == "acme"
+        assert await ledger.keys.authenticate(other) == "globex"
+        assert await ledger.keys.authenticate(key[:-1] + ("A" if key[-1] != "A" else "B")) is None
+        assert await ledger.keys.authenticate(f"ldg_{key_id}_") is None
+        assert await ledger.keys.authenticate("") is None
+        listed = {k.id: k for k in await ledger.keys.list_keys()}
         assert listed[key_id].tenant == "acme"
         assert key.startswith(listed[key_id].prefix)
-        await ledger.revoke_key(key_id)
-        await ledger.revoke_key(key_id)  # idempotent
-        assert await ledger.authenticate(key) is None
-        assert await ledger.authenticate(other) == "globex"
-        assert (await ledger.list_keys())[0].revoked_at is not None
+        await ledger.keys.revoke(key_id)
+        await ledger.keys.revoke(key_id)  # idempotent
+        assert await ledger.keys.authenticate(key) is None
+        assert await ledger.keys.authenticate(other) == "globex"
+        assert (await ledger.keys.list_keys())[0].revoked_at is not None
         with pytest.raises(Exception, match="no API key"):
-            await ledger.revoke_key("nope")
+            await ledger.keys.revoke("nope")
         with pytest.raises(Exception, match="tenant"):
-            await ledger.create_key(" padded ")
+            await ledger.keys.create(" padded ")
     # Only hashes are stored: the database file never holds a key.
     raw = _database_bytes(tmp_path)
     assert key.encode() not in raw
@@ -75,19 +75,19 @@ async def test_api_keys(fresh: Ledger, tmp_path: Path) -> None:
 async def test_create_batch_is_idempotent_by_fingerprint(fresh: Ledger) -> None:
     async with fresh as ledger:
         spec = BatchSpec(id="b", processor="noop", owner="acme")
-        first = await ledger.create_batch(spec, [SourceSpec("x")], fingerprint="1" * 64)
+        first = await ledger.queue.create_batch(spec, [SourceSpec("x")], fingerprint="1" * 64)
         assert first.created
-        again = await ledger.create_batch(spec, [SourceSpec("y")], fingerprint="1" * 64)
+        again = await ledger.queue.create_batch(spec, [SourceSpec("y")], fingerprint="1" * 64)
         assert not again.created
         assert again.batch.total == 1  # answered from the record: sources not read
         with pytest.raises(Exception, match="different request"):
-            await ledger.create_batch(spec, [SourceSpec("x")], fingerprint="2" * 64)
+            await ledger.queue.create_batch(spec, [SourceSpec("x")], fingerprint="2" * 64)
         other = BatchSpec(id="b", processor="noop", owner="globex")
         with pytest.raises(Exception, match="not available"):
-            await ledger.create_batch(other, [SourceSpec("x")], fingerprint="1" * 64)
-        depths = await ledger.queue_depths(owner="acme")
+            await ledger.queue.create_batch(other, [SourceSpec("x")], fingerprint="1" * 64)
+        depths = await ledger.reads.queue_depths(owner="acme")
         assert [(d.batch_id, d.pending) for d in depths] == [("b", 1)]
-        assert await ledger.queue_depths(owner="globex") == []
+        assert await ledger.reads.queue_depths(owner="globex") == []
 
 
 def test_metric_hooks() -> None:

@@ -12,9 +12,9 @@ from pathlib import Path
 import httpx
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ledger.core import deletion
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from ledger.model import BatchSpec, SourceSpec
+from ledger.queue import deletion
 from ledger.settings import Settings
 from tests.api.conftest import REPO, Server, drain
 from tests.conftest import sql
@@ -85,8 +85,8 @@ async def test_another_tenant_gets_404_and_nothing_is_deleted(
 
 async def test_running_documents_are_409_unless_forced(server: Server, ledger: Ledger) -> None:
     await upload_batch(server, "acme", "del-busy", 3)
-    worker = await ledger.register_worker(concurrency=1)
-    assert len(await ledger.claim(worker, 1, batch_ids=["del-busy"])) == 1
+    worker = await ledger.workers.register(concurrency=1)
+    assert len(await ledger.queue.claim(worker, 1, batch_ids=["del-busy"])) == 1
     async with server.client("acme") as client:
         refused = await client.delete("/api/v1/batches/del-busy")
         assert refused.status_code == 409, refused.text
@@ -108,12 +108,12 @@ async def test_on_each_backend_a_starting_server_finishes_an_interrupted_deletio
     keys: dict[str, str] = {}
     async with await Ledger.open(settings) as led:
         for tenant in ("acme", "globex"):
-            keys[tenant] = (await led.create_key(tenant))[1]
+            keys[tenant] = (await led.keys.create(tenant))[1]
         sources = [SourceSpec(f"/src/{i}") for i in range(40)]
         for batch_id in ("half", "whole", "busy"):
-            await led.submit(BatchSpec(id=batch_id, processor="noop", owner="acme"), sources)
-        worker = await led.register_worker(concurrency=1)
-        assert len(await led.claim(worker, 1, batch_ids=["busy"])) == 1
+            await led.queue.submit(BatchSpec(id=batch_id, processor="noop", owner="acme"), sources)
+        worker = await led.workers.register(concurrency=1)
+        assert len(await led.queue.claim(worker, 1, batch_ids=["busy"])) == 1
 
         # What a server killed during a deletion leaves: the batch marked, some rows gone.
         async def interrupted(conn: AsyncConnection, now: datetime) -> None:

@@ -7,7 +7,7 @@ import uuid
 
 import httpx
 
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from tests.api.conftest import Server, drain
 from tests.api.sse import SseEvent, read_events
 
@@ -50,7 +50,7 @@ async def test_reconnect_with_last_event_id_has_no_gap_and_no_duplicate(
         )
 
     received = [int(e.id or 0) for e in first + second + third]
-    expected = [e.id for e in await ledger.events(batch_id, owner="acme", limit=10_000)]
+    expected = [e.id for e in await ledger.reads.events(batch_id, owner="acme", limit=10_000)]
     assert received == expected  # every event once, in order, across three connections
     assert sum(e.event == "document_done" for e in first + second + third) == 40
 
@@ -62,7 +62,7 @@ async def test_after_query_and_bad_last_event_id(server: Server, ledger: Ledger)
         await client.post("/api/v1/batches", json={"id": batch_id})
         await _upload(client, batch_id, 3)
         await drain(ledger, batch_id)
-        events = await ledger.events(batch_id, owner="acme")
+        events = await ledger.reads.events(batch_id, owner="acme")
         tail = await _collect(client, f"{url}?after={events[1].id}", {}, stop=None)
         assert [int(e.id or 0) for e in tail] == [e.id for e in events[2:]]
         bad = await client.get(url, headers={"Last-Event-ID": "abc"})

@@ -6,7 +6,7 @@ import asyncio
 import uuid
 from pathlib import Path
 
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from tests.api.conftest import Server, drain
 from tests.api.sse import SseEvent, read_events
 

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from ledger.model import BatchSpec, SourceSpec
 from tests.api.conftest import Server, drain
 
@@ -24,7 +24,7 @@ async def test_progress_is_fast_on_a_million_documents(server: Server, ledger: L
 
     started = time.monotonic()
     spec = BatchSpec(id="scale", processor="noop", owner="acme")
-    result = await ledger.submit(spec, sources())
+    result = await ledger.queue.submit(spec, sources())
     submitted = time.monotonic() - started
     assert result.batch.total == SIZE
     # Enough finished documents that the rate sample is full (RATE_SAMPLE), in the window.

@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from ledger.states import DocumentStatus
 from ledger.worker.runtime import Worker
 from tests.api.conftest import Server
@@ -15,7 +15,7 @@ from tests.ingest.not_documents import make_tree, png_bytes
 
 async def _sources(ledger: Ledger, batch_id: str, root: Path) -> list[str]:
     """The batch's sources relative to ``root`` (resolved)."""
-    page = await ledger.documents(batch_id, limit=100)
+    page = await ledger.reads.documents(batch_id, limit=100)
     return sorted(str(Path(d.source).relative_to(root)) for d in page.items)
 
 
@@ -91,7 +91,7 @@ async def test_an_upload_is_skipped_or_read_by_its_original_name(
         )
         assert upload.status_code == 201, upload.text
     await Worker(ledger, batch_ids=[batch_id]).run(until_complete=True)
-    page = await ledger.documents(batch_id, limit=10)
+    page = await ledger.reads.documents(batch_id, limit=10)
     by_name = {(d.meta or {}).get("filename"): d for d in page.items}
     assert by_name["notes.txt"].status is DocumentStatus.DONE, by_name["notes.txt"].error_message
     for name, why in (("logo.png", "PNG image"), ("diagram", "PNG image")):

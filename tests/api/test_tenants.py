@@ -7,7 +7,7 @@ import uuid
 
 import httpx
 
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from tests.api.conftest import Server, drain
 
 
@@ -110,5 +110,5 @@ async def test_keys_are_required_and_revocation_is_immediate(
         assert (await anonymous.get("/health")).status_code == 200  # probes need no key
     async with server.client("revoked") as client:
         assert (await client.get("/api/v1/batches")).status_code == 200
-        await ledger.revoke_key(server.key_ids["revoked"])
+        await ledger.keys.revoke(server.key_ids["revoked"])
         assert (await client.get("/api/v1/batches")).status_code == 401

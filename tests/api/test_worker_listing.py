@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from tests.api.conftest import Server, start_server, stop_server
 
 # Callers may name 'gone' (the operator allows it), but its module exists nowhere: the
@@ -70,9 +70,9 @@ async def test_workers_are_listed_for_the_operator_only(worker_server: Server) -
 
         # Two more workers, started after it: newest first, one stopped.
         async with await Ledger.open(worker_server.settings()) as ledger:
-            first = await ledger.register_worker(concurrency=2, processors=["noop"])
-            second = await ledger.register_worker(concurrency=3, processors=["noop"])
-            await ledger.worker_stopped(second, finished=7)
+            first = await ledger.workers.register(concurrency=2, processors=["noop"])
+            second = await ledger.workers.register(concurrency=3, processors=["noop"])
+            await ledger.workers.stopped(second, finished=7)
         items = (await ops.get("/api/v1/workers")).json()["items"]
         assert [w["id"] for w in items][:3] == [second, first, own["id"]]
         assert (items[0]["state"], items[0]["finished"]) == ("stopped", 7)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from ledger.model import BatchSpec, SourceSpec
 from ledger.settings import Settings
 from tests.cli.conftest import Cli
@@ -76,7 +76,7 @@ async def _submit_unprocessed(cli: Cli, batch_id: str, count: int) -> None:
     settings = Settings(database_url=f"sqlite+aiosqlite:///{cli.db}", home=cli.home)
     async with await Ledger.open(settings) as ledger:
         spec = BatchSpec(id=batch_id, processor="noop")
-        await ledger.submit(spec, [SourceSpec(f"/{batch_id}/{i}") for i in range(count)])
+        await ledger.queue.submit(spec, [SourceSpec(f"/{batch_id}/{i}") for i in range(count)])
 
 
 def test_pause_resume_cancel(cli: Cli, corpus: Path) -> None:

@@ -8,7 +8,7 @@ import signal
 import time
 from pathlib import Path
 
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from ledger.model import BatchSpec, SourceSpec
 from tests.cli.conftest import Cli
 from tests.conftest import settings_for, sql
@@ -78,7 +78,7 @@ def test_usage_needs_a_batch_or_unfinished(cli: Cli) -> None:
 async def _submit(url: str, batch_id: str, count: int) -> None:
     async with await Ledger.open(settings_for(url)) as ledger:
         sources = [SourceSpec(f"/{batch_id}/{i}") for i in range(count)]
-        await ledger.submit(BatchSpec(id=batch_id, processor="noop"), sources)
+        await ledger.queue.submit(BatchSpec(id=batch_id, processor="noop"), sources)
 
 
 def test_a_deletion_killed_half_way_is_hidden_and_finished_by_the_next_run(

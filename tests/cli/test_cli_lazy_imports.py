@@ -50,7 +50,12 @@ DATABASE_AND_SETTINGS = {
     "aiosqlite",
     "pydantic",
     "pydantic_settings",
-    "ledger.core",
+    "ledger.app",
+    "ledger.queue",
+    "ledger.index",
+    "ledger.uploads",
+    "ledger.access",
+    "ledger.monitoring",
     "ledger.db",
     "ledger.settings",
 }
@@ -182,7 +187,7 @@ def test_office_parsers_load_with_the_first_document_of_their_type(
 # What a status read of a SQLite ledger does without: the rest of the core, the asyncio
 # engine (and the ORM SQLAlchemy's asyncio extension loads), and the other commands' modules.
 STATUS_NEEDS_NOT = {
-    "ledger.core.ledger",
+    "ledger.app",
     "ledger.db.engine",
     "sqlalchemy.ext.asyncio",
     "sqlalchemy.orm",
@@ -205,5 +210,5 @@ def test_status_reads_sqlite_without_the_core_or_the_asyncio_engine(
         proc, names = run_importtime(cli, *args)
         assert proc.returncode == 0, proc.stderr[-2000:]
         assert batch_id in proc.stdout
-        assert "ledger.core.batch_status" in names and "sqlalchemy" in names
+        assert "ledger.queue.batch_status" in names and "sqlalchemy" in names
         assert packages(names, STATUS_NEEDS_NOT | SERVER_AND_WORK) == set(), args

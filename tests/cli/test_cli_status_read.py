@@ -1,5 +1,5 @@
 """``ledger status`` reads a SQLite ledger without opening the whole core
-(ledger.core.batch_status): the figures are the ledger's own, and a database that is not
+(ledger.queue.batch_status): the figures are the ledger's own, and a database that is not
 at this version's schema still goes through the ledger, which migrates it."""
 
 from __future__ import annotations
@@ -8,9 +8,9 @@ import asyncio
 import json
 from pathlib import Path
 
-from ledger.core.batch_status import read_status
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from ledger.db.engine import create_engine
+from ledger.queue.batch_status import read_status
 from ledger.settings import Settings
 from tests.cli.conftest import Cli
 
@@ -32,7 +32,7 @@ def test_the_sqlite_read_gives_what_the_ledger_gives(cli: Cli, tmp_path: Path) -
     async def through_the_ledger() -> tuple[object, object]:
         ledger = Ledger(create_engine(settings), settings)
         try:
-            return await ledger.progress(batch_id), await ledger.failures(batch_id)
+            return await ledger.reads.progress(batch_id), await ledger.reads.failures(batch_id)
         finally:
             await ledger.close()
 

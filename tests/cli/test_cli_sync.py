@@ -30,9 +30,7 @@ def _counters_exact(cli: Cli) -> None:
     )
     for batch, *counted in rows:
         actual = [
-            cli.scalar(
-                "SELECT count(*) FROM documents WHERE batch_id = ? AND status = ?", batch, s
-            )
+            cli.scalar("SELECT count(*) FROM documents WHERE batch_id = ? AND status = ?", batch, s)
             for s in ("pending", "running", "done", "failed", "skipped", "cancelled")
         ]
         assert counted == actual, batch
@@ -84,9 +82,12 @@ def test_sync_retires_the_deleted_and_reprocesses_the_changed(cli: Cli, tmp_path
     assert _row(cli, batch, folder / "d.txt")[1:3] == ("done", None)
     # The other batch's document of the same content is untouched.
     assert _row(cli, other_batch, other / "copy-of-b.txt") == other_doc
-    assert cli.scalar(
-        "SELECT count(*) FROM events WHERE batch_id = ? AND kind = 'documents_removed'", batch
-    ) == 1
+    assert (
+        cli.scalar(
+            "SELECT count(*) FROM events WHERE batch_id = ? AND kind = 'documents_removed'", batch
+        )
+        == 1
+    )
     _counters_exact(cli)
 
     # Unchanged now: a second sync changes nothing.

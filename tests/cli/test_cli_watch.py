@@ -85,13 +85,19 @@ def _vectors_of(cli: Cli, doc_id: int) -> int:
 
 def _index_is_consistent(cli: Cli) -> None:
     """No vector without its chunk, no chunk of a retired document, counters exact."""
-    assert cli.scalar(
-        "SELECT count(*) FROM chunk_vectors WHERE chunk_id NOT IN (SELECT id FROM chunks)"
-    ) == 0
-    assert cli.scalar(
-        "SELECT count(*) FROM chunks c JOIN documents d ON d.id = c.document_id "
-        "WHERE d.removed_at IS NOT NULL"
-    ) == 0
+    assert (
+        cli.scalar(
+            "SELECT count(*) FROM chunk_vectors WHERE chunk_id NOT IN (SELECT id FROM chunks)"
+        )
+        == 0
+    )
+    assert (
+        cli.scalar(
+            "SELECT count(*) FROM chunks c JOIN documents d ON d.id = c.document_id "
+            "WHERE d.removed_at IS NOT NULL"
+        )
+        == 0
+    )
     rows = cli.sql(
         "SELECT b.n_pending + b.n_running + b.n_done + b.n_failed + b.n_skipped "
         "+ b.n_cancelled, (SELECT count(*) FROM documents d WHERE d.batch_id = b.id), "
@@ -127,8 +133,7 @@ def test_watch_adds_changes_deletes_and_takes_a_burst(
         # Changed: the new run's chunks replace the old ones; no old text is left anywhere.
         first.write_text("mast keel harbour anchor tide rudder\n")
         cli.wait_for(
-            f"SELECT count(*) FROM chunks WHERE document_id = {first_id} "
-            "AND text LIKE '%harbour%'",
+            f"SELECT count(*) FROM chunks WHERE document_id = {first_id} AND text LIKE '%harbour%'",
             lambda n: n >= 1,
             timeout=WAIT,
         )
@@ -159,10 +164,13 @@ def test_watch_adds_changes_deletes_and_takes_a_burst(
             lambda n: n == 200,
             timeout=WAIT * 2,
         )
-        assert cli.scalar(
-            "SELECT count(*) FROM documents WHERE source LIKE '%.part' "
-            "OR source LIKE '%/.hidden.txt' OR source LIKE '%~'"
-        ) == 0
+        assert (
+            cli.scalar(
+                "SELECT count(*) FROM documents WHERE source LIKE '%.part' "
+                "OR source LIKE '%/.hidden.txt' OR source LIKE '%~'"
+            )
+            == 0
+        )
         _index_is_consistent(cli)
 
         # A folder moved away (one event, for the folder) retires every file under it; a
@@ -244,9 +252,7 @@ def test_restart_after_sigkill_catches_up(
     assert code == 0, err
 
 
-def test_a_file_changed_while_its_document_runs_is_taken_after_it(
-    cli: Cli, tmp_path: Path
-) -> None:
+def test_a_file_changed_while_its_document_runs_is_taken_after_it(cli: Cli, tmp_path: Path) -> None:
     folder = tmp_path / "watched"
     folder.mkdir()
     slow = folder / "slow.txt"

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from ledger.model import BatchSpec, SourceSpec
 from ledger.settings import Settings
 from tests.cli.conftest import Cli
@@ -78,7 +78,7 @@ async def _submit(cli: Cli, batch_id: str, processor: str) -> None:
     settings = Settings(database_url=f"sqlite+aiosqlite:///{cli.db}", home=cli.home)
     async with await Ledger.open(settings) as ledger:
         spec = BatchSpec(id=batch_id, processor=processor)
-        await ledger.submit(spec, [SourceSpec(f"/{batch_id}/{i}") for i in range(2)])
+        await ledger.queue.submit(spec, [SourceSpec(f"/{batch_id}/{i}") for i in range(2)])
 
 
 def test_status_says_a_batch_waits_for_a_worker_that_can_run_it(cli: Cli, tmp_path: Path) -> None:

@@ -9,10 +9,10 @@ import pytest
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ledger.core import deletion
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from ledger.errors import Conflict
 from ledger.model import BatchSpec, ChildFile, ClaimedDocument, Outcome, SourceSpec
+from ledger.queue import deletion
 from ledger.states import DocumentStatus
 from tests.conftest import FakeClock, sql
 
@@ -30,9 +30,11 @@ def child(n: int) -> ChildFile:
 
 
 async def claimed_parent(ledger: Ledger) -> tuple[str, ClaimedDocument]:
-    await ledger.submit(BatchSpec(id="b", processor="noop"), [SourceSpec("/in/box.zip", size=1)])
-    worker = await ledger.register_worker(concurrency=1)
-    (doc,) = await ledger.claim(worker, 1)
+    await ledger.queue.submit(
+        BatchSpec(id="b", processor="noop"), [SourceSpec("/in/box.zip", size=1)]
+    )
+    worker = await ledger.workers.register(concurrency=1)
+    (doc,) = await ledger.queue.claim(worker, 1)
     return worker, doc
 
 
@@ -52,17 +54,19 @@ async def test_the_finish_creates_every_child_pending_in_the_batch(
 ) -> None:
     worker, doc = await claimed_parent(ledger)
     many = tuple(child(n) for n in range(1_200))  # more than one INSERT's worth
-    result = await ledger.complete(worker, [Outcome.done(doc, {"members": 1_200}, children=many)])
+    result = await ledger.queue.complete(
+        worker, [Outcome.done(doc, {"members": 1_200}, children=many)]
+    )
     assert result.recorded == [doc.id] and result.adopted == [doc.id]
     rows = children_rows(sync_url)
     assert len(rows) == 1_200 and {r[1] for r in rows} == {"pending"}
     assert {r[2] for r in rows} == {doc.id}
-    batch = await ledger.batch("b")
+    batch = await ledger.reads.batch("b")
     assert batch.counts[S.DONE] == 1 and batch.counts[S.PENDING] == 1_200
     assert batch.completed_at is None  # the children are still to do
-    info, _ = await ledger.document(doc.id)
+    info, _ = await ledger.reads.document(doc.id)
     assert info.parent_id is None and info.member_path is None
-    page = await ledger.documents("b", status=S.PENDING, limit=1)
+    page = await ledger.reads.documents("b", status=S.PENDING, limit=1)
     (first,) = page.items
     assert first.parent_id == doc.id and first.member_path == "dir/m0.txt"
     assert first.size == 1 and first.sha256 == f"{0:064x}"
@@ -73,32 +77,34 @@ async def test_a_lost_lease_creates_no_child(
 ) -> None:
     worker, doc = await claimed_parent(ledger)
     clock.advance(31)  # the lease runs out and another worker takes the parent
-    other = await ledger.register_worker(concurrency=1)
-    (again,) = await ledger.claim(other, 1)
-    late = await ledger.complete(worker, [Outcome.done(doc, {}, children=(child(0),))])
+    other = await ledger.workers.register(concurrency=1)
+    (again,) = await ledger.queue.claim(other, 1)
+    late = await ledger.queue.complete(worker, [Outcome.done(doc, {}, children=(child(0),))])
     assert late.lost == [doc.id] and late.adopted == []
     assert children_rows(sync_url) == []
-    await ledger.complete(other, [Outcome.done(again, {}, children=(child(1), child(2)))])
+    await ledger.queue.complete(other, [Outcome.done(again, {}, children=(child(1), child(2)))])
     assert [r[0] for r in children_rows(sync_url)] == ["dir/m1.txt", "dir/m2.txt"]
 
 
 async def test_a_parent_done_again_replaces_its_children(ledger: Ledger, sync_url: str) -> None:
     worker, doc = await claimed_parent(ledger)
-    await ledger.complete(worker, [Outcome.done(doc, {}, children=(child(0), child(1)))])
+    await ledger.queue.complete(worker, [Outcome.done(doc, {}, children=(child(0), child(1)))])
     # The parent's file changed: resubmitting requeues it.
-    await ledger.submit(BatchSpec(id="b", processor="noop"), [SourceSpec("/in/box.zip", size=9)])
-    claimed = await ledger.claim(worker, 10)
+    await ledger.queue.submit(
+        BatchSpec(id="b", processor="noop"), [SourceSpec("/in/box.zip", size=9)]
+    )
+    claimed = await ledger.queue.claim(worker, 10)
     parent = next(d for d in claimed if d.id == doc.id)
-    await ledger.complete(worker, [Outcome.done(parent, {}, children=(child(5),))])
+    await ledger.queue.complete(worker, [Outcome.done(parent, {}, children=(child(5),))])
     assert [r[0] for r in children_rows(sync_url)] == ["dir/m5.txt"]
-    batch = await ledger.batch("b")
+    batch = await ledger.reads.batch("b")
     assert batch.total == 2
 
 
 async def test_a_cancelled_batch_gets_no_children(ledger: Ledger, sync_url: str) -> None:
     worker, doc = await claimed_parent(ledger)
-    await ledger.cancel("b")
-    result = await ledger.complete(worker, [Outcome.done(doc, {}, children=(child(0),))])
+    await ledger.control.cancel("b")
+    result = await ledger.queue.complete(worker, [Outcome.done(doc, {}, children=(child(0),))])
     assert result.recorded == [doc.id] and result.adopted == []  # the worker discards them
     assert children_rows(sync_url) == []
 
@@ -107,7 +113,7 @@ async def test_the_schema_holds_parent_and_member_path_together(
     ledger: Ledger, sync_url: str
 ) -> None:
     worker, doc = await claimed_parent(ledger)
-    await ledger.complete(worker, [Outcome.done(doc, {}, children=(child(0),))])
+    await ledger.queue.complete(worker, [Outcome.done(doc, {}, children=(child(0),))])
     insert = (
         "INSERT INTO documents (batch_id, source, status, next_attempt_at, created_at, "
         "updated_at, parent_id, member_path) SELECT batch_id, :source, 'pending', "
@@ -122,7 +128,7 @@ async def test_the_schema_holds_parent_and_member_path_together(
     # Deleting the parent takes its children (ON DELETE CASCADE), and the counters follow.
     sql(sync_url, "DELETE FROM documents WHERE id = :id", id=doc.id)
     assert sql(sync_url, "SELECT count(*) FROM documents") == [(0,)]
-    assert (await ledger.batch("b")).total == 0
+    assert (await ledger.reads.batch("b")).total == 0
     if sync_url.startswith("sqlite"):
         keys = sql(sync_url, "SELECT * FROM pragma_foreign_key_list('documents')")
         (parent_key,) = [k for k in keys if k[3] == "parent_id"]
@@ -134,11 +140,11 @@ async def test_a_member_file_the_batch_already_names_fails_the_finish_whole(
 ) -> None:
     worker, doc = await claimed_parent(ledger)
     taken = child(1).source  # someone submitted the extracted file itself to the batch
-    await ledger.submit(BatchSpec(id="b", processor="noop"), [SourceSpec(taken)])
+    await ledger.queue.submit(BatchSpec(id="b", processor="noop"), [SourceSpec(taken)])
     with pytest.raises(Conflict, match="already documents"):
-        await ledger.complete(worker, [Outcome.done(doc, {}, children=(child(0), child(1)))])
+        await ledger.queue.complete(worker, [Outcome.done(doc, {}, children=(child(0), child(1)))])
     assert children_rows(sync_url) == []  # rolled back: none of them
-    info, _ = await ledger.document(doc.id)
+    info, _ = await ledger.reads.document(doc.id)
     assert info.status is S.RUNNING
 
 
@@ -146,7 +152,7 @@ async def test_an_object_member_keeps_its_time_and_etag_and_unadopted_parents_ar
     ledger: Ledger, sync_url: str
 ) -> None:
     worker, doc = await claimed_parent(ledger)
-    await ledger.submit(BatchSpec(id="b", processor="noop"), [SourceSpec("/in/other.zip")])
+    await ledger.queue.submit(BatchSpec(id="b", processor="noop"), [SourceSpec("/in/other.zip")])
     stored = msgspec.structs.replace(
         child(0),
         source="s3://bucket/store/members/1/0.txt",
@@ -161,7 +167,7 @@ async def test_an_object_member_keeps_its_time_and_etag_and_unadopted_parents_ar
 
     # Claimed and not done: its attempt may have written member objects no row names.
     assert await ledger.run(unadopted, write=False) == [doc.id]
-    await ledger.complete(worker, [Outcome.done(doc, {"members": 1}, children=(stored,))])
+    await ledger.queue.complete(worker, [Outcome.done(doc, {"members": 1}, children=(stored,))])
     # Done with children: its prefix may still hold what an outrun attempt left there.
     # The other never started.
     assert await ledger.run(unadopted, write=False) == [doc.id]

@@ -1,9 +1,9 @@
-"""The display name of a source (ledger/core/citations.py): uploads by their file name,
+"""The display name of a source (ledger/index/citations.py): uploads by their file name,
 server files relative to the deepest folder their batch was submitted from."""
 
 from __future__ import annotations
 
-from ledger.core.citations import source_name
+from ledger.index.citations import source_name
 
 UPLOAD = {"upload_id": "u1", "filename": "Field Report.pdf"}
 

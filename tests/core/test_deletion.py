@@ -12,11 +12,11 @@ import pytest
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ledger.core import deletion
-from ledger.core.batch_edits import BatchChanges
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from ledger.errors import Conflict, NotFound
 from ledger.model import BatchSpec, Outcome, SourceSpec
+from ledger.queue import deletion
+from ledger.queue.batch_edits import BatchChanges
 from ledger.states import DocumentStatus
 from tests.conftest import FakeClock, settings_for, sql
 
@@ -65,11 +65,11 @@ async def make_batch(
     outside.parent.mkdir(parents=True)
     outside.write_text("a file the user pointed at")
     sources = [SourceSpec(str(p)) for p in [*stored, outside]]
-    await ledger.submit(BatchSpec(id=batch_id, processor="noop", owner=owner), sources)
-    worker = await ledger.register_worker(concurrency=n + 1)
-    claimed = await ledger.claim(worker, n + 1, batch_ids=[batch_id])
+    await ledger.queue.submit(BatchSpec(id=batch_id, processor="noop", owner=owner), sources)
+    worker = await ledger.workers.register(concurrency=n + 1)
+    claimed = await ledger.queue.claim(worker, n + 1, batch_ids=[batch_id])
     assert len(claimed) == n + 1
-    await ledger.complete(worker, [Outcome.done(d, {"ok": True}) for d in claimed])
+    await ledger.queue.complete(worker, [Outcome.done(d, {"ok": True}) for d in claimed])
     now = "2026-01-01 12:00:00+00:00"
     for doc in claimed:
         for ordinal in range(3):
@@ -167,7 +167,7 @@ async def test_delete_removes_every_row_and_stored_file_and_nothing_else(
         steps.append(total - seen[0])
         seen[0] = total
 
-    report = await deleter.delete_batch("gone", on_step=step)
+    report = await deleter.control.delete_batch("gone", on_step=step)
 
     assert counts(sync_url, "gone") == dict.fromkeys(COUNTS, 0)
     assert counts(sync_url, "kept") == before_kept
@@ -181,24 +181,26 @@ async def test_delete_removes_every_row_and_stored_file_and_nothing_else(
     assert not (deleter.settings.storage / "_local" / "gone").exists()  # emptied folder
     assert gone.outside.read_text() == "a file the user pointed at"  # not an upload: kept
     assert all(p.exists() for p in kept.stored) and kept.outside.exists()
-    assert (await deleter.batch("kept")).counts[DocumentStatus.DONE] == 13
+    assert (await deleter.reads.batch("kept")).counts[DocumentStatus.DONE] == 13
 
     with pytest.raises(NotFound):  # deleting twice: the second finds nothing
-        await deleter.delete_batch("gone")
+        await deleter.control.delete_batch("gone")
 
 
 async def test_a_stored_file_another_batch_names_is_kept(deleter: Ledger, sync_url: str) -> None:
     made = await make_batch(deleter, sync_url, "gone", word="zebra", n=2)
     shared = made.stored[0]
-    await deleter.submit(BatchSpec(id="other", processor="noop"), [SourceSpec(str(shared))])
-    await deleter.delete_batch("gone")
+    await deleter.queue.submit(BatchSpec(id="other", processor="noop"), [SourceSpec(str(shared))])
+    await deleter.control.delete_batch("gone")
     assert shared.exists() and not made.stored[1].exists()
     # A batch made from a server path that lies in the storage folder (here: another
     # batch's unfinished upload) does not take that file with it.
     kept = await make_batch(deleter, sync_url, "kept", word="yak", n=1)
     upload_file = kept.stored[-1]
-    await deleter.submit(BatchSpec(id="pointer", processor="noop"), [SourceSpec(str(upload_file))])
-    report = await deleter.delete_batch("pointer")
+    await deleter.queue.submit(
+        BatchSpec(id="pointer", processor="noop"), [SourceSpec(str(upload_file))]
+    )
+    report = await deleter.control.delete_batch("pointer")
     assert report.rows["documents"] == 1 and report.files == 0
     assert upload_file.read_bytes() == b"partial"
 
@@ -206,21 +208,23 @@ async def test_a_stored_file_another_batch_names_is_kept(deleter: Ledger, sync_u
 async def test_running_documents_refuse_deletion_unless_forced(
     deleter: Ledger, sync_url: str
 ) -> None:
-    await deleter.submit(
+    await deleter.queue.submit(
         BatchSpec(id="b", processor="noop"), [SourceSpec(f"/d/{i}") for i in range(5)]
     )
-    worker = await deleter.register_worker(concurrency=2)
-    running = await deleter.claim(worker, 2)
+    worker = await deleter.workers.register(concurrency=2)
+    running = await deleter.queue.claim(worker, 2)
     with pytest.raises(Conflict, match="2 running"):
-        await deleter.delete_batch("b")
+        await deleter.control.delete_batch("b")
     assert counts(sync_url, "b")["documents"] == 5  # refused: nothing removed
-    assert (await deleter.batch("b")).counts[DocumentStatus.RUNNING] == 2
+    assert (await deleter.reads.batch("b")).counts[DocumentStatus.RUNNING] == 2
 
-    report = await deleter.delete_batch("b", force=True)
+    report = await deleter.control.delete_batch("b", force=True)
     assert report.cancelled == 2
     assert counts(sync_url, "b") == dict.fromkeys(COUNTS, 0)
     # The workers' leases went with the documents: what they finish is not recorded.
-    result = await deleter.complete(worker, [Outcome.done(d, {"late": True}) for d in running])
+    result = await deleter.queue.complete(
+        worker, [Outcome.done(d, {"late": True}) for d in running]
+    )
     assert orphans(sync_url) == {} and result is not None
 
 
@@ -230,10 +234,10 @@ async def test_another_tenants_batch_is_not_found_and_untouched(
     made = await make_batch(deleter, sync_url, "theirs", word="zebra", owner="alice", n=3)
     before = counts(sync_url, "theirs")
     with pytest.raises(NotFound):
-        await deleter.delete_batch("theirs", owner="mallory")
+        await deleter.control.delete_batch("theirs", owner="mallory")
     assert counts(sync_url, "theirs") == before
     assert all(p.exists() for p in made.stored)
-    await deleter.delete_batch("theirs", owner="alice")
+    await deleter.control.delete_batch("theirs", owner="alice")
     assert counts(sync_url, "theirs") == dict.fromkeys(COUNTS, 0)
 
 
@@ -241,7 +245,7 @@ async def test_an_interrupted_deletion_hides_the_batch_and_a_second_run_finishes
     deleter: Ledger, sync_url: str
 ) -> None:
     made = await make_batch(deleter, sync_url, "half", word="zebra")
-    await deleter.submit(BatchSpec(id="half-pending", processor="noop"), [])
+    await deleter.queue.submit(BatchSpec(id="half-pending", processor="noop"), [])
 
     # What a process killed after its first steps leaves: marked, partly removed.
     async def first_steps(conn: AsyncConnection, now: datetime) -> None:
@@ -254,21 +258,26 @@ async def test_an_interrupted_deletion_hides_the_batch_and_a_second_run_finishes
 
     # Hidden everywhere, and nothing can be claimed from it or added to it.
     with pytest.raises(NotFound):
-        await deleter.batch("half")
+        await deleter.reads.batch("half")
     with pytest.raises(NotFound):
-        await deleter.documents("half")
-    listed = await deleter.batches()
+        await deleter.reads.documents("half")
+    listed = await deleter.reads.batches()
     assert [b.id for b in listed.items] == ["half-pending"]
-    assert await deleter.search("zebra", k=5) == []
-    assert await deleter.unfinished_deletions() == ["half"]
-    assert await deleter.unfinished_deletions(owner="alice") == []
+    assert await deleter.index.search("zebra", k=5) == []
+    assert await deleter.control.unfinished_deletions() == ["half"]
+    assert await deleter.control.unfinished_deletions(owner="alice") == []
     with pytest.raises(Conflict):
-        await deleter.submit(BatchSpec(id="half", processor="noop"), [SourceSpec("/new")])
-    for steer in (deleter.pause, deleter.resume, deleter.cancel, deleter.retry_failed):
+        await deleter.queue.submit(BatchSpec(id="half", processor="noop"), [SourceSpec("/new")])
+    for steer in (
+        deleter.control.pause,
+        deleter.control.resume,
+        deleter.control.cancel,
+        deleter.control.retry_failed,
+    ):
         with pytest.raises(NotFound):
             await steer("half")
     with pytest.raises(NotFound):
-        await deleter.update_batch("half", BatchChanges(priority=5))
+        await deleter.control.update_batch("half", BatchChanges(priority=5))
     # The database itself refuses, whatever the code above it does.
     now = "2026-01-01 12:00:00+00:00"
     with pytest.raises(DBAPIError, match="being deleted"):
@@ -294,11 +303,11 @@ async def test_an_interrupted_deletion_hides_the_batch_and_a_second_run_finishes
     )
     statuses = "SELECT status, count(*) FROM documents WHERE batch_id = 'half' GROUP BY status"
     assert sorted(sql(sync_url, statuses)) == [("done", 12), ("pending", 1)]
-    worker = await deleter.register_worker(concurrency=10)
-    assert await deleter.claim(worker, 10) == []
+    worker = await deleter.workers.register(concurrency=10)
+    assert await deleter.queue.claim(worker, 10) == []
 
-    await deleter.delete_batch("half")  # the second run finishes it
+    await deleter.control.delete_batch("half")  # the second run finishes it
     assert counts(sync_url, "half") == dict.fromkeys(COUNTS, 0)
     assert orphans(sync_url) == {}
     assert not any(p.exists() for p in made.stored) and made.outside.exists()
-    assert await deleter.unfinished_deletions() == []
+    assert await deleter.control.unfinished_deletions() == []

@@ -13,9 +13,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from ledger import export as exporting
-from ledger.core.chunk_reads import ChunkRecord
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from ledger.export import export
+from ledger.index.chunk_reads import ChunkRecord
 from ledger.model import BatchSpec, SourceSpec
 from tests.conftest import sql
 from tests.pipeline.support import sync_url_of
@@ -49,7 +49,7 @@ class CountingStream:
 
 async def batch_of_chunks(ledger: Ledger, db_url: str, count: int) -> None:
     """Batch ``big``: one document with ``count`` chunks, written by SQL in one statement."""
-    await ledger.submit(BatchSpec(id="big"), [SourceSpec("/data/big.txt")])
+    await ledger.queue.submit(BatchSpec(id="big"), [SourceSpec("/data/big.txt")])
     url = sync_url_of(db_url)
     (document_id,) = sql(url, "SELECT id FROM documents WHERE batch_id = 'big'")[0]
     sql(
@@ -69,7 +69,7 @@ async def test_export_reads_and_writes_one_page_at_a_time(
     await batch_of_chunks(ledger, db_url, CHUNKS)
 
     log: list[tuple[str, int]] = []
-    read = ledger.batch_chunks
+    read = ledger.index.batch_chunks
 
     async def logged_read(batch_id: str, **kwargs: Any) -> list[ChunkRecord]:
         rows = await read(batch_id, **kwargs)
@@ -116,7 +116,7 @@ async def test_parquet_export_writes_each_row_group_before_reading_on(
     chunks, row_group = 5_000, 1_000
     await batch_of_chunks(ledger, db_url, chunks)
     log: list[tuple[str, int]] = []
-    read = ledger.batch_chunks
+    read = ledger.index.batch_chunks
     held: list[int] = []
     real_write = exporting.ParquetWriter.write
 

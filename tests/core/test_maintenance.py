@@ -13,12 +13,12 @@ from typing import Any
 import pytest
 
 from ledger import storage
-from ledger.core import retention
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from ledger.db.leader import leadership
 from ledger.maintenance import run as maintenance
 from ledger.maintenance.uploads import clean_uploads
 from ledger.model import BatchSpec, ErrorInfo, Outcome, SourceSpec, UploadSpec
+from ledger.queue import retention
 from ledger.states import DocumentStatus
 from tests.conftest import FakeClock, _postgres_database, postgres_available, settings_for, sql
 
@@ -38,33 +38,35 @@ def _flaky() -> ErrorInfo:
 
 async def _finish_batch_with_a_failure(ledger: Ledger, clock: FakeClock) -> None:
     """Batch 'old': 8 documents, one failed after 3 attempts, one done on its second."""
-    await ledger.submit(BatchSpec(id="old", processor="noop", max_attempts=3), _sources(8, "/o"))
-    worker = await ledger.register_worker(concurrency=8)
-    docs = await ledger.claim(worker, 8)
+    await ledger.queue.submit(
+        BatchSpec(id="old", processor="noop", max_attempts=3), _sources(8, "/o")
+    )
+    worker = await ledger.workers.register(concurrency=8)
+    docs = await ledger.queue.claim(worker, 8)
     flaky, once, rest = docs[0], docs[1], docs[2:]
-    await ledger.complete(
+    await ledger.queue.complete(
         worker,
         [Outcome.failed(flaky, _flaky()), Outcome.failed(once, _flaky())]
         + [Outcome.done(d, {"n": 1}) for d in rest],
     )
     for _ in range(2):
         clock.advance(60)
-        again = await ledger.claim(worker, 8)
+        again = await ledger.queue.claim(worker, 8)
         outcomes = [
             Outcome.failed(d, _flaky()) if d.id == flaky.id else Outcome.done(d, {}) for d in again
         ]
-        await ledger.complete(worker, outcomes)
-    assert (await ledger.batch("old")).complete
-    await ledger.worker_stopped(worker)
+        await ledger.queue.complete(worker, outcomes)
+    assert (await ledger.reads.batch("old")).complete
+    await ledger.workers.stopped(worker)
 
 
 async def _half_done(ledger: Ledger, clock: FakeClock) -> None:
     """Batch 'live': 10 documents, 5 done, still being worked on."""
-    await ledger.submit(BatchSpec(id="live", processor="noop"), _sources(10, "/l"))
-    worker = await ledger.register_worker(concurrency=5)
-    docs = await ledger.claim(worker, 5)
+    await ledger.queue.submit(BatchSpec(id="live", processor="noop"), _sources(10, "/l"))
+    worker = await ledger.workers.register(concurrency=5)
+    docs = await ledger.queue.claim(worker, 5)
     clock.advance(5)
-    await ledger.complete(worker, [Outcome.done(d, {}) for d in docs])
+    await ledger.queue.complete(worker, [Outcome.done(d, {}) for d in docs])
 
 
 def _rows(url: str, table: str, batch: str | None = None) -> int:
@@ -73,8 +75,8 @@ def _rows(url: str, table: str, batch: str | None = None) -> int:
 
 
 async def _figures(ledger: Ledger, batch_id: str) -> tuple[Any, ...]:
-    progress = await ledger.progress(batch_id)
-    throughput = await ledger.throughput(batch_id)
+    progress = await ledger.reads.progress(batch_id)
+    throughput = await ledger.reads.throughput(batch_id)
     return (
         progress.batch.counts,
         progress.percent,
@@ -82,7 +84,7 @@ async def _figures(ledger: Ledger, batch_id: str) -> tuple[Any, ...]:
         progress.eta_seconds,
         progress.last_finished_at,
         throughput,
-        await ledger.failures(batch_id),
+        await ledger.reads.failures(batch_id),
     )
 
 
@@ -91,8 +93,8 @@ async def test_retention_prunes_finished_history_and_keeps_what_matters(
 ) -> None:
     monkeypatch.setattr(retention, "STEP_ROWS", 3)  # many small transactions
     await _finish_batch_with_a_failure(ledger, clock)
-    idle = await ledger.register_worker(concurrency=1)
-    await ledger.worker_stopped(idle)
+    idle = await ledger.workers.register(concurrency=1)
+    await ledger.workers.stopped(idle)
     clock.advance(20 * DAY)
     await _half_done(ledger, clock)
     clock.advance(11 * DAY)  # 'old' finished 31 days ago, 'live' is 11 days old
@@ -215,7 +217,7 @@ async def test_a_dead_runners_sqlite_lease_is_taken_over_when_it_expires(
 
 
 async def _expiring_upload(led: Ledger, clock: FakeClock, folder: Path) -> Path:
-    upload = await led.create_upload(
+    upload = await led.uploads.create(
         UploadSpec(batch_id="up", length=100, owner="acme", filename="f.txt"), folder=folder
     )
     path = Path(upload.path)
@@ -258,13 +260,13 @@ async def test_a_runner_without_the_storage_folder_leaves_upload_files_alone(
 
 
 async def test_the_pass_rescues_expired_leases(ledger: Ledger, clock: FakeClock) -> None:
-    await ledger.submit(BatchSpec(id="b", processor="noop"), _sources(4, "/r"))
-    worker = await ledger.register_worker(concurrency=4)
-    assert len(await ledger.claim(worker, 4)) == 4
+    await ledger.queue.submit(BatchSpec(id="b", processor="noop"), _sources(4, "/r"))
+    worker = await ledger.workers.register(concurrency=4)
+    assert len(await ledger.queue.claim(worker, 4)) == 4
     clock.advance(ledger.settings.lease_seconds + 1)
     run = await maintenance.run_once(ledger, runner="test")
     assert run is not None and run.counts["leases_rescued"] == 4
-    assert (await ledger.batch("b")).counts[S.PENDING] == 4
+    assert (await ledger.reads.batch("b")).counts[S.PENDING] == 4
 
 
 async def test_only_the_last_runs_are_kept(db_url: str, clock: FakeClock, sync_url: str) -> None:
@@ -304,7 +306,7 @@ async def test_sqlite_is_optimised_and_its_log_cut_back_on_schedule(
 ) -> None:
     wal = tmp_path / "ledger.db-wal"
     async with await Ledger.open(settings_for(sqlite_url), clock=clock) as led:
-        await led.submit(BatchSpec(id="big", processor="noop"), _sources(20_000, "/w" * 40))
+        await led.queue.submit(BatchSpec(id="big", processor="noop"), _sources(20_000, "/w" * 40))
         before = wal.stat().st_size
         assert before > 1_000_000
         run = await maintenance.run_once(led, runner="test")

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from ledger.core.ledger import Ledger, SchemaOutOfDate
+from ledger.app import Ledger
 from ledger.db.models import HEAD_REVISION
+from ledger.db.runner import SchemaOutOfDate
 from tests.conftest import settings_for, sql
 
 REPO = Path(__file__).resolve().parents[2]
@@ -21,7 +22,7 @@ REPO = Path(__file__).resolve().parents[2]
 WORKER_START = """
 import asyncio, json, sys
 
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from ledger.model import BatchSpec, SourceSpec
 from ledger.settings import Settings
 from ledger.worker.runtime import Worker
@@ -29,7 +30,7 @@ from ledger.worker.runtime import Worker
 
 async def main() -> None:
     async with await Ledger.open(Settings(database_url=sys.argv[1])) as ledger:
-        await ledger.submit(BatchSpec(processor="noop"), [SourceSpec("/startup/doc")])
+        await ledger.queue.submit(BatchSpec(processor="noop"), [SourceSpec("/startup/doc")])
         stats = await Worker(ledger).run(burst=True)
         assert stats.done == 1, stats
 
@@ -59,7 +60,7 @@ def test_a_starting_worker_loads_none_of_the_libraries_it_does_not_use(
     )
     assert proc.returncode == 0, proc.stderr
     modules = set(json.loads(proc.stdout.strip().splitlines()[-1]))
-    assert "ledger.core.ledger" in modules
+    assert "ledger.app" in modules
     loaded = [name for name in NOT_LOADED if name in modules]
     assert loaded == []
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy.exc import DBAPIError
 
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from ledger.db.migrate import migrations_dir
 from ledger.model import BatchSpec, ErrorInfo, Outcome, SourceSpec
 from ledger.states import DOCUMENT_TRANSITIONS, DocumentStatus, transition_allowed
@@ -59,23 +59,25 @@ _SET = (
 
 async def _document_in(ledger: Ledger, status: DocumentStatus, n: int) -> tuple[int, str]:
     """A document brought to ``status`` through the ledger's own operations."""
-    result = await ledger.submit(BatchSpec(id=f"b{n}", processor="noop"), [SourceSpec(f"/doc/{n}")])
-    worker = await ledger.register_worker(concurrency=1)
+    result = await ledger.queue.submit(
+        BatchSpec(id=f"b{n}", processor="noop"), [SourceSpec(f"/doc/{n}")]
+    )
+    worker = await ledger.workers.register(concurrency=1)
     if status is DocumentStatus.PENDING:
-        doc = (await ledger.documents(result.batch.id)).items[0]
+        doc = (await ledger.reads.documents(result.batch.id)).items[0]
         return doc.id, worker
     if status is DocumentStatus.CANCELLED:
-        await ledger.cancel(result.batch.id)
-        doc = (await ledger.documents(result.batch.id)).items[0]
+        await ledger.control.cancel(result.batch.id)
+        doc = (await ledger.reads.documents(result.batch.id)).items[0]
         return doc.id, worker
-    (claimed,) = await ledger.claim(worker, 1, batch_ids=[result.batch.id])
+    (claimed,) = await ledger.queue.claim(worker, 1, batch_ids=[result.batch.id])
     if status is DocumentStatus.DONE:
-        await ledger.complete(worker, [Outcome.done(claimed, {})])
+        await ledger.queue.complete(worker, [Outcome.done(claimed, {})])
     elif status is DocumentStatus.SKIPPED:
-        await ledger.complete(worker, [Outcome.skipped(claimed, {})])
+        await ledger.queue.complete(worker, [Outcome.skipped(claimed, {})])
     elif status is DocumentStatus.FAILED:
         error = ErrorInfo(code="bad", message="bad", retryable=False)
-        await ledger.complete(worker, [Outcome.failed(claimed, error)])
+        await ledger.queue.complete(worker, [Outcome.failed(claimed, error)])
     return claimed.id, worker
 
 
@@ -109,14 +111,14 @@ async def test_every_transition_is_allowed_or_rejected_by_the_database(
 async def test_row_invariants_are_check_constraints(
     ledger: Ledger, sync_url: str, change: str, constraint: str
 ) -> None:
-    result = await ledger.submit(BatchSpec(id="c", processor="noop"), [SourceSpec("/a")])
-    doc = (await ledger.documents(result.batch.id)).items[0]
+    result = await ledger.queue.submit(BatchSpec(id="c", processor="noop"), [SourceSpec("/a")])
+    doc = (await ledger.reads.documents(result.batch.id)).items[0]
     with pytest.raises(DBAPIError, match=constraint):
         sql(sync_url, f"UPDATE documents SET {change} WHERE id = :i", i=doc.id)
 
 
 async def test_unknown_status_is_rejected_on_insert(ledger: Ledger, sync_url: str) -> None:
-    await ledger.submit(BatchSpec(id="s", processor="noop"), [])
+    await ledger.queue.submit(BatchSpec(id="s", processor="noop"), [])
     with pytest.raises(DBAPIError, match="status_valid"):
         sql(
             sync_url,
@@ -137,7 +139,7 @@ async def test_done_needs_a_result_and_failed_needs_a_code(ledger: Ledger, sync_
 
 
 async def test_unique_source_per_batch_and_foreign_keys(ledger: Ledger, sync_url: str) -> None:
-    await ledger.submit(BatchSpec(id="u", processor="noop"), [SourceSpec("/same")])
+    await ledger.queue.submit(BatchSpec(id="u", processor="noop"), [SourceSpec("/same")])
     with pytest.raises(DBAPIError):
         sql(
             sync_url,

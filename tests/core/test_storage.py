@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from ledger import storage
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from ledger.errors import RetryableError
 from ledger.model import BatchSpec, SourceSpec
 from ledger.states import DocumentStatus
@@ -48,9 +48,9 @@ async def test_worker_without_the_storage_pauses_the_batch_then_resumes(
     settings = settings_for(db_url, storage_dir=str(store), breaker_window=5, max_attempts=3)
     sources = [SourceSpec(str(store / "acme" / "b" / f"f{i}.txt")) for i in range(8)]
     async with await Ledger.open(settings, clock=clock) as ledger:
-        await ledger.submit(BatchSpec(id="b", processor="noop"), sources)
+        await ledger.queue.submit(BatchSpec(id="b", processor="noop"), sources)
         await Worker(ledger, concurrency=8).run(burst=True)
-        batch = await ledger.batch("b")
+        batch = await ledger.reads.batch("b")
         assert batch.state == "paused"
         assert batch.pause_reason is not None and "storage_unreachable" in batch.pause_reason
         codes = sql(sync_url, "SELECT DISTINCT error_code FROM attempts")
@@ -59,8 +59,8 @@ async def test_worker_without_the_storage_pauses_the_batch_then_resumes(
 
         # The share is mounted: resume, and every document is processed.
         _mount(store, [s.source for s in sources])
-        await ledger.resume("b")
+        await ledger.control.resume("b")
         clock.advance(3600)  # past the retry backoff
         await Worker(ledger, concurrency=8).run(burst=True)
-        assert (await ledger.batch("b")).counts[DocumentStatus.DONE] == 8
+        assert (await ledger.reads.batch("b")).counts[DocumentStatus.DONE] == 8
     assert sql(sync_url, "SELECT status, count(*) FROM documents GROUP BY 1") == [("done", 8)]

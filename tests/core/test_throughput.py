@@ -6,10 +6,10 @@ from datetime import timedelta
 
 import pytest
 
-from ledger.core import throughput as throughput_reads
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from ledger.errors import NotFound
 from ledger.model import BatchSpec, ErrorInfo, Outcome, SourceSpec
+from ledger.queue import throughput as throughput_reads
 from tests.conftest import FakeClock
 
 
@@ -18,7 +18,7 @@ def _error(retryable: bool) -> ErrorInfo:
 
 
 async def _finish(ledger: Ledger, worker: str, how: list[str]) -> None:
-    claimed = await ledger.claim(worker, len(how), batch_ids=["b"])
+    claimed = await ledger.queue.claim(worker, len(how), batch_ids=["b"])
     assert len(claimed) == len(how)
     outcomes = []
     for doc, kind in zip(claimed, how, strict=True):
@@ -28,18 +28,18 @@ async def _finish(ledger: Ledger, worker: str, how: list[str]) -> None:
             outcomes.append(Outcome.skipped(doc, {"reason": "nothing to do"}))
         else:
             outcomes.append(Outcome.failed(doc, _error(retryable=kind == "retry")))
-    result = await ledger.complete(worker, outcomes)
+    result = await ledger.queue.complete(worker, outcomes)
     assert not result.lost
 
 
 async def test_attempts_are_counted_in_the_minute_they_ended(
     ledger: Ledger, clock: FakeClock
 ) -> None:
-    await ledger.submit(
+    await ledger.queue.submit(
         BatchSpec(id="b", processor="noop", owner="acme"),
         [SourceSpec(f"/d/{i}") for i in range(10)],
     )
-    worker = await ledger.register_worker(concurrency=4)
+    worker = await ledger.workers.register(concurrency=4)
     start = clock.now.replace(second=0, microsecond=0)
     clock.now = start + timedelta(seconds=10)
     await _finish(ledger, worker, ["done", "done", "failed"])
@@ -48,7 +48,7 @@ async def test_attempts_are_counted_in_the_minute_they_ended(
     clock.now = start + timedelta(minutes=2, seconds=5)  # a quiet minute in between
     await _finish(ledger, worker, ["done"])
 
-    result = await ledger.throughput("b", owner="acme", minutes=5)
+    result = await ledger.reads.throughput("b", owner="acme", minutes=5)
     assert result.batch_id == "b" and not result.truncated
     # Work is left and the batch is active: the window ends at the current minute.
     assert result.until == start + timedelta(minutes=2)
@@ -65,16 +65,16 @@ async def test_attempts_are_counted_in_the_minute_they_ended(
 
     # Another tenant cannot read it.
     with pytest.raises(NotFound):
-        await ledger.throughput("b", owner="globex")
+        await ledger.reads.throughput("b", owner="globex")
 
 
 async def test_a_finished_batch_is_shown_where_it_ran(ledger: Ledger, clock: FakeClock) -> None:
-    await ledger.submit(BatchSpec(id="b", processor="noop"), [SourceSpec("/d/1")])
-    worker = await ledger.register_worker(concurrency=1)
+    await ledger.queue.submit(BatchSpec(id="b", processor="noop"), [SourceSpec("/d/1")])
+    worker = await ledger.workers.register(concurrency=1)
     ran = clock.now.replace(second=0, microsecond=0)
     await _finish(ledger, worker, ["done"])
     clock.advance(3 * 86400)  # read three days later
-    result = await ledger.throughput("b", minutes=60)
+    result = await ledger.reads.throughput("b", minutes=60)
     assert result.until == ran
     assert result.minutes[-1].done == 1 and len(result.minutes) == 60
 
@@ -82,10 +82,10 @@ async def test_a_finished_batch_is_shown_where_it_ran(ledger: Ledger, clock: Fak
 async def test_the_read_is_bounded_and_says_when_it_undercounts(
     ledger: Ledger, clock: FakeClock
 ) -> None:
-    await ledger.submit(
+    await ledger.queue.submit(
         BatchSpec(id="b", processor="noop"), [SourceSpec(f"/d/{i}") for i in range(6)]
     )
-    worker = await ledger.register_worker(concurrency=6)
+    worker = await ledger.workers.register(concurrency=6)
     await _finish(ledger, worker, ["done"] * 6)
 
     async def read(sample: int) -> object:

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from ledger.errors import PermanentError
 from ledger.model import BatchSpec, SourceSpec
 from ledger.processors.base import (
@@ -43,7 +43,7 @@ async def open_ledger(url: str, **overrides: Any) -> Ledger:
 
 async def submit(ledger: Ledger, n: int, processor: str, **options: Any) -> str:
     spec = BatchSpec(id="b", processor=processor, options=options)
-    await ledger.submit(spec, [SourceSpec(f"/doc/{i}") for i in range(n)])
+    await ledger.queue.submit(spec, [SourceSpec(f"/doc/{i}") for i in range(n)])
     return "b"
 
 
@@ -51,7 +51,7 @@ async def test_burst_processes_everything_with_the_noop_processor(db_url: str) -
     async with await open_ledger(db_url) as ledger:
         await submit(ledger, 500, "noop")
         stats = await Worker(ledger, concurrency=50).run(burst=True)
-        batch = await ledger.batch("b")
+        batch = await ledger.reads.batch("b")
     assert stats.done == 500 and stats.claimed == 500
     assert batch.counts[S.DONE] == 500 and batch.complete
 
@@ -95,8 +95,8 @@ async def test_a_failing_document_never_stops_the_worker(db_url: str, sync_url: 
         stats = await Worker(ledger, concurrency=8, registry=registry_with("picky", picky)).run(
             burst=True
         )
-        groups = {g.code: g.count for g in await ledger.failures("b")}
-        batch = await ledger.batch("b")
+        groups = {g.code: g.count for g in await ledger.reads.failures("b")}
+        batch = await ledger.reads.batch("b")
     assert batch.counts[S.DONE] == 30 and batch.counts[S.SKIPPED] == 5
     assert groups == {"exception": 10, "corrupt": 5}
     assert stats.retried == 10 and stats.failed == 15  # unexpected exceptions get a retry
@@ -120,7 +120,7 @@ async def test_graceful_stop_lets_in_flight_documents_finish(db_url: str) -> Non
         await started.wait()
         worker.stop()
         stats = await task
-        batch = await ledger.batch("b")
+        batch = await ledger.reads.batch("b")
     assert stats.done == 4 and stats.released == 0
     assert batch.counts[S.DONE] == 4 and batch.counts[S.PENDING] == 16
     assert batch.counts[S.RUNNING] == 0
@@ -144,7 +144,7 @@ async def test_documents_leased_ahead_go_back_unstarted_without_an_attempt(
         await asyncio.sleep(0.05)  # the lease-ahead claim lands while the first four run
         worker.stop()
         stats = await asyncio.wait_for(task, timeout=10)
-        batch = await ledger.batch("b")
+        batch = await ledger.reads.batch("b")
     assert stats.done == 4 and stats.released == 0
     assert stats.returned == 2 and stats.claimed == 6
     assert batch.counts[S.DONE] == 4 and batch.counts[S.PENDING] == 16
@@ -172,7 +172,7 @@ async def test_second_stop_gives_documents_back_without_using_an_attempt(
         worker.stop()
         worker.stop()  # the impatient second Ctrl-C
         stats = await asyncio.wait_for(task, timeout=10)
-        batch = await ledger.batch("b")
+        batch = await ledger.reads.batch("b")
     assert stats.released == 3
     assert batch.counts[S.PENDING] == 3
     rows = sql(sync_url, "SELECT attempts FROM documents")
@@ -227,7 +227,7 @@ async def test_until_complete_waits_out_retry_backoff(db_url: str) -> None:
         await submit(ledger, 5, "flaky")
         worker = Worker(ledger, batch_ids=["b"], registry=registry_with("flaky", flaky))
         stats = await asyncio.wait_for(worker.run(until_complete=True), timeout=20)
-        batch = await ledger.batch("b")
+        batch = await ledger.reads.batch("b")
     assert stats.retried == 5 and stats.done == 5
     assert batch.counts[S.DONE] == 5
 
@@ -237,6 +237,6 @@ async def test_builtin_sleep_processor_with_failures(db_url: str, processor: str
     async with await open_ledger(db_url, max_attempts=5) as ledger:
         await submit(ledger, 100, processor, seconds=0.001, failure_rate=0.3, seed=1)
         stats = await Worker(ledger, concurrency=20).run(burst=True)
-        batch = await ledger.batch("b")
+        batch = await ledger.reads.batch("b")
     assert stats.retried > 10
     assert batch.counts[S.DONE] + batch.counts[S.FAILED] == 100

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ledger.core.write_failures import WriteRetry, is_write_failure, write_failed
+from ledger.db.write_failures import WriteRetry, is_write_failure, write_failed
 
 
 def _real_error(tmp_path: Path, statement: str) -> sqlite3.Error:

@@ -24,7 +24,7 @@ from typing import Any
 import httpx
 import pytest
 
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from ledger.db import migrate
 from ledger.settings import Settings
 from tests.helpers.server import free_port, spawn
@@ -116,7 +116,7 @@ def start(tmp: Path, *, env: dict[str, str], tenants: tuple[str, ...] = ()) -> S
         await migrate.upgrade_async(settings.url)
         async with await Ledger.open(settings) as ledger:
             for tenant in tenants:
-                keys[tenant] = (await ledger.create_key(tenant))[1]
+                keys[tenant] = (await ledger.keys.create(tenant))[1]
 
     # In a thread of its own: Playwright's sync API owns this thread's event loop.
     with ThreadPoolExecutor(1) as pool:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from tests.embed.server import EmbeddingServer
 from tests.pipeline.support import pipeline_settings
 

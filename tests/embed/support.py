@@ -129,7 +129,7 @@ async def search_api(tmp: Path, base_url: str, env: dict[str, str] | None = None
     """A real API server whose operator profile ``bow`` embeds with ``base_url``, over a
     database holding one embedded document per topic (batch ``api``); stop it with
     ``tests.api.conftest.stop_server``."""
-    from ledger.core.ledger import Ledger
+    from ledger.app import Ledger
     from ledger.model import BatchSpec
     from tests.api.conftest import start_server
     from tests.pipeline.support import pipeline_settings, run_batch

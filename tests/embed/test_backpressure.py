@@ -19,9 +19,9 @@ from ledger.backpressure import (
     parse_retry_after,
     retry_within,
 )
-from ledger.core.throttles import throttle_delay
 from ledger.errors import PermanentError, RetryableError, ServiceUnavailable
 from ledger.model import ClaimedDocument, ErrorInfo, Outcome
+from ledger.queue.throttles import throttle_delay
 from ledger.states import AttemptOutcome
 from ledger.worker.runtime import error_info
 

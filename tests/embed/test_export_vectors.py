@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from ledger.core.ledger import Ledger
-from ledger.core.vectors import from_bytes
+from ledger.app import Ledger
+from ledger.index.vectors import from_bytes
 from ledger.model import BatchSpec
 from tests.cli.conftest import Cli
 from tests.cli.test_cli_export import parquet_rows

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from ledger.app import Ledger
 from ledger.backoff import parse_retry_after
-from ledger.core.ledger import Ledger
 from ledger.embedders.search import search
 from ledger.errors import InvalidInput
 from ledger.model import BatchSpec
@@ -49,7 +49,7 @@ async def test_faults_are_retried_and_every_chunk_is_embedded_once(
     spec = BatchSpec(id="faults", options=embedder_options(server.base_url))
     await run_batch(led, spec, corpus)
 
-    batch = await led.batch("faults")
+    batch = await led.reads.batch("faults")
     assert batch.counts[DocumentStatus.DONE] == len(corpus), batch.counts
     url = sync_url_of(db_url)
     codes = Counter(
@@ -148,17 +148,17 @@ async def test_an_outage_pauses_the_batch_and_resume_finishes_it(
         corpus = make_corpus(tmp_path / "docs")
         server.delay = 0.05
         spec = BatchSpec(id="outage", options=embedder_options(server.base_url))
-        await led.submit(spec, source_specs(corpus))
+        await led.queue.submit(spec, source_specs(corpus))
         url = sync_url_of(db_url)
         worker = Worker(led, batch_ids=["outage"])
         running = asyncio.create_task(worker.run(until_complete=True))
 
         async def some_done() -> bool:
-            return (await led.batch("outage")).counts[DocumentStatus.DONE] >= 3
+            return (await led.reads.batch("outage")).counts[DocumentStatus.DONE] >= 3
 
         async def paused() -> bool:
             assert not running.done()
-            return (await led.batch("outage")).state is BatchState.PAUSED
+            return (await led.reads.batch("outage")).state is BatchState.PAUSED
 
         await until(some_done)
         server.down()
@@ -166,7 +166,7 @@ async def test_an_outage_pauses_the_batch_and_resume_finishes_it(
         worker.stop()
         await asyncio.wait_for(running, 30)
 
-        batch = await led.batch("outage")
+        batch = await led.reads.batch("outage")
         assert "embed_unavailable" in (batch.pause_reason or "")
         done_before = {r[0] for r in sql(url, "SELECT id FROM documents WHERE status = 'done'")}
         assert 3 <= len(done_before) < len(corpus)
@@ -174,9 +174,9 @@ async def test_an_outage_pauses_the_batch_and_resume_finishes_it(
         assert staged, "documents whose embedding failed keep their chunks"
 
         server.up()
-        await led.resume("outage")
+        await led.control.resume("outage")
         await Worker(led, batch_ids=["outage"]).run(until_complete=True)
-        batch = await led.batch("outage")
+        batch = await led.reads.batch("outage")
         assert batch.counts[DocumentStatus.DONE] == len(corpus)
         # Finished work was not redone: one attempt each for the documents done before.
         redone = sql(
@@ -204,7 +204,7 @@ async def test_a_refused_request_fails_the_document_with_the_servers_message(
         corpus = make_corpus(tmp_path / "docs", per_topic=1)[:2]
         options = embedder_options(server.base_url, model="no-such-model")
         await run_batch(led, BatchSpec(id="refused", options=options), corpus)
-        batch = await led.batch("refused")
+        batch = await led.reads.batch("refused")
         assert batch.counts[DocumentStatus.FAILED] == 2
         url = sync_url_of(sqlite_url)
         rows = sql(url, "SELECT error_code, error_message, attempts FROM documents")

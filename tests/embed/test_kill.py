@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from ledger.model import BatchSpec
 from ledger.states import DocumentStatus
 from tests.conftest import sql
@@ -31,7 +31,7 @@ async def test_sigkill_while_embedding_loses_no_vector_and_resends_at_most_in_fl
         corpus = make_corpus(tmp_path / "docs", per_topic=5)
         server.delay = 0.03  # so that kills land while requests are in flight
         options = embedder_options(server.base_url, concurrency=2, batch_size=4)
-        await led.submit(BatchSpec(id="kill", options=options), source_specs(corpus))
+        await led.queue.submit(BatchSpec(id="kill", options=options), source_specs(corpus))
         url = sync_url_of(sqlite_url)
         home = tmp_path / "worker-home"
         for at_least in (6, 18):
@@ -42,7 +42,7 @@ async def test_sigkill_while_embedding_loses_no_vector_and_resends_at_most_in_fl
         proc = start_worker(sqlite_url, home, "kill")
         assert proc.wait(timeout=120) == 0
 
-        batch = await led.batch("kill")
+        batch = await led.reads.batch("kill")
         assert batch.counts[DocumentStatus.DONE] == len(corpus)
         check_index_invariants(sqlite_url)
         check_vector_invariants(url)

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from ledger.embedders import EmbedderSpec, build_embedder
 from ledger.embedders.local import LocalEmbedder
 from ledger.embedders.search import search
@@ -101,7 +101,7 @@ async def test_ingest_with_the_local_model_then_vector_and_hybrid_search(
         before = embedder.windows, embedder.texts
         spec = BatchSpec(id="local", options={"embedder": {"kind": "local"}})
         await run_batch(led, spec, sorted(folder.iterdir()))
-        batch = await led.batch("local")
+        batch = await led.reads.batch("local")
         assert batch.counts[DocumentStatus.DONE] == len(DOCS)
         url = sync_url_of(sqlite_url)
         check_vector_invariants(url)

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from ledger.embedders.http import HttpEmbedder
 from ledger.embedders.profiles import ProfileError, load_profiles
 from ledger.model import BatchSpec

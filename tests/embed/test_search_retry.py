@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from ledger.embedders.search import search
 from ledger.model import BatchSpec
 from tests.embed.server import EmbeddingServer

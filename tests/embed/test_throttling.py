@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from ledger import metrics
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from ledger.model import BatchSpec
 from ledger.states import DocumentStatus
 from tests.conftest import sql
@@ -41,7 +41,7 @@ async def test_a_flaky_endpoint_finishes_every_document_at_the_default_attempts(
         corpus = make_corpus(tmp_path / "docs", per_topic=7)[:40]
         spec = BatchSpec(id="flaky", options=embedder_options(server.base_url))
         _, stats = await run_batch(led, spec, corpus)
-        batch = await led.batch("flaky")
+        batch = await led.reads.batch("flaky")
         assert batch.counts[DocumentStatus.DONE] == 40, batch.counts
     finally:
         await led.close()
@@ -90,7 +90,7 @@ async def test_a_retry_after_date_is_honoured(
     server.script.append(("429", "date+2"))
     corpus = make_corpus(tmp_path / "docs", per_topic=1)[:1]
     await run_batch(led, BatchSpec(id="dated", options=embedder_options(server.base_url)), corpus)
-    assert (await led.batch("dated")).counts[DocumentStatus.DONE] == 1
+    assert (await led.reads.batch("dated")).counts[DocumentStatus.DONE] == 1
     url = sync_url_of(db_url)
     (throttled_at,) = sql(url, "SELECT finished_at FROM attempts WHERE outcome = 'throttled'")[0]
     (next_start,) = sql(url, "SELECT started_at FROM attempts WHERE outcome = 'done'")[0]
@@ -112,7 +112,7 @@ async def test_throttled_past_the_limit_fails_with_rate_limited(
         corpus = make_corpus(tmp_path / "docs", per_topic=1)[:2]
         spec = BatchSpec(id="limited", options=embedder_options(server.base_url))
         await run_batch(led, spec, corpus)
-        batch = await led.batch("limited")
+        batch = await led.reads.batch("limited")
         assert batch.counts[DocumentStatus.FAILED] == 2, batch.counts
     finally:
         await led.close()
@@ -150,7 +150,7 @@ async def test_throttling_alone_never_trips_the_circuit_breaker(
         corpus = make_corpus(tmp_path / "docs", per_topic=1)
         spec = BatchSpec(id="paced", options=embedder_options(server.base_url))
         await run_batch(led, spec, corpus)
-        batch = await led.batch("paced")
+        batch = await led.reads.batch("paced")
         assert batch.pause_reason is None
         assert batch.counts[DocumentStatus.DONE] == len(corpus), batch.counts
     finally:

@@ -14,7 +14,7 @@ import os
 import sys
 from pathlib import Path
 
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from ledger.settings import Settings
 from ledger.worker.runtime import Worker
 

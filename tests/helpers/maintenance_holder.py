@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from ledger.db.leader import leadership
 from ledger.settings import Settings
 

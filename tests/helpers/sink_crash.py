@@ -17,8 +17,8 @@ import signal
 import sys
 from collections.abc import Sequence
 
-from ledger.core.ledger import Ledger
-from ledger.core.sink_rows import SinkTask
+from ledger.app import Ledger
+from ledger.index.sink_rows import SinkTask
 from ledger.settings import Settings
 from ledger.sinks.stage import SinkStage
 from ledger.sinks.writer import Outcome

@@ -7,7 +7,7 @@ The worker gets a process pool (children start on first use), as ``ledger worker
 Test-only hooks (never in the product), for deterministic crashes:
 
 - ``LEDGER_TEST_KILL_AT_COMMIT=N`` makes the process SIGKILL itself at its N-th call that
-  records outcomes (``Ledger.complete``); ``LEDGER_TEST_KILL_WHEN`` says ``after`` (the
+  records outcomes (``ledger.queue.complete``); ``LEDGER_TEST_KILL_WHEN`` says ``after`` (the
   default: right after that transaction committed) or ``before`` (with the outcomes computed
   but not yet written).
 - ``LEDGER_TEST_KILL_REPORT=FILE``: before dying, the ids of the documents in that call are
@@ -24,7 +24,7 @@ import signal
 import sys
 from collections.abc import Sequence
 
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from ledger.model import CompleteResult, Outcome
 from ledger.settings import Settings
 from ledger.worker.pool import ProcessPool
@@ -49,7 +49,7 @@ def install_kill_hook(ledger: Ledger) -> None:
     if when not in ("before", "after"):
         raise SystemExit(f"LEDGER_TEST_KILL_WHEN must be before or after, not {when!r}")
     report = os.environ.get("LEDGER_TEST_KILL_REPORT")
-    real_complete = ledger.complete
+    real_complete = ledger.queue.complete
     calls = 0
 
     async def complete(worker_id: str, outcomes: Sequence[Outcome]) -> CompleteResult:
@@ -63,7 +63,7 @@ def install_kill_hook(ledger: Ledger) -> None:
             _die(report, ids, when)
         return result
 
-    ledger.complete = complete  # type: ignore[method-assign]
+    ledger.queue.complete = complete  # type: ignore[method-assign]
 
 
 async def main(url: str, batch_ids: list[str]) -> None:

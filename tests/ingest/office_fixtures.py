@@ -127,9 +127,7 @@ def make_wide_rows_xlsx(path: Path, rows: int = 2000) -> Path:
     """Rows that each hold one cell in the last column, XFD: every row spans 16,384 cells."""
     make_xlsx(path, {"Wide": [["start"]]})
     data = read_member(path, "xl/worksheets/sheet1.xml").decode()
-    cells = "".join(
-        f'<row r="{r}"><c r="XFD{r}"><v>{r}</v></c></row>' for r in range(2, rows + 2)
-    )
+    cells = "".join(f'<row r="{r}"><c r="XFD{r}"><v>{r}</v></c></row>' for r in range(2, rows + 2))
     data = data.replace("</sheetData>", cells + "</sheetData>")
     return rebuild_zip(path, path, replace={"xl/worksheets/sheet1.xml": data.encode()})
 
@@ -168,7 +166,7 @@ def epub_members(
         '<?xml version="1.0"?><package xmlns="http://www.idpf.org/2007/opf" version="3.0" '
         'unique-identifier="id"><metadata xmlns:dc="http://purl.org/dc/elements/1.1/">'
         '<dc:identifier id="id">urn:uuid:1</dc:identifier><dc:title>Book</dc:title>'
-        '<dc:language>en</dc:language></metadata>'
+        "<dc:language>en</dc:language></metadata>"
         f'<manifest><item id="css" href="style.css" media-type="text/css"/>{items}</manifest>'
         f"<spine>{refs}</spine></package>"
     )
@@ -313,4 +311,3 @@ def truncated(source: Path, target: Path, keep: float = 0.6) -> Path:
     data = source.read_bytes()
     target.write_bytes(data[: int(len(data) * keep)])
     return target
-

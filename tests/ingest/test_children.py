@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from ledger.core import deletion
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from ledger.model import BatchSpec, DocumentInfo, UnchangedSkip
+from ledger.queue import deletion
 from ledger.states import DocumentStatus
 from ledger.storage import MEMBERS_FOLDER
 from ledger.worker.runtime import Worker
@@ -32,7 +32,7 @@ async def documents_of(ledger: Ledger, batch_id: str) -> list[DocumentInfo]:
     found: list[DocumentInfo] = []
     cursor = None
     while True:
-        page = await ledger.documents(batch_id, cursor=cursor, limit=500)
+        page = await ledger.reads.documents(batch_id, cursor=cursor, limit=500)
         found.extend(page.items)
         cursor = page.next_cursor
         if cursor is None:
@@ -89,7 +89,7 @@ async def test_a_zip_of_real_documents_becomes_cited_child_documents(
     assert grandchild.member_path == "deep/otter.txt"
     assert grandchild.status is DocumentStatus.DONE
     for path, word in {**cf.MEMBER_WORDS, "deep/otter.txt": "otter"}.items():
-        hits = await led.search(word, batch_id="zip")
+        hits = await led.index.search(word, batch_id="zip")
         assert hits, word
         # Cited under the folder the batch was submitted from, like any of its files.
         expected = (
@@ -100,7 +100,7 @@ async def test_a_zip_of_real_documents_becomes_cited_child_documents(
         assert hits[0].source_name == expected
     check_index_invariants(db_url)
     check_children_invariants(db_url)
-    batch = await led.batch("zip")
+    batch = await led.reads.batch("zip")
     assert batch.complete and batch.counts[DocumentStatus.DONE] == 7
 
 
@@ -121,11 +121,11 @@ async def test_an_email_indexes_its_body_and_attachments(
     assert parent.result is not None and parent.result["type"] == "email"
     assert parent.result["chunks"] >= 1 and parent.result["members"] == 2
     assert parent.sha256 == parent.result["sha256"]
-    (body_hit,) = await led.search("manatee", batch_id="mail")
+    (body_hit,) = await led.index.search("manatee", batch_id="mail")
     assert body_hit.document_id == parent.id and body_hit.source_name == str(mail)
-    (html_hit,) = await led.search("flamingo", batch_id="mail")
+    (html_hit,) = await led.index.search("flamingo", batch_id="mail")
     assert html_hit.source_name == str(html) and "<b>" not in html_hit.text
-    (pdf_hit,) = await led.search("pelican", batch_id="mail")
+    (pdf_hit,) = await led.index.search("pelican", batch_id="mail")
     assert pdf_hit.source_name == f"{mail}!/report.pdf"
     # The body file was the parent's own: only the attachments' files stay.
     (attempt,) = (led.settings.storage / MEMBERS_FOLDER / str(parent.id)).iterdir()
@@ -151,7 +151,7 @@ async def test_a_bomb_fails_its_parent_and_creates_no_child(
 
 async def run_again(ledger: Ledger, batch_id: str, paths: list[Path], **options: Any) -> None:
     spec = BatchSpec(id=batch_id, processor="ingest", options=options)
-    await ledger.submit(spec, source_specs(paths))
+    await ledger.queue.submit(spec, source_specs(paths))
     await Worker(ledger, batch_ids=[batch_id]).run(until_complete=True)
 
 
@@ -177,15 +177,15 @@ async def test_a_rerun_keeps_unchanged_children_and_replaces_changed_ones(
     assert child.member_path == "a.txt"
     assert child.created_at > max(d.created_at for d in before.values())
     assert child.status is DocumentStatus.DONE
-    assert await led.search("gamma", batch_id="rerun")
-    assert not await led.search("beta", batch_id="rerun")
+    assert await led.index.search("gamma", batch_id="rerun")
+    assert not await led.index.search("beta", batch_id="rerun")
     # The first run's member files went with the children they were: one attempt's remain.
     (attempt,) = (led.settings.storage / MEMBERS_FOLDER / str(parent.id)).iterdir()
     assert os.listdir(attempt) == ["0.txt"]
     assert child.source == str(attempt / "0.txt")
     check_index_invariants(db_url)
     check_children_invariants(db_url)
-    batch = await led.batch("rerun")
+    batch = await led.reads.batch("rerun")
     assert batch.total == 2 and batch.complete
 
 
@@ -205,7 +205,7 @@ async def test_deleting_the_batch_removes_member_files(
     stray = led.settings.storage / MEMBERS_FOLDER / str(parent.id) / "9.txt.partial"
     stray.write_bytes(b"left by a killed attempt")
     # Two rows a step: a parent and its children go in different transactions.
-    report = await deletion.delete_batch(led, "gone", owner=None, force=False, step_rows=2)
+    report = await deletion.delete_batch(led.runner, "gone", owner=None, force=False, step_rows=2)
     assert report.files == 5  # a.txt, b.txt, inner.zip, inner.zip's c.txt, the stray one
     members = led.settings.storage / MEMBERS_FOLDER
     assert not members.exists() or os.listdir(members) == []
@@ -219,7 +219,7 @@ async def test_a_new_batch_of_the_same_folder_skips_an_unchanged_archive(
     box = cf.make_zip(tmp_path / "box.zip", {"a.txt": b"alpha\n", "b.txt": b"beta\n"})
     await run_batch(led, BatchSpec(id="one", processor="ingest"), [box])
     # What `ledger ingest` does on a re-run: a new batch that skips unchanged sources.
-    again = await led.submit(
+    again = await led.queue.submit(
         BatchSpec(id="two", processor="ingest"), source_specs([box]), skip_unchanged=UnchangedSkip()
     )
     assert again.skipped == 1

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from ledger.model import BatchSpec
 from ledger.storage import MEMBERS_FOLDER
 from tests.conftest import sql
@@ -46,7 +46,7 @@ async def test_sigkill_while_expanding_then_resume_makes_each_child_once(
         archives.append(make(folder / name, members))
     # Two kills may land on the same archive; a loaded machine may cost one more attempt.
     spec = BatchSpec(id="crash", processor="ingest", max_attempts=6)
-    await led.submit(spec, source_specs(archives))
+    await led.queue.submit(spec, source_specs(archives))
     url = sync_url_of(db_url)
     home = tmp_path / "worker-home"
     members_root = home / "storage" / MEMBERS_FOLDER
@@ -71,7 +71,7 @@ async def test_sigkill_while_expanding_then_resume_makes_each_child_once(
     proc = start_worker(db_url, home, "crash")
     assert proc.wait(timeout=150) == 0
 
-    batch = await led.batch("crash")
+    batch = await led.reads.batch("crash")
     assert batch.complete and batch.total == ARCHIVES * (MEMBERS + 1)
     assert sql(url, "SELECT status, count(*) FROM documents GROUP BY status") == [
         ("done", ARCHIVES * (MEMBERS + 1))

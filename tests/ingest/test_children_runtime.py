@@ -7,7 +7,7 @@ import asyncio
 import os
 from pathlib import Path
 
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from ledger.model import BatchSpec, SourceSpec
 from ledger.states import DocumentStatus
 from ledger.worker.runtime import Worker
@@ -26,11 +26,11 @@ async def wait_for_file(folder: Path) -> None:
 
 async def run_gated(led: Ledger, folder: Path, batch_id: str, *, cancel: bool) -> None:
     spec = BatchSpec(id=batch_id, processor=NAME, options={"folder": str(folder)})
-    await led.submit(spec, [SourceSpec(f"/in/{batch_id}.zip")])
+    await led.queue.submit(spec, [SourceSpec(f"/in/{batch_id}.zip")])
     worker = asyncio.create_task(Worker(led, batch_ids=[batch_id]).run(until_complete=True))
     await wait_for_file(folder)
     if cancel:
-        await led.cancel(batch_id)
+        await led.control.cancel(batch_id)
     (folder / GATE).write_text("go")
     await asyncio.wait_for(worker, timeout=60)
 
@@ -39,7 +39,7 @@ async def test_member_files_stay_with_created_children(led: Ledger, tmp_path: Pa
     folder = tmp_path / "kept"
     folder.mkdir()
     await run_gated(led, folder, "kept", cancel=False)
-    docs = (await led.documents("kept")).items
+    docs = (await led.reads.documents("kept")).items
     (child,) = [d for d in docs if d.parent_id is not None]
     assert await asyncio.to_thread(os.path.exists, child.source)
 
@@ -50,6 +50,6 @@ async def test_member_files_go_when_the_finish_creates_no_children(
     folder = tmp_path / "gone"
     folder.mkdir()
     await run_gated(led, folder, "gone", cancel=True)
-    (parent,) = (await led.documents("gone")).items
+    (parent,) = (await led.reads.documents("gone")).items
     assert parent.status is DocumentStatus.DONE  # its work is kept, nothing new starts
     assert sorted(p.name for p in folder.iterdir()) == [GATE]

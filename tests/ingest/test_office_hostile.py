@@ -59,8 +59,12 @@ def make_hostile_corpus(directory: Path) -> dict[str, str | None]:
             add(of.zip_bomb_of(path, d / f"bomb.{kind}"), "too_large")
     add(of.write_zip(d / "zip.xlsx", {"readme.txt": b"a zip, not a workbook"}), "unsupported_type")
     # Members whose directory entry declares 2,000 bytes and whose data inflates to 64 MiB.
-    for kind, member in [("pptx", "ppt/slides/slide1.xml"), ("xlsx", "xl/worksheets/sheet1.xml"),
-                         ("epub", "OEBPS/text/ch00.xhtml"), ("odt", "content.xml")]:
+    for kind, member in [
+        ("pptx", "ppt/slides/slide1.xml"),
+        ("xlsx", "xl/worksheets/sheet1.xml"),
+        ("epub", "OEBPS/text/ch00.xhtml"),
+        ("odt", "content.xml"),
+    ]:
         add(of.lying_member_of(good[kind], d / f"liar.{kind}", member), "corrupt")  # fmt: skip
 
     slide = of.read_member(good["pptx"], "ppt/slides/slide1.xml")

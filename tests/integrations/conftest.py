@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from ledger.worker.runtime import Worker
 from tests.api.conftest import Server, start_server, stop_server
 from tests.conftest import sql

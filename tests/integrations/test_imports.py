@@ -30,8 +30,25 @@ HIDE = (
 )
 
 
-SERVER_SIDE = ("sqlalchemy", "aiosqlite", "asyncpg", "alembic", "litestar", "uvicorn", "numpy",
-               "ledger.core", "ledger.db", "ledger.api", "ledger.worker", "ledger.settings")
+SERVER_SIDE = (
+    "sqlalchemy",
+    "aiosqlite",
+    "asyncpg",
+    "alembic",
+    "litestar",
+    "uvicorn",
+    "numpy",
+    "ledger.app",
+    "ledger.queue",
+    "ledger.index",
+    "ledger.uploads",
+    "ledger.access",
+    "ledger.monitoring",
+    "ledger.db",
+    "ledger.api",
+    "ledger.worker",
+    "ledger.settings",
+)
 
 
 def test_the_client_imports_nothing_of_the_server() -> None:

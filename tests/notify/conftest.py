@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from tests.conftest import FakeClock, settings_for
 from tests.notify.receiver import Receiver
 

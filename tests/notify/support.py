@@ -6,13 +6,13 @@ from collections.abc import Callable
 
 from sqlalchemy.engine import make_url
 
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from ledger.model import BatchSpec, ErrorInfo, Outcome, SourceSpec
 
 
 async def submit(ledger: Ledger, batch_id: str, n: int, *, owner: str | None = None) -> None:
     spec = BatchSpec(id=batch_id, processor="noop", owner=owner)
-    await ledger.submit(spec, [SourceSpec(f"/{batch_id}/{i}") for i in range(n)])
+    await ledger.queue.submit(spec, [SourceSpec(f"/{batch_id}/{i}") for i in range(n)])
 
 
 async def work(
@@ -24,19 +24,19 @@ async def work(
 ) -> int:
     """Claim and finish up to ``limit`` due documents of the batch; ``error(source)`` makes
     a document fail with that error. Returns how many were finished."""
-    worker = await ledger.register_worker(concurrency=8)
+    worker = await ledger.workers.register(concurrency=8)
     finished = 0
     while finished < limit:
-        claimed = await ledger.claim(worker, min(8, limit - finished), batch_ids=[batch_id])
+        claimed = await ledger.queue.claim(worker, min(8, limit - finished), batch_ids=[batch_id])
         if not claimed:
             break
         outcomes = []
         for doc in claimed:
             info = error(doc.source)
             outcomes.append(Outcome.done(doc, {}) if info is None else Outcome.failed(doc, info))
-        await ledger.complete(worker, outcomes)
+        await ledger.queue.complete(worker, outcomes)
         finished += len(claimed)
-    await ledger.worker_stopped(worker)
+    await ledger.workers.stopped(worker)
     return finished
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from tests.api.conftest import Server, start_server, stop_server
 from tests.notify.receiver import Receiver
 from tests.notify.support import submit, work

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from ledger.notify.sender import WebhookSender
 from ledger.settings import Settings
 from tests.cli.conftest import Cli

@@ -9,7 +9,7 @@ from datetime import datetime
 import pytest
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from ledger.errors import NotAllowed, NotFound
 from ledger.model import Outgoing, Webhook
 from ledger.notify import outbox
@@ -140,7 +140,7 @@ async def test_batch_paused_by_the_breaker_carries_its_reason(
     _, secret = await Webhooks(wledger).create(receiver.url, ["batch.paused"], owner=None)
     await submit(wledger, "b", 20)
     await work(wledger, "b", limit=5, error=lambda source: systemic())
-    assert (await wledger.batch("b")).state == "paused"
+    assert (await wledger.reads.batch("b")).state == "paused"
     sender = WebhookSender(wledger)
     assert await sender.run_once() == 1
     assert await sender.run_once() == 0

@@ -9,7 +9,7 @@ import signal
 import time
 from pathlib import Path
 
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from ledger.notify.service import Webhooks
 from tests.conftest import settings_for, sql
 from tests.helpers.server import free_port, spawn, stop

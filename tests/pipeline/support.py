@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy.engine import make_url
 
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from ledger.model import BatchSpec, SourceSpec, SubmitResult
 from ledger.worker.runtime import Worker, WorkerStats
 from tests.conftest import settings_for, sql
@@ -51,7 +51,7 @@ async def run_batch(
     ledger: Ledger, spec: BatchSpec, paths: Iterable[str | Path]
 ) -> tuple[SubmitResult, WorkerStats]:
     """Submit and work the batch until nothing is left to do."""
-    submitted = await ledger.submit(spec, source_specs(paths))
+    submitted = await ledger.queue.submit(spec, source_specs(paths))
     worker = Worker(ledger, batch_ids=[submitted.batch.id])
     stats = await worker.run(until_complete=True)
     return submitted, stats

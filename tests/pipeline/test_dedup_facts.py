@@ -8,9 +8,9 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from ledger.app import Ledger
 from ledger.artifacts import ChunkRow, ChunkSpool, DocumentFacts, IndexArtifacts
-from ledger.core import dedup_facts
-from ledger.core.ledger import Ledger
+from ledger.index import dedup_facts
 from ledger.model import BatchSpec, ClaimedDocument, Outcome, SourceSpec
 
 SHA = "cd" * 32
@@ -24,31 +24,31 @@ async def _facts(ledger: Ledger, docs: list[ClaimedDocument]) -> dict[int, Docum
 
 
 async def test_facts_name_the_holders_of_source_and_content_per_owner(ledger: Ledger) -> None:
-    await ledger.submit(
+    await ledger.queue.submit(
         BatchSpec(id="first", processor="ingest", owner="alice"),
         [SourceSpec("/data/a.txt", size=5, mtime_ns=7)],
     )
-    worker = await ledger.register_worker(concurrency=4)
-    [held] = await ledger.claim(worker, 1)
+    worker = await ledger.workers.register(concurrency=4)
+    [held] = await ledger.queue.claim(worker, 1)
     artifacts = IndexArtifacts(
         sha256=SHA, size=5, mtime_ns=7, spool=ChunkSpool("spool", 1, SHA), supersede=True
     )
     row = ChunkRow(ordinal=0, text="alpha", char_start=0, char_end=5, page=None)
     outcome = Outcome.done(held, {"chunks": 1}, artifacts)
-    done = await ledger.complete(worker, [dataclasses.replace(outcome, rows=(row,))])
+    done = await ledger.queue.complete(worker, [dataclasses.replace(outcome, rows=(row,))])
     assert done.recorded == [held.id]
 
-    await ledger.submit(
+    await ledger.queue.submit(
         BatchSpec(id="again", processor="ingest", owner="alice"),
         [SourceSpec("/data/a.txt", size=5, mtime_ns=8), SourceSpec("/data/copy.txt", sha256=SHA)],
     )
-    await ledger.submit(
+    await ledger.queue.submit(
         BatchSpec(id="bob", processor="ingest", owner="bob"),
         [SourceSpec("/data/a.txt", size=5, mtime_ns=7), SourceSpec("/data/b.txt", sha256=SHA)],
     )
     group: list[ClaimedDocument] = []
     for _ in range(4):  # a claim may lease from one batch at a time
-        group += await ledger.claim(worker, 4 - len(group))
+        group += await ledger.queue.claim(worker, 4 - len(group))
     by_source = {(d.batch_id, d.source): d for d in group}
     assert len(by_source) == 4
     facts = await _facts(ledger, [*group, held])

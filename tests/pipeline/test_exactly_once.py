@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from ledger.model import BatchSpec
 from ledger.states import DocumentStatus
 from tests.conftest import sql
@@ -61,7 +61,7 @@ async def test_sigkill_during_a_batch_leaves_exact_chunks(
     # too (dedup is decided when a document starts; it is a source of its own).
     copy = tmp_path / "docs" / "copy_of_0002.html"
     shutil.copyfile(corpus[2], copy)
-    await led.submit(BatchSpec(id="crash", processor="ingest"), source_specs([*corpus, copy]))
+    await led.queue.submit(BatchSpec(id="crash", processor="ingest"), source_specs([*corpus, copy]))
     url = sync_url_of(db_url)
     home = tmp_path / "worker-home"
 
@@ -73,7 +73,7 @@ async def test_sigkill_during_a_batch_leaves_exact_chunks(
     proc = start_worker(db_url, home, "crash")
     assert proc.wait(timeout=90) == 0
 
-    batch = await led.batch("crash")
+    batch = await led.reads.batch("crash")
     assert batch.complete
     done, skipped = batch.counts[DocumentStatus.DONE], batch.counts[DocumentStatus.SKIPPED]
     assert (done, skipped) in ((100, 1), (101, 0))

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from ledger.model import BatchSpec, Outcome
 from ledger.processors.base import Done, ProcessorContext
 from ledger.processors.registry import ProcessorRegistry
@@ -63,12 +63,12 @@ async def test_the_finish_transaction_opens_no_file(
     source.write_text(_text(size), encoding="utf-8")
     ledger = await Ledger.open(pipeline_settings(sqlite_url, tmp_path / "home"))
     try:
-        await ledger.submit(BatchSpec(id="io", processor="ingest"), source_specs([source]))
-        worker = await ledger.register_worker(concurrency=1)
-        [doc] = await ledger.claim(worker, 1)
+        await ledger.queue.submit(BatchSpec(id="io", processor="ingest"), source_specs([source]))
+        worker = await ledger.workers.register(concurrency=1)
+        [doc] = await ledger.queue.claim(worker, 1)
         registry = ProcessorRegistry.from_settings(ledger.settings)
         context = ProcessorContext(
-            settings=ledger.settings, pool=None, task_timeout=60.0, vectors=ledger
+            settings=ledger.settings, pool=None, task_timeout=60.0, vectors=ledger.index
         )
         [doc] = await outcome_prep.with_facts(ledger, registry, context, [doc])
         assert doc.facts is not None  # the ingest processor asks for its dedup facts
@@ -81,7 +81,7 @@ async def test_the_finish_transaction_opens_no_file(
         _EVENTS.seen.clear()
         _EVENTS.active = True
         try:
-            result = await ledger.complete(worker, [outcome])
+            result = await ledger.queue.complete(worker, [outcome])
         finally:
             _EVENTS.active = False
         assert result.statuses == {doc.id: DocumentStatus.DONE}
@@ -92,7 +92,7 @@ async def test_the_finish_transaction_opens_no_file(
         stored = sql(url, "SELECT count(*) FROM chunks WHERE document_id = :d", d=doc.id)
         assert stored[0][0] == output.index.spool.count > (1 if staged else 0)
         assert sql(url, "SELECT count(*) FROM staged_chunks") == [(0,)]
-        assert [h.document_id for h in await ledger.search("ledger", 1)] == [doc.id]
+        assert [h.document_id for h in await ledger.index.search("ledger", 1)] == [doc.id]
     finally:
         await ledger.close()
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from ledger.model import BatchSpec, DocumentInfo, SourceSpec, UnchangedSkip
 from ledger.processors.builtin import unchanged_skip
 from ledger.states import DocumentStatus
@@ -44,16 +44,16 @@ async def work(led: Ledger, batch_id: str, pool: ProcessPool | None = None) -> N
 async def ingest(
     led: Ledger, batch_id: str, paths: list[Path], *, owner: str | None = None, **options: object
 ) -> dict[str, DocumentInfo]:
-    await led.submit(
+    await led.queue.submit(
         BatchSpec(id=batch_id, processor="ingest", owner=owner, options=dict(options)),
         source_specs(paths),
     )
     await work(led, batch_id)
-    return {d.source: d for d in (await led.documents(batch_id, limit=1000)).items}
+    return {d.source: d for d in (await led.reads.documents(batch_id, limit=1000)).items}
 
 
 async def sources_for(led: Ledger, word: str) -> set[str]:
-    return {h.source for h in await led.search(word, 50)}
+    return {h.source for h in await led.index.search(word, 50)}
 
 
 async def test_unchanged_files_are_skipped_without_extraction(
@@ -64,11 +64,11 @@ async def test_unchanged_files_are_skipped_without_extraction(
     assert {d.status for d in first.values()} == {DocumentStatus.DONE}
 
     # Same folder, a new batch: a pool of our own shows whether anything was extracted.
-    await led.submit(BatchSpec(id="again", processor="ingest"), source_specs(paths.values()))
+    await led.queue.submit(BatchSpec(id="again", processor="ingest"), source_specs(paths.values()))
     async with ProcessPool(2, memory_limit_bytes=MEMORY_LIMIT_MB * 2**20) as pool:
         await work(led, "again", pool)
         assert pool.child_pids() == []  # no child was ever needed
-    again = {d.source: d for d in (await led.documents("again")).items}
+    again = {d.source: d for d in (await led.reads.documents("again")).items}
     for source, doc in again.items():
         assert doc.status is DocumentStatus.SKIPPED
         holder = first[source]
@@ -78,7 +78,7 @@ async def test_unchanged_files_are_skipped_without_extraction(
             "sha256": holder.sha256,
         }
     # Search still returns each text once, from the first batch.
-    hits = await led.search("aardvark", 10)
+    hits = await led.index.search("aardvark", 10)
     assert [h.document_id for h in hits] == [first[str(paths["a.txt"])].id]
     check_index_invariants(db_url)
 
@@ -92,11 +92,11 @@ async def test_unchanged_files_are_skipped_at_submit(
     paths["a.txt"].write_text("Alpha rewritten: now about the axolotl only.", encoding="utf-8")
 
     spec = BatchSpec(id="again", processor="ingest")
-    result = await led.submit(
+    result = await led.queue.submit(
         spec, source_specs(paths.values()), skip_unchanged=unchanged_skip(spec)
     )
     assert (result.added, result.skipped) == (4, 3)
-    again = {d.source: d for d in (await led.documents("again")).items}
+    again = {d.source: d for d in (await led.reads.documents("again")).items}
     assert again[changed].status is DocumentStatus.PENDING
     for source, doc in again.items():
         if source == changed:
@@ -116,8 +116,8 @@ async def test_unchanged_files_are_skipped_at_submit(
     assert sql(sync, "SELECT n_pending, n_skipped FROM batches WHERE id = 'again'") == [(1, 3)]
     stats = await Worker(led, batch_ids=["again"]).run(until_complete=True)
     assert stats.done == 1
-    assert (await led.document(again[changed].id))[0].status is DocumentStatus.DONE
-    assert [h.source for h in await led.search("axolotl", 5)] == [changed]
+    assert (await led.reads.document(again[changed].id))[0].status is DocumentStatus.DONE
+    assert [h.source for h in await led.index.search("axolotl", 5)] == [changed]
     check_index_invariants(db_url)
 
 
@@ -127,7 +127,7 @@ async def test_a_batch_of_unchanged_files_is_complete_at_submit(
     paths = make_folder(tmp_path / "docs")
     await ingest(led, "first", list(paths.values()))
     spec = BatchSpec(id="again", processor="ingest")
-    result = await led.submit(
+    result = await led.queue.submit(
         spec, source_specs(paths.values()), skip_unchanged=unchanged_skip(spec)
     )
     assert result.skipped == 4
@@ -136,9 +136,11 @@ async def test_a_batch_of_unchanged_files_is_complete_at_submit(
     kinds = sql(sync, "SELECT kind FROM events WHERE batch_id = 'again' ORDER BY id")
     assert [k for (k,) in kinds] == ["batch_created", "documents_skipped", "batch_completed"]
     # Documents nobody processed say nothing about the pace.
-    assert (await led.progress("again")).rate in (0.0, None)
+    assert (await led.reads.progress("again")).rate in (0.0, None)
     # Submitting them again (same batch) finds them known and changes nothing.
-    same = await led.submit(spec, source_specs(paths.values()), skip_unchanged=unchanged_skip(spec))
+    same = await led.queue.submit(
+        spec, source_specs(paths.values()), skip_unchanged=unchanged_skip(spec)
+    )
     assert (same.added, same.known, same.skipped) == (0, 4, 0)
     assert (await Worker(led, batch_ids=["again"]).run(until_complete=True)).done == 0
     # A complete batch given one more indexed file stays complete: no reopening, no
@@ -146,7 +148,9 @@ async def test_a_batch_of_unchanged_files_is_complete_at_submit(
     paths["e.txt"] = tmp_path / "docs" / "e.txt"
     paths["e.txt"].write_text("Echo file about the emu.", encoding="utf-8")
     await ingest(led, "echo", [paths["e.txt"]])
-    more = await led.submit(spec, source_specs(paths.values()), skip_unchanged=unchanged_skip(spec))
+    more = await led.queue.submit(
+        spec, source_specs(paths.values()), skip_unchanged=unchanged_skip(spec)
+    )
     assert (more.added, more.known, more.skipped) == (1, 4, 1)
     assert more.batch.completed_at == result.batch.completed_at
     kinds = sql(sync, "SELECT kind FROM events WHERE batch_id = 'again' ORDER BY id")
@@ -164,15 +168,15 @@ async def test_submit_skips_only_what_the_processor_would(
     assert unchanged_skip(BatchSpec(processor="ingest", options={"chunk_size": "x"})) is None
     # Another tenant's index is not this one's.
     other = BatchSpec(id="other", processor="ingest", owner="tenant-b")
-    assert (await led.submit(other, specs, skip_unchanged=unchanged_skip(other))).skipped == 0
+    assert (await led.queue.submit(other, specs, skip_unchanged=unchanged_skip(other))).skipped == 0
     # Holders without the asked model's vectors do not count.
     mine = BatchSpec(id="mine", processor="ingest", owner="tenant-a")
-    with_model = await led.submit(mine, specs, skip_unchanged=UnchangedSkip(model="absent"))
+    with_model = await led.queue.submit(mine, specs, skip_unchanged=UnchangedSkip(model="absent"))
     assert with_model.skipped == 0
     # A file whose recorded facts differ is not skipped at submit (the worker hashes it).
     touched = [SourceSpec(s.source, size=s.size, mtime_ns=(s.mtime_ns or 0) + 1) for s in specs]
     late = BatchSpec(id="late", processor="ingest", owner="tenant-a")
-    assert (await led.submit(late, touched, skip_unchanged=unchanged_skip(late))).skipped == 0
+    assert (await led.queue.submit(late, touched, skip_unchanged=unchanged_skip(late))).skipped == 0
     sync = sync_url_of(db_url)
     pending = "SELECT count(*) FROM documents WHERE status = 'pending'"
     assert sql(sync, pending) == [(12,)]
@@ -185,11 +189,13 @@ async def test_touched_file_with_same_content_is_hashed_not_extracted(
     first = await ingest(led, "first", list(paths.values()))
     st = os.stat(paths["b.txt"])
     os.utime(paths["b.txt"], ns=(st.st_atime_ns, st.st_mtime_ns + 5_000_000_000))
-    await led.submit(BatchSpec(id="touched", processor="ingest"), source_specs([paths["b.txt"]]))
+    await led.queue.submit(
+        BatchSpec(id="touched", processor="ingest"), source_specs([paths["b.txt"]])
+    )
     async with ProcessPool(1) as pool:
         await work(led, "touched", pool)
         assert pool.child_pids() == []
-    (doc,) = (await led.documents("touched")).items
+    (doc,) = (await led.reads.documents("touched")).items
     assert doc.status is DocumentStatus.SKIPPED
     assert doc.result is not None
     assert doc.result["duplicate_of"] == first[str(paths["b.txt"])].id
@@ -207,7 +213,7 @@ async def test_changed_file_replaces_its_chunks(led: Ledger, db_url: str, tmp_pa
         DocumentStatus.SKIPPED
     }
     assert await sources_for(led, "aardvark") == set()  # the old text is gone
-    hits = await led.search("axolotl", 5)
+    hits = await led.index.search("axolotl", 5)
     assert [(h.source, h.document_id) for h in hits] == [(a, second[a].id)]
     url = sync_url_of(db_url)
     assert sql(url, f"SELECT superseded_by FROM documents WHERE id = {first[a].id}") == [
@@ -232,7 +238,7 @@ async def test_resubmitting_the_same_batch_requeues_changed_sources(
     paths = make_folder(tmp_path / "docs")
     first = await ingest(led, "same", list(paths.values()))
     paths["c.md"].write_text("# Charlie\n\nNow about the capybara.", encoding="utf-8")
-    result = await led.submit(
+    result = await led.queue.submit(
         BatchSpec(id="same", processor="ingest"), source_specs(paths.values())
     )
     assert result.requeued == 1 and result.added == 0 and result.known == 4
@@ -242,12 +248,12 @@ async def test_resubmitting_the_same_batch_requeues_changed_sources(
     # Until the new run is stored, search serves the previous version.
     assert await sources_for(led, "chinchilla") == {c}
     await work(led, "same")
-    after = {d.source: d for d in (await led.documents("same")).items}
+    after = {d.source: d for d in (await led.reads.documents("same")).items}
     assert after[c].id == first[c].id and after[c].status is DocumentStatus.DONE
     assert after[c].sha256 != first[c].sha256
     assert await sources_for(led, "chinchilla") == set()
     assert await sources_for(led, "capybara") == {c}
-    kinds = [e.kind for e in await led.events("same")]
+    kinds = [e.kind for e in await led.reads.events("same")]
     assert "documents_requeued" in kinds and kinds.count("batch_completed") == 2
     check_index_invariants(db_url)
 
@@ -270,11 +276,11 @@ async def test_duplicate_content_elsewhere_and_reprocess_and_owners(
     forced = await ingest(led, "forced", [paths["b.txt"]], reprocess=True)
     b = str(paths["b.txt"])
     assert forced[b].status is DocumentStatus.DONE
-    assert [h.document_id for h in await led.search("bison", 5)] == [forced[b].id]
+    assert [h.document_id for h in await led.index.search("bison", 5)] == [forced[b].id]
     # Another owner's index is its own: nothing is skipped for bob.
     bob = await ingest(led, "bob", list(paths.values()), owner="bob")
     assert {d.status for d in bob.values()} == {DocumentStatus.DONE}
-    assert [h.document_id for h in await led.search("bison", 5, owner="bob")] == [bob[b].id]
+    assert [h.document_id for h in await led.index.search("bison", 5, owner="bob")] == [bob[b].id]
     check_index_invariants(db_url)
 
 
@@ -296,7 +302,7 @@ async def test_plan_classifies_sources_and_writes_nothing(
 
     listing = [p for p in folder.iterdir() if p.is_file()]
     spec = BatchSpec(processor="ingest")
-    plan = await led.plan(
+    plan = await led.index.plan(
         spec,
         iter(source_specs(listing)),
         skip_unchanged=unchanged_skip(spec),
@@ -310,10 +316,10 @@ async def test_plan_classifies_sources_and_writes_nothing(
     assert sorted(plan.unchanged.sources) == sorted([str(paths["c.md"]), str(paths["d.pdf"])])
     assert plan.gone.sources == [str(paths["b.txt"])]
     # Known hashes decide over size and time; without roots, gone is judged in the batch.
-    c_indexed = await led.indexed_source("first", str(paths["c.md"]))
+    c_indexed = await led.index.indexed_source("first", str(paths["c.md"]))
     assert c_indexed is not None
     c_sha = c_indexed.sha256
-    plan = await led.plan(
+    plan = await led.index.plan(
         BatchSpec(id="first", processor="ingest"),
         [
             SourceSpec(str(paths["c.md"]), sha256=c_sha),
@@ -326,14 +332,14 @@ async def test_plan_classifies_sources_and_writes_nothing(
     assert len(plan.gone.sources) == 1  # listed=1 caps the lists, not the counts
     # Another owner has nothing indexed.
     bob = BatchSpec(owner="bob", processor="ingest")
-    plan = await led.plan(bob, source_specs(listing), skip_unchanged=unchanged_skip(bob))
+    plan = await led.index.plan(bob, source_specs(listing), skip_unchanged=unchanged_skip(bob))
     assert plan.new.count == 4 and plan.gone.count == 0
     assert [sql(url, f"SELECT count(*) FROM {t}")[0][0] for t in tables] == before
 
 
 async def submitted_groups(led: Ledger, batch_id: str) -> dict[str, set[str]]:
     """What the real submission did with each source: skipped at submit or to process."""
-    docs = (await led.documents(batch_id, limit=1000)).items
+    docs = (await led.reads.documents(batch_id, limit=1000)).items
     return {
         "unchanged": {d.source for d in docs if d.status == DocumentStatus.SKIPPED},
         "to_process": {d.source for d in docs if d.status == DocumentStatus.PENDING},
@@ -355,8 +361,8 @@ async def test_plan_and_submit_agree_on_what_is_unchanged(led: Ledger, tmp_path:
     for batch_id, options in (("again", {}), ("forced", {"reprocess": True})):
         spec = BatchSpec(id=batch_id, processor="ingest", options=options)
         skip = unchanged_skip(spec)
-        plan = await led.plan(spec, source_specs(listing), skip_unchanged=skip)
-        result = await led.submit(spec, source_specs(listing), skip_unchanged=skip)
+        plan = await led.index.plan(spec, source_specs(listing), skip_unchanged=skip)
+        result = await led.queue.submit(spec, source_specs(listing), skip_unchanged=skip)
         done = await submitted_groups(led, batch_id)
         assert set(plan.unchanged.sources) == done["unchanged"], batch_id
         assert set(plan.new.sources) | set(plan.changed.sources) == done["to_process"]
@@ -374,8 +380,8 @@ async def test_plan_and_submit_agree_on_what_is_unchanged(led: Ledger, tmp_path:
     # Resubmitting to a known batch: its documents are unchanged unless their facts differ.
     paths["c.md"].write_text("# Charlie\n\nRewritten.", encoding="utf-8")
     skip = unchanged_skip(spec)
-    plan = await led.plan(spec, source_specs(listing), skip_unchanged=skip)
-    result = await led.submit(spec, source_specs(listing), skip_unchanged=skip)
+    plan = await led.index.plan(spec, source_specs(listing), skip_unchanged=skip)
+    result = await led.queue.submit(spec, source_specs(listing), skip_unchanged=skip)
     assert plan.changed.sources == [str(paths["c.md"])] and result.requeued == 1
     assert plan.unchanged.count == result.known - result.requeued == len(listing) - 1
     assert plan.new.count == 0 and result.added == 0

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from ledger.model import BatchSpec, DocumentInfo
 from ledger.states import DocumentStatus
 from tests.ingest import fixtures as fx
@@ -20,7 +20,7 @@ async def all_documents(ledger: Ledger, batch_id: str) -> dict[str, DocumentInfo
     found = {}
     cursor = None
     while True:
-        page = await ledger.documents(batch_id, cursor=cursor, limit=500)
+        page = await ledger.reads.documents(batch_id, cursor=cursor, limit=500)
         for doc in page.items:
             found[doc.source] = doc
         cursor = page.next_cursor
@@ -60,7 +60,7 @@ async def test_every_bad_document_ends_with_its_code(
 ) -> None:
     cases = fx.make_bad_corpus(tmp_path / "bad", include_huge=db_url.startswith("sqlite"))
     await run_batch(led, BatchSpec(id="bad", processor="ingest"), cases)
-    batch = await led.batch("bad")
+    batch = await led.reads.batch("bad")
     assert batch.complete
     assert batch.counts[DocumentStatus.RUNNING] == 0 and batch.counts[DocumentStatus.PENDING] == 0
     docs = await all_documents(led, "bad")

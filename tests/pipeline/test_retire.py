@@ -7,9 +7,9 @@ from __future__ import annotations
 import pytest
 from sqlalchemy.exc import IntegrityError
 
-from ledger.core.ledger import Ledger
-from ledger.core.retire import removed_count, retire_gone
+from ledger.app import Ledger
 from ledger.model import BatchSpec, ErrorInfo, Outcome, SourceSpec
+from ledger.queue.retire import removed_count, retire_gone
 from ledger.states import DocumentStatus as S
 from tests.conftest import sql
 
@@ -51,15 +51,15 @@ def _held(url: str, doc_id: int) -> tuple[int, int]:
 async def _setup(ledger: Ledger, url: str) -> tuple[dict[str, int], int]:
     """Batch "b" with a document in every status (done and kept hold chunks), and batch
     "o" whose document of the same source path as b's "done" holds chunks too."""
-    await ledger.submit(BatchSpec(id="b", processor="noop"), [_spec(n) for n in NAMES])
-    await ledger.submit(BatchSpec(id="o", processor="noop"), [_spec("done")])
-    worker = await ledger.register_worker(concurrency=10)
+    await ledger.queue.submit(BatchSpec(id="b", processor="noop"), [_spec(n) for n in NAMES])
+    await ledger.queue.submit(BatchSpec(id="o", processor="noop"), [_spec("done")])
+    worker = await ledger.workers.register(concurrency=10)
     claimed = {
         (d.batch_id, d.source.rsplit("/", 1)[1]): d
-        for d in await ledger.claim(worker, 6, batch_ids=["b", "o"])
+        for d in await ledger.queue.claim(worker, 6, batch_ids=["b", "o"])
     }
     error = ErrorInfo(code="corrupt", message="bad", retryable=False)
-    await ledger.complete(
+    await ledger.queue.complete(
         worker,
         [
             Outcome.done(claimed["b", "done"], {"chunks": 3}),
@@ -70,7 +70,7 @@ async def _setup(ledger: Ledger, url: str) -> tuple[dict[str, int], int]:
         ],
     )  # b's "running" stays leased; "pending" was never claimed
     ids = {name: doc.id for (batch, name), doc in claimed.items() if batch == "b"}
-    page = await ledger.documents("b", status=S.PENDING)
+    page = await ledger.reads.documents("b", status=S.PENDING)
     ids["pending"] = page.items[0].id
     for name in ("done", "kept"):
         _add_chunks(url, ids[name], "b", name)
@@ -100,12 +100,12 @@ def _counters_exact(url: str, batch_id: str) -> None:
 
 async def test_retire_by_status_in_bounded_steps(ledger: Ledger, sync_url: str) -> None:
     ids, theirs = await _setup(ledger, sync_url)
-    report = await retire_gone(ledger, "b", lambda source: source.endswith("/kept"), step=2)
+    report = await retire_gone(ledger.runner, "b", lambda source: source.endswith("/kept"), step=2)
     assert report.documents == 4  # done, skipped, failed, pending
     assert report.running == ["/d/running"]  # left to its worker
     assert (report.chunks, report.vectors) == (3, 3)
 
-    docs = {d.source.rsplit("/", 1)[1]: d for d in (await ledger.documents("b")).items}
+    docs = {d.source.rsplit("/", 1)[1]: d for d in (await ledger.reads.documents("b")).items}
     assert docs["done"].status is S.DONE
     assert docs["skipped"].status is S.SKIPPED
     assert docs["failed"].status is S.SKIPPED and docs["failed"].error_code is None
@@ -119,21 +119,21 @@ async def test_retire_by_status_in_bounded_steps(ledger: Ledger, sync_url: str) 
     _counters_exact(sync_url, "b")
     async with ledger.transaction(write=False) as conn:
         assert await removed_count(conn, "b") == 4
-    events = [e.data for e in await ledger.events("b") if e.kind == "documents_removed"]
+    events = [e.data for e in await ledger.reads.events("b") if e.kind == "documents_removed"]
     assert sum(int(e["documents"]) for e in events if e) == 4
 
     # Nothing more to retire: a second pass changes nothing.
-    again = await retire_gone(ledger, "b", lambda source: source.endswith("/kept"), step=2)
+    again = await retire_gone(ledger.runner, "b", lambda source: source.endswith("/kept"), step=2)
     assert again.documents == 0
 
 
 async def test_a_file_that_comes_back_is_processed_again(ledger: Ledger, sync_url: str) -> None:
     ids, _ = await _setup(ledger, sync_url)
-    await retire_gone(ledger, "b", lambda source: False)
+    await retire_gone(ledger.runner, "b", lambda source: False)
     # Back exactly as it was (same size and modification time): still processed again.
-    result = await ledger.submit(BatchSpec(id="b", processor="noop"), [_spec("done")])
+    result = await ledger.queue.submit(BatchSpec(id="b", processor="noop"), [_spec("done")])
     assert result.requeued == 1
-    doc, _attempts = await ledger.document(ids["done"])
+    doc, _attempts = await ledger.reads.document(ids["done"])
     assert doc.status is S.PENDING
     assert sql(sync_url, "SELECT removed_at FROM documents WHERE id = :d", d=ids["done"]) == [
         (None,)
@@ -144,7 +144,7 @@ async def test_a_file_that_comes_back_is_processed_again(ledger: Ledger, sync_ur
 async def test_the_database_refuses_a_retired_document_that_is_not_finished(
     ledger: Ledger, sync_url: str
 ) -> None:
-    await ledger.submit(BatchSpec(id="b", processor="noop"), [_spec("pending")])
+    await ledger.queue.submit(BatchSpec(id="b", processor="noop"), [_spec("pending")])
     with pytest.raises(IntegrityError):
         sql(sync_url, f"UPDATE documents SET removed_at = '{NOW}' WHERE batch_id = 'b'")
 
@@ -152,11 +152,11 @@ async def test_the_database_refuses_a_retired_document_that_is_not_finished(
 async def test_retire_below_paths_takes_only_those(ledger: Ledger, sync_url: str) -> None:
     sources = ["/w/a.txt", "/w/sub/b.txt", "/w/sub/deeper/c.txt", "/w/sub_other.txt",
                "/w/100%_sure.txt"]  # fmt: skip
-    await ledger.submit(BatchSpec(id="p", processor="noop"), [SourceSpec(s) for s in sources])
-    gone = await retire_gone(ledger, "p", lambda source: False, paths=["/w/sub"])
+    await ledger.queue.submit(BatchSpec(id="p", processor="noop"), [SourceSpec(s) for s in sources])
+    gone = await retire_gone(ledger.runner, "p", lambda source: False, paths=["/w/sub"])
     assert gone.documents == 2  # below /w/sub/, not /w/sub_other.txt
-    exact = await retire_gone(ledger, "p", lambda source: False, paths=["/w/100%_sure.txt"])
+    exact = await retire_gone(ledger.runner, "p", lambda source: False, paths=["/w/100%_sure.txt"])
     assert exact.documents == 1  # LIKE's wildcards in a name are taken literally
-    left = {d.source for d in (await ledger.documents("p")).items if d.status is S.PENDING}
+    left = {d.source for d in (await ledger.reads.documents("p")).items if d.status is S.PENDING}
     assert left == {"/w/a.txt", "/w/sub_other.txt"}
     _counters_exact(sync_url, "p")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from ledger.errors import InvalidInput
 from ledger.model import BatchSpec
 from tests.ingest import fixtures as fx
@@ -44,7 +44,7 @@ async def corpus(led: Ledger, tmp_path: Path, owner: str | None = None) -> dict[
 
 async def test_ranking_puts_the_most_specific_document_first(led: Ledger, tmp_path: Path) -> None:
     paths = await corpus(led, tmp_path)
-    hits = await led.search("zeppelin", 5)
+    hits = await led.index.search("zeppelin", 5)
     assert [h.source for h in hits][:2] == [paths["about.txt"], paths["passing.txt"]]
     assert hits[0].score > hits[1].score
     best = hits[0]
@@ -58,7 +58,7 @@ async def test_query_syntax_is_the_same_on_both_backends(led: Ledger, tmp_path: 
     paths = await corpus(led, tmp_path)
 
     async def sources(query: str) -> set[str]:
-        return {h.source for h in await led.search(query, 20)}
+        return {h.source for h in await led.index.search(query, 20)}
 
     assert await sources("cafe") == {paths["cafe.md"]}  # accents folded on SQLite...
     assert paths["cafe.md"] in await sources("café")  # ...and matched as written anywhere
@@ -89,25 +89,25 @@ async def test_hostile_queries_never_reach_the_database_as_syntax(
 ) -> None:
     await corpus(led, tmp_path)
     for query in HOSTILE:
-        hits = await led.search(query, 5)  # no exception: every term is taken literally
+        hits = await led.index.search(query, 5)  # no exception: every term is taken literally
         assert all(isinstance(h.score, float) for h in hits), query
-    assert (await led.search("zeppelin", 1))[0].text  # the table is still there
-    assert len(await led.search("\x00zeppelin", 5)) == 2
+    assert (await led.index.search("zeppelin", 1))[0].text  # the table is still there
+    assert len(await led.index.search("\x00zeppelin", 5)) == 2
 
 
 async def test_queries_with_nothing_to_search_are_invalid_input(led: Ledger) -> None:
     for query in ["", "   ", "!!! ???", "-zeppelin", "OR", '""', "x" * 1001, "a " * 65]:
         with pytest.raises(InvalidInput):
-            await led.search(query, 5)
+            await led.index.search(query, 5)
 
 
 async def test_search_is_scoped_by_owner_and_batch(led: Ledger, tmp_path: Path) -> None:
     alice = await corpus(led, tmp_path, owner="alice")
     bob = await corpus(led, tmp_path, owner="bob")
-    hits = await led.search("zeppelin", 10, owner="alice")
+    hits = await led.index.search("zeppelin", 10, owner="alice")
     assert hits and {h.source for h in hits} <= set(alice.values())
-    hits = await led.search("zeppelin", 10, batch_id="search-bob")
+    hits = await led.index.search("zeppelin", 10, batch_id="search-bob")
     assert hits and {h.source for h in hits} <= set(bob.values())
-    assert await led.search("zeppelin", 10, owner="carol") == []
+    assert await led.index.search("zeppelin", 10, owner="carol") == []
     with pytest.raises(InvalidInput):
-        await led.search("zeppelin", 0)
+        await led.index.search("zeppelin", 0)

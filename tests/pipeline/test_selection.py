@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from ledger.model import BatchSpec, SourceSpec
 from ledger.states import DocumentStatus
 from ledger.worker.runtime import Worker
@@ -34,7 +34,7 @@ async def test_a_docs_folder_indexes_its_documents_and_skips_the_rest(
             continue
         assert doc.status is DocumentStatus.SKIPPED, (name, doc.status, doc.error_message)
         assert doc.result is not None and doc.result["reason"] == NOT_DOCUMENTS[name], name
-    batch = await led.batch("site")
+    batch = await led.reads.batch("site")
     assert batch.complete and batch.counts[DocumentStatus.FAILED] == 0
     check_index_invariants(db_url)  # among others: a skipped document holds no chunk
 
@@ -66,7 +66,7 @@ async def test_an_upload_is_judged_by_its_original_name(led: Ledger, tmp_path: P
         SourceSpec(str(text_as_logo), meta={"filename": "logo.png", "upload_id": "u1"}),
         SourceSpec(str(notes_stored_as_png), meta={"filename": "notes.txt", "upload_id": "u2"}),
     ]
-    submitted = await led.submit(BatchSpec(id="uploads", processor="ingest"), sources)
+    submitted = await led.queue.submit(BatchSpec(id="uploads", processor="ingest"), sources)
     await Worker(led, batch_ids=[submitted.batch.id]).run(until_complete=True)
     docs = await all_documents(led, "uploads")
     logo = docs[str(text_as_logo)]

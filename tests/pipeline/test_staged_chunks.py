@@ -9,9 +9,9 @@ from datetime import datetime
 import pytest
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from ledger.app import Ledger
 from ledger.artifacts import ChunkRow, ChunkSpool, IndexArtifacts
-from ledger.core import staged_chunks
-from ledger.core.ledger import Ledger
+from ledger.index import staged_chunks
 from ledger.model import BatchSpec, ClaimedDocument, Outcome, SourceSpec
 from ledger.states import DocumentStatus
 from ledger.worker import outcome_prep
@@ -53,44 +53,44 @@ def _staged_outcome(doc: ClaimedDocument, count: int) -> Outcome:
 async def test_staging_is_fenced_and_an_abandoned_attempt_leaves_nothing(
     ledger: Ledger, sync_url: str, clock: FakeClock
 ) -> None:
-    await ledger.submit(BatchSpec(id="s", processor="noop"), [SourceSpec("/data/a.txt")])
-    worker = await ledger.register_worker(concurrency=1)
-    [first] = await ledger.claim(worker, 1)
+    await ledger.queue.submit(BatchSpec(id="s", processor="noop"), [SourceSpec("/data/a.txt")])
+    worker = await ledger.workers.register(concurrency=1)
+    [first] = await ledger.queue.claim(worker, 1)
     assert await _stage(ledger, first, _rows(0, 2), first=True)
     # A token that does not hold the document stages nothing.
     assert not await _stage(ledger, first, _rows(2, 3), first=False, token="f" * 32)
     assert sql(sync_url, "SELECT count(*) FROM staged_chunks") == [(2,)]
     # The worker is killed: its lease runs out and the rescue drops what it staged.
     clock.advance(31)
-    assert await ledger.rescue_expired() == 1
+    assert await ledger.queue.rescue_expired() == 1
     assert sql(sync_url, "SELECT count(*) FROM staged_chunks") == [(0,)]
     # The killed worker wakes up late: it can stage nothing more, nor finish.
     assert not await _stage(ledger, first, _rows(2, 3), first=False)
-    [second] = await ledger.claim(worker, 1)
+    [second] = await ledger.queue.claim(worker, 1)
     assert second.id == first.id and second.lease_token != first.lease_token
-    late = await ledger.complete(worker, [_staged_outcome(first, 3)])
+    late = await ledger.queue.complete(worker, [_staged_outcome(first, 3)])
     assert late.lost == [first.id]
     # The next attempt stages in two blocks (a retried first block replaces its own rows).
     assert await _stage(ledger, second, _rows(0, 2), first=True)
     assert await _stage(ledger, second, _rows(0, 2), first=True)
     assert await _stage(ledger, second, _rows(2, 3), first=False)
     assert sql(sync_url, "SELECT count(*) FROM chunks") == [(0,)]  # invisible until the finish
-    result = await ledger.complete(worker, [_staged_outcome(second, 3)])
+    result = await ledger.queue.complete(worker, [_staged_outcome(second, 3)])
     assert result.statuses == {second.id: DocumentStatus.DONE}
     assert sql(sync_url, "SELECT ordinal FROM chunks ORDER BY ordinal") == [(0,), (1,), (2,)]
     assert sql(sync_url, "SELECT count(*) FROM staged_chunks") == [(0,)]
-    assert [h.document_id for h in await ledger.search("staged", 5)] == [second.id] * 3
+    assert [h.document_id for h in await ledger.index.search("staged", 5)] == [second.id] * 3
 
 
 async def test_the_finish_refuses_staged_chunks_short_of_the_count(
     ledger: Ledger, sync_url: str
 ) -> None:
-    await ledger.submit(BatchSpec(id="s", processor="noop"), [SourceSpec("/data/a.txt")])
-    worker = await ledger.register_worker(concurrency=1)
-    [doc] = await ledger.claim(worker, 1)
+    await ledger.queue.submit(BatchSpec(id="s", processor="noop"), [SourceSpec("/data/a.txt")])
+    worker = await ledger.workers.register(concurrency=1)
+    [doc] = await ledger.queue.claim(worker, 1)
     assert await _stage(ledger, doc, _rows(0, 2), first=True)
     with pytest.raises(staged_chunks.ChunksIncomplete):
-        await ledger.complete(worker, [_staged_outcome(doc, 3)])
+        await ledger.queue.complete(worker, [_staged_outcome(doc, 3)])
     # Nothing of that transaction stayed: the document still runs, nothing is indexed.
     assert sql(sync_url, "SELECT status FROM documents") == [("running",)]
     assert sql(sync_url, "SELECT count(*) FROM chunks") == [(0,)]
@@ -103,13 +103,13 @@ async def test_the_finish_refuses_staged_chunks_short_of_the_count(
 async def test_chunks_in_the_outcome_must_be_the_whole_sequence(
     ledger: Ledger, sync_url: str
 ) -> None:
-    await ledger.submit(BatchSpec(id="s", processor="noop"), [SourceSpec("/data/a.txt")])
-    worker = await ledger.register_worker(concurrency=1)
-    [doc] = await ledger.claim(worker, 1)
+    await ledger.queue.submit(BatchSpec(id="s", processor="noop"), [SourceSpec("/data/a.txt")])
+    worker = await ledger.workers.register(concurrency=1)
+    [doc] = await ledger.queue.claim(worker, 1)
     gap = dataclasses.replace(_staged_outcome(doc, 3), rows=(*_rows(0, 1), *_rows(2, 3)))
     with pytest.raises(staged_chunks.ChunksIncomplete):
-        await ledger.complete(worker, [gap])
+        await ledger.queue.complete(worker, [gap])
     whole = dataclasses.replace(gap, rows=tuple(_rows(0, 3)))
-    result = await ledger.complete(worker, [whole])
+    result = await ledger.queue.complete(worker, [whole])
     assert result.statuses == {doc.id: DocumentStatus.DONE}
     assert sql(sync_url, "SELECT count(*) FROM chunks") == [(3,)]

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from examples.word_count_processor import word_count
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from ledger.errors import InvalidInput
 from ledger.model import BatchSpec
 from ledger.processors.ingest import ChunkRecord, with_extracted_text
@@ -39,7 +39,7 @@ async def test_word_count_example_runs_as_a_batch(led: Ledger, tmp_path: Path) -
     # Small overlapping chunks: the example must still count every word exactly once.
     spec = BatchSpec(id="wc", processor=NAME, options={"chunk_size": 60, "chunk_overlap": 25})
     await run_batch(led, spec, paths)
-    docs = {Path(d.source).name: d for d in (await led.documents("wc")).items}
+    docs = {Path(d.source).name: d for d in (await led.reads.documents("wc")).items}
     long = docs["long.txt"]
     assert long.status is DocumentStatus.DONE
     assert long.result is not None
@@ -52,7 +52,7 @@ async def test_word_count_example_runs_as_a_batch(led: Ledger, tmp_path: Path) -
     assert docs["empty.txt"].status is DocumentStatus.FAILED
     assert docs["empty.txt"].error_code == "empty_file"
     # Nothing goes to the chunk index, and no spool is left behind.
-    assert await led.search("ledger", 5) == []
+    assert await led.index.search("ledger", 5) == []
     assert os.listdir(led.settings.home / "spool") == []
 
 

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from sqlalchemy.engine import make_url
 
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from ledger.db.migrate import head_revision
 from ledger.model import BatchSpec, SourceSpec
 from tests.conftest import settings_for, sql
@@ -57,7 +57,7 @@ class PgCli:
 async def _submit(url: str, batch: str, n: int) -> None:
     async with await Ledger.open(settings_for(url)) as ledger:
         spec = BatchSpec(id=batch, processor="noop")
-        await ledger.submit(spec, [SourceSpec(f"/{batch}/{i}") for i in range(n)])
+        await ledger.queue.submit(spec, [SourceSpec(f"/{batch}/{i}") for i in range(n)])
 
 
 def test_every_command_against_postgres(empty_pg_url: str, tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 import psycopg2  # type: ignore[import-untyped]  # a plain driver: two raw transactions
 import pytest
 
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from ledger.model import BatchSpec, Outcome, SourceSpec
 from tests.conftest import POSTGRES_URL, FakeClock, settings_for
 
@@ -30,7 +30,7 @@ INSERT = "INSERT INTO events (batch_id, kind, created_at) VALUES ('b', %s, now()
 @pytest.fixture
 async def ledger(pg_url: str, clock: FakeClock) -> Any:
     led = await Ledger.open(settings_for(pg_url), clock=clock)
-    await led.submit(BatchSpec(id="b", processor="noop"), [])
+    await led.queue.submit(BatchSpec(id="b", processor="noop"), [])
     try:
         yield led
     finally:
@@ -63,7 +63,7 @@ def _insert(conn: Any, kind: str) -> int:
 
 
 async def _kinds(ledger: Ledger, after_id: int) -> list[str]:
-    return [e.kind for e in await ledger.events("b", after_id=after_id)]
+    return [e.kind for e in await ledger.reads.events("b", after_id=after_id)]
 
 
 async def _eventually(read: Callable[[], Awaitable[T]], expected: T) -> None:
@@ -79,9 +79,9 @@ async def _last_id(ledger: Ledger) -> int:
     """Where the log stands before a test writes, once it has settled."""
     deadline = time.monotonic() + 60
     while True:
-        seen = await ledger.events("b", limit=10_000)
+        seen = await ledger.reads.events("b", limit=10_000)
         last = seen[-1].id if seen else 0
-        if not await ledger.has_events_after("b", after_id=last):
+        if not await ledger.reads.has_events_after("b", after_id=last):
             return last
         assert time.monotonic() < deadline, "the event log never settled"
         await asyncio.sleep(0.05)
@@ -117,8 +117,8 @@ async def test_events_behind_a_running_transaction_are_held_back_then_sent(
     done.commit()
 
     # Committed, but an older transaction may still add events before it: not settled yet.
-    assert await ledger.events("b", after_id=start) == []
-    assert await ledger.has_events_after("b", after_id=start)
+    assert await ledger.reads.events("b", after_id=start) == []
+    assert await ledger.reads.has_events_after("b", after_id=start)
     _insert(running, "committed_late")
     running.commit()
     await _eventually(lambda: _kinds(ledger, after_id=start), ["committed_late", "committed_early"])
@@ -130,11 +130,11 @@ async def test_a_stream_of_a_complete_batch_waits_for_held_back_events(
     from ledger.api.events import event_stream
 
     running, done = connections
-    await ledger.submit(BatchSpec(id="b", processor="noop"), [SourceSpec("/b/a")])
-    worker = await ledger.register_worker(concurrency=1)
-    (claimed,) = await ledger.claim(worker, 1)
-    await ledger.complete(worker, [Outcome.done(claimed, {})])
-    assert (await ledger.batch("b")).completed_at is not None
+    await ledger.queue.submit(BatchSpec(id="b", processor="noop"), [SourceSpec("/b/a")])
+    worker = await ledger.workers.register(concurrency=1)
+    (claimed,) = await ledger.queue.claim(worker, 1)
+    await ledger.queue.complete(worker, [Outcome.done(claimed, {})])
+    assert (await ledger.reads.batch("b")).completed_at is not None
     start = await _last_id(ledger)
     _begin_with_xid(running)
     _insert(done, "committed_early")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from ledger.model import BatchSpec, SourceSpec
 from tests.conftest import settings_for, sql
 
@@ -60,7 +60,9 @@ async def wait_listening(sync_url: str, proc: subprocess.Popen[str]) -> int:
 async def submit_and_time(url: str, sync_url: str, batch: str) -> float:
     async with await Ledger.open(settings_for(url)) as ledger:
         started = time.monotonic()
-        await ledger.submit(BatchSpec(id=batch, processor="noop"), [SourceSpec(f"/{batch}/1")])
+        await ledger.queue.submit(
+            BatchSpec(id=batch, processor="noop"), [SourceSpec(f"/{batch}/1")]
+        )
     query = f"SELECT count(*) FROM documents WHERE batch_id = '{batch}' AND status = 'done'"
     while sql(sync_url, query) != [(1,)]:
         assert time.monotonic() - started < 60, "the idle worker did not wake up"
@@ -92,13 +94,13 @@ async def test_idle_worker_wakes_on_notify_and_after_losing_its_listener(
 
         # Resume and retry_failed announce too: a paused batch's work is picked up at once.
         async with await Ledger.open(settings_for(pg_url)) as ledger:
-            await ledger.submit(BatchSpec(id="third", processor="noop"), [])
-            await ledger.pause("third")
-            await ledger.submit(BatchSpec(id="third", processor="noop"), [SourceSpec("/t/1")])
+            await ledger.queue.submit(BatchSpec(id="third", processor="noop"), [])
+            await ledger.control.pause("third")
+            await ledger.queue.submit(BatchSpec(id="third", processor="noop"), [SourceSpec("/t/1")])
             await asyncio.sleep(1.0)
             assert sql(pg_sync_url, "SELECT n_pending FROM batches WHERE id = 'third'") == [(1,)]
             started = time.monotonic()
-            await ledger.resume("third")
+            await ledger.control.resume("third")
         while sql(pg_sync_url, "SELECT n_done FROM batches WHERE id = 'third'") != [(1,)]:
             assert time.monotonic() - started < 60, "resume did not wake the worker"
             await asyncio.sleep(0.02)

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from sqlalchemy import event
 
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from ledger.db.server_clock import ServerClock
 from ledger.model import BatchSpec, SourceSpec
 from tests.conftest import settings_for, sql
@@ -28,10 +28,10 @@ async def test_transactions_do_not_each_ask_the_server_for_the_time(
     event.listen(ledger.engine.sync_engine, "before_cursor_execute", seen)
     try:
         for n in range(10):
-            await ledger.submit(BatchSpec(id=f"b{n}", processor="noop"), [SourceSpec("/a")])
+            await ledger.queue.submit(BatchSpec(id=f"b{n}", processor="noop"), [SourceSpec("/a")])
         asked = [s for s in statements if "clock_timestamp()" in s or "now()" in s.lower()]
         assert len(asked) == 1, asked  # the first transaction only
-        ours = (await ledger.batch("b9")).created_at
+        ours = (await ledger.reads.batch("b9")).created_at
         (server,) = sql(pg_sync_url, "SELECT now()")[0]
         # The carried-forward estimate is the server's time, not this machine's idea of it.
         assert abs(server.astimezone(UTC) - ours) < timedelta(seconds=30)

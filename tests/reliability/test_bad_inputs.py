@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from ledger.model import BatchSpec, SourceSpec
 from tests.conftest import settings_for, sql
 from tests.ingest.fixtures import excluded_type, make_bad_corpus, make_good_corpus
@@ -36,7 +36,7 @@ async def test_bad_inputs_through_the_ingest_processor(sqlite_url: str, tmp_path
     sources = sorted([*good, *bad])
     async with await Ledger.open(settings_for(sqlite_url)) as ledger:
         spec = BatchSpec(id="mixed", processor="ingest", max_attempts=2)
-        await ledger.submit(spec, [SourceSpec(s) for s in sources])
+        await ledger.queue.submit(spec, [SourceSpec(s) for s in sources])
     sync_url = sqlite_url.replace("sqlite+aiosqlite", "sqlite")
     worker = start_worker(
         sqlite_url,

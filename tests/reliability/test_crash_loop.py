@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from ledger.model import BatchSpec, SourceSpec
 from tests.conftest import settings_for, sql
 from tests.reliability.support import (
@@ -52,7 +52,7 @@ SETTINGS: dict[str, Any] = {
 async def submit(url: str, batch: str, n: int, *, max_attempts: int, **options: Any) -> None:
     async with await Ledger.open(settings_for(url)) as ledger:
         spec = BatchSpec(id=batch, processor="sleep", options=options, max_attempts=max_attempts)
-        await ledger.submit(spec, [SourceSpec(f"/doc/{i:05d}") for i in range(n)])
+        await ledger.queue.submit(spec, [SourceSpec(f"/doc/{i:05d}") for i in range(n)])
 
 
 def _time(value: Any) -> datetime:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import text
 
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from tests.conftest import settings_for
 
 # What PRAGMA synchronous returns for each setting (SQLite: 0 OFF, 1 NORMAL, 2 FULL).

@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from ledger.model import BatchSpec, SourceSpec
 from tests.api.conftest import start_server, stop_server
 from tests.conftest import settings_for
@@ -32,7 +32,7 @@ async def test_status_requests_while_workers_write(tmp_path: Path) -> None:
     try:
         async with await Ledger.open(settings_for(server.db_url)) as ledger:
             spec = BatchSpec(id="load", processor="sleep", options={"seconds": 0.005})
-            await ledger.submit(spec, [SourceSpec(f"/doc/{i:05d}") for i in range(20_000)])
+            await ledger.queue.submit(spec, [SourceSpec(f"/doc/{i:05d}") for i in range(20_000)])
         workers = [
             zygote.start(server.db_url, ["load"], concurrency=32, commit_interval_seconds=0.01)
             for _ in range(2)

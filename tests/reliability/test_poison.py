@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from ledger.model import BatchSpec, SourceSpec
 from tests.conftest import settings_for, sql
 from tests.helpers.poison import POISON
@@ -46,7 +46,7 @@ async def submit(url: str, processor: str) -> int:
         spec = BatchSpec(id="b", processor=processor, max_attempts=MAX_ATTEMPTS)
         sources = [SourceSpec(f"/doc/{i:03d}") for i in range(N - 1)]
         sources.insert(N // 2, SourceSpec(f"/doc/{POISON}"))
-        await ledger.submit(spec, sources)
+        await ledger.queue.submit(spec, sources)
     return int(scalar(url_sync(url), "SELECT id FROM documents WHERE source LIKE '%poison%'"))
 
 

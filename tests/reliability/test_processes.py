@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from ledger.model import BatchSpec, SourceSpec
 from tests.conftest import settings_for, sql
 
@@ -44,7 +44,7 @@ def finish(proc: subprocess.Popen[str], timeout: float = 120) -> dict[str, Any]:
 async def submit(url: str, n: int, **options: Any) -> None:
     async with await Ledger.open(settings_for(url)) as ledger:
         spec = BatchSpec(id="b", processor="sleep", options=options, max_attempts=5)
-        await ledger.submit(spec, [SourceSpec(f"/doc/{i:05d}") for i in range(n)])
+        await ledger.queue.submit(spec, [SourceSpec(f"/doc/{i:05d}") for i in range(n)])
 
 
 async def start_workers_together(
@@ -56,7 +56,7 @@ async def start_workers_together(
     imported Python: the batch waits paused until every process has registered.
     """
     async with await Ledger.open(settings_for(url)) as ledger:
-        await ledger.pause("b", reason="waiting for every worker to start")
+        await ledger.control.pause("b", reason="waiting for every worker to start")
         procs = [start_worker(url, "b", **settings) for _ in range(count)]
         pids = ", ".join(str(p.pid) for p in procs)
         deadline = time.monotonic() + 60
@@ -65,7 +65,7 @@ async def start_workers_together(
             for p in procs:
                 assert p.poll() is None, p.stderr.read() if p.stderr else ""
             await asyncio.sleep(0.05)
-        await ledger.resume("b")
+        await ledger.control.resume("b")
     return procs
 
 

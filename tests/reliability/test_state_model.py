@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from ledger.db import migrate
 from ledger.db.engine import create_engine
 from ledger.errors import Conflict, NotFound
@@ -91,7 +91,7 @@ class LedgerModel(RuleBasedStateMachine):
     @initialize()
     def start_workers(self) -> None:
         for _ in range(WORKERS):
-            self.workers.append(self.run(self.ledger.register_worker(concurrency=4)))
+            self.workers.append(self.run(self.ledger.workers.register(concurrency=4)))
             self.held.append({})
         # Work from the start, so that short runs reach claims and takeovers too.
         # (Rules without preconditions: a filtered rule makes Hypothesis retry draws.)
@@ -103,11 +103,11 @@ class LedgerModel(RuleBasedStateMachine):
         sources = [SourceSpec(f"/doc/{self.sources + i}") for i in range(n)]
         self.sources += n
         spec = BatchSpec(id=batch, processor="noop", max_attempts=MAX_ATTEMPTS)
-        self.run(self.ledger.submit(spec, sources))
+        self.run(self.ledger.queue.submit(spec, sources))
 
     @rule(w=st.integers(0, WORKERS - 1), limit=st.integers(1, 4))
     def claim(self, w: int, limit: int) -> None:
-        claimed = self.run(self.ledger.claim(self.workers[w], limit))
+        claimed = self.run(self.ledger.queue.claim(self.workers[w], limit))
         assert len(claimed) <= limit
         for doc in claimed:
             assert doc.id not in self.done, f"document {doc.id} is done and was claimed again"
@@ -134,7 +134,7 @@ class LedgerModel(RuleBasedStateMachine):
         worker = self.workers[w]
         held = [(d.id, d.lease_token) for d in self.held[w].values()]
         holding = {d.id for d in self.held[w].values() if self._holds(worker, d)}
-        lost = self.run(self.ledger.heartbeat(worker, held))
+        lost = self.run(self.ledger.queue.heartbeat(worker, held))
         assert set(lost) == set(self.held[w]) - holding
         for doc_id in lost:
             del self.held[w][doc_id]
@@ -146,7 +146,7 @@ class LedgerModel(RuleBasedStateMachine):
     def _complete(self, worker: str, doc: ClaimedDocument, outcome: Outcome) -> None:
         holds = self._holds(worker, doc)
         before = self.q("SELECT * FROM documents WHERE id = ?", doc.id)
-        result = self.run(self.ledger.complete(worker, [outcome]))
+        result = self.run(self.ledger.queue.complete(worker, [outcome]))
         if not holds:
             # Fenced: a lease that is gone changes nothing at all.
             assert result.lost == [doc.id] and result.recorded == []
@@ -188,7 +188,7 @@ class LedgerModel(RuleBasedStateMachine):
         one held is kept aside, in case it was only frozen and comes back to finish."""
         self.zombies.extend((self.workers[w], doc) for doc in self.held[w].values())
         self.held[w] = {}
-        self.workers[w] = self.run(self.ledger.register_worker(concurrency=4))
+        self.workers[w] = self.run(self.ledger.workers.register(concurrency=4))
 
     @rule(pick=st.integers(0, 7), done=st.booleans())
     def frozen_worker_returns(self, pick: int, done: bool) -> None:
@@ -209,7 +209,7 @@ class LedgerModel(RuleBasedStateMachine):
             "SELECT count(*) FROM documents WHERE status = 'running' AND lease_expires_at < ?",
             _fmt(self.clock.now),
         )[0][0]
-        rescued = self.run(self.ledger.rescue_expired())
+        rescued = self.run(self.ledger.queue.rescue_expired())
         assert rescued == expired_before
 
     @rule(batch=st.sampled_from(BATCHES))
@@ -221,7 +221,7 @@ class LedgerModel(RuleBasedStateMachine):
         )
         finished = bool(row) and (row[0][0] == "cancelled" or (row[0][1] == 0 and row[0][2] > 0))
         try:
-            self._control(self.ledger.pause(batch))
+            self._control(self.ledger.control.pause(batch))
         except Conflict:
             assert finished, "only a complete or cancelled batch refuses a pause"
         else:
@@ -229,14 +229,14 @@ class LedgerModel(RuleBasedStateMachine):
 
     @rule(batch=st.sampled_from(BATCHES))
     def resume(self, batch: str) -> None:
-        self._control(self.ledger.resume(batch))
+        self._control(self.ledger.control.resume(batch))
 
     @rule(batch=st.sampled_from(BATCHES))
     def retry_failed(self, batch: str) -> None:
         failed = self.q(
             "SELECT count(*) FROM documents WHERE batch_id = ? AND status = 'failed'", batch
         )[0][0]
-        count = self._control(self.ledger.retry_failed(batch))
+        count = self._control(self.ledger.control.retry_failed(batch))
         if count is not None:
             assert count == failed
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from tests.embed.conftest import server  # noqa: F401  (the real embedding server)
 from tests.pipeline.support import pipeline_settings
 from tests.sinks.support import sink_profiles
@@ -21,9 +21,7 @@ def stores(tmp_path: Path) -> Path:
 
 
 async def open_ledger(url: str, home: Path, stores: Path, **overrides: object) -> Ledger:
-    return await Ledger.open(
-        pipeline_settings(url, home, sinks=sink_profiles(stores), **overrides)
-    )
+    return await Ledger.open(pipeline_settings(url, home, sinks=sink_profiles(stores), **overrides))
 
 
 @pytest.fixture

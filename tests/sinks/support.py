@@ -8,7 +8,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from ledger.core.citations import source_name
+from ledger.index.citations import source_name
 from ledger.sinks.base import PAYLOAD_FIELDS, point_id
 from ledger.sinks.stage import floats_of
 from tests.conftest import sql

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from ledger.model import BatchSpec
 from ledger.sinks.stage import SinkStage
 from tests.conftest import sql

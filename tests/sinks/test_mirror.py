@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from ledger.model import BatchSpec, SinkProgress
 from ledger.sinks.stage import SinkStage
 from tests.conftest import sql
@@ -55,10 +55,10 @@ async def test_a_batch_is_mirrored_exactly_on_both_backends(
         for kind in KINDS:
             assert assert_mirrored(kind, stores, url) == chunks
         assert await drain(led) == 0  # nothing owed twice
-        progress = await led.sink_progress(["b1"])
+        progress = await led.index.sink_progress(["b1"])
         mirrored = SinkProgress(pending=0, done=len(corpus), failed=0, last_error=None)
         assert progress["b1"] == {k: mirrored for k in KINDS}
-        assert (await led.progress("b1")).sinks == progress["b1"]
+        assert (await led.reads.progress("b1")).sinks == progress["b1"]
     finally:
         await led.close()
 
@@ -116,7 +116,7 @@ async def test_deleting_a_batch_removes_its_points_on_both_backends(
         await run_batch(led, BatchSpec(id="keep", options=options(server, *KINDS)), corpus[:3])
         await run_batch(led, BatchSpec(id="gone", options=options(server, *KINDS)), corpus[3:])
         await drain(led)
-        await led.delete_batch("gone")
+        await led.control.delete_batch("gone")
         # The rows outlive the batch (no foreign key) and now say: remove these points.
         assert {r.status for r in rows(url) if r.document_id is None} == {"pending"}
         await drain(led)
@@ -145,7 +145,7 @@ async def test_a_wrong_dimension_fails_the_row_with_its_reason(
     await drain(led)
     failed = [r for r in rows(url) if r.status == "failed"]
     assert len(failed) == 2 and all("dimension 8" in r.last_error for r in failed)
-    shown = (await led.progress("b")).sinks["qdrant"]
+    shown = (await led.reads.progress("b")).sinks["qdrant"]
     assert shown.failed == 2 and shown.last_error and "dimension 8" in shown.last_error
     assert await drain(led) == 0  # a permanent error is not retried
 
@@ -155,7 +155,7 @@ async def test_remove_chunks_removes_the_points_of_those_documents(
 ) -> None:
     """What folder sync does for a source that disappeared: ``remove_chunks`` in its own
     transaction; the sinks drop that source's points and keep the others."""
-    from ledger.core import index
+    from ledger.index import chunks as index
 
     corpus = make_corpus(tmp_path / "docs", per_topic=1)
     url = sync_url_of(sqlite_url)

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from ledger.model import BatchSpec
 from tests.conftest import sql
 from tests.embed.server import EmbeddingServer

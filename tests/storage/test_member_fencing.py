@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from ledger.core import deletion
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from ledger.model import BatchSpec, ClaimedDocument
+from ledger.queue import deletion
 from ledger.storage import MEMBERS_FOLDER
 from ledger.worker.runtime import Worker, _cleanup, _outcome_of
 from tests.conftest import sql
@@ -57,8 +57,8 @@ def _members(led: Ledger, request: pytest.FixtureRequest) -> set[str]:
 
 
 async def _claim(led: Ledger) -> tuple[str, ClaimedDocument]:
-    worker = await led.register_worker(concurrency=1, processors=["ingest"])
-    (doc,) = await led.claim(worker, 1, batch_ids=["fence"])
+    worker = await led.workers.register(concurrency=1, processors=["ingest"])
+    (doc,) = await led.queue.claim(worker, 1, batch_ids=["fence"])
     return worker, doc
 
 
@@ -66,7 +66,7 @@ async def test_an_outrun_attempt_never_removes_the_winners_members(
     led: Ledger, db_url: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     box = cf.make_zip(tmp_path / "box.zip", MEMBERS)
-    await led.submit(BatchSpec(id="fence", processor="ingest"), source_specs([box]))
+    await led.queue.submit(BatchSpec(id="fence", processor="ingest"), source_specs([box]))
     runner = Worker(led, batch_ids=["fence"])  # its registry and context run the processor
     url = sync_url_of(db_url)
 
@@ -80,11 +80,11 @@ async def test_an_outrun_attempt_never_removes_the_winners_members(
     second, two = await _claim(led)
     assert two.id == one.id and two.lease_token != one.lease_token
     won_outcome = _outcome_of(two, await process(two))
-    won = await led.complete(second, [won_outcome])
+    won = await led.queue.complete(second, [won_outcome])
     assert won.adopted == [two.id]
     _cleanup([won_outcome], set(won.adopted))
 
-    lost = await led.complete(first, [lost_outcome])
+    lost = await led.queue.complete(first, [lost_outcome])
     assert lost.lost == [one.id] and lost.adopted == []
     _cleanup([lost_outcome], set(lost.adopted))  # the old owner cleans up what it made
 
@@ -97,9 +97,9 @@ async def test_an_outrun_attempt_never_removes_the_winners_members(
     await runner.run(until_complete=True)
     rows = sql(url, "SELECT status, error_code FROM documents WHERE parent_id = :p", p=one.id)
     assert rows == [("done", None)] * len(MEMBERS)
-    assert await led.search("alpaca", batch_id="fence")
-    assert await led.search("bison", batch_id="fence")
+    assert await led.index.search("alpaca", batch_id="fence")
+    assert await led.index.search("bison", batch_id="fence")
 
-    await deletion.delete_batch(led, "fence", owner=None, force=False, step_rows=100)
+    await deletion.delete_batch(led.runner, "fence", owner=None, force=False, step_rows=100)
     assert _members(led, request) == set()
     assert box.exists()

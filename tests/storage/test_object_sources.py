@@ -162,7 +162,9 @@ async def test_a_worker_killed_while_copying_an_object_leaves_it_to_the_other(
     spool = api.home.parent / "worker-objects-2-0" / "spool"
     try:
         await wait_for(
-            lambda: any(spool.glob("*.source.partial")), timeout=60, what="a copy in progress",
+            lambda: any(spool.glob("*.source.partial")),
+            timeout=60,
+            what="a copy in progress",
             interval=0.002,
         )
         first.kill()

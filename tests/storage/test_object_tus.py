@@ -82,8 +82,7 @@ def test_a_server_killed_mid_upload_resumes_and_the_file_lands_in_the_store(
         second.upload()  # type: ignore[attr-defined]
 
         [doc] = server.sql(
-            "SELECT id, source, source_sha256, source_size FROM documents "
-            "WHERE batch_id = 'tus-s3'"
+            "SELECT id, source, source_sha256, source_size FROM documents WHERE batch_id = 'tus-s3'"
         )
         assert doc.source == f"s3://{bucket}/uploads/acme/tus-s3/tus-{upload_id}"
         assert (doc.source_sha256, doc.source_size) == (digest, size)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from ledger.model import BatchSpec, SourceSpec, UnchangedSkip
 from ledger.storage import objects
 from ledger.storage.urls import ObjectUrl
@@ -56,7 +56,7 @@ def _listed(s3: S3Server, prefix: str) -> list[SourceSpec]:
 
 async def _run(led: Ledger, batch_id: str, sources: list[SourceSpec]) -> int:
     """Submit a new batch of ``sources`` skipping unchanged ones; run it; how many skipped."""
-    result = await led.submit(
+    result = await led.queue.submit(
         BatchSpec(id=batch_id, processor="ingest"), sources, skip_unchanged=UnchangedSkip()
     )
     await Worker(led, batch_ids=[batch_id]).run(until_complete=True)
@@ -89,7 +89,7 @@ async def test_an_object_replaced_with_the_same_size_and_time_is_processed_again
         s=report.source,
     )
 
-    plan = await led.plan(BatchSpec(id="two", processor="ingest"), sources,
+    plan = await led.index.plan(BatchSpec(id="two", processor="ingest"), sources,
                           skip_unchanged=UnchangedSkip())  # fmt: skip
     assert plan.changed.sources == [report.source]
     assert plan.unchanged.sources == [f"{prefix}kept.txt"]
@@ -100,6 +100,6 @@ async def test_an_object_replaced_with_the_same_size_and_time_is_processed_again
         "SELECT source, status, error_code FROM documents WHERE batch_id = 'two' ORDER BY source",
     )
     assert rows == [(f"{prefix}kept.txt", "skipped", None), (report.source, "done", None)]
-    found = await led.search("Another", batch_id="two")
+    found = await led.index.search("Another", batch_id="two")
     assert [hit.source_name for hit in found] == [report.source]
-    assert not await led.search("first", batch_id="two")
+    assert not await led.index.search("first", batch_id="two")

@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from ledger.db import migrate
 from ledger.settings import Settings
 from tests.conftest import sql
@@ -77,7 +77,7 @@ class TusServer:
             settings = Settings(home=self.home, database_url=self.db_url)
             async with await Ledger.open(settings) as ledger:
                 for tenant in tenants:
-                    _, self.keys[tenant] = await ledger.create_key(tenant)
+                    _, self.keys[tenant] = await ledger.keys.create(tenant)
 
         asyncio.run(make_keys())
 

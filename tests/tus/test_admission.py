@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from ledger.errors import Conflict, QuotaExceeded
 from ledger.model import BatchSpec, UploadSpec
 from tests.conftest import FakeClock, settings_for
@@ -37,7 +37,7 @@ def _spec(batch: str, owner: str, length: int | None = 10) -> UploadSpec:
 
 
 async def _batches_of(ledger: Ledger, owner: str) -> int:
-    page = await ledger.batches(owner=owner)
+    page = await ledger.reads.batches(owner=owner)
     return len(page.items)
 
 
@@ -45,18 +45,18 @@ async def test_the_batch_is_reserved_when_the_upload_is_created(
     pair: tuple[Ledger, Ledger], tmp_path: Path
 ) -> None:
     ledger, _ = pair
-    upload = await ledger.create_upload(_spec("held", "acme"), folder=tmp_path)
-    batch = await ledger.batch("held", owner="acme")
+    upload = await ledger.uploads.create(_spec("held", "acme"), folder=tmp_path)
+    batch = await ledger.reads.batch("held", owner="acme")
     assert (batch.owner, batch.total) == ("acme", 0)
     with pytest.raises(Conflict):
-        await ledger.create_upload(_spec("held", "globex"), folder=tmp_path)
+        await ledger.uploads.create(_spec("held", "globex"), folder=tmp_path)
     with pytest.raises(Conflict):
-        await ledger.submit(BatchSpec(id="held", processor="ingest", owner="globex"), [])
+        await ledger.queue.submit(BatchSpec(id="held", processor="ingest", owner="globex"), [])
 
-    await ledger.acquire_upload(upload.id, "t1", owner="acme")
-    done = await ledger.complete_upload(upload.id, "t1", sha256="ab" * 32, size=10, mtime_ns=1)
+    await ledger.uploads.acquire(upload.id, "t1", owner="acme")
+    done = await ledger.uploads.complete(upload.id, "t1", sha256="ab" * 32, size=10, mtime_ns=1)
     assert done.document_id is not None
-    assert (await ledger.batch("held", owner="acme")).total == 1
+    assert (await ledger.reads.batch("held", owner="acme")).total == 1
 
 
 async def test_two_tenants_racing_for_one_batch_id(
@@ -66,7 +66,7 @@ async def test_two_tenants_racing_for_one_batch_id(
 
     async def create(ledger: Ledger, batch: str, owner: str) -> str | None:
         try:
-            await ledger.create_upload(_spec(batch, owner), folder=tmp_path)
+            await ledger.uploads.create(_spec(batch, owner), folder=tmp_path)
         except Conflict:
             return None
         return owner
@@ -79,7 +79,7 @@ async def test_two_tenants_racing_for_one_batch_id(
             create(second, batch, "acme"),
             create(first, batch, "globex"),
         )
-        owner = (await first.batch(batch)).owner
+        owner = (await first.reads.batch(batch)).owner
         # Every creation of the owner got in, every one of the other tenant was refused.
         assert sorted(w for w in winners if w is not None) == [owner, owner]
         async with first.transaction(write=False) as conn:
@@ -95,20 +95,20 @@ async def test_the_quota_bounds_unfinished_uploads(
     pair: tuple[Ledger, Ledger], tmp_path: Path
 ) -> None:
     ledger, _ = pair
-    kept = await ledger.create_upload(_spec("q1", "acme", 400), folder=tmp_path)
-    await ledger.create_upload(_spec("q1", "acme", 400), folder=tmp_path)
+    kept = await ledger.uploads.create(_spec("q1", "acme", 400), folder=tmp_path)
+    await ledger.uploads.create(_spec("q1", "acme", 400), folder=tmp_path)
     with pytest.raises(QuotaExceeded):
-        await ledger.create_upload(_spec("q-new", "acme", 201), folder=tmp_path)
+        await ledger.uploads.create(_spec("q-new", "acme", 201), folder=tmp_path)
     # Nothing is left of the refused upload: neither a row nor its batch.
     assert await _batches_of(ledger, "acme") == 1
     with pytest.raises(QuotaExceeded):  # a deferred length counts as the largest upload
-        await ledger.create_upload(_spec("q1", "acme", None), folder=tmp_path)
-    await ledger.create_upload(_spec("q1", "acme", 200), folder=tmp_path)  # exactly full
-    await ledger.create_upload(_spec("q2", "globex", 600), folder=tmp_path)  # not acme's
+        await ledger.uploads.create(_spec("q1", "acme", None), folder=tmp_path)
+    await ledger.uploads.create(_spec("q1", "acme", 200), folder=tmp_path)  # exactly full
+    await ledger.uploads.create(_spec("q2", "globex", 600), folder=tmp_path)  # not acme's
 
     # A finished or terminated upload no longer counts.
-    await ledger.terminate_upload(kept.id, owner="acme")
-    await ledger.create_upload(_spec("q1", "acme", 400), folder=tmp_path)
+    await ledger.uploads.terminate(kept.id, owner="acme")
+    await ledger.uploads.create(_spec("q1", "acme", 400), folder=tmp_path)
 
 
 async def test_racing_creations_cannot_overrun_the_quota(
@@ -116,11 +116,11 @@ async def test_racing_creations_cannot_overrun_the_quota(
 ) -> None:
     first, second = pair
     # The batch exists already: nothing else makes the creations wait for each other.
-    await first.submit(BatchSpec(id="q-race", processor="ingest", owner="acme"), [])
+    await first.queue.submit(BatchSpec(id="q-race", processor="ingest", owner="acme"), [])
 
     async def create(ledger: Ledger) -> bool:
         try:
-            await ledger.create_upload(_spec("q-race", "acme", 501), folder=tmp_path)
+            await ledger.uploads.create(_spec("q-race", "acme", 501), folder=tmp_path)
         except QuotaExceeded:
             return False
         return True

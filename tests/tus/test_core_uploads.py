@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from ledger.core.ledger import Ledger
+from ledger.app import Ledger
 from ledger.errors import Conflict, Gone, InvalidInput, LeaseLost, Locked, NotFound
 from ledger.model import BatchSpec, UploadSpec
 from ledger.states import BatchState, UploadState
@@ -16,7 +16,7 @@ SHA = "ab" * 32
 
 
 async def _new(ledger: Ledger, tmp_path: Path, batch: str = "b1", length: int | None = 10) -> str:
-    upload = await ledger.create_upload(
+    upload = await ledger.uploads.create(
         UploadSpec(batch_id=batch, length=length, owner="acme", filename="f.txt"),
         folder=tmp_path,
     )
@@ -28,80 +28,80 @@ async def test_one_writer_at_a_time_and_fenced_writes(
     ledger: Ledger, clock: FakeClock, tmp_path: Path
 ) -> None:
     upload_id = await _new(ledger, tmp_path)
-    held = await ledger.acquire_upload(upload_id, "t1", owner="acme")
+    held = await ledger.uploads.acquire(upload_id, "t1", owner="acme")
     assert held.writer_token == "t1"
     with pytest.raises(Locked):
-        await ledger.acquire_upload(upload_id, "t2", owner="acme")
+        await ledger.uploads.acquire(upload_id, "t2", owner="acme")
     with pytest.raises(NotFound):
-        await ledger.acquire_upload(upload_id, "t2", owner="globex")
-    assert (await ledger.renew_upload(upload_id, "t1", offset=4)).offset == 4
+        await ledger.uploads.acquire(upload_id, "t2", owner="globex")
+    assert (await ledger.uploads.renew(upload_id, "t1", offset=4)).offset == 4
 
     clock.advance(ledger.settings.tus_lease_seconds + 1)  # t1 stalled past its lease
-    taken = await ledger.acquire_upload(upload_id, "t2", owner="acme")
+    taken = await ledger.uploads.acquire(upload_id, "t2", owner="acme")
     assert (taken.writer_token, taken.offset) == ("t2", 4)
     with pytest.raises(LeaseLost):
-        await ledger.renew_upload(upload_id, "t1", offset=9)
+        await ledger.uploads.renew(upload_id, "t1", offset=9)
     with pytest.raises(LeaseLost):
-        await ledger.commit_upload(upload_id, "t1", offset=9)
-    await ledger.release_upload(upload_id, "t1")  # not the holder: changes nothing
-    assert (await ledger.upload(upload_id)).writer_token == "t2"
+        await ledger.uploads.commit(upload_id, "t1", offset=9)
+    await ledger.uploads.release(upload_id, "t1")  # not the holder: changes nothing
+    assert (await ledger.uploads.get(upload_id)).writer_token == "t2"
 
     # A live lease can be taken over only by a caller that proves the writer is gone.
-    taken = await ledger.acquire_upload(upload_id, "t3", owner="acme", take_over=True)
+    taken = await ledger.uploads.acquire(upload_id, "t3", owner="acme", take_over=True)
     assert taken.writer_token == "t3"
-    done = await ledger.commit_upload(upload_id, "t3", offset=6)
+    done = await ledger.uploads.commit(upload_id, "t3", offset=6)
     assert (done.offset, done.writer_token, done.locked_until) == (6, None, None)
 
 
 async def test_completion_creates_the_document_exactly_once(ledger: Ledger, tmp_path: Path) -> None:
     upload_id = await _new(ledger, tmp_path, batch="made-on-completion")
-    await ledger.acquire_upload(upload_id, "t1", owner="acme")
+    await ledger.uploads.acquire(upload_id, "t1", owner="acme")
     with pytest.raises(InvalidInput):
-        await ledger.complete_upload(upload_id, "t1", sha256=SHA, size=9, mtime_ns=1)
-    done = await ledger.complete_upload(upload_id, "t1", sha256=SHA, size=10, mtime_ns=1)
+        await ledger.uploads.complete(upload_id, "t1", sha256=SHA, size=9, mtime_ns=1)
+    done = await ledger.uploads.complete(upload_id, "t1", sha256=SHA, size=10, mtime_ns=1)
     assert (done.state, done.offset, done.sha256) == (UploadState.COMPLETE, 10, SHA)
     assert done.document_id is not None
     with pytest.raises(LeaseLost):
-        await ledger.complete_upload(upload_id, "t1", sha256=SHA, size=10, mtime_ns=1)
-    again = await ledger.acquire_upload(upload_id, "t2", owner="acme")
+        await ledger.uploads.complete(upload_id, "t1", sha256=SHA, size=10, mtime_ns=1)
+    again = await ledger.uploads.acquire(upload_id, "t2", owner="acme")
     assert again.state == UploadState.COMPLETE
     assert again.writer_token is None  # nothing to write: no lease taken
 
-    batch = await ledger.batch("made-on-completion", owner="acme")
+    batch = await ledger.reads.batch("made-on-completion", owner="acme")
     assert (batch.owner, batch.processor, batch.total) == ("acme", "ingest", 1)
-    page = await ledger.documents("made-on-completion", owner="acme")
+    page = await ledger.reads.documents("made-on-completion", owner="acme")
     doc = page.items[0]
     assert (doc.id, doc.sha256, (doc.meta or {})["filename"]) == (done.document_id, SHA, "f.txt")
     with pytest.raises(Conflict):
-        await ledger.terminate_upload(upload_id, owner="acme")
+        await ledger.uploads.terminate(upload_id, owner="acme")
 
 
 async def test_a_cancelled_batch_refuses_uploads(ledger: Ledger, tmp_path: Path) -> None:
-    await ledger.submit(BatchSpec(id="c1", processor="noop", owner="acme"), [])
+    await ledger.queue.submit(BatchSpec(id="c1", processor="noop", owner="acme"), [])
     upload_id = await _new(ledger, tmp_path, batch="c1")
-    await ledger.cancel("c1", owner="acme")
-    assert (await ledger.batch("c1")).state == BatchState.CANCELLED
-    await ledger.acquire_upload(upload_id, "t1", owner="acme")
+    await ledger.control.cancel("c1", owner="acme")
+    assert (await ledger.reads.batch("c1")).state == BatchState.CANCELLED
+    await ledger.uploads.acquire(upload_id, "t1", owner="acme")
     with pytest.raises(Conflict):
-        await ledger.complete_upload(upload_id, "t1", sha256=SHA, size=10, mtime_ns=None)
-    assert (await ledger.upload(upload_id)).state == UploadState.RECEIVING  # unchanged
+        await ledger.uploads.complete(upload_id, "t1", sha256=SHA, size=10, mtime_ns=None)
+    assert (await ledger.uploads.get(upload_id)).state == UploadState.RECEIVING  # unchanged
     with pytest.raises(Conflict):
         await _new(ledger, tmp_path, batch="c1")
-    await ledger.submit(BatchSpec(id="theirs", processor="noop", owner="globex"), [])
+    await ledger.queue.submit(BatchSpec(id="theirs", processor="noop", owner="globex"), [])
     with pytest.raises(Conflict):
         await _new(ledger, tmp_path, batch="theirs")
 
 
 async def test_deferred_length_is_set_once(ledger: Ledger, tmp_path: Path) -> None:
     upload_id = await _new(ledger, tmp_path, length=None)
-    await ledger.acquire_upload(upload_id, "t1", owner="acme")
-    await ledger.commit_upload(upload_id, "t1", offset=5)
+    await ledger.uploads.acquire(upload_id, "t1", owner="acme")
+    await ledger.uploads.commit(upload_id, "t1", offset=5)
     with pytest.raises(InvalidInput):
-        await ledger.acquire_upload(upload_id, "t2", owner="acme", length=4)
-    assert (await ledger.acquire_upload(upload_id, "t2", owner="acme", length=8)).length == 8
-    await ledger.release_upload(upload_id, "t2")
+        await ledger.uploads.acquire(upload_id, "t2", owner="acme", length=4)
+    assert (await ledger.uploads.acquire(upload_id, "t2", owner="acme", length=8)).length == 8
+    await ledger.uploads.release(upload_id, "t2")
     with pytest.raises(InvalidInput):
-        await ledger.acquire_upload(upload_id, "t3", owner="acme", length=9)
+        await ledger.uploads.acquire(upload_id, "t3", owner="acme", length=9)
 
 
 async def test_expiry_termination_and_file_removal(
@@ -110,19 +110,19 @@ async def test_expiry_termination_and_file_removal(
     idle = await _new(ledger, tmp_path)
     busy = await _new(ledger, tmp_path)
     ended = await _new(ledger, tmp_path)
-    await ledger.terminate_upload(ended, owner="acme")
+    await ledger.uploads.terminate(ended, owner="acme")
     with pytest.raises(NotFound):
-        await ledger.upload(ended)
+        await ledger.uploads.get(ended)
     clock.advance(ledger.settings.tus_expiry_seconds - 1)
-    await ledger.acquire_upload(busy, "t1", owner="acme")  # being written when it expires
+    await ledger.uploads.acquire(busy, "t1", owner="acme")  # being written when it expires
     clock.advance(2)
     with pytest.raises(Gone):
-        await ledger.upload(idle)
-    assert await ledger.expire_uploads() == 1
-    assert {i for i, _ in await ledger.upload_files_to_remove()} == {idle, ended}
-    await ledger.upload_files_removed([idle, ended])
-    assert await ledger.upload_files_to_remove() == []
+        await ledger.uploads.get(idle)
+    assert await ledger.uploads.expire() == 1
+    assert {i for i, _ in await ledger.uploads.files_to_remove()} == {idle, ended}
+    await ledger.uploads.files_removed([idle, ended])
+    assert await ledger.uploads.files_to_remove() == []
     # The writer still counts its bytes; once its lease runs out, the upload expires too.
-    await ledger.release_upload(busy, "t1")
-    assert await ledger.expire_uploads() == 1
-    assert [i for i, _ in await ledger.upload_files_to_remove()] == [busy]
+    await ledger.uploads.release(busy, "t1")
+    assert await ledger.uploads.expire() == 1
+    assert [i for i, _ in await ledger.uploads.files_to_remove()] == [busy]

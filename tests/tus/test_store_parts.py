@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from ledger.core import upload_parts
-from ledger.core.ledger import Ledger
-from ledger.core.upload_parts import StoredPart, StoreMismatch, StoreState
+from ledger.app import Ledger
 from ledger.errors import LeaseLost
 from ledger.model import Upload, UploadSpec
+from ledger.uploads import parts as upload_parts
+from ledger.uploads.parts import StoredPart, StoreMismatch, StoreState
 from tests.conftest import FakeClock
 
 KEY = "s3://bucket/uploads/acme/b1/tus-x"
@@ -38,7 +38,7 @@ async def _record(
 
 
 async def _state(ledger: Ledger, upload_id: str) -> StoreState:
-    upload = await ledger.upload(upload_id)
+    upload = await ledger.uploads.get(upload_id)
     return await ledger.run(partial(upload_parts.state, upload=upload), write=False)
 
 
@@ -52,12 +52,12 @@ async def test_parts_and_tails_add_up_to_the_offset_and_are_fenced(
     ledger: Ledger, clock: FakeClock, tmp_path: Path
 ) -> None:
     spec = UploadSpec(batch_id="b1", length=100, owner="acme", filename="f.bin")
-    upload = await ledger.create_upload(spec, folder=tmp_path)
+    upload = await ledger.uploads.create(spec, folder=tmp_path)
     started = await _start(ledger, upload.id, "store-1")
     assert started is not None and (started.store_upload_id, started.store_key) == ("store-1", KEY)
     assert await _start(ledger, upload.id, "store-2") is None  # the first one stays
 
-    await ledger.acquire_upload(upload.id, "t1", owner="acme")
+    await ledger.uploads.acquire(upload.id, "t1", owner="acme")
     await _record(ledger, upload.id, "t1", parts=[], tail=(0, b"abc"), offset=3)
     await _record(ledger, upload.id, "t1", parts=[], tail=(3, b"de"), offset=5)
     assert await _state(ledger, upload.id) == StoreState(0, 1, b"abcde")
@@ -70,7 +70,7 @@ async def test_parts_and_tails_add_up_to_the_offset_and_are_fenced(
 
     # Another writer took the upload over: the old one records nothing any more.
     clock.advance(ledger.settings.tus_lease_seconds + 1)
-    await ledger.acquire_upload(upload.id, "t2", owner="acme")
+    await ledger.uploads.acquire(upload.id, "t2", owner="acme")
     with pytest.raises(LeaseLost):
         await _record(
             ledger, upload.id, "t1", parts=[StoredPart(2, "e", 40, 10)], tail=None, offset=50
@@ -86,7 +86,7 @@ async def test_parts_and_tails_add_up_to_the_offset_and_are_fenced(
     parts = partial(upload_parts.parts, upload_id=upload.id)
     assert await ledger.run(parts, write=False) == [part]
 
-    await ledger.terminate_upload(upload.id, owner="acme")
+    await ledger.uploads.terminate(upload.id, owner="acme")
 
     await ledger.run(partial(upload_parts.forget, ids=[upload.id]))
     assert await ledger.run(parts, write=False) == []
@@ -94,10 +94,10 @@ async def test_parts_and_tails_add_up_to_the_offset_and_are_fenced(
 
 async def test_a_tail_that_does_not_add_up_is_refused(ledger: Ledger, tmp_path: Path) -> None:
     spec = UploadSpec(batch_id="b1", length=None, owner="acme", filename="f.bin")
-    upload = await ledger.create_upload(spec, folder=tmp_path)
+    upload = await ledger.uploads.create(spec, folder=tmp_path)
     await _start(ledger, upload.id, "store-1")
-    await ledger.acquire_upload(upload.id, "t1", owner="acme")
+    await ledger.uploads.acquire(upload.id, "t1", owner="acme")
     await _record(ledger, upload.id, "t1", parts=[], tail=(0, b"abc"), offset=3)
-    await ledger.renew_upload(upload.id, "t1", offset=5)  # counted bytes nothing holds
+    await ledger.uploads.renew(upload.id, "t1", offset=5)  # counted bytes nothing holds
     with pytest.raises(StoreMismatch):
         await _state(ledger, upload.id)

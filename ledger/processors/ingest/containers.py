@@ -4,7 +4,7 @@ A container is recognised by its name (an upload's original file name, or its pa
 ``.zip``; ``.tar``, ``.tar.gz``/``.tgz``, ``.tar.bz2``/``.tbz2``, ``.tar.xz``/``.txz``;
 ``.eml``. A plain ``.gz`` of one file stays an excluded type. Its members are written to
 files by :class:`MemberSink` and become child documents of the same batch in the
-transaction that marks the container done (:mod:`ledger.core.children`).
+transaction that marks the container done (:mod:`ledger.queue.children`).
 
 Member files go to ``<storage>/members/<parent id>/<lease token>/<index><extension>``: a
 folder of the attempt's own (:mod:`ledger.storage.member_attempts`), so an attempt that lost

@@ -37,9 +37,7 @@ def extract_odt(path: str) -> Iterator[str]:
         if "META-INF/manifest.xml" in archive.namelist():
             manifest = read_member(archive, "META-INF/manifest.xml", "ODT", 16 * 2**20)
             if b"encryption-data" in manifest:
-                raise PermanentError(
-                    IngestErrorCode.ENCRYPTED, "the ODT is password-protected"
-                )
+                raise PermanentError(IngestErrorCode.ENCRYPTED, "the ODT is password-protected")
         try:
             with archive.open("content.xml") as content:
                 first = True

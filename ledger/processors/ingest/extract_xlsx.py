@@ -96,4 +96,3 @@ def _cell_text(value: object) -> str:
     if isinstance(value, datetime.date | datetime.time):
         return value.isoformat()
     return str(value).replace("\r\n", "\n").replace("\n", " ").strip()
-

@@ -32,6 +32,4 @@ def capped_part(text: str, number: int, what: str, max_chars: int) -> str:
 
 def no_text(label: str, parts: int, what: str) -> PermanentError:
     """The error for a document whose ``parts`` parts held no text at all."""
-    return PermanentError(
-        IngestErrorCode.NO_TEXT, f"the {label} has {parts} {what}(s) but no text"
-    )
+    return PermanentError(IngestErrorCode.NO_TEXT, f"the {label} has {parts} {what}(s) but no text")

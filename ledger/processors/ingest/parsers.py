@@ -83,9 +83,7 @@ def parse_file(doc_type: DocType, path: str, options: IngestOptions) -> Parsed:
             path, max_pages=options.max_pdf_pages, max_chars_per_page=options.max_chars_per_page
         )
         return Parsed(pdf.pieces, pages=pdf.pages)
-    inspect_zip(
-        path, doc_type.value.upper(), ZipCaps.of(options), required=_ZIP_REQUIRED[doc_type]
-    )
+    inspect_zip(path, doc_type.value.upper(), ZipCaps.of(options), required=_ZIP_REQUIRED[doc_type])
     per_page = options.max_chars_per_page
     if doc_type is DocType.DOCX:
         from ledger.processors.ingest.extract_docx import extract_docx

@@ -37,7 +37,7 @@ from ledger.embedders import EmbedderSpec
 from ledger.embedders.local import load_model
 from ledger.model import BatchSpec, SourceSpec
 from ledger.processors.ingest import process_file
-from ledger.processors.ingest.processor import IngestConfig
+from ledger.processors.ingest.config import IngestConfig
 from ledger.processors.ingest.spool import iter_spool
 from ledger.settings import Settings
 from ledger.worker.runtime import Worker

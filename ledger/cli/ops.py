@@ -35,7 +35,8 @@ if TYPE_CHECKING:
     from ledger.app import Ledger
     from ledger.model import ApiKey
     from ledger.settings import Settings
-    from ledger.worker.runtime import Worker, WorkerStats
+    from ledger.worker.runtime import Worker
+    from ledger.worker.stats import WorkerStats
 
 JSON_OPTION = typer.Option(False, "--json", help="Print JSON for scripts (stable keys).")
 

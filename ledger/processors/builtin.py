@@ -93,7 +93,7 @@ def check_builtin_options(
             )
         _sleep_options(options)
     elif processor == "ingest":
-        from ledger.processors.ingest.processor import IngestConfig
+        from ledger.processors.ingest.config import IngestConfig
 
         IngestConfig.from_options(options, embedders=embedders, sinks=sinks)
 
@@ -107,7 +107,7 @@ def unchanged_skip(
     that do not validate skip nothing here: the worker reports them on each document."""
     if spec.processor != "ingest":
         return None
-    from ledger.processors.ingest.processor import IngestConfig
+    from ledger.processors.ingest.config import IngestConfig
 
     try:
         config = IngestConfig.from_options(spec.options, embedders=embedders)

@@ -23,7 +23,7 @@ from ledger.errors import PermanentError, RetryableError, ServiceUnavailable
 from ledger.model import ClaimedDocument, ErrorInfo, Outcome
 from ledger.queue.throttles import throttle_delay
 from ledger.states import AttemptOutcome
-from ledger.worker.runtime import error_info
+from ledger.worker.outcomes import error_info
 
 
 def test_aimd_halves_on_a_throttle_and_grows_by_one_after_a_run_of_successes() -> None:

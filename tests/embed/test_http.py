@@ -17,7 +17,7 @@ from ledger.backoff import parse_retry_after
 from ledger.embedders.search import search
 from ledger.errors import InvalidInput
 from ledger.model import BatchSpec
-from ledger.processors.ingest.processor import IngestConfig
+from ledger.processors.ingest.config import IngestConfig
 from ledger.states import BatchState, DocumentStatus
 from ledger.worker.runtime import Worker
 from tests.conftest import sql

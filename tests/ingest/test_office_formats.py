@@ -379,7 +379,7 @@ def test_rtf_escape_outside_unicode_is_corrupt(tmp_path: Path) -> None:
 
 def test_the_new_caps_are_checked_batch_options() -> None:
     from ledger.errors import InvalidInput
-    from ledger.processors.ingest.processor import IngestConfig
+    from ledger.processors.ingest.config import IngestConfig
 
     config = IngestConfig.from_options({"max_xlsx_cells": 5000, "max_rtf_bytes": 1024})
     assert (config.ingest.max_xlsx_cells, config.ingest.max_rtf_bytes) == (5000, 1024)

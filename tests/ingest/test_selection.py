@@ -75,7 +75,7 @@ def test_content_that_may_be_a_document(head: bytes) -> None:
 
 def test_include_all_types_is_a_checked_batch_option() -> None:
     from ledger.errors import InvalidInput
-    from ledger.processors.ingest.processor import IngestConfig
+    from ledger.processors.ingest.config import IngestConfig
 
     assert IngestConfig.from_options({}).include_all_types is False
     assert IngestConfig.from_options({"include_all_types": True}).include_all_types is True

@@ -13,7 +13,8 @@ from sqlalchemy.engine import make_url
 
 from ledger.app import Ledger
 from ledger.model import BatchSpec, SourceSpec, SubmitResult
-from ledger.worker.runtime import Worker, WorkerStats
+from ledger.worker.runtime import Worker
+from ledger.worker.stats import WorkerStats
 from tests.conftest import settings_for, sql
 
 MEMORY_LIMIT_MB = 1024  # the bad corpus's PDF bomb must end as too_large under it

@@ -17,7 +17,8 @@ from ledger.app import Ledger
 from ledger.model import BatchSpec, ClaimedDocument
 from ledger.queue import deletion
 from ledger.storage import MEMBERS_FOLDER
-from ledger.worker.runtime import Worker, _cleanup, _outcome_of
+from ledger.worker.outcomes import clean_up, outcome_of
+from ledger.worker.runtime import Worker
 from tests.conftest import sql
 from tests.helpers.s3 import CREDENTIALS, S3Server
 from tests.ingest import container_fixtures as cf
@@ -72,21 +73,21 @@ async def test_an_outrun_attempt_never_removes_the_winners_members(
 
     first, one = await _claim(led)
     process = runner.registry.get(runner.context, one.processor, one.options)
-    lost_outcome = _outcome_of(one, await process(one))
+    lost_outcome = outcome_of(one, await process(one))
     assert len(_members(led, request)) == len(MEMBERS)  # extracted, not yet recorded
     # Its lease runs out while it holds them: the next claim rescues and retakes the parent.
     sql(url, "UPDATE documents SET lease_expires_at = '2000-01-01 00:00:00' WHERE id = :i",
         i=one.id)  # fmt: skip
     second, two = await _claim(led)
     assert two.id == one.id and two.lease_token != one.lease_token
-    won_outcome = _outcome_of(two, await process(two))
+    won_outcome = outcome_of(two, await process(two))
     won = await led.queue.complete(second, [won_outcome])
     assert won.adopted == [two.id]
-    _cleanup([won_outcome], set(won.adopted))
+    clean_up([won_outcome], set(won.adopted))
 
     lost = await led.queue.complete(first, [lost_outcome])
     assert lost.lost == [one.id] and lost.adopted == []
-    _cleanup([lost_outcome], set(lost.adopted))  # the old owner cleans up what it made
+    clean_up([lost_outcome], set(lost.adopted))  # the old owner cleans up what it made
 
     children = {r[0] for r in sql(url, "SELECT source FROM documents WHERE parent_id = :p",
                                   p=one.id)}  # fmt: skip

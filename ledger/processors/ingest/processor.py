@@ -48,27 +48,27 @@ failed, unless the batch options say ``include_all_types: true`` (then only the 
 check applies, and a ``.js`` is read as text).
 
 Batch options: ``reprocess`` (bool), ``roots`` (list of folders), ``include_all_types``
-(bool), and any field of ``IngestOptions`` (``chunk_size``, ``chunk_overlap``, caps).
+(bool), and any field of ``IngestOptions`` (``chunk_size``, ``chunk_overlap``, caps),
+validated by :class:`ledger.processors.ingest.config.IngestConfig`. The file work of steps
+1 and 2 (roots, status, name, first bytes, hash) and the spool files are
+:mod:`ledger.processors.ingest.files`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import functools
 import os
-import stat
 import time
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from ledger.artifacts import NO_FACTS, ChunkSpool, IndexArtifacts, etag_of, skip_reason
-from ledger.embedders import EmbedderSpec, build_embedder
+from ledger.embedders import build_embedder
 from ledger.embedders.profiles import profiles_for
-from ledger.errors import InvalidInput, PermanentError
-from ledger.model import JSON, Cleanup
+from ledger.errors import InvalidInput
+from ledger.model import JSON
 from ledger.processors.base import (
     Document,
     Done,
@@ -78,241 +78,37 @@ from ledger.processors.base import (
     wanting_facts,
 )
 from ledger.processors.ingest import container_step, embedding, object_source
-from ledger.processors.ingest.chunking import ChunkRecord
+from ledger.processors.ingest.config import IngestConfig
 from ledger.processors.ingest.container_step import container_result, with_children
 from ledger.processors.ingest.containers import ContainerKind, container_kind
-from ledger.processors.ingest.detect import HEAD_BYTES, DocType
-from ledger.processors.ingest.options import IngestOptions
+from ledger.processors.ingest.detect import DocType
+from ledger.processors.ingest.files import (
+    chained,
+    content_sha256,
+    display_name,
+    excluded_content,
+    file_status,
+    locate,
+    remover,
+    spool_batches,
+    spool_dir_for,
+)
 from ledger.processors.ingest.pipeline import (
     IngestOutcome,
     NeedsIsolation,
     StageTimings,
     process_file,
-    sha256_file,
 )
-from ledger.processors.ingest.selection import (
-    excluded_by_content,
-    excluded_by_name,
-    excluded_reason,
-)
-from ledger.processors.ingest.spool import iter_spool, remove_stale_partials
-from ledger.sinks.base import SinkProfile
-from ledger.sinks.profiles import chosen_sinks
+from ledger.processors.ingest.selection import excluded_by_name, excluded_reason
+from ledger.processors.ingest.spool import remove_stale_partials
 from ledger.sinks.profiles import profiles_for as sink_profiles_for
 from ledger.storage import objects
 from ledger.storage.urls import is_object_url
 
-STORE_BATCH = 1_000  # chunks per INSERT: bounds the memory of storing a huge document
-OUTSIDE_ROOTS = "outside_roots"
 _NO_TIMINGS = StageTimings(read=0.0, extract=0.0, chunk=0.0, spool=0.0)
-_INGEST_FIELDS = {f.name for f in dataclasses.fields(IngestOptions)}
-_OWN_OPTIONS = {"reprocess", "roots", "embedder", "include_all_types", "sinks"}
-MIN_CHUNK_SIZE = 64  # characters: the smallest chunk_size a batch may ask for
-DEFAULT_CHUNK_SIZE = IngestOptions().chunk_size
-DEFAULT_OVERLAP_RATIO = 0.15  # chunk_overlap / chunk_size when the size is derived
 # Text and Markdown files up to this size are processed in a thread, not in the pool (step 3).
 INLINE_MAX_BYTES = 256 * 1024
 INLINE_TYPES = frozenset({DocType.TEXT, DocType.MARKDOWN})
-
-
-@dataclasses.dataclass(frozen=True)
-class IngestConfig:
-    """A batch's ingest options, validated."""
-
-    ingest: IngestOptions
-    reprocess: bool
-    roots: tuple[str, ...]  # real paths; empty: no containment check
-    embedder: EmbedderSpec | None = None
-    include_all_types: bool = False  # True: no file is excluded by its name
-    sinks: tuple[str, ...] = ()  # sink profiles mirroring the chunks
-
-    @classmethod
-    def from_options(
-        cls,
-        options: JSON,
-        *,
-        allowed_roots: Sequence[str] = (),
-        embedders: Mapping[str, EmbedderSpec | None] | None = None,
-        sinks: Mapping[str, SinkProfile] | None = None,
-    ) -> IngestConfig:
-        """The validated options; ``embedders`` are the profiles an ``embedder`` name may
-        pick (default: the built-in ones), ``sinks`` those a ``sinks`` name may (None: the
-        names are not checked)."""
-        unknown = set(options) - _INGEST_FIELDS - _OWN_OPTIONS
-        if unknown:
-            raise InvalidInput(
-                f"unknown ingest options: {', '.join(sorted(unknown))}; known: "
-                + ", ".join(sorted(_INGEST_FIELDS | _OWN_OPTIONS))
-            )
-        reprocess = options.get("reprocess", False)
-        if not isinstance(reprocess, bool):
-            raise InvalidInput("option reprocess must be true or false")
-        include_all_types = options.get("include_all_types", False)
-        if not isinstance(include_all_types, bool):
-            raise InvalidInput("option include_all_types must be true or false")
-        roots = options.get("roots", [])
-        if not isinstance(roots, list) or not all(isinstance(r, str) and r for r in roots):
-            raise InvalidInput("option roots must be a list of folders")
-        values = {k: v for k, v in options.items() if k in _INGEST_FIELDS}
-        for key, value in values.items():
-            if not isinstance(value, int) or isinstance(value, bool):
-                raise InvalidInput(f"option {key} must be an integer")
-        _check_chunking(values)
-        chosen = [*allowed_roots, *roots] if (allowed_roots or roots) else []
-        embedder = EmbedderSpec.from_options(options.get("embedder"), embedders)
-        if embedder is not None:
-            values = _sized_for(embedder, values)
-        chosen_sink_names = chosen_sinks(
-            options.get("sinks"), sinks, has_embedder=embedder is not None
-        )
-        return cls(
-            ingest=IngestOptions(**values),
-            reprocess=reprocess,
-            roots=tuple(os.path.realpath(r) for r in chosen),
-            embedder=embedder,
-            include_all_types=include_all_types,
-            sinks=chosen_sink_names,
-        )
-
-
-def _check_chunking(values: dict[str, Any]) -> None:
-    """Bounds on the chunking a batch may ask for: a tiny chunk size multiplies the rows one
-    document makes (a 22 KB file at ``chunk_size: 1`` made 18,890 chunks)."""
-    size = values.get("chunk_size", DEFAULT_CHUNK_SIZE)
-    if size < MIN_CHUNK_SIZE:
-        raise InvalidInput(f"option chunk_size must be at least {MIN_CHUNK_SIZE}, not {size}")
-    overlap = values.get("chunk_overlap")
-    if overlap is not None and not 0 <= overlap <= size // 2:
-        raise InvalidInput(
-            f"option chunk_overlap must be from 0 to half of chunk_size ({size // 2}), "
-            f"not {overlap}"
-        )
-
-
-def _sized_for(embedder: EmbedderSpec, values: dict[str, Any]) -> dict[str, Any]:
-    """Chunking options that keep every chunk within the embedder's input limit: the chunk
-    size defaults to ``embedder.chunk_chars`` (when that is below the usual size); a larger
-    size asked for explicitly is refused rather than silently truncated by the embedder."""
-    limit = embedder.chunk_chars
-    size = values.get("chunk_size")
-    if size is not None and size > limit:
-        raise InvalidInput(
-            f"chunk_size {size} is more than the embedder takes: {embedder.max_tokens} tokens "
-            f"at {embedder.chars_per_token:g} characters per token is {limit} characters; "
-            "lower chunk_size or set the embedder's chars_per_token"
-        )
-    default = IngestOptions()
-    if size is None and limit < default.chunk_size:
-        values = {**values, "chunk_size": limit}
-        if "chunk_overlap" not in values:
-            values["chunk_overlap"] = min(default.chunk_overlap, int(limit * DEFAULT_OVERLAP_RATIO))
-    return values
-
-
-def _inside(path: str, roots: Sequence[str]) -> bool:
-    return any(path == root or path.startswith(root.rstrip(os.sep) + os.sep) for root in roots)
-
-
-def resolve_source(source: str, roots: Sequence[str]) -> str:
-    """The path to read for ``source``: as given, or, when ``roots`` are in force, its real
-    path, which must lie under one of them (a symbolic link may not lead out)."""
-    if not roots:
-        return source
-    real = os.path.realpath(source)
-    if not _inside(real, roots):
-        raise PermanentError(
-            OUTSIDE_ROOTS, f"{source} resolves to {real}, outside the allowed folders"
-        )
-    return real
-
-
-def _stat(path: str) -> os.stat_result | None:
-    """The file's status, or None when it is not a readable regular file (then nothing is
-    looked up or hashed, and ``process_file`` reports why, with the right code)."""
-    try:
-        result = os.stat(path)
-    except OSError:
-        return None
-    return result if stat.S_ISREG(result.st_mode) else None
-
-
-def _locate(source: str, roots: Sequence[str]) -> tuple[str, os.stat_result | None]:
-    """Resolve and stat in one trip to a thread (an unchanged re-run does little else)."""
-    path = resolve_source(source, roots)
-    return path, _stat(path)
-
-
-def display_name(doc: Document) -> str:
-    """The name a document is judged by: an upload's original file name, else its source
-    (an upload's storage name is random and says nothing about what it holds)."""
-    meta = doc.meta if isinstance(doc.meta, dict) else {}
-    # A member of an archive or email is judged by its path inside it (its file's name is
-    # the ledger's own).
-    for key in ("member_path", "filename"):
-        name = meta.get(key)
-        if isinstance(name, str) and name:
-            return name
-    return doc.source
-
-
-def _excluded_content(path: str) -> str | None:
-    """What the file is by its first bytes, when that is not a document; None when it may
-    be one or cannot be read (then ``process_file`` reports why, with the right code)."""
-    try:
-        with open(path, "rb") as file:
-            head = file.read(HEAD_BYTES)
-    except OSError:
-        return None
-    return excluded_by_content(head)
-
-
-def _hash(path: str) -> str | None:
-    try:
-        return sha256_file(path)[0]
-    except (OSError, PermanentError):
-        return None  # gone or unreadable since: process_file reports it
-
-
-async def _spool_batches(path: str) -> AsyncIterator[list[ChunkRecord]]:
-    """The spool's chunks in batches, each read in a thread (a 2 GB document's spool is
-    never in memory: one batch at a time)."""
-    batches: Iterator[list[ChunkRecord]] = iter_spool(path, batch_size=STORE_BATCH)
-    try:
-        while True:
-            batch = await asyncio.to_thread(next, batches, None)
-            if batch is None:
-                return
-            yield batch
-    finally:
-        batches.close()  # type: ignore[attr-defined]
-
-
-def _remover(path: str) -> Any:
-    def remove() -> None:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(path)
-
-    return remove
-
-
-def _both(first: Cleanup | None, second: Cleanup) -> Cleanup:
-    if first is None:
-        return second
-
-    def both() -> None:
-        try:
-            first()
-        finally:
-            second()
-
-    return both
-
-
-def spool_dir_for(context: ProcessorContext) -> str:
-    """Where this machine's workers put chunk spools (created if needed)."""
-    directory = Path(context.settings.home) / "spool"
-    directory.mkdir(parents=True, exist_ok=True)
-    return str(directory)
 
 
 def make_ingest_processor(context: ProcessorContext, options: JSON) -> Processor:
@@ -374,7 +170,7 @@ def make_ingest_processor(context: ProcessorContext, options: JSON) -> Processor
         except BaseException:
             object_source.remove(copy)
             raise
-        return dataclasses.replace(output, cleanup=_both(output.cleanup, _remover(copy)))
+        return dataclasses.replace(output, cleanup=chained(output.cleanup, remover(copy)))
 
     async def _ingest(doc: Document, copy: str | None) -> Done | Skip:
         """Ingest ``doc`` from its source, or from ``copy``: a local copy of its object."""
@@ -387,11 +183,11 @@ def make_ingest_processor(context: ProcessorContext, options: JSON) -> Processor
             if what is not None:
                 return Skip(excluded_reason(what))
         if copy is None:
-            path, before = await asyncio.to_thread(_locate, doc.source, config.roots)
+            path, before = await asyncio.to_thread(locate, doc.source, config.roots)
         else:
-            path, before = copy, await asyncio.to_thread(_stat, copy)
+            path, before = copy, await asyncio.to_thread(file_status, copy)
         if before is not None:
-            what = await asyncio.to_thread(_excluded_content, path)
+            what = await asyncio.to_thread(excluded_content, path)
             if what is not None:
                 return Skip(excluded_reason(what))
         sha256 = doc.sha256.lower() if doc.sha256 else None
@@ -413,7 +209,7 @@ def make_ingest_processor(context: ProcessorContext, options: JSON) -> Processor
             # nobody was known to hold at claim is caught by the finish instead.
             if sha256 is None and holder is not None:
                 hashed = time.perf_counter()
-                sha256 = await asyncio.to_thread(_hash, path)
+                sha256 = await asyncio.to_thread(content_sha256, path)
                 hash_seconds = time.perf_counter() - hashed
             twin = facts.content_holder(sha256, model) if sha256 is not None else None
             if twin is not None:
@@ -457,7 +253,7 @@ def make_ingest_processor(context: ProcessorContext, options: JSON) -> Processor
             outcome = await pool.run(job, timeout=context.task_timeout)
         if spec is not None:
             return await _embedded(doc, outcome, before, started, extract_started, hash_seconds)
-        remove = _remover(outcome.spool_path)
+        remove = remover(outcome.spool_path)
         try:
             return _done(doc, outcome, before, started, extract_started, hash_seconds, remove)
         except BaseException:
@@ -470,9 +266,9 @@ def make_ingest_processor(context: ProcessorContext, options: JSON) -> Processor
         """An archive or an email (from its source, or from ``copy``: a local copy of its
         object): its members become child documents (container_step)."""
         if copy is None:
-            path, before = await asyncio.to_thread(_locate, doc.source, config.roots)
+            path, before = await asyncio.to_thread(locate, doc.source, config.roots)
         else:
-            path, before = copy, await asyncio.to_thread(_stat, copy)
+            path, before = copy, await asyncio.to_thread(file_status, copy)
         expansion = await container_step.expand(context, doc, kind, path, config.ingest)
         try:
             expansion = await container_step.store_members(settings, doc, expansion)
@@ -487,7 +283,7 @@ def make_ingest_processor(context: ProcessorContext, options: JSON) -> Processor
             elif spec is not None:
                 done = await _embedded(doc, body, before, started, started, 0.0)
             else:
-                remove = _remover(body.spool_path)
+                remove = remover(body.spool_path)
                 done = _done(doc, body, before, started, started, 0.0, remove)
             if done.index is not None:
                 # A container is never a duplicate: its members must become documents.
@@ -503,7 +299,7 @@ def make_ingest_processor(context: ProcessorContext, options: JSON) -> Processor
         if not await asyncio.to_thread(embedding.has_staged, stage_dir, doc.id):
             return None
         if sha256 is None:
-            sha256 = await asyncio.to_thread(_hash, path)
+            sha256 = await asyncio.to_thread(content_sha256, path)
         if sha256 is None:
             return None
         return await asyncio.to_thread(embedding.staged, stage_dir, doc.id, sha256)
@@ -525,16 +321,14 @@ def make_ingest_processor(context: ProcessorContext, options: JSON) -> Processor
             raise InvalidInput("embedding needs the ledger's embedding cache")
         try:
             embedder = build_embedder(spec)
-            stats = await embedding.embed_chunks(
-                cache, embedder, _spool_batches(outcome.spool_path)
-            )
+            stats = await embedding.embed_chunks(cache, embedder, spool_batches(outcome.spool_path))
         except BaseException as exc:
             if isinstance(exc, Exception) and getattr(exc, "retryable", False):
                 await asyncio.to_thread(embedding.stage, stage_dir, doc.id, outcome)
             else:
-                _remover(outcome.spool_path)()
+                remover(outcome.spool_path)()
             raise
-        spool_remove = _remover(outcome.spool_path)
+        spool_remove = remover(outcome.spool_path)
         unstage = embedding.unstager(stage_dir, doc.id)
 
         def remove() -> None:

@@ -82,7 +82,7 @@ class ExtractedTextProcessor:
         if unknown:
             raise InvalidInput(f"unknown options for extracted text: {', '.join(sorted(unknown))}")
         ingest_options = IngestOptions(**options)
-        from ledger.processors.ingest.processor import resolve_source, spool_dir_for
+        from ledger.processors.ingest.files import resolve_source, spool_dir_for
 
         spool_dir = spool_dir_for(context)
         target = self.target

@@ -76,7 +76,7 @@ async def test_export_reads_and_writes_one_page_at_a_time(
         log.append(("read", len(rows)))
         return rows
 
-    monkeypatch.setattr(ledger, "batch_chunks", logged_read)
+    monkeypatch.setattr(ledger.index, "batch_chunks", logged_read)
     stream = CountingStream(log)
     done = await export(
         ledger,
@@ -129,7 +129,7 @@ async def test_parquet_export_writes_each_row_group_before_reading_on(
         real_write(self, rows)
         held.append(self.held)
 
-    monkeypatch.setattr(ledger, "batch_chunks", logged_read)
+    monkeypatch.setattr(ledger.index, "batch_chunks", logged_read)
     monkeypatch.setattr(exporting, "ROW_GROUP", row_group)
     monkeypatch.setattr(exporting.ParquetWriter, "write", watched_write)
     stream = LoggingFile(log)

@@ -16,7 +16,7 @@ from ledger.db.models import attempts, batches, documents, workers
 from ledger.db.notify import announce_due
 from ledger.errors import Conflict, NotFound
 from ledger.model import Batch
-from ledger.queue.claims import mark_completed
+from ledger.queue.endings import mark_completed
 from ledger.queue.events import record_events
 from ledger.queue.submit import load_batch
 from ledger.states import BatchState, DocumentStatus

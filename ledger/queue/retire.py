@@ -37,7 +37,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from ledger.db.dialect import lock_rows
 from ledger.db.models import documents
 from ledger.index.chunks import remove_chunks
-from ledger.queue.claims import mark_completed
+from ledger.queue.endings import mark_completed
 from ledger.queue.events import record_events
 from ledger.states import DocumentStatus
 

@@ -24,8 +24,8 @@ from ledger.model import (
     SubmitResult,
     UnchangedSkip,
 )
-from ledger.queue import children, claims, creates, progress, submit
-from ledger.queue.claims import BreakerPolicy
+from ledger.queue import children, claims, creates, finish, progress, rescue, submit
+from ledger.queue.breaker import BreakerPolicy
 from ledger.states import BatchState, DocumentStatus
 
 T = TypeVar("T")
@@ -140,7 +140,7 @@ class Queue:
         (only of batches whose processor is in ``processors``, when given)."""
 
         async def work(conn: AsyncConnection, now: datetime) -> list[ClaimedDocument]:
-            await claims.rescue_expired(conn, now=now, limit=RESCUE_PER_CLAIM)
+            await rescue.rescue_expired(conn, now=now, limit=RESCUE_PER_CLAIM)
             return await claims.claim(
                 conn,
                 worker_id=worker_id,
@@ -174,7 +174,7 @@ class Queue:
     async def complete(self, worker_id: str, outcomes: Sequence[Outcome]) -> CompleteResult:
         """Record a group of outcomes in one transaction, each fenced by its lease."""
         return await self._db.run(
-            lambda conn, now: claims.complete(
+            lambda conn, now: finish.complete(
                 conn, worker_id=worker_id, outcomes=outcomes, now=now, retry=self.retry_policy,
                 breaker=self.breaker_policy, rng=self._db.rng,
                 throttle_limit=self._db.settings.throttle_limit,
@@ -190,7 +190,7 @@ class Queue:
         total = 0
         while True:
             count = await self._db.run(
-                lambda conn, now: claims.rescue_expired(conn, now=now, limit=RESCUE_PER_CLAIM)
+                lambda conn, now: rescue.rescue_expired(conn, now=now, limit=RESCUE_PER_CLAIM)
             )
             total += count
             if count < RESCUE_PER_CLAIM:

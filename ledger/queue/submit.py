@@ -18,7 +18,7 @@ from ledger.errors import Conflict, InvalidInput
 from ledger.index.chunks import skip_unchanged_new
 from ledger.index.unchanged import ETAG, changed_since, etag_of
 from ledger.model import Batch, BatchSpec, SourceSpec, SubmitResult, UnchangedSkip
-from ledger.queue.claims import mark_completed
+from ledger.queue.endings import mark_completed
 from ledger.queue.events import record_events
 from ledger.queue.rows import batch_from_row
 from ledger.states import BatchState, DocumentStatus

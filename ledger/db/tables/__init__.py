@@ -1,0 +1,1 @@
+"""The ledger's tables by domain. ``ledger.db.models`` assembles them into one metadata."""

@@ -1,9 +1,12 @@
-"""Settings from ``LEDGER_*`` environment variables, validated once at start."""
+"""Settings from ``LEDGER_*`` environment variables, validated once at start.
+
+Reading the values that need more than a type lives beside it: the roots callers may
+submit from (settings_roots), the operator's allow lists (settings_allowlists) and the
+database URL (database_url)."""
 
 from __future__ import annotations
 
 import os
-import re
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Literal
@@ -11,16 +14,17 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from ledger.config_files import read_json_or_toml
+from ledger.database_url import async_database_url
 from ledger.home import default_home
+from ledger.settings_allowlists import processor_entries, webhook_hosts
+from ledger.settings_roots import (
+    move_object_roots,
+    object_root,
+    read_tenant_roots,
+    root_entries,
+)
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
-_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
-# host, host:port, *.domain[:port], [v6][:port], or a bare IPv6 address.
-_WEBHOOK_HOST = re.compile(
-    r"(?:(?:\*\.)?[a-z0-9_-]+(?:\.[a-z0-9_-]+)*\.?|\[[0-9a-f:.]+\])(?::[0-9]{1,5})?|[0-9a-f:.]+"
-)
-_IMPORT_PATH = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*:[A-Za-z_][A-Za-z0-9_.]*")
 
 
 class Settings(BaseSettings):
@@ -324,65 +328,33 @@ class Settings(BaseSettings):
     @field_validator("processors")
     @classmethod
     def _check_processors(cls, value: list[str]) -> list[str]:
-        for entry in value:
-            alias, eq, target = entry.partition("=")
-            name = target if eq else alias
-            if eq and not _IDENTIFIER.fullmatch(alias.strip()):
-                raise ValueError(f"LEDGER_PROCESSORS: alias {alias!r} is not a plain name")
-            if not (_IDENTIFIER.fullmatch(name.strip()) or _IMPORT_PATH.fullmatch(name.strip())):
-                raise ValueError(
-                    f"LEDGER_PROCESSORS: {entry!r} is not NAME, module:function or "
-                    "alias=module:function"
-                )
-            if eq and ":" not in name:
-                raise ValueError(f"LEDGER_PROCESSORS: {entry!r}: an alias needs module:function")
-        return [e.replace(" ", "") for e in value]
+        return processor_entries(value)
 
     @model_validator(mode="before")
     @classmethod
     def _object_roots(cls, data: object) -> object:
         """Move the s3:// entries of the roots settings to the object roots: a URL is no
         path (``Path`` would fold its ``//``), and the local checks must never see one."""
-        if not isinstance(data, dict):
-            return data
-        data = dict(data)
-        if "allowed_roots" in data:
-            paths, urls = _split_objects(_root_entries(data["allowed_roots"]))
-            data["allowed_roots"] = paths
-            data["allowed_object_roots"] = [*data.get("allowed_object_roots", []), *urls]
-        if "tenant_roots" in data:
-            tenants = _read_tenant_roots(data["tenant_roots"])
-            if isinstance(tenants, dict):
-                local: dict[str, object] = {}
-                objects: dict[str, list[str]] = dict(data.get("tenant_object_roots", {}))
-                for tenant, roots in tenants.items():
-                    if not isinstance(roots, list):
-                        local[tenant] = roots  # the field's own validation says what is wrong
-                        continue
-                    local[tenant], urls = _split_objects(roots)
-                    if urls:
-                        objects[str(tenant)] = [*objects.get(str(tenant), []), *urls]
-                data["tenant_roots"], data["tenant_object_roots"] = local, objects
-        return data
+        return move_object_roots(data)
 
     @field_validator("storage_url")
     @classmethod
     def _check_storage_url(cls, value: str | None) -> str | None:
         if value is None or not value.strip():
             return None
-        url = _object_root(value, "LEDGER_STORAGE_URL")
+        url = object_root(value, "LEDGER_STORAGE_URL")
         return url if url.endswith("/") else url + "/"
 
     @field_validator("allowed_object_roots")
     @classmethod
     def _check_object_roots(cls, value: list[str]) -> list[str]:
-        return [_object_root(url, "LEDGER_ALLOWED_ROOTS") for url in value]
+        return [object_root(url, "LEDGER_ALLOWED_ROOTS") for url in value]
 
     @field_validator("tenant_object_roots")
     @classmethod
     def _check_tenant_object_roots(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
         return {
-            tenant: [_object_root(url, f"LEDGER_TENANT_ROOTS of {tenant!r}") for url in urls]
+            tenant: [object_root(url, f"LEDGER_TENANT_ROOTS of {tenant!r}") for url in urls]
             for tenant, urls in value.items()
         }
 
@@ -390,13 +362,13 @@ class Settings(BaseSettings):
     @classmethod
     def _split_roots(cls, value: object) -> object:
         if isinstance(value, str):
-            return [Path(str(p)) for p in _root_entries(value)]
+            return [Path(str(p)) for p in root_entries(value)]
         return value
 
     @field_validator("tenant_roots", mode="before")
     @classmethod
     def _tenant_roots(cls, value: object) -> object:
-        return _read_tenant_roots(value)
+        return read_tenant_roots(value)
 
     @field_validator("tenant_roots")
     @classmethod
@@ -428,13 +400,7 @@ class Settings(BaseSettings):
     @field_validator("webhook_allowed_hosts")
     @classmethod
     def _check_webhook_hosts(cls, value: list[str]) -> list[str]:
-        for entry in value:
-            if not _WEBHOOK_HOST.fullmatch(entry):
-                raise ValueError(
-                    f"LEDGER_WEBHOOK_ALLOWED_HOSTS: {entry!r} is not host, host:port, "
-                    "*.domain or [IPv6 address] (with an optional :port)"
-                )
-        return value
+        return webhook_hosts(value)
 
     @field_validator("allowed_roots")
     @classmethod
@@ -497,15 +463,7 @@ class Settings(BaseSettings):
     @field_validator("database_url")
     @classmethod
     def _check_url(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        value = _async_driver(value)
-        if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
-            raise ValueError(
-                "LEDGER_DATABASE_URL must start with sqlite:// or postgresql:// "
-                "(or sqlite+aiosqlite://, postgresql+asyncpg://)"
-            )
-        return value
+        return None if value is None else async_database_url(value)
 
     @model_validator(mode="after")
     def _check_heartbeat(self) -> Settings:
@@ -527,66 +485,3 @@ class Settings(BaseSettings):
     def heartbeat_interval(self) -> float:
         """Seconds between lease renewals: a third of the lease unless set."""
         return self.heartbeat_seconds or self.lease_seconds / 3
-
-
-_OBJECT_SCHEME = "s3://"
-# A separator (comma, or os.pathsep) that is not the colon of an "s3://" scheme.
-_ROOT_SEPARATOR = re.compile(r",|" + re.escape(os.pathsep) + r"(?!//)")
-
-
-def _root_entries(value: object) -> list[object]:
-    """The entries of a roots value: a string is split on commas and os.pathsep."""
-    if isinstance(value, str):
-        return [p.strip() for p in _ROOT_SEPARATOR.split(value) if p.strip()]
-    return list(value) if isinstance(value, list | tuple) else [value]
-
-
-def _split_objects(entries: list[object]) -> tuple[list[object], list[str]]:
-    """``entries`` as (local paths, object URLs)."""
-    paths: list[object] = []
-    urls: list[str] = []
-    for entry in entries:
-        if isinstance(entry, str) and entry[:5].lower() == _OBJECT_SCHEME:
-            urls.append(entry)
-        else:
-            paths.append(entry)
-    return paths, urls
-
-
-def _read_tenant_roots(value: object) -> object:
-    if not isinstance(value, str):
-        return value
-    text = value.strip()
-    if not text:
-        return {}
-    if not text.startswith("{") and not Path(text).expanduser().is_file():
-        raise ValueError("LEDGER_TENANT_ROOTS must be inline JSON or a JSON or TOML file")
-    return read_json_or_toml(text)
-
-
-def _object_root(url: str, setting: str) -> str:
-    """``url`` checked as an object root: ``s3://bucket`` or ``s3://bucket/prefix``."""
-    from ledger.errors import InvalidInput
-    from ledger.storage.urls import ObjectUrl
-
-    try:
-        return str(ObjectUrl.parse(url.strip()))
-    except InvalidInput as exc:
-        raise ValueError(f"{setting}: {exc.message}") from exc
-
-
-# The URLs people copy from elsewhere name no driver; ledger talks to both databases
-# through their async drivers, so the plain schemes mean those.
-_ASYNC_SCHEMES = {
-    "sqlite": "sqlite+aiosqlite",
-    "postgresql": "postgresql+asyncpg",
-    "postgres": "postgresql+asyncpg",
-}
-
-
-def _async_driver(url: str) -> str:
-    """``url`` with a driverless ``sqlite://`` or ``postgres(ql)://`` scheme made async."""
-    scheme, sep, rest = url.partition("://")
-    if sep and scheme.lower() in _ASYNC_SCHEMES:
-        return f"{_ASYNC_SCHEMES[scheme.lower()]}://{rest}"
-    return url

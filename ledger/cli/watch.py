@@ -27,7 +27,8 @@ from ledger.cli.selection import Selection
 from ledger.wording import plural
 
 if TYPE_CHECKING:
-    from ledger.cli.ingest import Session, View
+    from ledger.cli.ingest_session import Session
+    from ledger.cli.ingest_views import View
     from ledger.model import SourceSpec
     from ledger.queue.retire import RetireReport
 

@@ -220,7 +220,15 @@ class MemberSink:
         return size, digest.hexdigest()
 
     def finish(self) -> Expansion:
-        """The expansion (the attempt's folder holds exactly the files it wrote)."""
+        """The expansion; anything else in the attempt's folder (a ``.partial`` file, or
+        files of an earlier expansion into the same folder) is removed, so the folder holds
+        exactly the files its children name."""
+        keep = set(self.written)
+        with contextlib.suppress(FileNotFoundError):
+            for entry in os.scandir(self.out_dir):
+                if entry.path not in keep:
+                    with contextlib.suppress(OSError):
+                        os.unlink(entry.path)
         return self.expansion
 
     def abandon(self) -> None:

@@ -3,9 +3,9 @@ PostgreSQL)."""
 
 from __future__ import annotations
 
-import dataclasses
 from datetime import datetime
 
+import msgspec
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ledger.app import Ledger
@@ -35,7 +35,7 @@ async def test_facts_name_the_holders_of_source_and_content_per_owner(ledger: Le
     )
     row = ChunkRow(ordinal=0, text="alpha", char_start=0, char_end=5, page=None)
     outcome = Outcome.done(held, {"chunks": 1}, artifacts)
-    done = await ledger.queue.complete(worker, [dataclasses.replace(outcome, rows=(row,))])
+    done = await ledger.queue.complete(worker, [msgspec.structs.replace(outcome, rows=(row,))])
     assert done.recorded == [held.id]
 
     await ledger.queue.submit(

@@ -3,9 +3,9 @@ behind by an abandoned attempt (on SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
-import dataclasses
 from datetime import datetime
 
+import msgspec
 import pytest
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -106,10 +106,10 @@ async def test_chunks_in_the_outcome_must_be_the_whole_sequence(
     await ledger.queue.submit(BatchSpec(id="s", processor="noop"), [SourceSpec("/data/a.txt")])
     worker = await ledger.workers.register(concurrency=1)
     [doc] = await ledger.queue.claim(worker, 1)
-    gap = dataclasses.replace(_staged_outcome(doc, 3), rows=(*_rows(0, 1), *_rows(2, 3)))
+    gap = msgspec.structs.replace(_staged_outcome(doc, 3), rows=(*_rows(0, 1), *_rows(2, 3)))
     with pytest.raises(staged_chunks.ChunksIncomplete):
         await ledger.queue.complete(worker, [gap])
-    whole = dataclasses.replace(gap, rows=tuple(_rows(0, 3)))
+    whole = msgspec.structs.replace(gap, rows=tuple(_rows(0, 3)))
     result = await ledger.queue.complete(worker, [whole])
     assert result.statuses == {doc.id: DocumentStatus.DONE}
     assert sql(sync_url, "SELECT count(*) FROM chunks") == [(3,)]

@@ -12,6 +12,8 @@ between steps. A runner killed with SIGKILL keeps it until it expires; then anot
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
@@ -103,7 +105,18 @@ async def _advisory(engine: AsyncEngine) -> AsyncIterator[Held | None]:
 
 @asynccontextmanager
 async def _lease(transact: Transact, owner: str, lease: timedelta) -> AsyncIterator[Held | None]:
-    if not await _take_lease(transact, owner, lease, renew_only=False):
+    # Taking and giving back the lease run to their end even when the process is stopping
+    # (a cancel that lands mid-transaction would leave the lease held until it expires,
+    # keeping the next runner waiting).
+    taking = asyncio.ensure_future(_take_lease(transact, owner, lease, renew_only=False))
+    try:
+        taken = await asyncio.shield(taking)
+    except asyncio.CancelledError:
+        with contextlib.suppress(Exception):
+            if await taking:
+                await asyncio.shield(_release_lease(transact, owner))
+        raise
+    if not taken:
         yield None
         return
     try:
@@ -113,7 +126,7 @@ async def _lease(transact: Transact, owner: str, lease: timedelta) -> AsyncItera
 
         yield Held(renew)
     finally:
-        await _release_lease(transact, owner)
+        await asyncio.shield(_release_lease(transact, owner))
 
 
 @asynccontextmanager

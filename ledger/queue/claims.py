@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ledger.db.dialect import lock_rows, random_token
 from ledger.db.models import batches, documents, workers
-from ledger.db.prepared import ids_param, prepared, time_param
+from ledger.db.prepared import ids_param, inline, prepared, time_param
 from ledger.model import ClaimedDocument
 from ledger.queue.endings import in_chunks
 from ledger.states import BatchState, DocumentStatus
@@ -111,7 +111,7 @@ def _lease_statement(conn: AsyncConnection) -> Any:
         select(documents.c.id)
         .where(
             documents.c.batch_id == bindparam("p_batch", type_=String()),
-            documents.c.status == DocumentStatus.PENDING.value,
+            documents.c.status == inline(DocumentStatus.PENDING.value),
             documents.c.next_attempt_at <= now,
         )
         .order_by(documents.c.next_attempt_at, documents.c.id)
@@ -126,7 +126,7 @@ def _lease_statement(conn: AsyncConnection) -> Any:
             # A CTE runs once: as a plain IN (subquery) PostgreSQL may run the locking
             # subquery again per row and lease more than `take` documents.
             documents.c.id.in_(select(due_cte.c.id)),
-            documents.c.status == DocumentStatus.PENDING.value,
+            documents.c.status == inline(DocumentStatus.PENDING.value),
         )
         .values(
             status=DocumentStatus.RUNNING.value,
@@ -236,7 +236,7 @@ async def heartbeat(
                 lambda: (
                     update(documents)
                     .where(
-                        documents.c.status == DocumentStatus.RUNNING.value,
+                        documents.c.status == inline(DocumentStatus.RUNNING.value),
                         documents.c.lease_owner == bindparam("p_worker", type_=String()),
                         tuple_(documents.c.id, documents.c.lease_token).in_(ids_param()),
                     )

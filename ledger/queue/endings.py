@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from ledger.db.dialect import seconds_between
 from ledger.db.models import attempts, batches, documents, events
 from ledger.db.notify import announce_due
-from ledger.db.prepared import ids_param, prepared, time_param
+from ledger.db.prepared import ids_param, inline, prepared, time_param
 from ledger.queue.events import record_events
 from ledger.states import TERMINAL_STATUSES, AttemptOutcome, DocumentStatus
 
@@ -261,7 +261,7 @@ def _documents_end_update(
         update(documents)
         .where(
             documents.c.id.in_(ids_param()),
-            documents.c.status == DocumentStatus.RUNNING.value,
+            documents.c.status == inline(DocumentStatus.RUNNING.value),
         )
         .values(**values)
     )

@@ -19,7 +19,7 @@ from ledger.backoff import RetryPolicy
 from ledger.db.dialect import has_single_writer, lock_rows
 from ledger.db.models import batches, documents
 from ledger.db.notify import announce_due
-from ledger.db.prepared import ids_param, prepared
+from ledger.db.prepared import ids_param, inline, prepared
 from ledger.index import outcome_store
 from ledger.model import CompleteResult, Outcome
 from ledger.queue.breaker import BreakerPolicy, check_breaker
@@ -74,7 +74,7 @@ async def complete(
                 .join(batches, batches.c.id == documents.c.batch_id)
                 .where(
                     documents.c.id.in_(ids_param()),
-                    documents.c.status == DocumentStatus.RUNNING.value,
+                    documents.c.status == inline(DocumentStatus.RUNNING.value),
                 ),
                 of=documents,
             ),

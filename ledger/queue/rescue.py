@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ledger.db.dialect import lock_rows
 from ledger.db.models import batches, documents
-from ledger.db.prepared import prepared, time_param
+from ledger.db.prepared import inline, prepared, time_param
 from ledger.index import staged_chunks
 from ledger.queue.endings import Ending, mark_completed, write_endings
 from ledger.states import AttemptOutcome, BatchState, DocumentStatus, ErrorCode
@@ -41,7 +41,7 @@ async def rescue_expired(conn: AsyncConnection, *, now: datetime, limit: int) ->
             )
             .join(batches, batches.c.id == documents.c.batch_id)
             .where(
-                documents.c.status == DocumentStatus.RUNNING.value,
+                documents.c.status == inline(DocumentStatus.RUNNING.value),
                 documents.c.lease_expires_at < time_param("p_now"),
             )
             .order_by(documents.c.lease_expires_at)

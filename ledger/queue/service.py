@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from ledger.backoff import RetryPolicy
 from ledger.db.models import batches, documents
 from ledger.db.notify import DueListener
+from ledger.db.prepared import inline
 from ledger.db.runner import TRANSIENT_RETRIES, Runner, Work
 from ledger.model import (
     BatchSpec,
@@ -227,7 +228,7 @@ class Queue:
 
         async def work(conn: AsyncConnection, now: datetime) -> datetime | None:
             query = select(func.min(documents.c.lease_expires_at)).where(
-                documents.c.status == DocumentStatus.RUNNING.value
+                documents.c.status == inline(DocumentStatus.RUNNING.value)
             )
             if batch_ids is not None:
                 query = query.where(documents.c.batch_id.in_(batch_ids))

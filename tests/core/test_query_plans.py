@@ -1,0 +1,87 @@
+"""The queue's hot statements are planned once and use the indexes made for them.
+
+Each statement is captured as the ledger sends it. SQLite chooses a partial index (such as
+``ix_documents_running_lease``, ``WHERE status = 'running'``) only when the statement's own
+text says its rows are in it; a bound ``status = ?`` makes SQLite plan the statement again
+for every execution, with the value (and without it, scan the whole table). Both cost time
+on every claim and every finish, and no functional test would notice.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+
+from ledger.app import Ledger
+from ledger.model import BatchSpec, Outcome, SourceSpec
+from tests.conftest import settings_for
+
+BOUND_STATUS = re.compile(r"documents\.status\s*(=|<>|!=|IN)\s*\(?\?")
+
+
+async def _sent(ledger: Ledger, call: Callable[[], Awaitable[Any]]) -> list[tuple[str, Any]]:
+    """The statements ``call`` sends that read or write ``documents``, with their values."""
+    sent: list[tuple[str, Any]] = []
+
+    def capture(_conn: Any, _cursor: Any, statement: str, params: Any, *_: Any) -> None:
+        if "documents" in statement:
+            sent.append((statement, params))
+
+    event.listen(ledger.engine.sync_engine, "before_cursor_execute", capture)
+    try:
+        await call()
+    finally:
+        event.remove(ledger.engine.sync_engine, "before_cursor_execute", capture)
+    assert sent, "the call sent nothing about documents"
+    return sent
+
+
+def _plan_without_values(path: str, statement: str, params: Any) -> str:
+    """SQLite's plan when no value can help it: every parameter bound to NULL."""
+    with sqlite3.connect(path) as raw:
+        rows = raw.execute(f"EXPLAIN QUERY PLAN {statement}", [None] * len(params))
+        return " / ".join(row[3] for row in rows)
+
+
+async def test_rescue_and_lease_expiry_read_only_running_documents(sqlite_url: str) -> None:
+    path = make_url(sqlite_url).database
+    assert path is not None
+    async with await Ledger.open(settings_for(sqlite_url)) as ledger:
+        await ledger.queue.submit(
+            BatchSpec(id="b", processor="noop"), [SourceSpec(f"/d/{i}") for i in range(50)]
+        )
+        worker = await ledger.workers.register(concurrency=1)
+        await ledger.queue.claim(worker, 1)
+        for call in (ledger.queue.rescue_expired, ledger.queue.earliest_lease_expiry):
+            for statement, params in await _sent(ledger, call):
+                plan = _plan_without_values(path, statement, params)
+                assert "ix_documents_running_lease" in plan, plan
+                assert "SCAN documents" not in plan, plan
+
+
+async def test_claim_heartbeat_and_finish_name_statuses_in_their_text(sqlite_url: str) -> None:
+    async with await Ledger.open(settings_for(sqlite_url)) as ledger:
+        await ledger.queue.submit(
+            BatchSpec(id="b", processor="noop"), [SourceSpec(f"/d/{i}") for i in range(5)]
+        )
+        worker = await ledger.workers.register(concurrency=5)
+        claimed: list[Any] = []
+
+        async def claim() -> None:
+            claimed.extend(await ledger.queue.claim(worker, 5))
+
+        async def heartbeat() -> None:
+            await ledger.queue.heartbeat(worker, [(d.id, d.lease_token) for d in claimed])
+
+        async def complete() -> None:
+            done = [Outcome.done(d, {}) for d in claimed]
+            assert len((await ledger.queue.complete(worker, done)).recorded) == 5
+
+        for call in (claim, heartbeat, complete):
+            for statement, _ in await _sent(ledger, call):
+                assert not BOUND_STATUS.search(statement), statement

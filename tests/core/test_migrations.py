@@ -181,3 +181,40 @@ def test_0019_counts_sink_throttles_from_zero_and_drops_the_count_on_downgrade(
     assert sql(url, "SELECT sink, status FROM sink_rows") == [("s", "pending")]
     migrate.upgrade(empty_url)
     assert sql(url, "SELECT throttles FROM sink_rows") == [(0,)]
+
+
+def test_0022_keeps_one_attempt_row_per_lease_of_a_document_and_downgrades(
+    empty_url: str,
+) -> None:
+    url = _sync(empty_url)
+    migrate.upgrade(empty_url, "0021")
+    sql(
+        url,
+        "INSERT INTO batches (id, processor, options, max_attempts, created_at, updated_at)"
+        " VALUES ('b', 'noop', '{}', 3, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)",
+    )
+    for doc in (1, 2):
+        sql(
+            url,
+            "INSERT INTO documents (id, batch_id, source, next_attempt_at, created_at,"
+            " updated_at) VALUES (:doc, 'b', :source, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP,"
+            " CURRENT_TIMESTAMP)",
+            doc=doc,
+            source=f"s{doc}",
+        )
+    _attempt(url, "t1", "retry")
+    migrate.upgrade(empty_url, "0022")
+    with pytest.raises(IntegrityError):  # the same lease of the same document, again
+        _attempt(url, "t1", "retry")
+    _attempt(url, "t2", "retry")
+    migrate.downgrade(empty_url, "0021")
+    assert sql(url, "SELECT lease_token FROM attempts ORDER BY id") == [("t1",), ("t2",)]
+    with pytest.raises(IntegrityError):  # before 0022 a token is unique on its own
+        sql(
+            url,
+            "INSERT INTO attempts (document_id, batch_id, attempt, lease_token, started_at,"
+            " finished_at, duration_seconds, outcome, systemic) VALUES (2, 'b', 1, 't1',"
+            " CURRENT_TIMESTAMP, CURRENT_TIMESTAMP, 0, 'done', false)",
+        )
+    migrate.upgrade(empty_url)
+    assert sql(url, "SELECT count(*) FROM attempts") == [(2,)]

@@ -215,7 +215,7 @@ attempts = Table(
     ),
     Column("batch_id", String(200), ForeignKey("batches.id", ondelete="CASCADE"), nullable=False),
     Column("attempt", Integer, nullable=False, doc="1, 2... per document, across retries"),
-    # One attempt is one lease: the unique token makes every attempt recorded exactly once.
+    # One attempt is one lease: unique per document, every attempt is recorded exactly once.
     Column("lease_token", String(32), nullable=False),
     Column("worker_id", String(100), ForeignKey("workers.id"), nullable=True),
     Column("started_at", UTCDateTime, nullable=False),
@@ -225,7 +225,9 @@ attempts = Table(
     Column("error_code", String(100), nullable=True),
     Column("error_message", Text, nullable=True),
     Column("systemic", Boolean, nullable=False, server_default=text("false")),
-    UniqueConstraint("lease_token"),
+    # Document first: a new row lands next to its document's earlier attempts, not at a
+    # random place among all tokens (0022); it also finds a document's attempts.
+    UniqueConstraint("document_id", "lease_token"),
     CheckConstraint(sql_in("outcome", [o.value for o in AttemptOutcome]), name="outcome_valid"),
     CheckConstraint("attempt >= 1", name="attempt_positive"),
     CheckConstraint("finished_at >= started_at", name="finished_after_start"),
@@ -233,7 +235,6 @@ attempts = Table(
         "outcome IN ('done', 'skipped', 'released') OR error_code IS NOT NULL",
         name="error_has_code",
     ),
-    Index(None, "document_id"),
     Index(None, "batch_id", "id"),
     # Deleting an old worker row checks that no attempt names it (0010).
     Index(None, "worker_id"),

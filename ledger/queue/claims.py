@@ -182,24 +182,27 @@ async def _lease_from_batch(
     if not rows:
         return []
     options = dict(batch.options or {})
+    batch_id, max_attempts, processor = batch.id, batch.max_attempts, batch.processor
+    # Unpacked in the RETURNING's order: a row's attributes by name cost more than the
+    # record itself, once per claimed document.
     leased = [
         ClaimedDocument(
-            id=r.id,
-            batch_id=batch.id,
-            source=r.source,
-            attempt=r.attempts,
-            max_attempts=batch.max_attempts,
-            lease_token=r.lease_token,
+            id=doc_id,
+            batch_id=batch_id,
+            source=source,
+            attempt=attempt,
+            max_attempts=max_attempts,
+            lease_token=token,
             lease_expires_at=expires,
             started_at=now,
-            processor=batch.processor,
+            processor=processor,
             options=options,
-            size=r.source_size,
-            mtime_ns=r.source_mtime_ns,
-            sha256=r.source_sha256,
-            meta=r.meta,
+            size=size,
+            mtime_ns=mtime_ns,
+            sha256=sha256,
+            meta=meta,
         )
-        for r in rows
+        for doc_id, source, attempt, token, size, mtime_ns, sha256, meta in rows
     ]
     leased.sort(key=lambda d: d.id)
     return leased

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import msgspec
 from sqlalchemy import Boolean, String, Text, bindparam, case, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -32,9 +32,11 @@ def in_chunks(items: Sequence[Any], size: int = PARAMS_CHUNK) -> Iterable[Sequen
         yield items[start : start + size]
 
 
-@dataclass(frozen=True)
-class Ending:
-    """How one attempt ends: the document's new state and what the attempt row says."""
+class Ending(msgspec.Struct, frozen=True):
+    """How one attempt ends: the document's new state and what the attempt row says.
+
+    A msgspec record: one is made per document in every finish, and a frozen dataclass
+    took several times as long to construct."""
 
     doc_id: int
     batch_id: str

@@ -113,9 +113,12 @@ async def ledger_run(home: Path, docs: int, config: tuple[Any, ...]) -> dict[str
                 sizes["claim"].append(len(got))
             return got
 
-        async def counted_complete(worker_id: str, outcomes: Any) -> Any:
+        async def counted_complete(worker_id: str, outcomes: Any, **kwargs: Any) -> Any:
             sizes["complete"].append(len(outcomes))
-            return await complete(worker_id, outcomes)
+            result = await complete(worker_id, outcomes, **kwargs)
+            if result.claimed:  # a claim made in the finish's transaction
+                sizes["claim"].append(len(result.claimed))
+            return result
 
         ledger.queue.claim = counted_claim  # type: ignore[method-assign]
         ledger.queue.complete = counted_complete  # type: ignore[method-assign]

@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
+import msgspec
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -141,19 +142,33 @@ class Queue:
         (only of batches whose processor is in ``processors``, when given)."""
 
         async def work(conn: AsyncConnection, now: datetime) -> list[ClaimedDocument]:
-            await rescue.rescue_expired(conn, now=now, limit=RESCUE_PER_CLAIM)
-            return await claims.claim(
-                conn,
-                worker_id=worker_id,
-                limit=limit,
-                now=now,
-                lease_seconds=lease_seconds or self._db.settings.lease_seconds,
-                batch_ids=batch_ids,
-                processors=processors,
-                rng=self._db.rng,
+            return await self._lease(
+                conn, now, worker_id, limit, batch_ids, processors, lease_seconds
             )
 
         return await self._db.run(work)
+
+    async def _lease(
+        self,
+        conn: AsyncConnection,
+        now: datetime,
+        worker_id: str,
+        limit: int,
+        batch_ids: Sequence[str] | None,
+        processors: Sequence[str] | None,
+        lease_seconds: float | None = None,
+    ) -> list[ClaimedDocument]:
+        await rescue.rescue_expired(conn, now=now, limit=RESCUE_PER_CLAIM)
+        return await claims.claim(
+            conn,
+            worker_id=worker_id,
+            limit=limit,
+            now=now,
+            lease_seconds=lease_seconds or self._db.settings.lease_seconds,
+            batch_ids=batch_ids,
+            processors=processors,
+            rng=self._db.rng,
+        )
 
     async def heartbeat(
         self,
@@ -172,15 +187,34 @@ class Queue:
             )
         )  # fmt: skip
 
-    async def complete(self, worker_id: str, outcomes: Sequence[Outcome]) -> CompleteResult:
-        """Record a group of outcomes in one transaction, each fenced by its lease."""
-        return await self._db.run(
-            lambda conn, now: finish.complete(
+    async def complete(
+        self,
+        worker_id: str,
+        outcomes: Sequence[Outcome],
+        *,
+        claim: int = 0,
+        batch_ids: Sequence[str] | None = None,
+        processors: Sequence[str] | None = None,
+    ) -> CompleteResult:
+        """Record a group of outcomes in one transaction, each fenced by its lease.
+
+        With ``claim``, the same transaction then leases up to that many due documents, as
+        :meth:`claim` does (``result.claimed``): a worker with nothing in flight records its
+        finished work before it takes new work, with one commit instead of two.
+        """
+
+        async def work(conn: AsyncConnection, now: datetime) -> CompleteResult:
+            result = await finish.complete(
                 conn, worker_id=worker_id, outcomes=outcomes, now=now, retry=self.retry_policy,
                 breaker=self.breaker_policy, rng=self._db.rng,
                 throttle_limit=self._db.settings.throttle_limit,
-            )
-        )  # fmt: skip
+            )  # fmt: skip
+            if claim <= 0:
+                return result
+            leased = await self._lease(conn, now, worker_id, claim, batch_ids, processors)
+            return msgspec.structs.replace(result, claimed=leased)
+
+        return await self._db.run(work)
 
     async def member_holders(self, parent_id: int) -> tuple[str | None, list[str]]:
         """The running attempt's lease token of a container and its children's sources."""

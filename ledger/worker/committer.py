@@ -27,19 +27,25 @@ class OutcomeCommitter(WorkerState):
                 await asyncio.sleep(self.commit_interval)
             await self._flush_outbox()
 
-    async def _flush_outbox(self, *, final: bool = False) -> None:
+    async def _flush_outbox(
+        self, *, final: bool = False, claim: int = 0
+    ) -> list[ClaimedDocument] | None:
+        """Record the outbox. With ``claim``, the transaction of its last group also leases
+        up to that many documents: they are returned, or None when no claim was made."""
         async with self._flush_lock:  # one flusher at a time: never record an outcome twice
-            await self._flush_locked(final=final)
+            return await self._flush_locked(final=final, claim=claim)
 
-    async def _flush_locked(self, *, final: bool) -> None:
+    async def _flush_locked(self, *, final: bool, claim: int = 0) -> list[ClaimedDocument] | None:
         failures = 0
+        claimed: list[ClaimedDocument] | None = None
         while self._outbox:
             group = self._outbox[: self.commit_batch]
             if self.fatal is not None:  # the database refuses writes: leases will expire
                 self._give_up(group)
                 continue
+            last = len(group) == len(self._outbox)
             try:
-                adopted = await self._record(group)
+                adopted, claimed = await self._record(group, claim=claim if last else 0)
             except Exception as exc:  # database trouble: keep the outcomes, try again
                 failures += 1
                 log.error("recording %d outcomes failed (%s); will retry", len(group), exc)
@@ -61,17 +67,28 @@ class OutcomeCommitter(WorkerState):
             failures = 0
             self._write_retry.reset()
             self._wake.set()
+        return claimed
 
     def _give_up(self, group: list[tuple[ClaimedDocument, Outcome]]) -> None:
         log.error("giving up on %d outcomes; their leases will expire", len(group))
         del self._outbox[: len(group)]
         clean_up([o for _, o in group])
 
-    async def _record(self, group: list[tuple[ClaimedDocument, Outcome]]) -> set[int]:
-        """Record the group's outcomes; the ids of those whose children were created."""
+    async def _record(
+        self, group: list[tuple[ClaimedDocument, Outcome]], *, claim: int = 0
+    ) -> tuple[set[int], list[ClaimedDocument] | None]:
+        """Record the group's outcomes (and with ``claim``, lease new documents in the same
+        transaction); the ids of those whose children were created, and what was leased
+        (None: no claim was made)."""
         assert self.worker_id is not None
         try:
-            result = await self.ledger.queue.complete(self.worker_id, [o for _, o in group])
+            result = await self.ledger.queue.complete(
+                self.worker_id,
+                [o for _, o in group],
+                claim=claim,
+                batch_ids=self.batch_ids,
+                processors=self.processors,
+            )
         except Exception:
             if len(group) == 1:
                 raise
@@ -79,9 +96,9 @@ class OutcomeCommitter(WorkerState):
             done: set[int] = set()
             for item in group:
                 done |= await self._record_single(item)
-            return done
+            return done, None
         self._tally(group, result)
-        return set(result.adopted)
+        return set(result.adopted), (result.claimed if claim > 0 else None)
 
     async def _record_single(self, item: tuple[ClaimedDocument, Outcome]) -> set[int]:
         assert self.worker_id is not None

@@ -126,19 +126,21 @@ class Worker(DocumentRunner, OutcomeCommitter, LeaseKeeper):
             # Cleared before looking at the state, so any change after this wakes the wait.
             self._wake.clear()
             self._fill_slots()
-            if self._outbox and not self._tasks:
-                # Nothing in flight: record what is done before taking new work, so a
-                # document that kills this process cannot take finished ones down with it
-                # (their leases would expire and be charged an attempt).
-                await self._flush_outbox()
             # Room for every slot plus one prefetch; claim once at least half a prefetch
             # (or a whole claim) is missing, so claims stay large and slots never wait.
             room = self.concurrency + self.prefetch - len(self._tasks) - len(self._ready)
+            want = min(room, self.claim_batch) if room >= max(1, self.prefetch // 2) else 0
             claimed: list[ClaimedDocument] = []
-            if room >= max(1, self.prefetch // 2):
-                want = min(room, self.claim_batch)
-                began = time.perf_counter()
-                claimed = await self._claim(want)
+            taken: list[ClaimedDocument] | None = None
+            began = time.perf_counter()
+            if self._outbox and not self._tasks:
+                # Nothing in flight: record what is done before taking new work, so a
+                # document that kills this process cannot take finished ones down with it
+                # (their leases would expire and be charged an attempt). The claim rides in
+                # the same transaction: one commit, and no slot waits for a second one.
+                taken = await self._flush_outbox(claim=want)
+            if want:
+                claimed = taken if taken is not None else await self._claim(want)
                 metrics.observe_claim(time.perf_counter() - began, len(claimed))
                 if claimed:  # what processors may skip, for the whole group in one read
                     claimed = await outcome_prep.with_facts(

@@ -69,6 +69,30 @@ async def test_claim_leases_documents_with_unique_tokens(ledger: Ledger, clock: 
     assert batch.started_at == clock.now
 
 
+async def test_complete_can_claim_the_next_documents_in_the_same_transaction(
+    ledger: Ledger, sync_url: str
+) -> None:
+    await ledger.queue.submit(BatchSpec(id="b", processor="noop"), sources(5))
+    worker = await ledger.workers.register(concurrency=2)
+    first = await ledger.queue.claim(worker, 2)
+    result = await ledger.queue.complete(
+        worker, [Outcome.done(d, {}) for d in first], claim=2, processors=["noop"]
+    )
+    assert sorted(result.recorded) == sorted(d.id for d in first)
+    assert [d.source for d in result.claimed] == ["/d/2", "/d/3"]
+    assert len({d.lease_token for d in [*first, *result.claimed]}) == 4
+    rows = sql(sync_url, "SELECT status, count(*) FROM documents GROUP BY status")
+    assert dict(rows) == {"done": 2, "running": 2, "pending": 1}
+    assert sql(sync_url, "SELECT count(*) FROM attempts") == [(2,)]
+    # Without a claim, nothing more is leased; a worker that runs no such processor gets none.
+    plain = await ledger.queue.complete(worker, [Outcome.done(result.claimed[0], {})])
+    assert plain.claimed == []
+    other = await ledger.queue.complete(
+        worker, [Outcome.done(result.claimed[1], {})], claim=5, processors=["ingest"]
+    )
+    assert other.claimed == [] and len(other.recorded) == 1
+
+
 async def test_two_claimers_never_get_the_same_document(ledger: Ledger) -> None:
     await ledger.queue.submit(BatchSpec(id="b", processor="noop"), sources(50))
     a = await ledger.workers.register(concurrency=1)

@@ -23,6 +23,7 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from ledger.app import Ledger
 from ledger.model import CompleteResult, Outcome
@@ -52,13 +53,13 @@ def install_kill_hook(ledger: Ledger) -> None:
     real_complete = ledger.queue.complete
     calls = 0
 
-    async def complete(worker_id: str, outcomes: Sequence[Outcome]) -> CompleteResult:
+    async def complete(worker_id: str, outcomes: Sequence[Outcome], **claim: Any) -> CompleteResult:
         nonlocal calls
         calls += 1
         ids = [o.document_id for o in outcomes]
         if calls == at and when == "before":
             _die(report, ids, when)
-        result = await real_complete(worker_id, outcomes)
+        result = await real_complete(worker_id, outcomes, **claim)
         if calls == at:
             _die(report, ids, when)
         return result

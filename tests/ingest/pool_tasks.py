@@ -116,3 +116,10 @@ def process_and_peak_rss(path: str, spool_dir: str) -> tuple[IngestOutcome, int]
     with open("/proc/self/status") as status:
         line = next(line for line in status if line.startswith("VmHWM:"))
     return outcome, int(line.split()[1]) * 1024
+
+
+def grow_then_abort(n_bytes: int) -> None:
+    """Touch ``n_bytes`` at once and abort, as C code does when its next malloc fails."""
+    held = b"x" * n_bytes
+    assert held
+    os.abort()

@@ -109,6 +109,53 @@ async def test_child_dying_near_the_memory_limit_is_too_large() -> None:
         assert await pool.run(pool_tasks.add, 2, 2) == 4
 
 
+def test_a_child_dying_of_the_limit_while_the_loop_is_blocked_is_too_large() -> None:
+    """The sampler never runs while the child lives: the parent's event loop is blocked from
+    the moment the task is sent until the child is dead. The kernel's peak RSS of the child,
+    read when it is reaped, still says it died of the limit. The pool runs in a small process
+    of its own, so the child's peak is well above the parent's (the kernel counts the
+    parent's image in the child's figure, and the pool ignores a peak it cannot tell apart)."""
+    script = textwrap.dedent(
+        """
+        import asyncio, os, sys, time
+        from ledger.errors import LedgerError
+        from ledger.worker.pool import ProcessPool
+        from tests.ingest import pool_tasks
+
+        MiB = 2**20
+
+        def block_until_dead(pid):
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                if os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT):
+                    return
+                time.sleep(0.01)
+            sys.exit("the task never reached the child")
+
+        async def main():
+            async with ProcessPool(1, memory_limit_bytes=1024 * MiB) as pool:
+                child = await pool.run(pool_tasks.pid)
+                task = asyncio.create_task(pool.run(pool_tasks.grow_then_abort, 400 * MiB))
+                await asyncio.sleep(0)  # the task is sent; the sampler has not run
+                block_until_dead(child)
+                try:
+                    await task
+                except LedgerError as exc:
+                    print(exc.code, exc.message)
+
+        asyncio.run(main())
+        """
+    )
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=root, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    code, _, message = done.stdout.strip().partition(" ")
+    assert code == "too_large", message
+    assert "SIGABRT" in message
+
+
 @pytest.mark.parametrize(
     ("task", "args", "expected"),
     [

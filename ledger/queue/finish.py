@@ -90,6 +90,7 @@ async def complete(
     endings: list[Ending] = []
     due: set[str] = set()  # batches that got new child documents to claim
     adopted: list[int] = []  # parents whose children were created
+    indexed = outcome_store.GroupContents()
     for outcome in outcomes:
         row = held.get(outcome.document_id)
         if row is None:
@@ -100,7 +101,9 @@ async def complete(
         ):
             # Data, not a callback: no file is read here (the chunks came in memory or
             # were staged before this transaction); a duplicate found now becomes a skip.
-            outcome = await outcome_store.record(conn, outcome, batch_id=row.batch_id, now=now)
+            outcome = await outcome_store.record(
+                conn, outcome, batch_id=row.batch_id, now=now, group=indexed
+            )
         throttle = _Throttle(runs.get(row.id, 0), throttle_limit)
         ending = _ending_for(outcome, row, now, retry, rng, throttle)
         # Not when the parent ends otherwise, nor into a batch cancelled meanwhile (the

@@ -8,9 +8,9 @@ code (PDFium inflating a bomb) dies of SIGABRT without a word. Two witnesses say
   and needs no luck, but it counts the image of the process that started the child as well
   (the spawned child's address space began as a copy of it), so it speaks only when it is
   above the parent's own peak at the child's start, and only for peaks reached in this task;
-- samples of the child's address space taken while the task runs. They need the sampler to
-  run while the child grows, which a busy event loop can prevent, so they back the kernel's
-  figure up where it cannot speak (the parent bigger than the child, or no ``wait4``).
+- samples of the child's address space taken while the task runs, by a thread of the pool's
+  own (an event loop busy with other work would miss them); they back the kernel's figure up
+  where it cannot speak (the parent bigger than the child, or no ``wait4``).
 
 Each witness has its figure at the task's start taken before the task is sent, so neither
 depends on when the sampler first runs.
@@ -18,9 +18,9 @@ depends on when the sampler first runs.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import sys
+import threading
 from dataclasses import dataclass, field
 from multiprocessing.process import BaseProcess
 from typing import TYPE_CHECKING, Final
@@ -64,13 +64,9 @@ class ChildMemory:
         self.hwm_start = status.get("VmHWM", 0)
         self.vms_start = self.vms_peak = self._vms(pid) or 0
 
-    async def sample(self, pid: int) -> None:
-        """Follow the child's address space until cancelled (the task ended)."""
-        while True:
-            await asyncio.sleep(SAMPLE_INTERVAL)
-            vms = self._vms(pid)
-            if vms is None:
-                return
+    def sample(self, pid: int) -> None:
+        vms = self._vms(pid)
+        if vms is not None:
             self.vms_peak = max(self.vms_peak, vms)
 
     def died_of_limit(self) -> bool:
@@ -103,6 +99,46 @@ class ChildMemory:
             return int(self._process.memory_info().vms)
         except psutil.Error:
             return None
+
+
+class MemorySampler:
+    """A thread that samples the busy children's memory every ``SAMPLE_INTERVAL`` seconds.
+
+    A thread rather than a task of the event loop: a loop kept busy by other work (a big
+    finish, a slow callback) would take no sample while a child grew and died.
+    """
+
+    def __init__(self) -> None:
+        self._watched: dict[int, ChildMemory] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def watch(self, pid: int, memory: ChildMemory) -> None:
+        with self._lock:
+            self._watched[pid] = memory
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="ledger-pool-memory", daemon=True
+                )
+                self._thread.start()
+
+    def unwatch(self, pid: int) -> None:
+        with self._lock:
+            self._watched.pop(pid, None)
+
+    def close(self) -> None:
+        self._stop.set()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.wait(SAMPLE_INTERVAL):
+            with self._lock:
+                watched = list(self._watched.items())
+            for pid, memory in watched:
+                memory.sample(pid)
 
 
 class NotYet:

@@ -51,7 +51,7 @@ from typing import Any, Final, TypeVar, cast
 
 from ledger.errors import LedgerError, PermanentError, RetryableError
 from ledger.states import ErrorCode
-from ledger.worker.child_memory import ChildMemory, NotYet, reap_with_usage
+from ledger.worker.child_memory import ChildMemory, MemorySampler, NotYet, reap_with_usage
 from ledger.worker.pool_child import FRAME_HEADER, child_main
 
 T = TypeVar("T")
@@ -105,6 +105,7 @@ class ProcessPool:
         self._busy: set[_Child] = set()
         self._reapers: set[asyncio.Task[None]] = set()
         self._closed = False
+        self._sampler = MemorySampler()
         # The children hold the read end; the parent never writes. When the parent process
         # ends, for whatever reason, the read end sees end-of-file and the children exit.
         self._lifeline_read, self._lifeline_write = self._context.Pipe(duplex=False)
@@ -195,6 +196,7 @@ class ProcessPool:
             await asyncio.gather(*list(self._reapers), return_exceptions=True)
         self._lifeline_write.close()
         self._lifeline_read.close()
+        self._sampler.close()
 
     # -- child lifecycle -------------------------------------------------------------------
 
@@ -267,11 +269,11 @@ class ProcessPool:
     async def _exchange(
         self, child: _Child, payload: bytes, time_limit: float | None
     ) -> tuple[Any, ...]:
-        sampler = None
-        pid = child.process.pid
-        if child.memory is not None and pid is not None:
-            child.memory.task_sent(pid)
-            sampler = asyncio.get_running_loop().create_task(child.memory.sample(pid))
+        pid = child.process.pid or 0
+        memory = child.memory if pid else None
+        if memory is not None:
+            memory.task_sent(pid)
+            self._sampler.watch(pid, memory)
         try:
             try:
                 async with asyncio.timeout(time_limit):
@@ -290,13 +292,13 @@ class ProcessPool:
             except (asyncio.IncompleteReadError, ConnectionError) as exc:
                 if self._closed:  # close() killed it and is reaping it
                     raise PoolClosed("the pool was closed while the task ran") from exc
+                if memory is not None:  # no sample of a process id that may be reused
+                    self._sampler.unwatch(pid)
                 exitcode = await _wait_death(child)
                 raise self._death_error(child, exitcode) from exc
         finally:
-            if sampler is not None:
-                sampler.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await sampler
+            if memory is not None:
+                self._sampler.unwatch(pid)
         outcome = pickle.loads(data)
         assert isinstance(outcome, tuple)
         return outcome

@@ -21,6 +21,8 @@ from importlib.util import find_spec
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
+from ledger.database_url import plain_sqlite_file
+
 if TYPE_CHECKING:
     from ledger.queue.status_reads import Rows
 
@@ -80,15 +82,9 @@ def run_to_end(coroutine: Coroutine[Any, Any, T]) -> T:
 
 
 def sqlite_path(url: str) -> str | None:
-    """The file a SQLite URL names, or None (another database, memory, a ``file:`` URI, or
-    a URL with a query or escapes: those go the full way, which reads them exactly)."""
-    scheme, sep, rest = url.partition("://")
-    if not sep or scheme.partition("+")[0].lower() != "sqlite" or not rest.startswith("/"):
-        return None
-    database = rest[1:]
-    if not database or database == ":memory:" or database.startswith("file:"):
-        return None
-    return None if "?" in database or "%" in database else database
+    """The file a SQLite URL names, or None: another database, memory, a ``file:`` URI, or
+    a URL this plain reading leaves to the full path (one with a query or escapes)."""
+    return plain_sqlite_file(url)
 
 
 def _current(conn: sqlite3.Connection, head: str) -> bool:

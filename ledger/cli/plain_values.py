@@ -5,8 +5,9 @@ pydantic ``TypeAdapter``, and building the first one imports pydantic: about a t
 ``ledger status BATCH --json``'s start-up, for converting a ``str`` into itself. A value
 whose type is exactly the parameter's plain annotation (``str``; ``int`` without bounds),
 with no parser of its own, comes out of that conversion unchanged, so it is passed through
-here; anything else (a ``Path``, a choice, a bounded number, a text to parse) still goes
-to Typer's own conversion, built on first use as before.
+here; a ``Path`` is built and checked by Typer's own path function, as its adapter would;
+anything else (a choice, a bounded number, a text to parse) still goes to Typer's own
+conversion, built on first use as before.
 
 Typer's conversion is reached through its parameter class, whose method is replaced here
 (as ``help_format`` does for the help); with a Typer that lacks it nothing is replaced.
@@ -18,7 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from typer import core
-from typer._param_types import coerce_cli_path
+
+try:  # Typer's own conversion pieces (0.29); a Typer without them converts as it always did
+    from typer import _coercion, _param_types
+except ImportError:  # pragma: no cover
+    _coercion = _param_types = None  # type: ignore[assignment]
 
 PLAIN_TYPES = (str, int)
 
@@ -28,12 +33,10 @@ class _PassThroughFirst:
     Typer's own pass-through), anything else by Typer's full conversion."""
 
     def __init__(self, descriptor: Any) -> None:
-        from typer._coercion import PassThroughRuntimeParam
-
         self._descriptor = descriptor
         self._plain = _plain(descriptor)
         self._path = _plain_path(descriptor)
-        self._as_is = PassThroughRuntimeParam(
+        self._as_is = _coercion.PassThroughRuntimeParam(
             parameter_info=descriptor.parameter_info, annotation=descriptor.annotation
         )
         self._typer: Any = None
@@ -45,11 +48,11 @@ class _PassThroughFirst:
         if self._path and single and isinstance(value, str):
             # Typer's own checks (exists, readable, ...) on the Path it would have built.
             info = self._descriptor.parameter_info
-            return coerce_cli_path(Path(value), info, path_type=Path, param=param, ctx=ctx)
+            return _param_types.coerce_cli_path(
+                Path(value), info, path_type=Path, param=param, ctx=ctx
+            )
         if self._typer is None:
-            from typer._coercion import build_runtime_param
-
-            self._typer = build_runtime_param(self._descriptor)
+            self._typer = _coercion.build_runtime_param(self._descriptor)
         return self._typer.coerce(value, param=param, ctx=ctx)
 
 
@@ -79,7 +82,7 @@ def pass_plain_values_through() -> None:
     without building Typer's conversion (which imports pydantic)."""
     parameter = getattr(core, "_TyperParameter", None)
     typer_runtime_param = getattr(parameter, "get_runtime_param", None)
-    if parameter is None or typer_runtime_param is None:
+    if parameter is None or typer_runtime_param is None or _coercion is None:
         return
 
     def get_runtime_param(self: Any) -> Any:

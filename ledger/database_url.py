@@ -29,3 +29,16 @@ def async_database_url(value: str) -> str:
             "(or sqlite+aiosqlite://, postgresql+asyncpg://)"
         )
     return value
+
+
+def plain_sqlite_file(url: str) -> str | None:
+    """The file a plain SQLite URL names (``sqlite[+driver]:///path``), read without a URL
+    library; None for another database, memory, a ``file:`` URI, or a URL with a query or
+    escapes (callers read those with SQLAlchemy's parser, which knows every form)."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme.partition("+")[0].lower() != "sqlite" or not rest.startswith("/"):
+        return None
+    database = rest[1:]
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return None if "?" in database or "%" in database else database

@@ -7,7 +7,6 @@ with a non-zero exit code, never a traceback.
 
 from __future__ import annotations
 
-import asyncio
 import importlib
 import logging
 import os
@@ -26,6 +25,7 @@ except ImportError:  # pragma: no cover - older typer on top of click
 
 from ledger import __version__
 from ledger.cli.help_format import hide_argument_types
+from ledger.cli.plain_values import pass_plain_values_through
 from ledger.errors import DatabaseWriteFailed, InvalidInput, LedgerError, ServiceUnavailable
 from ledger.home import default_home
 
@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 
     from ledger.app import Ledger
     from ledger.settings import Settings
+    from ledger.settings_env import ReadSettings
 
 T = TypeVar("T")
 
@@ -130,6 +131,14 @@ class GlobalOptions:
         except ValidationError as exc:
             raise CliError(describe_validation_error(exc, overrides), EXIT_USAGE) from exc
 
+    def read_settings(self) -> ReadSettings | Settings:
+        """What a command that only reads needs of the settings in force, resolved without
+        pydantic where every value is plain; else the full settings (which explain errors)."""
+        from ledger.settings_env import read_settings
+
+        found = read_settings(home=self.home, database_url=self.database_url)
+        return found if found is not None else self.settings()
+
 
 def describe_validation_error(exc: ValidationError, flags: dict[str, Any]) -> str:
     """One line naming the setting that is wrong and why."""
@@ -158,6 +167,7 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 hide_argument_types()
+pass_plain_values_through()
 
 
 def _version(value: bool) -> None:
@@ -273,9 +283,16 @@ def _reason(exc: BaseException) -> str:
     return text[0] if text else type(orig).__name__
 
 
-def sqlite_file(settings: Settings) -> Path | None:
+def sqlite_file(settings: Settings | ReadSettings) -> Path | None:
     """The SQLite database file the settings name, or None (PostgreSQL, in memory)."""
-    from sqlalchemy.engine import make_url
+    from ledger.database_url import plain_sqlite_file
+
+    plain = plain_sqlite_file(settings.url)
+    if plain is not None:
+        return Path(plain).expanduser()
+    if not settings.url.startswith("sqlite"):
+        return None
+    from sqlalchemy.engine import make_url  # the other forms of a SQLite URL
 
     url = make_url(settings.url)
     if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
@@ -285,7 +302,7 @@ def sqlite_file(settings: Settings) -> Path | None:
     return Path(url.database).expanduser()
 
 
-def require_database(settings: Settings) -> None:
+def require_database(settings: Settings | ReadSettings) -> None:
     """Refuse a SQLite database file that does not exist, creating nothing.
 
     Commands that only look at or change existing batches have nothing to do on a fresh
@@ -321,6 +338,8 @@ def run_with_ledger(
             return await work(ledger)
         finally:
             await ledger.close()
+
+    import asyncio  # not at the top: a status read of SQLite needs no event loop
 
     return asyncio.run(main())
 

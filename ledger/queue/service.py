@@ -24,7 +24,7 @@ from ledger.model import (
     SubmitResult,
     UnchangedSkip,
 )
-from ledger.queue import children, claims, creates, finish, progress, rescue, submit
+from ledger.queue import children, claims, creates, finish, rescue, status_reads, submit
 from ledger.queue.breaker import BreakerPolicy
 from ledger.states import BatchState, DocumentStatus
 
@@ -216,7 +216,7 @@ class Queue:
                 query = query.where(documents.c.batch_id.in_(batch_ids))
             if processors is not None:
                 query = query.where(batches.c.processor.in_(list(processors)))
-            return progress._aware((await conn.execute(query)).scalar())
+            return status_reads.aware((await conn.execute(query)).scalar())
 
         return await self._db.read(work)
 
@@ -231,7 +231,7 @@ class Queue:
             )
             if batch_ids is not None:
                 query = query.where(documents.c.batch_id.in_(batch_ids))
-            return progress._aware((await conn.execute(query)).scalar())
+            return status_reads.aware((await conn.execute(query)).scalar())
 
         return await self._db.read(work)
 

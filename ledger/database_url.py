@@ -1,7 +1,13 @@
 """The database URL an operator gives (LEDGER_DATABASE_URL, --database-url), checked and
-turned into the URL of an async driver."""
+turned into the URL of an async driver, and what the URL alone says about the database.
+
+Besides ``ledger.db``, this is the one module that tells the two databases apart by name:
+the decisions here are made before any connection exists (tests/test_layering.py names it).
+"""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 # The URLs people copy from elsewhere name no driver; ledger talks to both databases
 # through their async drivers, so the plain schemes mean those.
@@ -29,3 +35,22 @@ def async_database_url(value: str) -> str:
             "(or sqlite+aiosqlite://, postgresql+asyncpg://)"
         )
     return value
+
+
+def migrates_on_first_use(url: str) -> bool:
+    """Whether any command creates or upgrades the schema on the spot: a SQLite database
+    belongs to its machine, so the first command on a fresh one just works. PostgreSQL is
+    shared and upgrading it is a deliberate act (``ledger db upgrade``)."""
+    return url.startswith("sqlite")
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The SQLite database file ``url`` names, or None (PostgreSQL, in memory, a URI)."""
+    from sqlalchemy.engine import make_url  # loaded only by the commands that ask
+
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database:
+        return None
+    if parsed.database == ":memory:" or parsed.database.startswith("file:"):
+        return None  # in memory, or a URI: SQLite decides; no file to check here
+    return Path(parsed.database).expanduser()

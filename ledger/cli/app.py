@@ -26,6 +26,8 @@ except ImportError:  # pragma: no cover - older typer on top of click
 
 from ledger import __version__
 from ledger.cli.help_format import hide_argument_types
+from ledger.database_url import migrates_on_first_use
+from ledger.database_url import sqlite_file as sqlite_file_at
 from ledger.errors import DatabaseWriteFailed, InvalidInput, LedgerError, ServiceUnavailable
 from ledger.home import default_home
 
@@ -214,10 +216,6 @@ def shown_url(url: str) -> str:
         return url
 
 
-def is_sqlite(settings: Settings) -> bool:
-    return settings.url.startswith("sqlite")
-
-
 async def open_ledger(settings: Settings, *, migrate: bool = True) -> Ledger:
     """Connect to the database and check its schema.
 
@@ -245,7 +243,7 @@ async def open_ledger(settings: Settings, *, migrate: bool = True) -> Ledger:
         try:
             await ledger.check_schema()
         except SchemaOutOfDate:
-            if not (migrate and is_sqlite(settings)):
+            if not (migrate and migrates_on_first_use(settings.url)):
                 raise
             # Alembic only when there is something to migrate: loading it slows every start.
             from alembic.util import CommandError
@@ -275,14 +273,7 @@ def _reason(exc: BaseException) -> str:
 
 def sqlite_file(settings: Settings) -> Path | None:
     """The SQLite database file the settings name, or None (PostgreSQL, in memory)."""
-    from sqlalchemy.engine import make_url
-
-    url = make_url(settings.url)
-    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
-        return None
-    if url.database.startswith("file:"):  # a URI: SQLite decides; nothing to check here
-        return None
-    return Path(url.database).expanduser()
+    return sqlite_file_at(settings.url)
 
 
 def require_database(settings: Settings) -> None:

@@ -9,6 +9,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ledger.db import fts
+from ledger.db.backends import backend_of
 from ledger.db.types import JSONDoc
 from ledger.errors import InvalidInput
 from ledger.index.citations import source_name
@@ -39,7 +40,7 @@ async def search(
     if batch_id is not None:
         filters.append("AND c.batch_id = :batch_id")
         params["batch_id"] = batch_id
-    sql, params["match"] = fts.ranked_search(conn, parsed, " ".join(filters))
+    sql, params["match"] = backend_of(conn).ranked_search(parsed, " ".join(filters))
     try:
         rows = (await conn.execute(text(sql).columns(meta=JSONDoc, roots=JSONDoc), params)).all()
     except DBAPIError as exc:

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Delete, Update, delete, func, select, tuple_, update
 
-from ledger.db.dialect import insert_or_update
+from ledger.db.backends import backend_of
 from ledger.db.models import batches, chunk_vectors, chunks, documents, sink_rows
 from ledger.index.citations import source_name
 from ledger.model import SinkProgress
@@ -116,8 +116,10 @@ async def enqueue(
     # A new row takes the same values as a new version, from its first generation.
     first = {name: value for name, value in version.items() if name != "generation"}
     for sink in sinks:
-        statement = insert_or_update(conn, _s, keys=("sink", "source_key"), values=version).values(
-            {**first, "sink": sink, "source_key": key, "generation": 1, "created_at": now}
+        statement = (
+            backend_of(conn)
+            .insert_or_update(_s, keys=("sink", "source_key"), values=version)
+            .values({**first, "sink": sink, "source_key": key, "generation": 1, "created_at": now})
         )
         await conn.execute(statement)
 

@@ -27,7 +27,7 @@ from sqlalchemy import and_, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ledger.artifacts import DTYPE, from_bytes, text_sha256, to_bytes
-from ledger.db.dialect import insert_ignoring_duplicates
+from ledger.db.backends import backend_of
 from ledger.db.models import batches, chunk_vectors, chunks, documents, embedding_cache
 from ledger.errors import InvalidInput, LedgerError
 from ledger.index.citations import source_name
@@ -83,7 +83,8 @@ async def cache_vectors(
     ]
     for start in range(0, len(rows), PARAMS_CHUNK):
         await conn.execute(
-            insert_ignoring_duplicates(conn, embedding_cache), rows[start : start + PARAMS_CHUNK]
+            backend_of(conn).insert_ignoring_duplicates(embedding_cache),
+            rows[start : start + PARAMS_CHUNK],
         )
 
 

@@ -25,8 +25,7 @@ from datetime import datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ledger.app import Ledger
-from ledger.db import upkeep
-from ledger.db.leader import Held, leadership
+from ledger.db.leader import Held
 from ledger.maintenance import runs as maintenance_runs
 from ledger.maintenance.uploads import clean_uploads
 from ledger.model import MaintenanceRun
@@ -101,13 +100,14 @@ async def _steps(ledger: Ledger, held: Held, counts: dict[str, int]) -> None:
             counts[name] = await _repeat(ledger, held, step, cutoff=cutoff)
     every = timedelta(seconds=ledger.settings.sqlite_optimize_seconds)
     counts["sqlite_optimized"] = 0
-    if upkeep.wanted(ledger.engine):
+    backend = ledger.runner.backend
+    if backend.needs_upkeep:
 
         async def due(conn: AsyncConnection, now: datetime) -> bool:
             return await maintenance_runs.claim_optimize(conn, now=now, every=every)
 
         if await ledger.run(due):
-            counts["sqlite_optimized"] = int(await upkeep.optimize(ledger.engine))
+            counts["sqlite_optimized"] = int(await backend.upkeep(ledger.engine))
 
 
 async def run_once(ledger: Ledger, *, runner: str) -> MaintenanceRun | None:
@@ -119,6 +119,7 @@ async def run_once(ledger: Ledger, *, runner: str) -> MaintenanceRun | None:
     async def transact(work: Callable[[AsyncConnection, datetime], Awaitable[bool]]) -> bool:
         return await ledger.run(work)
 
+    leadership = ledger.runner.backend.leadership
     async with leadership(ledger.engine, transact, owner=runner, lease=LEASE) as held:
         if held is None:
             return None

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import ColumnElement, Table, or_, select, update
 
-from ledger.db.dialect import lock_rows
+from ledger.db.backends import backend_of
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncConnection
@@ -34,8 +34,7 @@ async def lease_due(
 ) -> tuple[str, list[int]]:
     """Lease up to ``limit`` due rows, oldest due first: (token, ids of the rows leased,
     possibly fewer than selected if another claimer was faster)."""
-    query = lock_rows(
-        conn,
+    query = backend_of(conn).lock_rows(
         select(table.c.id)
         .where(*due(table, now))
         .order_by(table.c.next_attempt_at, table.c.id)

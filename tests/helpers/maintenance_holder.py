@@ -13,7 +13,6 @@ from datetime import datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ledger.app import Ledger
-from ledger.db.leader import leadership
 from ledger.settings import Settings
 
 
@@ -24,7 +23,9 @@ async def main(url: str) -> None:
         return await led.run(work)
 
     lease = timedelta(minutes=5)
-    async with leadership(led.engine, transact, owner="holder", lease=lease) as held:
+    async with led.runner.backend.leadership(
+        led.engine, transact, owner="holder", lease=lease
+    ) as held:
         print("held" if held is not None else "busy", flush=True)
         await asyncio.sleep(3600)
 

@@ -170,29 +170,8 @@ async def claim(
     conn: AsyncConnection, *, now: datetime, lease: timedelta, limit: int
 ) -> list[SinkTask]:
     """Lease up to ``limit`` due rows, oldest due first."""
-    token, ids = await leasing.lease_due(conn, _s, now=now, lease=lease, limit=limit)
-    if not ids:
-        return []
-    rows = (
-        await conn.execute(
-            select(_s).where(_s.c.id.in_(ids), _s.c.lease_token == token).order_by(_s.c.id)
-        )
-    ).all()
-    return [
-        SinkTask(
-            id=r.id,
-            sink=r.sink,
-            source_key=r.source_key,
-            batch_id=r.batch_id,
-            document_id=r.document_id,
-            sha256=r.sha256,
-            generation=r.generation,
-            attempts=r.attempts,
-            lease_token=token,
-            throttles=r.throttles,
-        )
-        for r in rows
-    ]
+    read = select(_s).order_by(_s.c.id)
+    return await leasing.claim_due(conn, _s, read, SinkTask, now=now, lease=lease, limit=limit)
 
 
 async def versions_of(

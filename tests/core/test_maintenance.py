@@ -200,7 +200,7 @@ async def test_a_dead_runners_sqlite_lease_is_taken_over_when_it_expires(
     try:
 
         async def transact(work: Any) -> bool:
-            result: bool = await led.run(work)
+            result: bool = await led.runner.run(work)
             return result
 
         lock = led.runner.backend.leadership(

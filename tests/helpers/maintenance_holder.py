@@ -20,7 +20,7 @@ async def main(url: str) -> None:
     led = await Ledger.open(Settings(database_url=url))
 
     async def transact(work: Callable[[AsyncConnection, datetime], Awaitable[bool]]) -> bool:
-        return await led.run(work)
+        return await led.runner.run(work)
 
     lease = timedelta(minutes=5)
     async with led.runner.backend.leadership(

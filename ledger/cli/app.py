@@ -26,6 +26,8 @@ except ImportError:  # pragma: no cover - older typer on top of click
 from ledger import __version__
 from ledger.cli.help_format import hide_argument_types
 from ledger.cli.plain_values import pass_plain_values_through
+from ledger.database_url import migrates_on_first_use
+from ledger.database_url import sqlite_file as sqlite_file_at
 from ledger.errors import DatabaseWriteFailed, InvalidInput, LedgerError, ServiceUnavailable
 from ledger.home import default_home
 
@@ -224,10 +226,6 @@ def shown_url(url: str) -> str:
         return url
 
 
-def is_sqlite(settings: Settings) -> bool:
-    return settings.url.startswith("sqlite")
-
-
 async def open_ledger(settings: Settings, *, migrate: bool = True) -> Ledger:
     """Connect to the database and check its schema.
 
@@ -255,7 +253,7 @@ async def open_ledger(settings: Settings, *, migrate: bool = True) -> Ledger:
         try:
             await ledger.check_schema()
         except SchemaOutOfDate:
-            if not (migrate and is_sqlite(settings)):
+            if not (migrate and migrates_on_first_use(settings.url)):
                 raise
             # Alembic only when there is something to migrate: loading it slows every start.
             from alembic.util import CommandError
@@ -285,21 +283,7 @@ def _reason(exc: BaseException) -> str:
 
 def sqlite_file(settings: Settings | ReadSettings) -> Path | None:
     """The SQLite database file the settings name, or None (PostgreSQL, in memory)."""
-    from ledger.database_url import plain_sqlite_file
-
-    plain = plain_sqlite_file(settings.url)
-    if plain is not None:
-        return Path(plain).expanduser()
-    if not settings.url.startswith("sqlite"):
-        return None
-    from sqlalchemy.engine import make_url  # the other forms of a SQLite URL
-
-    url = make_url(settings.url)
-    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
-        return None
-    if url.database.startswith("file:"):  # a URI: SQLite decides; nothing to check here
-        return None
-    return Path(url.database).expanduser()
+    return sqlite_file_at(settings.url)
 
 
 def require_database(settings: Settings | ReadSettings) -> None:

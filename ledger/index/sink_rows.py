@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Delete, Update, delete, select, tuple_, update
 
-from ledger.db.dialect import insert_or_update
+from ledger.db.backends import backend_of
 from ledger.db.models import batches, chunk_vectors, chunks, documents, sink_rows
 from ledger.index.citations import source_name
 from ledger.model import SinkProgress
@@ -117,8 +117,10 @@ async def enqueue(
     # A new row takes the same values as a new version, from its first generation.
     first = {name: value for name, value in version.items() if name != "generation"}
     for sink in sinks:
-        statement = insert_or_update(conn, _s, keys=("sink", "source_key"), values=version).values(
-            {**first, "sink": sink, "source_key": key, "generation": 1, "created_at": now}
+        statement = (
+            backend_of(conn)
+            .insert_or_update(_s, keys=("sink", "source_key"), values=version)
+            .values({**first, "sink": sink, "source_key": key, "generation": 1, "created_at": now})
         )
         await conn.execute(statement)
 
@@ -169,29 +171,8 @@ async def claim(
     conn: AsyncConnection, *, now: datetime, lease: timedelta, limit: int
 ) -> list[SinkTask]:
     """Lease up to ``limit`` due rows, oldest due first."""
-    token, ids = await leasing.lease_due(conn, _s, now=now, lease=lease, limit=limit)
-    if not ids:
-        return []
-    rows = (
-        await conn.execute(
-            select(_s).where(_s.c.id.in_(ids), _s.c.lease_token == token).order_by(_s.c.id)
-        )
-    ).all()
-    return [
-        SinkTask(
-            id=r.id,
-            sink=r.sink,
-            source_key=r.source_key,
-            batch_id=r.batch_id,
-            document_id=r.document_id,
-            sha256=r.sha256,
-            generation=r.generation,
-            attempts=r.attempts,
-            lease_token=token,
-            throttles=r.throttles,
-        )
-        for r in rows
-    ]
+    read = select(_s).order_by(_s.c.id)
+    return await leasing.claim_due(conn, _s, read, SinkTask, now=now, lease=lease, limit=limit)
 
 
 async def versions_of(

@@ -43,7 +43,7 @@ def read_status(
         return None
 
     async def work(db: status_reads.Rows) -> tuple[Progress, list[FailureGroup]]:
-        # SQLite's clock is this machine's (ledger.db.server_clock).
+        # SQLite's clock is this machine's (ledger.db.backends.sqlite).
         now = datetime.now(UTC)
         found = await status_reads.progress_of(
             db, batch_id, owner=owner, now=now, lease_seconds=settings.lease_seconds

@@ -16,9 +16,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ledger.backoff import RetryPolicy
-from ledger.db.dialect import has_single_writer, lock_rows
+from ledger.db.backends import backend_of
 from ledger.db.models import batches, documents
-from ledger.db.notify import announce_due
 from ledger.db.prepared import ids_param, prepared
 from ledger.index import outcome_store
 from ledger.model import CompleteResult, Outcome
@@ -60,8 +59,7 @@ async def complete(
         query = prepared(
             conn,
             ("held",),
-            lambda: lock_rows(
-                conn,
+            lambda: backend_of(conn).lock_rows(
                 select(
                     documents.c.id,
                     documents.c.batch_id,
@@ -129,7 +127,7 @@ async def complete(
         await check_breaker(conn, batch_id, breaker, now)
     await mark_completed(conn, _completable(conn, endings, held), now)
     if due:
-        await announce_due(conn, sorted(due))
+        await backend_of(conn).announce_due(conn, sorted(due))
     return CompleteResult(
         recorded=[e.doc_id for e in endings],
         lost=[i for i in by_id if i not in held],
@@ -149,7 +147,7 @@ def _completable(
     documents: a batch that had some is not complete, and its check (a statement, a trip to
     the driver's thread) is saved. Concurrent writers (PostgreSQL) may claim them meanwhile.
     """
-    single_writer = has_single_writer(conn.engine)
+    single_writer = backend_of(conn).single_writer
     return {e.batch_id for e in endings if not single_writer or held[e.doc_id].n_pending == 0}
 
 

@@ -239,6 +239,6 @@ class Queue:
         """A listener that calls ``on_due(batch_id)`` when documents become due (after the
         transaction that made them due commits). None on SQLite, which has no such channel:
         there workers rely on their timed poll. Start it with ``await listener.start()``."""
-        if not DueListener.supported(self._db.engine):
+        if not self._db.backend.announces_due_work:
             return None
         return DueListener(self._db.engine, on_due)

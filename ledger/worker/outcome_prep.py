@@ -71,7 +71,7 @@ async def with_facts(
         return await dedup_facts.read_facts(conn, wanting)
 
     try:
-        facts = await ledger.run(read, write=False)
+        facts = await ledger.runner.run(read, write=False)
     except Exception as exc:
         log.warning("reading dedup facts for %d documents failed: %s", len(wanting), exc)
         return list(docs)
@@ -165,7 +165,7 @@ async def _stage(ledger: Ledger, doc: ClaimedDocument, spool: ChunkSpool, keyed:
                     )
                 expected_ordinal += 1
 
-            if not await ledger.run(_stager(doc, rows, first=first)):
+            if not await ledger.runner.run(_stager(doc, rows, first=first)):
                 raise LeaseLost(f"document {doc.id}: the lease went while staging its chunks")
             if not rows:
                 return
@@ -179,7 +179,7 @@ async def unstage(ledger: Ledger, doc: ClaimedDocument, outcome: Outcome) -> Non
     otherwise the rescue or the next attempt drops it)."""
     spool = outcome.index.spool if outcome.index is not None else None
     if spool is not None and outcome.rows is None:
-        await ledger.run(_stager(doc, [], first=True))
+        await ledger.runner.run(_stager(doc, [], first=True))
 
 
 __all__ = ["INLINE_SPOOL_BYTES", "STAGE_BLOCK", "prepare", "unstage", "with_facts"]

@@ -1,0 +1,226 @@
+"""``ledger ingest`` of a folder as a whole process, against its floor, interleaved.
+
+    python bench/ingest_cli.py CORPUS [--workers 2] [--rounds 3] [--json PATH]
+
+CORPUS is any folder; issue 14's target is the two-package corpus that
+``bench/two_package_corpus.py`` builds (530 HTML pages, 85 PDFs). Each round runs, one
+after the other and in alternating order:
+
+- **floor**: a fresh Python process that parses and chunks every file with the ledger's own
+  ``process_file`` (the same parsers and chunker) in ``--workers`` spawned processes, and
+  inserts each file's chunks, as they arrive, into a fresh SQLite file holding the ledger's
+  full-text index (the same FTS5 definition and trigger) with raw ``sqlite3``, one
+  transaction per file. No ledger: no documents, leases, attempts or dedup.
+- **ledger**: ``python -m ledger ingest CORPUS --json`` with a fresh ``LEDGER_HOME`` (the
+  database created and migrated by the command) and ``LEDGER_PROCESS_WORKERS=--workers``.
+
+Both are timed from process start to exit, so both include an interpreter start and their
+imports. Peak memory is the largest sum of the resident set sizes of the process and all
+its descendants, sampled with psutil every 20 ms (RUSAGE_CHILDREN would give the largest
+single process, not the tree). A sum of RSS counts pages shared between processes (the
+interpreter's own) once per process, so it is an upper bound of what the tree holds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from harness import child_env, machine
+
+SAMPLE_SECONDS = 0.02
+
+FTS_SCHEMA = (
+    "CREATE TABLE chunks (id INTEGER PRIMARY KEY, document_id INTEGER, text TEXT)",
+    "CREATE VIRTUAL TABLE chunks_fts USING fts5(text, content='chunks',"
+    " content_rowid='id', tokenize='unicode61 remove_diacritics 2')",
+    "CREATE TRIGGER chunks_ai AFTER INSERT ON chunks BEGIN"
+    " INSERT INTO chunks_fts(rowid, text) VALUES (new.id, new.text); END",
+)
+
+
+def corpus_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.is_file())
+
+
+def _parse_one(job: tuple[str, str]) -> tuple[str, int]:
+    from ledger.processors.ingest import IngestOptions, process_file
+
+    path, spool_dir = job
+    try:
+        outcome = process_file(
+            path, expected_size=None, expected_mtime_ns=None, expected_sha256=None,
+            options=IngestOptions(), spool_dir=spool_dir,
+        )  # fmt: skip
+    except Exception:  # a file the parsers refuse counts as failed in the ledger too
+        return "", 0
+    return outcome.spool_path, outcome.chunks
+
+
+def floor_child(corpus: Path, work: Path, workers: int) -> None:
+    """The floor's process: parse + chunk in ``workers`` processes, index as they arrive."""
+    from ledger.processors.ingest.spool import iter_spool
+
+    spool_dir = work / "spool"
+    spool_dir.mkdir(parents=True)
+    conn = sqlite3.connect(work / "floor.db", isolation_level=None)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = NORMAL")
+    for statement in FTS_SCHEMA:
+        conn.execute(statement)
+    jobs = [(str(p), str(spool_dir)) for p in corpus_files(corpus)]
+    chunks = failed = 0
+    with multiprocessing.get_context("spawn").Pool(workers) as pool:
+        for number, (spool, count) in enumerate(pool.imap_unordered(_parse_one, jobs)):
+            if not spool:
+                failed += 1
+                continue
+            conn.execute("BEGIN IMMEDIATE")
+            for batch in iter_spool(spool):
+                conn.executemany(
+                    "INSERT INTO chunks (document_id, text) VALUES (?, ?)",
+                    ((number, chunk.text) for chunk in batch),
+                )
+            conn.execute("COMMIT")
+            os.unlink(spool)
+            chunks += count
+    conn.close()
+    print(json.dumps({"chunks": chunks, "failed": failed}))
+
+
+def run_tree(command: list[str], env: dict[str, str]) -> dict[str, Any]:
+    """Run ``command`` to its end: wall seconds and the peak RSS sum of its process tree."""
+    started = time.perf_counter()
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    root = psutil.Process(proc.pid)
+    peak = 0
+    cpu: dict[int, float] = {}  # the last CPU seconds sampled of each process of the tree
+    while proc.poll() is None:
+        total = 0
+        try:
+            members = [root, *root.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            members = []
+        for member in members:
+            try:
+                with member.oneshot():
+                    total += member.memory_info().rss
+                    times = member.cpu_times()
+            except psutil.NoSuchProcess:
+                continue
+            cpu[member.pid] = times.user + times.system
+        peak = max(peak, total)
+        time.sleep(SAMPLE_SECONDS)
+    out, err = proc.communicate()
+    seconds = time.perf_counter() - started
+    if proc.returncode not in (0, 1):
+        raise RuntimeError(f"{command} exited {proc.returncode}: {err.decode()[-3000:]}")
+    text = out.decode()
+    summary = json.loads(text[text.index("{") :])  # both print one JSON object, maybe indented
+    return {
+        "seconds": seconds,
+        "peak_tree_rss": peak,
+        "cpu_seconds": {
+            "main": cpu.get(proc.pid, 0.0),
+            "others": sum(cpu.values()) - cpu.get(proc.pid, 0.0),
+        },
+        "output": summary,
+    }
+
+
+def _env(**extra: str) -> dict[str, str]:
+    """The children write and reuse bytecode caches, as an installed package has them."""
+    env = child_env(**extra)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    return env
+
+
+def warm_up(corpus: Path, workers: int) -> None:
+    """One run of each on a single file first: the bytecode caches exist before timing."""
+    with tempfile.TemporaryDirectory(prefix="ledger-bench-cli-") as work:
+        one = Path(work) / "one"
+        one.mkdir()
+        for kind in ("html", "pdf"):
+            first = next(iter(sorted(corpus.rglob(f"*.{kind}"))), None)
+            if first is not None:
+                (one / first.name).write_bytes(first.read_bytes())
+        floor_run(one, Path(work) / "floor", workers)
+        ledger_run(one, Path(work) / "ledger", workers)
+
+
+def floor_run(corpus: Path, work: Path, workers: int) -> dict[str, Any]:
+    command = [sys.executable, __file__, str(corpus), "--floor-child", str(work)]
+    return run_tree([*command, "--workers", str(workers)], _env())
+
+
+def ledger_run(corpus: Path, work: Path, workers: int) -> dict[str, Any]:
+    env = _env(LEDGER_HOME=str(work / "home"), LEDGER_PROCESS_WORKERS=str(workers))
+    return run_tree([sys.executable, "-m", "ledger", "ingest", str(corpus), "--json"], env)
+
+
+def describe(run: dict[str, Any]) -> str:
+    output = run["output"]
+    counts = output["batch"]["counts"] if "batch" in output else output
+    return (
+        f"{run['seconds']:.2f} s, peak tree RSS {run['peak_tree_rss'] / 2**20:.0f} MiB, CPU s "
+        f"main {run['cpu_seconds']['main']:.1f} + children {run['cpu_seconds']['others']:.1f}"
+        f" ({counts})"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("corpus", type=Path)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--json", type=Path, default=Path("bench/results/ingest_cli.json"))
+    parser.add_argument("--floor-child", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.floor_child:
+        floor_child(args.corpus, args.floor_child, args.workers)
+        return
+    files = corpus_files(args.corpus)
+    mb = sum(p.stat().st_size for p in files) / 1e6
+    before = machine()
+    warm_up(args.corpus, args.workers)
+    rounds: list[dict[str, Any]] = []
+    for number in range(args.rounds):
+        runs: dict[str, Any] = {}
+        order = ["floor", "ledger"] if number % 2 == 0 else ["ledger", "floor"]
+        for name in order:
+            with tempfile.TemporaryDirectory(prefix="ledger-bench-cli-") as work:
+                run = floor_run if name == "floor" else ledger_run
+                runs[name] = run(args.corpus, Path(work), args.workers)
+        ratio = runs["floor"]["seconds"] / runs["ledger"]["seconds"]
+        described = "; ".join(f"{name} {describe(runs[name])}" for name in ("floor", "ledger"))
+        print(f"round {number + 1}: {described}; floor/ledger {ratio:.2f}; "
+              f"load {os.getloadavg()[0]:.2f}", flush=True)  # fmt: skip
+        rounds.append({**runs, "ratio": ratio})
+    ratios = [r["ratio"] for r in rounds]
+    print(f"{len(files)} files, {mb:.1f} MB, {args.workers} pool processes, "
+          f"{os.cpu_count()} CPUs; median floor/ledger {statistics.median(ratios):.2f}; "
+          f"load before {before['load_average']}, after "
+          f"{[round(x, 2) for x in os.getloadavg()]}")  # fmt: skip
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    report = {"machine": before, "files": len(files), "mb": mb, "workers": args.workers,
+              "rounds": rounds, "median_ratio": statistics.median(ratios)}  # fmt: skip
+    args.json.write_text(json.dumps(report, indent=2, default=str))
+
+
+if __name__ == "__main__":
+    main()

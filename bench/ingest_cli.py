@@ -1,10 +1,10 @@
 """``ledger ingest`` of a folder as a whole process, against its floor, interleaved.
 
-    python bench/ingest_cli.py CORPUS [--workers 2] [--rounds 3] [--json PATH]
+    python bench/ingest_cli.py CORPUS [--workers 2] [--rounds 3] [--baseline DIR] [--json PATH]
 
 CORPUS is any folder; issue 14's target is the two-package corpus that
 ``bench/two_package_corpus.py`` builds (530 HTML pages, 85 PDFs). Each round runs, one
-after the other and in alternating order:
+after the other:
 
 - **floor**: a fresh Python process that parses and chunks every file with the ledger's own
   ``process_file`` (the same parsers and chunker) in ``--workers`` spawned processes, and
@@ -14,7 +14,11 @@ after the other and in alternating order:
 - **ledger**: ``python -m ledger ingest CORPUS --json`` with a fresh ``LEDGER_HOME`` (the
   database created and migrated by the command) and ``LEDGER_PROCESS_WORKERS=--workers``.
 
-Both are timed from process start to exit, so both include an interpreter start and their
+With ``--baseline DIR`` (another checkout of the project, e.g. ``git archive`` of the
+commit before a change), each round also runs that checkout's floor and ledger, so before
+and after are measured interleaved in one run; each round starts with another of them.
+
+All are timed from process start to exit, so all include an interpreter start and their
 imports. Peak memory is the largest sum of the resident set sizes of the process and all
 its descendants, sampled with psutil every 20 ms (RUSAGE_CHILDREN would give the largest
 single process, not the tree). A sum of RSS counts pages shared between processes (the
@@ -27,6 +31,7 @@ import argparse
 import json
 import multiprocessing
 import os
+import shutil
 import sqlite3
 import statistics
 import subprocess
@@ -41,7 +46,7 @@ import psutil
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import child_env, machine
+from harness import REPO, machine
 
 SAMPLE_SECONDS = 0.02
 
@@ -143,14 +148,39 @@ def run_tree(command: list[str], env: dict[str, str]) -> dict[str, Any]:
     }
 
 
-def _env(**extra: str) -> dict[str, str]:
-    """The children write and reuse bytecode caches, as an installed package has them."""
-    env = child_env(**extra)
+def _env(checkout: Path, **extra: str) -> dict[str, str]:
+    """The children import ``checkout``'s ledger, and write and reuse bytecode caches, as
+    an installed package has them."""
+    env = {**os.environ, "PYTHONPATH": str(checkout), **extra}
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     return env
 
 
-def warm_up(corpus: Path, workers: int) -> None:
+def floor_run(corpus: Path, work: Path, workers: int, checkout: Path) -> dict[str, Any]:
+    script = checkout / "bench" / Path(__file__).name
+    command = [sys.executable, str(script), str(corpus), "--floor-child", str(work)]
+    return run_tree([*command, "--workers", str(workers)], _env(checkout))
+
+
+def ledger_run(corpus: Path, work: Path, workers: int, checkout: Path) -> dict[str, Any]:
+    env = _env(checkout, LEDGER_HOME=str(work / "home"), LEDGER_PROCESS_WORKERS=str(workers))
+    return run_tree([sys.executable, "-m", "ledger", "ingest", str(corpus), "--json"], env)
+
+
+def contenders(baseline: Path | None) -> dict[str, tuple[Any, Path]]:
+    """What each round runs: the floor and ledger of this checkout, and of ``baseline``
+    (another checkout, for before/after figures in one run) when given."""
+    runs: dict[str, tuple[Any, Path]] = {"floor": (floor_run, REPO), "ledger": (ledger_run, REPO)}
+    if baseline is not None:
+        script = baseline / "bench" / Path(__file__).name
+        if not script.exists():  # the floor child is this script, run from that checkout
+            shutil.copy2(__file__, script)
+        runs["baseline floor"] = (floor_run, baseline)
+        runs["baseline ledger"] = (ledger_run, baseline)
+    return runs
+
+
+def warm_up(corpus: Path, workers: int, runs: dict[str, tuple[Any, Path]]) -> None:
     """One run of each on a single file first: the bytecode caches exist before timing."""
     with tempfile.TemporaryDirectory(prefix="ledger-bench-cli-") as work:
         one = Path(work) / "one"
@@ -159,18 +189,8 @@ def warm_up(corpus: Path, workers: int) -> None:
             first = next(iter(sorted(corpus.rglob(f"*.{kind}"))), None)
             if first is not None:
                 (one / first.name).write_bytes(first.read_bytes())
-        floor_run(one, Path(work) / "floor", workers)
-        ledger_run(one, Path(work) / "ledger", workers)
-
-
-def floor_run(corpus: Path, work: Path, workers: int) -> dict[str, Any]:
-    command = [sys.executable, __file__, str(corpus), "--floor-child", str(work)]
-    return run_tree([*command, "--workers", str(workers)], _env())
-
-
-def ledger_run(corpus: Path, work: Path, workers: int) -> dict[str, Any]:
-    env = _env(LEDGER_HOME=str(work / "home"), LEDGER_PROCESS_WORKERS=str(workers))
-    return run_tree([sys.executable, "-m", "ledger", "ingest", str(corpus), "--json"], env)
+        for number, (run, checkout) in enumerate(runs.values()):
+            run(one, Path(work) / str(number), workers, checkout)
 
 
 def describe(run: dict[str, Any]) -> str:
@@ -189,6 +209,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--json", type=Path, default=Path("bench/results/ingest_cli.json"))
+    parser.add_argument(
+        "--baseline", type=Path, help="another checkout to run too (figures before a change)"
+    )
     parser.add_argument("--floor-child", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.floor_child:
@@ -197,29 +220,45 @@ def main() -> None:
     files = corpus_files(args.corpus)
     mb = sum(p.stat().st_size for p in files) / 1e6
     before = machine()
-    warm_up(args.corpus, args.workers)
+    runs = contenders(args.baseline)
+    warm_up(args.corpus, args.workers, runs)
+    names = list(runs)
     rounds: list[dict[str, Any]] = []
     for number in range(args.rounds):
-        runs: dict[str, Any] = {}
-        order = ["floor", "ledger"] if number % 2 == 0 else ["ledger", "floor"]
-        for name in order:
+        results: dict[str, Any] = {}
+        shift = number % len(names)  # interleaved: each round starts with another contender
+        for name in names[shift:] + names[:shift]:
+            run, checkout = runs[name]
             with tempfile.TemporaryDirectory(prefix="ledger-bench-cli-") as work:
-                run = floor_run if name == "floor" else ledger_run
-                runs[name] = run(args.corpus, Path(work), args.workers)
-        ratio = runs["floor"]["seconds"] / runs["ledger"]["seconds"]
-        described = "; ".join(f"{name} {describe(runs[name])}" for name in ("floor", "ledger"))
-        print(f"round {number + 1}: {described}; floor/ledger {ratio:.2f}; "
-              f"load {os.getloadavg()[0]:.2f}", flush=True)  # fmt: skip
-        rounds.append({**runs, "ratio": ratio})
-    ratios = [r["ratio"] for r in rounds]
+                results[name] = run(args.corpus, Path(work), args.workers, checkout)
+        ratios = {
+            ledger: results[ledger.replace("ledger", "floor")]["seconds"]
+            / results[ledger]["seconds"]
+            for ledger in names
+            if ledger.endswith("ledger")
+        }
+        print(f"round {number + 1} (load {os.getloadavg()[0]:.2f}):", flush=True)
+        for name in names:
+            ratio = f"; floor/ledger {ratios[name]:.2f}" if name in ratios else ""
+            print(f"  {name}: {describe(results[name])}{ratio}", flush=True)
+        rounds.append({**results, "ratios": ratios})
+    medians = {
+        name: statistics.median(r["ratios"][name] for r in rounds) for name in rounds[0]["ratios"]
+    }
+    seconds = {name: statistics.median(r[name]["seconds"] for r in rounds) for name in names}
     print(f"{len(files)} files, {mb:.1f} MB, {args.workers} pool processes, "
-          f"{os.cpu_count()} CPUs; median floor/ledger {statistics.median(ratios):.2f}; "
-          f"load before {before['load_average']}, after "
+          f"{os.cpu_count()} CPUs; medians: seconds {fmt_all(seconds)}, floor/ledger "
+          f"{fmt_all(medians)}; load before {before['load_average']}, after "
           f"{[round(x, 2) for x in os.getloadavg()]}")  # fmt: skip
     args.json.parent.mkdir(parents=True, exist_ok=True)
     report = {"machine": before, "files": len(files), "mb": mb, "workers": args.workers,
-              "rounds": rounds, "median_ratio": statistics.median(ratios)}  # fmt: skip
+              "rounds": rounds, "median_ratios": medians, "median_seconds": seconds,
+              "load_average_after": os.getloadavg()}  # fmt: skip
     args.json.write_text(json.dumps(report, indent=2, default=str))
+
+
+def fmt_all(values: dict[str, float]) -> str:
+    return ", ".join(f"{name} {value:.2f}" for name, value in values.items())
 
 
 if __name__ == "__main__":

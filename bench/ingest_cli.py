@@ -41,12 +41,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-import psutil
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from harness import REPO, machine
+# Only what the floor's pool children need is imported at the top: a spawned child imports
+# this script again, and the harness (the ledger's settings) would add to the floor's work.
+REPO = Path(__file__).resolve().parents[1]
 
 SAMPLE_SECONDS = 0.02
 
@@ -110,6 +107,8 @@ def floor_child(corpus: Path, work: Path, workers: int) -> None:
 
 def run_tree(command: list[str], env: dict[str, str]) -> dict[str, Any]:
     """Run ``command`` to its end: wall seconds and the peak RSS sum of its process tree."""
+    import psutil
+
     started = time.perf_counter()
     proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     root = psutil.Process(proc.pid)
@@ -217,6 +216,9 @@ def main() -> None:
     if args.floor_child:
         floor_child(args.corpus, args.floor_child, args.workers)
         return
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from harness import machine
+
     files = corpus_files(args.corpus)
     mb = sum(p.stat().st_size for p in files) / 1e6
     before = machine()

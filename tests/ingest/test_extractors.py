@@ -172,6 +172,21 @@ def test_flattening_removes_only_tags_beyond_the_depth() -> None:
     assert flatten_deep_nesting("<script>" + "<div>" * 50 + "</script>", 2).count("<div>") == 50
 
 
+def test_flattening_skips_comments_and_raw_text_and_follows_end_tags() -> None:
+    # Tags inside comments and raw-text elements (any case) do not nest.
+    hidden = "<!-- <div><div><div> --><SCRIPT type=x><div><div></Script><i>a</i>"
+    assert flatten_deep_nesting(hidden, 1) == hidden
+    # An end tag closes the nearest matching element and those left open above it.
+    assert flatten_deep_nesting("<b><i><u></b><s>x</s>", 1) == "<b>  </b><s>x</s>"
+    # A stray end tag closes nothing; void and self-closing elements do not nest.
+    assert flatten_deep_nesting("</div><b><br><span/><i>x</i></b>", 1) == (
+        "</div><b><br><span/> x </b>"
+    )
+    # An unterminated comment or tag ends the scan: nothing after it is a tag.
+    assert flatten_deep_nesting("<b><!-- <i><u>", 1) == "<b><!-- <i><u>"
+    assert flatten_deep_nesting("<b><i x='1'", 1) == "<b><i x='1'"
+
+
 def test_html_meta_charset_is_honoured() -> None:
     data = '<meta charset="windows-1251"><p>Привет мир</p>'.encode("cp1251")
     html = extract_html(data, max_depth=256)

@@ -267,7 +267,7 @@ async def main() -> None:
         async with await Ledger.open(settings, migrate=True) as ledger:
             first = await through_ledger(ledger, files, "bench-1", args.concurrency)
             again = await through_ledger(ledger, files, "bench-2", args.concurrency)
-            async with ledger.transaction(write=False) as conn:
+            async with ledger.runner.transaction(write=False) as conn:
                 from sqlalchemy import text
 
                 chunks = (await conn.execute(text("SELECT count(*) FROM chunks"))).scalar_one()

@@ -46,11 +46,8 @@ class Ledger:
         self.index = Index(self.runner)
         self.uploads = Uploads(self.runner)
         self.keys = Keys(self.runner)
-        # The runner's own operations, for the services outside these domains (webhooks,
-        # sinks, maintenance) that run their work in the same transactions.
-        self.run = self.runner.run
-        self.transaction = self.runner.transaction
-        self.now = self.runner.now
+        # Code outside these domains (webhooks, the sink stage, maintenance) runs its own
+        # transactions on ``self.runner``.
         self.ping = self.runner.ping
         self.check_schema = self.runner.check_schema
 

@@ -65,7 +65,7 @@ class LeasedStage(Generic[Row, Work, Recorded]):
     async def run_round(self) -> int:
         """Claim one round of due rows, work them, record every outcome in one
         transaction; returns how many rows were claimed."""
-        claimed = await self.ledger.run(self.claim)
+        claimed = await self.ledger.runner.run(self.claim)
         if not claimed:
             return 0
         done = await self.work(claimed)
@@ -73,7 +73,7 @@ class LeasedStage(Generic[Row, Work, Recorded]):
         async def record(conn: AsyncConnection, now: datetime) -> Recorded:
             return await self.record(conn, now, claimed, done)
 
-        self.recorded(claimed, done, await self.ledger.run(record))
+        self.recorded(claimed, done, await self.ledger.runner.run(record))
         return len(claimed)
 
     async def run_once(self) -> int:

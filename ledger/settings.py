@@ -17,6 +17,12 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from ledger.database_url import async_database_url
 from ledger.home import default_home
 from ledger.settings_allowlists import processor_entries, webhook_hosts
+from ledger.settings_env import (
+    DEFAULT_BUSY_TIMEOUT_MS,
+    DEFAULT_LEASE_SECONDS,
+    ENV_PREFIX,
+    database_url_for,
+)
 from ledger.settings_roots import (
     move_object_roots,
     object_root,
@@ -30,7 +36,7 @@ LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
 class Settings(BaseSettings):
     """Every knob of the ledger. Each field is read from ``LEDGER_<NAME>``."""
 
-    model_config = SettingsConfigDict(env_prefix="LEDGER_", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
 
     home: Path = Field(default_factory=default_home, description="data folder")
     database_url: str | None = Field(
@@ -42,9 +48,9 @@ class Settings(BaseSettings):
 
     # SQLite durability: NORMAL survives any process crash (WAL); FULL also survives power loss.
     sqlite_synchronous: Literal["NORMAL", "FULL"] = "NORMAL"
-    busy_timeout_ms: int = Field(default=30_000, ge=0)
+    busy_timeout_ms: int = Field(default=DEFAULT_BUSY_TIMEOUT_MS, ge=0)
 
-    lease_seconds: float = Field(default=60.0, gt=0)
+    lease_seconds: float = Field(default=DEFAULT_LEASE_SECONDS, gt=0)
     heartbeat_seconds: float | None = Field(default=None, gt=0)
     max_attempts: int = Field(default=3, ge=1, le=1000)
     backoff_base_seconds: float = Field(default=2.0, ge=0)
@@ -474,7 +480,7 @@ class Settings(BaseSettings):
     @cached_property
     def url(self) -> str:
         """The database URL in force."""
-        return self.database_url or f"sqlite+aiosqlite:///{self.home / 'ledger.db'}"
+        return database_url_for(self.database_url, self.home)
 
     @cached_property
     def storage(self) -> Path:

@@ -8,6 +8,7 @@ through the core, never through the database layer's SQL.
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "ledger"
@@ -18,35 +19,76 @@ def _modules(under: Path) -> list[Path]:
     return sorted(p for p in under.rglob("*.py") if "_migrations" not in p.parts)
 
 
+# Names whose only use is to ask which database this is.
+_DIALECT_QUESTIONS = {"is_postgres", "is_sqlite", "get_backend_name", "dialect"}
+# A string that names a database (``"sqlite"``, ``"postgresql+asyncpg://..."``).
+_BACKEND_NAME = re.compile(r"^(sqlite|postgres(ql)?)(\+\w+)?(:|$)", re.IGNORECASE)
+# Besides ledger/db, the modules that may tell the databases apart, and why: the URL an
+# operator gives is checked and turned into a driver's before any connection exists.
+_NAMED_EXCEPTIONS = {PACKAGE / "database_url.py"}
+
+
+def _names_a_backend(node: ast.AST) -> bool:
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return bool(_BACKEND_NAME.match(node.value))
+    if isinstance(node, ast.Tuple | ast.List | ast.Set):
+        return any(_names_a_backend(item) for item in node.elts)
+    return False
+
+
 def _dialect_branches(path: Path) -> list[int]:
-    """Lines that read ``<something>.dialect.name`` or call ``is_postgres``."""
+    """Lines that ask which database this is: ``.dialect`` (``.dialect.name``),
+    ``is_postgres``/``is_sqlite``, ``get_backend_name()``, a comparison with a database's
+    name, or ``.startswith("sqlite")``."""
     lines = []
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
-        if (
-            isinstance(node, ast.Attribute)
-            and node.attr == "name"
-            and isinstance(node.value, ast.Attribute)
-            and node.value.attr == "dialect"
-        ) or (isinstance(node, ast.Name) and node.id == "is_postgres"):
+        asks = (
+            (isinstance(node, ast.Attribute) and node.attr in _DIALECT_QUESTIONS)
+            or (isinstance(node, ast.Name) and node.id in _DIALECT_QUESTIONS - {"dialect"})
+            or (
+                isinstance(node, ast.Compare)
+                and any(_names_a_backend(side) for side in [node.left, *node.comparators])
+            )
+            or (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr in ("startswith", "endswith")
+                and any(_names_a_backend(arg) for arg in node.args)
+            )
+        )
+        if asks and isinstance(node, ast.expr):  # every kind asked about is an expression
             lines.append(node.lineno)
-    return lines
+    return sorted(set(lines))
 
 
 def test_backend_branches_live_in_the_database_layer() -> None:
-    # db/prepared.py keys its statement cache by dialect (a key, not a branch).
-    allowed = {PACKAGE / "core" / "prepared.py"}
     offenders = [
         f"{path.relative_to(PACKAGE.parent)}:{line}"
         for path in _modules(PACKAGE)
-        if (PACKAGE / "db") not in path.parents and path not in allowed
+        if (PACKAGE / "db") not in path.parents and path not in _NAMED_EXCEPTIONS
         for line in _dialect_branches(path)
     ]
     assert offenders == []
 
 
-def test_the_check_sees_a_branch() -> None:
-    # The rule above must be able to fail: the database layer itself has branches.
-    assert _dialect_branches(PACKAGE / "db" / "dialect.py")
+def test_the_check_sees_a_branch(tmp_path: Path) -> None:
+    # The rule above must be able to fail: each way of asking is seen, and the places
+    # allowed to ask do ask.
+    sample = tmp_path / "sample.py"
+    sample.write_text(
+        "if conn.dialect.name == 'postgresql':\n    pass\n"  # 1
+        "if is_postgres(conn):\n    pass\n"  # 3
+        "postgres = is_sqlite(settings)\n"  # 5
+        "local = url.get_backend_name() != 'sqlite'\n"  # 6
+        "if settings.url.startswith(('sqlite+aiosqlite://', 'x')):\n    pass\n"  # 7
+        "if name in ('postgres', 'postgresql'):\n    pass\n"  # 9
+        "engine = engine.dialect\n"  # 11
+        "label = 'sqlite is a database'\n"  # 12: prose, not a comparison
+        "found = name == 'sqlitebrowser'\n"  # 13: not a database's name
+    )
+    assert _dialect_branches(sample) == [1, 3, 5, 6, 7, 9, 11]
+    assert _dialect_branches(PACKAGE / "db" / "backends" / "__init__.py")
+    assert all(_dialect_branches(path) for path in _NAMED_EXCEPTIONS)
 
 
 # What writes SQL: the tables (assembled in ledger.db.models, defined by domain under

@@ -66,7 +66,7 @@ async def start(ledger: Ledger, settings: Settings, upload: Upload) -> Upload:
     url = object_uploads.upload_object(settings, upload)
     store_upload_id = await asyncio.to_thread(object_parts.start, s3, url)
 
-    recorded = await ledger.run(
+    recorded = await ledger.runner.run(
         partial(
             upload_parts.start,
             upload_id=upload.id,
@@ -115,7 +115,9 @@ class _Writer:
 
     async def load(self) -> None:
         """Take the upload's tail as the start of the next part."""
-        state = await self.ledger.run(partial(upload_parts.state, upload=self.upload), write=False)
+        state = await self.ledger.runner.run(
+            partial(upload_parts.state, upload=self.upload), write=False
+        )
         self.buffer = bytearray(state.tail)
         self.buffer_start = state.parts_end
         self.next_number = state.next_number
@@ -138,7 +140,7 @@ class _Writer:
         segment = (received, bytes(self.buffer[received - self.buffer_start :])) if tail else None
         offset = self.buffer_start + (len(self.buffer) if tail else 0)
         parts, self.unrecorded = self.unrecorded, []
-        self.upload = await self.ledger.run(
+        self.upload = await self.ledger.runner.run(
             partial(
                 upload_parts.record,
                 upload_id=self.upload.id,
@@ -158,7 +160,9 @@ class _Writer:
         document names the object). Run again after a crash, it finds the object joined."""
         upload, length = self.upload, self.upload.length
         assert length is not None
-        parts = await self.ledger.run(partial(upload_parts.parts, upload_id=upload.id), write=False)
+        parts = await self.ledger.runner.run(
+            partial(upload_parts.parts, upload_id=upload.id), write=False
+        )
         joining = asyncio.to_thread(self._join, [(p.number, p.etag) for p in parts], length)
         await holding(self.ledger, self.settings, upload.id, self.token, joining)
         digest = await holding(
@@ -183,7 +187,7 @@ class _Writer:
             await object_uploads.remove_object(self.settings, info)
             await self.ledger.uploads.commit(upload.id, self.token, offset=length)
             raise
-        await self.ledger.run(partial(upload_parts.forget, ids=[upload.id]))
+        await self.ledger.runner.run(partial(upload_parts.forget, ids=[upload.id]))
         return upload
 
     def _join(self, parts: list[tuple[int, str]], length: int) -> None:

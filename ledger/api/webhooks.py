@@ -82,14 +82,16 @@ class WebhookController(Controller):
     async def create(
         self, data: WebhookCreate, ledger: Ledger, owner: str | None
     ) -> WebhookCreated:
-        hook, secret = await Webhooks(ledger).create(
+        hook, secret = await Webhooks(ledger.runner).create(
             data.url, data.events, owner=owner, failure_threshold=data.failure_threshold
         )
         return WebhookCreated.made(hook, secret)
 
     @get("/", operation_id="listWebhooks", responses=ERROR_RESPONSES, summary="Your webhooks")
     async def list_webhooks(self, ledger: Ledger, owner: str | None) -> WebhookList:
-        return WebhookList(items=[h.public() for h in await Webhooks(ledger).all(owner=owner)])
+        return WebhookList(
+            items=[h.public() for h in await Webhooks(ledger.runner).all(owner=owner)]
+        )
 
     @get(
         "/{webhook_id:str}",
@@ -100,7 +102,7 @@ class WebhookController(Controller):
     async def get_webhook(
         self, webhook_id: WebhookId, ledger: Ledger, owner: str | None
     ) -> WebhookView:
-        return (await Webhooks(ledger).get(webhook_id, owner=owner)).public()
+        return (await Webhooks(ledger.runner).get(webhook_id, owner=owner)).public()
 
     @delete(
         "/{webhook_id:str}",
@@ -109,7 +111,7 @@ class WebhookController(Controller):
         summary="Remove a webhook; its pending deliveries are not sent",
     )
     async def remove(self, webhook_id: WebhookId, ledger: Ledger, owner: str | None) -> None:
-        await Webhooks(ledger).remove(webhook_id, owner=owner)
+        await Webhooks(ledger.runner).remove(webhook_id, owner=owner)
 
     @get(
         "/{webhook_id:str}/deliveries",
@@ -124,5 +126,5 @@ class WebhookController(Controller):
         owner: str | None,
         limit: Annotated[int, Parameter(ge=1, le=1000)] = 100,
     ) -> DeliveryList:
-        found = await Webhooks(ledger).deliveries(webhook_id, owner=owner, limit=limit)
+        found = await Webhooks(ledger.runner).deliveries(webhook_id, owner=owner, limit=limit)
         return DeliveryList(items=[d.public() for d in found])

@@ -7,7 +7,6 @@ with a non-zero exit code, never a traceback.
 
 from __future__ import annotations
 
-import asyncio
 import importlib
 import logging
 import os
@@ -26,6 +25,9 @@ except ImportError:  # pragma: no cover - older typer on top of click
 
 from ledger import __version__
 from ledger.cli.help_format import hide_argument_types
+from ledger.cli.plain_values import pass_plain_values_through
+from ledger.database_url import migrates_on_first_use
+from ledger.database_url import sqlite_file as sqlite_file_at
 from ledger.errors import DatabaseWriteFailed, InvalidInput, LedgerError, ServiceUnavailable
 from ledger.home import default_home
 
@@ -38,6 +40,7 @@ if TYPE_CHECKING:
 
     from ledger.app import Ledger
     from ledger.settings import Settings
+    from ledger.settings_env import ReadSettings
 
 T = TypeVar("T")
 
@@ -130,6 +133,14 @@ class GlobalOptions:
         except ValidationError as exc:
             raise CliError(describe_validation_error(exc, overrides), EXIT_USAGE) from exc
 
+    def read_settings(self) -> ReadSettings | Settings:
+        """What a command that only reads needs of the settings in force, resolved without
+        pydantic where every value is plain; else the full settings (which explain errors)."""
+        from ledger.settings_env import read_settings
+
+        found = read_settings(home=self.home, database_url=self.database_url)
+        return found if found is not None else self.settings()
+
 
 def describe_validation_error(exc: ValidationError, flags: dict[str, Any]) -> str:
     """One line naming the setting that is wrong and why."""
@@ -158,6 +169,7 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 hide_argument_types()
+pass_plain_values_through()
 
 
 def _version(value: bool) -> None:
@@ -214,10 +226,6 @@ def shown_url(url: str) -> str:
         return url
 
 
-def is_sqlite(settings: Settings) -> bool:
-    return settings.url.startswith("sqlite")
-
-
 async def open_ledger(settings: Settings, *, migrate: bool = True) -> Ledger:
     """Connect to the database and check its schema.
 
@@ -245,7 +253,7 @@ async def open_ledger(settings: Settings, *, migrate: bool = True) -> Ledger:
         try:
             await ledger.check_schema()
         except SchemaOutOfDate:
-            if not (migrate and is_sqlite(settings)):
+            if not (migrate and migrates_on_first_use(settings.url)):
                 raise
             # Alembic only when there is something to migrate: loading it slows every start.
             from alembic.util import CommandError
@@ -273,19 +281,12 @@ def _reason(exc: BaseException) -> str:
     return text[0] if text else type(orig).__name__
 
 
-def sqlite_file(settings: Settings) -> Path | None:
+def sqlite_file(settings: Settings | ReadSettings) -> Path | None:
     """The SQLite database file the settings name, or None (PostgreSQL, in memory)."""
-    from sqlalchemy.engine import make_url
-
-    url = make_url(settings.url)
-    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
-        return None
-    if url.database.startswith("file:"):  # a URI: SQLite decides; nothing to check here
-        return None
-    return Path(url.database).expanduser()
+    return sqlite_file_at(settings.url)
 
 
-def require_database(settings: Settings) -> None:
+def require_database(settings: Settings | ReadSettings) -> None:
     """Refuse a SQLite database file that does not exist, creating nothing.
 
     Commands that only look at or change existing batches have nothing to do on a fresh
@@ -321,6 +322,8 @@ def run_with_ledger(
             return await work(ledger)
         finally:
             await ledger.close()
+
+    import asyncio  # not at the top: a status read of SQLite needs no event loop
 
     return asyncio.run(main())
 

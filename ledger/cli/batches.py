@@ -141,7 +141,7 @@ def status_command(
 
     from ledger.queue.batch_status import read_status
 
-    settings = options(ctx).settings()
+    settings = options(ctx).read_settings()
     require_database(settings)  # before the read: opening a missing SQLite file creates it
     found = read_status(settings, batch_id)
     progress, groups = found if found is not None else run_with_ledger(ctx, work)

@@ -304,7 +304,7 @@ class Session:
         due = await self.ledger.queue.next_due_at([batch_id])
         if due is None:
             return None
-        seconds = (due - await self.ledger.now()).total_seconds()
+        seconds = (due - await self.ledger.runner.now()).total_seconds()
         if seconds < 1:  # due now: the worker is about to claim it, nothing to wait for
             return None
         return f"waiting to retry: next attempt in {render.duration(seconds)}"

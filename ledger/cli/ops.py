@@ -18,7 +18,6 @@ from ledger.cli.app import (
     CliError,
     app,
     err,
-    is_sqlite,
     open_ledger,
     options,
     out,
@@ -29,6 +28,7 @@ from ledger.cli.app import (
 )
 from ledger.cli.ports import port_problem
 from ledger.cli.signals import StopSignals
+from ledger.database_url import migrates_on_first_use
 
 # The worker, the server, rich and the database load when a command runs, not for --help.
 if TYPE_CHECKING:
@@ -414,7 +414,9 @@ def db_current(ctx: typer.Context, json_output: bool = JSON_OPTION) -> None:
         out.print(f"{where}: {current} (up to date)", markup=False)
     else:
         hint = (
-            "any ledger command migrates it" if is_sqlite(settings) else "run `ledger db upgrade`"
+            "any ledger command migrates it"
+            if migrates_on_first_use(settings.url)
+            else "run `ledger db upgrade`"
         )
         out.print(f"{where}: {current or 'empty'}, newest is {head} ({hint})", markup=False)
     raise typer.Exit(EXIT_OK if current == head else EXIT_FAILED)

@@ -94,7 +94,7 @@ def webhooks_add(
     from ledger.notify.service import Webhooks
 
     async def work(ledger: Ledger) -> tuple[Webhook, str]:
-        return await Webhooks(ledger).create(
+        return await Webhooks(ledger.runner).create(
             url, event, owner=tenant, failure_threshold=failure_threshold
         )
 
@@ -117,7 +117,7 @@ def webhooks_list(
     from ledger.notify.service import Webhooks
 
     async def work(ledger: Ledger) -> list[Webhook]:
-        return await Webhooks(ledger).all(owner=tenant)
+        return await Webhooks(ledger.runner).all(owner=tenant)
 
     hooks = run_with_ledger(ctx, work)
     if json_output:
@@ -138,7 +138,7 @@ def webhooks_remove(ctx: typer.Context, webhook_id: str = ID_ARGUMENT) -> None:
     from ledger.notify.service import Webhooks
 
     async def work(ledger: Ledger) -> None:
-        await Webhooks(ledger).remove(webhook_id, owner=None)
+        await Webhooks(ledger.runner).remove(webhook_id, owner=None)
 
     run_with_ledger(ctx, work)
     out.print(f"Removed webhook {webhook_id}.", markup=False)
@@ -152,7 +152,7 @@ def webhooks_test(
     from ledger.notify.service import Webhooks
 
     async def work(ledger: Ledger) -> Delivery:
-        return await Webhooks(ledger).test(webhook_id, owner=None)
+        return await Webhooks(ledger.runner).test(webhook_id, owner=None)
 
     delivery = run_with_ledger(ctx, work)
     if json_output:
@@ -175,7 +175,7 @@ def webhooks_deliveries(
     from ledger.notify.service import Webhooks
 
     async def work(ledger: Ledger) -> list[Delivery]:
-        return await Webhooks(ledger).deliveries(webhook_id, owner=None, limit=limit)
+        return await Webhooks(ledger.runner).deliveries(webhook_id, owner=None, limit=limit)
 
     found = run_with_ledger(ctx, work)
     if json_output:

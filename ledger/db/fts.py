@@ -23,8 +23,6 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from ledger.errors import InvalidInput
 
 FTS_TABLE = "chunks_fts"
@@ -126,7 +124,7 @@ def websearch_text(parsed: ParsedQuery) -> str:
 
 # The ranked full-text statements: the joins and columns index/search.py maps into hits;
 # ``{filters}`` is its tenant and batch conditions (bound parameters only).
-_SQLITE_SEARCH = """
+SQLITE_SEARCH = """
 SELECT c.id AS chunk_id, c.document_id, c.batch_id, d.source, d.meta, b.roots, c.ordinal, c.page,
        c.char_start, c.char_end, c.text,
        snippet(chunks_fts, 0, '«', '»', '…', 24) AS snippet,
@@ -142,7 +140,7 @@ LIMIT :k
 
 # ts_rank_cd normalisation 1: divide by 1 + log(length), so a short chunk that is about
 # the term outranks a long one that mentions it in passing (as BM25 does).
-_POSTGRES_SEARCH = """
+POSTGRES_SEARCH = """
 WITH q AS (SELECT websearch_to_tsquery('{config}', :match) AS query),
 hits AS (
   SELECT c.id AS chunk_id, c.document_id, c.batch_id, d.source, d.meta, b.roots, c.ordinal, c.page,
@@ -159,10 +157,3 @@ SELECT hits.*, ts_headline('{config}', hits.text, q.query,
 FROM hits, q
 ORDER BY hits.score DESC, hits.chunk_id
 """
-
-
-def ranked_search(conn: AsyncConnection, parsed: ParsedQuery, filters: str) -> tuple[str, str]:
-    """The ranked search statement for the connection's backend and its ``:match`` value."""
-    if conn.dialect.name == "postgresql":
-        return _POSTGRES_SEARCH.format(config=TS_CONFIG, filters=filters), websearch_text(parsed)
-    return _SQLITE_SEARCH.format(filters=filters), fts5_match(parsed)

@@ -76,7 +76,7 @@ async def _release_lease(transact: Transact, owner: str) -> None:
 
 
 @asynccontextmanager
-async def _advisory(engine: AsyncEngine) -> AsyncIterator[Held | None]:
+async def advisory_leadership(engine: AsyncEngine) -> AsyncIterator[Held | None]:
     async with engine.connect() as conn:
         conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
         key = {"name": ADVISORY_NAME}
@@ -104,7 +104,9 @@ async def _advisory(engine: AsyncEngine) -> AsyncIterator[Held | None]:
 
 
 @asynccontextmanager
-async def _lease(transact: Transact, owner: str, lease: timedelta) -> AsyncIterator[Held | None]:
+async def lease_leadership(
+    transact: Transact, owner: str, lease: timedelta
+) -> AsyncIterator[Held | None]:
     # Taking and giving back the lease run to their end even when the process is stopping
     # (a cancel that lands mid-transaction would leave the lease held until it expires,
     # keeping the next runner waiting).
@@ -127,18 +129,3 @@ async def _lease(transact: Transact, owner: str, lease: timedelta) -> AsyncItera
         yield Held(renew)
     finally:
         await asyncio.shield(_release_lease(transact, owner))
-
-
-@asynccontextmanager
-async def leadership(
-    engine: AsyncEngine, transact: Transact, *, owner: str, lease: timedelta
-) -> AsyncIterator[Held | None]:
-    """Hold the maintenance lock for the block, or yield None at once when another process
-    holds it. ``owner`` names this runner (unique per process); ``lease`` is how long a
-    SQLite lease lasts unless renewed."""
-    if engine.dialect.name == "postgresql":
-        async with _advisory(engine) as held:
-            yield held
-    else:
-        async with _lease(transact, owner, lease) as held:
-            yield held

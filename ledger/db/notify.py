@@ -33,10 +33,8 @@ async def announce_due(conn: AsyncConnection, batch_ids: Iterable[str]) -> None:
     """Tell listening workers, once this transaction commits, that batches have due work.
 
     The payload is the batch id (listeners that work on other batches may ignore it).
-    A no-op on SQLite.
+    PostgreSQL only (SQLite has no such channel: see ``backends``).
     """
-    if conn.dialect.name != "postgresql":
-        return
     for batch_id in sorted(set(batch_ids)):
         # pg_notify payloads are limited to 8000 bytes; batch ids are at most 200 characters.
         await conn.execute(_NOTIFY, {"channel": CHANNEL, "payload": batch_id})
@@ -51,11 +49,6 @@ class DueListener:
     while it was deaf is found by the claim that follows. ``check_seconds`` bounds how long a
     silently dead connection (a failover, a cut network) goes unnoticed.
     """
-
-    @staticmethod
-    def supported(engine: AsyncEngine) -> bool:
-        """PostgreSQL has LISTEN/NOTIFY; SQLite has no such channel (workers poll)."""
-        return engine.dialect.name == "postgresql"
 
     def __init__(
         self,

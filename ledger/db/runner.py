@@ -20,10 +20,9 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from ledger.db import dialect
+from ledger.db.backends import Backend, backend_of
 from ledger.db.engine import WRITE, create_engine
 from ledger.db.models import HEAD_REVISION
-from ledger.db.server_clock import ServerClock
 from ledger.errors import LedgerError
 from ledger.settings import Settings
 
@@ -73,14 +72,15 @@ class Runner:
         self.settings = settings
         self.rng = rng or random.Random()
         self._clock = clock
-        self._server_clock = ServerClock()
+        self.backend: Backend = backend_of(engine)
+        self._database_clock = self.backend.clock()
         # SQLite has one writer at a time. Two connections of this process that both want
         # to write would otherwise meet in SQLite's busy handler, which sleeps (1, 2, 5, 10
         # ... ms) and polls: under a steady claim/complete load most of the time went there.
         # Queueing this process's write transactions here hands the lock over at once;
         # other processes still queue on busy_timeout.
         self._write_lock: asyncio.Lock | None = (
-            asyncio.Lock() if dialect.has_single_writer(engine) else None
+            asyncio.Lock() if self.backend.single_writer else None
         )
 
     @classmethod
@@ -140,7 +140,7 @@ class Runner:
         if self._clock is not None:
             return self._clock()
         if conn is not None:
-            return await self._server_clock.now(conn)
+            return await self._database_clock.now(conn)
         return utcnow()
 
     @asynccontextmanager

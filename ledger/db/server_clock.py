@@ -34,10 +34,6 @@ class ServerClock:
         self._reading: tuple[datetime, float] | None = None  # (server time, local monotonic)
 
     async def now(self, conn: AsyncConnection) -> datetime:
-        if conn.dialect.name != "postgresql":
-            # Only processes on the machine that holds a SQLite file can write it: the
-            # local clock is the database's clock.
-            return datetime.now(UTC)
         local = self._monotonic()
         if self._reading is None or local - self._reading[1] >= self._resync:
             before = self._monotonic()

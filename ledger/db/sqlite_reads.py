@@ -1,11 +1,10 @@
-"""Reads of a SQLite ledger for a short-lived command, without SQLAlchemy's asyncio extension.
+"""Reads of a SQLite ledger for a short-lived command, on Python's own ``sqlite3`` driver.
 
-``ledger status`` runs a handful of SELECTs and exits; most of its time went to imports.
-The asyncio extension alone loads the ORM (sessions, mappers, loading strategies) that the
-core's Core statements never use. Here the same read functions of the core run on a
-synchronous connection of Python's own ``sqlite3`` driver: they ``await conn.execute``,
-which on :class:`AwaitableConnection` returns at once, so the coroutine finishes in one
-step and needs no event loop (:func:`run_to_end`).
+``ledger status`` runs a handful of SELECTs and exits; most of its time went to imports, and
+SQLAlchemy was the largest. Here the status statements (plain SQL text, the same the ledger
+runs through SQLAlchemy: ``ledger.queue.status_reads``) run on a ``sqlite3`` connection.
+The read functions ``await rows(...)``, which on :class:`SqliteRows` returns at once, so a
+coroutine finishes in one step and needs no event loop (:func:`run_to_end`).
 
 Only reads: the connection is ``query_only``. Writes, migrations and PostgreSQL keep the
 asynchronous engine of :mod:`ledger.db.engine`.
@@ -13,36 +12,67 @@ asynchronous engine of :mod:`ledger.db.engine`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine, Iterator
-from contextlib import contextmanager
+import re
+import sqlite3
+from collections.abc import Callable, Coroutine, Mapping, Sequence
+from datetime import UTC, datetime
+from functools import cache
+from importlib.util import find_spec
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-from sqlalchemy import Connection, Executable, Result, create_engine, event, text
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError
-from sqlalchemy.pool import NullPool
-
-from ledger.db.models import HEAD_REVISION
+from ledger.database_url import plain_sqlite_file
 
 if TYPE_CHECKING:
-    from sqlalchemy.ext.asyncio import AsyncConnection
+    from ledger.queue.status_reads import Rows
 
 T = TypeVar("T")
 
+# ledger/db/models.py names the schema revision this code reads; importing it would load
+# SQLAlchemy and every table, so its one line is read from the module's source instead.
+_HEAD_LINE = re.compile(r'^HEAD_REVISION = "([^"]+)"$', re.MULTILINE)
 
-class AwaitableConnection:
-    """A synchronous connection behind the ``await conn.execute(...)`` the core's reads use."""
 
-    def __init__(self, conn: Connection) -> None:
+def sqlite_timestamp(value: datetime) -> str:
+    """How a UTC timestamp is stored on SQLite: one fixed-width text format (always
+    microseconds), so that text order is time order. Naive datetimes are refused."""
+    if value.tzinfo is None:
+        raise ValueError("naive datetime given to a UTC column")
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
+
+
+@cache
+def head_revision() -> str | None:
+    """``ledger.db.models.HEAD_REVISION``, read without importing the module; None if its
+    source cannot be read (the caller then takes the full path, which imports it)."""
+    spec = find_spec("ledger.db.models")
+    if spec is None or spec.origin is None:
+        return None
+    try:
+        found = _HEAD_LINE.search(Path(spec.origin).read_text(encoding="utf-8"))
+    except OSError:
+        return None
+    return found.group(1) if found else None
+
+
+class SqliteRows:
+    """A ``sqlite3`` connection behind the ``await db.rows(...)`` the status reads use."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
-        self.dialect = conn.dialect
 
-    async def execute(self, statement: Executable, parameters: Any = None) -> Result[Any]:
-        return self._conn.execute(statement, parameters)
+    async def rows(self, sql: str, params: Mapping[str, Any]) -> Sequence[Any]:
+        bound = {k: _bindable(v) for k, v in params.items()}
+        return self._conn.execute(sql, bound).fetchall()
+
+
+def _bindable(value: Any) -> Any:
+    # As the ledger's UTC column type binds a timestamp on SQLite (ledger.db.types).
+    return sqlite_timestamp(value) if isinstance(value, datetime) else value
 
 
 def run_to_end(coroutine: Coroutine[Any, Any, T]) -> T:
-    """Run a coroutine that awaits nothing but :class:`AwaitableConnection` to its result."""
+    """Run a coroutine that awaits nothing but :class:`SqliteRows` to its result."""
     try:
         coroutine.send(None)
     except StopIteration as stop:
@@ -52,58 +82,37 @@ def run_to_end(coroutine: Coroutine[Any, Any, T]) -> T:
 
 
 def sqlite_path(url: str) -> str | None:
-    """The file a SQLite URL names, or None (another database, memory, a ``file:`` URI)."""
-    parsed = make_url(url)
-    database = parsed.database
-    if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:":
-        return None
-    return None if database.startswith("file:") else database
+    """The file a SQLite URL names, or None: another database, memory, a ``file:`` URI, or
+    a URL this plain reading leaves to the full path (one with a query or escapes)."""
+    return plain_sqlite_file(url)
 
 
-@contextmanager
-def read_transaction(path: str, *, busy_timeout_ms: int) -> Iterator[AsyncConnection | None]:
-    """One read transaction on the SQLite file at ``path`` (a consistent snapshot), as the
-    connection the core's read functions take; None if the file's schema is not this
-    version's (the caller then opens the ledger, which migrates or explains)."""
-    engine = create_engine(make_url("sqlite://").set(database=path), poolclass=NullPool)
-
-    @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        dbapi_connection.isolation_level = None  # SQLAlchemy says when transactions begin
-        cursor = dbapi_connection.cursor()
-        try:
-            cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
-            cursor.execute("PRAGMA query_only = ON")
-        finally:
-            cursor.close()
-
-    @event.listens_for(engine, "begin")
-    def _on_begin(conn: Connection) -> None:
-        conn.exec_driver_sql("BEGIN")
-
+def _current(conn: sqlite3.Connection, head: str) -> bool:
     try:
-        with engine.connect() as conn, conn.begin():
-            yield cast("AsyncConnection", AwaitableConnection(conn)) if _current(conn) else None
-    finally:
-        engine.dispose()
-
-
-def _current(conn: Connection) -> bool:
-    try:
-        version = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
-    except DBAPIError:  # no such table: a file no ledger has migrated
+        found = conn.execute("SELECT version_num FROM alembic_version").fetchone()
+    except sqlite3.OperationalError:  # no such table: a file no ledger has migrated
         return False
-    return version == HEAD_REVISION
+    return found is not None and found[0] == head
 
 
 def read(
-    path: str, work: Callable[[AsyncConnection], Coroutine[Any, Any, T]], *, busy_timeout_ms: int
+    path: str, work: Callable[[Rows], Coroutine[Any, Any, T]], *, busy_timeout_ms: int
 ) -> T | None:
-    """``work`` run in one read transaction on the file; None if its schema is not current
-    or the database refused (the caller's full path then reads again and reports it the
-    usual way: reads are safe to repeat)."""
+    """``work`` run in one read transaction on the file (a consistent snapshot); None if
+    its schema is not this version's or the database refused (the caller's full path then
+    reads again, migrates or explains: reads are safe to repeat)."""
+    head = head_revision()
+    if head is None:
+        return None
     try:
-        with read_transaction(path, busy_timeout_ms=busy_timeout_ms) as conn:
-            return None if conn is None else run_to_end(work(conn))
-    except DBAPIError:
+        conn = sqlite3.connect(path, isolation_level=None)
+        try:
+            conn.row_factory = sqlite3.Row
+            conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+            conn.execute("PRAGMA query_only = ON")
+            conn.execute("BEGIN")
+            return run_to_end(work(SqliteRows(conn))) if _current(conn, head) else None
+        finally:
+            conn.close()  # ends the read transaction
+    except sqlite3.Error:
         return None

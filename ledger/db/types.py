@@ -11,19 +11,14 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
+# Defined beside the SQLite reads, which must not import SQLAlchemy; still exported here.
+from ledger.db.sqlite_reads import sqlite_timestamp as sqlite_timestamp
+
 # 64-bit ids on PostgreSQL; on SQLite an INTEGER PRIMARY KEY is the rowid (fast, 64-bit anyway).
 BigIntId = BigInteger().with_variant(Integer(), "sqlite")
 
 # JSONB on PostgreSQL (indexable, compact), JSON text elsewhere.
 JSONDoc = JSON(none_as_null=True).with_variant(postgresql.JSONB(none_as_null=True), "postgresql")
-
-
-def sqlite_timestamp(value: datetime) -> str:
-    """How a UTC timestamp is stored on SQLite: one fixed-width text format (always
-    microseconds), so that text order is time order. Naive datetimes are refused."""
-    if value.tzinfo is None:
-        raise ValueError("naive datetime given to a UTC column")
-    return value.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
 
 
 _sqlite_text = sqlite_timestamp

@@ -10,23 +10,16 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 log = logging.getLogger(__name__)
 
 
-def wanted(engine: AsyncEngine) -> bool:
-    """Whether the backend needs the upkeep below (SQLite); PostgreSQL has autovacuum."""
-    return engine.dialect.name == "sqlite"
-
-
 async def optimize(engine: AsyncEngine) -> bool:
     """SQLite: ``PRAGMA optimize`` (refresh the planner's statistics where they are stale)
     and ``PRAGMA wal_checkpoint(TRUNCATE)`` (copy the write-ahead log into the database and
     cut the log file back to nothing). Both run on the driver connection itself, outside
     any transaction: a checkpoint cannot move past a reader, its own included.
-    PostgreSQL has autovacuum for this: nothing to do. Returns whether anything ran.
+    (PostgreSQL has autovacuum for this.) Returns whether anything ran.
 
     A writer holding the database (a deletion step, a claim) makes them fail with "database
     is locked": that is ordinary contention, not a fault, so the upkeep waits for its next
     turn instead of failing the maintenance pass."""
-    if not wanted(engine):
-        return False
     async with engine.connect() as conn:
         raw = await conn.get_raw_connection()
         driver = raw.driver_connection

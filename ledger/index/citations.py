@@ -12,6 +12,8 @@ from __future__ import annotations
 from pathlib import PurePosixPath
 from typing import Any
 
+from ledger.model import SearchHit
+
 
 def source_name(source: str, meta: Any, roots: Any = None) -> str:
     """How a document's source is shown: an upload by its file name, never its storage; a
@@ -50,3 +52,23 @@ def _member(meta: Any) -> tuple[dict[str, Any], str] | None:
     if isinstance(parent, dict) and isinstance(path, str) and path:
         return parent, path
     return None
+
+
+def search_hit(row: Any, *, snippet: str, score: float) -> SearchHit:
+    """A matching chunk's row as a hit, with how it matched: the row holds the chunk's
+    ``chunk_id``, ``document_id``, ``batch_id``, ``ordinal``, ``page``, ``char_start``,
+    ``char_end`` and ``text``, and its document's ``source``, ``meta`` and batch ``roots``."""
+    return SearchHit(
+        chunk_id=row.chunk_id,
+        document_id=row.document_id,
+        batch_id=row.batch_id,
+        source=source_name(row.source, row.meta),
+        source_name=source_name(row.source, row.meta, row.roots),
+        ordinal=row.ordinal,
+        page=row.page,
+        char_start=row.char_start,
+        char_end=row.char_end,
+        text=row.text,
+        snippet=snippet,
+        score=score,
+    )

@@ -12,49 +12,90 @@ run, their vectors come from the embedding cache, the older documents of its sou
 theirs (superseded), and its sinks are told to mirror the new version. With ``dedup``, the
 last dedup check is made here, under the lock: when another document of the owner holds
 the same content by now, the document is recorded as skipped (``unchanged`` or
-``duplicate``) instead, and what it staged is dropped.
+``duplicate``) instead, and what it staged is dropped. The outcomes of one finish group are
+recorded one after the other but become ``done`` together at the end, so the check also asks
+the group's :class:`GroupContents` for a copy recorded earlier in the same transaction.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
+from typing import NamedTuple
 
 import msgspec
 from sqlalchemy import delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ledger.artifacts import ChunkRow, IndexArtifacts, skip_reason
-from ledger.db.models import chunks, documents
+from ledger.db.models import batches, chunks, documents
 from ledger.index import chunks as index
 from ledger.index import sink_rows, staged_chunks, vectors
 from ledger.index.staged_chunks import ChunksIncomplete
-from ledger.model import Outcome
+from ledger.model import IndexedDocument, Outcome
 from ledger.states import AttemptOutcome
 from ledger.wording import plural
 
 PARAMS_CHUNK = 1_000
 
 
+class Twin(NamedTuple):
+    id: int
+    source: str
+
+
+@dataclass
+class GroupContents:
+    """The contents that earlier outcomes of one finish group indexed, by owner and hash.
+
+    Their documents are not ``done`` until the group's endings are written, after every
+    outcome's index step, so a copy recorded earlier in the same group is found here.
+    """
+
+    _held: dict[tuple[str | None, str], list[tuple[Twin, str | None]]] = field(default_factory=dict)
+
+    def twin(self, owner: str | None, sha256: str, model: str | None) -> Twin | None:
+        for twin, its_model in self._held.get((owner, sha256.lower()), []):
+            if model is None or its_model == model:
+                return twin
+        return None
+
+    def add(self, owner: str | None, sha256: str, model: str | None, twin: Twin) -> None:
+        self._held.setdefault((owner, sha256.lower()), []).append((twin, model))
+
+
 async def record(
-    conn: AsyncConnection, outcome: Outcome, *, batch_id: str, now: datetime
+    conn: AsyncConnection,
+    outcome: Outcome,
+    *,
+    batch_id: str,
+    now: datetime,
+    group: GroupContents | None = None,
 ) -> Outcome:
     """Record ``outcome.index`` for its document (see the module docstring); returns the
-    outcome to record, which is a skip instead when the finish found a duplicate."""
+    outcome to record, which is a skip instead when the finish found a duplicate. ``group``
+    holds what the earlier outcomes of the same finish group indexed; this one is added."""
     artifacts = outcome.index
     assert artifacts is not None
     document_id = outcome.document_id
-    source: str = (
-        await conn.execute(select(documents.c.source).where(documents.c.id == document_id))
-    ).scalar_one()
+    source, owner = (
+        await conn.execute(
+            select(documents.c.source, batches.c.owner)
+            .join(batches, batches.c.id == documents.c.batch_id)
+            .where(documents.c.id == document_id)
+        )
+    ).one()
     if artifacts.dedup and outcome.outcome is AttemptOutcome.DONE:
-        twin = await index.indexed_content(
+        twin: Twin | IndexedDocument | None = await index.indexed_content(
             conn,
             batch_id=batch_id,
             sha256=artifacts.sha256,
             exclude_id=document_id,
             model=artifacts.model,
         )
+        if twin is None and group is not None:
+            twin = group.twin(owner, artifacts.sha256, artifacts.model)
         if twin is not None:
             same_source = twin.source == source
             await _content(conn, outcome, artifacts, batch_id, source, now, not same_source)
@@ -91,6 +132,8 @@ async def record(
     else:
         await _insert(conn, document_id, batch_id, outcome.rows, spool.count, artifacts.model, now)
     await _content(conn, outcome, artifacts, batch_id, source, now, True)
+    if group is not None and outcome.outcome is AttemptOutcome.DONE:
+        group.add(owner, artifacts.sha256, artifacts.model, Twin(document_id, source))
     await sink_rows.enqueue(
         conn,
         sinks=artifacts.sinks,
@@ -172,4 +215,4 @@ async def _insert(
             )
 
 
-__all__ = ["record"]
+__all__ = ["GroupContents", "record"]

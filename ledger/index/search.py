@@ -9,9 +9,10 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ledger.db import fts
+from ledger.db.backends import backend_of
 from ledger.db.types import JSONDoc
 from ledger.errors import InvalidInput
-from ledger.index.citations import source_name
+from ledger.index.citations import search_hit
 from ledger.model import SearchHit
 
 MAX_K = 1_000
@@ -39,7 +40,7 @@ async def search(
     if batch_id is not None:
         filters.append("AND c.batch_id = :batch_id")
         params["batch_id"] = batch_id
-    sql, params["match"] = fts.ranked_search(conn, parsed, " ".join(filters))
+    sql, params["match"] = backend_of(conn).ranked_search(parsed, " ".join(filters))
     try:
         rows = (await conn.execute(text(sql).columns(meta=JSONDoc, roots=JSONDoc), params)).all()
     except DBAPIError as exc:
@@ -47,20 +48,4 @@ async def search(
         if any(m in message for m in ("fts5", "tsquery", "unterminated string", "syntax error")):
             raise InvalidInput(f"the query cannot be searched: {exc.orig}") from exc
         raise
-    return [
-        SearchHit(
-            chunk_id=r.chunk_id,
-            document_id=r.document_id,
-            batch_id=r.batch_id,
-            source=source_name(r.source, r.meta),
-            source_name=source_name(r.source, r.meta, r.roots),
-            ordinal=r.ordinal,
-            page=r.page,
-            char_start=r.char_start,
-            char_end=r.char_end,
-            text=r.text,
-            snippet=r.snippet,
-            score=float(r.score),
-        )
-        for r in rows
-    ]
+    return [search_hit(r, snippet=r.snippet, score=float(r.score)) for r in rows]

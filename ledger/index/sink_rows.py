@@ -26,13 +26,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Delete, Update, delete, func, select, tuple_, update
+from sqlalchemy import Delete, Update, delete, select, tuple_, update
 
-from ledger.db.dialect import insert_or_update
+from ledger.db.backends import backend_of
 from ledger.db.models import batches, chunk_vectors, chunks, documents, sink_rows
 from ledger.index.citations import source_name
 from ledger.model import SinkProgress
-from ledger.queue import leasing
+from ledger.queue import leasing, status_reads
+from ledger.queue.progress import ConnectionRows
 from ledger.states import DocumentStatus
 
 if TYPE_CHECKING:
@@ -116,8 +117,10 @@ async def enqueue(
     # A new row takes the same values as a new version, from its first generation.
     first = {name: value for name, value in version.items() if name != "generation"}
     for sink in sinks:
-        statement = insert_or_update(conn, _s, keys=("sink", "source_key"), values=version).values(
-            {**first, "sink": sink, "source_key": key, "generation": 1, "created_at": now}
+        statement = (
+            backend_of(conn)
+            .insert_or_update(_s, keys=("sink", "source_key"), values=version)
+            .values({**first, "sink": sink, "source_key": key, "generation": 1, "created_at": now})
         )
         await conn.execute(statement)
 
@@ -168,29 +171,8 @@ async def claim(
     conn: AsyncConnection, *, now: datetime, lease: timedelta, limit: int
 ) -> list[SinkTask]:
     """Lease up to ``limit`` due rows, oldest due first."""
-    token, ids = await leasing.lease_due(conn, _s, now=now, lease=lease, limit=limit)
-    if not ids:
-        return []
-    rows = (
-        await conn.execute(
-            select(_s).where(_s.c.id.in_(ids), _s.c.lease_token == token).order_by(_s.c.id)
-        )
-    ).all()
-    return [
-        SinkTask(
-            id=r.id,
-            sink=r.sink,
-            source_key=r.source_key,
-            batch_id=r.batch_id,
-            document_id=r.document_id,
-            sha256=r.sha256,
-            generation=r.generation,
-            attempts=r.attempts,
-            lease_token=token,
-            throttles=r.throttles,
-        )
-        for r in rows
-    ]
+    read = select(_s).order_by(_s.c.id)
+    return await leasing.claim_due(conn, _s, read, SinkTask, now=now, lease=lease, limit=limit)
 
 
 async def versions_of(
@@ -386,33 +368,5 @@ async def progress(
     conn: AsyncConnection, batch_ids: Sequence[str]
 ) -> dict[str, dict[str, SinkProgress]]:
     """Per batch, per sink: how many of its documents' versions are pending, done and
-    failed in the store, and the latest error (removals are not counted: their batch is
-    gone or the version is another batch's now)."""
-    counts: dict[tuple[str, str], dict[str, int]] = {}
-    if not batch_ids:
-        return {}
-    rows = await conn.execute(
-        select(_s.c.batch_id, _s.c.sink, _s.c.status, func.count(), func.max(_s.c.id))
-        .where(_s.c.batch_id.in_(list(batch_ids)), _s.c.document_id.is_not(None))
-        .group_by(_s.c.batch_id, _s.c.sink, _s.c.status)
-    )
-    failed_ids = []
-    for batch_id, sink, status, count, last_id in rows.all():
-        counts.setdefault((batch_id, sink), {})[status] = int(count)
-        if status == "failed":
-            failed_ids.append(last_id)
-    errors: dict[tuple[str, str], str] = {}
-    if failed_ids:
-        found = await conn.execute(
-            select(_s.c.batch_id, _s.c.sink, _s.c.last_error).where(_s.c.id.in_(failed_ids))
-        )
-        errors = {(b, s): e for b, s, e in found.all()}
-    result: dict[str, dict[str, SinkProgress]] = {}
-    for (batch_id, sink), by_status in sorted(counts.items()):
-        result.setdefault(batch_id, {})[sink] = SinkProgress(
-            pending=by_status.get("pending", 0),
-            done=by_status.get("done", 0),
-            failed=by_status.get("failed", 0),
-            last_error=errors.get((batch_id, sink)),
-        )
-    return result
+    failed in the store, and the latest error (the statements are the status reads')."""
+    return await status_reads.sink_progress(ConnectionRows(conn), batch_ids)

@@ -24,7 +24,7 @@ from sqlalchemy import BigInteger, String, bindparam, delete, func, insert, lite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ledger.artifacts import ChunkRow
-from ledger.db.dialect import lock_rows
+from ledger.db.backends import backend_of
 from ledger.db.models import chunk_vectors, chunks, documents, embedding_cache, staged_chunks
 from ledger.db.prepared import ids_param, prepared
 from ledger.errors import LedgerError
@@ -70,7 +70,9 @@ async def stage_block(
     """Stage ``rows`` of the attempt holding ``lease_token``; with ``first``, drop what
     earlier attempts (or an earlier try of this one) staged for the document. Returns False,
     staging nothing, when the lease is no longer held (the caller stops)."""
-    query = prepared(conn, ("staged_held",), lambda: lock_rows(conn, _held(), of=documents))
+    query = prepared(
+        conn, ("staged_held",), lambda: backend_of(conn).lock_rows(_held(), of=documents)
+    )
     held = (await conn.execute(query, {"p_id": document_id, "p_token": lease_token})).first()
     if held is None:
         return False

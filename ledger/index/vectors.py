@@ -27,10 +27,10 @@ from sqlalchemy import and_, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ledger.artifacts import DTYPE, from_bytes, text_sha256, to_bytes
-from ledger.db.dialect import insert_ignoring_duplicates
+from ledger.db.backends import backend_of
 from ledger.db.models import batches, chunk_vectors, chunks, documents, embedding_cache
 from ledger.errors import InvalidInput, LedgerError
-from ledger.index.citations import source_name
+from ledger.index.citations import search_hit
 from ledger.model import SearchHit
 
 if TYPE_CHECKING:
@@ -83,7 +83,8 @@ async def cache_vectors(
     ]
     for start in range(0, len(rows), PARAMS_CHUNK):
         await conn.execute(
-            insert_ignoring_duplicates(conn, embedding_cache), rows[start : start + PARAMS_CHUNK]
+            backend_of(conn).insert_ignoring_duplicates(embedding_cache),
+            rows[start : start + PARAMS_CHUNK],
         )
 
 
@@ -255,7 +256,7 @@ async def _hits(conn: AsyncConnection, ranked: Sequence[tuple[int, float]]) -> l
         return []
     rows = await conn.execute(
         select(
-            chunks.c.id,
+            chunks.c.id.label("chunk_id"),
             chunks.c.document_id,
             chunks.c.batch_id,
             documents.c.source,
@@ -271,29 +272,13 @@ async def _hits(conn: AsyncConnection, ranked: Sequence[tuple[int, float]]) -> l
         .join(batches, batches.c.id == chunks.c.batch_id)
         .where(chunks.c.id.in_([chunk_id for chunk_id, _ in ranked]))
     )
-    by_id = {r.id: r for r in rows}
-    hits = []
-    for chunk_id, score in ranked:
-        r = by_id.get(chunk_id)
-        if r is None:  # deleted between the scan and this read
-            continue
-        hits.append(
-            SearchHit(
-                chunk_id=r.id,
-                document_id=r.document_id,
-                batch_id=r.batch_id,
-                source=source_name(r.source, r.meta),
-                source_name=source_name(r.source, r.meta, r.roots),
-                ordinal=r.ordinal,
-                page=r.page,
-                char_start=r.char_start,
-                char_end=r.char_end,
-                text=r.text,
-                snippet=_snippet(r.text),
-                score=score,
-            )
-        )
-    return hits
+    by_id = {r.chunk_id: r for r in rows}
+    # A chunk deleted between the scan and this read is left out.
+    return [
+        search_hit(by_id[chunk_id], snippet=_snippet(by_id[chunk_id].text), score=score)
+        for chunk_id, score in ranked
+        if chunk_id in by_id
+    ]
 
 
 def _snippet(text: str, length: int = 200) -> str:

@@ -25,8 +25,7 @@ from datetime import datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ledger.app import Ledger
-from ledger.db import upkeep
-from ledger.db.leader import Held, leadership
+from ledger.db.leader import Held
 from ledger.maintenance import runs as maintenance_runs
 from ledger.maintenance.uploads import clean_uploads
 from ledger.model import MaintenanceRun
@@ -58,7 +57,7 @@ async def _repeat(ledger: Ledger, held: Held, step: Prune, *, cutoff: datetime) 
         async def work(conn: AsyncConnection, now: datetime) -> int:
             return await step(conn, cutoff, retention.STEP_ROWS)
 
-        count = await ledger.run(work)
+        count = await ledger.runner.run(work)
         total += count
         if not await held.renew():
             raise LeaseLostError
@@ -96,18 +95,19 @@ async def _steps(ledger: Ledger, held: Held, counts: dict[str, int]) -> None:
         async def cutoff_of(conn: AsyncConnection, now: datetime) -> datetime:
             return now - timedelta(days=days)
 
-        cutoff = await ledger.run(cutoff_of, write=False)
+        cutoff = await ledger.runner.run(cutoff_of, write=False)
         for name, step in PRUNE_STEPS:
             counts[name] = await _repeat(ledger, held, step, cutoff=cutoff)
     every = timedelta(seconds=ledger.settings.sqlite_optimize_seconds)
     counts["sqlite_optimized"] = 0
-    if upkeep.wanted(ledger.engine):
+    backend = ledger.runner.backend
+    if backend.needs_upkeep:
 
         async def due(conn: AsyncConnection, now: datetime) -> bool:
             return await maintenance_runs.claim_optimize(conn, now=now, every=every)
 
-        if await ledger.run(due):
-            counts["sqlite_optimized"] = int(await upkeep.optimize(ledger.engine))
+        if await ledger.runner.run(due):
+            counts["sqlite_optimized"] = int(await backend.upkeep(ledger.engine))
 
 
 async def run_once(ledger: Ledger, *, runner: str) -> MaintenanceRun | None:
@@ -117,8 +117,9 @@ async def run_once(ledger: Ledger, *, runner: str) -> MaintenanceRun | None:
     the counts of the steps before it, and raised."""
 
     async def transact(work: Callable[[AsyncConnection, datetime], Awaitable[bool]]) -> bool:
-        return await ledger.run(work)
+        return await ledger.runner.run(work)
 
+    leadership = ledger.runner.backend.leadership
     async with leadership(ledger.engine, transact, owner=runner, lease=LEASE) as held:
         if held is None:
             return None
@@ -126,7 +127,7 @@ async def run_once(ledger: Ledger, *, runner: str) -> MaintenanceRun | None:
         async def begin(conn: AsyncConnection, now: datetime) -> int:
             return await maintenance_runs.start(conn, runner=runner, now=now)
 
-        run_id = await ledger.run(begin, retries=1)
+        run_id = await ledger.runner.run(begin, retries=1)
         counts: dict[str, int] = {}
         error: str | None = None
         try:
@@ -147,7 +148,7 @@ async def run_once(ledger: Ledger, *, runner: str) -> MaintenanceRun | None:
                     conn, run_id, counts=counts, error=error, now=now, keep=keep
                 )
 
-            run = await asyncio.shield(ledger.run(end))
+            run = await asyncio.shield(ledger.runner.run(end))
     return run
 
 
@@ -157,7 +158,7 @@ async def last_runs(ledger: Ledger, *, limit: int = 1) -> list[MaintenanceRun]:
     async def work(conn: AsyncConnection, now: datetime) -> list[MaintenanceRun]:
         return await maintenance_runs.last(conn, limit=limit)
 
-    return await ledger.run(work, write=False)
+    return await ledger.runner.run(work, write=False)
 
 
 async def last_run(ledger: Ledger) -> MaintenanceRun | None:

@@ -53,7 +53,7 @@ async def abort_in_store(ledger: Ledger, ids: list[str]) -> None:
     """Abort the object store's multipart uploads of these ended uploads (parts and all)
     and drop their parts and tails from the ledger. Aborted first, forgotten after: a crash
     in between aborts again, which the store answers as done."""
-    ended = await ledger.run(partial(upload_parts.in_store, ids=ids), write=False)
+    ended = await ledger.runner.run(partial(upload_parts.in_store, ids=ids), write=False)
     if not ended:
         return
     s3 = objects.client_for(ledger.settings)
@@ -61,7 +61,7 @@ async def abort_in_store(ledger: Ledger, ids: list[str]) -> None:
         assert upload.store_upload_id is not None and upload.store_key is not None
         url = ObjectUrl.parse(upload.store_key)
         await asyncio.to_thread(object_parts.abort, s3, url, upload.store_upload_id)
-    await ledger.run(partial(upload_parts.forget, ids=[upload.id for upload in ended]))
+    await ledger.runner.run(partial(upload_parts.forget, ids=[upload.id for upload in ended]))
 
 
 async def storage_here(ledger: Ledger) -> bool:

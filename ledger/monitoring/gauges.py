@@ -15,7 +15,7 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ledger.db import dialect
+from ledger.db.backends import backend_of
 from ledger.db.models import batches, documents, metadata
 from ledger.states import BatchState, DocumentStatus
 
@@ -93,4 +93,4 @@ async def batch_gauges(conn: AsyncConnection, *, now: datetime, limit: int) -> l
 
 async def table_rows(conn: AsyncConnection) -> dict[str, int]:
     """Rows per ledger table: estimates on PostgreSQL, counts on SQLite."""
-    return await dialect.table_row_counts(conn, metadata.tables)
+    return await backend_of(conn).table_row_counts(conn, metadata.tables)

@@ -40,38 +40,21 @@ async def claim(
     conn: AsyncConnection, *, now: datetime, lease: timedelta, limit: int
 ) -> list[Outgoing]:
     """Lease up to ``limit`` due deliveries, oldest due first."""
-    token, ids = await leasing.lease_due(conn, _d, now=now, lease=lease, limit=limit)
-    if not ids:
-        return []
-    rows = (
-        await conn.execute(
-            select(
-                _d.c.id,
-                _d.c.event_id,
-                _d.c.body,
-                _d.c.attempts,
-                _d.c.created_at,
-                webhooks.c.url,
-                webhooks.c.secret,
-            )
-            .join(webhooks, webhooks.c.id == _d.c.webhook_id)
-            .where(_d.c.id.in_(ids), _d.c.lease_token == token)
-            .order_by(_d.c.next_attempt_at, _d.c.id)
+    read = (
+        select(
+            _d.c.id,
+            _d.c.event_id,
+            _d.c.body,
+            _d.c.attempts,
+            _d.c.created_at,
+            _d.c.lease_token,
+            webhooks.c.url,
+            webhooks.c.secret,
         )
-    ).all()
-    return [
-        Outgoing(
-            id=r.id,
-            event_id=r.event_id,
-            url=r.url,
-            secret=r.secret,
-            body=r.body,
-            attempts=r.attempts,
-            created_at=r.created_at,
-            lease_token=token,
-        )
-        for r in rows
-    ]
+        .join(webhooks, webhooks.c.id == _d.c.webhook_id)
+        .order_by(_d.c.next_attempt_at, _d.c.id)
+    )
+    return await leasing.claim_due(conn, _d, read, Outgoing, now=now, lease=lease, limit=limit)
 
 
 async def record(

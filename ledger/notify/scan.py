@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, exists, func, or_, select, type_coerce
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ledger.db.dialect import insert_ignoring_duplicates
+from ledger.db.backends import backend_of
 from ledger.db.models import batches, documents, events, webhook_deliveries, webhooks
 from ledger.db.types import UTCDateTime
 from ledger.model import Batch, Webhook
@@ -220,5 +220,5 @@ async def _insert_new(conn: AsyncConnection, hook: Webhook, rows: Sequence[dict[
     known = set((await conn.execute(query)).scalars())
     new = [r for r in rows if r["event_id"] not in known]
     if new:
-        await conn.execute(insert_ignoring_duplicates(conn, _d), new)
+        await conn.execute(backend_of(conn).insert_ignoring_duplicates(_d), new)
     return len(new)

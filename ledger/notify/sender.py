@@ -89,7 +89,7 @@ class WebhookSender(LeasedStage[Outgoing, tuple[datetime, list[SendResult]], lis
         async def work(conn: AsyncConnection, now: datetime) -> int:
             return await scan(conn, now=now, stall_after=stall_after)
 
-        return await self.ledger.run(work)
+        return await self.ledger.runner.run(work)
 
     async def send_due(self) -> int:
         """Claim one round of due deliveries, post them at once, record every outcome in one
@@ -102,7 +102,7 @@ class WebhookSender(LeasedStage[Outgoing, tuple[datetime, list[SendResult]], lis
         async def look(conn: AsyncConnection, now: datetime) -> tuple[bool, bool]:
             return await outbox.anything_to_do(conn, now=now)
 
-        hooks, due = await self.ledger.run(look, write=False)
+        hooks, due = await self.ledger.runner.run(look, write=False)
         if hooks:
             await self.scan()
         return hooks or due
@@ -111,7 +111,7 @@ class WebhookSender(LeasedStage[Outgoing, tuple[datetime, list[SendResult]], lis
         return await outbox.claim(conn, now=now, lease=self.lease, limit=PARALLEL_SENDS)
 
     async def work(self, claimed: Sequence[Outgoing]) -> tuple[datetime, list[SendResult]]:
-        started = await self.ledger.now()
+        started = await self.ledger.runner.now()
         return started, list(await asyncio.gather(*(self._post(o) for o in claimed)))
 
     async def record(

@@ -7,7 +7,7 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ledger.app import Ledger
+from ledger.db.runner import Runner
 from ledger.model import Delivery, Webhook
 from ledger.notify import store
 
@@ -15,8 +15,8 @@ from ledger.notify import store
 class Webhooks:
     """A tenant's webhooks (``owner``; None is the operator, who sees them all)."""
 
-    def __init__(self, ledger: Ledger) -> None:
-        self.ledger = ledger
+    def __init__(self, runner: Runner) -> None:
+        self._db = runner
 
     async def create(
         self,
@@ -27,7 +27,7 @@ class Webhooks:
         failure_threshold: float | None = None,
     ) -> tuple[Webhook, str]:
         """Subscribe ``url``; returns the webhook and its secret, shown this once."""
-        hosts = self.ledger.settings.webhook_allowed_hosts
+        hosts = self._db.settings.webhook_allowed_hosts
 
         async def work(conn: AsyncConnection, now: datetime) -> tuple[Webhook, str]:
             return await store.create(
@@ -40,19 +40,19 @@ class Webhooks:
                 now=now,
             )
 
-        return await self.ledger.run(work)
+        return await self._db.run(work)
 
     async def all(self, *, owner: str | None) -> list[Webhook]:
         async def work(conn: AsyncConnection, now: datetime) -> list[Webhook]:
             return await store.list_webhooks(conn, owner)
 
-        return await self.ledger.run(work, write=False)
+        return await self._db.run(work, write=False)
 
     async def get(self, webhook_id: str, *, owner: str | None) -> Webhook:
         async def work(conn: AsyncConnection, now: datetime) -> Webhook:
             return await store.get(conn, webhook_id, owner)
 
-        return await self.ledger.run(work, write=False)
+        return await self._db.run(work, write=False)
 
     async def remove(self, webhook_id: str, *, owner: str | None) -> None:
         """Delete the webhook; its pending deliveries are dropped unsent."""
@@ -60,7 +60,7 @@ class Webhooks:
         async def work(conn: AsyncConnection, now: datetime) -> None:
             await store.remove(conn, webhook_id, owner)
 
-        await self.ledger.run(work)
+        await self._db.run(work)
 
     async def deliveries(
         self, webhook_id: str, *, owner: str | None, limit: int = 100
@@ -70,7 +70,7 @@ class Webhooks:
         async def work(conn: AsyncConnection, now: datetime) -> list[Delivery]:
             return await store.deliveries(conn, webhook_id, owner, limit=limit)
 
-        return await self.ledger.run(work, write=False)
+        return await self._db.run(work, write=False)
 
     async def test(self, webhook_id: str, *, owner: str | None) -> Delivery:
         """Queue a ``webhook.test`` event for the webhook; the sender posts it."""
@@ -78,4 +78,4 @@ class Webhooks:
         async def work(conn: AsyncConnection, now: datetime) -> Delivery:
             return await store.enqueue_test(conn, webhook_id, owner, now=now)
 
-        return await self.ledger.run(work)
+        return await self._db.run(work)

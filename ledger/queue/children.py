@@ -20,7 +20,7 @@ from datetime import datetime
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ledger.db.dialect import DocumentRow, insert_documents
+from ledger.db.backends import DocumentRow, backend_of
 from ledger.db.models import documents
 from ledger.errors import Conflict
 from ledger.model import ChildFile
@@ -46,7 +46,9 @@ async def replace_children(
         part = children[start : start + INSERT_ROWS]
         rows: list[DocumentRow] = [(c.source, c.size, c.mtime_ns, c.sha256, c.meta) for c in part]
         paths = [c.member_path for c in part]
-        await insert_documents(conn, batch_id, now, rows, parent_id=parent_id, member_paths=paths)
+        await backend_of(conn).insert_documents(
+            conn, batch_id, now, rows, parent_id=parent_id, member_paths=paths
+        )
     # The insert skips a source the batch already has: a child whose file path some other
     # document of the batch names would be lost without a word. All of them, or none.
     made = await conn.execute(

@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import Integer, String, bindparam, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ledger.db.dialect import lock_rows, random_token
+from ledger.db.backends import backend_of
 from ledger.db.models import batches, documents, workers
 from ledger.db.prepared import ids_param, inline, prepared, time_param
 from ledger.model import ClaimedDocument
@@ -106,8 +106,7 @@ def _claim_candidates(filtered: bool, routed: bool = False) -> Any:
 
 def _lease_statement(conn: AsyncConnection) -> Any:
     now = time_param("p_now")
-    due = lock_rows(
-        conn,
+    due = backend_of(conn).lock_rows(
         select(documents.c.id)
         .where(
             documents.c.batch_id == bindparam("p_batch", type_=String()),
@@ -132,7 +131,7 @@ def _lease_statement(conn: AsyncConnection) -> Any:
             status=DocumentStatus.RUNNING.value,
             attempts=documents.c.attempts + 1,
             lease_owner=bindparam("p_worker", type_=String()),
-            lease_token=random_token(conn),
+            lease_token=backend_of(conn).random_token(),
             lease_expires_at=time_param("p_expires"),
             started_at=now,
             updated_at=now,

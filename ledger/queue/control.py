@@ -12,8 +12,8 @@ from typing import Any
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from ledger.db.backends import backend_of
 from ledger.db.models import attempts, batches, documents, workers
-from ledger.db.notify import announce_due
 from ledger.errors import Conflict, NotFound
 from ledger.model import Batch
 from ledger.queue.endings import mark_completed
@@ -81,7 +81,7 @@ async def resume(
             )
         )
         await record_events(conn, now, [(batch_id, None, "batch_resumed", None)])
-        await announce_due(conn, [batch_id])
+        await backend_of(conn).announce_due(conn, [batch_id])
     return await _batch_in_scope(conn, batch_id, owner, for_update=False)
 
 
@@ -156,7 +156,7 @@ async def retry_failed(
             conn, now, [(batch_id, None, "batch_retry", {"documents": count, "code": code})]
         )
         if batch.state == BatchState.ACTIVE:
-            await announce_due(conn, [batch_id])
+            await backend_of(conn).announce_due(conn, [batch_id])
     return count
 
 

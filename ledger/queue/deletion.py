@@ -43,7 +43,7 @@ from sqlalchemy import ColumnElement, ScalarSelect, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ledger import storage
-from ledger.db.dialect import lock_rows
+from ledger.db.backends import backend_of
 from ledger.db.models import (
     attempts,
     batch_requests,
@@ -94,7 +94,7 @@ async def start(
     query = select(batches.c.owner, batches.c.n_running, batches.c.deleting_at).where(
         batches.c.id == batch_id
     )
-    row = (await conn.execute(lock_rows(conn, query, of=batches))).first()
+    row = (await conn.execute(backend_of(conn).lock_rows(query, of=batches))).first()
     if row is None or (owner is not None and row.owner != owner):
         raise NotFound(f"no batch {batch_id!r}")
     if row.deleting_at is not None:

@@ -16,9 +16,8 @@ import msgspec
 from sqlalchemy import Boolean, String, Text, bindparam, case, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ledger.db.dialect import seconds_between
+from ledger.db.backends import backend_of
 from ledger.db.models import attempts, batches, documents, events
-from ledger.db.notify import announce_due
 from ledger.db.prepared import ids_param, inline, prepared, time_param
 from ledger.queue.events import record_events
 from ledger.states import TERMINAL_STATUSES, AttemptOutcome, DocumentStatus
@@ -104,7 +103,7 @@ async def write_endings(
             await _end_group(conn, first, list(ids), now, worker_id, result=shared)
     # Documents due again at once (rescued, released) may be waiting for an idle worker.
     # Retries with a backoff are not announced: workers wake for them on their own timer.
-    await announce_due(
+    await backend_of(conn).announce_due(
         conn,
         (
             e.batch_id
@@ -198,7 +197,7 @@ def _attempts_insert(conn: AsyncConnection, owner_from_row: bool) -> Any:
         documents.c.lease_owner if owner_from_row else bindparam("p_worker", type_=String()),
         documents.c.started_at,
         finished_at,
-        seconds_between(conn, finished_at, documents.c.started_at),
+        backend_of(conn).seconds_between(finished_at, documents.c.started_at),
         bindparam("p_outcome", type_=String()),
         bindparam("p_code", type_=String()),
         bindparam("p_message", type_=Text()),

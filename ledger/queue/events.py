@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, exists, func, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ledger.db.dialect import settled_txid
+from ledger.db.backends import backend_of
 from ledger.db.models import documents, events
 from ledger.model import Event
 from ledger.queue.progress import get_batch
@@ -53,7 +53,7 @@ async def read_events(
         .order_by(events.c.txid, events.c.id)
         .limit(limit)
     )
-    horizon = settled_txid(conn)
+    horizon = backend_of(conn).settled_txid()
     if horizon is not None:
         query = query.where(events.c.txid < horizon)
     return [event_from_row(r) for r in (await conn.execute(query)).all()]

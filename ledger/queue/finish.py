@@ -16,9 +16,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ledger.backoff import RetryPolicy
-from ledger.db.dialect import has_single_writer, lock_rows
+from ledger.db.backends import backend_of
 from ledger.db.models import batches, documents
-from ledger.db.notify import announce_due
 from ledger.db.prepared import ids_param, inline, prepared
 from ledger.index import outcome_store
 from ledger.model import CompleteResult, Outcome
@@ -60,8 +59,7 @@ async def complete(
         query = prepared(
             conn,
             ("held",),
-            lambda: lock_rows(
-                conn,
+            lambda: backend_of(conn).lock_rows(
                 select(
                     documents.c.id,
                     documents.c.batch_id,
@@ -90,6 +88,7 @@ async def complete(
     endings: list[Ending] = []
     due: set[str] = set()  # batches that got new child documents to claim
     adopted: list[int] = []  # parents whose children were created
+    indexed = outcome_store.GroupContents()
     for outcome in outcomes:
         row = held.get(outcome.document_id)
         if row is None:
@@ -100,7 +99,9 @@ async def complete(
         ):
             # Data, not a callback: no file is read here (the chunks came in memory or
             # were staged before this transaction); a duplicate found now becomes a skip.
-            outcome = await outcome_store.record(conn, outcome, batch_id=row.batch_id, now=now)
+            outcome = await outcome_store.record(
+                conn, outcome, batch_id=row.batch_id, now=now, group=indexed
+            )
         throttle = _Throttle(runs.get(row.id, 0), throttle_limit)
         ending = _ending_for(outcome, row, now, retry, rng, throttle)
         # Not when the parent ends otherwise, nor into a batch cancelled meanwhile (the
@@ -126,7 +127,7 @@ async def complete(
         await check_breaker(conn, batch_id, breaker, now)
     await mark_completed(conn, _completable(conn, endings, held), now)
     if due:
-        await announce_due(conn, sorted(due))
+        await backend_of(conn).announce_due(conn, sorted(due))
     return CompleteResult(
         recorded=[e.doc_id for e in endings],
         lost=[i for i in by_id if i not in held],
@@ -146,7 +147,7 @@ def _completable(
     documents: a batch that had some is not complete, and its check (a statement, a trip to
     the driver's thread) is saved. Concurrent writers (PostgreSQL) may claim them meanwhile.
     """
-    single_writer = has_single_writer(conn.engine)
+    single_writer = backend_of(conn).single_writer
     return {e.batch_id for e in endings if not single_writer or held[e.doc_id].n_pending == 0}
 
 

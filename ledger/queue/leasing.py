@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import secrets
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from sqlalchemy import ColumnElement, Table, or_, select, update
+import msgspec
+from sqlalchemy import ColumnElement, Select, Table, or_, select, update
 
-from ledger.db.dialect import lock_rows
+from ledger.db.backends import backend_of
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncConnection
+
+Task = TypeVar("Task")
 
 
 def due(table: Table, now: datetime) -> list[ColumnElement[bool]]:
@@ -34,8 +37,7 @@ async def lease_due(
 ) -> tuple[str, list[int]]:
     """Lease up to ``limit`` due rows, oldest due first: (token, ids of the rows leased,
     possibly fewer than selected if another claimer was faster)."""
-    query = lock_rows(
-        conn,
+    query = backend_of(conn).lock_rows(
         select(table.c.id)
         .where(*due(table, now))
         .order_by(table.c.next_attempt_at, table.c.id)
@@ -52,3 +54,24 @@ async def lease_due(
             .values(lease_token=token, lease_expires_at=now + lease, updated_at=now)
         )
     return token, ids
+
+
+async def claim_due(
+    conn: AsyncConnection,
+    table: Table,
+    read: Select[Any],
+    into: type[Task],
+    *,
+    now: datetime,
+    lease: timedelta,
+    limit: int,
+) -> list[Task]:
+    """Lease up to ``limit`` due rows of ``table`` and read them as ``into`` records, in
+    ``read``'s order. ``read`` selects each field of the record under the field's name (the
+    lease token among them); it is narrowed here to the rows this claim leased, and each row
+    becomes its record field by field, by name."""
+    token, ids = await lease_due(conn, table, now=now, lease=lease, limit=limit)
+    if not ids:
+        return []
+    rows = await conn.execute(read.where(table.c.id.in_(ids), table.c.lease_token == token))
+    return [msgspec.convert(row, into, from_attributes=True) for row in rows]

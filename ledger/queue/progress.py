@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import UTC, datetime, timedelta
+from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import ColumnElement, and_, func, literal, or_, select
+from sqlalchemy import ColumnElement, and_, bindparam, literal, or_, select, text
 
 from ledger.db.models import attempts, batches, documents
+from ledger.db.types import UTCDateTime
 from ledger.errors import InvalidInput, NotFound
 from ledger.model import (
     AttemptInfo,
@@ -19,14 +21,12 @@ from ledger.model import (
     Page,
     Progress,
 )
+from ledger.queue import status_reads
 from ledger.queue.rows import attempt_from_row, batch_from_row, document_from_row
 from ledger.states import BatchState, BatchStatus, DocumentStatus
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncConnection
-
-RATE_WINDOW = timedelta(seconds=60)
-RATE_SAMPLE = 1_000  # at most this many recent finishes are looked at, however big the batch
 
 
 def _encode_cursor(*values: Any) -> str:
@@ -52,105 +52,30 @@ def _scoped(query: Any, owner: str | None) -> Any:
     return query if owner is None else query.where(batches.c.owner == owner)
 
 
+class ConnectionRows:
+    """The status statements (:mod:`ledger.queue.status_reads`) run on the ledger's own
+    connection, SQLite or PostgreSQL; timestamps are bound as the UTC column type binds them."""
+
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+
+    async def rows(self, sql: str, params: Mapping[str, Any]) -> Sequence[Any]:
+        stamps = [
+            bindparam(k, type_=UTCDateTime) for k, v in params.items() if isinstance(v, datetime)
+        ]
+        found = await self._conn.execute(text(sql).bindparams(*stamps), dict(params))
+        return found.mappings().all()
+
+
 async def get_batch(conn: AsyncConnection, batch_id: str, *, owner: str | None) -> Batch:
-    row = (
-        await conn.execute(_scoped(select(batches).where(batches.c.id == batch_id), owner))
-    ).first()
-    if row is None:
-        raise NotFound(f"no batch {batch_id!r}")
-    return batch_from_row(row)
-
-
-async def recent_rate(
-    conn: AsyncConnection, batch: Batch, now: datetime
-) -> tuple[float | None, datetime | None]:
-    """Documents finished per second recently, and the time of the last finish.
-
-    Looks at the last minute, or at the last RATE_SAMPLE finishes if that is shorter, so
-    the cost stays bounded however fast the batch runs or however large it is.
-    """
-    since = now - RATE_WINDOW
-    recent = (
-        select(documents.c.finished_at)
-        .where(
-            documents.c.batch_id == batch.id,
-            documents.c.finished_at >= since,
-            documents.c.status != DocumentStatus.CANCELLED.value,
-            # Documents skipped at submit were not processed: they say nothing of the pace.
-            documents.c.attempts > 0,
-        )
-        .order_by(documents.c.finished_at.desc())
-        .limit(RATE_SAMPLE)
-        .subquery()
-    )
-    count, oldest, newest = (
-        await conn.execute(
-            select(
-                func.count(),
-                func.min(recent.c.finished_at),
-                func.max(recent.c.finished_at),
-            )
-        )
-    ).one()
-    last = newest
-    if last is None:
-        last = (
-            await conn.execute(
-                select(func.max(documents.c.finished_at)).where(documents.c.batch_id == batch.id)
-            )
-        ).scalar_one()
-    if not count:
-        return (0.0 if batch.started_at else None), _aware(last)
-    oldest = _aware(oldest)
-    if count >= RATE_SAMPLE and oldest is not None:
-        span = (now - oldest).total_seconds()
-    else:
-        start = max(since, batch.started_at or since)
-        span = (now - start).total_seconds()
-    return (count / span if span > 0 else None), _aware(last)
-
-
-async def average_rate(conn: AsyncConnection, batch: Batch) -> float | None:
-    """Documents processed per second from the first claim to completion."""
-    assert batch.started_at is not None and batch.completed_at is not None
-    span = (batch.completed_at - batch.started_at).total_seconds()
-    processed = (
-        await conn.execute(
-            select(func.count()).where(
-                documents.c.batch_id == batch.id,
-                documents.c.status != DocumentStatus.CANCELLED.value,
-                documents.c.attempts > 0,
-                documents.c.finished_at.is_not(None),
-            )
-        )
-    ).scalar_one()
-    return processed / span if span > 0 else None
-
-
-def _aware(value: Any) -> datetime | None:
-    # Aggregates over a subquery may come back as text on SQLite.
-    if value is None:
-        return None
-    moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return await status_reads.get_batch(ConnectionRows(conn), batch_id, owner=owner)
 
 
 async def progress(
     conn: AsyncConnection, batch_id: str, *, owner: str | None, now: datetime
 ) -> Progress:
     """Counts per status (exact, from the counters), recent rate and ETA for one batch."""
-    batch = await get_batch(conn, batch_id, owner=owner)
-    rate, last = await recent_rate(conn, batch, now)
-    if batch.completed_at is not None and batch.started_at is not None:
-        # Finished: the recent rate only decays towards 0; the run's average says more.
-        rate = await average_rate(conn, batch)
-    left = batch.counts[DocumentStatus.PENDING] + batch.counts[DocumentStatus.RUNNING]
-    eta = None
-    if left == 0:
-        eta = 0.0
-    elif rate and batch.state == BatchState.ACTIVE:
-        eta = left / rate
-    return Progress(batch=batch, rate=rate, eta_seconds=eta, last_finished_at=last)
+    return await status_reads.progress(ConnectionRows(conn), batch_id, owner=owner, now=now)
 
 
 async def list_batches(
@@ -273,20 +198,18 @@ async def failures(
     conn: AsyncConnection, batch_id: str, *, owner: str | None
 ) -> list[FailureGroup]:
     """The batch's failed documents grouped by error code, largest group first."""
-    await get_batch(conn, batch_id, owner=owner)
-    rows = (
-        await conn.execute(
-            select(
-                documents.c.error_code,
-                func.count().label("n"),
-                func.max(documents.c.error_message).label("example"),
-            )
-            .where(
-                documents.c.batch_id == batch_id,
-                documents.c.status == DocumentStatus.FAILED.value,
-            )
-            .group_by(documents.c.error_code)
-            .order_by(func.count().desc(), documents.c.error_code)
-        )
-    ).all()
-    return [FailureGroup(code=r.error_code, count=r.n, example_message=r.example) for r in rows]
+    return await status_reads.failures(ConnectionRows(conn), batch_id, owner=owner)
+
+
+async def progress_of(
+    conn: AsyncConnection,
+    batch_id: str,
+    *,
+    owner: str | None,
+    now: datetime,
+    lease_seconds: float,
+) -> Progress:
+    """The batch's progress with what it waits for and how far its sinks are."""
+    return await status_reads.progress_of(
+        ConnectionRows(conn), batch_id, owner=owner, now=now, lease_seconds=lease_seconds
+    )

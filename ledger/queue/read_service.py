@@ -23,7 +23,6 @@ from ledger.model import (
 )
 from ledger.monitoring import gauges, stats
 from ledger.queue import control, events, progress, throughput, workers
-from ledger.queue.batch_status import progress_of
 from ledger.states import BatchState, BatchStatus, DocumentStatus, WorkerState
 
 
@@ -42,7 +41,7 @@ class Reads:
         """The batch's counters, rate and failures, what it waits for, and its sinks."""
         lease_seconds = self._db.settings.lease_seconds
         return await self._db.read(
-            lambda conn, now: progress_of(
+            lambda conn, now: progress.progress_of(
                 conn, batch_id, owner=owner, now=now, lease_seconds=lease_seconds
             )
         )

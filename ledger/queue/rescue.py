@@ -11,7 +11,7 @@ from datetime import datetime
 from sqlalchemy import Integer, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ledger.db.dialect import lock_rows
+from ledger.db.backends import backend_of
 from ledger.db.models import batches, documents
 from ledger.db.prepared import inline, prepared, time_param
 from ledger.index import staged_chunks
@@ -29,8 +29,7 @@ async def rescue_expired(conn: AsyncConnection, *, now: datetime, limit: int) ->
     query = prepared(
         conn,
         ("expired",),
-        lambda: lock_rows(
-            conn,
+        lambda: backend_of(conn).lock_rows(
             select(
                 documents.c.id,
                 documents.c.batch_id,

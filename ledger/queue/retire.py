@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ledger.db.dialect import lock_rows
+from ledger.db.backends import backend_of
 from ledger.db.models import documents
 from ledger.index.chunks import remove_chunks
 from ledger.queue.endings import mark_completed
@@ -94,7 +94,7 @@ async def retire_documents(
         documents.c.removed_at.is_(None),
         documents.c.status.in_(_RETIRABLE),
     )
-    rows = (await conn.execute(lock_rows(conn, query, of=documents))).all()
+    rows = (await conn.execute(backend_of(conn).lock_rows(query, of=documents))).all()
     if not rows:
         return report
     taken = [r.id for r in rows]

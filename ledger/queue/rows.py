@@ -6,38 +6,16 @@ from typing import Any
 
 from sqlalchemy import Row
 
-from ledger.db.models import COUNTED_STATUSES, batches
-from ledger.model import AttemptInfo, Batch, DocumentInfo, Event, totals
-from ledger.states import AttemptOutcome, BatchState, DocumentStatus
+from ledger.db.models import batches
+from ledger.model import AttemptInfo, Batch, DocumentInfo, Event
+from ledger.queue.status_reads import batch_from_mapping
+from ledger.states import AttemptOutcome, DocumentStatus
 
 BATCH_COLUMNS = tuple(batches.c)
 
 
 def batch_from_row(row: Row[Any]) -> Batch:
-    m = row._mapping
-    state = BatchState(m["state"])
-    counts = {s: int(m[f"n_{s.value}"]) for s in COUNTED_STATUSES}
-    status, total, finished, complete = totals(state, counts)
-    return Batch(
-        id=m["id"],
-        name=m["name"],
-        owner=m["owner"],
-        state=state,
-        status=status,
-        pause_reason=m["pause_reason"],
-        priority=m["priority"],
-        processor=m["processor"],
-        options=dict(m["options"] or {}),
-        max_attempts=m["max_attempts"],
-        counts=counts,
-        total=total,
-        finished=finished,
-        complete=complete,
-        created_at=m["created_at"],
-        updated_at=m["updated_at"],
-        started_at=m["started_at"],
-        completed_at=m["completed_at"],
-    )
+    return batch_from_mapping(row._mapping)
 
 
 def document_from_row(row: Row[Any]) -> DocumentInfo:

@@ -26,7 +26,7 @@ from ledger.model import (
     SubmitResult,
     UnchangedSkip,
 )
-from ledger.queue import children, claims, creates, finish, progress, rescue, submit
+from ledger.queue import children, claims, creates, finish, rescue, status_reads, submit
 from ledger.queue.breaker import BreakerPolicy
 from ledger.states import BatchState, DocumentStatus
 
@@ -251,7 +251,7 @@ class Queue:
                 query = query.where(documents.c.batch_id.in_(batch_ids))
             if processors is not None:
                 query = query.where(batches.c.processor.in_(list(processors)))
-            return progress._aware((await conn.execute(query)).scalar())
+            return status_reads.aware((await conn.execute(query)).scalar())
 
         return await self._db.read(work)
 
@@ -266,7 +266,7 @@ class Queue:
             )
             if batch_ids is not None:
                 query = query.where(documents.c.batch_id.in_(batch_ids))
-            return progress._aware((await conn.execute(query)).scalar())
+            return status_reads.aware((await conn.execute(query)).scalar())
 
         return await self._db.read(work)
 
@@ -274,6 +274,6 @@ class Queue:
         """A listener that calls ``on_due(batch_id)`` when documents become due (after the
         transaction that made them due commits). None on SQLite, which has no such channel:
         there workers rely on their timed poll. Start it with ``await listener.start()``."""
-        if not DueListener.supported(self._db.engine):
+        if not self._db.backend.announces_due_work:
             return None
         return DueListener(self._db.engine, on_due)

@@ -11,9 +11,8 @@ from datetime import datetime
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ledger.db.dialect import DocumentRow, insert_documents, lock_rows
+from ledger.db.backends import DocumentRow, backend_of
 from ledger.db.models import batches, documents
-from ledger.db.notify import announce_due
 from ledger.errors import Conflict, InvalidInput
 from ledger.index.chunks import skip_unchanged_new
 from ledger.index.unchanged import ETAG, changed_since, etag_of
@@ -61,7 +60,7 @@ async def load_batch(
     if not deleting:
         query = query.where(batches.c.deleting_at.is_(None))
     if for_update:
-        query = lock_rows(conn, query, of=batches)
+        query = backend_of(conn).lock_rows(query, of=batches)
     row = (await conn.execute(query)).first()
     return batch_from_row(row) if row else None
 
@@ -141,7 +140,7 @@ async def submit(
         batch = await load_batch(conn, batch_id)
         assert batch is not None
     if added > skipped and batch.state == BatchState.ACTIVE:
-        await announce_due(conn, [batch_id])
+        await backend_of(conn).announce_due(conn, [batch_id])
     if existing is None:
         await record_events(conn, now, [(batch_id, None, "batch_created", {"documents": added})])
     elif added:
@@ -182,7 +181,7 @@ async def _insert_documents(
     iterator = iter(sources)
     while chunk := list(itertools.islice(iterator, INSERT_CHUNK)):
         rows: list[DocumentRow] = [(s.source, s.size, s.mtime_ns, s.sha256, s.meta) for s in chunk]
-        await insert_documents(conn, batch_id, now, rows)
+        await backend_of(conn).insert_documents(conn, batch_id, now, rows)
         submitted += len(rows)
         if known_batch:
             requeued += await _update_changed(conn, batch_id, chunk, now)
@@ -210,8 +209,7 @@ async def _update_changed(
     by_source = {s.source: s for s in chunk}
     rows = (
         await conn.execute(
-            lock_rows(
-                conn,
+            backend_of(conn).lock_rows(
                 select(
                     documents.c.id,
                     documents.c.source,

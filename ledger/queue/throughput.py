@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ledger.db.dialect import minute_of
+from ledger.db.backends import backend_of
 from ledger.db.models import attempts
 from ledger.model import Throughput, ThroughputMinute
 from ledger.queue.progress import get_batch
@@ -53,7 +53,7 @@ async def throughput(
         .limit(sample)
         .subquery()
     )
-    minute = minute_of(conn, recent.c.finished_at).label("minute")
+    minute = backend_of(conn).minute_of(recent.c.finished_at).label("minute")
     rows = (
         await conn.execute(
             select(minute, recent.c.outcome, func.count().label("n")).group_by(

@@ -10,7 +10,6 @@ definition, as SQL, used by the listing, the counts for metrics and the routing 
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
@@ -19,14 +18,13 @@ from sqlalchemy import ColumnElement, and_, case, func, literal, select
 
 from ledger.db.models import documents, workers
 from ledger.errors import InvalidInput
-from ledger.model import Batch, Page, WorkerInfo
+from ledger.model import Page, WorkerInfo
 from ledger.queue.progress import _encode_cursor, newest_first
-from ledger.states import BatchState, DocumentStatus, WorkerState
+from ledger.queue.status_reads import LIVE_WORKERS_READ
+from ledger.states import DocumentStatus, WorkerState
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncConnection
-
-LIVE_WORKERS_READ = 10_000  # bound on the live workers read to answer a routing question
 
 
 def state_of(cutoff: datetime) -> ColumnElement[str]:
@@ -116,23 +114,6 @@ async def count_by_state(
     return counts
 
 
-async def live_capabilities(
-    conn: AsyncConnection, *, now: datetime, lease_seconds: float
-) -> Counter[str]:
-    """For each processor name, how many live workers can run it."""
-    rows = (
-        await conn.execute(
-            select(workers.c.processors)
-            .where(_alive(cutoff_for(now, lease_seconds)))
-            .limit(LIVE_WORKERS_READ)
-        )
-    ).all()
-    able: Counter[str] = Counter()
-    for (names,) in rows:
-        able.update(set(names or []))
-    return able
-
-
 async def others_able(
     conn: AsyncConnection,
     processor: str,
@@ -150,14 +131,3 @@ async def others_able(
         )
     ).all()
     return sum(1 for r in rows if r.id != exclude and processor in (r.processors or []))
-
-
-async def waiting_for_processor(
-    conn: AsyncConnection, batch: Batch, *, now: datetime, lease_seconds: float
-) -> str | None:
-    """The processor a batch waits for when it has due work and no live worker can run it
-    (None when someone can, or nothing is left to do)."""
-    if batch.state != BatchState.ACTIVE or not batch.counts[DocumentStatus.PENDING]:
-        return None
-    able = await live_capabilities(conn, now=now, lease_seconds=lease_seconds)
-    return None if able[batch.processor] else batch.processor

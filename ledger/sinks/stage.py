@@ -163,7 +163,7 @@ class SinkStage(LeasedStage[SinkTask, list[Outcome], None]):
         async def look(conn: AsyncConnection, now: datetime) -> bool:
             return await sink_rows.anything_due(conn, now=now)
 
-        return await self.ledger.run(look, write=False)
+        return await self.ledger.runner.run(look, write=False)
 
     async def claim(self, conn: AsyncConnection, now: datetime) -> list[SinkTask]:
         return await sink_rows.claim(conn, now=now, lease=self.lease, limit=ROWS_PER_ROUND)

@@ -124,7 +124,7 @@ class SinkWriter:
         async def current(conn: AsyncConnection, now: datetime) -> dict[int, DocumentVersion]:
             return await sink_rows.versions_of(conn, tasks)
 
-        versions = await self.ledger.run(current, write=False)
+        versions = await self.ledger.runner.run(current, write=False)
         for task in tasks:  # removals first: a delete each, nothing to read
             if task.id not in versions:
                 await self._call(_remove_all(task.source_key))
@@ -143,7 +143,7 @@ class SinkWriter:
             ) -> list[ChunkRecord]:
                 return await sink_rows.chunk_page(conn, list(by_document), after=after, limit=PAGE)
 
-            records = await self.ledger.run(page, write=False)
+            records = await self.ledger.runner.run(page, write=False)
             points: list[SinkPoint] = []
             ends: dict[int, int] = {}  # document -> how many of the page's points end it
             for document_id in dict.fromkeys(r.document_id for r in records):

@@ -19,7 +19,7 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ledger.db.dialect import lock_for_transaction
+from ledger.db.backends import backend_of
 from ledger.db.models import uploads
 from ledger.errors import Conflict, QuotaExceeded
 from ledger.model import BatchSpec, UploadSpec
@@ -84,7 +84,7 @@ async def check_quota(
 ) -> None:
     """QuotaExceeded unless the new upload fits in its tenant's quota. Holds the tenant's
     lock until the transaction ends: the caller inserts the upload in the same transaction."""
-    await lock_for_transaction(conn, f"ledger-upload-quota:{spec.owner!r}")
+    await backend_of(conn).lock_for_transaction(conn, f"ledger-upload-quota:{spec.owner!r}")
     wanted = spec.length if spec.length is not None else max_upload_bytes
     held = await declared_bytes(conn, spec.owner, now=now, deferred_as=max_upload_bytes)
     if held + wanted > quota_bytes:

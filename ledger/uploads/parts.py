@@ -11,7 +11,7 @@ crash of the server at any moment leaves an offset that counts exactly what is k
 any server can take the next request.
 
 Every function takes ``(conn, now)`` first, so a caller runs it as one transaction with
-``ledger.run(functools.partial(fn, ...))``.
+``ledger.runner.run(functools.partial(fn, ...))``.
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ from typing import Any
 from sqlalchemy import Row, and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ledger.db.dialect import lock_rows
+from ledger.db.backends import backend_of
 from ledger.db.models import documents, uploads
 from ledger.errors import Conflict, Gone, InvalidInput, LeaseLost, Locked, NotFound
 from ledger.model import BatchSpec, SourceSpec, Upload, UploadSpec
@@ -81,7 +81,7 @@ async def _load(
     if owner is not None:
         query = query.where(uploads.c.owner == owner)
     if for_update:
-        query = lock_rows(conn, query, of=uploads)
+        query = backend_of(conn).lock_rows(query, of=uploads)
     row = (await conn.execute(query)).first()
     if row is None:
         raise NotFound(f"no upload {upload_id!r}")

@@ -62,7 +62,7 @@ class OutcomeCommitter(WorkerState):
                     delay = min(0.1 * 2**failures, 5.0)
                 await asyncio.sleep(delay)
                 continue
-            del self._outbox[: len(group)]
+            self._leave_outbox(group)
             clean_up([o for _, o in group], adopted)
             failures = 0
             self._write_retry.reset()
@@ -71,8 +71,14 @@ class OutcomeCommitter(WorkerState):
 
     def _give_up(self, group: list[tuple[ClaimedDocument, Outcome]]) -> None:
         log.error("giving up on %d outcomes; their leases will expire", len(group))
-        del self._outbox[: len(group)]
+        self._leave_outbox(group)
         clean_up([o for _, o in group])
+
+    def _leave_outbox(self, group: list[tuple[ClaimedDocument, Outcome]]) -> None:
+        """Take ``group`` (the head of the outbox) out, with what its chunks held in memory."""
+        del self._outbox[: len(group)]
+        for doc, _ in group:
+            self._inline.give_back(doc.id, doc.lease_token)
 
     async def _record(
         self, group: list[tuple[ClaimedDocument, Outcome]], *, claim: int = 0

@@ -49,7 +49,7 @@ class DocumentRunner(WorkerState):
             output: ProcessorOutput = await processor(doc)
             made = outcome_of(doc, output)
             try:  # chunks read or staged now: the finish transaction reads no file
-                outcome = await outcome_prep.prepare(self.ledger, doc, made)
+                outcome = await outcome_prep.prepare(self.ledger, doc, made, self._inline)
             except BaseException:
                 clean_up([made])
                 raise
@@ -79,6 +79,7 @@ class DocumentRunner(WorkerState):
                 self._outbox.append((doc, outcome))
                 self._outbox_changed.set()
             elif outcome is not None:
+                self._inline.give_back(doc.id, doc.lease_token)
                 clean_up([outcome])
             self._lost.discard(doc.id)
             self._fill_slots()

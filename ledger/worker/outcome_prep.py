@@ -6,11 +6,15 @@ hands each document its own (``ClaimedDocument.facts``).
 
 After: :func:`prepare` turns an outcome's chunk spool into what the finish transaction can
 store without reading a file under the write lock. A small spool (at most
-``INLINE_SPOOL_BYTES``) is read into the outcome (``Outcome.rows``); a bigger one is staged,
-``STAGE_BLOCK`` chunks per short transaction, each fenced by the lease
-(:mod:`ledger.index.staged_chunks`), so a huge document never sits in memory. The chunks'
-cache keys (SHA-256 of their text) are computed here too, in a thread, when vectors are
-attached from the cache.
+``INLINE_SPOOL_BYTES``) is read into the outcome (``Outcome.rows``); so is one of up to
+``INLINE_SPOOL_MAX_BYTES`` while the worker's :class:`InlineAllowance` has room for it (the
+spools it holds in memory, waiting to be recorded, stay under ``INLINE_ALLOWANCE_BYTES``).
+Any other is staged, ``STAGE_BLOCK`` chunks per short transaction, each fenced by the lease
+(:mod:`ledger.index.staged_chunks`), so a huge document never sits in memory. Staging
+writes each chunk twice more (staged, then moved and deleted by the finish) and costs a
+transaction per block: on a corpus of web pages and manuals, half of the chunks came in
+spools of 64 KiB to 1 MiB. The chunks' cache keys (SHA-256 of their text) are computed here
+too, in a thread, when vectors are attached from the cache.
 """
 
 from __future__ import annotations
@@ -41,9 +45,39 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 # A spool up to this size travels in the outcome (a commit group of 256 such outcomes
-# holds at most 16 MiB); a bigger one is staged a block at a time.
+# holds at most 16 MiB); a bigger one is staged a block at a time, unless the worker's
+# allowance takes it (up to INLINE_SPOOL_MAX_BYTES each, INLINE_ALLOWANCE_BYTES in all).
 INLINE_SPOOL_BYTES = 64 * 1024
+INLINE_SPOOL_MAX_BYTES = 1 << 20
+INLINE_ALLOWANCE_BYTES = 16 << 20
 STAGE_BLOCK = 1_000  # chunks per staging transaction: bounds memory and the lock's hold
+
+
+class InlineAllowance:
+    """The spool bytes above ``INLINE_SPOOL_BYTES`` a worker may hold in memory at once:
+    taken when such a spool is read into its outcome, given back when the outcome leaves
+    the worker (recorded, given up, or its lease lost). One per worker, used from its event
+    loop only."""
+
+    def __init__(self, total: int | None = None) -> None:
+        self.total = INLINE_ALLOWANCE_BYTES if total is None else total
+        self.held = 0
+        self._taken: dict[tuple[int, str], int] = {}  # by attempt: (document, lease token)
+
+    def take(self, doc: ClaimedDocument, size: int) -> bool:
+        """Reserve ``size`` bytes for ``doc``'s attempt; False (nothing taken) if it does
+        not fit, or ``size`` is over ``INLINE_SPOOL_MAX_BYTES``."""
+        if size > INLINE_SPOOL_MAX_BYTES or self.held + size > self.total:
+            return False
+        key = (doc.id, doc.lease_token)
+        self.give_back(*key)
+        self._taken[key] = size
+        self.held += size
+        return True
+
+    def give_back(self, document_id: int, lease_token: str) -> None:
+        """Release what the attempt took, if anything (safe to call for any outcome)."""
+        self.held -= self._taken.pop((document_id, lease_token), 0)
 
 
 async def with_facts(
@@ -71,7 +105,7 @@ async def with_facts(
         return await dedup_facts.read_facts(conn, wanting)
 
     try:
-        facts = await ledger.run(read, write=False)
+        facts = await ledger.runner.run(read, write=False)
     except Exception as exc:
         log.warning("reading dedup facts for %d documents failed: %s", len(wanting), exc)
         return list(docs)
@@ -104,10 +138,16 @@ def _next_rows(blocks: Iterator[list[ChunkRecord]], keyed: bool) -> list[ChunkRo
     return None if batch is None else _rows(batch, keyed)
 
 
-async def prepare(ledger: Ledger, doc: ClaimedDocument, outcome: Outcome) -> Outcome:
+async def prepare(
+    ledger: Ledger,
+    doc: ClaimedDocument,
+    outcome: Outcome,
+    allowance: InlineAllowance | None = None,
+) -> Outcome:
     """``outcome`` ready for the finish: its spool's chunks in memory, or staged. Raises
     :class:`LeaseLost` when the lease went meanwhile, and a retryable ``store_failed``
-    when the spool cannot be read or staged."""
+    when the spool cannot be read or staged. A spool read in memory under ``allowance``
+    holds its share until the caller gives it back."""
     artifacts = outcome.index
     if artifacts is None or artifacts.spool is None:
         return outcome
@@ -116,15 +156,19 @@ async def prepare(ledger: Ledger, doc: ClaimedDocument, outcome: Outcome) -> Out
     started = time.perf_counter()
     try:
         size = await asyncio.to_thread(os.path.getsize, spool.path)
-        if size <= INLINE_SPOOL_BYTES:
+        if size <= INLINE_SPOOL_BYTES or (allowance is not None and allowance.take(doc, size)):
             rows = await asyncio.to_thread(_read_all, spool, keyed)
             prepared = msgspec.structs.replace(outcome, rows=rows)
         else:
             await _stage(ledger, doc, spool, keyed)
             prepared = outcome
     except (LeaseLost, asyncio.CancelledError):
+        if allowance is not None:
+            allowance.give_back(doc.id, doc.lease_token)
         raise
     except Exception as exc:
+        if allowance is not None:
+            allowance.give_back(doc.id, doc.lease_token)
         raise RetryableError(
             "store_failed",
             f"storing the result failed: {type(exc).__name__}: {exc}",
@@ -165,7 +209,7 @@ async def _stage(ledger: Ledger, doc: ClaimedDocument, spool: ChunkSpool, keyed:
                     )
                 expected_ordinal += 1
 
-            if not await ledger.run(_stager(doc, rows, first=first)):
+            if not await ledger.runner.run(_stager(doc, rows, first=first)):
                 raise LeaseLost(f"document {doc.id}: the lease went while staging its chunks")
             if not rows:
                 return
@@ -179,7 +223,16 @@ async def unstage(ledger: Ledger, doc: ClaimedDocument, outcome: Outcome) -> Non
     otherwise the rescue or the next attempt drops it)."""
     spool = outcome.index.spool if outcome.index is not None else None
     if spool is not None and outcome.rows is None:
-        await ledger.run(_stager(doc, [], first=True))
+        await ledger.runner.run(_stager(doc, [], first=True))
 
 
-__all__ = ["INLINE_SPOOL_BYTES", "STAGE_BLOCK", "prepare", "unstage", "with_facts"]
+__all__ = [
+    "INLINE_ALLOWANCE_BYTES",
+    "INLINE_SPOOL_BYTES",
+    "INLINE_SPOOL_MAX_BYTES",
+    "STAGE_BLOCK",
+    "InlineAllowance",
+    "prepare",
+    "unstage",
+    "with_facts",
+]

@@ -38,43 +38,28 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import multiprocessing
 import os
 import pickle
-import resource
 import signal
 import socket
-import struct
-import sys
-import threading
-import traceback
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from multiprocessing.connection import Connection
+from dataclasses import dataclass
 from multiprocessing.process import BaseProcess
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
+from typing import Any, Final, TypeVar, cast
 
 from ledger.errors import LedgerError, PermanentError, RetryableError
 from ledger.states import ErrorCode
-
-if TYPE_CHECKING:
-    import psutil
+from ledger.worker.child_memory import ChildMemory, MemorySampler, NotYet, reap_with_usage
+from ledger.worker.pool_child import FRAME_HEADER, child_main
 
 T = TypeVar("T")
 
 START_METHOD: Final = "spawn"
 
-_FRAME_HEADER = struct.Struct("!Q")  # length of the pickled payload that follows
-_MEMORY_SAMPLE_INTERVAL = 0.05  # seconds between samples of a busy child's memory
-# A child that dies after its address space grew by this share of the limit (or came within
-# 10 % of it) is taken to have died of the limit: C libraries abort when malloc fails.
-_MEMORY_GROWTH_SHARE = 0.25
-_MEMORY_NEAR_LIMIT_SHARE = 0.9
 _RETIRE_GRACE = 2.0  # seconds a retired child gets to exit on its own before SIGKILL
 _REAP_TIMEOUT = 5.0  # seconds to wait for a killed child to be gone
-_PR_SET_PDEATHSIG = 1
 
 
 class PoolClosed(LedgerError):
@@ -86,11 +71,9 @@ class _Child:
     process: BaseProcess
     reader: asyncio.StreamReader
     writer: asyncio.StreamWriter
+    memory: ChildMemory | None  # None without a memory limit
     tasks: int = 0
-    vms_start: int = 0
-    vms_peak: int = 0
     gone: bool = False  # killed or retired; its reaping is under way
-    psutil_process: psutil.Process | None = field(default=None, repr=False)
 
 
 class ProcessPool:
@@ -122,6 +105,7 @@ class ProcessPool:
         self._busy: set[_Child] = set()
         self._reapers: set[asyncio.Task[None]] = set()
         self._closed = False
+        self._sampler = MemorySampler()
         # The children hold the read end; the parent never writes. When the parent process
         # ends, for whatever reason, the read end sees end-of-file and the children exit.
         self._lifeline_read, self._lifeline_write = self._context.Pipe(duplex=False)
@@ -212,13 +196,14 @@ class ProcessPool:
             await asyncio.gather(*list(self._reapers), return_exceptions=True)
         self._lifeline_write.close()
         self._lifeline_read.close()
+        self._sampler.close()
 
     # -- child lifecycle -------------------------------------------------------------------
 
     async def _spawn(self) -> _Child:
         parent_sock, child_sock = socket.socketpair()
         process = self._context.Process(
-            target=_child_main,
+            target=child_main,
             args=(child_sock, self._lifeline_read, os.getpid(), self.memory_limit_bytes),
             name="ledger-pool-worker",
             # Daemonic: multiprocessing's exit handler kills it should close() never run.
@@ -239,7 +224,9 @@ class ProcessPool:
             process.join()
             process.close()
             raise
-        child = _Child(process=process, reader=reader, writer=writer)
+        limit = self.memory_limit_bytes
+        memory = None if limit is None else ChildMemory.of_new_child(limit)
+        child = _Child(process=process, reader=reader, writer=writer, memory=memory)
         self._children.add(child)
         return child
 
@@ -282,16 +269,18 @@ class ProcessPool:
     async def _exchange(
         self, child: _Child, payload: bytes, time_limit: float | None
     ) -> tuple[Any, ...]:
-        sampler = None
-        if self.memory_limit_bytes is not None:
-            sampler = asyncio.get_running_loop().create_task(self._sample_memory(child))
+        pid = child.process.pid or 0
+        memory = child.memory if pid else None
+        if memory is not None:
+            memory.task_sent(pid)
+            self._sampler.watch(pid, memory)
         try:
             try:
                 async with asyncio.timeout(time_limit):
-                    child.writer.write(_FRAME_HEADER.pack(len(payload)))
+                    child.writer.write(FRAME_HEADER.pack(len(payload)))
                     child.writer.write(payload)
                     await child.writer.drain()
-                    (size,) = _FRAME_HEADER.unpack(await child.reader.readexactly(8))
+                    (size,) = FRAME_HEADER.unpack(await child.reader.readexactly(8))
                     data = await child.reader.readexactly(size)
             except TimeoutError:
                 if self._closed:
@@ -303,13 +292,13 @@ class ProcessPool:
             except (asyncio.IncompleteReadError, ConnectionError) as exc:
                 if self._closed:  # close() killed it and is reaping it
                     raise PoolClosed("the pool was closed while the task ran") from exc
-                exitcode = await _wait_exit(child.process, _REAP_TIMEOUT)
+                if memory is not None:  # no sample of a process id that may be reused
+                    self._sampler.unwatch(pid)
+                exitcode = await _wait_death(child)
                 raise self._death_error(child, exitcode) from exc
         finally:
-            if sampler is not None:
-                sampler.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await sampler
+            if memory is not None:
+                self._sampler.unwatch(pid)
         outcome = pickle.loads(data)
         assert isinstance(outcome, tuple)
         return outcome
@@ -330,41 +319,48 @@ class ProcessPool:
         if self._closed:
             return PoolClosed("the pool was closed while the task ran")
         how = _describe_exit(exitcode)
-        limit = self.memory_limit_bytes
-        if limit is not None and (
-            child.vms_peak >= _MEMORY_NEAR_LIMIT_SHARE * limit
-            or child.vms_peak - child.vms_start >= _MEMORY_GROWTH_SHARE * limit
-        ):
+        memory = child.memory
+        if memory is not None and memory.died_of_limit():
             return PermanentError(
                 ErrorCode.TOO_LARGE,
                 f"the worker process {how} after its memory grew to "
-                f"{child.vms_peak / 2**20:.0f} MiB (limit {limit / 2**20:.0f} MiB)",
+                f"{memory.peak() / 2**20:.0f} MiB (limit {memory.limit / 2**20:.0f} MiB)",
             )
         return RetryableError(ErrorCode.WORKER_CRASHED, f"the worker process {how}", systemic=False)
 
-    async def _sample_memory(self, child: _Child) -> None:
-        # C libraries abort when malloc fails under RLIMIT_AS, so the child cannot tell us
-        # it ran out of memory; its size just before it died can. psutil is imported on first
-        # use: a worker whose processors never use a child process does not load it.
-        import psutil
 
-        child.vms_start = child.vms_peak = 0
-        try:
-            if child.psutil_process is None:
-                child.psutil_process = psutil.Process(child.process.pid)
-            proc = child.psutil_process
-            child.vms_start = child.vms_peak = proc.memory_info().vms
-            while True:
-                await asyncio.sleep(_MEMORY_SAMPLE_INTERVAL)
-                child.vms_peak = max(child.vms_peak, proc.memory_info().vms)
-        except psutil.Error:
-            return
+async def _wait_death(child: _Child) -> int | None:
+    """Wait until a child that died mid-task is gone; reap it with its peak RSS if possible."""
+    process = child.process
+    await _wait_sentinel(process, _REAP_TIMEOUT)
+    for _ in range(200):
+        reaped = reap_with_usage(process)
+        if reaped is None:
+            return await _wait_exit(process, _REAP_TIMEOUT)
+        if not isinstance(reaped, NotYet):
+            exitcode, rss_peak = reaped
+            if child.memory is not None:
+                child.memory.rss_peak = rss_peak
+            return exitcode
+        await asyncio.sleep(0.005)
+    return process.exitcode
 
 
 async def _wait_exit(process: BaseProcess, wait: float) -> int | None:
     """Wait without blocking the loop until ``process`` has exited; return its exit code."""
     if process.exitcode is not None:
         return process.exitcode
+    if await _wait_sentinel(process, wait):
+        # The sentinel closes while the child exits, a moment before it can be reaped.
+        for _ in range(200):
+            if process.exitcode is not None:
+                break
+            await asyncio.sleep(0.005)
+    return process.exitcode
+
+
+async def _wait_sentinel(process: BaseProcess, wait: float) -> bool:
+    """Wait up to ``wait`` seconds for ``process``'s sentinel; whether it closed (it exited)."""
     loop = asyncio.get_running_loop()
     exited: asyncio.Future[None] = loop.create_future()
 
@@ -372,21 +368,15 @@ async def _wait_exit(process: BaseProcess, wait: float) -> int | None:
         if not exited.done():
             exited.set_result(None)
 
-    sentinel = process.sentinel
-    loop.add_reader(sentinel, on_exit)
+    loop.add_reader(process.sentinel, on_exit)
     try:
         async with asyncio.timeout(wait):
             await exited
     except TimeoutError:
         pass
     finally:
-        loop.remove_reader(sentinel)
-    # The sentinel closes while the child exits, a moment before it can be reaped.
-    for _ in range(200):
-        if process.exitcode is not None or not exited.done():
-            break
-        await asyncio.sleep(0.005)
-    return process.exitcode
+        loop.remove_reader(process.sentinel)
+    return exited.done()
 
 
 def _describe_exit(exitcode: int | None) -> str:
@@ -399,88 +389,3 @@ def _describe_exit(exitcode: int | None) -> str:
             name = f"signal {-exitcode}"
         return f"was killed by {name}"
     return f"exited with status {exitcode}"
-
-
-# -- the child side --------------------------------------------------------------------------
-
-
-def _child_main(
-    sock: socket.socket, lifeline: Connection, parent_pid: int, memory_limit: int | None
-) -> None:
-    """Serve tasks until the parent closes the socket."""
-    _die_with_parent(parent_pid, lifeline)
-    # Ctrl-C reaches the whole process group; the parent decides what happens to tasks.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    if memory_limit is not None:
-        _soft, hard = resource.getrlimit(resource.RLIMIT_AS)
-        if hard != resource.RLIM_INFINITY:
-            memory_limit = min(memory_limit, hard)
-        resource.setrlimit(resource.RLIMIT_AS, (memory_limit, hard))
-    with sock:
-        while True:
-            payload = _recv_frame(sock)
-            if payload is None:
-                return
-            _send_frame(sock, _run_task(payload))
-
-
-def _run_task(payload: bytes) -> bytes:
-    try:
-        fn, args = pickle.loads(payload)
-        outcome: tuple[Any, ...] = ("ok", fn(*args))
-    except MemoryError:
-        outcome = ("oom",)
-    except BaseException as exc:  # every failure goes back to the caller
-        outcome = ("err", exc, traceback.format_exc())
-    try:
-        return pickle.dumps(outcome, protocol=pickle.HIGHEST_PROTOCOL)
-    except MemoryError:
-        return pickle.dumps(("oom",))
-    except Exception as exc:  # an unpicklable result or exception
-        summary = repr(outcome[1]) if len(outcome) > 1 else ""
-        error = RuntimeError(f"the task's outcome could not be pickled: {exc!r}: {summary[:500]}")
-        return pickle.dumps(("err", error, traceback.format_exc()))
-
-
-def _recv_frame(sock: socket.socket) -> bytes | None:
-    header = _recv_exactly(sock, _FRAME_HEADER.size)
-    if header is None:
-        return None
-    (size,) = _FRAME_HEADER.unpack(header)
-    return _recv_exactly(sock, size)
-
-
-def _recv_exactly(sock: socket.socket, size: int) -> bytes | None:
-    buffer = bytearray(size)
-    view = memoryview(buffer)
-    received = 0
-    while received < size:
-        n = sock.recv_into(view[received:])
-        if n == 0:
-            return None
-        received += n
-    return bytes(buffer)
-
-
-def _send_frame(sock: socket.socket, payload: bytes) -> None:
-    sock.sendall(_FRAME_HEADER.pack(len(payload)))
-    sock.sendall(payload)
-
-
-def _die_with_parent(parent_pid: int, lifeline: Connection) -> None:
-    if sys.platform.startswith("linux"):
-        with contextlib.suppress(OSError, AttributeError):
-            libc = ctypes.CDLL(None, use_errno=True)
-            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    if os.getppid() != parent_pid:  # the parent died before the signal was armed
-        os._exit(1)
-    fd = lifeline.fileno()
-
-    def watch() -> None:
-        # The parent never writes: a read returns only at end-of-file, when it is gone.
-        with contextlib.suppress(OSError):
-            while os.read(fd, 1):
-                pass
-        os._exit(1)
-
-    threading.Thread(target=watch, name="lifeline", daemon=True).start()

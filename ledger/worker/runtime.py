@@ -192,7 +192,7 @@ class Worker(DocumentRunner, OutcomeCommitter, LeaseKeeper):
         due = await self.ledger.queue.next_due_at(self.batch_ids, processors=self.processors)
         expiry = await self.ledger.queue.earliest_lease_expiry(self.batch_ids)
         if due is not None or expiry is not None:
-            now = await self.ledger.now()
+            now = await self.ledger.runner.now()
             if due is not None:
                 wait = min(wait, max((due - now).total_seconds(), 0.01))
             if expiry is not None:

@@ -15,6 +15,7 @@ from ledger.errors import LedgerError
 from ledger.model import ClaimedDocument, Outcome
 from ledger.processors.base import ProcessorContext
 from ledger.processors.registry import ProcessorRegistry
+from ledger.worker.outcome_prep import InlineAllowance
 from ledger.worker.stats import WorkerStats
 
 if TYPE_CHECKING:
@@ -73,6 +74,8 @@ class WorkerState:
         self._lost: set[int] = set()
         self._force_release: set[int] = set()
         self._outbox: list[tuple[ClaimedDocument, Outcome]] = []
+        # Spools read into outcomes beyond the small ones: bounded memory across the outbox.
+        self._inline = InlineAllowance()
         self._outbox_changed = asyncio.Event()
         self._wake = asyncio.Event()
         self._stopping = False

@@ -121,7 +121,7 @@ async def test_on_each_backend_a_starting_server_finishes_an_interrupted_deletio
             ids, _ = await deletion.documents_to_remove(conn, "half", 5, settings.storage)
             await deletion.delete_documents(conn, "half", ids)
 
-        await led.run(interrupted)
+        await led.runner.run(interrupted)
     documents = "SELECT count(*) FROM documents WHERE batch_id = :b"
     assert sql(sync_url, documents, b="half") == [(35,)]
 

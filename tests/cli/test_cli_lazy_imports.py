@@ -81,9 +81,15 @@ def packages(names: set[str], wanted: set[str]) -> set[str]:
 
 
 def run_importtime(cli: Cli, *args: str) -> tuple[subprocess.CompletedProcess[str], set[str]]:
+    return run_importtime_env(cli, {}, *args)
+
+
+def run_importtime_env(
+    cli: Cli, env: dict[str, str], *args: str
+) -> tuple[subprocess.CompletedProcess[str], set[str]]:
     proc = subprocess.run(
         [cli.command()[0], "-X", "importtime", *cli.command()[1:], *args],
-        env=cli.env,
+        env={**cli.env, **env},
         capture_output=True,
         text=True,
         timeout=120,
@@ -120,7 +126,7 @@ def test_status_json_loads_no_server_parser_or_pool(cli: Cli, tmp_path: Path) ->
     proc, names = run_importtime(cli, "status", batch_id, "--json")
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert f'"id": "{batch_id}"' in proc.stdout
-    assert "sqlalchemy" in names  # it did read the database
+    assert "sqlite3" in names  # it did read the database
     # The ledger's records are msgspec Structs (one model for the core and the API), so a
     # command that reads them loads msgspec; help (above) still does not.
     assert packages(names, SERVER_AND_WORK - {"msgspec"}) == set()
@@ -184,6 +190,10 @@ def test_office_parsers_load_with_the_first_document_of_their_type(
     assert packages(names, PARSERS) == {"pptx", "lxml"}
 
 
+# A status read of a SQLite ledger runs the status statements on Python's sqlite3 driver,
+# takes the settings it needs without pydantic, and converts its arguments without the
+# pydantic adapters of the command-line parser: neither library is loaded.
+STATUS_READ_NEEDS_NOT = {"sqlalchemy", "pydantic", "pydantic_core", "pydantic_settings"}
 # What a status read of a SQLite ledger does without: the rest of the core, the asyncio
 # engine (and the ORM SQLAlchemy's asyncio extension loads), and the other commands' modules.
 STATUS_NEEDS_NOT = {
@@ -198,7 +208,7 @@ STATUS_NEEDS_NOT = {
 }
 
 
-def test_status_reads_sqlite_without_the_core_or_the_asyncio_engine(
+def test_status_reads_sqlite_without_the_core_sqlalchemy_or_pydantic(
     cli: Cli, tmp_path: Path
 ) -> None:
     docs = tmp_path / "docs"
@@ -206,11 +216,26 @@ def test_status_reads_sqlite_without_the_core_or_the_asyncio_engine(
     (docs / "a.txt").write_text("alpha\n")
     assert cli("ingest", str(docs)).code == 0
     batch_id = cli.scalar("SELECT id FROM batches")
-    for args in (["status", batch_id, "--json"], ["--home", str(cli.home), "status", batch_id]):
+    url = f"sqlite:///{cli.home / 'ledger.db'}"
+    for args in (
+        ["status", batch_id, "--json"],
+        ["--home", str(cli.home), "status", batch_id],
+        ["--home", str(cli.home), "-v", "status", batch_id, "--json"],
+        ["--database-url", url, "status", batch_id, "--json"],
+    ):
         proc, names = run_importtime(cli, *args)
         assert proc.returncode == 0, proc.stderr[-2000:]
         assert batch_id in proc.stdout
-        assert "ledger.queue.batch_status" in names and "sqlalchemy" in names
+        assert "ledger.queue.batch_status" in names and "sqlite3" in names
         # Its records are msgspec Structs (see above); nothing else of the server's.
         assert "ledger.model" in names
         assert packages(names, STATUS_NEEDS_NOT | (SERVER_AND_WORK - {"msgspec"})) == set(), args
+        assert packages(names, STATUS_READ_NEEDS_NOT) == set(), args
+
+
+def test_the_check_sees_pydantic_where_the_full_settings_are_read(cli: Cli) -> None:
+    # A value of a setting that only the full settings read plainly (here an empty lease
+    # time) sends the command to them: they load pydantic, and they explain the value.
+    proc, names = run_importtime_env(cli, {"LEDGER_LEASE_SECONDS": ""}, "status", "x")
+    assert proc.returncode == 2 and "LEDGER_LEASE_SECONDS" in proc.stderr
+    assert "pydantic_settings" in names

@@ -8,8 +8,12 @@ import asyncio
 import json
 from pathlib import Path
 
+import pytest
+
 from ledger.app import Ledger
 from ledger.db.engine import create_engine
+from ledger.errors import NotFound
+from ledger.model import BatchSpec, SourceSpec
 from ledger.queue.batch_status import read_status
 from ledger.settings import Settings
 from tests.cli.conftest import Cli
@@ -67,3 +71,25 @@ def test_status_of_an_unknown_batch_and_of_no_database(cli: Cli, tmp_path: Path)
     elsewhere = cli("--home", str(tmp_path / "empty"), "status", "x")
     assert elsewhere.code == 2 and "no ledger database" in elsewhere.stderr
     assert not (tmp_path / "empty").exists()  # reading created nothing
+
+
+def test_a_waiting_batch_of_one_owner_reads_the_same_both_ways(cli: Cli) -> None:
+    # Active with due work and no worker able to run it: no rate, no ETA, the processor it
+    # waits for; its options come back from a JSON column, its owner scopes the read.
+    assert cli("db", "upgrade").code == 0
+    settings = Settings(home=cli.home)
+    spec = BatchSpec(id="w", processor="elsewhere:process", owner="ann", options={"k": [1, 2]})
+
+    async def submit_then_read() -> tuple[object, object]:
+        async with await Ledger.open(settings) as ledger:
+            await ledger.queue.submit(spec, [SourceSpec(f"/w/{i}") for i in range(3)])
+            return await ledger.reads.progress("w", owner="ann"), []
+
+    through_the_ledger = asyncio.run(submit_then_read())
+    found = read_status(settings, "w", owner="ann")
+    assert found is not None
+    assert found == through_the_ledger
+    assert found[0].waiting_for_processor == "elsewhere:process"
+    assert found[0].batch.options == {"k": [1, 2]}
+    with pytest.raises(NotFound):
+        read_status(settings, "w", owner="bob")

@@ -166,11 +166,11 @@ async def test_an_object_member_keeps_its_time_and_etag_and_unadopted_parents_ar
         return await deletion.member_parents(conn, ids)
 
     # Claimed and not done: its attempt may have written member objects no row names.
-    assert await ledger.run(unadopted, write=False) == [doc.id]
+    assert await ledger.runner.run(unadopted, write=False) == [doc.id]
     await ledger.queue.complete(worker, [Outcome.done(doc, {"members": 1}, children=(stored,))])
     # Done with children: its prefix may still hold what an outrun attempt left there.
     # The other never started.
-    assert await ledger.run(unadopted, write=False) == [doc.id]
+    assert await ledger.runner.run(unadopted, write=False) == [doc.id]
     assert sql(
         sync_url,
         "SELECT source, source_mtime_ns, source_size FROM documents WHERE parent_id = :p",

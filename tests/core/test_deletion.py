@@ -252,7 +252,7 @@ async def test_an_interrupted_deletion_hides_the_batch_and_a_second_run_finishes
         await deletion.start(conn, "half", owner=None, force=False, now=now)
         await deletion.delete_chunks(conn, "half", STEP_ROWS)
 
-    await deleter.run(first_steps)
+    await deleter.runner.run(first_steps)
     left = counts(sync_url, "half")
     assert 0 < left["chunks"] < 39 and left["documents"] == 13
 

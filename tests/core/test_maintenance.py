@@ -14,7 +14,6 @@ import pytest
 
 from ledger import storage
 from ledger.app import Ledger
-from ledger.db.leader import leadership
 from ledger.maintenance import run as maintenance
 from ledger.maintenance.uploads import clean_uploads
 from ledger.model import BatchSpec, ErrorInfo, Outcome, SourceSpec, UploadSpec
@@ -201,10 +200,12 @@ async def test_a_dead_runners_sqlite_lease_is_taken_over_when_it_expires(
     try:
 
         async def transact(work: Any) -> bool:
-            result: bool = await led.run(work)
+            result: bool = await led.runner.run(work)
             return result
 
-        lock = leadership(led.engine, transact, owner="dead", lease=maintenance.LEASE)
+        lock = led.runner.backend.leadership(
+            led.engine, transact, owner="dead", lease=maintenance.LEASE
+        )
         held = await lock.__aenter__()  # taken, and never released: its process "died"
         assert held is not None
         assert await maintenance.run_once(led, runner="alive") is None

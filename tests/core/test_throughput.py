@@ -94,7 +94,7 @@ async def test_the_read_is_bounded_and_says_when_it_undercounts(
                 conn, "b", owner=None, now=now, minutes=10, sample=sample
             )
 
-        return await ledger.run(work, write=False)
+        return await ledger.runner.run(work, write=False)
 
     small = await read(4)
     assert small.truncated and sum(m.done for m in small.minutes) == 4  # type: ignore[attr-defined]

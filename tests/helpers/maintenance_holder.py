@@ -13,7 +13,6 @@ from datetime import datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ledger.app import Ledger
-from ledger.db.leader import leadership
 from ledger.settings import Settings
 
 
@@ -21,10 +20,12 @@ async def main(url: str) -> None:
     led = await Ledger.open(Settings(database_url=url))
 
     async def transact(work: Callable[[AsyncConnection, datetime], Awaitable[bool]]) -> bool:
-        return await led.run(work)
+        return await led.runner.run(work)
 
     lease = timedelta(minutes=5)
-    async with leadership(led.engine, transact, owner="holder", lease=lease) as held:
+    async with led.runner.backend.leadership(
+        led.engine, transact, owner="holder", lease=lease
+    ) as held:
         print("held" if held is not None else "busy", flush=True)
         await asyncio.sleep(3600)
 

@@ -116,3 +116,18 @@ def process_and_peak_rss(path: str, spool_dir: str) -> tuple[IngestOutcome, int]
     with open("/proc/self/status") as status:
         line = next(line for line in status if line.startswith("VmHWM:"))
     return outcome, int(line.split()[1]) * 1024
+
+
+def grow_then_abort(n_bytes: int, hold: float = 0.0) -> None:
+    """Touch ``n_bytes``, keep them ``hold`` seconds, and abort, as C code does when its next
+    malloc fails."""
+    held = b"x" * n_bytes
+    time.sleep(hold)
+    assert held
+    os.abort()
+
+
+def grow_then_exit(n_bytes: int) -> None:
+    held = b"x" * n_bytes
+    assert held
+    os._exit(7)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
+import multiprocessing.connection
 import os
 import signal
 import subprocess
@@ -14,6 +16,7 @@ import psutil
 import pytest
 
 from ledger.errors import PermanentError, RetryableError
+from ledger.worker.child_memory import ChildMemory, NotYet, reap_with_usage
 from ledger.worker.pool import PoolClosed, ProcessPool
 from tests.ingest import pool_tasks
 
@@ -107,6 +110,95 @@ async def test_child_dying_near_the_memory_limit_is_too_large() -> None:
         assert info.value.code == "too_large"
         assert "SIGABRT" in info.value.message
         assert await pool.run(pool_tasks.add, 2, 2) == 4
+
+
+@pytest.mark.parametrize(
+    ("parent_mib", "hold"),
+    [
+        # The kernel's peak RSS of the child tells (the parent is small).
+        (0, 0.0),
+        # The parent is bigger than the child ever gets: only the pool's sampling thread,
+        # which runs while the event loop is blocked, sees the child grow.
+        (700, 2.0),
+    ],
+)
+def test_a_child_dying_of_the_limit_while_the_loop_is_blocked_is_too_large(
+    parent_mib: int, hold: float
+) -> None:
+    """The parent's event loop is blocked from the moment the task is sent until the child
+    is dead, so nothing of the loop watches the child. The pool runs in a process of its own,
+    of a known size."""
+    script = textwrap.dedent(
+        """
+        import asyncio, os, sys, time
+        from ledger.errors import LedgerError
+        from ledger.worker.pool import ProcessPool
+        from tests.ingest import pool_tasks
+
+        MiB = 2**20
+        ballast = b"p" * (int(sys.argv[1]) * MiB)
+
+        def block_until_dead(pid):
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                if os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT):
+                    return
+                time.sleep(0.01)
+            sys.exit("the task never reached the child")
+
+        async def main():
+            async with ProcessPool(1, memory_limit_bytes=1024 * MiB) as pool:
+                child = await pool.run(pool_tasks.pid)
+                task = asyncio.create_task(
+                    pool.run(pool_tasks.grow_then_abort, 400 * MiB, float(sys.argv[2]))
+                )
+                await asyncio.sleep(0)  # the task is sent
+                block_until_dead(child)
+                try:
+                    await task
+                except LedgerError as exc:
+                    print(exc.code, exc.message)
+
+        asyncio.run(main())
+        """
+    )
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(parent_mib), str(hold)],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    code, _, message = done.stdout.strip().partition(" ")
+    assert code == "too_large", message
+    assert "SIGABRT" in message
+
+
+def test_the_kernel_peak_of_a_reaped_child_is_its_own() -> None:
+    """``reap_with_usage`` reaps with the child's peak RSS and tells multiprocessing the exit
+    code; the figure counts as the child's own only above the parent's peak at its start."""
+    process = multiprocessing.get_context("spawn").Process(
+        target=pool_tasks.grow_then_exit, args=(300 * MiB,)
+    )
+    process.start()
+    memory = ChildMemory.of_new_child(1024 * MiB)
+    multiprocessing.connection.wait([process.sentinel], timeout=60)  # exited, not reaped
+    reaped = None
+    for _ in range(1000):
+        reaped = reap_with_usage(process)
+        if not isinstance(reaped, NotYet):
+            break
+        time.sleep(0.01)
+    assert isinstance(reaped, tuple)
+    exitcode, rss_peak = reaped
+    assert exitcode == 7 == process.exitcode
+    assert rss_peak >= 300 * MiB
+    memory.rss_peak = rss_peak
+    assert memory.own_rss_peak() == (rss_peak if rss_peak > memory.inherited_rss else 0)
+    memory.inherited_rss = rss_peak  # a parent at least as big: the figure says nothing
+    assert memory.own_rss_peak() == 0 and not memory.died_of_limit()
 
 
 @pytest.mark.parametrize(

@@ -26,7 +26,7 @@ def _sync(ledger: Ledger) -> str:
 
 async def _hook_and_completed_batch(ledger: Ledger, url: str) -> tuple[Webhook, str]:
     """A batch.completed webhook, then a batch "b" that completes: one delivery owed."""
-    made = await Webhooks(ledger).create(url, ["batch.completed"], owner=None)
+    made = await Webhooks(ledger.runner).create(url, ["batch.completed"], owner=None)
     await submit(ledger, "b", 1)
     await work(ledger, "b")
     return made
@@ -38,7 +38,9 @@ async def test_batch_completed_is_signed_and_sent_once_per_batch(
     await submit(wledger, "before", 1)
     await work(wledger, "before")  # completed before the webhook existed: not announced
     clock.advance(1)
-    hook, secret = await Webhooks(wledger).create(receiver.url, ["batch.completed"], owner=None)
+    hook, secret = await Webhooks(wledger.runner).create(
+        receiver.url, ["batch.completed"], owner=None
+    )
     assert secret.startswith("whsec_")
     sender = WebhookSender(wledger)
     await submit(wledger, "b1", 3)
@@ -56,7 +58,7 @@ async def test_batch_completed_is_signed_and_sent_once_per_batch(
     b1 = next(b for b in bodies if b["data"]["batch_id"] == "b1")
     assert b1["data"]["counts"]["done"] == 3 and b1["data"]["status"] == "complete"
     assert len({r.id for r in receiver.received}) == 2
-    deliveries = await Webhooks(wledger).deliveries(hook.id, owner=None)
+    deliveries = await Webhooks(wledger.runner).deliveries(hook.id, owner=None)
     assert [d.status for d in deliveries] == ["delivered", "delivered"]
     assert all(d.attempts == 1 and d.last_status_code == 200 for d in deliveries)
 
@@ -85,7 +87,7 @@ async def test_failed_answers_are_retried_with_the_same_id_until_acknowledged(
         hook, secret = await _hook_and_completed_batch(wledger, receiver.url)
         sender = WebhookSender(wledger)
         assert await sender.run_once() == 1
-        (delivery,) = await Webhooks(wledger).deliveries(hook.id, owner=None)
+        (delivery,) = await Webhooks(wledger.runner).deliveries(hook.id, owner=None)
         assert delivery.status == "pending" and delivery.last_status_code == 500
         assert delivery.next_attempt_at is not None and delivery.next_attempt_at > clock.now
         assert await sender.run_once() == 0  # backing off: not due yet
@@ -101,7 +103,7 @@ async def test_failed_answers_are_retried_with_the_same_id_until_acknowledged(
     assert [r.status for r in receiver.received] == [500, 500, 200]
     assert len({r.id for r in receiver.received}) == 1
     assert len(receiver.verified(secret)) == 3
-    (delivery,) = await Webhooks(wledger).deliveries(hook.id, owner=None)
+    (delivery,) = await Webhooks(wledger.runner).deliveries(hook.id, owner=None)
     assert delivery.status == "delivered" and delivery.attempts == 3
     attempts = sql(
         _sync(wledger),
@@ -120,7 +122,7 @@ async def test_a_delivery_never_acknowledged_is_failed_after_a_day(
         sender = WebhookSender(wledger)
         for _ in range(200):
             await sender.run_once()
-            (delivery,) = await Webhooks(wledger).deliveries(hook.id, owner=None)
+            (delivery,) = await Webhooks(wledger.runner).deliveries(hook.id, owner=None)
             if delivery.status != "pending":
                 break
             clock.advance(1800)
@@ -137,7 +139,7 @@ async def test_a_delivery_never_acknowledged_is_failed_after_a_day(
 async def test_batch_paused_by_the_breaker_carries_its_reason(
     wledger: Ledger, receiver: Receiver
 ) -> None:
-    _, secret = await Webhooks(wledger).create(receiver.url, ["batch.paused"], owner=None)
+    _, secret = await Webhooks(wledger.runner).create(receiver.url, ["batch.paused"], owner=None)
     await submit(wledger, "b", 20)
     await work(wledger, "b", limit=5, error=lambda source: systemic())
     assert (await wledger.reads.batch("b")).state == "paused"
@@ -156,7 +158,7 @@ async def test_batch_paused_by_the_breaker_carries_its_reason(
 async def test_batch_failures_fire_once_above_the_webhook_threshold(
     wledger: Ledger, receiver: Receiver
 ) -> None:
-    service = Webhooks(wledger)
+    service = Webhooks(wledger.runner)
     low, secret = await service.create(
         receiver.url, ["batch.failures"], owner=None, failure_threshold=0.3
     )
@@ -182,7 +184,7 @@ async def test_batch_failures_fire_once_above_the_webhook_threshold(
 async def test_batch_stalled_when_nothing_finishes_for_the_set_minutes(
     wledger: Ledger, receiver: Receiver, clock: FakeClock
 ) -> None:
-    _, secret = await Webhooks(wledger).create(receiver.url, ["batch.stalled"], owner=None)
+    _, secret = await Webhooks(wledger.runner).create(receiver.url, ["batch.stalled"], owner=None)
     await submit(wledger, "b", 5)
     sender = WebhookSender(wledger)
     clock.advance(29 * 60)
@@ -216,20 +218,22 @@ async def test_a_host_not_allowed_is_refused_and_never_called(
             "http://user:pw@hooks.example.com/x",
         ):
             with pytest.raises(NotAllowed):
-                await Webhooks(ledger).create(url, ["batch.completed"], owner=None)
-        assert await Webhooks(ledger).all(owner=None) == []
+                await Webhooks(ledger.runner).create(url, ["batch.completed"], owner=None)
+        assert await Webhooks(ledger.runner).all(owner=None) == []
     # Allowed when it was created, no longer when it is sent: the sender checks again.
     async with await Ledger.open(
         settings_for(db_url, webhook_allowed_hosts=f"127.0.0.1:{receiver.port}"), clock=clock
     ) as ledger:
-        hook, _ = await Webhooks(ledger).create(receiver.url, ["batch.completed"], owner=None)
+        hook, _ = await Webhooks(ledger.runner).create(
+            receiver.url, ["batch.completed"], owner=None
+        )
         await submit(ledger, "b", 1)
         await work(ledger, "b")
     async with await Ledger.open(settings, clock=clock) as ledger:
         sender = WebhookSender(ledger)
         assert await sender.run_once() == 1
         await sender.close()
-        (delivery,) = await Webhooks(ledger).deliveries(hook.id, owner=None)
+        (delivery,) = await Webhooks(ledger.runner).deliveries(hook.id, owner=None)
     assert delivery.status == "pending" and delivery.last_status_code is None
     assert "not allowed" in (delivery.last_error or "")
     assert receiver.received == []
@@ -238,7 +242,7 @@ async def test_a_host_not_allowed_is_refused_and_never_called(
 async def test_a_webhook_hears_only_its_own_tenants_batches(
     wledger: Ledger, receiver: Receiver
 ) -> None:
-    service = Webhooks(wledger)
+    service = Webhooks(wledger.runner)
     hook, secret = await service.create(receiver.url, ["batch.completed"], owner="acme")
     await submit(wledger, "acme-b", 1, owner="acme")
     await submit(wledger, "globex-b", 1, owner="globex")
@@ -278,7 +282,7 @@ async def test_a_redirect_is_not_followed_and_not_an_acknowledgement(
     finally:
         receiver.stop()
     assert [r.status for r in receiver.received] == [307]  # the redirect target never called
-    (delivery,) = await Webhooks(wledger).deliveries(hook.id, owner=None)
+    (delivery,) = await Webhooks(wledger.runner).deliveries(hook.id, owner=None)
     assert delivery.status == "pending" and delivery.last_status_code == 307
 
 
@@ -292,7 +296,7 @@ async def test_a_claimed_delivery_whose_sender_died_is_sent_after_its_lease(
     async def claim_and_die(conn: AsyncConnection, now: datetime) -> list[Outgoing]:
         return await outbox.claim(conn, now=now, lease=dead.lease, limit=10)
 
-    (lost,) = await wledger.run(claim_and_die)  # the state a kill -9 mid-POST leaves
+    (lost,) = await wledger.runner.run(claim_and_die)  # the state a kill -9 mid-POST leaves
     sender = WebhookSender(wledger)
     assert await sender.run_once() == 0  # still leased to the dead sender
     clock.advance(dead.lease.total_seconds() + 1)
@@ -301,16 +305,16 @@ async def test_a_claimed_delivery_whose_sender_died_is_sent_after_its_lease(
     (got,) = receiver.received
     assert got.id == lost.event_id
     assert len(receiver.verified(secret)) == 1
-    (delivery,) = await Webhooks(wledger).deliveries(hook.id, owner=None)
+    (delivery,) = await Webhooks(wledger.runner).deliveries(hook.id, owner=None)
     assert delivery.status == "delivered" and delivery.attempts == 1
 
 
 async def test_two_senders_never_post_the_same_delivery(
     wledger: Ledger, receiver: Receiver, clock: FakeClock
 ) -> None:
-    hook, _ = await Webhooks(wledger).create(receiver.url, ["batch.completed"], owner=None)
+    hook, _ = await Webhooks(wledger.runner).create(receiver.url, ["batch.completed"], owner=None)
     for _ in range(40):
-        await Webhooks(wledger).test(hook.id, owner=None)
+        await Webhooks(wledger.runner).test(hook.id, owner=None)
     async with await Ledger.open(wledger.settings, clock=clock) as other:
         first, second = WebhookSender(wledger), WebhookSender(other)
         counts = await asyncio.gather(first.run_once(), second.run_once())
@@ -319,7 +323,7 @@ async def test_two_senders_never_post_the_same_delivery(
     assert sum(counts) == 40
     ids = [r.id for r in receiver.received]
     assert len(ids) == 40 and len(set(ids)) == 40
-    deliveries = await Webhooks(wledger).deliveries(hook.id, owner=None)
+    deliveries = await Webhooks(wledger.runner).deliveries(hook.id, owner=None)
     assert {d.status for d in deliveries} == {"delivered"}
     assert {d.attempts for d in deliveries} == {1}
 
@@ -341,7 +345,7 @@ async def test_a_send_goes_to_the_address_that_was_checked(
     led = await Ledger.open(settings, clock=clock)
     try:
         url = f"http://hooks.example.test:{receiver.port}/hook"
-        _, secret = await Webhooks(led).create(url, ["batch.completed"], owner=None)
+        _, secret = await Webhooks(led.runner).create(url, ["batch.completed"], owner=None)
         await submit(led, "b", 1)
         await work(led, "b")
         sender = WebhookSender(led, resolver=rebinding)

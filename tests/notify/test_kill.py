@@ -23,7 +23,7 @@ REPO = Path(__file__).resolve().parents[2]
 async def _prepare(db_url: str, url: str) -> str:
     """A webhook and a batch that completed after it: one delivery owed. Returns the secret."""
     async with await Ledger.open(settings_for(db_url, webhook_allowed_hosts="127.0.0.1")) as led:
-        _, secret = await Webhooks(led).create(url, ["batch.completed"], owner=None)
+        _, secret = await Webhooks(led.runner).create(url, ["batch.completed"], owner=None)
         await submit(led, "b", 2)
         await work(led, "b")
     return secret

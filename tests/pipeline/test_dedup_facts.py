@@ -20,7 +20,7 @@ async def _facts(ledger: Ledger, docs: list[ClaimedDocument]) -> dict[int, Docum
     async def read(conn: AsyncConnection, now: datetime) -> dict[int, DocumentFacts]:
         return await dedup_facts.read_facts(conn, docs)
 
-    return await ledger.run(read, write=False)
+    return await ledger.runner.run(read, write=False)
 
 
 async def test_facts_name_the_holders_of_source_and_content_per_owner(ledger: Ledger) -> None:

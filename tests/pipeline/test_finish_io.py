@@ -26,6 +26,7 @@ from ledger.processors.base import Done, ProcessorContext
 from ledger.processors.registry import ProcessorRegistry
 from ledger.states import DocumentStatus
 from ledger.worker import outcome_prep
+from ledger.worker.runtime import Worker
 from tests.conftest import sql
 from tests.pipeline.support import pipeline_settings, source_specs, sync_url_of
 
@@ -53,11 +54,16 @@ def _text(size: int) -> str:
 
 
 @pytest.mark.parametrize(
-    ("size", "staged"),
-    [(2_000, False), (400_000, True)],  # a spool under and over the inline limit
+    ("size", "allowance", "staged"),
+    [
+        (2_000, None, False),  # a spool under the inline limit
+        (400_000, None, True),  # over it
+        (400_000, 1 << 20, False),  # over it, in memory under a worker's allowance
+        (400_000, 100_000, True),  # over it and over what the allowance has room for
+    ],
 )
 async def test_the_finish_transaction_opens_no_file(
-    sqlite_url: str, tmp_path: Path, size: int, staged: bool
+    sqlite_url: str, tmp_path: Path, size: int, allowance: int | None, staged: bool
 ) -> None:
     source = tmp_path / "doc.txt"
     source.write_text(_text(size), encoding="utf-8")
@@ -76,8 +82,13 @@ async def test_the_finish_transaction_opens_no_file(
         assert isinstance(output, Done) and output.index is not None
         assert output.index.spool is not None
         made = Outcome.done(doc, output.result, output.index, output.cleanup)
-        outcome = await outcome_prep.prepare(ledger, doc, made)
+        inline = outcome_prep.InlineAllowance(allowance) if allowance is not None else None
+        outcome = await outcome_prep.prepare(ledger, doc, made, inline)
         assert (outcome.rows is None) is staged
+        if inline is not None:  # held while the outcome waits, given back when it leaves
+            assert (inline.held > 0) is not staged
+            inline.give_back(doc.id, doc.lease_token)
+            assert inline.held == 0
         _EVENTS.seen.clear()
         _EVENTS.active = True
         try:
@@ -108,3 +119,33 @@ def test_the_hook_sees_a_file_being_read(tmp_path: Path) -> None:
     finally:
         _EVENTS.active = False
     assert any(event == "open" and str(args[0]) == str(path) for event, args in _EVENTS.seen)
+
+
+@pytest.mark.parametrize("allowance", [None, 300_000])  # the default; room for about one
+async def test_a_worker_reads_mid_sized_spools_under_its_allowance_and_gives_it_back(
+    sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, allowance: int | None
+) -> None:
+    if allowance is not None:
+        monkeypatch.setattr(outcome_prep, "INLINE_ALLOWANCE_BYTES", allowance)
+    paths = []
+    for number in range(4):  # each spool between the small-spool limit and the largest inline
+        path = tmp_path / f"doc{number}.txt"
+        path.write_text(f"document {number} " + _text(200_000), encoding="utf-8")
+        paths.append(path)
+    ledger = await Ledger.open(pipeline_settings(sqlite_url, tmp_path / "home"))
+    try:
+        await ledger.queue.submit(BatchSpec(id="mid", processor="ingest"), source_specs(paths))
+        worker = Worker(ledger, batch_ids=["mid"])
+        stats = await worker.run(until_complete=True)
+        assert stats.done == 4
+        assert worker._inline.held == 0  # every outcome gave its share back once recorded
+        url = sync_url_of(sqlite_url)
+        per_document = sql(
+            url, "SELECT count(*), max(ordinal) + 1 FROM chunks GROUP BY document_id"
+        )
+        assert len(per_document) == 4 and all(n == top > 1 for n, top in per_document)
+        assert sql(url, "SELECT count(*) FROM staged_chunks") == [(0,)]
+        for number in range(4):
+            assert len(await ledger.index.search(f"document {number}", 1)) == 1
+    finally:
+        await ledger.close()

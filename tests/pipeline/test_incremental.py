@@ -385,3 +385,27 @@ async def test_plan_and_submit_agree_on_what_is_unchanged(led: Ledger, tmp_path:
     assert plan.changed.sources == [str(paths["c.md"])] and result.requeued == 1
     assert plan.unchanged.count == result.known - result.requeued == len(listing) - 1
     assert plan.new.count == 0 and result.added == 0
+
+
+async def test_copies_in_one_batch_are_indexed_once(
+    led: Ledger, db_url: str, tmp_path: Path
+) -> None:
+    """Copies claimed and finished together (one claim, one commit group) are still found:
+    one document holds the chunks, the others are skipped as its duplicates."""
+    folder = tmp_path / "copies"
+    folder.mkdir()
+    text = "Echo file about the emu. " + " ".join(fx.sentences(5, 30))
+    copies = [folder / f"copy-{n}.txt" for n in range(8)]
+    for path in copies:
+        path.write_text(text, encoding="utf-8")
+    docs = await ingest(led, "copies", copies)
+    done = [d for d in docs.values() if d.status is DocumentStatus.DONE]
+    assert len(done) == 1, [(d.source, d.status, d.result) for d in docs.values()]
+    holder = done[0]
+    for doc in docs.values():
+        if doc is holder:
+            continue
+        assert doc.status is DocumentStatus.SKIPPED
+        assert doc.result is not None and doc.result["duplicate_of"] == holder.id
+    assert await sources_for(led, "emu") == {holder.source}
+    check_index_invariants(db_url)

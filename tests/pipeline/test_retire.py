@@ -117,7 +117,7 @@ async def test_retire_by_status_in_bounded_steps(ledger: Ledger, sync_url: str) 
     assert _held(sync_url, ids["kept"]) == (3, 3)
     assert _held(sync_url, theirs) == (3, 3)  # another batch's holder of the same path
     _counters_exact(sync_url, "b")
-    async with ledger.transaction(write=False) as conn:
+    async with ledger.runner.transaction(write=False) as conn:
         assert await removed_count(conn, "b") == 4
     events = [e.data for e in await ledger.reads.events("b") if e.kind == "documents_removed"]
     assert sum(int(e["documents"]) for e in events if e) == 4

@@ -40,7 +40,7 @@ async def _stage(
             first=first,
         )
 
-    return await ledger.run(work)
+    return await ledger.runner.run(work)
 
 
 def _staged_outcome(doc: ClaimedDocument, count: int) -> Outcome:

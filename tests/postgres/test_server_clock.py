@@ -46,7 +46,7 @@ async def test_the_estimate_moves_with_the_local_monotonic_clock_and_resyncs(
     clock = ServerClock(resync_seconds=60, monotonic=lambda: ticks[0])
     ledger = await Ledger.open(settings_for(pg_url))
     try:
-        async with ledger.transaction(write=False) as conn:
+        async with ledger.runner.transaction(write=False) as conn:
             first = await clock.now(conn)
             ticks[0] += 12.5
             assert await clock.now(conn) - first == timedelta(seconds=12.5)

@@ -33,7 +33,7 @@ async def test_sqlite_synchronous_reaches_every_connection(
             for conn in conns:
                 await conn.close()
         # And on the write path the ledger itself uses.
-        async with ledger.transaction() as conn:
+        async with ledger.runner.transaction() as conn:
             assert (await conn.execute(text("PRAGMA synchronous"))).scalar_one() == LEVELS[setting]
 
 

@@ -162,7 +162,7 @@ async def test_remove_chunks_removes_the_points_of_those_documents(
     await run_batch(led, BatchSpec(id="sync", options=options(server, *KINDS)), corpus)
     await drain(led)
     gone = sql(url, "SELECT id FROM documents WHERE source = :s", s=str(corpus[2]))[0][0]
-    async with led.transaction() as conn:
+    async with led.runner.transaction() as conn:
         removed, vectors = await index.remove_chunks(conn, [gone])
     assert removed > 0 and vectors == removed
     await drain(led)

@@ -82,7 +82,7 @@ async def test_two_tenants_racing_for_one_batch_id(
         owner = (await first.reads.batch(batch)).owner
         # Every creation of the owner got in, every one of the other tenant was refused.
         assert sorted(w for w in winners if w is not None) == [owner, owner]
-        async with first.transaction(write=False) as conn:
+        async with first.runner.transaction(write=False) as conn:
             owners = (
                 await conn.execute(
                     text("SELECT DISTINCT owner FROM uploads WHERE batch_id = :b"), {"b": batch}

@@ -29,7 +29,7 @@ async def _record(
     offset: int,
     release: bool = False,
 ) -> Upload:
-    return await ledger.run(
+    return await ledger.runner.run(
         partial(
             upload_parts.record, upload_id=upload_id, token=token, parts=parts, tail=tail,
             offset=offset, lease_seconds=60, expiry_seconds=3600, release=release,
@@ -39,11 +39,11 @@ async def _record(
 
 async def _state(ledger: Ledger, upload_id: str) -> StoreState:
     upload = await ledger.uploads.get(upload_id)
-    return await ledger.run(partial(upload_parts.state, upload=upload), write=False)
+    return await ledger.runner.run(partial(upload_parts.state, upload=upload), write=False)
 
 
 async def _start(ledger: Ledger, upload_id: str, store_id: str) -> Upload | None:
-    return await ledger.run(
+    return await ledger.runner.run(
         partial(upload_parts.start, upload_id=upload_id, store_upload_id=store_id, store_key=KEY)
     )
 
@@ -84,12 +84,12 @@ async def test_parts_and_tails_add_up_to_the_offset_and_are_fenced(
     assert released.writer_token is None
 
     parts = partial(upload_parts.parts, upload_id=upload.id)
-    assert await ledger.run(parts, write=False) == [part]
+    assert await ledger.runner.run(parts, write=False) == [part]
 
     await ledger.uploads.terminate(upload.id, owner="acme")
 
-    await ledger.run(partial(upload_parts.forget, ids=[upload.id]))
-    assert await ledger.run(parts, write=False) == []
+    await ledger.runner.run(partial(upload_parts.forget, ids=[upload.id]))
+    assert await ledger.runner.run(parts, write=False) == []
 
 
 async def test_a_tail_that_does_not_add_up_is_refused(ledger: Ledger, tmp_path: Path) -> None:

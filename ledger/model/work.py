@@ -159,5 +159,6 @@ class CompleteResult(Struct, frozen=True):
     outcomes: dict[int, AttemptOutcome] = msgspec.field(default_factory=dict)
     # Documents whose outcome's children were made child documents (their files are used).
     adopted: list[int] = msgspec.field(default_factory=list)
-    # Leased in the same transaction, after the outcomes were recorded (when asked).
-    claimed: list[ClaimedDocument] = msgspec.field(default_factory=list)
+    # Leased in the same transaction, after the outcomes were recorded; None when no claim
+    # was made there (not asked, or the outcomes created child documents).
+    claimed: list[ClaimedDocument] | None = None

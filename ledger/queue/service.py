@@ -200,7 +200,10 @@ class Queue:
 
         With ``claim``, the same transaction then leases up to that many due documents, as
         :meth:`claim` does (``result.claimed``): a worker with nothing in flight records its
-        finished work before it takes new work, with one commit instead of two.
+        finished work before it takes new work, with one commit instead of two. Not when the
+        outcomes created child documents (``result.claimed`` is None then, and the caller
+        claims on its own): a container's new children are never leased by the transaction
+        that created them, so a crash right after it leaves them pending, uncharged.
         """
 
         async def work(conn: AsyncConnection, now: datetime) -> CompleteResult:
@@ -209,7 +212,7 @@ class Queue:
                 breaker=self.breaker_policy, rng=self._db.rng,
                 throttle_limit=self._db.settings.throttle_limit,
             )  # fmt: skip
-            if claim <= 0:
+            if claim <= 0 or result.adopted:
                 return result
             leased = await self._lease(conn, now, worker_id, claim, batch_ids, processors)
             return msgspec.structs.replace(result, claimed=leased)

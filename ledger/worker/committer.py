@@ -104,7 +104,7 @@ class OutcomeCommitter(WorkerState):
                 done |= await self._record_single(item)
             return done, None
         self._tally(group, result)
-        return set(result.adopted), (result.claimed if claim > 0 else None)
+        return set(result.adopted), result.claimed
 
     async def _record_single(self, item: tuple[ClaimedDocument, Outcome]) -> set[int]:
         assert self.worker_id is not None

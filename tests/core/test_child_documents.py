@@ -72,6 +72,25 @@ async def test_the_finish_creates_every_child_pending_in_the_batch(
     assert first.size == 1 and first.sha256 == f"{0:064x}"
 
 
+async def test_a_finish_that_creates_children_leases_nothing_in_its_transaction(
+    ledger: Ledger, sync_url: str
+) -> None:
+    """A worker that asks its finish to claim too gets no claim from a finish that created
+    children: a crash right after that commit leaves them pending, charged nothing."""
+    worker, doc = await claimed_parent(ledger)
+    result = await ledger.queue.complete(
+        worker,
+        [Outcome.done(doc, {"members": 2}, children=(child(0), child(1)))],
+        claim=5,
+        processors=["noop"],
+    )
+    assert result.adopted == [doc.id] and result.claimed is None
+    assert {r[1] for r in children_rows(sync_url)} == {"pending"}
+    assert sql(sync_url, "SELECT count(*) FROM attempts") == [(1,)]
+    # The caller claims on its own, in a transaction of its own.
+    assert len(await ledger.queue.claim(worker, 5)) == 2
+
+
 async def test_a_lost_lease_creates_no_child(
     ledger: Ledger, clock: FakeClock, sync_url: str
 ) -> None:

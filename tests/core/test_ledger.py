@@ -79,6 +79,7 @@ async def test_complete_can_claim_the_next_documents_in_the_same_transaction(
         worker, [Outcome.done(d, {}) for d in first], claim=2, processors=["noop"]
     )
     assert sorted(result.recorded) == sorted(d.id for d in first)
+    assert result.claimed is not None
     assert [d.source for d in result.claimed] == ["/d/2", "/d/3"]
     assert len({d.lease_token for d in [*first, *result.claimed]}) == 4
     rows = sql(sync_url, "SELECT status, count(*) FROM documents GROUP BY status")
@@ -86,7 +87,7 @@ async def test_complete_can_claim_the_next_documents_in_the_same_transaction(
     assert sql(sync_url, "SELECT count(*) FROM attempts") == [(2,)]
     # Without a claim, nothing more is leased; a worker that runs no such processor gets none.
     plain = await ledger.queue.complete(worker, [Outcome.done(result.claimed[0], {})])
-    assert plain.claimed == []
+    assert plain.claimed is None
     other = await ledger.queue.complete(
         worker, [Outcome.done(result.claimed[1], {})], claim=5, processors=["ingest"]
     )

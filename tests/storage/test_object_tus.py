@@ -41,6 +41,9 @@ def test_a_server_killed_mid_upload_resumes_and_the_file_lands_in_the_store(
             **s3.env(),
             "LEDGER_STORAGE_URL": f"s3://{bucket}/uploads",
             "LEDGER_TUS_COMMIT_BYTES": str(MB),
+            # Uploads in progress live in the store, fenced by the ledger's lease alone: a
+            # request killed with its server holds that lease until it runs out.
+            "LEDGER_TUS_LEASE_SECONDS": "2",
         },
         tenants=("acme",),
     )
@@ -50,11 +53,11 @@ def test_a_server_killed_mid_upload_resumes_and_the_file_lands_in_the_store(
         digest = _source(source, size)
         storage = FileStorage(str(tmp_path / "tus-urls.json"))  # type: ignore[no-untyped-call]
 
-        def uploader() -> object:
+        def uploader(retries: int = 0) -> object:
             client = tus_client.TusClient(server.endpoint, headers=server.headers("acme"))
             return client.uploader(
                 str(source), chunk_size=MB, metadata={"batch": "tus-s3", "filename": "big.bin"},
-                store_url=True, url_storage=storage,
+                store_url=True, url_storage=storage, retries=retries, retry_delay=1,
             )  # fmt: skip
 
         first = uploader()
@@ -77,7 +80,9 @@ def test_a_server_killed_mid_upload_resumes_and_the_file_lands_in_the_store(
         counted = server.upload_row(upload_id).upload_offset
         assert 8 * MB <= counted < size
         server.start()
-        second = uploader()
+        # If the kill landed inside a PATCH, its lease holds the upload for up to 2 s more:
+        # the server answers 423 meanwhile, and the client retries.
+        second = uploader(retries=10)
         assert second.offset == counted  # type: ignore[attr-defined]
         second.upload()  # type: ignore[attr-defined]
 

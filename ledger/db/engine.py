@@ -21,6 +21,9 @@ registry.register(f"sqlite.{sqlite_driver.DRIVER}", "ledger.db.sqlite_driver", "
 # (BEGIN IMMEDIATE). Writers then queue on busy_timeout instead of failing half-way through
 # with SQLITE_BUSY when they try to upgrade a read lock.
 WRITE = "ledger_write"
+# Execution option of a brief transaction: statements bounded by a claim's size, run on the
+# event loop's thread on SQLite (see ``sqlite_driver``); other databases ignore it.
+BRIEF = "ledger_brief"
 
 
 def create_engine(settings: Settings, *, migrating: bool = False, **kwargs: Any) -> AsyncEngine:
@@ -73,6 +76,8 @@ def _sqlite_engine(settings: Settings, *, foreign_keys: bool, **kwargs: Any) -> 
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Let SQLAlchemy, not the driver, decide when transactions begin (see _on_begin).
         dbapi_connection.isolation_level = None
+        if isinstance(dbapi_connection, sqlite_driver.OneTripConnection):
+            dbapi_connection.busy_timeout_ms = int(busy_timeout)
         cursor = dbapi_connection.cursor()
         try:
             cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout)}")
@@ -84,13 +89,13 @@ def _sqlite_engine(settings: Settings, *, foreign_keys: bool, **kwargs: Any) -> 
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
-        write = conn.get_execution_options().get(WRITE, False)
-        begin = "BEGIN IMMEDIATE" if write else "BEGIN"
+        options = conn.get_execution_options()
+        begin = "BEGIN IMMEDIATE" if options.get(WRITE, False) else "BEGIN"
         driver = conn.connection.dbapi_connection
         if isinstance(driver, sqlite_driver.OneTripConnection):
             # Sent with the transaction's first statement: one trip to the driver's thread
             # fewer per transaction (the lock is still taken before that statement runs).
-            driver.begin_with_next_statement(begin)
+            driver.begin_with_next_statement(begin, brief=options.get(BRIEF, False))
         else:
             conn.exec_driver_sql(begin)
 

@@ -21,7 +21,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ledger.db.backends import Backend, backend_of
-from ledger.db.engine import WRITE, create_engine
+from ledger.db.engine import BRIEF, WRITE, create_engine
 from ledger.db.models import HEAD_REVISION
 from ledger.errors import LedgerError
 from ledger.settings import Settings
@@ -144,29 +144,43 @@ class Runner:
         return utcnow()
 
     @asynccontextmanager
-    async def transaction(self, *, write: bool = True) -> AsyncIterator[AsyncConnection]:
+    async def transaction(
+        self, *, write: bool = True, brief: bool = False
+    ) -> AsyncIterator[AsyncConnection]:
         """A transaction for composing several service calls; commits when the block ends.
 
         Prefer the services' methods; this is for callers that must add their own writes to
-        the same transaction (a tus upload completing into a batch, for example).
+        the same transaction (a tus upload completing into a batch, for example). ``brief``:
+        see :meth:`run`.
         """
         async with contextlib.AsyncExitStack() as stack:
             if write and self._write_lock is not None:
                 await stack.enter_async_context(self._write_lock)
             conn = await stack.enter_async_context(self.engine.connect())
-            if write:
-                conn = await conn.execution_options(**{WRITE: True})
+            options = {WRITE: write, BRIEF: brief}
+            if write or brief:
+                conn = await conn.execution_options(**options)
             async with conn.begin():
                 yield conn
 
     async def run(
-        self, work: Work[T], *, write: bool = True, retries: int = TRANSIENT_RETRIES
+        self,
+        work: Work[T],
+        *,
+        write: bool = True,
+        retries: int = TRANSIENT_RETRIES,
+        brief: bool = False,
     ) -> T:
         """Run ``work(conn, now)`` in one transaction, again if the database says to retry
-        (at most ``retries`` runs in all: 1 for work that cannot be repeated)."""
+        (at most ``retries`` runs in all: 1 for work that cannot be repeated).
+
+        ``brief``: every statement of ``work`` is small (bounded by a claim's size, say), so
+        on SQLite it may run on the event loop's thread instead of the driver's, which saves
+        a hand-off per statement but holds up every other task of the loop while it runs.
+        """
         for attempt in range(retries):
             try:
-                async with self.transaction(write=write) as conn:
+                async with self.transaction(write=write, brief=brief) as conn:
                     return await work(conn, await self.now(conn))
             except DBAPIError as exc:
                 if not _is_transient(exc) or attempt == retries - 1:

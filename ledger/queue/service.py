@@ -146,7 +146,7 @@ class Queue:
                 conn, now, worker_id, limit, batch_ids, processors, lease_seconds
             )
 
-        return await self._db.run(work)
+        return await self._db.run(work, brief=True)
 
     async def _lease(
         self,
@@ -184,7 +184,8 @@ class Queue:
             lambda conn, now: claims.heartbeat(
                 conn, worker_id=worker_id, held=held, now=now, lease_seconds=seconds,
                 finished=finished,
-            )
+            ),
+            brief=True,
         )  # fmt: skip
 
     async def complete(
@@ -217,7 +218,10 @@ class Queue:
             leased = await self._lease(conn, now, worker_id, claim, batch_ids, processors)
             return msgspec.structs.replace(result, claimed=leased)
 
-        return await self._db.run(work)
+        # Brief unless documents bring what they produced: their chunks and children can
+        # be many rows, which must not hold up the event loop.
+        brief = all(o.index is None and o.children is None for o in outcomes)
+        return await self._db.run(work, brief=brief)
 
     async def member_holders(self, parent_id: int) -> tuple[str | None, list[str]]:
         """The running attempt's lease token of a container and its children's sources."""

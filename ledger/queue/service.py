@@ -218,10 +218,7 @@ class Queue:
             leased = await self._lease(conn, now, worker_id, claim, batch_ids, processors)
             return msgspec.structs.replace(result, claimed=leased)
 
-        # Brief unless documents bring what they produced: their chunks and children can
-        # be many rows, which must not hold up the event loop.
-        brief = all(o.index is None and o.children is None for o in outcomes)
-        return await self._db.run(work, brief=brief)
+        return await self._db.run(work, brief=_small_to_record(outcomes))
 
     async def member_holders(self, parent_id: int) -> tuple[str | None, list[str]]:
         """The running attempt's lease token of a container and its children's sources."""
@@ -284,3 +281,24 @@ class Queue:
         if not self._db.backend.announces_due_work:
             return None
         return DueListener(self._db.engine, on_due)
+
+
+# The chunk text a brief finish may index (see Runner.run): a few milliseconds of SQLite.
+BRIEF_CHUNK_TEXT = 256 * 1024
+
+
+def _small_to_record(outcomes: Sequence[Outcome]) -> bool:
+    """Whether recording ``outcomes`` is bounded, small work: no child documents (a
+    container may have thousands), no staged chunks (moved in one statement, however many),
+    and little chunk text in memory."""
+    text = 0
+    for outcome in outcomes:
+        if outcome.children is not None:
+            return False
+        if outcome.index is not None and outcome.index.spool is not None:
+            if outcome.rows is None:
+                return False
+            text += sum(len(row.text) for row in outcome.rows)
+            if text > BRIEF_CHUNK_TEXT:
+                return False
+    return True

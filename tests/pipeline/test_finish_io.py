@@ -15,10 +15,12 @@ for both sizes below when it was written).
 from __future__ import annotations
 
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import event
 
 from ledger.app import Ledger
 from ledger.model import BatchSpec, Outcome
@@ -53,21 +55,39 @@ def _text(size: int) -> str:
     return line * (size // len(line) + 1)
 
 
+def _trace_threads(ledger: Ledger, seen: list[tuple[int, str]]) -> None:
+    """From now on, every statement of the ledger's SQLite connections and its thread."""
+
+    def trace(dbapi_connection: Any, _record: Any) -> None:
+        raw = dbapi_connection._connection._conn
+        raw.set_trace_callback(lambda sql: seen.append((threading.get_ident(), sql)))
+
+    event.listen(ledger.runner.engine.sync_engine, "connect", trace)
+
+
 @pytest.mark.parametrize(
-    ("size", "allowance", "staged"),
+    ("size", "allowance", "staged", "brief"),
     [
-        (2_000, None, False),  # a spool under the inline limit
-        (400_000, None, True),  # over it
-        (400_000, 1 << 20, False),  # over it, in memory under a worker's allowance
-        (400_000, 100_000, True),  # over it and over what the allowance has room for
+        (2_000, None, False, True),  # a spool under the inline limit
+        (400_000, None, True, False),  # over it
+        (400_000, 1 << 20, False, False),  # over it, in memory under a worker's allowance
+        (400_000, 100_000, True, False),  # over it and over what the allowance has room for
     ],
 )
 async def test_the_finish_transaction_opens_no_file(
-    sqlite_url: str, tmp_path: Path, size: int, allowance: int | None, staged: bool
+    sqlite_url: str,
+    tmp_path: Path,
+    size: int,
+    allowance: int | None,
+    staged: bool,
+    brief: bool,
 ) -> None:
     source = tmp_path / "doc.txt"
     source.write_text(_text(size), encoding="utf-8")
     ledger = await Ledger.open(pipeline_settings(sqlite_url, tmp_path / "home"))
+    statements: list[tuple[int, str]] = []
+    _trace_threads(ledger, statements)
+    await ledger.runner.engine.dispose()  # connections opened from now on are traced
     try:
         await ledger.queue.submit(BatchSpec(id="io", processor="ingest"), source_specs([source]))
         worker = await ledger.workers.register(concurrency=1)
@@ -90,6 +110,7 @@ async def test_the_finish_transaction_opens_no_file(
             inline.give_back(doc.id, doc.lease_token)
             assert inline.held == 0
         _EVENTS.seen.clear()
+        statements.clear()
         _EVENTS.active = True
         try:
             result = await ledger.queue.complete(worker, [outcome])
@@ -97,6 +118,12 @@ async def test_the_finish_transaction_opens_no_file(
             _EVENTS.active = False
         assert result.statuses == {doc.id: DocumentStatus.DONE}
         assert _EVENTS.seen == []
+        # A small finish runs its statements on the event loop's thread (a brief
+        # transaction); a big one leaves the loop free while SQLite indexes its chunks.
+        chunk_inserts = [t for t, text in statements if text.startswith("INSERT INTO chunks")]
+        assert chunk_inserts
+        on_loop = {t == threading.get_ident() for t in chunk_inserts}
+        assert on_loop == {brief}
         assert made.cleanup is not None
         made.cleanup()
         url = sync_url_of(sqlite_url)

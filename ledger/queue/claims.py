@@ -232,6 +232,8 @@ async def heartbeat(
         return []
     expires = now + timedelta(seconds=lease_seconds)
     kept: set[int] = set()
+    # Pairs stay an expanding IN list: a heartbeat is rare next to a finish, and pairs bound
+    # as one value would be a join of two json_each lists, a nested loop on SQLite.
     for part in in_chunks(list(held)):
         result = await conn.execute(
             prepared(

@@ -22,7 +22,8 @@ from ledger.db.prepared import inline, prepared, time_param
 from ledger.queue.events import record_events
 from ledger.states import TERMINAL_STATUSES, AttemptOutcome, DocumentStatus
 
-PARAMS_CHUNK = 2_000  # ids per IN (...) list: well under every backend's parameter limit
+# Values per expanding IN (...) list (one parameter each): well under every backend's limit.
+PARAMS_CHUNK = 2_000
 
 
 def in_chunks(items: Sequence[Any], size: int = PARAMS_CHUNK) -> Iterable[Sequence[Any]]:

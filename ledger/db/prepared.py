@@ -31,7 +31,13 @@ def prepared(conn: AsyncConnection, key: tuple[Any, ...], build: Callable[[], An
 
 
 def ids_param(name: str = "p_ids") -> BindParameter[Any]:
-    """A list of values bound as one parameter: ``column.in_(ids_param())``."""
+    """A list of values, one parameter each in the statement as sent:
+    ``column.in_(ids_param())``.
+
+    The statement's text is rendered again for every execution and differs with the list's
+    length; a list of single values is better bound as one parameter
+    (:meth:`ledger.db.backends.Backend.one_of`). This is left for lists of tuples.
+    """
     return bindparam(name, expanding=True)
 
 

@@ -16,47 +16,31 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
+from functools import partial
 from typing import Any
 
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ledger.artifacts import DocumentFacts, Holder, etag_of
+from ledger.db.backends import backend_of
 from ledger.db.models import batches, chunk_vectors, chunks, documents
+from ledger.db.prepared import prepared
 from ledger.model import ClaimedDocument
 from ledger.states import DocumentStatus
 
-PARAMS_CHUNK = 1_000
 
-
-def _parts(values: Sequence[Any]) -> list[list[Any]]:
-    return [list(values[i : i + PARAMS_CHUNK]) for i in range(0, len(values), PARAMS_CHUNK)]
-
-
-def _of_owners(owners: set[str | None]) -> Any:
-    named = sorted(o for o in owners if o is not None)
-    clauses = [batches.c.owner.in_(named)] if named else []
-    if None in owners:
-        clauses.append(batches.c.owner.is_(None))
-    return or_(*clauses)
-
-
-async def read_facts(
-    conn: AsyncConnection, docs: Sequence[ClaimedDocument]
-) -> dict[int, DocumentFacts]:
-    """Each document's dedup facts (by id), for the owner of its batch."""
-    if not docs:
-        return {}
-    owner_of: dict[str, str | None] = {
-        row.id: row.owner
-        for row in await conn.execute(
-            select(batches.c.id, batches.c.owner).where(
-                batches.c.id.in_(sorted({d.batch_id for d in docs}))
-            )
-        )
-    }
-    owners = {owner_of.get(d.batch_id) for d in docs}
-    holders = (
+def _holders(conn: AsyncConnection, by: str, named: bool, unowned: bool) -> Any:
+    """The holders whose source (``by="source"``) or content hash is one of ``p_keys``, of
+    the owners in ``p_owners`` (with ``named``) or of no owner (with ``unowned``)."""
+    backend = backend_of(conn)
+    of_owners = []
+    if named:
+        of_owners.append(backend.one_of(batches.c.owner, "p_owners"))
+    if unowned:
+        of_owners.append(batches.c.owner.is_(None))
+    key = documents.c.source if by == "source" else documents.c.source_sha256
+    return (
         select(
             documents.c.id,
             documents.c.source,
@@ -71,24 +55,54 @@ async def read_facts(
             documents.c.status == DocumentStatus.DONE.value,
             documents.c.superseded_by.is_(None),
             documents.c.removed_at.is_(None),
-            _of_owners(owners),
+            or_(*of_owners),
+            backend.one_of(key, "p_keys"),
         )
     )
+
+
+async def read_facts(
+    conn: AsyncConnection, docs: Sequence[ClaimedDocument]
+) -> dict[int, DocumentFacts]:
+    """Each document's dedup facts (by id), for the owner of its batch."""
+    if not docs:
+        return {}
+    owners_query = prepared(
+        conn,
+        ("facts_owners",),
+        lambda: select(batches.c.id, batches.c.owner).where(backend_of(conn).one_of(batches.c.id)),
+    )
+    owner_of: dict[str, str | None] = {
+        row.id: row.owner
+        for row in await conn.execute(owners_query, {"p_ids": sorted({d.batch_id for d in docs})})
+    }
+    owners = {owner_of.get(d.batch_id) for d in docs}
+    named = sorted(o for o in owners if o is not None)
+    shape = (bool(named), None in owners)
     rows: dict[int, Any] = {}
     sources = sorted({d.source for d in docs})
     hashes = sorted({d.sha256.lower() for d in docs if d.sha256})
-    for column, keys in ((documents.c.source, sources), (documents.c.source_sha256, hashes)):
-        for part in _parts(keys):
-            for row in await conn.execute(holders.where(column.in_(part))):
-                rows[row.id] = row
+    for by, keys in (("source", sources), ("sha256", hashes)):
+        if not keys:
+            continue
+        holders = prepared(conn, ("facts_holders", by, *shape), partial(_holders, conn, by, *shape))
+        params: dict[str, Any] = {"p_keys": keys}
+        if named:
+            params["p_owners"] = named
+        for row in await conn.execute(holders, params):
+            rows[row.id] = row
     models: dict[int, set[str]] = defaultdict(set)
-    for part in _parts(sorted(rows)):
-        found = await conn.execute(
-            select(chunks.c.document_id, chunk_vectors.c.model)
-            .join(chunks, chunks.c.id == chunk_vectors.c.chunk_id)
-            .where(chunks.c.document_id.in_(part), chunks.c.ordinal == 0)
+    if rows:
+        vectors = prepared(
+            conn,
+            ("facts_models",),
+            lambda: (
+                select(chunks.c.document_id, chunk_vectors.c.model)
+                .join(chunks, chunks.c.id == chunk_vectors.c.chunk_id)
+                .where(backend_of(conn).one_of(chunks.c.document_id), chunks.c.ordinal == 0)
+            ),
         )
-        for document_id, model in found:
+        for document_id, model in await conn.execute(vectors, {"p_ids": sorted(rows)}):
             models[document_id].add(model)
     by_source: dict[tuple[str | None, str], list[Holder]] = defaultdict(list)
     by_content: dict[tuple[str | None, str], list[Holder]] = defaultdict(list)

@@ -26,13 +26,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from ledger.artifacts import ChunkRow
 from ledger.db.backends import backend_of
 from ledger.db.models import chunk_vectors, chunks, documents, embedding_cache, staged_chunks
-from ledger.db.prepared import ids_param, prepared
+from ledger.db.prepared import prepared
 from ledger.errors import LedgerError
 from ledger.index.vectors import VectorsIncomplete
 from ledger.states import DocumentStatus
 from ledger.wording import plural
 
-PARAMS_CHUNK = 1_000
 _CHUNK_COLUMNS = [
     "document_id",
     "batch_id",
@@ -100,14 +99,14 @@ async def stage_block(
 
 async def clear(conn: AsyncConnection, document_ids: Sequence[int]) -> None:
     """Delete every staged row of these documents (any attempt's)."""
-    for start in range(0, len(document_ids), PARAMS_CHUNK):
-        part = list(document_ids[start : start + PARAMS_CHUNK])
-        statement = prepared(
-            conn,
-            ("staged_clear",),
-            lambda: delete(staged_chunks).where(staged_chunks.c.document_id.in_(ids_param())),
-        )
-        await conn.execute(statement, {"p_ids": part})
+    if not document_ids:
+        return
+    statement = prepared(
+        conn,
+        ("staged_clear",),
+        lambda: delete(staged_chunks).where(backend_of(conn).one_of(staged_chunks.c.document_id)),
+    )
+    await conn.execute(statement, {"p_ids": list(document_ids)})
 
 
 async def attach(

@@ -52,7 +52,9 @@ async def claim(
     filtered = batch_ids is not None
     routed = processors is not None
     candidates = prepared(
-        conn, ("candidates", filtered, routed), lambda: _claim_candidates(filtered, routed)
+        conn,
+        ("candidates", filtered, routed),
+        lambda: _claim_candidates(conn, filtered, routed),
     )
     params: dict[str, Any] = {}
     if batch_ids is not None:
@@ -87,7 +89,7 @@ async def claim(
     return claimed
 
 
-def _claim_candidates(filtered: bool, routed: bool = False) -> Any:
+def _claim_candidates(conn: AsyncConnection, filtered: bool, routed: bool = False) -> Any:
     query = select(
         batches.c.id,
         batches.c.priority,
@@ -97,10 +99,10 @@ def _claim_candidates(filtered: bool, routed: bool = False) -> Any:
         batches.c.started_at,
     ).where(batches.c.state == BatchState.ACTIVE.value, batches.c.n_pending > 0)
     if filtered:
-        query = query.where(batches.c.id.in_(ids_param()))
+        query = query.where(backend_of(conn).one_of(batches.c.id))
     if routed:
         # A bound list, not part of the statement: one cached statement serves every worker.
-        query = query.where(batches.c.processor.in_(ids_param("p_processors")))
+        query = query.where(backend_of(conn).one_of(batches.c.processor, "p_processors"))
     return query
 
 
@@ -230,6 +232,8 @@ async def heartbeat(
         return []
     expires = now + timedelta(seconds=lease_seconds)
     kept: set[int] = set()
+    # Pairs stay an expanding IN list: a heartbeat is rare next to a finish, and pairs bound
+    # as one value would be a join of two json_each lists, a nested loop on SQLite.
     for part in in_chunks(list(held)):
         result = await conn.execute(
             prepared(

@@ -18,11 +18,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ledger.db.backends import backend_of
 from ledger.db.models import attempts, batches, documents, events
-from ledger.db.prepared import ids_param, inline, prepared, time_param
+from ledger.db.prepared import inline, prepared, time_param
 from ledger.queue.events import record_events
 from ledger.states import TERMINAL_STATUSES, AttemptOutcome, DocumentStatus
 
-PARAMS_CHUNK = 2_000  # ids per IN (...) list: well under every backend's parameter limit
+# Values per expanding IN (...) list (one parameter each): well under every backend's limit.
+PARAMS_CHUNK = 2_000
 
 
 def in_chunks(items: Sequence[Any], size: int = PARAMS_CHUNK) -> Iterable[Sequence[Any]]:
@@ -99,8 +100,8 @@ async def write_endings(
                 ),
                 [{"b_id": e.doc_id, "b_result": e.result} for e in members],
             )
-        for ids in in_chunks([e.doc_id for e in members]):
-            await _end_group(conn, first, list(ids), now, worker_id, result=shared)
+        ids = [e.doc_id for e in members]
+        await _end_group(conn, first, ids, now, worker_id, result=shared)
     # Documents due again at once (rescued, released) may be waiting for an idle worker.
     # Retries with a backoff are not announced: workers wake for them on their own timer.
     await backend_of(conn).announce_due(
@@ -153,7 +154,7 @@ async def _end_group(
             None if code is None else {"error_code": code, "error_message": (message or "")[:500]}
         )
         await conn.execute(
-            prepared(conn, ("events",), _document_events_insert),
+            prepared(conn, ("events",), lambda: _document_events_insert(conn)),
             {"p_ids": ids, "p_now": now, "p_kind": kind, "p_data": data},
         )
     finished = ending.status in TERMINAL_STATUSES
@@ -172,7 +173,8 @@ async def _end_group(
     if result is not None:
         update_params["p_result"] = result
     await conn.execute(
-        prepared(conn, ("end", *shape), lambda: _documents_end_update(*shape)), update_params
+        prepared(conn, ("end", *shape), lambda: _documents_end_update(conn, *shape)),
+        update_params,
     )
 
 
@@ -202,7 +204,7 @@ def _attempts_insert(conn: AsyncConnection, owner_from_row: bool) -> Any:
         bindparam("p_code", type_=String()),
         bindparam("p_message", type_=Text()),
         bindparam("p_systemic", type_=Boolean()),
-    ).where(documents.c.id.in_(ids_param()))
+    ).where(backend_of(conn).one_of(documents.c.id))
     return insert(attempts).from_select(
         [
             "document_id",
@@ -222,7 +224,7 @@ def _attempts_insert(conn: AsyncConnection, owner_from_row: bool) -> Any:
     )
 
 
-def _document_events_insert() -> Any:
+def _document_events_insert(conn: AsyncConnection) -> Any:
     return insert(events).from_select(
         ["batch_id", "document_id", "kind", "data", "created_at"],
         select(
@@ -231,12 +233,12 @@ def _document_events_insert() -> Any:
             bindparam("p_kind", type_=String()),
             bindparam("p_data", type_=events.c.data.type),
             time_param("p_now"),
-        ).where(documents.c.id.in_(ids_param())),
+        ).where(backend_of(conn).one_of(documents.c.id)),
     )
 
 
 def _documents_end_update(
-    clears_error: bool, sets_error: bool, has_result: bool, uncount: bool
+    conn: AsyncConnection, clears_error: bool, sets_error: bool, has_result: bool, uncount: bool
 ) -> Any:
     now = time_param("p_now")
     values: dict[str, Any] = {
@@ -261,7 +263,7 @@ def _documents_end_update(
     return (
         update(documents)
         .where(
-            documents.c.id.in_(ids_param()),
+            backend_of(conn).one_of(documents.c.id),
             documents.c.status == inline(DocumentStatus.RUNNING.value),
         )
         .values(**values)
@@ -279,7 +281,7 @@ async def mark_completed(conn: AsyncConnection, batch_ids: Iterable[str], now: d
         lambda: (
             update(batches)
             .where(
-                batches.c.id.in_(ids_param()),
+                backend_of(conn).one_of(batches.c.id),
                 batches.c.completed_at.is_(None),
                 batches.c.n_pending == 0,
                 batches.c.n_running == 0,

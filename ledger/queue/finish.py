@@ -18,12 +18,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from ledger.backoff import RetryPolicy
 from ledger.db.backends import backend_of
 from ledger.db.models import batches, documents
-from ledger.db.prepared import ids_param, inline, prepared
+from ledger.db.prepared import inline, prepared
 from ledger.index import outcome_store
 from ledger.model import CompleteResult, Outcome
 from ledger.queue.breaker import BreakerPolicy, check_breaker
 from ledger.queue.children import replace_children
-from ledger.queue.endings import Ending, in_chunks, mark_completed, write_endings
+from ledger.queue.endings import Ending, mark_completed, write_endings
 from ledger.queue.throttles import past_limit_message, throttle_delay, throttle_runs
 from ledger.states import AttemptOutcome, BatchState, DocumentStatus, ErrorCode
 from ledger.wording import plural
@@ -55,31 +55,30 @@ async def complete(
     if len(by_id) != len(outcomes):
         raise ValueError("one outcome per document per call")
     held: dict[int, Any] = {}
-    for ids in in_chunks(list(by_id)):
-        query = prepared(
-            conn,
-            ("held",),
-            lambda: backend_of(conn).lock_rows(
-                select(
-                    documents.c.id,
-                    documents.c.batch_id,
-                    documents.c.lease_token,
-                    documents.c.attempts,
-                    batches.c.max_attempts,
-                    batches.c.state,
-                    batches.c.n_pending,
-                )
-                .join(batches, batches.c.id == documents.c.batch_id)
-                .where(
-                    documents.c.id.in_(ids_param()),
-                    documents.c.status == inline(DocumentStatus.RUNNING.value),
-                ),
-                of=documents,
+    query = prepared(
+        conn,
+        ("held",),
+        lambda: backend_of(conn).lock_rows(
+            select(
+                documents.c.id,
+                documents.c.batch_id,
+                documents.c.lease_token,
+                documents.c.attempts,
+                batches.c.max_attempts,
+                batches.c.state,
+                batches.c.n_pending,
+            )
+            .join(batches, batches.c.id == documents.c.batch_id)
+            .where(
+                backend_of(conn).one_of(documents.c.id),
+                documents.c.status == inline(DocumentStatus.RUNNING.value),
             ),
-        )
-        for r in (await conn.execute(query, {"p_ids": list(ids)})).all():
-            if r.lease_token == by_id[r.id].lease_token:
-                held[r.id] = r
+            of=documents,
+        ),
+    )
+    for r in (await conn.execute(query, {"p_ids": list(by_id)})).all():
+        if r.lease_token == by_id[r.id].lease_token:
+            held[r.id] = r
     runs = await throttle_runs(
         conn,
         [o.document_id for o in outcomes

@@ -25,8 +25,9 @@ from sqlalchemy import ColumnElement, FromClause, and_, func, not_, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ledger.backoff import RetryPolicy
+from ledger.db.backends import backend_of
 from ledger.db.models import attempts
-from ledger.db.prepared import ids_param, prepared
+from ledger.db.prepared import prepared
 from ledger.states import AttemptOutcome, ErrorCode
 
 # Retry-After is honoured exactly as a floor; documents throttled together are spread over
@@ -42,7 +43,7 @@ def _throttle_row(table: FromClause) -> ColumnElement[bool]:
     )
 
 
-def _runs_query() -> Any:
+def _runs_query(conn: AsyncConnection) -> Any:
     later = attempts.alias("later")
     last_other = (
         select(func.coalesce(func.max(attempts.c.id), 0))
@@ -53,7 +54,7 @@ def _runs_query() -> Any:
         select(later.c.document_id, func.count().label("run"))
         .where(
             and_(
-                later.c.document_id.in_(ids_param()),
+                backend_of(conn).one_of(later.c.document_id),
                 _throttle_row(later),
                 later.c.id > last_other,
             )
@@ -67,7 +68,7 @@ async def throttle_runs(conn: AsyncConnection, document_ids: Sequence[int]) -> d
     none: absent from the answer)."""
     if not document_ids:
         return {}
-    statement = prepared(conn, ("throttle_runs",), _runs_query)
+    statement = prepared(conn, ("throttle_runs",), lambda: _runs_query(conn))
     rows = (await conn.execute(statement, {"p_ids": list(document_ids)})).all()
     return {int(r.document_id): int(r.run) for r in rows}
 

@@ -85,3 +85,62 @@ async def test_claim_heartbeat_and_finish_name_statuses_in_their_text(sqlite_url
         for call in (claim, heartbeat, complete):
             for statement, _ in await _sent(ledger, call):
                 assert not BOUND_STATUS.search(statement), statement
+
+
+async def _finish_sent(ledger: Ledger, worker: str, claimed: list[Any]) -> list[tuple[str, Any]]:
+    """What finishing ``claimed`` sends about documents."""
+
+    async def complete() -> None:
+        done = [Outcome.done(d, {}) for d in claimed]
+        assert len((await ledger.queue.complete(worker, done)).recorded) == len(claimed)
+
+    return await _sent(ledger, complete)
+
+
+async def test_a_finish_sends_the_same_statements_for_any_number_of_documents(
+    db_url: str,
+) -> None:
+    # One text per statement whatever the list's length: rendered once by SQLAlchemy and
+    # prepared once by the database (an expanding IN list was another statement per length).
+    async with await Ledger.open(settings_for(db_url)) as ledger:
+        await ledger.queue.submit(
+            BatchSpec(id="b", processor="noop"), [SourceSpec(f"/d/{i}") for i in range(20)]
+        )
+        worker = await ledger.workers.register(concurrency=20)
+        texts = []
+        for count in (2, 7):
+            claimed = await ledger.queue.claim(worker, count)
+            assert len(claimed) == count
+            texts.append(
+                [statement for statement, _ in await _finish_sent(ledger, worker, claimed)]
+            )
+        assert texts[0] == texts[1]
+
+
+async def test_a_finish_finds_its_documents_by_primary_key(db_url: str) -> None:
+    async with await Ledger.open(settings_for(db_url)) as ledger:
+        await ledger.queue.submit(
+            BatchSpec(id="b", processor="noop"), [SourceSpec(f"/d/{i}") for i in range(2000)]
+        )
+        worker = await ledger.workers.register(concurrency=1000)
+        # Many documents running: reading the running ones is not a shortcut to five of them.
+        claimed = await ledger.queue.claim(worker, 1000)
+        assert len(claimed) == 1000
+        sent = await _finish_sent(ledger, worker, claimed[:5])
+        listed = [(s, p) for s, p in sent if "json_each" in s or "ANY (" in s]
+        # The fence, the attempt rows, the events and the documents' update.
+        assert len(listed) >= 4, sent
+        for statement, params in listed:
+            if db_url.startswith("sqlite"):
+                path = make_url(db_url).database
+                assert path is not None
+                plan = _plan_without_values(path, statement, params)
+                assert "SEARCH documents USING INTEGER PRIMARY KEY" in plan, plan
+                assert "SCAN documents" not in plan, plan
+            else:
+                async with ledger.engine.connect() as conn:
+                    await conn.exec_driver_sql("ANALYZE documents")
+                    rows = await conn.exec_driver_sql(f"EXPLAIN {statement}", tuple(params))
+                    plan = " / ".join(row[0] for row in rows)
+                assert "Index Scan using pk_documents on documents" in plan, plan
+                assert "Seq Scan on documents" not in plan, plan

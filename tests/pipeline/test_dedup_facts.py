@@ -63,3 +63,39 @@ async def test_facts_name_the_holders_of_source_and_content_per_owner(ledger: Le
         assert facts[by_source[key].id] == DocumentFacts()
     # A document is never its own holder.
     assert facts[held.id] == DocumentFacts()
+
+
+async def test_documents_of_no_owner_hold_for_each_other_only(ledger: Ledger) -> None:
+    await ledger.queue.submit(
+        BatchSpec(id="first", processor="ingest"), [SourceSpec("/data/a.txt", sha256=SHA)]
+    )
+    worker = await ledger.workers.register(concurrency=4)
+    [held] = await ledger.queue.claim(worker, 1)
+    artifacts = IndexArtifacts(
+        sha256=SHA, size=5, mtime_ns=7, spool=ChunkSpool("spool", 1, SHA), supersede=True
+    )
+    row = ChunkRow(ordinal=0, text="alpha", char_start=0, char_end=5, page=None)
+    outcome = Outcome.done(held, {"chunks": 1}, artifacts)
+    done = await ledger.queue.complete(worker, [msgspec.structs.replace(outcome, rows=(row,))])
+    assert done.recorded == [held.id]
+
+    await ledger.queue.submit(
+        BatchSpec(id="again", processor="ingest"), [SourceSpec("/data/copy.txt", sha256=SHA)]
+    )
+    await ledger.queue.submit(
+        BatchSpec(id="alice", processor="ingest", owner="alice"),
+        [SourceSpec("/data/a.txt", sha256=SHA)],
+    )
+    group: list[ClaimedDocument] = []
+    for _ in range(2):  # a claim may lease from one batch at a time
+        group += await ledger.queue.claim(worker, 2 - len(group))
+    by_batch = {d.batch_id: d for d in group}
+    assert set(by_batch) == {"again", "alice"}
+    # Both owner conditions (none, a named owner) in one read.
+    facts = await _facts(ledger, group)
+    [holder] = facts[by_batch["again"].id].content_holders
+    assert holder.id == held.id and facts[by_batch["again"].id].source_holders == ()
+    assert facts[by_batch["alice"].id] == DocumentFacts()
+    # Alone, with the unowned condition only.
+    alone = await _facts(ledger, [by_batch["again"]])
+    assert alone[by_batch["again"].id].content_holders == (holder,)

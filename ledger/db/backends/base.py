@@ -80,6 +80,16 @@ class Backend(Protocol):
         batch already has; with ``parent_id``, as its children at ``member_paths``."""
         ...
 
+    def one_of(self, column: ColumnElement[Any], name: str = "p_ids") -> ColumnElement[bool]:
+        """``column`` is one of the values of the list bound as ``name``.
+
+        The whole list is one parameter, so the statement's text is the same for a list of
+        any length: SQLAlchemy renders it once and the database prepares it once (an
+        expanding ``IN`` list was rendered anew for every execution, and each length was
+        another statement for the database to prepare). The caller binds a Python list.
+        """
+        ...
+
     def random_token(self) -> ColumnElement[str]:
         """A fresh 32-hex-digit random token, computed by the database for each row."""
         ...

@@ -20,6 +20,7 @@ from sqlalchemy import (
     Select,
     String,
     Table,
+    any_,
     bindparam,
     cast,
     column,
@@ -137,6 +138,10 @@ class PostgresBackend:
                 "member_paths": list(paths),
             },
         )
+
+    def one_of(self, column: ColumnElement[Any], name: str = "p_ids") -> ColumnElement[bool]:
+        # An array of the column's type: ``= ANY`` of it uses the column's index.
+        return column == any_(bindparam(name, type_=postgresql.ARRAY(column.type)))
 
     def random_token(self) -> ColumnElement[str]:
         return func.replace(cast(func.gen_random_uuid(), String), "-", "")

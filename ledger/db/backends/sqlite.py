@@ -15,8 +15,10 @@ from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import ColumnElement, Select, String, Table, func, select
+from sqlalchemy import ColumnElement, Select, String, Table, bindparam, func, select
 from sqlalchemy.dialects import sqlite
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
 
 from ledger.db import fts
 from ledger.db.backends.base import DocumentRow
@@ -47,6 +49,16 @@ _DOCUMENT_INSERT = """
     WHERE true
     ON CONFLICT (batch_id, source) DO NOTHING
     """
+
+
+class _JsonList(TypeDecorator[Sequence[Any]]):
+    """A list bound as its JSON text, for ``json_each``."""
+
+    impl = String()
+    cache_ok = True
+
+    def process_bind_param(self, value: Sequence[Any] | None, dialect: Dialect) -> str | None:
+        return None if value is None else json.dumps(value)
 
 
 class MachineClock:
@@ -101,6 +113,12 @@ class SqliteBackend:
         await conn.exec_driver_sql(
             _DOCUMENT_INSERT, (batch_id, sqlite_timestamp(now), encoded, parent_id)
         )
+
+    def one_of(self, column: ColumnElement[Any], name: str = "p_ids") -> ColumnElement[bool]:
+        # The planner still looks each value up by the column's index (for an INTEGER
+        # PRIMARY KEY: SEARCH ... USING INTEGER PRIMARY KEY), as for an IN list.
+        values = func.json_each(bindparam(name, type_=_JsonList())).table_valued("value")
+        return column.in_(select(values.c.value))
 
     def random_token(self) -> ColumnElement[str]:
         return func.lower(func.hex(func.randomblob(16)))

@@ -101,7 +101,11 @@ async def complete(
             outcome = await outcome_store.record(
                 conn, outcome, batch_id=row.batch_id, now=now, group=indexed
             )
-        throttle = _Throttle(runs.get(row.id, 0), throttle_limit)
+        throttle = (
+            _Throttle(runs.get(row.id, 0), throttle_limit)
+            if outcome.outcome is AttemptOutcome.THROTTLED
+            else _UNTHROTTLED  # not read: built per document, it was measurable
+        )
         ending = _ending_for(outcome, row, now, retry, rng, throttle)
         # Not when the parent ends otherwise, nor into a batch cancelled meanwhile (the
         # parent's work is kept; nothing new is started there).
@@ -158,15 +162,19 @@ class _Throttle:
     limit: int = 10
 
 
+_UNTHROTTLED = _Throttle()
+_CANCELLED = BatchState.CANCELLED.value  # an enum's value is a property: read it once
+
+
 def _ending_for(
     outcome: Outcome,
     row: Any,
     now: datetime,
     retry: RetryPolicy,
     rng: random.Random,
-    throttle: _Throttle = _Throttle(),
+    throttle: _Throttle = _UNTHROTTLED,
 ) -> Ending:
-    cancelled = row.state == BatchState.CANCELLED.value
+    cancelled = row.state == _CANCELLED
     kind = outcome.outcome
     if kind in (AttemptOutcome.DONE, AttemptOutcome.SKIPPED):
         return Ending(

@@ -41,15 +41,20 @@ def prepare(storage: Path) -> None:
 
 def is_stored(source: str, storage: Path) -> bool:
     """Whether ``source`` names a file inside the storage folder (by path, without I/O)."""
-    root, prefix = _root(storage.absolute())
-    path = os.path.normpath(os.path.abspath(source))
+    root, prefix = _absolute_root(storage) or _root(os.path.abspath(storage))
+    path = os.path.abspath(source)  # normalized too
     return path == root or path.startswith(prefix)
 
 
 @functools.lru_cache(maxsize=16)
-def _root(storage: Path) -> tuple[str, str]:
-    # Asked once per document: normalizing the same folder each time was measurable.
-    root = os.path.normpath(os.path.abspath(storage))
+def _absolute_root(storage: Path) -> tuple[str, str] | None:
+    # Asked once per document: normalizing the same folder each time was measurable. A
+    # relative folder (None here) is resolved at each call, against the current directory,
+    # as the source is.
+    return _root(os.path.normpath(storage)) if storage.is_absolute() else None
+
+
+def _root(root: str) -> tuple[str, str]:
     return root, root.rstrip(os.sep) + os.sep
 
 

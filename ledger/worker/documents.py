@@ -48,11 +48,14 @@ class DocumentRunner(WorkerState):
             await storage.check_readable_async(doc.source, self.ledger.settings.storage)
             output: ProcessorOutput = await processor(doc)
             made = outcome_of(doc, output)
-            try:  # chunks read or staged now: the finish transaction reads no file
-                outcome = await outcome_prep.prepare(self.ledger, doc, made, self._inline)
-            except BaseException:
-                clean_up([made])
-                raise
+            if not outcome_prep.needs_preparing(made):
+                outcome = made
+            else:
+                try:  # chunks read or staged now: the finish transaction reads no file
+                    outcome = await outcome_prep.prepare(self.ledger, doc, made, self._inline)
+                except BaseException:
+                    clean_up([made])
+                    raise
         except asyncio.CancelledError:
             if doc.id in self._force_release:
                 outcome = Outcome.released(doc)
@@ -72,8 +75,9 @@ class DocumentRunner(WorkerState):
             self.current.pop(doc.id, None)
             self._force_release.discard(doc.id)
             if outcome is not None:
+                # The outcome is a str enum: its value is looked up only with metrics on.
                 metrics.observe_processed(
-                    doc.processor, outcome.outcome.value, time.perf_counter() - began
+                    doc.processor, outcome.outcome, time.perf_counter() - began
                 )
             if outcome is not None and doc.id not in self._lost:
                 self._outbox.append((doc, outcome))

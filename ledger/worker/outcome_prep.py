@@ -77,7 +77,8 @@ class InlineAllowance:
 
     def give_back(self, document_id: int, lease_token: str) -> None:
         """Release what the attempt took, if anything (safe to call for any outcome)."""
-        self.held -= self._taken.pop((document_id, lease_token), 0)
+        if self._taken:  # usually empty: called for every outcome that leaves the worker
+            self.held -= self._taken.pop((document_id, lease_token), 0)
 
 
 async def with_facts(
@@ -138,6 +139,12 @@ def _next_rows(blocks: Iterator[list[ChunkRecord]], keyed: bool) -> list[ChunkRo
     return None if batch is None else _rows(batch, keyed)
 
 
+def needs_preparing(outcome: Outcome) -> bool:
+    """Whether :func:`prepare` has anything to do for ``outcome`` (a chunk spool): most
+    outcomes have none, and are recorded as they are."""
+    return outcome.index is not None and outcome.index.spool is not None
+
+
 async def prepare(
     ledger: Ledger,
     doc: ClaimedDocument,
@@ -148,9 +155,10 @@ async def prepare(
     :class:`LeaseLost` when the lease went meanwhile, and a retryable ``store_failed``
     when the spool cannot be read or staged. A spool read in memory under ``allowance``
     holds its share until the caller gives it back."""
-    artifacts = outcome.index
-    if artifacts is None or artifacts.spool is None:
+    if not needs_preparing(outcome):
         return outcome
+    artifacts = outcome.index
+    assert artifacts is not None and artifacts.spool is not None
     spool = artifacts.spool
     keyed = artifacts.model is not None
     started = time.perf_counter()
@@ -232,6 +240,7 @@ __all__ = [
     "INLINE_SPOOL_MAX_BYTES",
     "STAGE_BLOCK",
     "InlineAllowance",
+    "needs_preparing",
     "prepare",
     "unstage",
     "with_facts",

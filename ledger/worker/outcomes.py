@@ -45,6 +45,8 @@ def clean_up(outcomes: Sequence[Outcome], adopted: Set[int] = frozenset()) -> No
     """Run each outcome's cleanup, and its discard unless its children were created (the
     removal of the children they replaced if they were)."""
     for outcome in outcomes:
+        if outcome.cleanup is None and outcome.discard is None and outcome.replaced is None:
+            continue  # most outcomes leave no file behind
         calls = [outcome.cleanup]
         if outcome.document_id not in adopted:
             calls.append(outcome.discard)

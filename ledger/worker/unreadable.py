@@ -20,12 +20,12 @@ UNREADABLE_ROW = "unreadable_row"
 
 def check_row(doc: ClaimedDocument) -> None:
     """Raise a permanent ``unreadable_row`` error when the document's text is not UTF-8."""
-    parts = [doc.source]
-    if doc.meta is not None:
-        parts.append(json.dumps(doc.meta, ensure_ascii=False))
-    if not all(is_utf8(part) for part in parts):
-        raise PermanentError(
-            UNREADABLE_ROW,
-            "the document's row holds text that is not valid UTF-8 (its source or metadata); "
-            "it cannot be processed",
-        )
+    if is_utf8(doc.source) and (
+        doc.meta is None or is_utf8(json.dumps(doc.meta, ensure_ascii=False))
+    ):
+        return
+    raise PermanentError(
+        UNREADABLE_ROW,
+        "the document's row holds text that is not valid UTF-8 (its source or metadata); "
+        "it cannot be processed",
+    )

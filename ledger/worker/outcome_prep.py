@@ -106,7 +106,8 @@ async def with_facts(
         return await dedup_facts.read_facts(conn, wanting)
 
     try:
-        facts = await ledger.runner.run(read, write=False)
+        # Brief: a few indexed reads for one claimed group (see Runner.run).
+        facts = await ledger.runner.run(read, write=False, brief=True)
     except Exception as exc:
         log.warning("reading dedup facts for %d documents failed: %s", len(wanting), exc)
         return list(docs)

@@ -96,8 +96,12 @@ async def test_the_finish_transaction_opens_no_file(
         context = ProcessorContext(
             settings=ledger.settings, pool=None, task_timeout=60.0, vectors=ledger.index
         )
+        statements.clear()
         [doc] = await outcome_prep.with_facts(ledger, registry, context, [doc])
         assert doc.facts is not None  # the ingest processor asks for its dedup facts
+        # One read per claimed group, on the event loop's thread (a brief transaction).
+        reads = [t for t, text in statements if text != "COMMIT"]
+        assert reads and set(reads) == {threading.get_ident()}
         output = await registry.get(context, doc.processor, doc.options)(doc)
         assert isinstance(output, Done) and output.index is not None
         assert output.index.spool is not None

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from sqlalchemy import event
 
 from ledger.app import Ledger
 from ledger.errors import PermanentError
@@ -240,3 +241,35 @@ async def test_builtin_sleep_processor_with_failures(db_url: str, processor: str
         batch = await ledger.reads.batch("b")
     assert stats.retried > 10
     assert batch.counts[S.DONE] + batch.counts[S.FAILED] == 100
+
+
+async def test_freed_slots_gather_into_claims_that_never_lease_past_them(db_url: str) -> None:
+    # Documents that free their slots a few milliseconds apart, as a busy process pool
+    # returns them: the worker claims several per transaction instead of one per freed
+    # slot, and leases no more than its free slots (a crash costs no more).
+    in_flight = peak = 0
+    claims = 0
+
+    def count_claims(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        nonlocal claims
+        claims += statement.lstrip().startswith("WITH due AS")
+
+    async with await open_ledger(db_url) as ledger:
+
+        async def staggered(doc: Document) -> Done:
+            nonlocal in_flight, peak
+            in_flight += 1
+            peak = max(peak, in_flight)
+            await asyncio.sleep(0.2 + (doc.id % 8) * 0.003)
+            in_flight -= 1
+            return Done({})
+
+        await submit(ledger, 48, "staggered")
+        event.listen(ledger.runner.engine.sync_engine, "before_cursor_execute", count_claims)
+        worker = Worker(ledger, concurrency=8, registry=registry_with("staggered", staggered))
+        stats = await worker.run(burst=True)
+        batch = await ledger.reads.batch("b")
+    assert stats.done == 48 and stats.claimed == 48
+    assert batch.counts[S.DONE] == 48
+    assert peak == 8 and stats.returned == 0  # nothing was leased that did not start
+    assert claims <= 48 // 2, claims  # one claim per freed slot made about 30

@@ -89,7 +89,8 @@ def ledger_run(folder: Path, work: Path, checkout: Path) -> dict[str, Any]:
     from ingest_cli import _env, run_tree
 
     env = _env(checkout, LEDGER_HOME=str(work / "home"))
-    command = [sys.executable, "-m", "ledger", "ingest", str(folder), "--processor", "noop"]
+    # -P: the working directory's ledger (``-m`` puts it first) must not stand in for it.
+    command = [sys.executable, "-P", "-m", "ledger", "ingest", str(folder), "--processor", "noop"]
     return run_tree([*command, "--json"], env)
 
 

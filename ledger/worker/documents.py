@@ -82,6 +82,5 @@ class DocumentRunner(WorkerState):
                 self._inline.give_back(doc.id, doc.lease_token)
                 clean_up([outcome])
             self._lost.discard(doc.id)
-            self._typical_seconds += (time.perf_counter() - began - self._typical_seconds) / 8
             self._fill_slots()
             self._wake.set()

@@ -28,9 +28,6 @@ from ledger.worker.stats import WorkerStats
 
 log = logging.getLogger(__name__)
 
-# The longest a freed slot waits for others to free before it claims alone.
-GATHER_MAX_SECONDS = 0.05
-
 
 class Worker(DocumentRunner, OutcomeCommitter, LeaseKeeper):
     """Processes due documents of every active batch (or of ``batch_ids``) until stopped."""
@@ -133,19 +130,17 @@ class Worker(DocumentRunner, OutcomeCommitter, LeaseKeeper):
             # (or a whole claim) is missing, so claims stay large and slots never wait.
             room = self.concurrency + self.prefetch - len(self._tasks) - len(self._ready)
             want = min(room, self.claim_batch) if room >= max(1, self.prefetch // 2) else 0
-            gather = self._gather_wait(want)
-            if gather > 0:
-                await self._sleep(gather)
+            if self._gather(want):
+                await self._sleep(self.poll_seconds)  # a finishing document wakes it
                 continue
-            self._free_since = None
             claimed: list[ClaimedDocument] = []
             taken: list[ClaimedDocument] | None = None
             began = time.perf_counter()
-            if self._outbox and (want or not self._tasks):
-                # Record what is done before taking new work, so a document that kills this
-                # process cannot take finished ones down with it (their leases would expire
-                # and be charged an attempt). The claim rides in the same transaction: one
-                # commit, and no slot waits for a second one.
+            if self._outbox and not self._tasks:
+                # Nothing in flight: record what is done before taking new work, so a
+                # document that kills this process cannot take finished ones down with it
+                # (their leases would expire and be charged an attempt). The claim rides in
+                # the same transaction: one commit, and no slot waits for a second one.
                 taken = await self._flush_outbox(claim=want)
             if want:
                 claimed = taken if taken is not None else await self._claim(want)
@@ -169,25 +164,21 @@ class Worker(DocumentRunner, OutcomeCommitter, LeaseKeeper):
                 return
             await self._sleep(await self._idle_wait())
 
-    def _gather_wait(self, want: int) -> float:
-        """How long to wait for more slots to free before claiming ``want`` documents (0:
-        claim now).
+    def _gather(self, want: int) -> bool:
+        """Whether to wait for more slots to free before claiming ``want`` documents.
 
         Without leasing ahead, a slot that frees while others are busy would claim one
-        document in a transaction of its own. Waiting until a quarter of the slots are free
-        claims several in one transaction (recording the finished ones in it too), and
-        still never leases more than the free slots: a crash costs no more. A free slot
-        waits at most a tenth of the time a document typically holds one, so a processor
-        that is not saturated loses at most that; one whose work queues (a process pool
-        busier than its slots) loses nothing.
+        document in a transaction of its own. While the process pool has tasks waiting for
+        a child, a document claimed now would only wait behind them: the claim waits
+        instead, until a quarter of the slots are free or the pool's queue is empty, then
+        takes them all in one transaction. It never leases more than the free slots, so a
+        crash costs no more; a worker whose documents do not queue for the pool claims as
+        soon as a slot frees, as before.
         """
         if not want or self.prefetch or not self._tasks or want >= max(1, self.concurrency // 4):
-            return 0.0
-        now = time.monotonic()
-        if self._free_since is None:
-            self._free_since = now
-        limit = min(self._typical_seconds / 10, GATHER_MAX_SECONDS)
-        return max(0.0, self._free_since + limit - now)
+            return False
+        pool = self.context.pool
+        return pool is not None and pool.queued > 0
 
     async def _claim(self, want: int) -> list[ClaimedDocument]:
         assert self.worker_id is not None

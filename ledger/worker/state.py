@@ -78,11 +78,6 @@ class WorkerState:
         self._inline = InlineAllowance()
         self._outbox_changed = asyncio.Event()
         self._wake = asyncio.Event()
-        # Without leasing ahead, a freed slot waits a moment for others (see
-        # Worker._gather_wait): since when one has been free, and how long a document
-        # typically stays in its slot (a moving average).
-        self._free_since: float | None = None
-        self._typical_seconds = 0.0
         self._stopping = False
         self._stopped_hard = False
         self._flush_lock = asyncio.Lock()

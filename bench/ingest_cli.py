@@ -163,7 +163,10 @@ def floor_run(corpus: Path, work: Path, workers: int, checkout: Path) -> dict[st
 
 def ledger_run(corpus: Path, work: Path, workers: int, checkout: Path) -> dict[str, Any]:
     env = _env(checkout, LEDGER_HOME=str(work / "home"), LEDGER_PROCESS_WORKERS=str(workers))
-    return run_tree([sys.executable, "-m", "ledger", "ingest", str(corpus), "--json"], env)
+    # -P: without it ``-m`` puts the working directory first on sys.path, and a run from
+    # one checkout would import that checkout's ledger instead of ``checkout``'s.
+    command = [sys.executable, "-P", "-m", "ledger", "ingest", str(corpus), "--json"]
+    return run_tree(command, env)
 
 
 def contenders(baseline: Path | None) -> dict[str, tuple[Any, Path]]:

@@ -255,17 +255,21 @@ async def open_ledger(settings: Settings, *, migrate: bool = True) -> Ledger:
         except SchemaOutOfDate:
             if not (migrate and migrates_on_first_use(settings.url)):
                 raise
-            # Alembic only when there is something to migrate: loading it slows every start.
-            from alembic.util import CommandError
+            from ledger.db.fresh_sqlite import create_at_head
 
-            from ledger.db import migrate as migrations
+            # An empty database is created at the head revision in one step; one holding
+            # anything is upgraded by Alembic, loaded only then: it slows every start.
+            if not await create_at_head(engine):
+                from alembic.util import CommandError
 
-            try:
-                await migrations.upgrade_async(settings.url)
-            except CommandError as exc:
-                raise CliError(
-                    f"cannot migrate {where}: {exc} (is it from a newer version of ledger?)"
-                ) from exc
+                from ledger.db import migrate as migrations
+
+                try:
+                    await migrations.upgrade_async(settings.url)
+                except CommandError as exc:
+                    raise CliError(
+                        f"cannot migrate {where}: {exc} (is it from a newer version of ledger?)"
+                    ) from exc
             await ledger.check_schema()
     except BaseException:
         await ledger.close()

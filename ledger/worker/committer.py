@@ -43,9 +43,11 @@ class OutcomeCommitter(WorkerState):
             if self.fatal is not None:  # the database refuses writes: leases will expire
                 self._give_up(group)
                 continue
-            last = len(group) == len(self._outbox)
+            # Claim with the last group, once: outcomes that arrive while it is recorded
+            # make another group, which must not lease again (the first lease would leak).
+            last = len(group) == len(self._outbox) and claimed is None
             try:
-                adopted, claimed = await self._record(group, claim=claim if last else 0)
+                adopted, leased = await self._record(group, claim=claim if last else 0)
             except Exception as exc:  # database trouble: keep the outcomes, try again
                 failures += 1
                 log.error("recording %d outcomes failed (%s); will retry", len(group), exc)
@@ -62,6 +64,8 @@ class OutcomeCommitter(WorkerState):
                     delay = min(0.1 * 2**failures, 5.0)
                 await asyncio.sleep(delay)
                 continue
+            if leased is not None:
+                claimed = leased
             self._leave_outbox(group)
             clean_up([o for _, o in group], adopted)
             failures = 0

@@ -103,6 +103,7 @@ class ProcessPool:
             self._slots.put_nowait(None)
         self._children: set[_Child] = set()
         self._busy: set[_Child] = set()
+        self._queued = 0  # callers of run() waiting for a slot
         self._reapers: set[asyncio.Task[None]] = set()
         self._closed = False
         self._sampler = MemorySampler()
@@ -124,6 +125,11 @@ class ProcessPool:
     @property
     def closed(self) -> bool:
         return self._closed
+
+    @property
+    def queued(self) -> int:
+        """Tasks waiting for a child: work given now would wait behind them."""
+        return self._queued
 
     def child_pids(self) -> list[int]:
         """The process ids of the children alive now (for monitoring and tests)."""
@@ -151,7 +157,11 @@ class ProcessPool:
             raise ValueError("timeout must be positive")
         # Pickle in the caller, so a lambda or an unpicklable argument fails here, plainly.
         payload = pickle.dumps((fn, args), protocol=pickle.HIGHEST_PROTOCOL)
-        child = await self._slots.get()
+        self._queued += 1
+        try:
+            child = await self._slots.get()
+        finally:
+            self._queued -= 1
         keep = False
         try:
             if self._closed:

@@ -130,6 +130,9 @@ class Worker(DocumentRunner, OutcomeCommitter, LeaseKeeper):
             # (or a whole claim) is missing, so claims stay large and slots never wait.
             room = self.concurrency + self.prefetch - len(self._tasks) - len(self._ready)
             want = min(room, self.claim_batch) if room >= max(1, self.prefetch // 2) else 0
+            if self._gather(want):
+                await self._sleep(self.poll_seconds)  # a finishing document wakes it
+                continue
             claimed: list[ClaimedDocument] = []
             taken: list[ClaimedDocument] | None = None
             began = time.perf_counter()
@@ -160,6 +163,22 @@ class Worker(DocumentRunner, OutcomeCommitter, LeaseKeeper):
             if until_complete and await self._batches_complete():
                 return
             await self._sleep(await self._idle_wait())
+
+    def _gather(self, want: int) -> bool:
+        """Whether to wait for more slots to free before claiming ``want`` documents.
+
+        Without leasing ahead, a slot that frees while others are busy would claim one
+        document in a transaction of its own. While the process pool has tasks waiting for
+        a child, a document claimed now would only wait behind them: the claim waits
+        instead, until a quarter of the slots are free or the pool's queue is empty, then
+        takes them all in one transaction. It never leases more than the free slots, so a
+        crash costs no more; a worker whose documents do not queue for the pool claims as
+        soon as a slot frees, as before.
+        """
+        if not want or self.prefetch or not self._tasks or want >= max(1, self.concurrency // 4):
+            return False
+        pool = self.context.pool
+        return pool is not None and pool.queued > 0
 
     async def _claim(self, want: int) -> list[ClaimedDocument]:
         assert self.worker_id is not None

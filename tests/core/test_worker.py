@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from typing import Any
 
 import pytest
+from sqlalchemy import event
 
 from ledger.app import Ledger
 from ledger.errors import PermanentError
@@ -240,3 +242,38 @@ async def test_builtin_sleep_processor_with_failures(db_url: str, processor: str
         batch = await ledger.reads.batch("b")
     assert stats.retried > 10
     assert batch.counts[S.DONE] + batch.counts[S.FAILED] == 100
+
+
+def _pause(seconds: float) -> None:
+    """A pool task (a module-level function: the child imports it)."""
+    time.sleep(seconds)
+
+
+async def test_freed_slots_gather_into_claims_while_the_pool_is_busy(db_url: str) -> None:
+    # Documents queue for one pool process, as a parse-bound ingest does: a slot that frees
+    # while others wait for the pool waits for a quarter of the slots instead of claiming
+    # one document per transaction, and nothing is leased that does not start at once.
+    claims = 0
+
+    def count_claims(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        nonlocal claims
+        claims += statement.lstrip().startswith("WITH due AS")
+
+    def factory(context: ProcessorContext, options: dict[str, Any]) -> Processor:
+        async def pooled(doc: Document) -> Done:
+            assert context.pool is not None
+            await context.pool.run(_pause, 0.01 + (doc.id % 4) * 0.002)
+            return Done({})
+
+        return pooled
+
+    registry = ProcessorRegistry()
+    registry._factories["pooled"] = factory
+    async with await open_ledger(db_url, process_workers=1) as ledger:
+        await submit(ledger, 48, "pooled")
+        event.listen(ledger.runner.engine.sync_engine, "before_cursor_execute", count_claims)
+        stats = await Worker(ledger, concurrency=12, registry=registry).run(burst=True)
+        batch = await ledger.reads.batch("b")
+    assert stats.done == 48 and stats.claimed == 48 and stats.returned == 0
+    assert batch.counts[S.DONE] == 48
+    assert claims <= 48 // 2, claims  # one claim per freed slot made 37

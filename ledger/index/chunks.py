@@ -315,14 +315,23 @@ async def _supersede_others(
     others = (
         (
             await conn.execute(
-                select(documents.c.id)
-                .join(batches, batches.c.id == documents.c.batch_id)
-                .where(
-                    documents.c.source == source,
-                    documents.c.id != document_id,
-                    documents.c.superseded_by.is_(None),
-                    batches.c.owner.is_not_distinct_from(_owner_of(batch_id)),
-                )
+                prepared(
+                    conn,
+                    ("supersede_others",),
+                    lambda: (
+                        select(documents.c.id)
+                        .join(batches, batches.c.id == documents.c.batch_id)
+                        .where(
+                            documents.c.source == bindparam("p_source", type_=String()),
+                            documents.c.id != bindparam("p_id"),
+                            documents.c.superseded_by.is_(None),
+                            batches.c.owner.is_not_distinct_from(
+                                _owner_of(bindparam("p_batch", type_=String()))
+                            ),
+                        )
+                    ),
+                ),
+                {"p_source": source, "p_id": document_id, "p_batch": batch_id},
             )
         )
         .scalars()
@@ -335,6 +344,23 @@ async def _supersede_others(
             update(documents).where(documents.c.id.in_(ids)).values(superseded_by=document_id)
         )
     return len(others)
+
+
+def _content_update() -> Any:
+    return (
+        update(documents)
+        .where(documents.c.id == bindparam("p_id"))
+        .values(
+            source_sha256=bindparam("p_sha256", type_=String()),
+            source_size=func.coalesce(
+                documents.c.source_size, bindparam("p_size", type_=BigInteger())
+            ),
+            source_mtime_ns=func.coalesce(
+                documents.c.source_mtime_ns, bindparam("p_mtime", type_=BigInteger())
+            ),
+            superseded_by=None,
+        )
+    )
 
 
 async def record_content(
@@ -352,14 +378,8 @@ async def record_content(
     """Record what a document's source turned out to contain (size and mtime only where
     submit left them unknown); with ``supersede``, it replaces older documents of its source."""
     await conn.execute(
-        update(documents)
-        .where(documents.c.id == document_id)
-        .values(
-            source_sha256=sha256.lower(),
-            source_size=func.coalesce(documents.c.source_size, size),
-            source_mtime_ns=func.coalesce(documents.c.source_mtime_ns, mtime_ns),
-            superseded_by=None,
-        )
+        prepared(conn, ("record_content",), _content_update),
+        {"p_id": document_id, "p_sha256": sha256.lower(), "p_size": size, "p_mtime": mtime_ns},
     )
     if supersede:
         await _supersede_others(

@@ -25,11 +25,13 @@ from datetime import datetime
 from typing import NamedTuple
 
 import msgspec
-from sqlalchemy import delete, insert, select
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ledger.artifacts import ChunkRow, IndexArtifacts, skip_reason
+from ledger.db.backends import backend_of
 from ledger.db.models import batches, chunks, documents
+from ledger.db.prepared import prepared
 from ledger.index import chunks as index
 from ledger.index import sink_rows, staged_chunks, vectors
 from ledger.index.staged_chunks import ChunksIncomplete
@@ -38,6 +40,7 @@ from ledger.states import AttemptOutcome
 from ledger.wording import plural
 
 PARAMS_CHUNK = 1_000
+CHUNK_COLUMNS = ("ordinal", "text", "char_start", "char_end", "page")
 
 
 class Twin(NamedTuple):
@@ -81,9 +84,16 @@ async def record(
     document_id = outcome.document_id
     source, owner = (
         await conn.execute(
-            select(documents.c.source, batches.c.owner)
-            .join(batches, batches.c.id == documents.c.batch_id)
-            .where(documents.c.id == document_id)
+            prepared(
+                conn,
+                ("index_source_owner",),
+                lambda: (
+                    select(documents.c.source, batches.c.owner)
+                    .join(batches, batches.c.id == documents.c.batch_id)
+                    .where(documents.c.id == bindparam("p_id"))
+                ),
+            ),
+            {"p_id": document_id},
         )
     ).one()
     if artifacts.dedup and outcome.outcome is AttemptOutcome.DONE:
@@ -118,7 +128,14 @@ async def record(
         await _content(conn, outcome, artifacts, batch_id, source, now, artifacts.supersede)
         return outcome
     # Its own chunks of an earlier run: replaced below, so its sink rows stay as they are.
-    await conn.execute(delete(chunks).where(chunks.c.document_id == document_id))
+    await conn.execute(
+        prepared(
+            conn,
+            ("index_own_chunks",),
+            lambda: delete(chunks).where(chunks.c.document_id == bindparam("p_id")),
+        ),
+        {"p_id": document_id},
+    )
     if outcome.rows is None:
         await staged_chunks.attach(
             conn,
@@ -186,21 +203,12 @@ async def _insert(
         )
     for start in range(0, len(rows), PARAMS_CHUNK):
         block = rows[start : start + PARAMS_CHUNK]
-        await conn.execute(
-            insert(chunks),
-            [
-                {
-                    "document_id": document_id,
-                    "batch_id": batch_id,
-                    "ordinal": r.ordinal,
-                    "text": r.text,
-                    "char_start": r.char_start,
-                    "char_end": r.char_end,
-                    "page": r.page,
-                    "created_at": now,
-                }
-                for r in block
-            ],
+        await backend_of(conn).insert_rows(
+            conn,
+            chunks,
+            constants={"document_id": document_id, "batch_id": batch_id, "created_at": now},
+            columns=CHUNK_COLUMNS,
+            rows=[(r.ordinal, r.text, r.char_start, r.char_end, r.page) for r in block],
         )
         if model is not None:
             keys = [(r.ordinal, r.key) for r in block]

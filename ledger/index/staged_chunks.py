@@ -32,6 +32,9 @@ from ledger.index.vectors import VectorsIncomplete
 from ledger.states import DocumentStatus
 from ledger.wording import plural
 
+# What a staged row holds besides its document and lease token (see ``stage_block``).
+STAGED_COLUMNS = ("ordinal", "text", "char_start", "char_end", "page", "text_sha256")
+
 _CHUNK_COLUMNS = [
     "document_id",
     "batch_id",
@@ -78,21 +81,12 @@ async def stage_block(
     if first:
         await clear(conn, [document_id])
     if rows:
-        await conn.execute(
-            insert(staged_chunks),
-            [
-                {
-                    "document_id": document_id,
-                    "lease_token": lease_token,
-                    "ordinal": r.ordinal,
-                    "text": r.text,
-                    "char_start": r.char_start,
-                    "char_end": r.char_end,
-                    "page": r.page,
-                    "text_sha256": r.key,
-                }
-                for r in rows
-            ],
+        await backend_of(conn).insert_rows(
+            conn,
+            staged_chunks,
+            constants={"document_id": document_id, "lease_token": lease_token},
+            columns=STAGED_COLUMNS,
+            rows=[(r.ordinal, r.text, r.char_start, r.char_end, r.page, r.key) for r in rows],
         )
     return True
 

@@ -80,6 +80,20 @@ class Backend(Protocol):
         batch already has; with ``parent_id``, as its children at ``member_paths``."""
         ...
 
+    async def insert_rows(
+        self,
+        conn: AsyncConnection,
+        table: Table,
+        *,
+        constants: Mapping[str, Any],
+        columns: Sequence[str],
+        rows: Sequence[Sequence[Any]],
+    ) -> None:
+        """Insert ``rows`` (values of ``columns``, each a plain int, float, str or None)
+        into ``table``, every row also taking the ``constants`` (bound through their
+        columns' types, once): the chunks of a document, say, in one statement."""
+        ...
+
     def one_of(self, column: ColumnElement[Any], name: str = "p_ids") -> ColumnElement[bool]:
         """``column`` is one of the values of the list bound as ``name``.
 

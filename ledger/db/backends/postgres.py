@@ -25,6 +25,7 @@ from sqlalchemy import (
     cast,
     column,
     func,
+    insert,
     text,
 )
 from sqlalchemy.dialects import postgresql
@@ -137,6 +138,23 @@ class PostgresBackend:
                 "parent_id": parent_id,
                 "member_paths": list(paths),
             },
+        )
+
+    async def insert_rows(
+        self,
+        conn: AsyncConnection,
+        table: Table,
+        *,
+        constants: Mapping[str, Any],
+        columns: Sequence[str],
+        rows: Sequence[Sequence[Any]],
+    ) -> None:
+        if not rows:
+            return
+        fixed = dict(constants)
+        # asyncpg sends an executemany as one prepared statement over a pipeline of rows.
+        await conn.execute(
+            insert(table), [{**fixed, **dict(zip(columns, row, strict=True))} for row in rows]
         )
 
     def one_of(self, column: ColumnElement[Any], name: str = "p_ids") -> ColumnElement[bool]:

@@ -9,6 +9,7 @@ polls (there is no channel to wake it).
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
@@ -49,6 +50,28 @@ _DOCUMENT_INSERT = """
     WHERE true
     ON CONFLICT (batch_id, source) DO NOTHING
     """
+
+
+@functools.cache
+def _rows_insert(
+    table: str, constants: tuple[str, ...], columns: tuple[str, ...], *, each: bool = False
+) -> str:
+    """The set-based insert of :meth:`SqliteBackend.insert_rows`, like ``_DOCUMENT_INSERT``:
+    the constants bound first (?1...), the rows as one JSON array of arrays after them (with
+    ``each``, one row's values after them, for an executemany). Table and column names come
+    from the table definitions, never from input."""
+    into = f"INSERT INTO {table} ({', '.join((*constants, *columns))})"
+    if each:
+        return f"{into} VALUES ({', '.join('?' * (len(constants) + len(columns)))})"
+    picks = [f"?{n}" for n in range(1, len(constants) + 1)]
+    picks += [f"json_extract(r.value, '$[{i}]')" for i in range(len(columns))]
+    return f"{into} SELECT {', '.join(picks)} FROM json_each(?{len(constants) + 1}) AS r"
+
+
+def _bound(table: Table, name: str, value: Any, dialect: Dialect) -> Any:
+    """``value`` as the driver gets it for column ``name`` (a timestamp as its text)."""
+    process = table.c[name].type._cached_bind_processor(dialect)
+    return value if process is None else process(value)
 
 
 class _JsonList(TypeDecorator[Sequence[Any]]):
@@ -112,6 +135,32 @@ class SqliteBackend:
         )
         await conn.exec_driver_sql(
             _DOCUMENT_INSERT, (batch_id, sqlite_timestamp(now), encoded, parent_id)
+        )
+
+    async def insert_rows(
+        self,
+        conn: AsyncConnection,
+        table: Table,
+        *,
+        constants: Mapping[str, Any],
+        columns: Sequence[str],
+        rows: Sequence[Sequence[Any]],
+    ) -> None:
+        if not rows:
+            return
+        names = tuple(constants)
+        bound = tuple(_bound(table, name, constants[name], conn.dialect) for name in names)
+        encoded = json.dumps(rows, ensure_ascii=False)
+        if "\\u0000" in encoded:
+            # json_extract ends a text at its first NUL character: rows holding one go
+            # through the driver row by row, kept whole.
+            await conn.exec_driver_sql(
+                _rows_insert(table.name, names, tuple(columns), each=True),
+                [(*bound, *row) for row in rows],
+            )
+            return
+        await conn.exec_driver_sql(
+            _rows_insert(table.name, names, tuple(columns)), (*bound, encoded)
         )
 
     def one_of(self, column: ColumnElement[Any], name: str = "p_ids") -> ColumnElement[bool]:

@@ -33,6 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from ledger.artifacts import ChunkRow, ChunkSpool, DocumentFacts, text_sha256
 from ledger.errors import LeaseLost, RetryableError
 from ledger.index import dedup_facts, staged_chunks
+from ledger.loop_io import FileSteps
 from ledger.model import ClaimedDocument, Outcome
 from ledger.processors.base import ProcessorContext, wants_facts
 from ledger.processors.ingest.chunking import ChunkRecord
@@ -48,6 +49,8 @@ log = logging.getLogger(__name__)
 # holds at most 16 MiB); a bigger one is staged a block at a time, unless the worker's
 # allowance takes it (up to INLINE_SPOOL_MAX_BYTES each, INLINE_ALLOWANCE_BYTES in all).
 INLINE_SPOOL_BYTES = 64 * 1024
+# How fast the worker's spool folder answers (see ledger.loop_io).
+SPOOL_STEPS = FileSteps()
 INLINE_SPOOL_MAX_BYTES = 1 << 20
 INLINE_ALLOWANCE_BYTES = 16 << 20
 STAGE_BLOCK = 1_000  # chunks per staging transaction: bounds memory and the lock's hold
@@ -135,6 +138,13 @@ def _read_all(spool: ChunkSpool, keyed: bool) -> tuple[ChunkRow, ...]:
     return tuple(rows)
 
 
+def _read_small(spool: ChunkSpool, keyed: bool) -> tuple[int, tuple[ChunkRow, ...] | None]:
+    """The spool's size, and its rows when it is small enough to read at once (in the same
+    trip to a thread as the size: most documents are small)."""
+    size = os.path.getsize(spool.path)
+    return size, _read_all(spool, keyed) if size <= INLINE_SPOOL_BYTES else None
+
+
 def _next_rows(blocks: Iterator[list[ChunkRecord]], keyed: bool) -> list[ChunkRow] | None:
     batch = next(blocks, None)
     return None if batch is None else _rows(batch, keyed)
@@ -164,9 +174,10 @@ async def prepare(
     keyed = artifacts.model is not None
     started = time.perf_counter()
     try:
-        size = await asyncio.to_thread(os.path.getsize, spool.path)
-        if size <= INLINE_SPOOL_BYTES or (allowance is not None and allowance.take(doc, size)):
+        size, rows = await SPOOL_STEPS.run(_read_small, spool, keyed)
+        if rows is None and allowance is not None and allowance.take(doc, size):
             rows = await asyncio.to_thread(_read_all, spool, keyed)
+        if rows is not None:
             prepared = msgspec.structs.replace(outcome, rows=rows)
         else:
             await _stage(ledger, doc, spool, keyed)

@@ -58,6 +58,21 @@ def locate(source: str, roots: Sequence[str]) -> tuple[str, os.stat_result | Non
     return path, file_status(path)
 
 
+def locate_and_judge(
+    source: str, roots: Sequence[str]
+) -> tuple[str, os.stat_result | None, str | None]:
+    """:func:`locate`, then :func:`excluded_content` of a regular file, in one trip to a
+    thread: a small document's file steps cost less than the hand-offs between them."""
+    path, before = locate(source, roots)
+    return path, before, None if before is None else excluded_content(path)
+
+
+def status_and_judge(path: str) -> tuple[os.stat_result | None, str | None]:
+    """:func:`file_status`, then :func:`excluded_content` of a regular file, in one trip."""
+    before = file_status(path)
+    return before, None if before is None else excluded_content(path)
+
+
 def display_name(doc: Document) -> str:
     """The name a document is judged by: an upload's original file name, else its source
     (an upload's storage name is random and says nothing about what it holds)."""

@@ -61,6 +61,7 @@ import dataclasses
 import functools
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +69,7 @@ from ledger.artifacts import NO_FACTS, ChunkSpool, IndexArtifacts, etag_of, skip
 from ledger.embedders import build_embedder
 from ledger.embedders.profiles import profiles_for
 from ledger.errors import InvalidInput
+from ledger.loop_io import FileSteps
 from ledger.model import JSON
 from ledger.processors.base import (
     Document,
@@ -86,12 +88,13 @@ from ledger.processors.ingest.files import (
     chained,
     content_sha256,
     display_name,
-    excluded_content,
     file_status,
     locate,
+    locate_and_judge,
     remover,
     spool_batches,
     spool_dir_for,
+    status_and_judge,
 )
 from ledger.processors.ingest.pipeline import (
     IngestOutcome,
@@ -106,9 +109,13 @@ from ledger.storage import objects
 from ledger.storage.urls import is_object_url
 
 _NO_TIMINGS = StageTimings(read=0.0, extract=0.0, chunk=0.0, spool=0.0)
-# Text and Markdown files up to this size are processed in a thread, not in the pool (step 3).
+# Text and Markdown files up to this size are processed in this process, not in the pool
+# (step 3): on the event loop up to LOOP_MAX_BYTES while files answer fast, else in a thread.
 INLINE_MAX_BYTES = 256 * 1024
+LOOP_MAX_BYTES = 32 * 1024
 INLINE_TYPES = frozenset({DocType.TEXT, DocType.MARKDOWN})
+# How fast documents' files answer, for every ingest processor of this process.
+SOURCE_STEPS = FileSteps()
 
 
 def make_ingest_processor(context: ProcessorContext, options: JSON) -> Processor:
@@ -183,13 +190,12 @@ def make_ingest_processor(context: ProcessorContext, options: JSON) -> Processor
             if what is not None:
                 return Skip(excluded_reason(what))
         if copy is None:
-            path, before = await asyncio.to_thread(locate, doc.source, config.roots)
+            path, before, what = await SOURCE_STEPS.run(locate_and_judge, doc.source, config.roots)
         else:
-            path, before = copy, await asyncio.to_thread(file_status, copy)
-        if before is not None:
-            what = await asyncio.to_thread(excluded_content, path)
-            if what is not None:
-                return Skip(excluded_reason(what))
+            path = copy
+            before, what = await asyncio.to_thread(status_and_judge, copy)
+        if what is not None:
+            return Skip(excluded_reason(what))
         sha256 = doc.sha256.lower() if doc.sha256 else None
         hash_seconds = 0.0
         if dedup and before is not None:
@@ -240,17 +246,7 @@ def make_ingest_processor(context: ProcessorContext, options: JSON) -> Processor
             spool_dir=spool_dir,
         )
         extract_started = time.perf_counter()
-        pool = context.pool
-        outcome: IngestOutcome
-        if pool is None:
-            outcome = await asyncio.to_thread(job)
-        elif before is not None and before.st_size <= INLINE_MAX_BYTES:
-            try:
-                outcome = await asyncio.to_thread(job, only_types=INLINE_TYPES)
-            except NeedsIsolation:
-                outcome = await pool.run(job, timeout=context.task_timeout)
-        else:
-            outcome = await pool.run(job, timeout=context.task_timeout)
+        outcome = await _extract(job, None if before is None else before.st_size)
         if spec is not None:
             return await _embedded(doc, outcome, before, started, extract_started, hash_seconds)
         remove = remover(outcome.spool_path)
@@ -259,6 +255,21 @@ def make_ingest_processor(context: ProcessorContext, options: JSON) -> Processor
         except BaseException:
             remove()
             raise
+
+    async def _extract(job: Callable[..., IngestOutcome], size: int | None) -> IngestOutcome:
+        """Text and Markdown up to INLINE_MAX_BYTES in this process (on the loop up to
+        LOOP_MAX_BYTES, see ``ledger.loop_io``), anything else in the pool (or a thread)."""
+        if size is not None and size <= INLINE_MAX_BYTES:
+            inline = functools.partial(job, only_types=INLINE_TYPES)
+            try:
+                if size <= LOOP_MAX_BYTES:
+                    return await SOURCE_STEPS.run(inline)
+                return await asyncio.to_thread(inline)
+            except NeedsIsolation:
+                pass
+        if context.pool is None:
+            return await asyncio.to_thread(job)
+        return await context.pool.run(job, timeout=context.task_timeout)
 
     async def _container(
         doc: Document, kind: ContainerKind, started: float, copy: str | None

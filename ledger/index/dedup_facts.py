@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from functools import partial
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ledger.artifacts import DocumentFacts, Holder, etag_of
@@ -30,34 +30,29 @@ from ledger.model import ClaimedDocument
 from ledger.states import DocumentStatus
 
 
-def _holders(conn: AsyncConnection, by: str, named: bool, unowned: bool) -> Any:
-    """The holders whose source (``by="source"``) or content hash is one of ``p_keys``, of
-    the owners in ``p_owners`` (with ``named``) or of no owner (with ``unowned``)."""
-    backend = backend_of(conn)
-    of_owners = []
-    if named:
-        of_owners.append(backend.one_of(batches.c.owner, "p_owners"))
-    if unowned:
-        of_owners.append(batches.c.owner.is_(None))
+def _holders(conn: AsyncConnection, by: str) -> Any:
+    """The holders, of any owner, whose source (``by="source"``) or content hash is one of
+    ``p_keys``; the caller keeps those of the right owners.
+
+    Without a join on the batches: with one, SQLite (without statistics, as in a new
+    database) started from the batch (its index on batch and status) and read every done
+    document of the batch for each claimed group, a cost growing with the batch; from the
+    keys it is one index lookup per key.
+    """
     key = documents.c.source if by == "source" else documents.c.source_sha256
-    return (
-        select(
-            documents.c.id,
-            documents.c.source,
-            documents.c.source_size,
-            documents.c.source_mtime_ns,
-            documents.c.source_sha256,
-            documents.c.meta,
-            batches.c.owner,
-        )
-        .join(batches, batches.c.id == documents.c.batch_id)
-        .where(
-            documents.c.status == DocumentStatus.DONE.value,
-            documents.c.superseded_by.is_(None),
-            documents.c.removed_at.is_(None),
-            or_(*of_owners),
-            backend.one_of(key, "p_keys"),
-        )
+    return select(
+        documents.c.id,
+        documents.c.batch_id,
+        documents.c.source,
+        documents.c.source_size,
+        documents.c.source_mtime_ns,
+        documents.c.source_sha256,
+        documents.c.meta,
+    ).where(
+        backend_of(conn).one_of(key, "p_keys"),
+        documents.c.status == DocumentStatus.DONE.value,
+        documents.c.superseded_by.is_(None),
+        documents.c.removed_at.is_(None),
     )
 
 
@@ -72,25 +67,28 @@ async def read_facts(
         ("facts_owners",),
         lambda: select(batches.c.id, batches.c.owner).where(backend_of(conn).one_of(batches.c.id)),
     )
-    owner_of: dict[str, str | None] = {
-        row.id: row.owner
-        for row in await conn.execute(owners_query, {"p_ids": sorted({d.batch_id for d in docs})})
-    }
+
+    async def read_owners(batch_ids: set[str]) -> None:
+        if batch_ids:
+            params = {"p_ids": sorted(batch_ids)}
+            owner_of.update((row.id, row.owner) for row in await conn.execute(owners_query, params))
+
+    owner_of: dict[str, str | None] = {}
+    await read_owners({d.batch_id for d in docs})
     owners = {owner_of.get(d.batch_id) for d in docs}
-    named = sorted(o for o in owners if o is not None)
-    shape = (bool(named), None in owners)
-    rows: dict[int, Any] = {}
+    found: list[Any] = []
     sources = sorted({d.source for d in docs})
     hashes = sorted({d.sha256.lower() for d in docs if d.sha256})
     for by, keys in (("source", sources), ("sha256", hashes)):
-        if not keys:
-            continue
-        holders = prepared(conn, ("facts_holders", by, *shape), partial(_holders, conn, by, *shape))
-        params: dict[str, Any] = {"p_keys": keys}
-        if named:
-            params["p_owners"] = named
-        for row in await conn.execute(holders, params):
-            rows[row.id] = row
+        if keys:
+            holders = prepared(conn, ("facts_holders", by), partial(_holders, conn, by))
+            found += await conn.execute(holders, {"p_keys": keys})
+    await read_owners({row.batch_id for row in found} - owner_of.keys())
+    rows: dict[int, tuple[Any, str | None]] = {
+        row.id: (row, owner_of.get(row.batch_id))
+        for row in found
+        if row.batch_id in owner_of and owner_of[row.batch_id] in owners
+    }
     models: dict[int, set[str]] = defaultdict(set)
     if rows:
         vectors = prepared(
@@ -106,7 +104,7 @@ async def read_facts(
             models[document_id].add(model)
     by_source: dict[tuple[str | None, str], list[Holder]] = defaultdict(list)
     by_content: dict[tuple[str | None, str], list[Holder]] = defaultdict(list)
-    for row in rows.values():
+    for row, owner in rows.values():
         holder = Holder(
             id=row.id,
             source=row.source,
@@ -116,9 +114,9 @@ async def read_facts(
             models=frozenset(models.get(row.id, ())),
             etag=etag_of(row.meta),
         )
-        by_source[(row.owner, row.source)].append(holder)
+        by_source[(owner, row.source)].append(holder)
         if row.source_sha256 is not None:
-            by_content[(row.owner, row.source_sha256)].append(holder)
+            by_content[(owner, row.source_sha256)].append(holder)
     facts: dict[int, DocumentFacts] = {}
     for doc in docs:
         owner = owner_of.get(doc.batch_id)

@@ -144,3 +144,37 @@ async def test_a_finish_finds_its_documents_by_primary_key(db_url: str) -> None:
                     plan = " / ".join(row[0] for row in rows)
                 assert "Index Scan using pk_documents on documents" in plan, plan
                 assert "Seq Scan on documents" not in plan, plan
+
+
+async def test_the_dedup_facts_read_looks_holders_up_by_their_keys(sqlite_url: str) -> None:
+    # With the batch joined in, SQLite started from the batch and read every done document
+    # of it for each claimed group (a cost growing with the batch), new databases having no
+    # statistics to tell it otherwise.
+    from ledger.index import dedup_facts
+
+    async with await Ledger.open(settings_for(sqlite_url)) as ledger:
+        await ledger.queue.submit(
+            BatchSpec(id="b", processor="noop"),
+            [SourceSpec(f"/d/{i}", sha256=f"{i:064x}") for i in range(50)],
+        )
+        worker = await ledger.workers.register(concurrency=10)
+        claimed = await ledger.queue.claim(worker, 10)
+
+        async def read() -> Any:
+            return await ledger.runner.read(
+                lambda conn, _now: dedup_facts.read_facts(conn, claimed)
+            )
+
+        sent = await _sent(ledger, read)
+        path = make_url(sqlite_url).database
+        assert path is not None
+        plans = {
+            column: _plan_without_values(path, statement, params)
+            for statement, params in sent
+            for column in ("source", "source_sha256")
+            if f"documents.{column} IN (SELECT" in statement
+        }
+        assert set(plans) == {"source", "source_sha256"}, sent
+        for column, plan in plans.items():
+            assert f"USING INDEX ix_documents_{column} ({column}=?)" in plan, plan
+            assert "ix_documents_batch_id" not in plan, plan

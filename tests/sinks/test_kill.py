@@ -61,6 +61,11 @@ async def test_sigkill_between_store_write_and_commit_leaves_no_duplicate_nor_or
 
     killed: set[int] = set()
     for n in range(2):
+        if n:
+            # The first process claimed every row: the second finds them claimable only
+            # once that dead process's leases have run out (its start-up alone once took
+            # long enough on a slow machine, and not on a fast one).
+            await asyncio.sleep(LEASE_SECONDS + 0.5)
         report = tmp_path / f"kill-{n}.json"
         crashed = crash_once(sqlite_url, stores, report)
         assert crashed["errors"] == [] and crashed["rows"], crashed

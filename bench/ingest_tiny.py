@@ -15,12 +15,14 @@ start-up included, at 8,000 docs/s or more. Each round runs, one after the other
 Both are timed from process start to exit (interpreter start and imports included), with
 the CPU seconds of the process and the peak RSS of its tree (see ``ingest_cli.py``).
 ``--baseline DIR`` runs another checkout's ledger in the same rounds, each round starting
-with another contender.
+with another contender. ``--processor ingest`` runs the ledger with the default processor
+(each file read, chunked and indexed) against the same floor, which does none of that.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import sqlite3
@@ -85,12 +87,13 @@ def floor_run(folder: Path, work: Path, checkout: Path) -> dict[str, Any]:
     return run_tree(command, _env(checkout))
 
 
-def ledger_run(folder: Path, work: Path, checkout: Path) -> dict[str, Any]:
+def ledger_run(folder: Path, work: Path, checkout: Path, processor: str = "noop") -> dict[str, Any]:
     from ingest_cli import _env, run_tree
 
     env = _env(checkout, LEDGER_HOME=str(work / "home"))
     # -P: the working directory's ledger (``-m`` puts it first) must not stand in for it.
-    command = [sys.executable, "-P", "-m", "ledger", "ingest", str(folder), "--processor", "noop"]
+    command = [sys.executable, "-P", "-m", "ledger", "ingest", str(folder), "--processor"]
+    command.append(processor)
     return run_tree([*command, "--json"], env)
 
 
@@ -116,6 +119,11 @@ def main() -> None:
     parser.add_argument(
         "--baseline", type=Path, help="another checkout's ledger to run too (figures before)"
     )
+    parser.add_argument(
+        "--processor",
+        default="noop",
+        help="the ledger's processor: noop (the target's) or ingest (read, chunk, index)",
+    )
     parser.add_argument("--floor-child", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.floor_child:
@@ -124,9 +132,10 @@ def main() -> None:
     sys.path.insert(0, str(BENCH))
     from harness import machine
 
-    runs: dict[str, tuple[Any, Path]] = {"floor": (floor_run, REPO), "ledger": (ledger_run, REPO)}
+    ledger = functools.partial(ledger_run, processor=args.processor)
+    runs: dict[str, tuple[Any, Path]] = {"floor": (floor_run, REPO), "ledger": (ledger, REPO)}
     if args.baseline is not None:
-        runs["baseline ledger"] = (ledger_run, args.baseline)
+        runs["baseline ledger"] = (ledger, args.baseline)
     names = list(runs)
     before = machine()
     rounds: list[dict[str, Any]] = []
@@ -168,7 +177,8 @@ def main() -> None:
         + f"{[round(x, 2) for x in os.getloadavg()]}"
     )
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    report = {"machine": before, "files": args.files, "rounds": rounds,
+    report = {"machine": before, "files": args.files, "processor": args.processor,
+              "rounds": rounds,
               "median_seconds": seconds, "median_docs_per_second": rates,
               "median_ratios": medians, "load_average_after": os.getloadavg()}  # fmt: skip
     args.json.write_text(json.dumps(report, indent=2, default=str))

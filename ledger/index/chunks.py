@@ -40,7 +40,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ledger.artifacts import skip_reason
 from ledger.db.models import batches, chunk_vectors, chunks, documents
-from ledger.db.prepared import prepared, time_param
+from ledger.db.prepared import inline, prepared, time_param
 from ledger.index import sink_rows, vectors
 from ledger.index.unchanged import etag_of, unchanged_clause
 from ledger.model import JSON, IndexedDocument
@@ -71,7 +71,7 @@ def _holders(batch_id: Any, model: Any = None) -> Any:
         .join(batches, batches.c.id == documents.c.batch_id)
         .where(
             batches.c.owner.is_not_distinct_from(_owner_of(batch_id)),
-            documents.c.status == DocumentStatus.DONE.value,
+            documents.c.status == inline(DocumentStatus.DONE.value),
             documents.c.superseded_by.is_(None),
             documents.c.removed_at.is_(None),
         )
@@ -184,7 +184,7 @@ def _unchanged_new_documents(with_model: bool) -> Any:
         )
         .where(
             new.c.batch_id == batch_id,
-            new.c.status == DocumentStatus.PENDING.value,
+            new.c.status == inline(DocumentStatus.PENDING.value),
             new.c.attempts == 0,
             # New rows are due at once: with it, the (batch_id, status, next_attempt_at)
             # index finds this submission's rows, not every pending row of the batch.
@@ -192,7 +192,7 @@ def _unchanged_new_documents(with_model: bool) -> Any:
             new.c.created_at == time_param("p_now"),
             new.c.id > bindparam("p_after", type_=BigInteger()),
             holder.c.id != new.c.id,
-            holder.c.status == DocumentStatus.DONE.value,
+            holder.c.status == inline(DocumentStatus.DONE.value),
             holder.c.superseded_by.is_(None),
             holder.c.removed_at.is_(None),
             unchanged_clause(holder, new),
@@ -211,7 +211,7 @@ def _skip_update() -> Any:
         update(documents)
         .where(
             documents.c.id == bindparam("b_id"),
-            documents.c.status == DocumentStatus.PENDING.value,
+            documents.c.status == inline(DocumentStatus.PENDING.value),
         )
         .values(
             status=DocumentStatus.SKIPPED.value,

@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from ledger.artifacts import DocumentFacts, Holder, etag_of
 from ledger.db.backends import backend_of
 from ledger.db.models import batches, chunk_vectors, chunks, documents
-from ledger.db.prepared import prepared
+from ledger.db.prepared import inline, prepared
 from ledger.model import ClaimedDocument
 from ledger.states import DocumentStatus
 
@@ -50,7 +50,7 @@ def _holders(conn: AsyncConnection, by: str) -> Any:
         documents.c.meta,
     ).where(
         backend_of(conn).one_of(key, "p_keys"),
-        documents.c.status == DocumentStatus.DONE.value,
+        documents.c.status == inline(DocumentStatus.DONE.value),
         documents.c.superseded_by.is_(None),
         documents.c.removed_at.is_(None),
     )

@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from ledger.artifacts import ChunkRow
 from ledger.db.backends import backend_of
 from ledger.db.models import chunk_vectors, chunks, documents, embedding_cache, staged_chunks
-from ledger.db.prepared import prepared
+from ledger.db.prepared import inline, prepared
 from ledger.errors import LedgerError
 from ledger.index.vectors import VectorsIncomplete
 from ledger.states import DocumentStatus
@@ -57,7 +57,7 @@ def _held() -> Any:
     return select(documents.c.id).where(
         documents.c.id == bindparam("p_id", type_=BigInteger()),
         documents.c.lease_token == bindparam("p_token", type_=String()),
-        documents.c.status == DocumentStatus.RUNNING.value,
+        documents.c.status == inline(DocumentStatus.RUNNING.value),
     )
 
 

@@ -178,3 +178,28 @@ async def test_the_dedup_facts_read_looks_holders_up_by_their_keys(sqlite_url: s
         for column, plan in plans.items():
             assert f"USING INDEX ix_documents_{column} ({column}=?)" in plan, plan
             assert "ix_documents_batch_id" not in plan, plan
+
+
+async def test_the_dedup_lookups_name_statuses_in_their_text(sqlite_url: str) -> None:
+    # Each ingest document's finish looks its content up; a bound status made SQLite plan
+    # the lookup again at every execution (about five times its cost).
+    from ledger.index import chunks, dedup_facts
+
+    async with await Ledger.open(settings_for(sqlite_url)) as ledger:
+        await ledger.queue.submit(
+            BatchSpec(id="b", processor="noop"),
+            [SourceSpec(f"/d/{i}", sha256=f"{i:064x}") for i in range(5)],
+        )
+        worker = await ledger.workers.register(concurrency=5)
+        claimed = await ledger.queue.claim(worker, 5)
+
+        async def lookups() -> None:
+            async def work(conn: Any, _now: Any) -> None:
+                await chunks.indexed_content(conn, batch_id="b", sha256="0" * 64, exclude_id=1)
+                await chunks.indexed_source(conn, batch_id="b", source="/d/1", exclude_id=1)
+                await dedup_facts.read_facts(conn, claimed)
+
+            await ledger.runner.read(work)
+
+        for statement, _ in await _sent(ledger, lookups):
+            assert not BOUND_STATUS.search(statement), statement

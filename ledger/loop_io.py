@@ -8,10 +8,12 @@ and about 1 ms with the steps on the loop.
 
 A step on the loop holds up every other task of the worker, heartbeats included, for as
 long as it takes, and a slow or hung filesystem (a network share) must not do that for
-long. So the steps run on the loop while they are quick; one that takes longer than
-``slow_step`` seconds sends the steps after it to threads for ``hold`` seconds, after
-which the loop is tried again. One :class:`FileSteps` judges one kind of file (documents'
-sources, the worker's own spools), as they may lie on different filesystems.
+long. So the steps run on the loop while they are quick: when their moving average passes
+``slow_step`` seconds, or one step alone takes ``stall`` seconds, the steps after go to
+threads for ``hold`` seconds, after which the loop is tried again afresh. A single step
+held up by a garbage collection or a busy machine moves the average a little and no more.
+One :class:`FileSteps` judges one kind of file (documents' sources, the worker's own
+spools), as they may lie on different filesystems.
 """
 
 from __future__ import annotations
@@ -24,28 +26,34 @@ from typing import ParamSpec, TypeVar
 P = ParamSpec("P")
 T = TypeVar("T")
 
-SLOW_STEP_SECONDS = 0.001
+SLOW_STEP_SECONDS = 0.002
+STALL_SECONDS = 0.1
 SLOW_HOLD_SECONDS = 30.0
+_WEIGHT = 0.1  # of the newest step in the moving average
 
 
 class FileSteps:
-    """Runs blocking file steps on the loop, or in a thread after a slow one (see module)."""
+    """Runs blocking file steps on the loop, or in a thread while they are slow (see
+    module)."""
 
     def __init__(
         self,
         *,
         slow_step: float = SLOW_STEP_SECONDS,
+        stall: float = STALL_SECONDS,
         hold: float = SLOW_HOLD_SECONDS,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.slow_step = slow_step
+        self.stall = stall
         self.hold = hold
         self._clock = clock
         self._threads_until = float("-inf")
+        self._average = 0.0
 
     @property
     def in_threads(self) -> bool:
-        """Whether steps go to threads now (a recent step was slow)."""
+        """Whether steps go to threads now (recent steps were slow)."""
         return self._clock() < self._threads_until
 
     async def run(self, step: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
@@ -56,5 +64,10 @@ class FileSteps:
         try:
             return step(*args, **kwargs)
         finally:
-            if time.perf_counter() - started > self.slow_step:
-                self._threads_until = self._clock() + self.hold
+            self._judge(time.perf_counter() - started)
+
+    def _judge(self, seconds: float) -> None:
+        self._average += _WEIGHT * (seconds - self._average)
+        if seconds >= self.stall or self._average > self.slow_step:
+            self._threads_until = self._clock() + self.hold
+            self._average = 0.0  # tried afresh when the hold is over

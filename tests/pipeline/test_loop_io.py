@@ -66,9 +66,9 @@ def _fails() -> None:
     raise OSError("unreadable")
 
 
-async def test_steps_run_on_the_loop_until_one_is_slow_then_in_threads_for_a_while() -> None:
+async def test_steps_run_on_the_loop_until_one_stalls_then_in_threads_for_a_while() -> None:
     clock = _Clock()
-    steps = FileSteps(slow_step=0.01, hold=30.0, clock=clock)
+    steps = FileSteps(slow_step=1.0, stall=0.01, hold=30.0, clock=clock)
     loop_thread = threading.get_ident()
     assert await steps.run(_where) == loop_thread
     assert not steps.in_threads
@@ -82,9 +82,19 @@ async def test_steps_run_on_the_loop_until_one_is_slow_then_in_threads_for_a_whi
     assert await steps.run(_where) == loop_thread
 
 
+async def test_steps_go_to_threads_when_they_are_slow_on_average() -> None:
+    # No single step stalls, but each takes longer than the average allows.
+    steps = FileSteps(slow_step=0.002, stall=3600.0, clock=_Clock())
+    for _ in range(30):
+        if steps.in_threads:
+            break
+        await steps.run(time.sleep, 0.005)
+    assert steps.in_threads
+
+
 async def test_a_failing_step_raises_its_own_error_on_the_loop_and_in_a_thread() -> None:
     clock = _Clock()
-    steps = FileSteps(slow_step=0.01, clock=clock)
+    steps = FileSteps(stall=0.01, clock=clock)
     with pytest.raises(OSError, match="unreadable"):
         await steps.run(_fails)
     await steps.run(_slow)
@@ -97,8 +107,8 @@ async def test_an_ingest_reads_small_text_files_on_the_loop_and_bigger_ones_in_t
     sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Never judged slow here (a loaded machine must not change the route under test).
-    monkeypatch.setattr(ingest_processor, "SOURCE_STEPS", FileSteps(slow_step=3600.0))
-    monkeypatch.setattr(outcome_prep, "SPOOL_STEPS", FileSteps(slow_step=3600.0))
+    monkeypatch.setattr(ingest_processor, "SOURCE_STEPS", FileSteps(slow_step=3600.0, stall=3600.0))
+    monkeypatch.setattr(outcome_prep, "SPOOL_STEPS", FileSteps(slow_step=3600.0, stall=3600.0))
     docs = tmp_path / "docs"
     docs.mkdir()
     small = [docs / f"small{n}.txt" for n in range(3)]

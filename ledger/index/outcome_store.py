@@ -25,12 +25,12 @@ from datetime import datetime
 from typing import NamedTuple
 
 import msgspec
-from sqlalchemy import bindparam, delete, select
+from sqlalchemy import bindparam, delete
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ledger.artifacts import ChunkRow, IndexArtifacts, skip_reason
 from ledger.db.backends import backend_of
-from ledger.db.models import batches, chunks, documents
+from ledger.db.models import chunks
 from ledger.db.prepared import prepared
 from ledger.index import chunks as index
 from ledger.index import sink_rows, staged_chunks, vectors
@@ -73,29 +73,18 @@ async def record(
     outcome: Outcome,
     *,
     batch_id: str,
+    source: str,
+    owner: str | None,
     now: datetime,
     group: GroupContents | None = None,
 ) -> Outcome:
-    """Record ``outcome.index`` for its document (see the module docstring); returns the
-    outcome to record, which is a skip instead when the finish found a duplicate. ``group``
-    holds what the earlier outcomes of the same finish group indexed; this one is added."""
+    """Record ``outcome.index`` for its document (see the module docstring), whose
+    ``source`` and batch's ``owner`` the finish read under its lock; returns the outcome to
+    record, which is a skip instead when the finish found a duplicate. ``group`` holds what
+    the earlier outcomes of the same finish group indexed; this one is added."""
     artifacts = outcome.index
     assert artifacts is not None
     document_id = outcome.document_id
-    source, owner = (
-        await conn.execute(
-            prepared(
-                conn,
-                ("index_source_owner",),
-                lambda: (
-                    select(documents.c.source, batches.c.owner)
-                    .join(batches, batches.c.id == documents.c.batch_id)
-                    .where(documents.c.id == bindparam("p_id"))
-                ),
-            ),
-            {"p_id": document_id},
-        )
-    ).one()
     if artifacts.dedup and outcome.outcome is AttemptOutcome.DONE:
         twin: Twin | IndexedDocument | None = await index.indexed_content(
             conn,

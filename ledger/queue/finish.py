@@ -55,9 +55,12 @@ async def complete(
     if len(by_id) != len(outcomes):
         raise ValueError("one outcome per document per call")
     held: dict[int, Any] = {}
+    # With outcomes to index, the fence also reads what their index step needs of each
+    # document (a statement per document less).
+    indexing = any(o.index is not None for o in outcomes)
     query = prepared(
         conn,
-        ("held",),
+        ("held", indexing),
         lambda: backend_of(conn).lock_rows(
             select(
                 documents.c.id,
@@ -67,6 +70,7 @@ async def complete(
                 batches.c.max_attempts,
                 batches.c.state,
                 batches.c.n_pending,
+                *((documents.c.source, batches.c.owner) if indexing else ()),
             )
             .join(batches, batches.c.id == documents.c.batch_id)
             .where(
@@ -99,7 +103,13 @@ async def complete(
             # Data, not a callback: no file is read here (the chunks came in memory or
             # were staged before this transaction); a duplicate found now becomes a skip.
             outcome = await outcome_store.record(
-                conn, outcome, batch_id=row.batch_id, now=now, group=indexed
+                conn,
+                outcome,
+                batch_id=row.batch_id,
+                source=row.source,
+                owner=row.owner,
+                now=now,
+                group=indexed,
             )
         throttle = (
             _Throttle(runs.get(row.id, 0), throttle_limit)

@@ -27,11 +27,14 @@ from ledger.model import BatchSpec, SourceSpec
 from ledger.states import DocumentStatus
 from ledger.worker.runtime import Worker
 
-# (name, concurrency, claim_batch, commit_batch); None: the settings' defaults. The
-# floor claims and finishes in transactions of the worker's mean claim size.
-CONFIGS: list[tuple[str, int | None, int | None, int | None]] = [
-    ("defaults", None, None, None),
-    ("bulk", 512, 512, 2048),
+# (name, concurrency, claim_batch, commit_batch, prefetch); None: the settings' defaults,
+# except that leasing ahead is on unless the row says otherwise (as in the figures of
+# docs/benchmarks.md, see harness.settings_for). The floor claims and finishes in
+# transactions of the worker's mean claim size.
+CONFIGS: list[tuple[str, int | None, int | None, int | None, int | None]] = [
+    ("defaults", None, None, None, None),
+    ("defaults, no leasing ahead", None, None, None, 0),
+    ("bulk", 512, 512, 2048, None),
 ]
 
 
@@ -82,13 +85,14 @@ def raw_floor(path: Path, docs: int, batch: int) -> dict[str, float]:
 
 
 async def ledger_run(home: Path, docs: int, config: tuple[Any, ...]) -> dict[str, Any]:
-    _, concurrency, claim_batch, commit_batch = config
+    _, concurrency, claim_batch, commit_batch, prefetch = config
     overrides = {
         k: v
         for k, v in (
             ("concurrency", concurrency),
             ("claim_batch", claim_batch),
             ("commit_batch", commit_batch),
+            ("prefetch", prefetch),
         )
         if v is not None
     }

@@ -140,7 +140,7 @@ def _read_all(spool: ChunkSpool, keyed: bool) -> tuple[ChunkRow, ...]:
 
 def _read_small(spool: ChunkSpool, keyed: bool) -> tuple[int, tuple[ChunkRow, ...] | None]:
     """The spool's size, and its rows when it is small enough to read at once (in the same
-    trip to a thread as the size: most documents are small)."""
+    step as the size: most documents are small)."""
     size = os.path.getsize(spool.path)
     return size, _read_all(spool, keyed) if size <= INLINE_SPOOL_BYTES else None
 

@@ -146,6 +146,16 @@ async def test_a_finish_finds_its_documents_by_primary_key(db_url: str) -> None:
                 assert "Seq Scan on documents" not in plan, plan
 
 
+async def _hashed_and_claimed(ledger: Ledger, documents: int, claim: int) -> list[Any]:
+    """Batch ``b`` of ``documents`` with known hashes, ``claim`` of them claimed."""
+    await ledger.queue.submit(
+        BatchSpec(id="b", processor="noop"),
+        [SourceSpec(f"/d/{i}", sha256=f"{i:064x}") for i in range(documents)],
+    )
+    worker = await ledger.workers.register(concurrency=claim)
+    return await ledger.queue.claim(worker, claim)
+
+
 async def test_the_dedup_facts_read_looks_holders_up_by_their_keys(sqlite_url: str) -> None:
     # With the batch joined in, SQLite started from the batch and read every done document
     # of it for each claimed group (a cost growing with the batch), new databases having no
@@ -153,12 +163,7 @@ async def test_the_dedup_facts_read_looks_holders_up_by_their_keys(sqlite_url: s
     from ledger.index import dedup_facts
 
     async with await Ledger.open(settings_for(sqlite_url)) as ledger:
-        await ledger.queue.submit(
-            BatchSpec(id="b", processor="noop"),
-            [SourceSpec(f"/d/{i}", sha256=f"{i:064x}") for i in range(50)],
-        )
-        worker = await ledger.workers.register(concurrency=10)
-        claimed = await ledger.queue.claim(worker, 10)
+        claimed = await _hashed_and_claimed(ledger, 50, 10)
 
         async def read() -> Any:
             return await ledger.runner.read(
@@ -186,12 +191,7 @@ async def test_the_dedup_lookups_name_statuses_in_their_text(sqlite_url: str) ->
     from ledger.index import chunks, dedup_facts
 
     async with await Ledger.open(settings_for(sqlite_url)) as ledger:
-        await ledger.queue.submit(
-            BatchSpec(id="b", processor="noop"),
-            [SourceSpec(f"/d/{i}", sha256=f"{i:064x}") for i in range(5)],
-        )
-        worker = await ledger.workers.register(concurrency=5)
-        claimed = await ledger.queue.claim(worker, 5)
+        claimed = await _hashed_and_claimed(ledger, 5, 5)
 
         async def lookups() -> None:
             async def work(conn: Any, _now: Any) -> None:

@@ -70,7 +70,7 @@ def _rows_insert(
 
 def _bound(table: Table, name: str, value: Any, dialect: Dialect) -> Any:
     """``value`` as the driver gets it for column ``name`` (a timestamp as its text)."""
-    process = table.c[name].type._cached_bind_processor(dialect)
+    process = table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
     return value if process is None else process(value)
 
 

@@ -61,10 +61,10 @@ def locate(source: str, roots: Sequence[str]) -> tuple[str, os.stat_result | Non
 def locate_and_judge(
     source: str, roots: Sequence[str]
 ) -> tuple[str, os.stat_result | None, str | None]:
-    """:func:`locate`, then :func:`excluded_content` of a regular file, in one trip to a
-    thread: a small document's file steps cost less than the hand-offs between them."""
-    path, before = locate(source, roots)
-    return path, before, None if before is None else excluded_content(path)
+    """:func:`locate`, then :func:`excluded_content` of a regular file, in one step: a
+    small document's file steps cost less than the hand-offs between them."""
+    path = resolve_source(source, roots)
+    return (path, *status_and_judge(path))
 
 
 def status_and_judge(path: str) -> tuple[os.stat_result | None, str | None]:

@@ -22,7 +22,7 @@ from ledger.db.tables.webhooks import webhook_attempts, webhook_deliveries, webh
 # The migration whose schema these tables describe. Opening a ledger compares the database
 # with it; reading it from the migration scripts instead would load Alembic, a large part
 # of a worker's start. A new migration moves it (a test holds it to Alembic's head).
-HEAD_REVISION = "0023"
+HEAD_REVISION = "0024"
 
 __all__ = [
     "COUNTED_STATUSES",

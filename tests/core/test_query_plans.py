@@ -203,3 +203,34 @@ async def test_the_dedup_lookups_name_statuses_in_their_text(sqlite_url: str) ->
 
         for statement, _ in await _sent(ledger, lookups):
             assert not BOUND_STATUS.search(statement), statement
+
+
+async def test_a_claim_reads_its_order_from_the_index(db_url: str) -> None:
+    # ORDER BY next_attempt_at, id: without the id in the index PostgreSQL read every due
+    # document of the batch and sorted them at every claim (all of a batch submitted at once
+    # share one next_attempt_at), a cost that grew with the batch.
+    async with await Ledger.open(settings_for(db_url)) as ledger:
+        await ledger.queue.submit(
+            BatchSpec(id="b", processor="noop"), [SourceSpec(f"/d/{i}") for i in range(3000)]
+        )
+        worker = await ledger.workers.register(concurrency=16)
+
+        async def claim() -> None:
+            assert len(await ledger.queue.claim(worker, 16)) == 16
+
+        leases = await _sent(ledger, claim)
+        sent = [(s, p) for s, p in leases if "ORDER BY documents.next_attempt_at" in s]
+        assert len(sent) == 1, sent
+        statement, params = sent[0]
+        if db_url.startswith("sqlite"):
+            path = make_url(db_url).database
+            assert path is not None
+            plan = _plan_without_values(path, statement, params)
+            assert "ix_documents_batch_id_status_next_attempt_at_id" in plan, plan
+        else:
+            async with ledger.engine.connect() as conn:
+                await conn.exec_driver_sql("ANALYZE documents")
+                rows = await conn.exec_driver_sql(f"EXPLAIN {statement}", tuple(params))
+                plan = " / ".join(row[0] for row in rows)
+            assert "ix_documents_batch_id_status_next_attempt_at_id" in plan, plan
+        assert "Sort" not in plan and "TEMP B-TREE" not in plan, plan

@@ -171,8 +171,10 @@ documents = Table(
     CheckConstraint("status <> 'failed' OR error_code IS NOT NULL", name="failed_has_error"),
     CheckConstraint("status <> 'done' OR result IS NOT NULL", name="done_has_result"),
     CheckConstraint("status <> 'running' OR attempts >= 1", name="running_counts_attempt"),
-    # The claim: due pending documents of one batch, oldest due first.
-    Index(None, "batch_id", "status", "next_attempt_at"),
+    # The claim: due pending documents of one batch, oldest due first, then by id: with the
+    # id in the index PostgreSQL reads the claim's order from it instead of sorting every
+    # due document of the batch (0024).
+    Index(None, "batch_id", "status", "next_attempt_at", "id"),
     # Rescue: expired leases. Partial, so it holds only the few running documents.
     Index(
         "ix_documents_running_lease",

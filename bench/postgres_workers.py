@@ -1,10 +1,12 @@
 """Worker processes on PostgreSQL: documents per second with 1, 2 and 4 `ledger worker`s.
 
 Run: python bench/postgres_workers.py [--url postgresql+asyncpg://...] [--documents N]
-                                      [--workers 1,2,4] [--rounds R] [--cases noop,sleep]
+                                      [--workers 1,2,4] [--rounds R] [--cases noop,sleep,noop64]
                                       [--json results.json]
 
-For each processor (``noop``, and ``sleep`` with 10 ms per document at concurrency 50) and
+For each processor (``noop`` at concurrency 16, ``sleep`` with 10 ms per document at
+concurrency 50, and with ``--cases noop64`` ``noop`` at concurrency 64, which lets a claim
+lease as many documents as the floor's) and
 each number of worker processes, a fresh database is created and migrated, one batch of N
 documents is submitted, and that many real ``ledger worker --burst`` processes drain it.
 The rate is measured by the database itself: documents / (last finish - first claim), so
@@ -220,19 +222,22 @@ def main() -> None:
     parser.add_argument("--documents", type=int, default=20_000)
     parser.add_argument("--workers", default="1,2,4")
     parser.add_argument("--rounds", type=int, default=1, help="repeat, report medians")
-    parser.add_argument("--cases", default="noop,sleep", help="noop, sleep or both")
+    parser.add_argument(
+        "--cases",
+        default="noop,sleep",
+        help="noop, sleep, noop64 (noop at concurrency 64: claims of the floor's size)",
+    )
     parser.add_argument("--json", default="postgres_workers.json", help="results file")
     args = parser.parse_args()
     counts = [int(x) for x in args.workers.split(",")]
     wanted = set(args.cases.split(","))
-    cases: list[tuple[str, str, dict[str, Any], int]] = [
-        c
-        for c in [
-            ("noop", "noop", {}, 16),
-            ("sleep 10ms c50", "sleep", {"seconds": 0.01}, 50),
-        ]
-        if c[1] in wanted
+    # (name for --cases, label, processor, options, concurrency)
+    known: list[tuple[str, str, str, dict[str, Any], int]] = [
+        ("noop", "noop", "noop", {}, 16),
+        ("sleep", "sleep 10ms c50", "sleep", {"seconds": 0.01}, 50),
+        ("noop64", "noop c64", "noop", {}, 64),
     ]
+    cases = [(label, proc, opts, conc) for name, label, proc, opts, conc in known if name in wanted]
     n = args.documents
     runs: list[dict[str, Any]] = []
     # Each ledger run follows its own floor run, so both see the same machine load (a shared

@@ -12,6 +12,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from ledger.db import sqlite_driver
+from ledger.db.idle_ping import ping_when_idle
 from ledger.extras import require
 from ledger.settings import Settings
 
@@ -39,7 +40,9 @@ def create_engine(settings: Settings, *, migrating: bool = False, **kwargs: Any)
     if url.get_driver_name() == "asyncpg":
         require("postgres", "asyncpg", what="PostgreSQL")
         kwargs = _with_application_name(kwargs)
-    return create_async_engine(url, pool_pre_ping=True, **kwargs)
+    engine = create_async_engine(url, **kwargs)
+    ping_when_idle(engine)
+    return engine
 
 
 def application_name(pid: int | None = None) -> str:

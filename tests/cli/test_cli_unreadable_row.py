@@ -47,6 +47,7 @@ def test_a_row_the_worker_cannot_decode_fails_only_that_document(cli: Cli, tmp_p
     assert failures.code == 0, failures.stderr
     assert "unreadable_row" in failures.stdout
     # Printed for people on a strict UTF-8 terminal: escaped, not a UnicodeEncodeError.
-    human = cli("failures", batch, env={"PYTHONIOENCODING": "utf-8"})
+    # Wide enough for the whole path, however deep the test's temporary folder is.
+    human = cli("failures", batch, env={"PYTHONIOENCODING": "utf-8", "COLUMNS": "500"})
     assert human.code == 0, human.stderr
     assert "bad\\udcff\\udcfe.txt" in human.stdout

@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Generic, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from ledger.db.lost_connection import log_failed_round
+
 if TYPE_CHECKING:
     from ledger.app import Ledger
 
@@ -91,8 +93,8 @@ class LeasedStage(Generic[Row, Work, Recorded]):
             while True:
                 try:
                     await self.run_once()
-                except Exception:  # the loop outlives a bad round; each round is atomic
-                    log.exception("%s failed; trying again in %.0f s", self.what, interval)
+                except Exception as exc:  # the loop outlives a bad round; each is atomic
+                    log_failed_round(log, self.what, exc, interval)
                 await asyncio.sleep(interval)
         finally:
             await self.close()

@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ledger.app import Ledger
 from ledger.db.leader import Held
+from ledger.db.lost_connection import log_failed_round
 from ledger.maintenance import runs as maintenance_runs
 from ledger.maintenance.uploads import clean_uploads
 from ledger.model import MaintenanceRun
@@ -177,8 +178,8 @@ async def run_forever(ledger: Ledger, *, runner: str, interval: float) -> None:
                 log.info("maintenance: %s", _summary(run))
         except asyncio.CancelledError:
             raise
-        except Exception:
-            log.exception("maintenance pass failed; trying again in %.0f s", interval)
+        except Exception as exc:
+            log_failed_round(log, "maintenance pass", exc, interval)
         await asyncio.sleep(interval)
 
 

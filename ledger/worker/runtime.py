@@ -17,6 +17,7 @@ import random
 import time
 
 from ledger import metrics
+from ledger.db.lost_connection import is_lost_connection, reason
 from ledger.db.write_failures import is_write_failure, write_failed
 from ledger.errors import InvalidInput, NotFound
 from ledger.model import ClaimedDocument
@@ -27,6 +28,9 @@ from ledger.worker.heartbeat import LeaseKeeper
 from ledger.worker.stats import WorkerStats
 
 log = logging.getLogger(__name__)
+
+# The first wait after the database stops answering; it doubles up to 5 s while it lasts.
+LOST_CONNECTION_FIRST_DELAY = 0.5
 
 
 class Worker(DocumentRunner, OutcomeCommitter, LeaseKeeper):
@@ -122,47 +126,69 @@ class Worker(DocumentRunner, OutcomeCommitter, LeaseKeeper):
 
     async def _claim_loop(self, *, burst: bool, until_complete: bool) -> None:
         assert self.worker_id is not None
+        outage = 0
         while not self._stopping:
-            # Cleared before looking at the state, so any change after this wakes the wait.
-            self._wake.clear()
+            try:
+                if await self._claim_round(burst=burst, until_complete=until_complete):
+                    return
+                outage = 0
+            except Exception as exc:
+                if not is_lost_connection(exc):
+                    raise
+                # A restart or failover of the database: the work in flight goes on, the
+                # outcomes wait in the outbox, and claims resume when it answers again.
+                outage += 1
+                delay = min(LOST_CONNECTION_FIRST_DELAY * 2 ** (outage - 1), 5.0)
+                log.error(
+                    "the database is unreachable (%s); claiming again in %.1f s",
+                    reason(exc),
+                    delay,
+                )
+                await asyncio.sleep(delay)
+
+    async def _claim_round(self, *, burst: bool, until_complete: bool) -> bool:
+        """Start what is ready, claim what there is room for, or wait; True when done."""
+        # Cleared before looking at the state, so any change after this wakes the wait.
+        self._wake.clear()
+        self._fill_slots()
+        # Room for every slot plus one prefetch; claim once at least half a prefetch
+        # (or a whole claim) is missing, so claims stay large and slots never wait.
+        room = self.concurrency + self.prefetch - len(self._tasks) - len(self._ready)
+        want = min(room, self.claim_batch) if room >= max(1, self.prefetch // 2) else 0
+        if self._gather(want):
+            await self._sleep(self.poll_seconds)  # a finishing document wakes it
+            return False
+        claimed: list[ClaimedDocument] = []
+        taken: list[ClaimedDocument] | None = None
+        began = time.perf_counter()
+        if self._outbox and not self._tasks:
+            # Nothing in flight: record what is done before taking new work, so a
+            # document that kills this process cannot take finished ones down with it
+            # (their leases would expire and be charged an attempt). The claim rides in
+            # the same transaction: one commit, and no slot waits for a second one.
+            taken = await self._flush_outbox(claim=want)
+        if want:
+            claimed = taken if taken is not None else await self._claim(want)
+            metrics.observe_claim(time.perf_counter() - began, len(claimed))
+            if claimed:  # what processors may skip, for the whole group in one read
+                claimed = await outcome_prep.with_facts(
+                    self.ledger, self.registry, self.context, claimed
+                )
+            self.stats.claimed += len(claimed)
+            self._ready.extend(claimed)
             self._fill_slots()
-            # Room for every slot plus one prefetch; claim once at least half a prefetch
-            # (or a whole claim) is missing, so claims stay large and slots never wait.
-            room = self.concurrency + self.prefetch - len(self._tasks) - len(self._ready)
-            want = min(room, self.claim_batch) if room >= max(1, self.prefetch // 2) else 0
-            if self._gather(want):
-                await self._sleep(self.poll_seconds)  # a finishing document wakes it
-                continue
-            claimed: list[ClaimedDocument] = []
-            taken: list[ClaimedDocument] | None = None
-            began = time.perf_counter()
-            if self._outbox and not self._tasks:
-                # Nothing in flight: record what is done before taking new work, so a
-                # document that kills this process cannot take finished ones down with it
-                # (their leases would expire and be charged an attempt). The claim rides in
-                # the same transaction: one commit, and no slot waits for a second one.
-                taken = await self._flush_outbox(claim=want)
-            if want:
-                claimed = taken if taken is not None else await self._claim(want)
-                metrics.observe_claim(time.perf_counter() - began, len(claimed))
-                if claimed:  # what processors may skip, for the whole group in one read
-                    claimed = await outcome_prep.with_facts(
-                        self.ledger, self.registry, self.context, claimed
-                    )
-                self.stats.claimed += len(claimed)
-                self._ready.extend(claimed)
-                self._fill_slots()
-                if len(claimed) == want and room > want:
-                    continue  # more room and more work: claim again at once
-            if claimed or self._tasks or self._outbox or self._ready:
-                await self._sleep(self.poll_seconds)
-                continue
-            # Idle: nothing in flight, nothing to record, nothing was due just now.
-            if burst:
-                return
-            if until_complete and await self._batches_complete():
-                return
-            await self._sleep(await self._idle_wait())
+            if len(claimed) == want and room > want:
+                return False  # more room and more work: claim again at once
+        if claimed or self._tasks or self._outbox or self._ready:
+            await self._sleep(self.poll_seconds)
+            return False
+        # Idle: nothing in flight, nothing to record, nothing was due just now.
+        if burst:
+            return True
+        if until_complete and await self._batches_complete():
+            return True
+        await self._sleep(await self._idle_wait())
+        return False
 
     def _gather(self, want: int) -> bool:
         """Whether to wait for more slots to free before claiming ``want`` documents.

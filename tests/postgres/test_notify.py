@@ -4,10 +4,8 @@ only polled would hit the test's deadline); and survive a dropped listening conn
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -16,6 +14,7 @@ import pytest
 from ledger.app import Ledger
 from ledger.model import BatchSpec, SourceSpec
 from tests.conftest import settings_for, sql
+from tests.helpers.cli_worker import start_cli_worker
 
 pytestmark = pytest.mark.postgres
 
@@ -28,23 +27,7 @@ LISTENING = (
 
 
 def start_idle_worker(url: str) -> subprocess.Popen[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGER_")}
-    env.update(
-        {
-            "PYTHONPATH": str(ROOT) + os.pathsep + env.get("PYTHONPATH", ""),
-            "LEDGER_DATABASE_URL": url,
-            "LEDGER_POLL_SECONDS": "3600",
-            "LEDGER_WAKE_JITTER_SECONDS": "0.1",
-        }
-    )
-    return subprocess.Popen(
-        [sys.executable, "-m", "ledger", "worker"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    return start_cli_worker(url, poll_seconds="3600", wake_jitter_seconds="0.1")
 
 
 async def wait_listening(sync_url: str, proc: subprocess.Popen[str]) -> int:

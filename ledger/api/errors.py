@@ -19,6 +19,7 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.types import ExceptionHandlersMap
 
 from ledger.api.schemas import Problem
+from ledger.db.lost_connection import is_lost_connection, reason
 from ledger.errors import (
     Conflict,
     Gone,
@@ -146,7 +147,19 @@ def decode_error_handler(
 
 
 def internal_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[Problem]:
-    """Anything unexpected: logged with its traceback, answered without internals."""
+    """Anything unexpected: logged with its traceback, answered without internals. A
+    database that went away (a restart, a failover) is not unexpected: 503, try again."""
+    if is_lost_connection(exc):
+        log.error(
+            "%s %s: the database is unreachable (%s)", request.method, request.url.path,
+            reason(exc),
+        )  # fmt: skip
+        return problem(
+            request,
+            503,
+            "the database is not available; try again shortly",
+            headers={"Retry-After": "1"},
+        )
     log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return problem(request, 500, "internal error; the server log has details")
 

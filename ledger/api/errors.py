@@ -19,7 +19,8 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.types import ExceptionHandlersMap
 
 from ledger.api.schemas import Problem
-from ledger.db.lost_connection import is_lost_connection, reason
+from ledger.db.lost_connection import is_lost_connection
+from ledger.db.write_failures import driver_reason
 from ledger.errors import (
     Conflict,
     Gone,
@@ -152,7 +153,7 @@ def internal_error_handler(request: Request[Any, Any, Any], exc: Exception) -> R
     if is_lost_connection(exc):
         log.error(
             "%s %s: the database is unreachable (%s)", request.method, request.url.path,
-            reason(exc),
+            driver_reason(exc),
         )  # fmt: skip
         return problem(
             request,

@@ -13,6 +13,8 @@ import logging
 
 from sqlalchemy.exc import DBAPIError
 
+from ledger.db.write_failures import driver_reason
+
 # PostgreSQL: connection exceptions (class 08), and the server shutting down or starting up.
 _POSTGRES_CLASS = "08"
 _POSTGRES_STATES = {"57P01", "57P02", "57P03"}
@@ -33,12 +35,6 @@ def is_lost_connection(exc: BaseException) -> bool:
     return False
 
 
-def reason(exc: BaseException) -> str:
-    """The driver's own words for ``exc``, on one line (no statement, no parameters)."""
-    lines = str(getattr(exc, "orig", None) or exc).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__
-
-
 def log_failed_round(logger: logging.Logger, what: str, exc: BaseException, again: float) -> None:
     """Log a background round (maintenance, sinks) that failed and is tried again later:
     one line when the database is unreachable, the traceback for anything else."""
@@ -46,7 +42,7 @@ def log_failed_round(logger: logging.Logger, what: str, exc: BaseException, agai
         logger.error(
             "%s failed: the database is unreachable (%s); trying again in %.0f s",
             what,
-            reason(exc),
+            driver_reason(exc),
             again,
         )
     else:

@@ -50,9 +50,15 @@ def write_failed(exc: BaseException) -> DatabaseWriteFailed:
     """The error to stop with, naming the database's own reason in one line."""
     if isinstance(exc, DatabaseWriteFailed):
         return exc
+    return DatabaseWriteFailed(
+        f"cannot write to the database: {driver_reason(exc)} (is its disk full?)"
+    )
+
+
+def driver_reason(exc: BaseException) -> str:
+    """The driver's own words for ``exc``, on one line (no statement, no parameters)."""
     lines = str(_driver_error(exc)).strip().splitlines()
-    reason = lines[0] if lines else type(exc).__name__
-    return DatabaseWriteFailed(f"cannot write to the database: {reason} (is its disk full?)")
+    return lines[0] if lines else type(exc).__name__
 
 
 @dataclass

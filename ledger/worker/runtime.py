@@ -17,8 +17,8 @@ import random
 import time
 
 from ledger import metrics
-from ledger.db.lost_connection import is_lost_connection, reason
-from ledger.db.write_failures import is_write_failure, write_failed
+from ledger.db.lost_connection import is_lost_connection
+from ledger.db.write_failures import driver_reason, is_write_failure, write_failed
 from ledger.errors import InvalidInput, NotFound
 from ledger.model import ClaimedDocument
 from ledger.worker import outcome_prep
@@ -141,7 +141,7 @@ class Worker(DocumentRunner, OutcomeCommitter, LeaseKeeper):
                 delay = min(LOST_CONNECTION_FIRST_DELAY * 2 ** (outage - 1), 5.0)
                 log.error(
                     "the database is unreachable (%s); claiming again in %.1f s",
-                    reason(exc),
+                    driver_reason(exc),
                     delay,
                 )
                 await asyncio.sleep(delay)

@@ -7,7 +7,8 @@ import sqlite3
 
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from ledger.db.lost_connection import is_lost_connection, reason
+from ledger.db.lost_connection import is_lost_connection
+from ledger.db.write_failures import driver_reason
 
 
 class _PostgresError(Exception):
@@ -36,4 +37,4 @@ def test_errors_of_the_statement_or_the_disk_are_not() -> None:
 
 def test_the_reason_is_the_drivers_first_line() -> None:
     error = OperationalError("SELECT 1", {"a": 1}, _PostgresError("57P01"))
-    assert reason(error) == "server said 57P01"
+    assert driver_reason(error) == "server said 57P01"

@@ -48,6 +48,19 @@ def _plan_without_values(path: str, statement: str, params: Any) -> str:
         return " / ".join(row[3] for row in rows)
 
 
+async def _plan(ledger: Ledger, db_url: str, statement: str, params: Any) -> str:
+    """The database's plan for ``statement``: SQLite's with every value NULL, PostgreSQL's
+    with the values sent, after ANALYZE (as autovacuum would have it)."""
+    if db_url.startswith("sqlite"):
+        path = make_url(db_url).database
+        assert path is not None
+        return _plan_without_values(path, statement, params)
+    async with ledger.engine.connect() as conn:
+        await conn.exec_driver_sql("ANALYZE documents")
+        rows = await conn.exec_driver_sql(f"EXPLAIN {statement}", tuple(params))
+        return " / ".join(row[0] for row in rows)
+
+
 async def test_rescue_and_lease_expiry_read_only_running_documents(sqlite_url: str) -> None:
     path = make_url(sqlite_url).database
     assert path is not None
@@ -131,17 +144,11 @@ async def test_a_finish_finds_its_documents_by_primary_key(db_url: str) -> None:
         # The fence, the attempt rows, the events and the documents' update.
         assert len(listed) >= 4, sent
         for statement, params in listed:
+            plan = await _plan(ledger, db_url, statement, params)
             if db_url.startswith("sqlite"):
-                path = make_url(db_url).database
-                assert path is not None
-                plan = _plan_without_values(path, statement, params)
                 assert "SEARCH documents USING INTEGER PRIMARY KEY" in plan, plan
                 assert "SCAN documents" not in plan, plan
             else:
-                async with ledger.engine.connect() as conn:
-                    await conn.exec_driver_sql("ANALYZE documents")
-                    rows = await conn.exec_driver_sql(f"EXPLAIN {statement}", tuple(params))
-                    plan = " / ".join(row[0] for row in rows)
                 assert "Index Scan using pk_documents on documents" in plan, plan
                 assert "Seq Scan on documents" not in plan, plan
 
@@ -222,15 +229,6 @@ async def test_a_claim_reads_its_order_from_the_index(db_url: str) -> None:
         sent = [(s, p) for s, p in leases if "ORDER BY documents.next_attempt_at" in s]
         assert len(sent) == 1, sent
         statement, params = sent[0]
-        if db_url.startswith("sqlite"):
-            path = make_url(db_url).database
-            assert path is not None
-            plan = _plan_without_values(path, statement, params)
-            assert "ix_documents_batch_id_status_next_attempt_at_id" in plan, plan
-        else:
-            async with ledger.engine.connect() as conn:
-                await conn.exec_driver_sql("ANALYZE documents")
-                rows = await conn.exec_driver_sql(f"EXPLAIN {statement}", tuple(params))
-                plan = " / ".join(row[0] for row in rows)
-            assert "ix_documents_batch_id_status_next_attempt_at_id" in plan, plan
+        plan = await _plan(ledger, db_url, statement, params)
+        assert "ix_documents_batch_id_status_next_attempt_at_id" in plan, plan
         assert "Sort" not in plan and "TEMP B-TREE" not in plan, plan

@@ -15,7 +15,7 @@ import os
 import shutil
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -187,6 +187,44 @@ class Browser:
         path = ARTIFACTS / f"{name}.png"
         self.page.screenshot(path=str(path), full_page=full_page)
         return path
+
+
+class HeldRequests:
+    """Requests matching ``pattern`` whose URL ``wanted`` picks wait until the test lets them
+    go: how a test makes an answer arrive late, in the order it chooses."""
+
+    def __init__(self, page: Any, pattern: str, wanted: Callable[[str], bool]) -> None:
+        self.page = page
+        self.wanted = wanted
+        self.routes: list[Any] = []
+        page.route(pattern, self._route)
+
+    def _route(self, route: Any) -> None:
+        if self.wanted(route.request.url):
+            self.routes.append(route)
+        else:
+            route.continue_()
+
+    def wait(self, count: int = 1) -> None:
+        """Until ``count`` requests are held (route handlers run while the page is waited on)."""
+        for _ in range(400):
+            if len(self.routes) >= count:
+                return
+            self.page.wait_for_timeout(25)
+        raise AssertionError(f"only {len(self.routes)} of {count} requests were held")
+
+    def release(self, *, settle: bool = False) -> None:
+        """Let every held request go; with ``settle``, wait until each answer has arrived and
+        give the page every chance to draw it."""
+        for route in self.routes:
+            if settle:
+                with self.page.expect_event("requestfinished"):
+                    route.continue_()
+            else:
+                route.continue_()
+        self.routes.clear()
+        if settle:
+            self.page.evaluate("() => new Promise((done) => setTimeout(done, 500))")
 
 
 @pytest.fixture(scope="module")

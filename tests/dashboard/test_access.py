@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 from playwright.sync_api import expect
 
-from tests.dashboard.conftest import Browser, Served, skip_loudly
+from tests.dashboard.conftest import Browser, HeldRequests, Served, skip_loudly
 
 PAGES = ["/", "/new", "/search", "/webhooks", "/workers"]
 VENDOR = Path(__file__).resolve().parents[2] / "ledger" / "dashboard" / "static" / "vendor"
@@ -278,3 +278,30 @@ def test_api_docs_render_from_this_server_only(local_server: Served, browser: Br
     expect(page.locator(".opblock").first).to_be_visible()
     assert elsewhere == []
     # The browser fixture fails the test on any CSP violation or uncaught error.
+
+
+def test_a_late_answer_to_an_older_search_is_not_shown(
+    local_server: Served, browser: Browser
+) -> None:
+    require_search(local_server)
+    folder = local_server.root / "two-searches"
+    folder.mkdir()
+    (folder / "fish.txt").write_text("The zebrafish is a small freshwater fish.\n")
+    (folder / "birds.txt").write_text("The kestrel hovers over the field.\n")
+    with local_server.client() as client:
+        client.post(
+            "/api/v1/batches",
+            json={"id": "two-searches-1", "processor": "ingest", "paths": [str(folder)]},
+        ).raise_for_status()
+    local_server.wait_complete("two-searches-1")
+    browser.base = local_server.url
+    page = browser.page
+    held = HeldRequests(page, "**/api/v1/search?*", lambda url: "q=zebrafish" in url)
+    browser.go("/search?q=zebrafish&k=5")
+    held.wait()
+    page.get_by_label("Query").fill("kestrel")
+    page.get_by_role("button", name="Search").click()
+    expect(page.locator("#search-summary")).to_have_text("1 result for “kestrel”.")
+    held.release(settle=True)
+    expect(page.locator("#search-summary")).to_have_text("1 result for “kestrel”.")
+    expect(page.locator("#hits li .source")).to_contain_text("birds.txt")

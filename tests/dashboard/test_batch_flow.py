@@ -7,7 +7,7 @@ import re
 
 from playwright.sync_api import expect
 
-from tests.dashboard.conftest import Browser, Served
+from tests.dashboard.conftest import Browser, HeldRequests, Served
 
 # Every value the page's progress bar took, recorded in the page as it changes.
 RECORD_PROGRESS = """
@@ -210,6 +210,80 @@ def test_path_outside_the_allowed_roots_shows_the_api_error(
         'Processor options must be a JSON object, like {"seconds": 0.1}.'
     )
     browser.shot("new-batch-error")
+
+
+# Every row count the documents table showed, recorded in the page as it changes.
+RECORD_DOCUMENT_ROWS = """
+window.__rows = [];
+new MutationObserver(() => {
+  const body = document.querySelector("#documents tbody");
+  if (body) window.__rows.push(body.querySelectorAll("tr[data-document]").length);
+}).observe(document, {subtree: true, childList: true});
+"""
+
+
+def test_a_late_answer_for_page_one_does_not_replace_page_two(
+    local_server: Served, browser: Browser
+) -> None:
+    """The filter changes and the page turns before the list redraws: the newer page wins."""
+    browser.base = local_server.url
+    folder = local_server.files("late", 60)
+    with local_server.client() as client:
+        client.post(
+            "/api/v1/batches", json={"id": "late-1", "processor": "noop", "paths": [str(folder)]}
+        ).raise_for_status()
+    local_server.wait_complete("late-1")
+    page = browser.page
+    page.add_init_script(RECORD_DOCUMENT_ROWS)
+    held = HeldRequests(
+        page,
+        "**/api/v1/batches/late-1/documents?*",
+        lambda url: "status=done" in url and "cursor=" not in url,
+    )
+    browser.go("/batches/late-1")
+    rows = page.locator("#documents tbody tr[data-document]")
+    expect(rows).to_have_count(50)
+    page.get_by_label("Status", exact=True).select_option("done")
+    held.wait()
+    page.get_by_role("button", name="Next page").click()
+    expect(rows).to_have_count(10)
+    held.release(settle=True)
+    assert page.evaluate("window.__rows[window.__rows.length - 1]") == 10
+    expect(rows).to_have_count(10)
+
+
+def test_a_filter_chosen_while_the_list_loads_is_read_at_once(
+    local_server: Served, browser: Browser
+) -> None:
+    """A second filter picked while the first one's read is in flight is not dropped."""
+    browser.base = local_server.url
+    with local_server.client() as client:
+        for batch_id, processor in [("whole-1", "noop"), ("stopped-1", "sleep")]:
+            client.post(
+                "/api/v1/batches",
+                json={
+                    "id": batch_id,
+                    "processor": processor,
+                    "options": {"seconds": 30} if processor == "sleep" else {},
+                    "paths": [str(local_server.files(batch_id, 2))],
+                },
+            ).raise_for_status()
+        client.post("/api/v1/batches/stopped-1/cancel").raise_for_status()
+    local_server.wait_complete("whole-1")
+    page = browser.page
+    page.clock.install()
+    browser.go("/")
+    expect(page.locator('tr[data-batch="stopped-1"]')).to_be_visible()
+    expect(page.locator('tr[data-batch="whole-1"]')).to_be_visible()
+    # No poll may come to the rescue: the page's timers stand still from here.
+    page.clock.pause_at(page.evaluate("Date.now()") + 1000)
+    held = HeldRequests(page, "**/api/v1/batches?*", lambda url: "state=complete" in url)
+    page.get_by_label("State").select_option("complete")
+    held.wait()
+    page.get_by_label("State").select_option("cancelled")
+    held.release()
+    expect(page.locator('tr[data-batch="whole-1"]')).to_have_count(0)
+    expect(page.locator('tr[data-batch="stopped-1"]')).to_be_visible()
 
 
 def test_documents_page_by_page_and_by_status(local_server: Served, browser: Browser) -> None:

@@ -190,14 +190,18 @@
     documents();
   }
 
+  let failuresRequest = 0;
+
   async function failures() {
+    const request = ++failuresRequest;
     let data;
     try {
       data = await L.api("GET", base + "/failures");
     } catch (error) {
-      L.showError(error);
+      if (request === failuresRequest) L.showError(error);
       return;
     }
+    if (request !== failuresRequest) return;
     const list = $("failures");
     list.replaceChildren(
       ...data.groups.map((g) =>
@@ -237,9 +241,13 @@
   }
 
   let docCode = null;
+  // Requests overlap (a live refresh in flight while the user turns the page); only the
+  // newest one may draw, or a late answer for page one replaces page two.
+  let docRequest = 0;
 
   async function documents(code) {
     if (code !== undefined) docCode = code;
+    const request = ++docRequest;
     const params = new URLSearchParams({ limit: String(DOC_PAGE) });
     const status = $("status-filter").value;
     if (status) params.set("status", status);
@@ -250,9 +258,10 @@
     try {
       page = await L.api("GET", base + "/documents?" + params);
     } catch (error) {
-      L.showError(error);
+      if (request === docRequest) L.showError(error);
       return;
     }
+    if (request !== docRequest) return;
     docNext = page.next_cursor;
     const tbody = $("documents").tBodies[0];
     const rows = [];

@@ -13,6 +13,7 @@
   let nextCursor = null;
   let timer = null;
   let busy = false;
+  let again = false; // a refresh was asked for while one was in flight
 
   // Every filter, complete included, is the API's: the page never filters what it was sent.
   function fetchPage() {
@@ -117,8 +118,14 @@
   }
 
   async function refresh() {
-    if (busy) return;
+    // A click while a read is in flight (a filter, the next page) is read right after it,
+    // not dropped until the next poll.
+    if (busy) {
+      again = true;
+      return;
+    }
     busy = true;
+    again = false;
     clearTimeout(timer);
     try {
       const page = await fetchPage();
@@ -153,7 +160,8 @@
       L.showError(error);
     } finally {
       busy = false;
-      if (!document.hidden) timer = setTimeout(refresh, POLL_MS);
+      if (again) refresh();
+      else if (!document.hidden) timer = setTimeout(refresh, POLL_MS);
     }
   }
 

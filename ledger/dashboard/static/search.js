@@ -41,18 +41,24 @@
     );
   }
 
+  // Only the newest search may draw: an older one answering late would show the wrong hits.
+  let latest = 0;
+
   async function run(q, k) {
+    const request = ++latest;
     $("search-summary").textContent = "Searching…";
     $("hits").replaceChildren();
     try {
       const params = new URLSearchParams({ q, k });
       const data = await L.api("GET", "/api/v1/search?" + params);
+      if (request !== latest) return;
       L.clearError();
       $("hits").replaceChildren(...data.hits.map((h, i) => hit(h, i + 1)));
       $("search-summary").textContent = data.hits.length
         ? data.hits.length + " result" + (data.hits.length === 1 ? "" : "s") + " for “" + q + "”."
         : "Nothing matches “" + q + "”.";
     } catch (error) {
+      if (request !== latest) return;
       $("search-summary").textContent = "";
       L.showError(error);
     }

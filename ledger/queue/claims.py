@@ -14,13 +14,14 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Integer, String, bindparam, select, tuple_, update
+from sqlalchemy import Integer, String, and_, bindparam, exists, literal, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ledger.db.backends import backend_of
 from ledger.db.models import batches, documents, workers
 from ledger.db.prepared import ids_param, inline, prepared, time_param
 from ledger.model import ClaimedDocument
+from ledger.queue import rescue
 from ledger.queue.endings import in_chunks
 from ledger.states import BatchState, DocumentStatus
 
@@ -35,14 +36,17 @@ async def claim(
     batch_ids: Sequence[str] | None = None,
     processors: Sequence[str] | None = None,
     rng: random.Random | None = None,
+    rescue_limit: int = 0,
 ) -> list[ClaimedDocument]:
     """Lease up to ``limit`` due documents to ``worker_id``.
 
     With ``processors``, only of batches whose processor is one of them: a worker takes only
     work it can run, and a batch nobody can run waits (it never fails for it).
 
-    Due: pending with next_attempt_at <= now, in an active batch (expired leases were turned
-    back into pending by :func:`ledger.queue.rescue.rescue_expired` in the same transaction).
+    Due: pending with next_attempt_at <= now, in an active batch. With ``rescue_limit``,
+    expired leases are first turned back into pending (up to that many, by
+    :func:`ledger.queue.rescue.rescue_expired`) in the same transaction, so this claim may
+    take them.
     Higher priority batches first; batches of equal priority share the claim evenly, so a huge
     batch cannot starve a small one. Each document gets its own lease token.
     """
@@ -56,14 +60,22 @@ async def claim(
         ("candidates", filtered, routed),
         lambda: _claim_candidates(conn, filtered, routed),
     )
-    params: dict[str, Any] = {}
+    params: dict[str, Any] = {"p_now": now}
     if batch_ids is not None:
         params["p_ids"] = list(batch_ids)
     if processors is not None:
         params["p_processors"] = list(processors)
+    rows = (await conn.execute(candidates, params)).all()
+    if rescue_limit > 0 and rows[0].expired:
+        # Rare: asked in the same statement, so a claim with nothing to rescue costs no
+        # statement (no round trip on PostgreSQL) for it. Rescued documents may make more
+        # batches claimable: ask again.
+        await rescue.rescue_expired(conn, now=now, limit=rescue_limit)
+        rows = (await conn.execute(candidates, params)).all()
     tiers: dict[int, list[Any]] = defaultdict(list)
-    for row in (await conn.execute(candidates, params)).all():
-        tiers[row.priority].append(row)
+    for row in rows:
+        if row.id is not None:  # the one row of "no batch has due work"
+            tiers[row.priority].append(row)
 
     expires = now + timedelta(seconds=lease_seconds)
     claimed: list[ClaimedDocument] = []
@@ -90,20 +102,29 @@ async def claim(
 
 
 def _claim_candidates(conn: AsyncConnection, filtered: bool, routed: bool = False) -> Any:
-    query = select(
+    """The batches with due work, and whether any lease has run out, in one statement: a
+    one-row source left-joined to the batches, so the second answer comes back even when
+    no batch has work (one row, its batch columns NULL)."""
+    claimable = [batches.c.state == BatchState.ACTIVE.value, batches.c.n_pending > 0]
+    if filtered:
+        claimable.append(backend_of(conn).one_of(batches.c.id))
+    if routed:
+        # A bound list, not part of the statement: one cached statement serves every worker.
+        claimable.append(backend_of(conn).one_of(batches.c.processor, "p_processors"))
+    expired = exists().where(  # read from the partial index of running documents' leases
+        documents.c.status == inline(DocumentStatus.RUNNING.value),
+        documents.c.lease_expires_at < time_param("p_now"),
+    )
+    one_row = select(literal(1).label("one")).subquery("one_row")
+    return select(
+        expired.label("expired"),
         batches.c.id,
         batches.c.priority,
         batches.c.processor,
         batches.c.options,
         batches.c.max_attempts,
         batches.c.started_at,
-    ).where(batches.c.state == BatchState.ACTIVE.value, batches.c.n_pending > 0)
-    if filtered:
-        query = query.where(backend_of(conn).one_of(batches.c.id))
-    if routed:
-        # A bound list, not part of the statement: one cached statement serves every worker.
-        query = query.where(backend_of(conn).one_of(batches.c.processor, "p_processors"))
-    return query
+    ).select_from(one_row.outerjoin(batches, and_(*claimable)))
 
 
 def _lease_statement(conn: AsyncConnection) -> Any:

@@ -158,7 +158,6 @@ class Queue:
         processors: Sequence[str] | None,
         lease_seconds: float | None = None,
     ) -> list[ClaimedDocument]:
-        await rescue.rescue_expired(conn, now=now, limit=RESCUE_PER_CLAIM)
         return await claims.claim(
             conn,
             worker_id=worker_id,
@@ -168,6 +167,7 @@ class Queue:
             batch_ids=batch_ids,
             processors=processors,
             rng=self._db.rng,
+            rescue_limit=RESCUE_PER_CLAIM,
         )
 
     async def heartbeat(

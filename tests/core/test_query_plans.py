@@ -232,3 +232,26 @@ async def test_a_claim_reads_its_order_from_the_index(db_url: str) -> None:
         plan = await _plan(ledger, db_url, statement, params)
         assert "ix_documents_batch_id_status_next_attempt_at_id" in plan, plan
         assert "Sort" not in plan and "TEMP B-TREE" not in plan, plan
+
+
+async def test_a_claim_asks_about_expired_leases_in_its_first_statement(db_url: str) -> None:
+    # Whether any lease ran out is asked with the claimable batches (one statement, one
+    # round trip on PostgreSQL), from the partial index of running documents' leases: a
+    # claim must not read every document to learn that none has expired.
+    async with await Ledger.open(settings_for(db_url)) as ledger:
+        await ledger.queue.submit(
+            BatchSpec(id="b", processor="noop"), [SourceSpec(f"/d/{i}") for i in range(3000)]
+        )
+        worker = await ledger.workers.register(concurrency=16)
+        await ledger.queue.claim(worker, 16)  # some running documents, none expired
+
+        async def claim() -> None:
+            assert len(await ledger.queue.claim(worker, 16)) == 16
+
+        sent = await _sent(ledger, claim)
+        asked = [(s, p) for s, p in sent if "EXISTS" in s.upper()]
+        assert len(asked) == 1 and "batches" in asked[0][0], sent
+        assert not any("ORDER BY documents.lease_expires_at" in s for s, _ in sent), sent
+        plan = await _plan(ledger, db_url, *asked[0])
+        assert "ix_documents_running_lease" in plan, plan
+        assert "SCAN documents" not in plan and "Seq Scan on documents" not in plan, plan

@@ -1,13 +1,14 @@
 """The finish: record how a worker's attempts ended, fenced by their lease tokens.
 
 A group of outcomes is recorded in one transaction with everything the documents produced
-(their chunks, their children), then the breaker and the batches' completion are checked.
+(their chunks, their children), then the breaker is checked, new work may be leased, and
+the batches' completion is checked.
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -20,7 +21,7 @@ from ledger.db.backends import backend_of
 from ledger.db.models import batches, documents
 from ledger.db.prepared import inline, prepared
 from ledger.index import outcome_store
-from ledger.model import CompleteResult, Outcome
+from ledger.model import ClaimedDocument, CompleteResult, Outcome
 from ledger.queue.breaker import BreakerPolicy, check_breaker
 from ledger.queue.children import replace_children
 from ledger.queue.endings import Ending, mark_completed, write_endings
@@ -39,6 +40,7 @@ async def complete(
     breaker: BreakerPolicy,
     rng: random.Random | None = None,
     throttle_limit: int = 10,
+    then_claim: Callable[[], Awaitable[list[ClaimedDocument]]] | None = None,
 ) -> CompleteResult:
     """Record how attempts ended, for a whole group of documents in one transaction.
 
@@ -47,9 +49,17 @@ async def complete(
     chunks, say) are stored in this same transaction, so a document is done exactly when
     everything it produced is stored. A throttled outcome is not charged an attempt, up to
     ``throttle_limit`` throttles in a row (see ``ledger/queue/throttles.py``).
+
+    ``then_claim`` leases new work in the same transaction (``result.claimed``), after the
+    outcomes and the breaker, before the batches' completion is asked: a batch it leased
+    from has running documents, so it is not complete and is not asked about (a statement,
+    a round trip on PostgreSQL, at nearly every finish of a busy worker). Not when the
+    outcomes created child documents: a container's new children are never leased by the
+    transaction that created them, so a crash right after it leaves them pending, uncharged.
     """
     if not outcomes:
-        return CompleteResult(recorded=[], lost=[])
+        claimed = await then_claim() if then_claim is not None else None
+        return CompleteResult(recorded=[], lost=[], claimed=claimed)
     rng = rng or random.Random()
     by_id = {o.document_id: o for o in outcomes}
     if len(by_id) != len(outcomes):
@@ -138,7 +148,9 @@ async def complete(
     await write_endings(conn, endings, now, worker_id=worker_id)
     for batch_id in sorted({e.batch_id for e in endings if e.systemic}):
         await check_breaker(conn, batch_id, breaker, now)
-    await mark_completed(conn, _completable(conn, endings, held), now)
+    claimed = await then_claim() if then_claim is not None and not adopted else None
+    leased_from = {d.batch_id for d in claimed} if claimed else set()
+    await mark_completed(conn, _completable(conn, endings, held) - leased_from, now)
     if due:
         await backend_of(conn).announce_due(conn, sorted(due))
     return CompleteResult(
@@ -147,6 +159,7 @@ async def complete(
         statuses={e.doc_id: e.status for e in endings},
         outcomes={e.doc_id: e.outcome for e in endings},
         adopted=adopted,
+        claimed=claimed,
     )
 
 

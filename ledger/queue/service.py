@@ -7,7 +7,6 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
-import msgspec
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -208,15 +207,15 @@ class Queue:
         """
 
         async def work(conn: AsyncConnection, now: datetime) -> CompleteResult:
-            result = await finish.complete(
+            async def lease() -> list[ClaimedDocument]:
+                return await self._lease(conn, now, worker_id, claim, batch_ids, processors)
+
+            return await finish.complete(
                 conn, worker_id=worker_id, outcomes=outcomes, now=now, retry=self.retry_policy,
                 breaker=self.breaker_policy, rng=self._db.rng,
                 throttle_limit=self._db.settings.throttle_limit,
+                then_claim=lease if claim > 0 else None,
             )  # fmt: skip
-            if claim <= 0 or result.adopted:
-                return result
-            leased = await self._lease(conn, now, worker_id, claim, batch_ids, processors)
-            return msgspec.structs.replace(result, claimed=leased)
 
         return await self._db.run(work, brief=_small_to_record(outcomes))
 

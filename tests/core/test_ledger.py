@@ -6,6 +6,7 @@ import random
 from collections import Counter
 
 import pytest
+from sqlalchemy import event
 
 from ledger.app import Ledger
 from ledger.backoff import RetryPolicy
@@ -92,6 +93,49 @@ async def test_complete_can_claim_the_next_documents_in_the_same_transaction(
         worker, [Outcome.done(result.claimed[1], {})], claim=5, processors=["ingest"]
     )
     assert other.claimed == [] and len(other.recorded) == 1
+
+
+async def test_a_finish_that_claims_still_completes_the_batches_it_ended(
+    ledger: Ledger, sync_url: str
+) -> None:
+    # The completion question is left out only for batches the same transaction leased from.
+    await ledger.queue.submit(BatchSpec(id="small", processor="noop", priority=1), sources(2))
+    await ledger.queue.submit(BatchSpec(id="big", processor="noop"), sources(5, "/e"))
+    worker = await ledger.workers.register(concurrency=2)
+    first = await ledger.queue.claim(worker, 2)
+    assert {d.batch_id for d in first} == {"small"}
+    result = await ledger.queue.complete(worker, [Outcome.done(d, {}) for d in first], claim=2)
+    assert result.claimed is not None and {d.batch_id for d in result.claimed} == {"big"}
+    assert (await ledger.reads.batch("small")).complete
+    assert not (await ledger.reads.batch("big")).complete
+    # The last documents of a batch, finished with a claim that finds nothing more.
+    queue = list(result.claimed)
+    while queue:
+        result = await ledger.queue.complete(worker, [Outcome.done(d, {}) for d in queue], claim=2)
+        queue = list(result.claimed or [])
+    assert (await ledger.reads.batch("big")).complete
+    completed = sql(sync_url, "SELECT batch_id FROM events WHERE kind = 'batch_completed'")
+    assert sorted(completed) == [("big",), ("small",)]
+
+
+async def test_a_finish_that_claims_from_its_batch_does_not_ask_if_it_completed(
+    ledger: Ledger,
+) -> None:
+    await ledger.queue.submit(BatchSpec(id="b", processor="noop"), sources(6))
+    worker = await ledger.workers.register(concurrency=2)
+    first = await ledger.queue.claim(worker, 2)
+    sent: list[str] = []
+
+    def capture(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        sent.append(statement)
+
+    event.listen(ledger.engine.sync_engine, "before_cursor_execute", capture)
+    try:
+        result = await ledger.queue.complete(worker, [Outcome.done(d, {}) for d in first], claim=4)
+    finally:
+        event.remove(ledger.engine.sync_engine, "before_cursor_execute", capture)
+    assert result.claimed is not None and len(result.claimed) == 4
+    assert not any("completed_at" in s and s.lstrip().startswith("UPDATE batches") for s in sent)
 
 
 async def test_two_claimers_never_get_the_same_document(ledger: Ledger) -> None:

@@ -20,6 +20,8 @@ from tests.reliability.support import Zygote, batch_complete, wait_for
 
 CLIENTS = 50
 REQUESTS = 1_000
+DOCUMENTS = 40_000
+SLEEP = 0.05
 
 
 @pytest.mark.slow
@@ -31,8 +33,10 @@ async def test_status_requests_while_workers_write(tmp_path: Path) -> None:
     zygote = Zygote(tmp_path / "logs")
     try:
         async with await Ledger.open(settings_for(server.db_url)) as ledger:
-            spec = BatchSpec(id="load", processor="sleep", options={"seconds": 0.005})
-            await ledger.queue.submit(spec, [SourceSpec(f"/doc/{i:05d}") for i in range(20_000)])
+            # Work for at least DOCUMENTS * SLEEP / (2 * 32) = 31 s however fast the workers
+            # get: the requests (a few seconds) must all meet workers that are writing.
+            spec = BatchSpec(id="load", processor="sleep", options={"seconds": SLEEP})
+            await ledger.queue.submit(spec, [SourceSpec(f"/doc/{i:05d}") for i in range(DOCUMENTS)])
         workers = [
             zygote.start(server.db_url, ["load"], concurrency=32, commit_interval_seconds=0.01)
             for _ in range(2)

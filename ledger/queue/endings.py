@@ -126,55 +126,74 @@ async def _end_group(
     clean = ending.outcome in _CLEAN_OUTCOMES
     code = None if clean else ending.error_code
     message = None if clean else ending.error_message
-    params: dict[str, Any] = {"p_ids": ids, "p_now": now}
-    if not ending.unstarted:
-        params.update(
-            p_worker=worker_id,
-            p_outcome=ending.outcome.value,
-            p_code=code,
-            p_message=message,
-            p_systemic=ending.systemic,
-        )
-        await conn.execute(
-            prepared(
-                conn,
-                ("attempts", worker_id is None),
-                lambda: _attempts_insert(conn, worker_id is None),
-            ),
-            params,
-        )
-    if not (ending.outcome is AttemptOutcome.RELEASED and ending.status is DocumentStatus.PENDING):
-        if ending.outcome is AttemptOutcome.THROTTLED:
-            kind = "document_throttled"
-        elif ending.status is DocumentStatus.PENDING:
-            kind = "document_retry"
-        else:
-            kind = f"document_{ending.status.value}"
-        data = (
-            None if code is None else {"error_code": code, "error_message": (message or "")[:500]}
-        )
-        await conn.execute(
-            prepared(conn, ("events",), lambda: _document_events_insert(conn)),
-            {"p_ids": ids, "p_now": now, "p_kind": kind, "p_data": data},
-        )
+    owner_from_row = worker_id is None
+    # The attempt rows and the events are copied from the documents before their update
+    # (on PostgreSQL all three in one statement, whose parts read the same snapshot).
+    with_attempts = not ending.unstarted
+    with_events = not (
+        ending.outcome is AttemptOutcome.RELEASED and ending.status is DocumentStatus.PENDING
+    )
     finished = ending.status in TERMINAL_STATUSES
     clears_error = ending.status is DocumentStatus.DONE or ending.status is DocumentStatus.SKIPPED
     sets_error = not clears_error and code is not None
     shape = (clears_error, sets_error, result is not None, ending.uncount)
-    update_params: dict[str, Any] = {
+    params: dict[str, Any] = {
         "p_ids": ids,
         "p_now": now,
         "p_status": ending.status.value,
         "p_next": ending.next_attempt_at,
         "p_finished": now if finished else None,
     }
-    if sets_error:
-        update_params.update(p_code=code, p_message=message)
+    if with_attempts or sets_error:
+        params.update(p_code=code, p_message=message)
+    if with_attempts:
+        params.update(p_outcome=ending.outcome.value, p_systemic=ending.systemic)
+        if not owner_from_row:
+            params["p_worker"] = worker_id
+    if with_events:
+        if ending.outcome is AttemptOutcome.THROTTLED:
+            kind = "document_throttled"
+        elif ending.status is DocumentStatus.PENDING:
+            kind = "document_retry"
+        else:
+            kind = f"document_{ending.status.value}"
+        params["p_kind"] = kind
+        params["p_data"] = (
+            None if code is None else {"error_code": code, "error_message": (message or "")[:500]}
+        )
     if result is not None:
-        update_params["p_result"] = result
+        params["p_result"] = result
+    if backend_of(conn).writes_in_one_statement:
+        key = ("end-all", with_attempts, owner_from_row, with_events, *shape)
+        await conn.execute(
+            prepared(
+                conn,
+                key,
+                lambda: _documents_end_update(conn, *shape).add_cte(
+                    *((_attempts_insert(conn, owner_from_row).cte("ended_attempts"),)
+                      if with_attempts else ()),
+                    *((_document_events_insert(conn).cte("ended_events"),)
+                      if with_events else ()),
+                ),
+            ),
+            params,
+        )  # fmt: skip
+        return
+    if with_attempts:
+        await conn.execute(
+            prepared(
+                conn,
+                ("attempts", owner_from_row),
+                lambda: _attempts_insert(conn, owner_from_row),
+            ),
+            params,
+        )
+    if with_events:
+        await conn.execute(
+            prepared(conn, ("events",), lambda: _document_events_insert(conn)), params
+        )
     await conn.execute(
-        prepared(conn, ("end", *shape), lambda: _documents_end_update(conn, *shape)),
-        update_params,
+        prepared(conn, ("end", *shape), lambda: _documents_end_update(conn, *shape)), params
     )
 
 

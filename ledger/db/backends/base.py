@@ -45,6 +45,10 @@ class Backend(Protocol):
     without it they poll."""
     needs_upkeep: bool
     """Whether maintenance runs :meth:`upkeep` now and then (SQLite has no autovacuum)."""
+    writes_in_one_statement: bool
+    """Whether one statement may carry writes to other tables as data-modifying CTEs
+    (PostgreSQL): an ending's attempt rows, events and documents' update then cost one round
+    trip instead of three. SQLite has no such CTEs and no round trips to save."""
 
     def clock(self) -> DatabaseClock:
         """A fresh clock for one runner: the server's on PostgreSQL, the machine's on SQLite."""

@@ -92,6 +92,7 @@ class PostgresBackend:
     single_writer = False
     announces_due_work = True
     needs_upkeep = False  # autovacuum does it
+    writes_in_one_statement = True
 
     def clock(self) -> ServerClock:
         from ledger.db.server_clock import ServerClock

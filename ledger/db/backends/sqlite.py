@@ -96,6 +96,7 @@ class SqliteBackend:
     single_writer = True
     announces_due_work = False
     needs_upkeep = True
+    writes_in_one_statement = False
 
     def clock(self) -> MachineClock:
         return MachineClock()

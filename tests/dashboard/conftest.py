@@ -17,6 +17,7 @@ import subprocess
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -213,15 +214,17 @@ class HeldRequests:
             self.page.wait_for_timeout(25)
         raise AssertionError(f"only {len(self.routes)} of {count} requests were held")
 
-    def release(self, *, settle: bool = False) -> None:
-        """Let every held request go; with ``settle``, wait until each answer has arrived and
-        give the page every chance to draw it."""
+    def release(self, *, settle: bool = False, edit: Callable[[Any], Any] | None = None) -> None:
+        """Let every held request go; with ``edit``, its JSON answer is served as ``edit``
+        returns it (to tell it apart on the page); with ``settle``, wait until each answer has
+        arrived and give the page every chance to draw it."""
         for route in self.routes:
-            if settle:
-                with self.page.expect_event("requestfinished"):
+            with self.page.expect_event("requestfinished") if settle else nullcontext():
+                if edit is None:
                     route.continue_()
-            else:
-                route.continue_()
+                else:
+                    response = route.fetch()
+                    route.fulfill(response=response, json=edit(response.json()))
         self.routes.clear()
         if settle:
             self.page.evaluate("() => new Promise((done) => setTimeout(done, 500))")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from typing import Any
 
 from playwright.sync_api import expect
 
@@ -284,6 +285,36 @@ def test_a_filter_chosen_while_the_list_loads_is_read_at_once(
     held.release()
     expect(page.locator('tr[data-batch="whole-1"]')).to_have_count(0)
     expect(page.locator('tr[data-batch="stopped-1"]')).to_be_visible()
+
+
+def test_a_late_chart_for_another_window_is_not_drawn(
+    local_server: Served, browser: Browser
+) -> None:
+    browser.base = local_server.url
+    folder = local_server.files("chart", 3)
+    with local_server.client() as client:
+        client.post(
+            "/api/v1/batches", json={"id": "chart-1", "processor": "noop", "paths": [str(folder)]}
+        ).raise_for_status()
+    local_server.wait_complete("chart-1")
+    page = browser.page
+    held = HeldRequests(
+        page, "**/api/v1/batches/chart-1/throughput?*", lambda url: "minutes=60" in url
+    )
+    browser.go("/batches/chart-1")
+    held.wait()
+    page.get_by_label("Window").select_option("15")
+    chart = page.locator("#chart svg")
+    expect(chart).to_have_attribute("aria-label", re.compile("Throughput per minute"))
+
+    def recognisable(answer: dict[str, Any]) -> dict[str, Any]:
+        for minute in answer["minutes"]:
+            minute["per_second"] = 4321
+        return answer
+
+    held.release(settle=True, edit=recognisable)
+    expect(chart).to_have_count(1)
+    assert "4321" not in (chart.get_attribute("aria-label") or "")
 
 
 def test_documents_page_by_page_and_by_status(local_server: Served, browser: Browser) -> None:

@@ -451,11 +451,17 @@
     return 10 * power;
   }
 
+  let chartRequest = 0;
+
   async function chart() {
     clearTimeout(chartTimer);
+    const request = ++chartRequest; // a late answer for another window must not be drawn
     try {
-      draw(await L.api("GET", base + "/throughput?minutes=" + $("chart-window").value));
+      const points = await L.api("GET", base + "/throughput?minutes=" + $("chart-window").value);
+      if (request !== chartRequest) return;
+      draw(points);
     } catch (error) {
+      if (request !== chartRequest) return;
       $("chart").replaceChildren(L.el("p", { class: "error", text: L.describe(error) }));
     }
     if (!(events && events.ended)) chartTimer = setTimeout(chart, CHART_MS);

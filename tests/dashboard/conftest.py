@@ -93,6 +93,16 @@ class Served:
             (path / f"{folder}-{i:03d}.txt").write_text(f"{text} {i} of {folder}\n")
         return path
 
+    def done_batch(self, batch_id: str, count: int) -> None:
+        """A ``noop`` batch of ``count`` small files under the root, finished."""
+        folder = self.files(batch_id, count)
+        with self.client() as client:
+            client.post(
+                "/api/v1/batches",
+                json={"id": batch_id, "processor": "noop", "paths": [str(folder)]},
+            ).raise_for_status()
+        self.wait_complete(batch_id)
+
     def wait_complete(self, batch_id: str, tenant: str | None = None, timeout: float = 60) -> Any:
         """Poll the API until the batch has nothing left to do; returns its progress."""
         deadline = time.monotonic() + timeout

@@ -228,12 +228,7 @@ def test_a_late_answer_for_page_one_does_not_replace_page_two(
 ) -> None:
     """The filter changes and the page turns before the list redraws: the newer page wins."""
     browser.base = local_server.url
-    folder = local_server.files("late", 60)
-    with local_server.client() as client:
-        client.post(
-            "/api/v1/batches", json={"id": "late-1", "processor": "noop", "paths": [str(folder)]}
-        ).raise_for_status()
-    local_server.wait_complete("late-1")
+    local_server.done_batch("late-1", 60)
     page = browser.page
     page.add_init_script(RECORD_DOCUMENT_ROWS)
     held = HeldRequests(
@@ -291,12 +286,7 @@ def test_a_late_chart_for_another_window_is_not_drawn(
     local_server: Served, browser: Browser
 ) -> None:
     browser.base = local_server.url
-    folder = local_server.files("chart", 3)
-    with local_server.client() as client:
-        client.post(
-            "/api/v1/batches", json={"id": "chart-1", "processor": "noop", "paths": [str(folder)]}
-        ).raise_for_status()
-    local_server.wait_complete("chart-1")
+    local_server.done_batch("chart-1", 3)
     page = browser.page
     held = HeldRequests(
         page, "**/api/v1/batches/chart-1/throughput?*", lambda url: "minutes=60" in url

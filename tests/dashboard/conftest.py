@@ -95,11 +95,21 @@ class Served:
 
     def done_batch(self, batch_id: str, count: int) -> None:
         """A ``noop`` batch of ``count`` small files under the root, finished."""
-        folder = self.files(batch_id, count)
+        self._finished(batch_id, "noop", self.files(batch_id, count))
+
+    def ingested(self, batch_id: str, texts: dict[str, str]) -> None:
+        """An ``ingest`` batch of the files ``texts`` names (name -> text), finished."""
+        folder = self.root / batch_id
+        folder.mkdir(parents=True)
+        for name, text in texts.items():
+            (folder / name).write_text(text)
+        self._finished(batch_id, "ingest", folder)
+
+    def _finished(self, batch_id: str, processor: str, folder: Path) -> None:
         with self.client() as client:
             client.post(
                 "/api/v1/batches",
-                json={"id": batch_id, "processor": "noop", "paths": [str(folder)]},
+                json={"id": batch_id, "processor": processor, "paths": [str(folder)]},
             ).raise_for_status()
         self.wait_complete(batch_id)
 

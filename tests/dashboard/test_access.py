@@ -202,18 +202,13 @@ def require_search(server: Served) -> None:
 
 def test_search_finds_an_ingested_document(local_server: Served, browser: Browser) -> None:
     require_search(local_server)
-    folder = local_server.root / "searchable"
-    folder.mkdir()
-    (folder / "fish.txt").write_text(
-        "Notes on the zebrafish.\n\nThe zebrafish is a small freshwater fish.\n"
+    local_server.ingested(
+        "search-1",
+        {
+            "fish.txt": "Notes on the zebrafish.\n\nThe zebrafish is a small freshwater fish.\n",
+            "other.txt": "Nothing about fish at all, only birds.\n",
+        },
     )
-    (folder / "other.txt").write_text("Nothing about fish at all, only birds.\n")
-    with local_server.client() as client:
-        client.post(
-            "/api/v1/batches",
-            json={"id": "search-1", "processor": "ingest", "paths": [str(folder)]},
-        ).raise_for_status()
-    local_server.wait_complete("search-1")
     browser.base = local_server.url
     browser.go("/search?q=zebrafish&k=5")
     page = browser.page
@@ -284,16 +279,13 @@ def test_a_late_answer_to_an_older_search_is_not_shown(
     local_server: Served, browser: Browser
 ) -> None:
     require_search(local_server)
-    folder = local_server.root / "two-searches"
-    folder.mkdir()
-    (folder / "fish.txt").write_text("The zebrafish is a small freshwater fish.\n")
-    (folder / "birds.txt").write_text("The kestrel hovers over the field.\n")
-    with local_server.client() as client:
-        client.post(
-            "/api/v1/batches",
-            json={"id": "two-searches-1", "processor": "ingest", "paths": [str(folder)]},
-        ).raise_for_status()
-    local_server.wait_complete("two-searches-1")
+    local_server.ingested(
+        "two-searches-1",
+        {
+            "fish.txt": "The zebrafish is a small freshwater fish.\n",
+            "birds.txt": "The kestrel hovers over the field.\n",
+        },
+    )
     browser.base = local_server.url
     page = browser.page
     held = HeldRequests(page, "**/api/v1/search?*", lambda url: "q=zebrafish" in url)

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from ledger.db import sqlite_driver
 from ledger.db.idle_ping import ping_when_idle
+from ledger.db.wal_checkpoint import Checkpointer
 from ledger.extras import require
 from ledger.settings import Settings
 
@@ -74,6 +75,15 @@ def _sqlite_engine(settings: Settings, *, foreign_keys: bool, **kwargs: Any) -> 
     engine = create_async_engine(url.set(drivername=f"sqlite+{sqlite_driver.DRIVER}"), **kwargs)
     synchronous = settings.sqlite_synchronous
     busy_timeout = settings.busy_timeout_ms
+    # With synchronous=NORMAL a commit writes the log without an fsync: once checkpoints
+    # run on a thread of their own, a brief transaction's COMMIT is a few page writes and
+    # runs on the event loop's thread (see wal_checkpoint). FULL syncs the log at every
+    # commit, which stays off the loop, and keeps SQLite's own checkpoints.
+    checkpointer = (
+        Checkpointer(url.database)
+        if synchronous == "NORMAL" and url.database and url.database != ":memory:"
+        else None
+    )
 
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -81,14 +91,25 @@ def _sqlite_engine(settings: Settings, *, foreign_keys: bool, **kwargs: Any) -> 
         dbapi_connection.isolation_level = None
         if isinstance(dbapi_connection, sqlite_driver.OneTripConnection):
             dbapi_connection.busy_timeout_ms = int(busy_timeout)
+            dbapi_connection.commit_brief_inline = checkpointer is not None
         cursor = dbapi_connection.cursor()
         try:
             cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout)}")
             cursor.execute("PRAGMA journal_mode = WAL")
             cursor.execute(f"PRAGMA synchronous = {synchronous}")
             cursor.execute(f"PRAGMA foreign_keys = {'ON' if foreign_keys else 'OFF'}")
+            if checkpointer is not None:
+                cursor.execute("PRAGMA wal_autocheckpoint = 0")
         finally:
             cursor.close()
+        if checkpointer is not None:
+            checkpointer.start()
+
+    if checkpointer is not None:
+
+        @event.listens_for(engine.sync_engine, "engine_disposed")
+        def _on_dispose(_engine: Any) -> None:
+            checkpointer.stop()
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Any) -> None:

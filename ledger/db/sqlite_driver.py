@@ -15,9 +15,11 @@ few microseconds for most of these statements, and a default worker's transactio
 eight or nine of them. Nothing can make such a statement wait: the transaction holds
 SQLite's one write lock, and in WAL mode readers never block a writer. Taking the lock can
 wait (another process writing), so the BEGIN is tried on the loop without waiting and, if
-the lock is taken, sent to the driver's thread to wait there. The COMMIT also goes there:
-it may checkpoint the WAL into the database file (measured up to 58 ms with its fsync),
-which must not hold up the loop.
+the lock is taken, sent to the driver's thread to wait there. The COMMIT runs on the loop
+too when the engine's WAL checkpoints run on a thread of their own and commits do not
+fsync (``synchronous=NORMAL``, see ``wal_checkpoint``): it only appends pages to the log.
+Otherwise it goes to the driver's thread: it may checkpoint the log into the database file
+(measured up to 58 ms with its fsync), or sync it, which must not hold up the loop.
 
 Everything else is SQLAlchemy's own dialect (type handling, errors, pooling, isolation).
 Like SQLAlchemy's adapter, this reaches into aiosqlite's queue of calls (``_execute``);
@@ -133,7 +135,7 @@ class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
 
 
 class OneTripConnection(AsyncAdapt_aiosqlite_connection):
-    __slots__ = ("brief", "busy_timeout_ms", "deferred_begin")
+    __slots__ = ("brief", "busy_timeout_ms", "commit_brief_inline", "deferred_begin")
     _cursor_cls = OneTripCursor  # type: ignore[assignment]
 
     def __init__(self, dbapi: Any, connection: Any) -> None:
@@ -144,15 +146,25 @@ class OneTripConnection(AsyncAdapt_aiosqlite_connection):
         # Whether the current transaction is brief (see the module's docstring).
         self.brief = False
         self.busy_timeout_ms = 0  # set with the PRAGMA when the connection is opened
+        # Whether a brief transaction's COMMIT runs on the loop's thread: only when the
+        # engine's checkpoints run on a thread of their own and commits do not fsync.
+        self.commit_brief_inline = False
 
     def begin_with_next_statement(self, sql: str, *, brief: bool = False) -> None:
         self.deferred_begin = sql
         self.brief = brief
 
     def commit(self) -> None:
-        self.brief = False
+        brief, self.brief = self.brief, False
         if self.deferred_begin is not None:  # nothing ran: there is no transaction to end
             self.deferred_begin = None
+            return
+        if brief and self.commit_brief_inline:
+            # Appends the transaction's pages to the log: no fsync, no checkpoint.
+            try:
+                self._connection._conn.commit()
+            except Exception as error:
+                self._handle_exception(error)
             return
         super().commit()
 

@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import Integer, String, and_, bindparam, exists, literal, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from ledger.db import direct
 from ledger.db.backends import backend_of
 from ledger.db.models import batches, documents, workers
 from ledger.db.prepared import ids_param, inline, prepared, time_param
@@ -65,13 +66,13 @@ async def claim(
         params["p_ids"] = list(batch_ids)
     if processors is not None:
         params["p_processors"] = list(processors)
-    rows = (await conn.execute(candidates, params)).all()
+    rows = (await direct.execute(conn, candidates, params)).all()
     if rescue_limit > 0 and rows[0].expired:
         # Rare: asked in the same statement, so a claim with nothing to rescue costs no
         # statement (no round trip on PostgreSQL) for it. Rescued documents may make more
         # batches claimable: ask again.
         await rescue.rescue_expired(conn, now=now, limit=rescue_limit)
-        rows = (await conn.execute(candidates, params)).all()
+        rows = (await direct.execute(conn, candidates, params)).all()
     tiers: dict[int, list[Any]] = defaultdict(list)
     for row in rows:
         if row.id is not None:  # the one row of "no batch has due work"
@@ -190,7 +191,8 @@ async def _lease_from_batch(
             .values(started_at=now, updated_at=now)
         )
     rows = (
-        await conn.execute(
+        await direct.execute(
+            conn,
             prepared(conn, ("lease",), lambda: _lease_statement(conn)),
             {
                 "p_batch": batch.id,

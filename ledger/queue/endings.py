@@ -16,6 +16,7 @@ import msgspec
 from sqlalchemy import Boolean, String, Text, bindparam, case, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from ledger.db import direct
 from ledger.db.backends import backend_of
 from ledger.db.models import attempts, batches, documents, events
 from ledger.db.prepared import inline, prepared, time_param
@@ -180,7 +181,8 @@ async def _end_group(
         )  # fmt: skip
         return
     if with_attempts:
-        await conn.execute(
+        await direct.execute(
+            conn,
             prepared(
                 conn,
                 ("attempts", owner_from_row),
@@ -189,11 +191,13 @@ async def _end_group(
             params,
         )
     if with_events:
-        await conn.execute(
-            prepared(conn, ("events",), lambda: _document_events_insert(conn)), params
+        await direct.execute(
+            conn, prepared(conn, ("events",), lambda: _document_events_insert(conn)), params
         )
-    await conn.execute(
-        prepared(conn, ("end", *shape), lambda: _documents_end_update(conn, *shape)), params
+    await direct.execute(
+        conn,
+        prepared(conn, ("end", *shape), lambda: _documents_end_update(conn, *shape)),
+        params,
     )
 
 

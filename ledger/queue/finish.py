@@ -17,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ledger.backoff import RetryPolicy
+from ledger.db import direct
 from ledger.db.backends import backend_of
 from ledger.db.models import batches, documents
 from ledger.db.prepared import inline, prepared
@@ -90,7 +91,7 @@ async def complete(
             of=documents,
         ),
     )
-    for r in (await conn.execute(query, {"p_ids": list(by_id)})).all():
+    for r in (await direct.execute(conn, query, {"p_ids": list(by_id)})).all():
         if r.lease_token == by_id[r.id].lease_token:
             held[r.id] = r
     runs = await throttle_runs(

@@ -90,6 +90,8 @@ class Checkpointer:
                         seen = version
                     failing = False
                 except sqlite3.Error as exc:
+                    if "locked" in str(exc) or "busy" in str(exc):
+                        continue  # another connection holds a lock for a moment: next round
                     if not failing:  # once per spell of trouble, not five times a second
                         log.warning("WAL checkpoint of %s failed (will retry): %s", self.path, exc)
                     failing = True

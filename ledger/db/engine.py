@@ -79,10 +79,12 @@ def _sqlite_engine(settings: Settings, *, foreign_keys: bool, **kwargs: Any) -> 
     # run on a thread of their own, a brief transaction's COMMIT is a few page writes and
     # runs on the event loop's thread (see wal_checkpoint). FULL syncs the log at every
     # commit, which stays off the loop, and keeps SQLite's own checkpoints.
+    # Only for a plain file: in memory there is no log, and a URI (``file:...?mode=ro``)
+    # or a query may open the file in ways a second connection must not guess at.
+    database = url.database or ""
+    plain_file = database not in ("", ":memory:") and not database.startswith("file:")
     checkpointer = (
-        Checkpointer(url.database)
-        if synchronous == "NORMAL" and url.database and url.database != ":memory:"
-        else None
+        Checkpointer(database) if synchronous == "NORMAL" and plain_file and not url.query else None
     )
 
     @event.listens_for(engine.sync_engine, "connect")

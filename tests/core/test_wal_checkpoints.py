@@ -67,3 +67,14 @@ async def test_with_synchronous_full_sqlite_keeps_its_own_checkpoints(sqlite_url
     async with await Ledger.open(settings_for(sqlite_url, sqlite_synchronous="FULL")) as ledger:
         assert await _autocheckpoint(ledger) == 1000  # SQLite's default
         assert _checkpoint_threads() == before
+
+
+async def test_a_database_opened_by_uri_keeps_sqlites_own_checkpoints(sqlite_url: str) -> None:
+    # A URI may open the file in ways (read-only, shared cache) a second connection of the
+    # checkpoint thread must not guess at: SQLite checkpoints it as it always did.
+    path = make_url(sqlite_url).database
+    before = _checkpoint_threads()
+    url = f"sqlite+aiosqlite:///file:{path}?uri=true"
+    async with await Ledger.open(settings_for(url)) as ledger:
+        assert await _autocheckpoint(ledger) == 1000
+        assert _checkpoint_threads() == before

@@ -38,8 +38,11 @@ async def _both_ways(
     ledger: Ledger, monkeypatch: pytest.MonkeyPatch, work: Work
 ) -> tuple[tuple[Sent, Any], tuple[Sent, Any]]:
     """``work`` run twice, each time rolled back: straight to the driver, then through
-    SQLAlchemy; what each sent (statement, values) and what it returned."""
+    SQLAlchemy; what each sent (statement, values) and what it returned. The rows each hot
+    statement read come back the same both ways, column by column (names, types, values;
+    the random lease tokens left out)."""
     sent: Sent = []
+    read: list[list[dict[str, Any]]] = []
     straight_by_driver = 0
 
     def capture(_c: Any, _cur: Any, statement: str, params: Any, context: Any, _m: Any) -> None:
@@ -47,21 +50,41 @@ async def _both_ways(
         sent.append((statement, params))
         straight_by_driver += context is None  # SQLAlchemy's own path has a context
 
+    def keep(rows: list[dict[str, Any]]) -> None:
+        read.append([{k: v for k, v in row.items() if k != "lease_token"} for row in rows])
+
+    straight_execute = direct.execute
+
+    async def straight_path(conn: AsyncConnection, statement: Any, params: Any) -> Any:
+        result = await straight_execute(conn, statement, params)
+        keep([row._asdict() for row in result.all()])
+        return result
+
+    async def sqlalchemy_path(conn: AsyncConnection, statement: Any, params: Any) -> Any:
+        result = await conn.execute(statement, params)
+        rows = result.all() if result.returns_rows else []
+        keep([dict(row._mapping) for row in rows])
+        return direct.Rows(list(rows), result.rowcount)
+
     engine = ledger.runner.engine.sync_engine
     event.listen(engine, "before_cursor_execute", capture)
     try:
-        straight = await ledger.runner.rolled_back(work)
-        straight_sent = list(sent)
+        with monkeypatch.context() as patch:
+            patch.setattr(direct, "execute", straight_path)
+            straight = await ledger.runner.rolled_back(work)
+        straight_sent, straight_read = list(sent), list(read)
         sent.clear()
+        read.clear()
         # Most of what the straight run sent went to the driver directly.
         assert straight_by_driver >= len(straight_sent) // 2, (straight_by_driver, straight_sent)
         straight_by_driver = 0
         with monkeypatch.context() as patch:
-            patch.setattr(direct, "execute", lambda conn, st, params: conn.execute(st, params))
+            patch.setattr(direct, "execute", sqlalchemy_path)
             through = await ledger.runner.rolled_back(work)
         assert straight_by_driver == 0
     finally:
         event.remove(engine, "before_cursor_execute", capture)
+    assert straight_read == read and any(straight_read)
     return (straight_sent, straight), (list(sent), through)
 
 

@@ -103,7 +103,10 @@ def _compile(conn: AsyncConnection, statement: Any) -> _Compiled | None:
 
 async def execute(conn: AsyncConnection, statement: Any, params: Mapping[str, Any]) -> Any:
     """Run a prepared ``statement`` with ``params``; a :class:`Rows` (or, where this path
-    does not apply, SQLAlchemy's result, which answers the same calls)."""
+    does not apply, SQLAlchemy's result, which answers the same calls).
+
+    Only for statements built once and kept (``prepared``): the compiled form is kept per
+    statement object for the life of the process."""
     sync = conn.sync_connection
     driver = sync.connection.dbapi_connection if sync is not None else None
     if not isinstance(driver, OneTripConnection):

@@ -39,6 +39,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ledger.artifacts import skip_reason
+from ledger.db import direct
 from ledger.db.models import batches, chunk_vectors, chunks, documents
 from ledger.db.prepared import inline, prepared, time_param
 from ledger.index import sink_rows, vectors
@@ -130,7 +131,7 @@ async def _holder(
         params["p_exclude"] = exclude_id
     if model is not None:
         params["p_model"] = model
-    row = (await conn.execute(statement, params)).first()
+    row = (await direct.execute(conn, statement, params)).first()
     return _indexed(row) if row else None
 
 
@@ -312,9 +313,11 @@ async def _supersede_others(
     conn: AsyncConnection, *, document_id: int, batch_id: str, source: str, now: datetime | None
 ) -> int:
     """Delete the chunks of the other documents of this owner and source; mark them."""
-    others = (
-        (
-            await conn.execute(
+    others = [
+        row[0]
+        for row in (
+            await direct.execute(
+                conn,
                 prepared(
                     conn,
                     ("supersede_others",),
@@ -333,10 +336,8 @@ async def _supersede_others(
                 ),
                 {"p_source": source, "p_id": document_id, "p_batch": batch_id},
             )
-        )
-        .scalars()
-        .all()
-    )
+        ).all()
+    ]
     await remove_chunks(conn, others, now=now)
     for start in range(0, len(others), PARAMS_CHUNK):
         ids = others[start : start + PARAMS_CHUNK]
@@ -377,7 +378,8 @@ async def record_content(
 ) -> None:
     """Record what a document's source turned out to contain (size and mtime only where
     submit left them unknown); with ``supersede``, it replaces older documents of its source."""
-    await conn.execute(
+    await direct.execute(
+        conn,
         prepared(conn, ("record_content",), _content_update),
         {"p_id": document_id, "p_sha256": sha256.lower(), "p_size": size, "p_mtime": mtime_ns},
     )

@@ -23,6 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ledger.artifacts import DocumentFacts, Holder, etag_of
+from ledger.db import direct
 from ledger.db.backends import backend_of
 from ledger.db.models import batches, chunk_vectors, chunks, documents
 from ledger.db.prepared import inline, prepared
@@ -71,7 +72,9 @@ async def read_facts(
     async def read_owners(batch_ids: set[str]) -> None:
         if batch_ids:
             params = {"p_ids": sorted(batch_ids)}
-            owner_of.update((row.id, row.owner) for row in await conn.execute(owners_query, params))
+            owner_of.update(
+                (row.id, row.owner) for row in await direct.execute(conn, owners_query, params)
+            )
 
     owner_of: dict[str, str | None] = {}
     await read_owners({d.batch_id for d in docs})
@@ -82,7 +85,7 @@ async def read_facts(
     for by, keys in (("source", sources), ("sha256", hashes)):
         if keys:
             holders = prepared(conn, ("facts_holders", by), partial(_holders, conn, by))
-            found += await conn.execute(holders, {"p_keys": keys})
+            found += await direct.execute(conn, holders, {"p_keys": keys})
     await read_owners({row.batch_id for row in found} - owner_of.keys())
     rows: dict[int, tuple[Any, str | None]] = {
         row.id: (row, owner_of.get(row.batch_id))
@@ -100,7 +103,7 @@ async def read_facts(
                 .where(backend_of(conn).one_of(chunks.c.document_id), chunks.c.ordinal == 0)
             ),
         )
-        for document_id, model in await conn.execute(vectors, {"p_ids": sorted(rows)}):
+        for document_id, model in await direct.execute(conn, vectors, {"p_ids": sorted(rows)}):
             models[document_id].add(model)
     by_source: dict[tuple[str | None, str], list[Holder]] = defaultdict(list)
     by_content: dict[tuple[str | None, str], list[Holder]] = defaultdict(list)

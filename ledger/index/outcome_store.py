@@ -29,6 +29,7 @@ from sqlalchemy import bindparam, delete
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ledger.artifacts import ChunkRow, IndexArtifacts, skip_reason
+from ledger.db import direct
 from ledger.db.backends import backend_of
 from ledger.db.models import chunks
 from ledger.db.prepared import prepared
@@ -117,7 +118,8 @@ async def record(
         await _content(conn, outcome, artifacts, batch_id, source, now, artifacts.supersede)
         return outcome
     # Its own chunks of an earlier run: replaced below, so its sink rows stay as they are.
-    await conn.execute(
+    await direct.execute(
+        conn,
         prepared(
             conn,
             ("index_own_chunks",),

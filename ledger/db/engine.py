@@ -11,6 +11,7 @@ from sqlalchemy.dialects import registry
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from ledger.database_url import plain_sqlite_file
 from ledger.db import sqlite_driver
 from ledger.db.idle_ping import ping_when_idle
 from ledger.db.wal_checkpoint import Checkpointer
@@ -81,10 +82,9 @@ def _sqlite_engine(settings: Settings, *, foreign_keys: bool, **kwargs: Any) -> 
     # commit, which stays off the loop, and keeps SQLite's own checkpoints.
     # Only for a plain file: in memory there is no log, and a URI (``file:...?mode=ro``)
     # or a query may open the file in ways a second connection must not guess at.
-    database = url.database or ""
-    plain_file = database not in ("", ":memory:") and not database.startswith("file:")
+    plain_file = plain_sqlite_file(settings.url)
     checkpointer = (
-        Checkpointer(database) if synchronous == "NORMAL" and plain_file and not url.query else None
+        Checkpointer(plain_file) if synchronous == "NORMAL" and plain_file is not None else None
     )
 
     @event.listens_for(engine.sync_engine, "connect")

@@ -36,7 +36,6 @@ class Checkpointer:
     def __init__(self, path: str, *, interval: float = INTERVAL_SECONDS) -> None:
         self.path = path
         self.interval = interval
-        self.checkpoints = 0  # checkpoints run that copied pages (for tests and figures)
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
@@ -81,8 +80,6 @@ class Checkpointer:
                     if version == seen:
                         continue  # nobody committed since the last look
                     busy, logged, copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-                    if copied > 0:
-                        self.checkpoints += 1
                     if not busy and copied >= logged:
                         # All copied (or not in WAL mode at all: -1): nothing to look at
                         # until the next commit. Otherwise a reader still needed pages, or

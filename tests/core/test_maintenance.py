@@ -4,6 +4,7 @@ time, upload cleanup, lease rescue and the record of each run."""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import subprocess
 import sys
 import time
@@ -11,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import event
 
 from ledger import storage
 from ledger.app import Ledger
@@ -319,6 +321,46 @@ async def test_sqlite_is_optimised_and_its_log_cut_back_on_schedule(
         clock.advance(led.settings.sqlite_optimize_seconds)
         later = await maintenance.run_once(led, runner="test")
         assert later is not None and later.counts["sqlite_optimized"] == 1
+
+
+async def test_the_log_is_cut_back_once_a_reader_lets_it_go(
+    sqlite_url: str, clock: FakeClock, tmp_path: Path
+) -> None:
+    """A reader on the log (or the engine's own checkpoint round) makes the TRUNCATE report
+    "busy" in its result: the upkeep tries again instead of counting a log it did not cut."""
+    wal = tmp_path / "ledger.db-wal"
+    async with await Ledger.open(settings_for(sqlite_url), clock=clock) as led:
+        tries: list[str] = []
+        retried = asyncio.Event()
+        loop = asyncio.get_running_loop()
+
+        def trace(dbapi_connection: Any, _record: Any) -> None:
+            def seen(statement: str) -> None:
+                if "wal_checkpoint(TRUNCATE)" in statement:
+                    tries.append(statement)
+                    if len(tries) == 2:
+                        loop.call_soon_threadsafe(retried.set)
+
+            dbapi_connection._connection._conn.set_trace_callback(seen)
+
+        # A reader whose snapshot is older than the submit: no checkpoint may copy the
+        # submit's pages over the ones it still reads, so the log stays in use until it ends.
+        reader = sqlite3.connect(tmp_path / "ledger.db")
+        reader.execute("BEGIN")
+        reader.execute("SELECT count(*) FROM batches").fetchone()
+        await led.queue.submit(BatchSpec(id="big", processor="noop"), _sources(5_000, "/w" * 40))
+        assert wal.stat().st_size > 1_000_000
+        engine = led.runner.engine
+        event.listen(engine.sync_engine, "connect", trace)
+        await engine.dispose()  # the upkeep's connection is a new one, traced
+        upkeep = asyncio.create_task(led.runner.backend.upkeep(engine))
+        waiting = asyncio.create_task(retried.wait())
+        await asyncio.wait({upkeep, waiting}, timeout=60, return_when=asyncio.FIRST_COMPLETED)
+        assert retried.is_set(), "the busy TRUNCATE was not tried again"
+        reader.rollback()
+        reader.close()
+        assert await upkeep is True
+        assert wal.stat().st_size == 0
 
 
 async def _runs_once_the_lock_is_free(url: str, clock: FakeClock, holder: Any) -> None:

@@ -16,9 +16,10 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import text
+from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.util.concurrency import greenlet_spawn
 
 from ledger.db.backends import Backend, backend_of
 from ledger.db.engine import BRIEF, WRITE, create_engine
@@ -33,6 +34,42 @@ Clock = Callable[[], datetime]
 Work = Callable[[AsyncConnection, datetime], Awaitable[T]]
 
 TRANSIENT_RETRIES = 5
+
+
+def _connect_and_begin(engine: Engine, options: dict[str, Any] | None) -> Connection:
+    conn = engine.connect()
+    try:
+        if options is not None:
+            conn.execution_options(**options)  # in place: the same Connection
+        conn.begin()
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def _commit_or_roll_back_and_close(conn: Connection, commit: bool) -> None:
+    try:
+        if commit:
+            conn.commit()
+    except BaseException:
+        # A COMMIT the database refused may leave its transaction open (SQLite keeps it, and
+        # its write lock, after a deferred constraint or a busy COMMIT), and SQLAlchemy counts
+        # the transaction as ended: the pool would hand out a connection stuck in it.
+        conn.invalidate()
+        raise
+    finally:
+        conn.close()  # rolls back what was not committed; the connection goes back to the pool
+
+
+async def _end(conn: Connection, *, commit: bool) -> None:
+    """Commit (or roll back) and give the connection back, in one trip."""
+    try:
+        await greenlet_spawn(_commit_or_roll_back_and_close, conn, commit)
+    except BaseException:
+        if not conn.closed:  # cancelled while the commit waited for the driver's thread
+            await asyncio.shield(greenlet_spawn(conn.close))
+        raise
 
 
 class _RolledBack(Exception):
@@ -156,12 +193,17 @@ class Runner:
         async with contextlib.AsyncExitStack() as stack:
             if write and self._write_lock is not None:
                 await stack.enter_async_context(self._write_lock)
-            conn = await stack.enter_async_context(self.engine.connect())
-            options = {WRITE: write, BRIEF: brief}
-            if write or brief:
-                conn = await conn.execution_options(**options)
-            async with conn.begin():
-                yield conn
+            options = {WRITE: write, BRIEF: brief} if write or brief else None
+            # Two trips into SQLAlchemy's synchronous core instead of five (connect, options,
+            # begin, commit, close): each trip is a new greenlet and two switches, together
+            # most of an empty transaction's cost. The same Connection calls, events and pool.
+            sync = await greenlet_spawn(_connect_and_begin, self.engine.sync_engine, options)
+            try:
+                yield AsyncConnection(self.engine, sync)
+            except BaseException:
+                await _end(sync, commit=False)
+                raise
+            await _end(sync, commit=True)
 
     async def run(
         self,

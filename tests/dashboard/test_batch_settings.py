@@ -40,8 +40,12 @@ def test_settings_change_through_patch(local_server: Served, sized: Browser) -> 
     page = sized.page
     meta = page.locator("#batch-meta")
     expect(meta).to_contain_text("up to 1 attempt ·")
+    # The live line's text changes once the stream opens; its line is there from the start,
+    # so nothing above the form moves under the click (it did on a phone, missing the summary).
+    expect(page.locator("#live-status")).not_to_have_text("Connecting to live updates…")
 
     page.locator("#settings summary").click()
+    expect(page.locator("#settings")).to_have_js_property("open", True)
     expect(page.get_by_label("Max attempts")).to_have_value("1")
     expect(page.get_by_label("Priority")).to_have_value("0")
     page.get_by_label("Name").fill("renamed")

@@ -123,7 +123,10 @@ def websearch_text(parsed: ParsedQuery) -> str:
 
 
 # The ranked full-text statements: the joins and columns index/search.py maps into hits;
-# ``{filters}`` is its tenant and batch conditions (bound parameters only).
+# ``{filters}`` is its tenant and batch conditions (bound parameters only). Equal scores are
+# ordered by source and position, not by chunk id: ids follow the order in which documents
+# happened to finish, so the same query over the same files would rank ties differently
+# from one run to the next.
 SQLITE_SEARCH = """
 SELECT c.id AS chunk_id, c.document_id, c.batch_id, d.source, d.meta, b.roots, c.ordinal, c.page,
        c.char_start, c.char_end, c.text,
@@ -134,7 +137,7 @@ JOIN chunks c ON c.id = chunks_fts.rowid
 JOIN documents d ON d.id = c.document_id
 JOIN batches b ON b.id = d.batch_id
 WHERE chunks_fts MATCH :match AND b.deleting_at IS NULL {filters}
-ORDER BY bm25(chunks_fts), c.id
+ORDER BY bm25(chunks_fts), d.source, c.ordinal, c.id
 LIMIT :k
 """
 
@@ -149,11 +152,11 @@ hits AS (
   JOIN documents d ON d.id = c.document_id
   JOIN batches b ON b.id = d.batch_id
   WHERE c.tsv @@ q.query AND b.deleting_at IS NULL {filters}
-  ORDER BY score DESC, c.id
+  ORDER BY score DESC, d.source, c.ordinal, c.id
   LIMIT :k
 )
 SELECT hits.*, ts_headline('{config}', hits.text, q.query,
          'StartSel=«, StopSel=», MaxWords=30, MinWords=12, MaxFragments=1') AS snippet
 FROM hits, q
-ORDER BY hits.score DESC, hits.chunk_id
+ORDER BY hits.score DESC, hits.source, hits.ordinal, hits.chunk_id
 """

@@ -111,3 +111,18 @@ async def test_search_is_scoped_by_owner_and_batch(led: Ledger, tmp_path: Path) 
     assert await led.index.search("zeppelin", 10, owner="carol") == []
     with pytest.raises(InvalidInput):
         await led.index.search("zeppelin", 0)
+
+
+async def test_equal_scores_rank_by_source_not_by_which_finished_first(
+    led: Ledger, tmp_path: Path
+) -> None:
+    # Same length, same one mention: the same score. The later source is indexed first, so
+    # its chunk has the lower id; the order must not depend on that.
+    late = write(tmp_path / "ties", "zulu.txt", "A wombat dug a burrow by the zulu road.")
+    early = write(tmp_path / "ties", "alfa.txt", "A wombat dug a burrow by the alfa road.")
+    await run_batch(led, BatchSpec(id="ties-1", processor="ingest"), [str(late)])
+    await run_batch(led, BatchSpec(id="ties-2", processor="ingest"), [str(early)])
+    hits = await led.index.search("wombat", 5)
+    assert [h.source for h in hits] == [str(early), str(late)]
+    assert hits[0].score == pytest.approx(hits[1].score)
+    assert hits[0].chunk_id > hits[1].chunk_id  # indexed later, ranked first

@@ -10,6 +10,7 @@ from sqlalchemy import event
 from sqlalchemy.dialects import registry
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.util import asbool
 
 from ledger.database_url import plain_sqlite_file
 from ledger.db import sqlite_driver
@@ -66,7 +67,11 @@ def _with_application_name(kwargs: dict[str, Any]) -> dict[str, Any]:
 
 def _sqlite_engine(settings: Settings, *, foreign_keys: bool, **kwargs: Any) -> AsyncEngine:
     url = make_url(settings.url)
-    if url.database and url.database != ":memory:":
+    # A file's folder is made on first use; a ``file:`` URI (``?uri=true``) is SQLite's to
+    # read (it may name memory, or a file to open read-only): taken as a path, it made a
+    # folder called ``file:`` in the working directory.
+    is_uri = asbool(url.query.get("uri", False))
+    if url.database and url.database != ":memory:" and not is_uri:
         Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
     # No rollback when a connection goes back to the pool: every transaction here ends in
     # COMMIT or ROLLBACK before that (the driver is in autocommit mode, see _on_connect), so

@@ -8,6 +8,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
@@ -78,3 +79,19 @@ async def test_a_database_opened_by_uri_keeps_sqlites_own_checkpoints(sqlite_url
     async with await Ledger.open(settings_for(url)) as ledger:
         assert await _autocheckpoint(ledger) == 1000
         assert _checkpoint_threads() == before
+
+
+async def test_a_database_opened_by_uri_makes_no_folder_named_after_it(
+    sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A plain file's folder is made on first use; a URI's text is not a path: taken as
+    # one, it made a folder called "file:" in the working directory.
+    path = make_url(sqlite_url).database
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    url = f"sqlite+aiosqlite:///file:{path}?uri=true"
+    async with await Ledger.open(settings_for(url)) as ledger:
+        await ledger.queue.submit(BatchSpec(processor="noop"), [SourceSpec(source="/a")])
+    assert os.listdir(cwd) == []
+    assert _file_size(Path(str(path))) > 0

@@ -143,6 +143,10 @@ def walk(
             if spec is not None:
                 yield spec
             continue
+        # Every path below comes from scandir of a folder below ``root``, so it starts with
+        # this prefix: slicing it off gives what os.path.relpath would, at a fraction of its
+        # cost (it normalizes and splits both paths each call: a tenth of a tiny-file ingest).
+        prefix = os.path.join(str(root), "")
         pending = [root]
         while pending:
             folder = pending.pop()
@@ -163,7 +167,9 @@ def walk(
                         if is_dir:
                             subfolders.append(Path(entry.path))
                             continue
-                        relative = os.path.relpath(entry.path, root).replace(os.sep, "/")
+                        relative = entry.path[len(prefix) :]
+                        if os.sep != "/":
+                            relative = relative.replace(os.sep, "/")
                         if not matches_pattern(relative, pattern) or (
                             patterns is not None and not patterns.matches(relative)
                         ):

@@ -215,12 +215,20 @@ async def nearest(
 
     vector = from_bytes(to_bytes(query))
     dimension = vector.shape[0]
-    heap: list[tuple[float, int]] = []  # (score, -chunk_id): a min-heap of the best k
+    # A min-heap of the best k: its head is the worst kept, the lowest score and, among
+    # equal scores (the same text embedded twice is common), the last by source.
+    heap: list[tuple[float, _LastFirst]] = []
     after = -1
     while True:
         page = (
-            select(chunk_vectors.c.chunk_id, chunk_vectors.c.vector)
+            select(
+                chunk_vectors.c.chunk_id,
+                chunk_vectors.c.vector,
+                documents.c.source,
+                chunks.c.ordinal,
+            )
             .join(chunks, chunks.c.id == chunk_vectors.c.chunk_id)
+            .join(documents, documents.c.id == chunks.c.document_id)
             .where(
                 chunk_vectors.c.model == model,
                 chunk_vectors.c.dimension == dimension,
@@ -232,23 +240,49 @@ async def nearest(
         rows = (await conn.execute(_scope(page, owner, batch_id))).all()
         if not rows:
             break
-        ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
         matrix = np.frombuffer(b"".join(bytes(r[1]) for r in rows), dtype=DTYPE).reshape(
             len(rows), dimension
         )
         scores = matrix @ vector
-        best = np.argpartition(-scores, k - 1)[:k] if len(rows) > k else np.arange(len(rows))
-        for i in best:
-            item = (float(scores[i]), -int(ids[i]))
+        if len(rows) > k:  # every row as good as the k-th: ties are settled by source below
+            kth = np.partition(scores, len(rows) - k)[len(rows) - k]
+            best = np.flatnonzero(scores >= kth)
+        else:
+            best = np.arange(len(rows))
+        for i in best.tolist():
+            row = rows[i]
+            item = (float(scores[i]), _LastFirst((row.source, row.ordinal, row.chunk_id)))
             if len(heap) < k:
                 heapq.heappush(heap, item)
             elif item > heap[0]:
                 heapq.heapreplace(heap, item)
-        after = int(ids[-1])
+        after = int(rows[-1].chunk_id)
         if len(rows) < block:
             break
     ranked = sorted(heap, reverse=True)
-    return await _hits(conn, [(-neg_id, score) for score, neg_id in ranked])
+    return await _hits(conn, [(last.key[2], score) for score, last in ranked])
+
+
+class _LastFirst:
+    """A (source, ordinal, chunk id) key that orders the other way round, so that among
+    equal scores the heap drops, and the ranking puts last, the later source: results do
+    not depend on the order in which documents happened to be indexed."""
+
+    __slots__ = ("key",)
+
+    def __init__(self, key: tuple[str, int, int]) -> None:
+        self.key = key
+
+    def __lt__(self, other: _LastFirst) -> bool:
+        return self.key > other.key
+
+    def __gt__(self, other: _LastFirst) -> bool:
+        return self.key < other.key
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _LastFirst) and self.key == other.key
+
+    __hash__ = None  # type: ignore[assignment]
 
 
 async def _hits(conn: AsyncConnection, ranked: Sequence[tuple[int, float]]) -> list[SearchHit]:
@@ -297,7 +331,17 @@ def fuse(lists: Sequence[Sequence[SearchHit]], *, k: int, constant: int = 60) ->
         for rank, hit in enumerate(hits, 1):
             scores[hit.chunk_id] = scores.get(hit.chunk_id, 0.0) + 1.0 / (constant + rank)
             first.setdefault(hit.chunk_id, hit)
-    order = sorted(scores, key=lambda chunk_id: (-scores[chunk_id], chunk_id))[:k]
+    # Equal fused scores (rank 1 in one list ties with rank 1 in the other) by source and
+    # position, as each search ranks its own ties.
+    order = sorted(
+        scores,
+        key=lambda chunk_id: (
+            -scores[chunk_id],
+            first[chunk_id].source,
+            first[chunk_id].ordinal,
+            chunk_id,
+        ),
+    )[:k]
     return [msgspec.structs.replace(first[chunk_id], score=scores[chunk_id]) for chunk_id in order]
 
 

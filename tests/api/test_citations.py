@@ -86,11 +86,15 @@ async def test_search_hits_cite_uploads_by_their_file_name(cite_server: Server) 
         check_hit(hit, folder, chunks)
     assert not [s for s in hidden if s in found.text]
 
-    # Vector search: the same citations (vectors stored by hand: no embedder needed).
+    # Vector search: the same citations (vectors stored by hand: no embedder needed). Every
+    # chunk has the same vector, so all of them are asked for: ties rank by source.
     for chunk_id in chunks:
         store_vector(url, chunk_id, [1.0, 0.0, 0.0])
     async with await Ledger.open(settings_for(server.db_url, home=server.home)) as ledger:
-        nearest = await ledger.index.search_vectors([1.0, 0.0, 0.0], model="m1", k=10, owner="acme")
+        nearest = await ledger.index.search_vectors(
+            [1.0, 0.0, 0.0], model="m1", k=len(chunks), owner="acme"
+        )
+    assert len(nearest) == len(chunks)
     assert {Path(h.source_name).name for h in nearest} == CITED
     assert {h.source_name for h in nearest} == {"Field Report.txt", "Survey Notes.pdf",
                                                "docs/harbour.txt"}  # fmt: skip

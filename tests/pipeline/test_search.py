@@ -8,9 +8,13 @@ import pytest
 
 from ledger.app import Ledger
 from ledger.errors import InvalidInput
-from ledger.model import BatchSpec
+from ledger.index import vectors
+from ledger.index.vectors import fuse
+from ledger.model import BatchSpec, SearchHit
+from tests.api.test_chunks import store_vector
+from tests.conftest import sql
 from tests.ingest import fixtures as fx
-from tests.pipeline.support import run_batch
+from tests.pipeline.support import run_batch, sync_url_of
 
 FILLER = " ".join(fx.sentences(5, 60))
 
@@ -126,3 +130,39 @@ async def test_equal_scores_rank_by_source_not_by_which_finished_first(
     assert [h.source for h in hits] == [str(early), str(late)]
     assert hits[0].score == pytest.approx(hits[1].score)
     assert hits[0].chunk_id > hits[1].chunk_id  # indexed later, ranked first
+
+
+async def test_equal_vector_scores_rank_by_source_not_by_which_finished_first(
+    led: Ledger, tmp_path: Path
+) -> None:
+    # Three sources with the same vector (the same boilerplate embedded three times), the
+    # later sources indexed first. The order of the hits and which of them fit in k must
+    # not depend on that; nor must the fusion of two lists whose first hits tie.
+    names = ["zulu.txt", "mike.txt", "alfa.txt"]
+    for number, name in enumerate(names):
+        path = write(tmp_path / "vector-ties", name, f"The wombat notice, copy {name}.")
+        await run_batch(led, BatchSpec(id=f"vties-{number}", processor="ingest"), [str(path)])
+    url = sync_url_of(led.settings.url)
+    rows = sql(url, "SELECT c.id, d.source FROM chunks c JOIN documents d ON d.id = c.document_id")
+    by_source = {r.source: r.id for r in rows}
+    for chunk_id in by_source.values():
+        store_vector(url, chunk_id, [0.6, 0.8, 0.0])
+    in_order = sorted(by_source)
+    assert [by_source[s] for s in in_order] == sorted(by_source.values(), reverse=True)
+    for k, block in ((3, 100), (1, 100), (2, 1), (1, 2)):
+        hits = await vectors_nearest(led, k=k, block=block)
+        assert [h.source for h in hits] == in_order[:k], (k, block)
+    full_text = await led.index.search("wombat", 3)
+    nearest = await vectors_nearest(led, k=3, block=100)
+    # Rank 1 of one list ties with rank 1 of the other, and so on down.
+    swapped = [nearest[1], nearest[0], nearest[2]]
+    fused = fuse([full_text, swapped], k=3)
+    assert [h.source for h in fused] == in_order
+
+
+async def vectors_nearest(led: Ledger, *, k: int, block: int) -> list[SearchHit]:
+    return await led.runner.read(
+        lambda conn, now: vectors.nearest(
+            conn, [0.6, 0.8, 0.0], model="m1", k=k, owner=None, batch_id=None, block=block
+        )
+    )

@@ -75,10 +75,10 @@ class DocumentRunner(WorkerState):
             self.current.pop(doc.id, None)
             self._force_release.discard(doc.id)
             if outcome is not None:
+                took = time.perf_counter() - began
+                self.pacing.processed(took)
                 # The outcome is a str enum: its value is looked up only with metrics on.
-                metrics.observe_processed(
-                    doc.processor, outcome.outcome, time.perf_counter() - began
-                )
+                metrics.observe_processed(doc.processor, outcome.outcome, took)
             if outcome is not None and doc.id not in self._lost:
                 self._outbox.append((doc, outcome))
                 self._outbox_changed.set()

@@ -160,16 +160,21 @@ class Worker(DocumentRunner, OutcomeCommitter, LeaseKeeper):
             return False
         claimed: list[ClaimedDocument] = []
         taken: list[ClaimedDocument] | None = None
+        first = want
         began = time.perf_counter()
         if self._outbox and not self._tasks:
             # Nothing in flight: record what is done before taking new work, so a
             # document that kills this process cannot take finished ones down with it
             # (their leases would expire and be charged an attempt). The claim rides in
-            # the same transaction: one commit, and no slot waits for a second one.
-            taken = await self._flush_outbox(claim=want)
+            # the same transaction: one commit, and no slot waits for a second one. A
+            # whole wave that finished at once may be refilled in halves (see pacing).
+            first = self.pacing.first_claim(want)
+            taken = await self._flush_outbox(claim=first)
         if want:
             claimed = taken if taken is not None else await self._claim(want)
-            metrics.observe_claim(time.perf_counter() - began, len(claimed))
+            took = time.perf_counter() - began
+            metrics.observe_claim(took, len(claimed))
+            self.pacing.refilled(took)
             if claimed:  # what processors may skip, for the whole group in one read
                 claimed = await outcome_prep.with_facts(
                     self.ledger, self.registry, self.context, claimed
@@ -177,6 +182,11 @@ class Worker(DocumentRunner, OutcomeCommitter, LeaseKeeper):
             self.stats.claimed += len(claimed)
             self._ready.extend(claimed)
             self._fill_slots()
+            if taken is not None and first < want and len(claimed) == first:
+                # The first half of a split wave starts now, before the second is claimed:
+                # from here on the halves finish apart.
+                await asyncio.sleep(0)
+                return False
             if len(claimed) == want and room > want:
                 return False  # more room and more work: claim again at once
         if claimed or self._tasks or self._outbox or self._ready:

@@ -16,6 +16,7 @@ from ledger.model import ClaimedDocument, Outcome
 from ledger.processors.base import ProcessorContext
 from ledger.processors.registry import ProcessorRegistry
 from ledger.worker.outcome_prep import InlineAllowance
+from ledger.worker.pacing import Pacing
 from ledger.worker.stats import WorkerStats
 
 if TYPE_CHECKING:
@@ -77,6 +78,8 @@ class WorkerState:
         # Spools read into outcomes beyond the small ones: bounded memory across the outbox.
         self._inline = InlineAllowance()
         self._outbox_changed = asyncio.Event()
+        # How long documents and refills take: whether a finished wave is refilled in halves.
+        self.pacing = Pacing()
         self._wake = asyncio.Event()
         self._stopping = False
         self._stopped_hard = False

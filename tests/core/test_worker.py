@@ -58,25 +58,31 @@ async def test_burst_processes_everything_with_the_noop_processor(db_url: str) -
     assert batch.counts[S.DONE] == 500 and batch.complete
 
 
-async def test_documents_really_run_concurrently(db_url: str) -> None:
-    in_flight = 0
-    peak = 0
+class Sleeper:
+    """A processor that sleeps, counting how many of its calls run at once."""
 
-    async def slow(doc: Document) -> Done:
-        nonlocal in_flight, peak
-        in_flight += 1
-        peak = max(peak, in_flight)
-        await asyncio.sleep(0.05)
-        in_flight -= 1
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.running = 0
+        self.peak = 0
+
+    async def __call__(self, doc: Document) -> Done:
+        self.running += 1
+        self.peak = max(self.peak, self.running)
+        await asyncio.sleep(self.seconds)
+        self.running -= 1
         return Done({"id": doc.id})
 
+
+async def test_documents_really_run_concurrently(db_url: str) -> None:
+    slow = Sleeper(0.05)
     async with await open_ledger(db_url) as ledger:
         await submit(ledger, 60, "slow")
         stats = await Worker(ledger, concurrency=20, registry=registry_with("slow", slow)).run(
             burst=True
         )
     assert stats.done == 60
-    assert peak == 20
+    assert slow.peak == 20
 
 
 async def test_a_failing_document_never_stops_the_worker(db_url: str, sync_url: str) -> None:

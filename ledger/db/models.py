@@ -14,7 +14,15 @@ from ledger.db.tables.access import api_keys, batch_requests
 from ledger.db.tables.base import NAMING_CONVENTION, metadata
 from ledger.db.tables.index import chunk_vectors, chunks, embedding_cache, staged_chunks
 from ledger.db.tables.maintenance import maintenance, maintenance_runs
-from ledger.db.tables.queue import COUNTED_STATUSES, attempts, batches, documents, events, workers
+from ledger.db.tables.queue import (
+    COUNTED_STATUSES,
+    LEASED,
+    attempts,
+    batches,
+    documents,
+    events,
+    workers,
+)
 from ledger.db.tables.sinks import sink_rows
 from ledger.db.tables.uploads import upload_parts, upload_tails, uploads
 from ledger.db.tables.webhooks import webhook_attempts, webhook_deliveries, webhooks
@@ -27,6 +35,7 @@ HEAD_REVISION = "0024"
 __all__ = [
     "COUNTED_STATUSES",
     "HEAD_REVISION",
+    "LEASED",
     "NAMING_CONVENTION",
     "api_keys",
     "attempts",

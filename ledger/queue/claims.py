@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ledger.db import direct
 from ledger.db.backends import backend_of
-from ledger.db.models import batches, documents, workers
+from ledger.db.models import LEASED, batches, documents, workers
 from ledger.db.prepared import ids_param, inline, prepared, time_param
 from ledger.model import ClaimedDocument
 from ledger.queue import rescue
@@ -265,7 +265,7 @@ async def heartbeat(
                 lambda: (
                     update(documents)
                     .where(
-                        documents.c.status == inline(DocumentStatus.RUNNING.value),
+                        LEASED,
                         documents.c.lease_owner == bindparam("p_worker", type_=String()),
                         tuple_(documents.c.id, documents.c.lease_token).in_(ids_param()),
                     )

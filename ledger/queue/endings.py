@@ -18,8 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ledger.db import direct
 from ledger.db.backends import backend_of
-from ledger.db.models import attempts, batches, documents, events
-from ledger.db.prepared import inline, prepared, time_param
+from ledger.db.models import LEASED, attempts, batches, documents, events
+from ledger.db.prepared import prepared, time_param
 from ledger.queue.events import record_events
 from ledger.states import TERMINAL_STATUSES, AttemptOutcome, DocumentStatus
 
@@ -283,14 +283,7 @@ def _documents_end_update(
         values["result"] = bindparam("p_result", type_=documents.c.result.type)
     if uncount:
         values["attempts"] = case((documents.c.attempts > 0, documents.c.attempts - 1), else_=0)
-    return (
-        update(documents)
-        .where(
-            backend_of(conn).one_of(documents.c.id),
-            documents.c.status == inline(DocumentStatus.RUNNING.value),
-        )
-        .values(**values)
-    )
+    return update(documents).where(backend_of(conn).one_of(documents.c.id), LEASED).values(**values)
 
 
 async def mark_completed(conn: AsyncConnection, batch_ids: Iterable[str], now: datetime) -> None:

@@ -19,8 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from ledger.backoff import RetryPolicy
 from ledger.db import direct
 from ledger.db.backends import backend_of
-from ledger.db.models import batches, documents
-from ledger.db.prepared import inline, prepared
+from ledger.db.models import LEASED, batches, documents
+from ledger.db.prepared import prepared
 from ledger.index import outcome_store
 from ledger.model import ClaimedDocument, CompleteResult, Outcome
 from ledger.queue.breaker import BreakerPolicy, check_breaker
@@ -84,10 +84,7 @@ async def complete(
                 *((documents.c.source, batches.c.owner) if indexing else ()),
             )
             .join(batches, batches.c.id == documents.c.batch_id)
-            .where(
-                backend_of(conn).one_of(documents.c.id),
-                documents.c.status == inline(DocumentStatus.RUNNING.value),
-            ),
+            .where(backend_of(conn).one_of(documents.c.id), LEASED),
             of=documents,
         ),
     )
